@@ -1,0 +1,273 @@
+//! The two traits a backend implements: [`MailSource`] and [`MailSink`].
+//!
+//! Both are object-safe (`Box<dyn MailSource>`, `Arc<dyn MailSink>` work) and keep their required
+//! surface small; conveniences live in [`MailSourceExt`]. Anything that can be long (message
+//! listings, fetches, destination listings) is a [`BoxStream`], so no backend ever has to hold a
+//! whole folder in memory.
+//!
+//! # Contract
+//! * A source never modifies what it reads.
+//! * `fetch` yields each requested message at most once, in any order; keys it cannot find are
+//!   simply not yielded (the engine notices and reports them) or yielded as
+//!   [`Error::NotFound`](crate::Error::NotFound). An error item ends the usefulness of the stream:
+//!   the engine asks again for the keys it did not get.
+//! * A sink's `append` either stores the message or returns an error. When the error is transient
+//!   the message may or may not have been stored (a cut connection); the engine reconciles by
+//!   fingerprint before it appends again, so sinks need not handle that case themselves.
+//! * After `flush(folder)` returns `Ok`, every message appended to that folder before the call
+//!   survives a crash of the process (and, for local stores, of the machine).
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::fingerprint::Fingerprint;
+use crate::folder::{FolderInfo, FolderPath};
+use crate::message::{Appended, Message, MessageMeta, SourceKey};
+
+/// What a source can provide; the engine and the conformance kit read it instead of guessing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SourceCapabilities {
+    /// Whether flags are real (a POP3 source has none).
+    pub flags: bool,
+    /// Whether keywords are reported.
+    pub keywords: bool,
+    /// Whether internal dates are reported.
+    pub internal_dates: bool,
+    /// Whether the source has more than one folder.
+    pub folders: bool,
+    /// Whether `list_messages` honours its `after` argument (keys are listed in a stable order and
+    /// the source can start after a given key).
+    pub resume_after_key: bool,
+    /// How many fetches may run at once without upsetting the source.
+    pub max_concurrency: usize,
+}
+
+impl Default for SourceCapabilities {
+    fn default() -> Self {
+        SourceCapabilities {
+            flags: true,
+            keywords: true,
+            internal_dates: true,
+            folders: true,
+            resume_after_key: false,
+            max_concurrency: 1,
+        }
+    }
+}
+
+/// What a sink can store; the engine and the conformance kit read it instead of guessing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SinkCapabilities {
+    /// Whether the five system flags are stored.
+    pub flags: bool,
+    /// Whether keywords are stored.
+    pub keywords: bool,
+    /// Whether internal dates are stored.
+    pub internal_dates: bool,
+    /// Whether NUL bytes and other binary content are stored unchanged.
+    pub binary: bool,
+    /// Whether more than one folder can be created.
+    pub folders: bool,
+    /// Largest message accepted, when the store has a limit.
+    pub max_message_size: Option<u64>,
+    /// How many appends may run at once.
+    pub max_concurrency: usize,
+}
+
+impl Default for SinkCapabilities {
+    fn default() -> Self {
+        SinkCapabilities {
+            flags: true,
+            keywords: true,
+            internal_dates: true,
+            binary: true,
+            folders: true,
+            max_message_size: None,
+            max_concurrency: 1,
+        }
+    }
+}
+
+/// A message already at the destination, as the sink lists it for dedup and reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ExistingMessage {
+    /// The destination's key, when it has one.
+    pub dest_key: Option<String>,
+    /// Size in bytes as stored.
+    pub size: u64,
+    /// Strict fingerprint of the stored content (see [`crate::fingerprint`]).
+    pub fingerprint: Fingerprint,
+}
+
+impl ExistingMessage {
+    /// A listing entry.
+    pub fn new(dest_key: Option<String>, size: u64, fingerprint: Fingerprint) -> Self {
+        ExistingMessage { dest_key, size, fingerprint }
+    }
+}
+
+/// Where messages come from.
+#[async_trait]
+pub trait MailSource: Send + Sync + std::fmt::Debug {
+    /// A stable, secret-free identity of this source (e.g. `imap://user@host:993`), used to key
+    /// checkpoints. It must not change between runs against the same store.
+    fn identity(&self) -> String;
+
+    /// What the source can provide.
+    fn capabilities(&self) -> SourceCapabilities;
+
+    /// Every folder, with its epoch and, when cheap, counts.
+    async fn list_folders(&self) -> Result<Vec<FolderInfo>>;
+
+    /// Metadata of the messages of one folder, as a stream in a stable order.
+    ///
+    /// When `after` is given and [`SourceCapabilities::resume_after_key`] is set, the source may
+    /// skip every message up to and including that key (the engine has them all already). A source
+    /// that cannot find `after` any more must list from the start.
+    fn list_messages<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        after: Option<&'a SourceKey>,
+    ) -> BoxStream<'a, Result<MessageMeta>>;
+
+    /// The messages with these keys, as a stream (see the module contract).
+    fn fetch<'a>(&'a self, folder: &'a FolderPath, keys: &'a [SourceKey]) -> BoxStream<'a, Result<Message>>;
+}
+
+/// Where messages go.
+#[async_trait]
+pub trait MailSink: Send + Sync + std::fmt::Debug {
+    /// A stable, secret-free identity of this destination, used to key checkpoints.
+    fn identity(&self) -> String;
+
+    /// What the sink can store.
+    fn capabilities(&self) -> SinkCapabilities;
+
+    /// The folders that exist (with roles, for special-use mapping).
+    async fn list_folders(&self) -> Result<Vec<FolderInfo>>;
+
+    /// Creates a folder and its parents if missing. Creating an existing folder succeeds.
+    async fn create_folder(&self, folder: &FolderPath) -> Result<()>;
+
+    /// Stores one message with its flags and internal date.
+    async fn append(&self, folder: &FolderPath, message: &Message) -> Result<Appended>;
+
+    /// What the folder already holds, with strict fingerprints. A missing folder lists nothing.
+    fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>>;
+
+    /// The durability point: after `Ok`, every earlier append to `folder` survives a crash.
+    async fn flush(&self, folder: &FolderPath) -> Result<()>;
+}
+
+/// Conveniences for every [`MailSource`].
+#[async_trait]
+pub trait MailSourceExt: MailSource {
+    /// Fetches one message, or [`Error::NotFound`](crate::Error::NotFound).
+    async fn fetch_one(&self, folder: &FolderPath, key: &SourceKey) -> Result<Message> {
+        let keys = [key.clone()];
+        let mut stream = self.fetch(folder, &keys);
+        match stream.next().await {
+            Some(result) => result,
+            None => Err(crate::Error::NotFound { what: format!("message {key} in {folder}") }),
+        }
+    }
+
+    /// Collects a folder's metadata (tests and small folders only: it holds the whole list).
+    async fn collect_messages(&self, folder: &FolderPath) -> Result<Vec<MessageMeta>> {
+        let mut out = Vec::new();
+        let mut stream = self.list_messages(folder, None);
+        while let Some(meta) = stream.next().await {
+            out.push(meta?);
+        }
+        Ok(out)
+    }
+}
+
+impl<T: MailSource + ?Sized> MailSourceExt for T {}
+
+/// Conveniences for every [`MailSink`].
+#[async_trait]
+pub trait MailSinkExt: MailSink {
+    /// Collects a folder's existing messages (tests and small folders only).
+    async fn collect_existing(&self, folder: &FolderPath) -> Result<Vec<ExistingMessage>> {
+        let mut out = Vec::new();
+        let mut stream = self.list_existing(folder);
+        while let Some(entry) = stream.next().await {
+            out.push(entry?);
+        }
+        Ok(out)
+    }
+}
+
+impl<T: MailSink + ?Sized> MailSinkExt for T {}
+
+macro_rules! forward_source {
+    ($wrapper:ty) => {
+        #[async_trait]
+        impl<T: MailSource + ?Sized> MailSource for $wrapper {
+            fn identity(&self) -> String {
+                (**self).identity()
+            }
+            fn capabilities(&self) -> SourceCapabilities {
+                (**self).capabilities()
+            }
+            async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
+                (**self).list_folders().await
+            }
+            fn list_messages<'a>(
+                &'a self,
+                folder: &'a FolderPath,
+                after: Option<&'a SourceKey>,
+            ) -> BoxStream<'a, Result<MessageMeta>> {
+                (**self).list_messages(folder, after)
+            }
+            fn fetch<'a>(
+                &'a self,
+                folder: &'a FolderPath,
+                keys: &'a [SourceKey],
+            ) -> BoxStream<'a, Result<Message>> {
+                (**self).fetch(folder, keys)
+            }
+        }
+    };
+}
+
+macro_rules! forward_sink {
+    ($wrapper:ty) => {
+        #[async_trait]
+        impl<T: MailSink + ?Sized> MailSink for $wrapper {
+            fn identity(&self) -> String {
+                (**self).identity()
+            }
+            fn capabilities(&self) -> SinkCapabilities {
+                (**self).capabilities()
+            }
+            async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
+                (**self).list_folders().await
+            }
+            async fn create_folder(&self, folder: &FolderPath) -> Result<()> {
+                (**self).create_folder(folder).await
+            }
+            async fn append(&self, folder: &FolderPath, message: &Message) -> Result<Appended> {
+                (**self).append(folder, message).await
+            }
+            fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>> {
+                (**self).list_existing(folder)
+            }
+            async fn flush(&self, folder: &FolderPath) -> Result<()> {
+                (**self).flush(folder).await
+            }
+        }
+    };
+}
+
+forward_source!(Box<T>);
+forward_source!(std::sync::Arc<T>);
+forward_sink!(Box<T>);
+forward_sink!(std::sync::Arc<T>);

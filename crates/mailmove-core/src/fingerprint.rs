@@ -1,0 +1,269 @@
+//! Content fingerprints that survive a change of line endings.
+//!
+//! * **Strict**: BLAKE3 of the content with every bare LF turned into CRLF, so an mbox copy (LF) and
+//!   its IMAP copy (CRLF) of the same message hash the same. Bare CR is hashed as is. The hash is
+//!   computed incrementally, so spooled bodies are never loaded whole.
+//! * **Lenient**: BLAKE3 of the unfolded, whitespace-collapsed `Message-ID`, `Date`, `From` and
+//!   `Subject` headers, for destinations that rewrite messages (Exchange adds headers).
+
+use std::fmt;
+use std::str::FromStr;
+
+use mail_parser::{HeaderName, MessageParser};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::message::MessageBody;
+
+/// A 256-bit fingerprint, shown as hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// From raw bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Fingerprint(bytes)
+    }
+
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({})", &self.to_hex()[..16])
+    }
+}
+
+impl FromStr for Fingerprint {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        blake3::Hash::from_hex(s)
+            .map(|hash| Fingerprint(*hash.as_bytes()))
+            .map_err(|err| Error::protocol(format!("bad fingerprint {s:?}: {err}")))
+    }
+}
+
+impl Serialize for Fingerprint {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Fingerprint {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Which identity two messages are compared by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FingerprintMode {
+    /// Content hash with normalised line endings.
+    #[default]
+    Strict,
+    /// Hash of Message-ID, Date, From and Subject.
+    Headers,
+}
+
+/// Incremental strict fingerprint: feed chunks in order, then [`StrictHasher::finish`].
+///
+/// ```
+/// use mailmove_core::fingerprint::StrictHasher;
+/// let mut lf = StrictHasher::new();
+/// lf.update(b"Subject: a\nX: b\n\nbody\n");
+/// let mut crlf = StrictHasher::new();
+/// crlf.update(b"Subject: a\r");
+/// crlf.update(b"\nX: b\r\n\r\nbody\r\n");
+/// assert_eq!(lf.finish(), crlf.finish());
+/// ```
+#[derive(Default)]
+pub struct StrictHasher {
+    hasher: blake3::Hasher,
+    previous_was_cr: bool,
+}
+
+impl StrictHasher {
+    /// A fresh hasher.
+    pub fn new() -> Self {
+        StrictHasher::default()
+    }
+
+    /// Feeds the next chunk.
+    pub fn update(&mut self, chunk: &[u8]) {
+        let mut start = 0;
+        for (index, &byte) in chunk.iter().enumerate() {
+            if byte == b'\n' {
+                let previous_is_cr =
+                    if index == 0 { self.previous_was_cr } else { chunk[index - 1] == b'\r' };
+                if !previous_is_cr {
+                    self.hasher.update(&chunk[start..index]);
+                    self.hasher.update(b"\r");
+                    start = index;
+                }
+            }
+        }
+        self.hasher.update(&chunk[start..]);
+        if let Some(&last) = chunk.last() {
+            self.previous_was_cr = last == b'\r';
+        }
+    }
+
+    /// The fingerprint.
+    pub fn finish(&self) -> Fingerprint {
+        Fingerprint(*self.hasher.finalize().as_bytes())
+    }
+}
+
+/// Strict fingerprint of bytes in memory.
+pub fn strict_of_bytes(bytes: &[u8]) -> Fingerprint {
+    let mut hasher = StrictHasher::new();
+    hasher.update(bytes);
+    hasher.finish()
+}
+
+/// Strict fingerprint of a body (streams spooled bodies).
+pub fn strict(body: &MessageBody) -> Result<Fingerprint> {
+    let mut hasher = StrictHasher::new();
+    body.for_each_chunk(|chunk| hasher.update(chunk))?;
+    Ok(hasher.finish())
+}
+
+/// How many bytes of a message are read to find its headers for the lenient fingerprint.
+pub const HEADER_SCAN_LIMIT: usize = 256 * 1024;
+
+/// The identifying headers of a message, unfolded and trimmed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityHeaders {
+    /// `Message-ID`.
+    pub message_id: Option<String>,
+    /// `Date`, as written.
+    pub date: Option<String>,
+    /// `From`, as written.
+    pub from: Option<String>,
+    /// `Subject`, as written (not decoded).
+    pub subject: Option<String>,
+}
+
+impl IdentityHeaders {
+    /// Reads the headers from the start of a message. Never panics on malformed input.
+    pub fn parse(head: &[u8]) -> IdentityHeaders {
+        let Some(parsed) = MessageParser::default().parse_headers(head) else {
+            return IdentityHeaders::default();
+        };
+        let get = |name: HeaderName<'static>| parsed.header_raw(name).map(normalise_header);
+        IdentityHeaders {
+            message_id: parsed
+                .message_id()
+                .map(|id| id.trim().to_string())
+                .or_else(|| get(HeaderName::MessageId)),
+            date: get(HeaderName::Date),
+            from: get(HeaderName::From),
+            subject: get(HeaderName::Subject),
+        }
+    }
+
+    /// Reads the headers of a body (only its first [`HEADER_SCAN_LIMIT`] bytes).
+    pub fn of_body(body: &MessageBody) -> Result<IdentityHeaders> {
+        Ok(IdentityHeaders::parse(&body.head(HEADER_SCAN_LIMIT)?))
+    }
+
+    /// The lenient fingerprint of these headers.
+    pub fn fingerprint(&self) -> Fingerprint {
+        let mut hasher = blake3::Hasher::new();
+        for field in [&self.message_id, &self.date, &self.from, &self.subject] {
+            match field {
+                Some(value) => {
+                    hasher.update(&[1]);
+                    hasher.update(&(value.len() as u64).to_le_bytes());
+                    hasher.update(value.as_bytes());
+                }
+                None => {
+                    hasher.update(&[0]);
+                }
+            }
+        }
+        Fingerprint(*hasher.finalize().as_bytes())
+    }
+}
+
+fn normalise_header(raw: &str) -> String {
+    raw.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The fingerprint of a body in the given mode.
+pub fn of_body(body: &MessageBody, mode: FingerprintMode) -> Result<Fingerprint> {
+    match mode {
+        FingerprintMode::Strict => strict(body),
+        FingerprintMode::Headers => Ok(IdentityHeaders::of_body(body)?.fingerprint()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn to_crlf(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (index, &byte) in data.iter().enumerate() {
+            if byte == b'\n' && (index == 0 || data[index - 1] != b'\r') {
+                out.push(b'\r');
+            }
+            out.push(byte);
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn strict_ignores_line_endings_and_chunking(data in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(b'a'), any::<u8>()], 0..400), split in 0usize..400) {
+            let crlf = to_crlf(&data);
+            let whole = strict_of_bytes(&data);
+            prop_assert_eq!(whole, strict_of_bytes(&crlf));
+            let split = split.min(data.len());
+            let mut hasher = StrictHasher::new();
+            hasher.update(&data[..split]);
+            hasher.update(&data[split..]);
+            prop_assert_eq!(hasher.finish(), whole);
+        }
+    }
+
+    #[test]
+    fn strict_distinguishes_content() {
+        assert_ne!(strict_of_bytes(b"a\r\nb"), strict_of_bytes(b"a\r\nc"));
+        assert_ne!(strict_of_bytes(b"a\rb"), strict_of_bytes(b"a\r\nb"));
+    }
+
+    #[test]
+    fn lenient_reads_identity_headers() {
+        let message = b"From: A <a@example.org>\r\nSubject: hello\r\n  world\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <1@x>\r\nX-Exchange: added\r\n\r\nbody";
+        let headers = IdentityHeaders::parse(message);
+        assert_eq!(headers.message_id.as_deref(), Some("1@x"));
+        assert_eq!(headers.subject.as_deref(), Some("hello world"));
+        let rewritten = b"Received: by exchange\r\nFrom: A <a@example.org>\r\nSubject: hello world\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <1@x>\r\n\r\nother body";
+        assert_eq!(headers.fingerprint(), IdentityHeaders::parse(rewritten).fingerprint());
+    }
+
+    #[test]
+    fn lenient_never_panics_on_garbage() {
+        for garbage in [&b""[..], b"\0\0\0", b"\r\n\r\n", b":::\n", &[0xff; 300]] {
+            let _ = IdentityHeaders::parse(garbage).fingerprint();
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! The in-memory backend: the reference implementation of both traits, and a fault injector.
+//!
+//! A [`MemoryStore`] is a source and a sink at once (clone it to hand one side to the engine and
+//! keep the other for assertions). Faults are scheduled by append number
+//! ([`MemoryStore::fail_append`]): a transient or permanent error, or a simulated crash after which
+//! every operation hangs until [`MemoryStore::recover`] drops whatever was appended since the last
+//! durability point, as a real process crash would.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, FixedOffset};
+use futures::stream::{self, BoxStream, StreamExt};
+
+use crate::backend::{ExistingMessage, MailSink, MailSource, SinkCapabilities, SourceCapabilities};
+use crate::error::{Error, Result};
+use crate::fingerprint;
+use crate::flags::Flags;
+use crate::folder::{FolderInfo, FolderPath, SpecialUse};
+use crate::message::{Appended, Message, MessageBody, MessageMeta, SourceKey};
+
+/// A fault to inject on a given append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Fail with a transient error; the message is *not* stored.
+    Transient,
+    /// Store the message, then fail with a transient error (a connection cut after the server
+    /// stored the message but before its OK arrived).
+    StoredThenTransient,
+    /// Fail with a throttling error carrying a retry-after hint.
+    Throttled(Duration),
+    /// Refuse the message permanently.
+    Refuse,
+    /// Report the destination full (the run pauses).
+    QuotaExceeded,
+    /// Store the message, then crash: this and every later operation hangs until
+    /// [`MemoryStore::recover`].
+    CrashAfterStore,
+    /// Crash before storing.
+    CrashBeforeStore,
+}
+
+#[derive(Debug, Clone)]
+struct StoredMessage {
+    uid: u64,
+    body: MessageBody,
+    flags: Flags,
+    internal_date: Option<DateTime<FixedOffset>>,
+    labels: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Folder {
+    role: Option<SpecialUse>,
+    epoch: u64,
+    next_uid: u64,
+    messages: Vec<StoredMessage>,
+    /// How many of `messages` are durable (survive a simulated crash).
+    durable: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    folders: BTreeMap<FolderPath, Folder>,
+    appends: usize,
+    faults: HashMap<usize, Fault>,
+    crashed: bool,
+    crash_notify: Option<tokio::sync::mpsc::UnboundedSender<usize>>,
+    capabilities: Option<(SourceCapabilities, SinkCapabilities)>,
+}
+
+/// An in-memory mail store, source and sink at once. Cloning shares the store.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    name: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryStore {
+    /// An empty store; `name` becomes part of its identity.
+    pub fn new(name: impl Into<String>) -> Self {
+        MemoryStore { name: name.into(), state: Arc::new(Mutex::new(State::default())) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Creates a folder (with a role) if missing.
+    pub fn create(&self, folder: &FolderPath, role: Option<SpecialUse>) {
+        let mut state = self.lock();
+        let entry = state.folders.entry(folder.clone()).or_insert_with(|| Folder {
+            epoch: 1,
+            next_uid: 1,
+            ..Folder::default()
+        });
+        entry.role = role.or(folder.role()).or(entry.role);
+    }
+
+    /// Adds a message directly (durably), returning its key. Creates the folder when missing.
+    pub fn insert(
+        &self,
+        folder: &FolderPath,
+        body: impl Into<MessageBody>,
+        flags: Flags,
+        internal_date: Option<DateTime<FixedOffset>>,
+    ) -> SourceKey {
+        self.create(folder, None);
+        let mut state = self.lock();
+        let entry = state.folders.get_mut(folder).expect("created above");
+        let uid = entry.next_uid;
+        entry.next_uid += 1;
+        entry.messages.push(StoredMessage {
+            uid,
+            body: body.into(),
+            flags,
+            internal_date,
+            labels: Vec::new(),
+        });
+        entry.durable = entry.messages.len();
+        SourceKey::new(uid.to_string())
+    }
+
+    /// Removes a message (simulates a deletion at the source).
+    pub fn remove(&self, folder: &FolderPath, key: &SourceKey) -> bool {
+        let mut state = self.lock();
+        let Some(entry) = state.folders.get_mut(folder) else {
+            return false;
+        };
+        let before = entry.messages.len();
+        entry.messages.retain(|message| message.uid.to_string() != key.as_str());
+        entry.durable = entry.durable.min(entry.messages.len());
+        before != entry.messages.len()
+    }
+
+    /// Renumbers every message of a folder and bumps its epoch (an IMAP UIDVALIDITY change).
+    pub fn renumber(&self, folder: &FolderPath) {
+        let mut state = self.lock();
+        if let Some(entry) = state.folders.get_mut(folder) {
+            entry.epoch += 1;
+            for message in &mut entry.messages {
+                message.uid += 1000;
+            }
+            entry.next_uid += 1000;
+        }
+    }
+
+    /// Schedules a fault for the `n`-th append (counting from 1 over the store's lifetime).
+    pub fn fail_append(&self, n: usize, fault: Fault) {
+        self.lock().faults.insert(n, fault);
+    }
+
+    /// How many appends were attempted so far.
+    pub fn append_count(&self) -> usize {
+        self.lock().appends
+    }
+
+    /// A channel that receives the append number whenever a scheduled crash happens.
+    pub fn crash_signal(&self) -> tokio::sync::mpsc::UnboundedReceiver<usize> {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        self.lock().crash_notify = Some(sender);
+        receiver
+    }
+
+    /// Whether a simulated crash happened and [`MemoryStore::recover`] was not called yet.
+    pub fn is_crashed(&self) -> bool {
+        self.lock().crashed
+    }
+
+    /// Ends a simulated crash: drops everything appended since each folder's last durability point.
+    pub fn recover(&self) {
+        let mut state = self.lock();
+        for folder in state.folders.values_mut() {
+            let durable = folder.durable;
+            folder.messages.truncate(durable);
+        }
+        state.crashed = false;
+    }
+
+    /// Overrides the declared capabilities (to exercise the engine's and kit's choices).
+    pub fn set_capabilities(&self, source: SourceCapabilities, sink: SinkCapabilities) {
+        self.lock().capabilities = Some((source, sink));
+    }
+
+    /// Sets the labels of a message.
+    pub fn set_labels(&self, folder: &FolderPath, key: &SourceKey, labels: Vec<String>) {
+        let mut state = self.lock();
+        if let Some(message) = state
+            .folders
+            .get_mut(folder)
+            .and_then(|entry| entry.messages.iter_mut().find(|m| m.uid.to_string() == key.as_str()))
+        {
+            message.labels = labels;
+        }
+    }
+
+    /// Every message of a folder: (bytes, flags, internal date), in order. For assertions.
+    pub fn contents(&self, folder: &FolderPath) -> Vec<(Vec<u8>, Flags, Option<DateTime<FixedOffset>>)> {
+        let state = self.lock();
+        state
+            .folders
+            .get(folder)
+            .map(|entry| {
+                entry
+                    .messages
+                    .iter()
+                    .map(|m| {
+                        (m.body.to_bytes().expect("memory bodies").to_vec(), m.flags.clone(), m.internal_date)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The folders that exist.
+    pub fn folders(&self) -> Vec<FolderPath> {
+        self.lock().folders.keys().cloned().collect()
+    }
+
+    async fn hang_if_crashed(&self) {
+        if self.lock().crashed {
+            futures::future::pending::<()>().await;
+        }
+    }
+
+    fn meta_of(message: &StoredMessage) -> MessageMeta {
+        let mut meta = MessageMeta::new(message.uid.to_string(), message.body.len())
+            .with_flags(message.flags.clone())
+            .with_internal_date(message.internal_date);
+        meta.labels = message.labels.clone();
+        meta
+    }
+}
+
+#[async_trait]
+impl MailSource for MemoryStore {
+    fn identity(&self) -> String {
+        format!("memory:{}", self.name)
+    }
+
+    fn capabilities(&self) -> SourceCapabilities {
+        if let Some((source, _)) = &self.lock().capabilities {
+            return source.clone();
+        }
+        SourceCapabilities { resume_after_key: true, max_concurrency: 8, ..SourceCapabilities::default() }
+    }
+
+    async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
+        self.hang_if_crashed().await;
+        let state = self.lock();
+        Ok(state
+            .folders
+            .iter()
+            .map(|(path, folder)| FolderInfo {
+                path: path.clone().with_role(folder.role),
+                epoch: Some(folder.epoch),
+                messages: Some(folder.messages.len() as u64),
+                bytes: Some(folder.messages.iter().map(|m| m.body.len()).sum()),
+                selectable: true,
+            })
+            .collect())
+    }
+
+    fn list_messages<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        after: Option<&'a SourceKey>,
+    ) -> BoxStream<'a, Result<MessageMeta>> {
+        let after_uid = after.and_then(|key| key.as_str().parse::<u64>().ok()).unwrap_or(0);
+        let state = self.lock();
+        let metas: Vec<Result<MessageMeta>> = match state.folders.get(folder) {
+            None => vec![Err(Error::NotFound { what: format!("folder {folder}") })],
+            Some(entry) => entry
+                .messages
+                .iter()
+                .filter(|message| message.uid > after_uid)
+                .map(|message| Ok(Self::meta_of(message)))
+                .collect(),
+        };
+        stream::iter(metas).boxed()
+    }
+
+    fn fetch<'a>(&'a self, folder: &'a FolderPath, keys: &'a [SourceKey]) -> BoxStream<'a, Result<Message>> {
+        let state = self.lock();
+        let Some(entry) = state.folders.get(folder) else {
+            return stream::iter(vec![Err(Error::NotFound { what: format!("folder {folder}") })]).boxed();
+        };
+        let found: Vec<Result<Message>> = keys
+            .iter()
+            .filter_map(|key| entry.messages.iter().find(|m| m.uid.to_string() == key.as_str()))
+            .map(|message| Ok(Message::new(Self::meta_of(message), message.body.clone())))
+            .collect();
+        stream::iter(found).boxed()
+    }
+}
+
+#[async_trait]
+impl MailSink for MemoryStore {
+    fn identity(&self) -> String {
+        format!("memory:{}", self.name)
+    }
+
+    fn capabilities(&self) -> SinkCapabilities {
+        if let Some((_, sink)) = &self.lock().capabilities {
+            return sink.clone();
+        }
+        SinkCapabilities { max_concurrency: 8, ..SinkCapabilities::default() }
+    }
+
+    async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
+        MailSource::list_folders(self).await
+    }
+
+    async fn create_folder(&self, folder: &FolderPath) -> Result<()> {
+        self.hang_if_crashed().await;
+        if folder.is_root() {
+            return Err(Error::InvalidFolderName { name: String::new(), reason: "empty folder name".into() });
+        }
+        self.create(folder, folder.role());
+        Ok(())
+    }
+
+    async fn append(&self, folder: &FolderPath, message: &Message) -> Result<Appended> {
+        self.hang_if_crashed().await;
+        let fault = {
+            let mut state = self.lock();
+            state.appends += 1;
+            let number = state.appends;
+            state.faults.remove(&number).map(|fault| (number, fault))
+        };
+        let store = |this: &Self| -> Result<Appended> {
+            let mut state = this.lock();
+            let entry = state
+                .folders
+                .get_mut(folder)
+                .ok_or_else(|| Error::NotFound { what: format!("folder {folder}") })?;
+            let uid = entry.next_uid;
+            entry.next_uid += 1;
+            entry.messages.push(StoredMessage {
+                uid,
+                body: message.body.clone(),
+                flags: message.meta.flags.clone(),
+                internal_date: message.meta.internal_date,
+                labels: message.meta.labels.clone(),
+            });
+            Ok(Appended::with_key(uid.to_string()))
+        };
+        let crash = |this: &Self, number: usize| {
+            let mut state = this.lock();
+            state.crashed = true;
+            if let Some(notify) = &state.crash_notify {
+                let _ = notify.send(number);
+            }
+        };
+        match fault {
+            None => store(self),
+            Some((_, Fault::Transient)) => Err(Error::connection("injected transient failure")),
+            Some((_, Fault::StoredThenTransient)) => {
+                store(self)?;
+                Err(Error::connection("injected cut after store"))
+            }
+            Some((_, Fault::Throttled(wait))) => {
+                Err(Error::Throttled { retry_after: Some(wait), message: "injected throttling".into() })
+            }
+            Some((_, Fault::Refuse)) => Err(Error::Refused { reason: "injected refusal".into() }),
+            Some((_, Fault::QuotaExceeded)) => Err(Error::QuotaExceeded { message: "injected quota".into() }),
+            Some((number, Fault::CrashAfterStore)) => {
+                store(self)?;
+                crash(self, number);
+                futures::future::pending().await
+            }
+            Some((number, Fault::CrashBeforeStore)) => {
+                crash(self, number);
+                futures::future::pending().await
+            }
+        }
+    }
+
+    fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>> {
+        let state = self.lock();
+        let entries: Vec<Result<ExistingMessage>> = state
+            .folders
+            .get(folder)
+            .map(|entry| {
+                entry
+                    .messages
+                    .iter()
+                    .map(|m| {
+                        Ok(ExistingMessage::new(
+                            Some(m.uid.to_string()),
+                            m.body.len(),
+                            fingerprint::strict(&m.body)?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        stream::iter(entries).boxed()
+    }
+
+    async fn flush(&self, folder: &FolderPath) -> Result<()> {
+        self.hang_if_crashed().await;
+        let mut state = self.lock();
+        if let Some(entry) = state.folders.get_mut(folder) {
+            entry.durable = entry.messages.len();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,387 @@
+//! Messages: metadata plus the raw bytes, carried byte-for-byte.
+//!
+//! A [`MessageBody`] is either held in memory or spooled to a temporary file once it grows past a
+//! threshold (see [`BodyBuilder`]), so peak memory is bounded by configuration rather than by the
+//! largest message. Readers see the same bytes either way.
+
+use std::fmt;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::flags::Flags;
+
+/// A source's stable name for one message within one folder and epoch.
+///
+/// Opaque to the engine: IMAP uses the UID, Maildir the unique part of the file name, mbox the byte
+/// offset plus a content hash, POP3 the UIDL. Keys must not contain secrets.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SourceKey(String);
+
+impl SourceKey {
+    /// Wraps a key.
+    pub fn new(key: impl Into<String>) -> Self {
+        SourceKey(key.into())
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SourceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SourceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SourceKey({})", self.0)
+    }
+}
+
+impl From<&str> for SourceKey {
+    fn from(value: &str) -> Self {
+        SourceKey::new(value)
+    }
+}
+
+impl From<String> for SourceKey {
+    fn from(value: String) -> Self {
+        SourceKey(value)
+    }
+}
+
+/// Everything known about a message except its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MessageMeta {
+    /// The source's stable key.
+    pub key: SourceKey,
+    /// Size in bytes of the raw message as the source stores it.
+    pub size: u64,
+    /// Flags and keywords.
+    pub flags: Flags,
+    /// The internal (arrival) date, when the source has one.
+    pub internal_date: Option<DateTime<FixedOffset>>,
+    /// Labels (Gmail's X-GM-LABELS, Google Takeout's X-Gmail-Labels), when the source has them.
+    pub labels: Vec<String>,
+    /// The Message-ID, when the source knows it cheaply (used in reports only).
+    pub message_id: Option<String>,
+}
+
+impl MessageMeta {
+    /// Metadata with a key and size and nothing else.
+    pub fn new(key: impl Into<SourceKey>, size: u64) -> Self {
+        MessageMeta {
+            key: key.into(),
+            size,
+            flags: Flags::default(),
+            internal_date: None,
+            labels: Vec::new(),
+            message_id: None,
+        }
+    }
+
+    /// Sets the flags.
+    pub fn with_flags(mut self, flags: Flags) -> Self {
+        self.flags = flags;
+        self
+    }
+
+    /// Sets the internal date.
+    pub fn with_internal_date(mut self, date: Option<DateTime<FixedOffset>>) -> Self {
+        self.internal_date = date;
+        self
+    }
+}
+
+/// A message: metadata and the raw bytes.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Metadata.
+    pub meta: MessageMeta,
+    /// The raw RFC 5322 bytes, exactly as the source holds them.
+    pub body: MessageBody,
+}
+
+impl Message {
+    /// A message from metadata and a body. The metadata's size is set to the body's length.
+    pub fn new(mut meta: MessageMeta, body: MessageBody) -> Self {
+        meta.size = body.len();
+        Message { meta, body }
+    }
+}
+
+/// The raw bytes of a message, in memory or spooled to a temporary file.
+#[derive(Clone)]
+pub struct MessageBody {
+    inner: BodyInner,
+}
+
+#[derive(Clone)]
+enum BodyInner {
+    Memory(Bytes),
+    Spooled { path: Arc<tempfile::TempPath>, len: u64 },
+}
+
+impl fmt::Debug for MessageBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            BodyInner::Memory(bytes) => write!(f, "MessageBody(memory, {} bytes)", bytes.len()),
+            BodyInner::Spooled { len, .. } => write!(f, "MessageBody(spooled, {len} bytes)"),
+        }
+    }
+}
+
+impl MessageBody {
+    /// A body held in memory.
+    pub fn from_bytes(bytes: impl Into<Bytes>) -> Self {
+        MessageBody { inner: BodyInner::Memory(bytes.into()) }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        match &self.inner {
+            BodyInner::Memory(bytes) => bytes.len() as u64,
+            BodyInner::Spooled { len, .. } => *len,
+        }
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the body lives in a temporary file.
+    pub fn is_spooled(&self) -> bool {
+        matches!(self.inner, BodyInner::Spooled { .. })
+    }
+
+    /// The bytes if the body is in memory (cheap clone), `None` if spooled.
+    pub fn as_bytes(&self) -> Option<&Bytes> {
+        match &self.inner {
+            BodyInner::Memory(bytes) => Some(bytes),
+            BodyInner::Spooled { .. } => None,
+        }
+    }
+
+    /// The whole body in memory. For a spooled body this reads the file: use it only where the
+    /// protocol needs the message in one piece (and the size was checked against a limit).
+    pub fn to_bytes(&self) -> Result<Bytes> {
+        match &self.inner {
+            BodyInner::Memory(bytes) => Ok(bytes.clone()),
+            BodyInner::Spooled { path, .. } => std::fs::read(path.as_ref() as &std::path::Path)
+                .map(Bytes::from)
+                .map_err(|err| Error::io("reading spooled message", err)),
+        }
+    }
+
+    /// A blocking reader over the bytes (for backends that write with `std::fs` inside
+    /// `spawn_blocking`).
+    pub fn reader(&self) -> Result<Box<dyn Read + Send>> {
+        match &self.inner {
+            BodyInner::Memory(bytes) => Ok(Box::new(std::io::Cursor::new(bytes.clone()))),
+            BodyInner::Spooled { path, .. } => {
+                let file = std::fs::File::open(path.as_ref() as &std::path::Path)
+                    .map_err(|err| Error::io("opening spooled message", err))?;
+                Ok(Box::new(std::io::BufReader::with_capacity(64 * 1024, file)))
+            }
+        }
+    }
+
+    /// Calls `each` with consecutive chunks of the body (no copy for in-memory bodies).
+    pub fn for_each_chunk(&self, mut each: impl FnMut(&[u8])) -> Result<()> {
+        match &self.inner {
+            BodyInner::Memory(bytes) => {
+                each(bytes);
+                Ok(())
+            }
+            BodyInner::Spooled { .. } => {
+                let mut reader = self.reader()?;
+                let mut buffer = vec![0u8; 64 * 1024];
+                loop {
+                    let read =
+                        reader.read(&mut buffer).map_err(|err| Error::io("reading spooled message", err))?;
+                    if read == 0 {
+                        return Ok(());
+                    }
+                    each(&buffer[..read]);
+                }
+            }
+        }
+    }
+
+    /// The first `limit` bytes (the header block usually fits in a few KiB).
+    pub fn head(&self, limit: usize) -> Result<Bytes> {
+        match &self.inner {
+            BodyInner::Memory(bytes) => Ok(bytes.slice(..bytes.len().min(limit))),
+            BodyInner::Spooled { .. } => {
+                let mut out = Vec::with_capacity(limit.min(64 * 1024));
+                self.reader()?
+                    .take(limit as u64)
+                    .read_to_end(&mut out)
+                    .map_err(|err| Error::io("reading spooled message", err))?;
+                Ok(Bytes::from(out))
+            }
+        }
+    }
+}
+
+impl From<Vec<u8>> for MessageBody {
+    fn from(value: Vec<u8>) -> Self {
+        MessageBody::from_bytes(value)
+    }
+}
+
+impl From<&'static [u8]> for MessageBody {
+    fn from(value: &'static [u8]) -> Self {
+        MessageBody::from_bytes(Bytes::from_static(value))
+    }
+}
+
+/// Where and from what size message bodies go to disk instead of memory.
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    /// Bodies larger than this many bytes are written to a temporary file.
+    pub threshold: usize,
+    /// Directory for the temporary files (the system's temporary directory when `None`).
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig { threshold: 1024 * 1024, dir: None }
+    }
+}
+
+impl SpoolConfig {
+    /// A builder for one body.
+    pub fn builder(&self) -> BodyBuilder {
+        BodyBuilder { config: self.clone(), memory: Vec::new(), file: None, len: 0 }
+    }
+}
+
+/// Collects a body chunk by chunk, spilling to a temporary file past the threshold.
+///
+/// Writes are blocking but small and sequential; backends call this from their reading task.
+///
+/// ```
+/// use mailmove_core::SpoolConfig;
+/// let config = SpoolConfig { threshold: 4, dir: None };
+/// let mut builder = config.builder();
+/// builder.push(b"Subject: x\r\n\r\nbody").unwrap();
+/// let body = builder.finish().unwrap();
+/// assert!(body.is_spooled());
+/// assert_eq!(&body.to_bytes().unwrap()[..], b"Subject: x\r\n\r\nbody");
+/// ```
+pub struct BodyBuilder {
+    config: SpoolConfig,
+    memory: Vec<u8>,
+    file: Option<tempfile::NamedTempFile>,
+    len: u64,
+}
+
+impl BodyBuilder {
+    /// Appends bytes.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
+        self.len += chunk.len() as u64;
+        if let Some(file) = &mut self.file {
+            return file.write_all(chunk).map_err(|err| Error::io("spooling message", err));
+        }
+        if self.memory.len() + chunk.len() <= self.config.threshold {
+            self.memory.extend_from_slice(chunk);
+            return Ok(());
+        }
+        let mut file = match &self.config.dir {
+            Some(dir) => tempfile::NamedTempFile::new_in(dir),
+            None => tempfile::NamedTempFile::new(),
+        }
+        .map_err(|err| Error::io("creating spool file", err))?;
+        file.write_all(&self.memory)
+            .and_then(|_| file.write_all(chunk))
+            .map_err(|err| Error::io("spooling message", err))?;
+        self.memory = Vec::new();
+        self.file = Some(file);
+        Ok(())
+    }
+
+    /// Bytes pushed so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The finished body.
+    pub fn finish(self) -> Result<MessageBody> {
+        match self.file {
+            None => Ok(MessageBody::from_bytes(self.memory)),
+            Some(mut file) => {
+                file.flush().map_err(|err| Error::io("spooling message", err))?;
+                file.as_file_mut()
+                    .seek(SeekFrom::Start(0))
+                    .map_err(|err| Error::io("spooling message", err))?;
+                let path = file.into_temp_path();
+                Ok(MessageBody { inner: BodyInner::Spooled { path: Arc::new(path), len: self.len } })
+            }
+        }
+    }
+}
+
+/// What a sink reports after an append.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Appended {
+    /// The destination's key for the new message (IMAP APPENDUID, a Maildir file name), when known.
+    pub dest_key: Option<String>,
+}
+
+impl Appended {
+    /// An outcome with a known destination key.
+    pub fn with_key(key: impl Into<String>) -> Self {
+        Appended { dest_key: Some(key.into()) }
+    }
+
+    /// An outcome without a destination key.
+    pub fn unknown() -> Self {
+        Appended { dest_key: None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spooled_and_memory_bodies_read_the_same() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let config = SpoolConfig { threshold: 1000, dir: None };
+        let mut builder = config.builder();
+        for chunk in data.chunks(777) {
+            builder.push(chunk).unwrap();
+        }
+        let body = builder.finish().unwrap();
+        assert!(body.is_spooled());
+        assert_eq!(body.len(), data.len() as u64);
+        assert_eq!(&body.to_bytes().unwrap()[..], &data[..]);
+        let mut collected = Vec::new();
+        body.for_each_chunk(|chunk| collected.extend_from_slice(chunk)).unwrap();
+        assert_eq!(collected, data);
+        assert_eq!(&body.head(10).unwrap()[..], &data[..10]);
+
+        let small = SpoolConfig::default().builder();
+        assert!(!small.finish().unwrap().is_spooled());
+    }
+}

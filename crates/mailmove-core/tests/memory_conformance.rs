@@ -1,0 +1,36 @@
+//! The in-memory backend is the reference: it passes the whole kit directly and through Box/Arc.
+use std::sync::Arc;
+
+use mailmove_core::memory::MemoryStore;
+use mailmove_core::testkit::{self, Fixture};
+use mailmove_core::{MailSink, MailSource};
+
+#[tokio::test]
+async fn memory_passes_sink_checks_directly_and_through_box_and_arc() {
+    testkit::check_sink(&MemoryStore::new("direct")).await.unwrap();
+    let boxed: Box<dyn MailSink> = Box::new(MemoryStore::new("boxed"));
+    testkit::check_sink(boxed.as_ref()).await.unwrap();
+    let shared: Arc<dyn MailSink> = Arc::new(MemoryStore::new("arc"));
+    testkit::check_sink(&shared).await.unwrap();
+}
+
+#[tokio::test]
+async fn memory_passes_round_trip_directly_and_through_box_and_arc() {
+    let store = MemoryStore::new("rt");
+    testkit::check_round_trip(&store, &store).await.unwrap();
+
+    let store = MemoryStore::new("rt-dyn");
+    let sink: Arc<dyn MailSink> = Arc::new(store.clone());
+    let source: Box<dyn MailSource> = Box::new(store);
+    testkit::check_round_trip(sink.as_ref(), source.as_ref()).await.unwrap();
+}
+
+#[tokio::test]
+async fn source_check_detects_a_wrong_fixture() {
+    let store = MemoryStore::new("wrong");
+    Fixture::standard().populate(&store).await.unwrap();
+    let mut expected = Fixture::standard();
+    expected.folders[0].messages[0].body.push(b'!');
+    assert!(testkit::check_source(&store, &expected).await.is_err());
+    assert!(testkit::check_source(&store, &Fixture::standard()).await.is_ok());
+}
