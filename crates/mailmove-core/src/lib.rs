@@ -27,6 +27,7 @@ pub mod fingerprint;
 pub mod flags;
 pub mod folder;
 pub mod message;
+pub mod secret;
 
 pub use backend::{
     ExistingMessage, MailSink, MailSinkExt, MailSource, MailSourceExt, SinkCapabilities, SourceCapabilities,
@@ -34,6 +35,7 @@ pub use backend::{
 pub use error::{BoxError, Error, Result};
 pub use fingerprint::{Fingerprint, FingerprintMode};
 pub use flags::Flags;
+pub use secret::Secret;
 pub use folder::{FolderInfo, FolderPath, SpecialUse};
 pub use message::{Appended, BodyBuilder, Message, MessageBody, MessageMeta, SourceKey, SpoolConfig};
 pub mod memory;
