@@ -22,6 +22,8 @@
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub mod backend;
+pub mod checkpoint;
+pub mod engine;
 pub mod error;
 pub mod fingerprint;
 pub mod flags;
@@ -35,9 +37,9 @@ pub use backend::{
 pub use error::{BoxError, Error, Result};
 pub use fingerprint::{Fingerprint, FingerprintMode};
 pub use flags::Flags;
-pub use secret::Secret;
 pub use folder::{FolderInfo, FolderPath, SpecialUse};
 pub use message::{Appended, BodyBuilder, Message, MessageBody, MessageMeta, SourceKey, SpoolConfig};
+pub use secret::Secret;
 pub mod memory;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

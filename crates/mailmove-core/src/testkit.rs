@@ -14,6 +14,7 @@
 //! // The same store read back through its source side:
 //! let fresh = MemoryStore::new("kit-2");
 //! testkit::check_round_trip(&fresh, &fresh).await.unwrap();
+//! testkit::check_copy_idempotent(&MemoryStore::new("kit-3")).await.unwrap();
 //! # });
 //! ```
 
@@ -479,4 +480,51 @@ pub async fn check_round_trip(sink: &dyn MailSink, source: &dyn MailSource) -> K
     }
     fixture.populate(sink).await.map_err(|e| backend_error("round_trip", e))?;
     check_source(source, &fixture).await
+}
+
+/// Runs the engine twice from an in-memory copy of [`Fixture::for_sink`] into `sink`: the first run
+/// copies everything, the second copies nothing, and the sink then lists each message exactly once.
+pub async fn check_copy_idempotent(sink: &dyn MailSink) -> KitResult {
+    const CHECK: &str = "copy_idempotent";
+    let fixture = Fixture::for_sink(sink);
+    let source = crate::memory::MemoryStore::new("testkit-source");
+    for folder in &fixture.folders {
+        source.create(&folder.path, None);
+        for message in &folder.messages {
+            source.insert(&folder.path, message.body.clone(), message.flags.clone(), message.internal_date);
+        }
+    }
+    let total: usize = fixture.folders.iter().map(|f| f.messages.len()).sum();
+    let state_dir = tempfile::tempdir().map_err(|e| fail(CHECK, e.to_string()))?;
+    let checkpoint = crate::checkpoint::Checkpoint::open(
+        &state_dir.path().join("kit.sqlite"),
+        &MailSource::identity(&source),
+        &sink.identity(),
+    )
+    .map_err(|e| backend_error(CHECK, e))?;
+    let options = crate::engine::CopyOptions::default();
+    for (run, expected_copied) in [(1, total), (2, 0)] {
+        let report =
+            crate::engine::copy(&source, sink, &options, &checkpoint, &crate::engine::EventSink::none())
+                .await
+                .map_err(|e| backend_error(CHECK, e))?;
+        ensure(report.failed == 0, CHECK, || {
+            format!("run {run}: {} failures: {:?}", report.failed, report.failures)
+        })?;
+        ensure(report.copied as usize == expected_copied, CHECK, || {
+            format!("run {run}: copied {}, expected {expected_copied}", report.copied)
+        })?;
+    }
+    for folder in &fixture.folders {
+        let existing = sink.collect_existing(&folder.path).await.map_err(|e| backend_error(CHECK, e))?;
+        ensure(existing.len() == folder.messages.len(), CHECK, || {
+            format!(
+                "{}: destination holds {} messages, source {}",
+                folder.path,
+                existing.len(),
+                folder.messages.len()
+            )
+        })?;
+    }
+    Ok(())
 }

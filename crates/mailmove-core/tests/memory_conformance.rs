@@ -34,3 +34,10 @@ async fn source_check_detects_a_wrong_fixture() {
     assert!(testkit::check_source(&store, &expected).await.is_err());
     assert!(testkit::check_source(&store, &Fixture::standard()).await.is_ok());
 }
+
+#[tokio::test]
+async fn memory_passes_copy_idempotent_directly_and_through_arc() {
+    testkit::check_copy_idempotent(&MemoryStore::new("idem")).await.unwrap();
+    let shared: Arc<dyn MailSink> = Arc::new(MemoryStore::new("idem-arc"));
+    testkit::check_copy_idempotent(shared.as_ref()).await.unwrap();
+}

@@ -1,0 +1,540 @@
+//! The checkpoint store: one SQLite file per job, the memory of what was already copied.
+//!
+//! # Exactly once
+//! Before the engine appends a message it records an **intent** (source key and strict
+//! fingerprint) and commits it; after the sink's durability point it records the **result**. A
+//! crash in between leaves an intent without a result, and the next run reconciles it: it lists
+//! the destination's fingerprints and appends again only what is not there. Nothing is written
+//! into the messages themselves.
+//!
+//! # Layout (inspect it with `sqlite3`)
+//! * `meta(key, value)`: schema version, source and destination identities (never secrets).
+//! * `folders(id, source_folder, epoch, dest_folder, watermark, watermark_filter)`: one row per
+//!   source folder. When the epoch (IMAP UIDVALIDITY) or the destination folder changes, the
+//!   folder's key map is dropped and the engine falls back to fingerprint matching; nothing is
+//!   ever deleted at the destination on the strength of stale keys.
+//! * `messages(folder_id, source_key, fingerprint, size, state, dest_key, reason, updated_at)`.
+//!
+//! The database runs in WAL mode with `synchronous = FULL`: a committed intent survives a crash of
+//! the machine, which is what makes the reconciliation sound. Writes are batched into one
+//! transaction per engine batch.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::{Error, Result};
+use crate::fingerprint::Fingerprint;
+use crate::folder::FolderPath;
+use crate::message::SourceKey;
+
+/// Current schema version (SQLite `user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The state of one source message in the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageState {
+    /// An append was about to happen; its outcome is unknown.
+    Intent,
+    /// Copied and durable at the destination.
+    Copied,
+    /// Found already at the destination (matched by fingerprint); not copied again.
+    Matched,
+    /// Failed permanently in an earlier run (retried on the next run).
+    Failed,
+}
+
+impl MessageState {
+    fn code(self) -> i64 {
+        match self {
+            MessageState::Intent => 0,
+            MessageState::Copied => 1,
+            MessageState::Matched => 2,
+            MessageState::Failed => 3,
+        }
+    }
+
+    fn from_code(code: i64) -> Result<Self> {
+        Ok(match code {
+            0 => MessageState::Intent,
+            1 => MessageState::Copied,
+            2 => MessageState::Matched,
+            3 => MessageState::Failed,
+            other => {
+                return Err(Error::Checkpoint {
+                    message: format!("unknown message state {other}"),
+                    source: None,
+                })
+            }
+        })
+    }
+
+    /// Whether the message is known to be at the destination.
+    pub fn is_done(self) -> bool {
+        matches!(self, MessageState::Copied | MessageState::Matched)
+    }
+}
+
+/// What the checkpoint knows about one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    /// Its state.
+    pub state: MessageState,
+    /// The strict fingerprint recorded with the intent.
+    pub fingerprint: Fingerprint,
+}
+
+/// The outcome of one message, recorded after the durability point.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Copied; the destination's key when known.
+    Copied {
+        /// Destination key.
+        dest_key: Option<String>,
+    },
+    /// Found at the destination already.
+    Matched,
+    /// Failed permanently.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the checkpoint knows about a folder when a pass starts.
+#[derive(Debug, Clone)]
+pub struct FolderState {
+    /// Row id.
+    pub id: i64,
+    /// No message of this folder was ever recorded (under the current epoch).
+    pub fresh: bool,
+    /// The epoch or destination folder changed since the last run: the key map was dropped.
+    pub key_map_dropped: bool,
+    /// Intents without a result.
+    pub pending: u64,
+    /// The last key of the last complete pass and the filter signature it was made under.
+    pub watermark: Option<(SourceKey, String)>,
+}
+
+/// The SQLite checkpoint of one job. Cheap to clone (shared connection).
+#[derive(Clone)]
+pub struct Checkpoint {
+    connection: Arc<Mutex<Connection>>,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint").field("path", &self.path).finish()
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Checkpoint {
+    /// Opens (creating when missing) the checkpoint of the job `source` → `destination`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the file belongs to another job (other identities) or has a newer
+    /// schema; [`Error::Checkpoint`] when SQLite fails.
+    pub fn open(path: &Path, source: &str, destination: &str) -> Result<Checkpoint> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|err| Error::io(format!("creating {}", parent.display()), err))?;
+        }
+        let connection = Connection::open(path)?;
+        Checkpoint::init(connection, Some(path.to_path_buf()), source, destination)
+    }
+
+    /// A checkpoint that lives in memory only (nothing survives the process).
+    pub fn in_memory(source: &str, destination: &str) -> Result<Checkpoint> {
+        Checkpoint::init(Connection::open_in_memory()?, None, source, destination)
+    }
+
+    /// Where the file is, when it is one.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn init(
+        connection: Connection,
+        path: Option<PathBuf>,
+        source: &str,
+        destination: &str,
+    ) -> Result<Checkpoint> {
+        connection.busy_timeout(std::time::Duration::from_secs(30))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::config(format!(
+                "checkpoint schema {version} is newer than this mailmove understands ({SCHEMA_VERSION}); use a newer mailmove"
+            )));
+        }
+        if version < 1 {
+            connection.execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS folders(
+                     id INTEGER PRIMARY KEY,
+                     source_folder TEXT NOT NULL UNIQUE,
+                     epoch INTEGER,
+                     dest_folder TEXT NOT NULL,
+                     watermark TEXT,
+                     watermark_filter TEXT);
+                 CREATE TABLE IF NOT EXISTS messages(
+                     folder_id INTEGER NOT NULL REFERENCES folders(id),
+                     source_key TEXT NOT NULL,
+                     fingerprint BLOB NOT NULL,
+                     size INTEGER NOT NULL,
+                     state INTEGER NOT NULL,
+                     dest_key TEXT,
+                     reason TEXT,
+                     updated_at INTEGER NOT NULL,
+                     PRIMARY KEY(folder_id, source_key)) WITHOUT ROWID;
+                 CREATE INDEX IF NOT EXISTS messages_state ON messages(folder_id, state);
+                 PRAGMA user_version = 1;
+                 COMMIT;",
+            )?;
+        }
+        for (key, value) in [("source", source), ("destination", destination)] {
+            let stored: Option<String> = connection
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0))
+                .optional()?;
+            match stored {
+                None => {
+                    connection.execute("INSERT INTO meta(key, value) VALUES (?1, ?2)", [key, value])?;
+                }
+                Some(stored) if stored == value => {}
+                Some(stored) => {
+                    return Err(Error::config(format!(
+                        "this state file belongs to another job ({key} {stored:?}, not {value:?}); give another --state path"
+                    )))
+                }
+            }
+        }
+        Ok(Checkpoint { connection: Arc::new(Mutex::new(connection)), path })
+    }
+
+    async fn with<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut guard)
+        })
+        .await
+        .map_err(|err| Error::Checkpoint {
+            message: "checkpoint task failed".into(),
+            source: Some(Box::new(err)),
+        })?
+    }
+
+    /// Starts a pass over a folder: creates its row, or drops its key map when the epoch or the
+    /// destination folder changed.
+    pub async fn folder(
+        &self,
+        source: &FolderPath,
+        epoch: Option<u64>,
+        destination: &FolderPath,
+    ) -> Result<FolderState> {
+        let source_key = source.storage_key();
+        let dest_key = destination.storage_key();
+        let epoch = epoch.map(|e| e as i64);
+        self.with(move |connection| {
+            let transaction = connection.transaction()?;
+            let row: Option<(i64, Option<i64>, String, Option<String>, Option<String>)> = transaction
+                .query_row(
+                    "SELECT id, epoch, dest_folder, watermark, watermark_filter FROM folders WHERE source_folder = ?1",
+                    [&source_key],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+                )
+                .optional()?;
+            let state = match row {
+                None => {
+                    transaction.execute(
+                        "INSERT INTO folders(source_folder, epoch, dest_folder) VALUES (?1, ?2, ?3)",
+                        params![source_key, epoch, dest_key],
+                    )?;
+                    FolderState {
+                        id: transaction.last_insert_rowid(),
+                        fresh: true,
+                        key_map_dropped: false,
+                        pending: 0,
+                        watermark: None,
+                    }
+                }
+                Some((id, stored_epoch, stored_dest, watermark, filter)) => {
+                    if stored_epoch != epoch || stored_dest != dest_key {
+                        transaction.execute("DELETE FROM messages WHERE folder_id = ?1", [id])?;
+                        transaction.execute(
+                            "UPDATE folders SET epoch = ?2, dest_folder = ?3, watermark = NULL, watermark_filter = NULL WHERE id = ?1",
+                            params![id, epoch, dest_key],
+                        )?;
+                        FolderState { id, fresh: true, key_map_dropped: true, pending: 0, watermark: None }
+                    } else {
+                        let count: i64 =
+                            transaction.query_row("SELECT COUNT(*) FROM messages WHERE folder_id = ?1", [id], |r| r.get(0))?;
+                        let pending: i64 = transaction.query_row(
+                            "SELECT COUNT(*) FROM messages WHERE folder_id = ?1 AND state = 0",
+                            [id],
+                            |r| r.get(0),
+                        )?;
+                        FolderState {
+                            id,
+                            fresh: count == 0,
+                            key_map_dropped: false,
+                            pending: pending as u64,
+                            watermark: watermark.zip(filter).map(|(key, filter)| (SourceKey::new(key), filter)),
+                        }
+                    }
+                }
+            };
+            transaction.commit()?;
+            Ok(state)
+        })
+        .await
+    }
+
+    /// The folder's row id when it exists under this epoch, without changing anything (dry runs).
+    pub async fn peek_folder(&self, source: &FolderPath, epoch: Option<u64>) -> Result<Option<i64>> {
+        let source_key = source.storage_key();
+        let epoch = epoch.map(|e| e as i64);
+        self.with(move |connection| {
+            let row: Option<(i64, Option<i64>)> = connection
+                .query_row("SELECT id, epoch FROM folders WHERE source_folder = ?1", [&source_key], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            Ok(row.filter(|(_, stored)| *stored == epoch).map(|(id, _)| id))
+        })
+        .await
+    }
+
+    /// What the checkpoint knows about these keys (absent keys are unknown).
+    pub async fn lookup(
+        &self,
+        folder_id: i64,
+        keys: Vec<SourceKey>,
+    ) -> Result<HashMap<SourceKey, MessageRecord>> {
+        self.with(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT state, fingerprint FROM messages WHERE folder_id = ?1 AND source_key = ?2",
+            )?;
+            let mut out = HashMap::new();
+            for key in keys {
+                let row: Option<(i64, Vec<u8>)> = statement
+                    .query_row(params![folder_id, key.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
+                if let Some((state, fingerprint)) = row {
+                    out.insert(
+                        key,
+                        MessageRecord {
+                            state: MessageState::from_code(state)?,
+                            fingerprint: blob_to_fingerprint(&fingerprint)?,
+                        },
+                    );
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Records intents (one transaction) before the corresponding appends.
+    pub async fn record_intents(
+        &self,
+        folder_id: i64,
+        intents: Vec<(SourceKey, Fingerprint, u64)>,
+    ) -> Result<()> {
+        if intents.is_empty() {
+            return Ok(());
+        }
+        self.with(move |connection| {
+            let transaction = connection.transaction()?;
+            {
+                let mut statement = transaction.prepare_cached(
+                    "INSERT INTO messages(folder_id, source_key, fingerprint, size, state, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                     ON CONFLICT(folder_id, source_key) DO UPDATE SET
+                        fingerprint = excluded.fingerprint, size = excluded.size, state = 0,
+                        dest_key = NULL, reason = NULL, updated_at = excluded.updated_at",
+                )?;
+                let now = now();
+                for (key, fingerprint, size) in intents {
+                    statement.execute(params![
+                        folder_id,
+                        key.as_str(),
+                        &fingerprint.as_bytes()[..],
+                        size as i64,
+                        now
+                    ])?;
+                }
+            }
+            transaction.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records results (one transaction) after the sink's durability point.
+    pub async fn record_results(
+        &self,
+        folder_id: i64,
+        results: Vec<(SourceKey, Fingerprint, u64, Outcome)>,
+    ) -> Result<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        self.with(move |connection| {
+            let transaction = connection.transaction()?;
+            {
+                let mut statement = transaction.prepare_cached(
+                    "INSERT INTO messages(folder_id, source_key, fingerprint, size, state, dest_key, reason, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT(folder_id, source_key) DO UPDATE SET
+                        fingerprint = excluded.fingerprint, size = excluded.size, state = excluded.state,
+                        dest_key = excluded.dest_key, reason = excluded.reason, updated_at = excluded.updated_at",
+                )?;
+                let now = now();
+                for (key, fingerprint, size, outcome) in results {
+                    let (state, dest_key, reason) = match outcome {
+                        Outcome::Copied { dest_key } => (MessageState::Copied, dest_key, None),
+                        Outcome::Matched => (MessageState::Matched, None, None),
+                        Outcome::Failed { reason } => (MessageState::Failed, None, Some(reason)),
+                    };
+                    statement.execute(params![
+                        folder_id,
+                        key.as_str(),
+                        &fingerprint.as_bytes()[..],
+                        size as i64,
+                        state.code(),
+                        dest_key,
+                        reason,
+                        now
+                    ])?;
+                }
+            }
+            transaction.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// How many messages of the folder are known to be at the destination, per fingerprint.
+    /// Used to turn a destination listing into "what is there that no done record explains".
+    pub async fn done_fingerprint_counts(&self, folder_id: i64) -> Result<HashMap<Fingerprint, u64>> {
+        self.with(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT fingerprint, COUNT(*) FROM messages WHERE folder_id = ?1 AND state IN (1, 2) GROUP BY fingerprint",
+            )?;
+            let mut rows = statement.query([folder_id])?;
+            let mut out = HashMap::new();
+            while let Some(row) = rows.next()? {
+                let blob: Vec<u8> = row.get(0)?;
+                let count: i64 = row.get(1)?;
+                out.insert(blob_to_fingerprint(&blob)?, count as u64);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Records the last key of a complete pass (listing may start after it next time).
+    pub async fn set_watermark(
+        &self,
+        folder_id: i64,
+        key: SourceKey,
+        filter_signature: String,
+    ) -> Result<()> {
+        self.with(move |connection| {
+            connection.execute(
+                "UPDATE folders SET watermark = ?2, watermark_filter = ?3 WHERE id = ?1",
+                params![folder_id, key.as_str(), filter_signature],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Counts of messages per state over the whole job: (copied, matched, failed, intents).
+    pub async fn totals(&self) -> Result<(u64, u64, u64, u64)> {
+        self.with(|connection| {
+            let count = |state: i64| -> Result<u64> {
+                Ok(connection.query_row("SELECT COUNT(*) FROM messages WHERE state = ?1", [state], |r| {
+                    r.get::<_, i64>(0)
+                })? as u64)
+            };
+            Ok((count(1)?, count(2)?, count(3)?, count(0)?))
+        })
+        .await
+    }
+}
+
+fn blob_to_fingerprint(blob: &[u8]) -> Result<Fingerprint> {
+    let bytes: [u8; 32] = blob.try_into().map_err(|_| Error::Checkpoint {
+        message: format!("fingerprint of {} bytes", blob.len()),
+        source: None,
+    })?;
+    Ok(Fingerprint::from_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::strict_of_bytes;
+
+    #[tokio::test]
+    async fn intents_results_and_epoch_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.sqlite");
+        let checkpoint = Checkpoint::open(&path, "src", "dst").unwrap();
+        let folder = FolderPath::inbox();
+        let state = checkpoint.folder(&folder, Some(7), &folder).await.unwrap();
+        assert!(state.fresh && !state.key_map_dropped);
+        let fp = strict_of_bytes(b"a");
+        checkpoint.record_intents(state.id, vec![("1".into(), fp, 1), ("2".into(), fp, 1)]).await.unwrap();
+        checkpoint
+            .record_results(
+                state.id,
+                vec![("1".into(), fp, 1, Outcome::Copied { dest_key: Some("9".into()) })],
+            )
+            .await
+            .unwrap();
+        drop(checkpoint);
+
+        let checkpoint = Checkpoint::open(&path, "src", "dst").unwrap();
+        let state = checkpoint.folder(&folder, Some(7), &folder).await.unwrap();
+        assert_eq!((state.fresh, state.pending), (false, 1));
+        let records = checkpoint.lookup(state.id, vec!["1".into(), "2".into(), "3".into()]).await.unwrap();
+        assert_eq!(records[&SourceKey::from("1")].state, MessageState::Copied);
+        assert_eq!(records[&SourceKey::from("2")].state, MessageState::Intent);
+        assert!(!records.contains_key(&SourceKey::from("3")));
+        assert_eq!(checkpoint.done_fingerprint_counts(state.id).await.unwrap()[&fp], 1);
+
+        let changed = checkpoint.folder(&folder, Some(8), &folder).await.unwrap();
+        assert!(changed.key_map_dropped);
+        assert!(checkpoint.lookup(changed.id, vec!["1".into()]).await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn refuses_another_jobs_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.sqlite");
+        drop(Checkpoint::open(&path, "src", "dst").unwrap());
+        let err = Checkpoint::open(&path, "src", "other").unwrap_err();
+        assert!(matches!(err, Error::Config { .. }), "{err}");
+    }
+}

@@ -1,0 +1,127 @@
+//! Typed progress events, for progress bars, JSON lines or an embedding application.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::report::{FolderReport, MessageFailure};
+
+/// Something that happened during a run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// The run planned its folders.
+    RunStarted {
+        /// Folders to be processed.
+        folders: usize,
+        /// Messages the source reported (when it knew).
+        messages: Option<u64>,
+        /// Bytes the source reported (when it knew).
+        bytes: Option<u64>,
+    },
+    /// A folder pass begins.
+    FolderStarted {
+        /// Source folder.
+        folder: String,
+        /// Destination folder.
+        destination: String,
+        /// Messages in the source folder, when known.
+        messages: Option<u64>,
+    },
+    /// A message was copied.
+    MessageCopied {
+        /// Source folder.
+        folder: String,
+        /// Source key.
+        key: String,
+        /// Bytes.
+        bytes: u64,
+    },
+    /// A message was skipped: already copied, already at the destination, or filtered out.
+    MessageSkipped {
+        /// Source folder.
+        folder: String,
+        /// Source key.
+        key: String,
+        /// Why (`checkpoint`, `at_destination`, `filtered`).
+        reason: &'static str,
+    },
+    /// A message failed (after retries when transient).
+    MessageFailed(MessageFailure),
+    /// A transient problem: the engine waits and retries.
+    Retrying {
+        /// Source folder.
+        folder: String,
+        /// What failed.
+        error: String,
+        /// Milliseconds until the retry.
+        delay_ms: u64,
+        /// Attempt number.
+        attempt: u32,
+    },
+    /// A folder pass ended.
+    FolderFinished(FolderReport),
+    /// Periodic totals.
+    Progress {
+        /// Messages copied so far.
+        copied: u64,
+        /// Messages skipped so far.
+        skipped: u64,
+        /// Messages failed so far.
+        failed: u64,
+        /// Bytes copied so far.
+        bytes_copied: u64,
+        /// Seconds since the start.
+        elapsed_secs: f64,
+        /// Average messages per second.
+        messages_per_sec: f64,
+        /// Average bytes per second.
+        bytes_per_sec: f64,
+    },
+}
+
+/// Where events go: a callback shared by every task of the run.
+#[derive(Clone, Default)]
+pub struct EventSink(Option<Arc<dyn Fn(&Event) + Send + Sync>>);
+
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "EventSink(callback)" } else { "EventSink(none)" })
+    }
+}
+
+impl EventSink {
+    /// Events are dropped.
+    pub fn none() -> Self {
+        EventSink(None)
+    }
+
+    /// Events go to a callback. It runs on the engine's task: keep it quick.
+    pub fn callback(callback: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        EventSink(Some(Arc::new(callback)))
+    }
+
+    /// Events go to an unbounded channel; the receiver is a stream of events.
+    pub fn channel() -> (Self, tokio::sync::mpsc::UnboundedReceiver<Event>) {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        (
+            EventSink::callback(move |event| {
+                let _ = sender.send(event.clone());
+            }),
+            receiver,
+        )
+    }
+
+    /// Emits an event.
+    pub fn emit(&self, event: Event) {
+        if let Some(callback) = &self.0 {
+            callback(&event);
+        }
+    }
+
+    /// Whether anyone listens (so callers can skip building events).
+    pub fn is_active(&self) -> bool {
+        self.0.is_some()
+    }
+}

@@ -1,0 +1,130 @@
+//! Which folders and messages a run considers.
+
+use chrono::{DateTime, FixedOffset};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::folder::FolderPath;
+use crate::message::MessageMeta;
+
+/// Folder globs and message criteria.
+///
+/// Folder globs match the `/`-separated display path (`Archive/*` matches `Archive/2019` but not
+/// `Archive/2019/Q1`; use `Archive/**` for a whole subtree). A message without an internal date
+/// passes the date criteria (it cannot be judged, and dropping it silently would be worse).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MessageFilter {
+    /// Folders to include (all when empty).
+    pub include: Vec<String>,
+    /// Folders to exclude (applied after `include`).
+    pub exclude: Vec<String>,
+    /// Only messages whose internal date is at or after this.
+    pub since: Option<DateTime<FixedOffset>>,
+    /// Only messages whose internal date is before this.
+    pub before: Option<DateTime<FixedOffset>>,
+    /// Only messages of at most this many bytes.
+    pub max_size: Option<u64>,
+}
+
+/// A compiled [`MessageFilter`].
+#[derive(Debug, Clone)]
+pub struct CompiledFilter {
+    filter: MessageFilter,
+    include: Option<GlobSet>,
+    exclude: GlobSet,
+}
+
+fn compile(patterns: &[String]) -> Result<GlobSet> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|err| Error::config(format!("bad folder glob {pattern:?}: {err}")))?;
+        builder.add(glob);
+    }
+    let _ = Glob::new; // globset's plain constructor is not used: separators must be literal.
+    builder.build().map_err(|err| Error::config(format!("bad folder globs: {err}")))
+}
+
+impl MessageFilter {
+    /// Validates and compiles the globs.
+    pub fn compile(&self) -> Result<CompiledFilter> {
+        Ok(CompiledFilter {
+            filter: self.clone(),
+            include: if self.include.is_empty() { None } else { Some(compile(&self.include)?) },
+            exclude: compile(&self.exclude)?,
+        })
+    }
+}
+
+impl CompiledFilter {
+    /// Whether the folder is part of the run.
+    pub fn folder_matches(&self, folder: &FolderPath) -> bool {
+        let display = folder.to_string();
+        self.include.as_ref().is_none_or(|set| set.is_match(&display)) && !self.exclude.is_match(&display)
+    }
+
+    /// Whether the message is part of the run.
+    pub fn message_matches(&self, meta: &MessageMeta) -> bool {
+        if self.filter.max_size.is_some_and(|max| meta.size > max) {
+            return false;
+        }
+        if let Some(date) = meta.internal_date {
+            if self.filter.since.is_some_and(|since| date < since)
+                || self.filter.before.is_some_and(|before| date >= before)
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A short text that changes whenever the message criteria change (a resume watermark is only
+    /// trusted under the same criteria).
+    pub fn signature(&self) -> String {
+        format!(
+            "since={:?};before={:?};max={:?}",
+            self.filter.since.map(|d| d.timestamp()),
+            self.filter.before.map(|d| d.timestamp()),
+            self.filter.max_size
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn folders_and_messages() {
+        let filter = MessageFilter {
+            include: vec!["INBOX".into(), "Archive/**".into(), "Work/*".into()],
+            exclude: vec!["Archive/Spam*".into()],
+            since: FixedOffset::east_opt(0).unwrap().with_ymd_and_hms(2020, 1, 1, 0, 0, 0).single(),
+            before: None,
+            max_size: Some(100),
+        }
+        .compile()
+        .unwrap();
+        for (folder, expected) in [
+            ("INBOX", true),
+            ("Archive/2019/Q1", true),
+            ("Archive/Spam", false),
+            ("Work/A", true),
+            ("Work/A/B", false),
+            ("Other", false),
+        ] {
+            assert_eq!(filter.folder_matches(&FolderPath::parse(folder)), expected, "{folder}");
+        }
+        let date = |y| FixedOffset::east_opt(0).unwrap().with_ymd_and_hms(y, 6, 1, 0, 0, 0).single();
+        assert!(filter.message_matches(&MessageMeta::new("1", 50).with_internal_date(date(2021))));
+        assert!(!filter.message_matches(&MessageMeta::new("1", 50).with_internal_date(date(2019))));
+        assert!(!filter.message_matches(&MessageMeta::new("1", 500).with_internal_date(date(2021))));
+        assert!(filter.message_matches(&MessageMeta::new("1", 50)));
+        assert!(MessageFilter { include: vec!["[".into()], ..Default::default() }.compile().is_err());
+    }
+}

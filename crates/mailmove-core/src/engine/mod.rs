@@ -1,0 +1,136 @@
+//! The copy engine.
+//!
+//! # How a run goes
+//! 1. List the source's folders, select them with the [`MessageFilter`], map each to a destination
+//!    folder with the [`FolderMapping`] (explicit rules, then special-use roles).
+//! 2. Copy several folders at once (bounded by [`Limits::folder_concurrency`] and by what both sides
+//!    declare). Within a folder, listing, checkpoint look-ups, fetching and appending overlap: a
+//!    producer streams metadata, skips what the checkpoint says is done, fetches the rest in
+//!    batches and hands messages to the appender through a bounded channel; a global budget of
+//!    messages *and* bytes in flight bounds memory.
+//! 3. The appender commits an intent per message, appends, reaches the sink's durability point
+//!    ([`MailSink::flush`]) and commits the results — see [`crate::checkpoint`] for why this gives
+//!    exactly-once delivery across crashes.
+//! 4. When the checkpoint cannot vouch for a folder (first run into a non-empty destination, a
+//!    UIDVALIDITY change, intents left by a crash), the destination's fingerprints are listed
+//!    once and used as a multiset: each source message whose fingerprint is there (and not
+//!    explained by a message already recorded as copied) is matched instead of copied.
+//! 5. Failures: transient ones are retried with exponential backoff and jitter (honouring the
+//!    peer's hint); because a failed append may still have stored the message, a retry round
+//!    reconciles by fingerprint first. Permanent ones are reported with their reason and the run
+//!    goes on. [`Error::QuotaExceeded`](crate::Error::QuotaExceeded) and authentication errors
+//!    pause the run; it resumes where it stopped.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use mailmove_core::{engine::Copier, memory::MemoryStore, FolderPath};
+//! let source = MemoryStore::new("old");
+//! source.insert(&FolderPath::parse("Archive/2019"), b"Subject: hi\r\n\r\nhello\r\n".to_vec(), Default::default(), None);
+//! let destination = MemoryStore::new("new");
+//! let report = Copier::new(source.clone(), destination.clone()).run().await.unwrap();
+//! assert_eq!((report.copied, report.failed), (1, 0));
+//! assert_eq!(destination.contents(&FolderPath::parse("Archive/2019")).len(), 1);
+//! # });
+//! ```
+
+mod event;
+mod filter;
+mod folder;
+mod mapping;
+mod options;
+mod report;
+mod run;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use event::{Event, EventSink};
+pub use filter::{CompiledFilter, MessageFilter};
+pub use mapping::{FolderMapping, MappingResolver};
+pub use options::{CopyOptions, Limits, RetryPolicy};
+pub use report::{FolderReport, MessageFailure, RunOutcome, RunReport};
+pub use run::copy;
+
+use crate::backend::{MailSink, MailSource};
+use crate::checkpoint::Checkpoint;
+use crate::error::Result;
+
+/// A copy job: a source, a sink, options, a checkpoint and where events go.
+#[derive(Debug)]
+pub struct Copier {
+    source: Arc<dyn MailSource>,
+    sink: Arc<dyn MailSink>,
+    options: CopyOptions,
+    checkpoint: CheckpointChoice,
+    events: EventSink,
+}
+
+#[derive(Debug)]
+enum CheckpointChoice {
+    InMemory,
+    Path(PathBuf),
+    Given(Checkpoint),
+}
+
+impl Copier {
+    /// A job with default options and an in-memory checkpoint (call
+    /// [`Copier::checkpoint_path`] to make it resumable).
+    pub fn new(source: impl MailSource + 'static, sink: impl MailSink + 'static) -> Self {
+        Copier::from_arcs(Arc::new(source), Arc::new(sink))
+    }
+
+    /// A job over shared trait objects.
+    pub fn from_arcs(source: Arc<dyn MailSource>, sink: Arc<dyn MailSink>) -> Self {
+        Copier {
+            source,
+            sink,
+            options: CopyOptions::default(),
+            checkpoint: CheckpointChoice::InMemory,
+            events: EventSink::none(),
+        }
+    }
+
+    /// Sets the options.
+    pub fn options(mut self, options: CopyOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Keeps the checkpoint in this SQLite file (created when missing); the same path resumes.
+    pub fn checkpoint_path(mut self, path: impl AsRef<Path>) -> Self {
+        self.checkpoint = CheckpointChoice::Path(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Uses an open checkpoint.
+    pub fn checkpoint(mut self, checkpoint: Checkpoint) -> Self {
+        self.checkpoint = CheckpointChoice::Given(checkpoint);
+        self
+    }
+
+    /// Sends progress events to `events`.
+    pub fn events(mut self, events: EventSink) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Runs the job.
+    ///
+    /// # Errors
+    /// Only for failures that prevent the run as a whole (the source's folders cannot be listed,
+    /// the checkpoint cannot be opened, invalid options). Per-message and per-folder failures are
+    /// in the report, and a paused run (quota) is a report with [`RunOutcome::Paused`].
+    pub async fn run(self) -> Result<RunReport> {
+        let source_identity = self.source.identity();
+        let sink_identity = self.sink.identity();
+        let checkpoint = match self.checkpoint {
+            CheckpointChoice::Given(checkpoint) => checkpoint,
+            CheckpointChoice::InMemory => Checkpoint::in_memory(&source_identity, &sink_identity)?,
+            CheckpointChoice::Path(path) if self.options.dry_run && !path.exists() => {
+                Checkpoint::in_memory(&source_identity, &sink_identity)?
+            }
+            CheckpointChoice::Path(path) => Checkpoint::open(&path, &source_identity, &sink_identity)?,
+        };
+        copy(self.source.as_ref(), self.sink.as_ref(), &self.options, &checkpoint, &self.events).await
+    }
+}

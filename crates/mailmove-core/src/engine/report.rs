@@ -1,0 +1,105 @@
+//! The outcome of a run: serialisable, with a row per folder and every failure with its reason.
+
+use serde::{Deserialize, Serialize};
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// Everything selected is at the destination.
+    Complete,
+    /// The run finished, but some messages or folders failed (see `failures`).
+    CompletedWithFailures,
+    /// The run stopped early (quota, authentication) and can be resumed.
+    Paused,
+}
+
+/// One message that did not arrive, with enough to find it by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageFailure {
+    /// Source folder.
+    pub folder: String,
+    /// Source key (empty for a folder-level failure).
+    pub source_key: String,
+    /// Message-ID, when known.
+    pub message_id: Option<String>,
+    /// Size in bytes, when known.
+    pub size: Option<u64>,
+    /// Error kind (`too_big`, `refused`, `connection`, ...).
+    pub kind: String,
+    /// The reason, as the backend gave it.
+    pub reason: String,
+    /// Whether it was a transient failure that outlasted the retries (a later run may succeed).
+    pub transient: bool,
+}
+
+/// Counts for one folder.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderReport {
+    /// Source folder.
+    pub folder: String,
+    /// Destination folder.
+    pub destination: String,
+    /// Messages listed at the source in this pass.
+    pub listed: u64,
+    /// Copied in this run.
+    pub copied: u64,
+    /// Already there (checkpoint or destination fingerprint).
+    pub skipped: u64,
+    /// Left out by the filters.
+    pub filtered: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Bytes copied.
+    pub bytes_copied: u64,
+    /// Dry run: messages that would be copied.
+    pub planned: u64,
+    /// Dry run: bytes that would be copied.
+    pub planned_bytes: u64,
+    /// A folder-level error, when the folder could not be processed.
+    pub error: Option<String>,
+}
+
+/// The report of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Source identity (no secrets).
+    pub source: String,
+    /// Destination identity (no secrets).
+    pub destination: String,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// How it ended.
+    pub outcome: RunOutcome,
+    /// Why it paused, when it did.
+    pub paused_reason: Option<String>,
+    /// Messages copied in this run.
+    pub copied: u64,
+    /// Messages skipped (already at the destination).
+    pub skipped: u64,
+    /// Messages that failed.
+    pub failed: u64,
+    /// Messages left out by filters.
+    pub filtered: u64,
+    /// Bytes copied in this run.
+    pub bytes_copied: u64,
+    /// Dry run: messages that would be copied.
+    pub planned: u64,
+    /// Dry run: bytes that would be copied.
+    pub planned_bytes: u64,
+    /// Wall time in seconds.
+    pub duration_secs: f64,
+    /// Start time (RFC 3339).
+    pub started_at: String,
+    /// One row per folder.
+    pub folders: Vec<FolderReport>,
+    /// Every failure.
+    pub failures: Vec<MessageFailure>,
+}
+
+impl RunReport {
+    /// Whether everything selected arrived.
+    pub fn is_complete(&self) -> bool {
+        self.outcome == RunOutcome::Complete
+    }
+}

@@ -1,0 +1,220 @@
+//! A run over all folders: planning, shared budgets, totals and the final report.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+
+use super::event::{Event, EventSink};
+use super::filter::CompiledFilter;
+use super::folder::copy_folder;
+use super::options::CopyOptions;
+use super::report::{FolderReport, MessageFailure, RunOutcome, RunReport};
+use crate::backend::{MailSink, MailSource};
+use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result};
+use crate::folder::{FolderInfo, FolderPath};
+
+/// Shared state of one run, borrowed by every folder pass.
+pub(super) struct RunContext<'a> {
+    pub source: &'a dyn MailSource,
+    pub sink: &'a dyn MailSink,
+    pub options: &'a CopyOptions,
+    pub checkpoint: &'a Checkpoint,
+    pub events: &'a EventSink,
+    pub filter: CompiledFilter,
+    /// Budget of messages in flight.
+    pub message_budget: Arc<Semaphore>,
+    /// Budget of KiB in flight.
+    pub byte_budget: Arc<Semaphore>,
+    pub byte_budget_kib: u32,
+    pub totals: Totals,
+    failures: Mutex<Vec<MessageFailure>>,
+    paused: Mutex<Option<String>>,
+    started: Instant,
+    last_progress: Mutex<Instant>,
+}
+
+/// Counters over the whole run.
+#[derive(Default)]
+pub(super) struct Totals {
+    pub copied: AtomicU64,
+    pub skipped: AtomicU64,
+    pub failed: AtomicU64,
+    pub filtered: AtomicU64,
+    pub bytes_copied: AtomicU64,
+}
+
+impl RunContext<'_> {
+    /// Records a failure: report, event, totals.
+    pub fn fail(&self, failure: MessageFailure) {
+        self.totals.failed.fetch_add(1, Ordering::Relaxed);
+        self.events.emit(Event::MessageFailed(failure.clone()));
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).push(failure);
+    }
+
+    /// Stops the run (it stays resumable).
+    pub fn pause(&self, error: &Error) {
+        let mut paused = self.paused.lock().unwrap_or_else(|p| p.into_inner());
+        if paused.is_none() {
+            *paused = Some(error.chain_to_string());
+        }
+    }
+
+    /// Whether the run was paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    /// Emits a progress event at most twice a second.
+    pub fn progress(&self) {
+        if !self.events.is_active() {
+            return;
+        }
+        {
+            let mut last = self.last_progress.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed().as_millis() < 500 {
+                return;
+            }
+            *last = Instant::now();
+        }
+        self.events.emit(self.progress_event());
+    }
+
+    fn progress_event(&self) -> Event {
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
+        let copied = self.totals.copied.load(Ordering::Relaxed);
+        let bytes = self.totals.bytes_copied.load(Ordering::Relaxed);
+        Event::Progress {
+            copied,
+            skipped: self.totals.skipped.load(Ordering::Relaxed),
+            failed: self.totals.failed.load(Ordering::Relaxed),
+            bytes_copied: bytes,
+            elapsed_secs: elapsed,
+            messages_per_sec: copied as f64 / elapsed,
+            bytes_per_sec: bytes as f64 / elapsed,
+        }
+    }
+}
+
+/// Copies from `source` to `sink` under `options`, using `checkpoint` for exactly-once resume and
+/// sending events to `events`. This is what [`Copier::run`](super::Copier::run) calls; it takes
+/// borrowed trait objects so that tests and the conformance kit can drive it with `&dyn` handles.
+///
+/// # Errors
+/// See [`Copier::run`](super::Copier::run).
+pub async fn copy(
+    source: &dyn MailSource,
+    sink: &dyn MailSink,
+    options: &CopyOptions,
+    checkpoint: &Checkpoint,
+    events: &EventSink,
+) -> Result<RunReport> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now().to_rfc3339();
+    let filter = options.filter.compile()?;
+    let limits = &options.limits;
+    let byte_budget_kib = u32::try_from((limits.max_bytes_in_flight / 1024).max(1)).unwrap_or(u32::MAX);
+    let context = RunContext {
+        source,
+        sink,
+        options,
+        checkpoint,
+        events,
+        filter,
+        message_budget: Arc::new(Semaphore::new(limits.max_messages_in_flight.max(1))),
+        byte_budget: Arc::new(Semaphore::new(byte_budget_kib as usize)),
+        byte_budget_kib,
+        totals: Totals::default(),
+        failures: Mutex::new(Vec::new()),
+        paused: Mutex::new(None),
+        started,
+        last_progress: Mutex::new(started),
+    };
+
+    let source_folders =
+        super::folder::with_retries(&context, "listing source folders", || source.list_folders()).await?;
+    let destination_folders = match sink.list_folders().await {
+        Ok(folders) => folders,
+        Err(error) if options.dry_run => {
+            tracing::debug!("destination folders not listed in dry run: {error}");
+            Vec::new()
+        }
+        Err(error) => return Err(error),
+    };
+    let plan = plan_folders(&context, &source_folders, &destination_folders);
+    events.emit(Event::RunStarted {
+        folders: plan.len(),
+        messages: plan.iter().map(|(info, _)| info.messages).sum(),
+        bytes: plan.iter().map(|(info, _)| info.bytes).sum(),
+    });
+
+    let concurrency = limits
+        .folder_concurrency
+        .min(source.capabilities().max_concurrency)
+        .min(sink.capabilities().max_concurrency)
+        .max(1);
+    let context_ref = &context;
+    let mut folders: Vec<FolderReport> = futures::stream::iter(plan)
+        .map(|(info, destination)| copy_folder(context_ref, info, destination))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    folders.sort_by(|a, b| a.folder.cmp(&b.folder));
+
+    let failures = std::mem::take(&mut *context.failures.lock().unwrap_or_else(|p| p.into_inner()));
+    let paused_reason = context.paused.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let totals = &context.totals;
+    let failed = totals.failed.load(Ordering::Relaxed);
+    let outcome = if paused_reason.is_some() {
+        RunOutcome::Paused
+    } else if failed > 0 {
+        RunOutcome::CompletedWithFailures
+    } else {
+        RunOutcome::Complete
+    };
+    if events.is_active() {
+        events.emit(context.progress_event());
+    }
+    Ok(RunReport {
+        source: source.identity(),
+        destination: sink.identity(),
+        dry_run: options.dry_run,
+        outcome,
+        paused_reason,
+        copied: totals.copied.load(Ordering::Relaxed),
+        skipped: totals.skipped.load(Ordering::Relaxed),
+        failed,
+        filtered: totals.filtered.load(Ordering::Relaxed),
+        bytes_copied: totals.bytes_copied.load(Ordering::Relaxed),
+        planned: folders.iter().map(|f| f.planned).sum(),
+        planned_bytes: folders.iter().map(|f| f.planned_bytes).sum(),
+        duration_secs: started.elapsed().as_secs_f64(),
+        started_at,
+        folders,
+        failures,
+    })
+}
+
+/// The selected source folders and where each lands.
+fn plan_folders(
+    context: &RunContext<'_>,
+    source_folders: &[FolderInfo],
+    destination_folders: &[FolderInfo],
+) -> Vec<(FolderInfo, FolderPath)> {
+    let mut resolver = context.options.mapping.resolver(destination_folders);
+    resolver.learn_source(source_folders);
+    let single_folder_sink = !context.sink.capabilities().folders;
+    let mut plan: Vec<(FolderInfo, FolderPath)> = source_folders
+        .iter()
+        .filter(|info| info.selectable && context.filter.folder_matches(&info.path))
+        .map(|info| {
+            let destination = if single_folder_sink { FolderPath::inbox() } else { resolver.map(&info.path) };
+            (info.clone(), destination)
+        })
+        .collect();
+    plan.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+    plan
+}
