@@ -67,6 +67,8 @@ struct State {
     folders: BTreeMap<FolderPath, Folder>,
     appends: usize,
     faults: HashMap<usize, Fault>,
+    flushes: usize,
+    crash_after_flush: Option<usize>,
     crashed: bool,
     crash_notify: Option<tokio::sync::mpsc::UnboundedSender<usize>>,
     capabilities: Option<(SourceCapabilities, SinkCapabilities)>,
@@ -151,6 +153,12 @@ impl MemoryStore {
     /// Schedules a fault for the `n`-th append (counting from 1 over the store's lifetime).
     pub fn fail_append(&self, n: usize, fault: Fault) {
         self.lock().faults.insert(n, fault);
+    }
+
+    /// Crashes right after the `n`-th flush made its folder durable (counting from 1): the
+    /// messages survive, but the caller never learns that the flush succeeded.
+    pub fn crash_after_flush(&self, n: usize) {
+        self.lock().crash_after_flush = Some(n);
     }
 
     /// How many appends were attempted so far.
@@ -403,9 +411,25 @@ impl MailSink for MemoryStore {
 
     async fn flush(&self, folder: &FolderPath) -> Result<()> {
         self.hang_if_crashed().await;
-        let mut state = self.lock();
-        if let Some(entry) = state.folders.get_mut(folder) {
-            entry.durable = entry.messages.len();
+        let crash = {
+            let mut state = self.lock();
+            if let Some(entry) = state.folders.get_mut(folder) {
+                entry.durable = entry.messages.len();
+            }
+            state.flushes += 1;
+            let number = state.flushes;
+            if state.crash_after_flush == Some(number) {
+                state.crashed = true;
+                if let Some(notify) = &state.crash_notify {
+                    let _ = notify.send(number);
+                }
+                true
+            } else {
+                false
+            }
+        };
+        if crash {
+            futures::future::pending::<()>().await;
         }
         Ok(())
     }
