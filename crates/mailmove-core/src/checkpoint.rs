@@ -255,7 +255,7 @@ impl Checkpoint {
         let epoch = epoch.map(|e| e as i64);
         self.with(move |connection| {
             let transaction = connection.transaction()?;
-            let row: Option<(i64, Option<i64>, String, Option<String>, Option<String>)> = transaction
+            let row: Option<FolderRow> = transaction
                 .query_row(
                     "SELECT id, epoch, dest_folder, watermark, watermark_filter FROM folders WHERE source_folder = ?1",
                     [&source_key],
@@ -482,6 +482,9 @@ impl Checkpoint {
         .await
     }
 }
+
+/// id, epoch, destination folder, watermark, watermark filter.
+type FolderRow = (i64, Option<i64>, String, Option<String>, Option<String>);
 
 fn blob_to_fingerprint(blob: &[u8]) -> Result<Fingerprint> {
     let bytes: [u8; 32] = blob.try_into().map_err(|_| Error::Checkpoint {

@@ -60,11 +60,14 @@ fn checkpoint_for(dir: &tempfile::TempDir, source: &MemoryStore, sink: &MemorySt
     .unwrap()
 }
 
+/// (bytes, flags, internal date) → count.
+type Multiset = BTreeMap<(Vec<u8>, Vec<String>, Option<i64>), usize>;
+
 /// The destination holds exactly the source's messages (as multisets of bytes+flags+date) per folder.
 fn assert_same(source: &MemoryStore, sink: &MemoryStore) {
     for folder in source.folders() {
         let count = |store: &MemoryStore| {
-            let mut map: BTreeMap<(Vec<u8>, Vec<String>, Option<i64>), usize> = BTreeMap::new();
+            let mut map: Multiset = BTreeMap::new();
             for (bytes, flags, date) in store.contents(&folder) {
                 *map.entry((bytes, flags.to_imap_list(), date.map(|d| d.timestamp()))).or_default() += 1;
             }

@@ -50,7 +50,10 @@ fn fault_strategy() -> impl Strategy<Value = (usize, u8)> {
 
 const FOLDERS: [&str; 4] = ["INBOX", "Archive/2019", "Entwürfe", "A/B/C"];
 
-fn multiset(store: &MemoryStore) -> BTreeMap<(String, Vec<u8>, Vec<String>, Option<i64>), usize> {
+/// (folder, bytes, flags, internal date) → count.
+type Multiset = BTreeMap<(String, Vec<u8>, Vec<String>, Option<i64>), usize>;
+
+fn multiset(store: &MemoryStore) -> Multiset {
     let mut out = BTreeMap::new();
     for folder in store.folders() {
         for (bytes, flags, date) in store.contents(&folder) {

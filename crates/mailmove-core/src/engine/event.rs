@@ -83,7 +83,9 @@ pub enum Event {
 
 /// Where events go: a callback shared by every task of the run.
 #[derive(Clone, Default)]
-pub struct EventSink(Option<Arc<dyn Fn(&Event) + Send + Sync>>);
+pub struct EventSink(Option<Callback>);
+
+type Callback = Arc<dyn Fn(&Event) + Send + Sync>;
 
 impl std::fmt::Debug for EventSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
