@@ -28,6 +28,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod flags;
 pub mod folder;
+pub mod inventory;
 pub mod message;
 pub mod secret;
 
