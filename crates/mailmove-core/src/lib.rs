@@ -31,6 +31,7 @@ pub mod folder;
 pub mod inventory;
 pub mod message;
 pub mod secret;
+pub mod synthetic;
 
 pub use backend::{
     ExistingMessage, MailSink, MailSinkExt, MailSource, MailSourceExt, SinkCapabilities, SourceCapabilities,
