@@ -296,9 +296,12 @@ impl MailSource for MemoryStore {
         let Some(entry) = state.folders.get(folder) else {
             return stream::iter(vec![Err(Error::NotFound { what: format!("folder {folder}") })]).boxed();
         };
+        // UIDs only grow, so the messages are sorted by UID.
         let found: Vec<Result<Message>> = keys
             .iter()
-            .filter_map(|key| entry.messages.iter().find(|m| m.uid.to_string() == key.as_str()))
+            .filter_map(|key| key.as_str().parse::<u64>().ok())
+            .filter_map(|uid| entry.messages.binary_search_by_key(&uid, |m| m.uid).ok())
+            .map(|index| &entry.messages[index])
             .map(|message| Ok(Message::new(Self::meta_of(message), message.body.clone())))
             .collect();
         stream::iter(found).boxed()
