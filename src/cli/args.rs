@@ -1,0 +1,194 @@
+//! Argument definitions and their conversion into library options.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
+use clap::{Args, Parser, Subcommand};
+use mailmove::core::engine::{CopyOptions, FolderMapping, MessageFilter};
+
+/// Move mailboxes between IMAP, Maildir, MBOX and POP3 with zero message loss.
+#[derive(Debug, Parser)]
+#[command(name = "mailmove", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy every message from SRC to DST; re-running copies only what is missing.
+    Copy(CopyArgs),
+    /// Audit a source: folders, counts, bytes, dates, roles, largest messages.
+    Inventory(super::inventory::InventoryArgs),
+    /// Copy many mailbox pairs listed in a CSV file, in parallel.
+    Batch(super::batch::BatchArgs),
+    /// Fill a store with a synthetic mailbox and time a copy: messages/s, MB/s, peak RSS.
+    Bench(super::bench::BenchArgs),
+}
+
+/// A problem with the command line found after parsing (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Options shared by every job that reads a source and a destination.
+#[derive(Debug, Args, Clone)]
+pub struct JobArgs {
+    /// Source URL (maildir:PATH, mbox:PATH, imap[s]://USER@HOST/, pop3[s]://USER@HOST/).
+    pub source: Option<String>,
+    /// Destination URL.
+    pub destination: Option<String>,
+    /// Read settings from a TOML job file (options on the command line win).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Only these folders (glob on the '/'-separated name; repeatable; `**` for subtrees).
+    #[arg(long = "include", value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Leave out these folders (glob; repeatable).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Rename a folder (and its children): 'Old/Name=New/Name' (repeatable).
+    #[arg(long = "map", value_name = "OLD=NEW")]
+    pub map: Vec<String>,
+    /// Do not map special-use folders (Sent, Trash...) to the destination's folder of the same role.
+    #[arg(long)]
+    pub no_role_mapping: bool,
+    /// Only messages whose internal date is on or after this (YYYY-MM-DD or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Only messages whose internal date is before this (YYYY-MM-DD or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    pub before: Option<String>,
+    /// Only messages up to this size (e.g. 35MB, 20MiB, 500000).
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<String>,
+    /// Read the source password from this file (else MAILMOVE_SRC_PASSWORD, else the URL).
+    #[arg(long, value_name = "FILE")]
+    pub src_password_file: Option<PathBuf>,
+    /// Read the destination password from this file (else MAILMOVE_DST_PASSWORD, else the URL).
+    #[arg(long, value_name = "FILE")]
+    pub dst_password_file: Option<PathBuf>,
+    /// Read the source OAuth2 access token from this file (else MAILMOVE_SRC_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub src_token_file: Option<PathBuf>,
+    /// Read the destination OAuth2 access token from this file (else MAILMOVE_DST_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub dst_token_file: Option<PathBuf>,
+    /// Print JSON lines on stdout: one event per line, the final report last.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the final report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// No progress display (errors and the summary still go to stderr).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Checkpoint file (default: one per job under $MAILMOVE_STATE_DIR, $XDG_STATE_HOME/mailmove
+    /// or ~/.local/state/mailmove, named from the two URLs without secrets).
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Show what would be copied (counts and bytes per folder); write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Folders copied at once.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+}
+
+/// Parses `2024-01-31` (midnight UTC) or an RFC 3339 timestamp.
+pub fn parse_date(text: &str) -> Result<DateTime<FixedOffset>, UsageError> {
+    if let Ok(date) = DateTime::parse_from_rfc3339(text) {
+        return Ok(date);
+    }
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| UsageError(format!("bad date {text:?}: use YYYY-MM-DD or RFC 3339")))?;
+    let utc = FixedOffset::east_opt(0).expect("zero offset");
+    utc.from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"))
+        .single()
+        .ok_or_else(|| UsageError(format!("bad date {text:?}")))
+}
+
+/// Parses a size: plain bytes, KB/MB/GB (powers of 1000) or K/M/G, KiB/MiB/GiB (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, UsageError> {
+    let trimmed = text.trim();
+    let split = trimmed.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: f64 = number.parse().map_err(|_| UsageError(format!("bad size {text:?}")))?;
+    let multiplier: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(UsageError(format!(
+                "bad size unit {other:?} in {text:?} (use B, KB, MB, GB, KiB, MiB, GiB)"
+            )))
+        }
+    };
+    Ok((number * multiplier).round() as u64)
+}
+
+impl JobArgs {
+    /// The source and destination URLs, which are required (on the command line or in the job file).
+    pub fn urls(&self) -> Result<(&str, &str), UsageError> {
+        match (&self.source, &self.destination) {
+            (Some(source), Some(destination)) => Ok((source, destination)),
+            _ => Err(UsageError(
+                "a source and a destination URL are required (arguments or --config file)".into(),
+            )),
+        }
+    }
+
+    /// The copy options these arguments describe.
+    pub fn copy_options(&self) -> anyhow::Result<CopyOptions> {
+        let mut mapping = FolderMapping { map_roles: !self.no_role_mapping, ..FolderMapping::default() };
+        for rule in &self.map {
+            mapping = mapping.with_rule(rule).map_err(|err| UsageError(err.to_string()))?;
+        }
+        let filter = MessageFilter {
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+            since: self.since.as_deref().map(parse_date).transpose()?,
+            before: self.before.as_deref().map(parse_date).transpose()?,
+            max_size: self.max_size.as_deref().map(parse_size).transpose()?,
+        };
+        filter.compile().map_err(|err| UsageError(err.to_string()))?;
+        Ok(CopyOptions { mapping, filter, ..CopyOptions::default() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        for (text, expected) in [
+            ("1000", 1000),
+            ("35MB", 35_000_000),
+            ("20MiB", 20 * 1024 * 1024),
+            ("1.5k", 1536),
+            ("2 GB", 2_000_000_000),
+        ] {
+            assert_eq!(parse_size(text).unwrap(), expected, "{text}");
+        }
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("MB").is_err());
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_date("2024-02-29").unwrap().to_rfc3339(), "2024-02-29T00:00:00+00:00");
+        assert_eq!(parse_date("2024-02-29T10:00:00+02:00").unwrap().timestamp(), 1709193600);
+        assert!(parse_date("29/02/2024").is_err());
+    }
+}

@@ -1,0 +1,101 @@
+//! `mailmove inventory SRC`: the audit before a migration.
+
+use clap::Args;
+use mailmove::core::inventory::{self, Inventory, InventoryOptions};
+use mailmove::registry::{self, Side};
+
+use super::args::parse_size;
+use super::copy::credentials;
+use super::output;
+use super::EXIT_OK;
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// Source URL.
+    pub source: String,
+    /// List the messages larger than this (e.g. 35MB for Gmail, 45MB for Office 365).
+    #[arg(long, value_name = "SIZE")]
+    pub limit: Option<String>,
+    /// How many of the largest messages to list.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub largest: usize,
+    /// Print the inventory as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Read the password from this file (else MAILMOVE_SRC_PASSWORD, else the URL).
+    #[arg(long, value_name = "FILE")]
+    pub src_password_file: Option<std::path::PathBuf>,
+    /// Read the OAuth2 access token from this file (else MAILMOVE_SRC_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub src_token_file: Option<std::path::PathBuf>,
+}
+
+pub async fn run(args: InventoryArgs) -> anyhow::Result<u8> {
+    let limit = args.limit.as_deref().map(parse_size).transpose()?;
+    let credentials =
+        credentials(Side::Source, args.src_password_file.as_deref(), args.src_token_file.as_deref())?;
+    let source = registry::open_source(&args.source, &credentials).await?;
+    let report = inventory::take(source.as_ref(), &InventoryOptions { limit, largest: args.largest }).await?;
+    if args.json {
+        output::json_line(&report);
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(EXIT_OK)
+}
+
+fn date(value: Option<chrono::DateTime<chrono::FixedOffset>>) -> String {
+    value.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// The human form of an inventory.
+pub fn render(report: &Inventory) -> String {
+    let mut out = format!("Inventory of {}\n", report.source);
+    out.push_str(&format!(
+        "{:<36} {:<10} {:>9} {:>11} {:>11} {:>11}\n",
+        "folder", "role", "messages", "MB", "oldest", "newest"
+    ));
+    for folder in &report.folders {
+        out.push_str(&format!(
+            "{:<36} {:<10} {:>9} {:>11.1} {:>11} {:>11}{}\n",
+            folder.folder,
+            folder.role.map(|r| r.to_string()).unwrap_or_default(),
+            folder.messages,
+            folder.bytes as f64 / 1e6,
+            date(folder.oldest),
+            date(folder.newest),
+            if folder.selectable { "" } else { "  (not selectable)" }
+        ));
+    }
+    out.push_str(&format!(
+        "total: {} messages, {:.1} MB in {} folders\n",
+        report.messages,
+        report.bytes as f64 / 1e6,
+        report.folders.len()
+    ));
+    if !report.largest.is_empty() {
+        out.push_str("largest messages:\n");
+        for entry in &report.largest {
+            out.push_str(&format!(
+                "  {:>10.2} MB  {}  key {}  {}\n",
+                entry.size as f64 / 1e6,
+                entry.folder,
+                entry.key,
+                date(entry.internal_date)
+            ));
+        }
+    }
+    if let Some(limit) = report.limit {
+        out.push_str(&format!("{} messages over {:.1} MB", report.over_limit.len(), limit as f64 / 1e6));
+        out.push_str(if report.over_limit.is_empty() { "\n" } else { ":\n" });
+        for entry in &report.over_limit {
+            out.push_str(&format!(
+                "  {:>10.2} MB  {}  key {}\n",
+                entry.size as f64 / 1e6,
+                entry.folder,
+                entry.key
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,60 @@
+//! Command-line interface: subcommands, exit statuses, output.
+//!
+//! Exit statuses: 0 everything arrived (or verified identical), 3 finished with per-message
+//! failures (or differences found), 1 error (including a paused run), 2 usage.
+
+mod args;
+mod batch;
+mod bench;
+mod config;
+mod copy;
+mod inventory;
+mod output;
+mod state;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::{Cli, Command};
+
+/// Exit status: everything arrived / identical.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: an error stopped the work.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit status: the command line was wrong.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status: finished, but some messages failed or differ.
+pub const EXIT_INCOMPLETE: u8 = 3;
+
+/// Whether an error is the user's command line (or URL, or job file) rather than the work.
+fn is_usage_error(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<args::UsageError>().is_some()
+        || matches!(error.downcast_ref::<mailmove::Error>(), Some(mailmove::Error::Config { .. }))
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("mailmove: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Copy(args) => copy::run(args).await,
+            Command::Inventory(args) => inventory::run(args).await,
+            Command::Batch(args) => batch::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("mailmove: {}", output::error_chain(&err));
+            ExitCode::from(if is_usage_error(&err) { EXIT_USAGE } else { EXIT_ERROR })
+        }
+    }
+}
