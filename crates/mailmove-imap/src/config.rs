@@ -1,0 +1,414 @@
+//! Connection settings and their URL form.
+//!
+//! ```text
+//! imap://USER[:PASS]@HOST[:PORT]/?tls=starttls|implicit|none&auth=login|plain|xoauth2|oauthbearer&ca=PATH
+//! imaps://USER[:PASS]@HOST[:PORT]/?...
+//! ```
+//! `imap://` means port 143 with STARTTLS required; `imaps://` means implicit TLS on port 993.
+//! Plaintext happens only with an explicit `tls=none`. User and password are percent-decoded; the
+//! password is kept as a [`Secret`] and never shows in `Debug`, errors or [`ImapConfig::identity`].
+//! Further query parameters: `timeout=SECONDS` (per network operation, default 60),
+//! `connections=N` (pool size, default 4), `utf8=off` (do not ENABLE UTF8=ACCEPT).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mailmove_core::{Error, Result, Secret, SpoolConfig};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
+
+/// How the connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsMode {
+    /// TLS from the first byte (`imaps://`, port 993).
+    Implicit,
+    /// Plain TCP upgraded with STARTTLS, which must be advertised (never a silent fallback).
+    StartTls,
+    /// No TLS at all: only when asked for with `tls=none`.
+    None,
+}
+
+/// How to authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// `AUTHENTICATE PLAIN` when advertised, else `LOGIN`.
+    Auto,
+    /// The `LOGIN` command.
+    Login,
+    /// SASL PLAIN.
+    Plain,
+    /// SASL XOAUTH2 (Google, Microsoft) with an access token.
+    XOAuth2,
+    /// SASL OAUTHBEARER (RFC 7628) with an access token.
+    OAuthBearer,
+}
+
+/// Everything needed to open an [`ImapStore`](crate::ImapStore).
+#[derive(Clone)]
+pub struct ImapConfig {
+    /// Server host name or address (also the name checked in the certificate).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// User name.
+    pub user: String,
+    /// Password (for LOGIN / PLAIN).
+    pub password: Option<Secret>,
+    /// OAuth2 access token (for XOAUTH2 / OAUTHBEARER).
+    pub token: Option<Secret>,
+    /// TLS mode.
+    pub tls: TlsMode,
+    /// Authentication method.
+    pub auth: AuthMethod,
+    /// Extra CA certificate(s) (PEM) trusted in addition to the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Time limit of each network operation (connect, one read, one write).
+    pub timeout: Duration,
+    /// Most connections opened at once (also the declared concurrency).
+    pub max_connections: usize,
+    /// Whether to ENABLE UTF8=ACCEPT when the server offers it.
+    pub utf8_accept: bool,
+    /// Where large message bodies go while they are read.
+    pub spool: SpoolConfig,
+    /// Messages per UID FETCH when listing metadata.
+    pub list_chunk: usize,
+    /// Messages per UID FETCH when reading bodies.
+    pub fetch_chunk: usize,
+}
+
+impl std::fmt::Debug for ImapConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImapConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .field("token", &self.token)
+            .field("tls", &self.tls)
+            .field("auth", &self.auth)
+            .field("ca_file", &self.ca_file)
+            .field("timeout", &self.timeout)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Characters escaped in the user part of [`ImapConfig::identity`].
+const USERINFO: &AsciiSet = &CONTROLS.add(b' ').add(b'@').add(b':').add(b'/').add(b'%').add(b'?').add(b'#');
+
+fn refuse_controls(what: &str, value: &str) -> Result<()> {
+    if value.chars().any(|ch| matches!(ch, '\r' | '\n' | '\0')) {
+        return Err(Error::config(format!(
+            "the {what} contains CR, LF or NUL, which cannot be sent to an IMAP server"
+        )));
+    }
+    Ok(())
+}
+
+impl ImapConfig {
+    /// A configuration with defaults: STARTTLS on port 143, automatic authentication.
+    pub fn new(host: impl Into<String>, user: impl Into<String>) -> Self {
+        ImapConfig {
+            host: host.into(),
+            port: 143,
+            user: user.into(),
+            password: None,
+            token: None,
+            tls: TlsMode::StartTls,
+            auth: AuthMethod::Auto,
+            ca_file: None,
+            timeout: Duration::from_secs(60),
+            max_connections: 4,
+            utf8_accept: true,
+            spool: SpoolConfig::default(),
+            list_chunk: 1000,
+            fetch_chunk: 20,
+        }
+    }
+
+    /// Parses an `imap://` or `imaps://` URL (see the module docs).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for anything malformed, contradictory or unknown; the message never
+    /// contains the password.
+    ///
+    /// ```
+    /// use mailmove_imap::{ImapConfig, TlsMode};
+    /// let config = ImapConfig::from_url("imaps://me%40example.org:s3cret@mail.example.org").unwrap();
+    /// assert_eq!((config.port, config.tls), (993, TlsMode::Implicit));
+    /// assert_eq!(config.user, "me@example.org");
+    /// assert_eq!(config.identity(), "imap://me%40example.org@mail.example.org:993");
+    /// assert!(!format!("{config:?}").contains("s3cret"));
+    /// ```
+    pub fn from_url(text: &str) -> Result<ImapConfig> {
+        // Never echo the URL itself: it may hold the password.
+        let url =
+            url::Url::parse(text).map_err(|err| Error::config(format!("not a valid IMAP URL: {err}")))?;
+        let implicit = match url.scheme() {
+            "imap" => false,
+            "imaps" => true,
+            other => {
+                return Err(Error::config(format!("unsupported scheme {other:?} (use imap:// or imaps://)")))
+            }
+        };
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| Error::config("the IMAP URL has no host"))?;
+        // url keeps brackets around IPv6 literals; the socket and certificate want the bare address.
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let user = percent_decode_str(url.username())
+            .decode_utf8()
+            .map_err(|_| Error::config("the user name in the URL is not valid UTF-8"))?
+            .into_owned();
+        if user.is_empty() {
+            return Err(Error::config("the IMAP URL has no user name (imap://USER@HOST)"));
+        }
+        refuse_controls("user name", &user)?;
+        let password = match url.password() {
+            Some(encoded) => {
+                let decoded = percent_decode_str(encoded)
+                    .decode_utf8()
+                    .map_err(|_| Error::config("the password in the URL is not valid UTF-8"))?
+                    .into_owned();
+                refuse_controls("password", &decoded)?;
+                Some(Secret::new(decoded))
+            }
+            None => None,
+        };
+        let path = url.path();
+        if !(path.is_empty() || path == "/") {
+            return Err(Error::config("the IMAP URL must not have a path (folders are chosen with options)"));
+        }
+
+        let mut config = ImapConfig::new(host, user);
+        config.password = password;
+        config.tls = if implicit { TlsMode::Implicit } else { TlsMode::StartTls };
+        for (key, value) in url.query_pairs() {
+            match key.as_ref() {
+                "tls" => {
+                    config.tls = match value.as_ref() {
+                        "implicit" => TlsMode::Implicit,
+                        "starttls" if !implicit => TlsMode::StartTls,
+                        "none" if !implicit => TlsMode::None,
+                        "starttls" | "none" => {
+                            return Err(Error::config(format!(
+                                "imaps:// always uses implicit TLS; tls={value} contradicts it"
+                            )))
+                        }
+                        other => {
+                            return Err(Error::config(format!(
+                                "unknown tls={other} (use starttls, implicit or none)"
+                            )))
+                        }
+                    }
+                }
+                "auth" => {
+                    config.auth = match value.to_ascii_lowercase().as_str() {
+                        "auto" => AuthMethod::Auto,
+                        "login" => AuthMethod::Login,
+                        "plain" => AuthMethod::Plain,
+                        "xoauth2" => AuthMethod::XOAuth2,
+                        "oauthbearer" => AuthMethod::OAuthBearer,
+                        other => {
+                            return Err(Error::config(format!(
+                                "unknown auth={other} (use login, plain, xoauth2 or oauthbearer)"
+                            )))
+                        }
+                    }
+                }
+                "ca" => {
+                    if value.is_empty() {
+                        return Err(Error::config("ca= needs the path of a PEM file"));
+                    }
+                    config.ca_file = Some(PathBuf::from(value.as_ref()));
+                }
+                "timeout" => {
+                    let seconds: u64 = value.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                        Error::config(format!("timeout={value} is not a positive number of seconds"))
+                    })?;
+                    config.timeout = Duration::from_secs(seconds);
+                }
+                "connections" => {
+                    config.max_connections =
+                        value.parse().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| {
+                            Error::config(format!("connections={value} is not between 1 and 64"))
+                        })?;
+                }
+                "utf8" => {
+                    config.utf8_accept = match value.as_ref() {
+                        "on" | "yes" | "true" => true,
+                        "off" | "no" | "false" => false,
+                        other => return Err(Error::config(format!("utf8={other} (use on or off)"))),
+                    }
+                }
+                other => return Err(Error::config(format!("unknown IMAP URL parameter {other:?}"))),
+            }
+        }
+        config.port = match url.port() {
+            Some(port) => port,
+            None if config.tls == TlsMode::Implicit => 993,
+            None => 143,
+        };
+        Ok(config)
+    }
+
+    /// Sets the password (the facade reads it from the environment rather than the URL).
+    pub fn with_password(mut self, password: Secret) -> Self {
+        self.password = Some(password);
+        self
+    }
+
+    /// Sets an OAuth2 access token; selects XOAUTH2 unless OAUTHBEARER was asked for.
+    pub fn with_token(mut self, token: Secret) -> Self {
+        self.token = Some(token);
+        if !matches!(self.auth, AuthMethod::OAuthBearer) {
+            self.auth = AuthMethod::XOAuth2;
+        }
+        self
+    }
+
+    /// The stable, secret-free identity: `imap://user@host:port`.
+    pub fn identity(&self) -> String {
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        format!(
+            "imap://{}@{}:{}",
+            utf8_percent_encode(&self.user, USERINFO),
+            host.to_ascii_lowercase(),
+            self.port
+        )
+    }
+
+    /// Checks what cannot be checked while parsing (credentials present, no control characters).
+    pub(crate) fn validate(&self) -> Result<()> {
+        refuse_controls("user name", &self.user)?;
+        if let Some(password) = &self.password {
+            refuse_controls("password", password.expose())?;
+        }
+        if let Some(token) = &self.token {
+            refuse_controls("token", token.expose())?;
+        }
+        match self.auth {
+            AuthMethod::XOAuth2 | AuthMethod::OAuthBearer
+                if self.token.is_none() && self.password.is_none() =>
+            {
+                Err(Error::config("OAuth2 authentication needs an access token"))
+            }
+            AuthMethod::Auto | AuthMethod::Login | AuthMethod::Plain if self.password.is_none() => {
+                Err(Error::config(format!("no password for IMAP user {}", self.user)))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_table() {
+        type Expect = Option<(&'static str, u16, TlsMode, AuthMethod, &'static str, Option<&'static str>)>;
+        let table: Vec<(&str, Expect)> = vec![
+            (
+                "imap://bob:pw@mail.example.org",
+                Some(("mail.example.org", 143, TlsMode::StartTls, AuthMethod::Auto, "bob", Some("pw"))),
+            ),
+            (
+                "imaps://bob:pw@mail.example.org",
+                Some(("mail.example.org", 993, TlsMode::Implicit, AuthMethod::Auto, "bob", Some("pw"))),
+            ),
+            (
+                "imap://bob@mail.example.org:1143/?tls=none",
+                Some(("mail.example.org", 1143, TlsMode::None, AuthMethod::Auto, "bob", None)),
+            ),
+            (
+                "imap://bob@h/?tls=implicit",
+                Some(("h", 993, TlsMode::Implicit, AuthMethod::Auto, "bob", None)),
+            ),
+            (
+                "imap://bob@h?tls=starttls&auth=plain",
+                Some(("h", 143, TlsMode::StartTls, AuthMethod::Plain, "bob", None)),
+            ),
+            (
+                "imap://a%40b.c:p%3Aw%20d%25@h/?auth=LOGIN",
+                Some(("h", 143, TlsMode::StartTls, AuthMethod::Login, "a@b.c", Some("p:w d%"))),
+            ),
+            ("imap://u@h/?auth=xoauth2", Some(("h", 143, TlsMode::StartTls, AuthMethod::XOAuth2, "u", None))),
+            (
+                "imaps://u@127.0.0.1:10993?auth=oauthbearer",
+                Some(("127.0.0.1", 10993, TlsMode::Implicit, AuthMethod::OAuthBearer, "u", None)),
+            ),
+            ("imaps://u@[::1]:993", Some(("::1", 993, TlsMode::Implicit, AuthMethod::Auto, "u", None))),
+            (
+                "imap://u:p%C3%A4ss@h",
+                Some(("h", 143, TlsMode::StartTls, AuthMethod::Auto, "u", Some("päss"))),
+            ),
+            // Refused:
+            ("imaps://u@h/?tls=none", None),
+            ("imaps://u@h/?tls=starttls", None),
+            ("imap://u@h/?tls=maybe", None),
+            ("imap://u@h/?auth=cram-md5", None),
+            ("imap://u@h/?bogus=1", None),
+            ("imap://h", None),
+            ("imap://u@h/INBOX", None),
+            ("pop3://u@h", None),
+            ("imap://u:a%0Db@h", None),
+            ("imap://u%0A@h", None),
+            ("imap://u@h/?timeout=0", None),
+            ("imap://u@h/?connections=0", None),
+            ("imap://u@h/?ca=", None),
+            ("not a url", None),
+        ];
+        for (url, expected) in table {
+            let parsed = ImapConfig::from_url(url);
+            match (parsed, expected) {
+                (Ok(config), Some((host, port, tls, auth, user, password))) => {
+                    assert_eq!(config.host, host, "{url}");
+                    assert_eq!(config.port, port, "{url}");
+                    assert_eq!(config.tls, tls, "{url}");
+                    assert_eq!(config.auth, auth, "{url}");
+                    assert_eq!(config.user, user, "{url}");
+                    assert_eq!(
+                        config.password.as_ref().map(|p| p.expose().to_string()),
+                        password.map(String::from),
+                        "{url}"
+                    );
+                }
+                (Err(error), None) => {
+                    assert!(matches!(error, Error::Config { .. }), "{url}: {error:?}");
+                    let text = error.to_string();
+                    assert!(!text.contains("a%0Db") && !text.contains("pw"), "{url}: leaks: {text}");
+                }
+                (Ok(config), None) => panic!("{url} should be refused, got {config:?}"),
+                (Err(error), Some(_)) => panic!("{url} should parse: {error}"),
+            }
+        }
+    }
+
+    #[test]
+    fn options_and_identity() {
+        let config = ImapConfig::from_url(
+            "imap://u@Mail.Example.org/?ca=/tmp/ca.pem&timeout=5&connections=2&utf8=off",
+        )
+        .unwrap();
+        assert_eq!(config.ca_file.as_deref(), Some(std::path::Path::new("/tmp/ca.pem")));
+        assert_eq!(config.timeout, Duration::from_secs(5));
+        assert_eq!(config.max_connections, 2);
+        assert!(!config.utf8_accept);
+        assert_eq!(config.identity(), "imap://u@mail.example.org:143");
+        assert!(matches!(config.validate(), Err(Error::Config { .. })));
+        let config = config.with_password(Secret::new("x"));
+        assert!(config.validate().is_ok());
+        let config = ImapConfig::from_url("imap://u@h").unwrap().with_token(Secret::new("tok"));
+        assert_eq!(config.auth, AuthMethod::XOAuth2);
+        assert!(config.validate().is_ok());
+        let config =
+            ImapConfig::from_url("imap://u@h?auth=oauthbearer").unwrap().with_token(Secret::new("tok"));
+        assert_eq!(config.auth, AuthMethod::OAuthBearer);
+        assert!(!format!("{config:?}").contains("tok\""));
+        let bad = ImapConfig::new("h", "u").with_password(Secret::new("a\nb"));
+        assert!(matches!(bad.validate(), Err(Error::Config { .. })));
+    }
+}

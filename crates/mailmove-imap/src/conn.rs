@@ -1,0 +1,486 @@
+//! One IMAP connection: transport, response framing, command execution with literals.
+//!
+//! This is the thin protocol layer the crate runs on (see the crate docs for why it is ours rather
+//! than async-imap's): it writes commands (with synchronising, non-synchronising `{n+}` and
+//! binary `~{n}` literals), frames responses line by line, streams large literals straight into
+//! [`SpoolConfig`] bodies so that a 40 MB message is never held whole in memory, and puts a time
+//! limit on every read and write. A connection that saw an I/O error, a timeout or a framing error
+//! is marked broken and never reused.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use mailmove_core::{Error, MessageBody, Result, SpoolConfig};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use crate::errors;
+use crate::wire::{self, Frame, LiteralSlot, ParseError, Response, Status, StatusResponse, Value};
+
+/// Longest response line (without literals) we accept: a SEARCH of a million UIDs fits.
+const MAX_LINE: usize = 64 * 1024 * 1024;
+/// Literals up to this size stay in the frame even when the spool threshold is lower.
+const MIN_INLINE_LITERAL: usize = 64 * 1024;
+
+/// The byte stream under a connection.
+pub(crate) enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
+            Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(stream) => Pin::new(stream).poll_flush(cx),
+            Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
+            Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The server's capabilities, upper-cased.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Capabilities(HashSet<String>);
+
+impl Capabilities {
+    pub fn from_atoms<'a>(atoms: impl IntoIterator<Item = &'a str>) -> Self {
+        Capabilities(atoms.into_iter().map(|a| a.to_ascii_uppercase()).collect())
+    }
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains(&name.to_ascii_uppercase())
+    }
+    /// `APPENDLIMIT=n`, when advertised with a number.
+    pub fn append_limit(&self) -> Option<u64> {
+        self.0.iter().find_map(|c| c.strip_prefix("APPENDLIMIT=")).and_then(|n| n.parse().ok())
+    }
+}
+
+/// One piece of a command.
+pub(crate) enum Part<'a> {
+    /// Bytes sent as they are.
+    Text(String),
+    /// A literal; `binary` makes it a `~{n}` literal8 (RFC 3516).
+    Literal { data: &'a MessageBody, binary: bool },
+}
+
+/// Untagged responses seen while a command runs.
+pub(crate) enum Untagged<'a> {
+    Status(&'a StatusResponse),
+    Data(&'a [Value]),
+    Unparsed(&'a ParseError),
+}
+
+/// What is selected on a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Selected {
+    pub mailbox: String,
+    pub read_only: bool,
+    pub uid_validity: Option<u32>,
+}
+
+/// One IMAP connection.
+pub(crate) struct Conn {
+    io: Option<Transport>,
+    buf: BytesMut,
+    next_tag: u32,
+    timeout: Duration,
+    spool: SpoolConfig,
+    pub caps: Capabilities,
+    pub broken: bool,
+    pub selected: Option<Selected>,
+    pub last_used: Instant,
+    /// The last untagged BYE, to explain a closed connection.
+    bye: Option<StatusResponse>,
+}
+
+impl Conn {
+    pub fn new(io: Transport, timeout: Duration, spool: SpoolConfig) -> Self {
+        Conn {
+            io: Some(io),
+            buf: BytesMut::with_capacity(16 * 1024),
+            next_tag: 1,
+            timeout,
+            spool,
+            caps: Capabilities::default(),
+            broken: false,
+            selected: None,
+            last_used: Instant::now(),
+            bye: None,
+        }
+    }
+
+    /// Takes the transport out (for STARTTLS), discarding anything the server sent ahead of the
+    /// handshake: such bytes would otherwise be read as if they came over TLS (response injection).
+    pub fn into_transport(mut self) -> Option<Transport> {
+        if !self.buf.is_empty() {
+            tracing::warn!("discarding {} bytes received before the TLS handshake", self.buf.len());
+            self.buf.clear();
+        }
+        self.io.take()
+    }
+
+    fn io(&mut self) -> Result<&mut Transport> {
+        if self.broken {
+            return Err(Error::connection("the IMAP connection is no longer usable"));
+        }
+        self.io.as_mut().ok_or_else(|| Error::connection("the IMAP connection is closed"))
+    }
+
+    fn fail(&mut self, error: Error) -> Error {
+        self.broken = true;
+        error
+    }
+
+    async fn fill(&mut self) -> Result<()> {
+        let timeout = self.timeout;
+        let io = self.io()?;
+        let mut chunk = [0u8; 64 * 1024];
+        let read = match tokio::time::timeout(timeout, io.read(&mut chunk)).await {
+            Err(_) => {
+                return Err(self.fail(Error::Timeout {
+                    what: format!("no answer from the IMAP server for {timeout:?}"),
+                }))
+            }
+            Ok(Err(err)) => {
+                return Err(self.fail(Error::Connection {
+                    message: "reading from the IMAP server".into(),
+                    source: Some(Box::new(err)),
+                }))
+            }
+            Ok(Ok(read)) => read,
+        };
+        if read == 0 {
+            let error = match self.bye.take() {
+                Some(bye) => errors::from_bye(&bye),
+                None => Error::connection("the IMAP server closed the connection"),
+            };
+            return Err(self.fail(error));
+        }
+        self.buf.extend_from_slice(&chunk[..read]);
+        Ok(())
+    }
+
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let timeout = self.timeout;
+        let io = self.io()?;
+        match tokio::time::timeout(timeout, io.write_all(bytes)).await {
+            Err(_) => Err(self.fail(Error::Timeout { what: "sending to the IMAP server".into() })),
+            Ok(Err(err)) => Err(self.fail(Error::Connection {
+                message: "writing to the IMAP server".into(),
+                source: Some(Box::new(err)),
+            })),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    pub async fn flush(&mut self) -> Result<()> {
+        let timeout = self.timeout;
+        let io = self.io()?;
+        match tokio::time::timeout(timeout, io.flush()).await {
+            Err(_) => Err(self.fail(Error::Timeout { what: "sending to the IMAP server".into() })),
+            Ok(Err(err)) => Err(self.fail(Error::Connection {
+                message: "writing to the IMAP server".into(),
+                source: Some(Box::new(err)),
+            })),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    /// Reads one line (through LF) into `out`.
+    async fn read_line(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        let mut scanned = 0;
+        loop {
+            if let Some(position) = self.buf[scanned..].iter().position(|&b| b == b'\n') {
+                let end = scanned + position + 1;
+                out.extend_from_slice(&self.buf[..end]);
+                self.buf.advance(end);
+                return Ok(());
+            }
+            scanned = self.buf.len();
+            if out.len() + scanned > MAX_LINE {
+                return Err(self.fail(Error::protocol("IMAP response line too long")));
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads exactly `length` bytes, handing them to `each` chunk by chunk.
+    async fn read_exact_with(
+        &mut self,
+        mut length: u64,
+        mut each: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        while length > 0 {
+            if self.buf.is_empty() {
+                self.fill().await?;
+            }
+            let take = (self.buf.len() as u64).min(length) as usize;
+            each(&self.buf[..take]).map_err(|e| self.fail(e))?;
+            self.buf.advance(take);
+            length -= take as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads one whole response: its lines and the literals they announce.
+    pub async fn read_frame(&mut self) -> Result<Frame> {
+        let mut frame = Frame::default();
+        loop {
+            self.read_line(&mut frame.bytes).await?;
+            let Some(length) = literal_length(&frame.bytes) else {
+                return Ok(frame);
+            };
+            let inline_limit = self.spool.threshold.max(MIN_INLINE_LITERAL) as u64;
+            if length <= inline_limit {
+                let offset = frame.bytes.len();
+                frame.literals.push(LiteralSlot { offset, spooled: None });
+                let mut bytes = std::mem::take(&mut frame.bytes);
+                self.read_exact_with(length, |chunk| {
+                    bytes.extend_from_slice(chunk);
+                    Ok(())
+                })
+                .await?;
+                frame.bytes = bytes;
+            } else {
+                let mut builder = self.spool.builder();
+                self.read_exact_with(length, |chunk| builder.push(chunk)).await?;
+                let body = builder.finish().map_err(|e| self.fail(e))?;
+                frame.literals.push(LiteralSlot { offset: frame.bytes.len(), spooled: Some(body) });
+            }
+        }
+    }
+
+    /// Reads and parses one response.
+    pub async fn read_response(&mut self) -> Result<std::result::Result<Response, ParseError>> {
+        let frame = self.read_frame().await?;
+        let parsed = wire::parse(&frame);
+        if let Ok(Response::Untagged(status)) = &parsed {
+            if status.status == Status::Bye {
+                self.bye = Some(status.clone());
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// A fresh tag.
+    pub fn tag(&mut self) -> String {
+        let tag = format!("m{}", self.next_tag);
+        self.next_tag += 1;
+        tag
+    }
+
+    /// Runs a command of plain text (no literals).
+    pub async fn run(
+        &mut self,
+        command: &str,
+        on_untagged: impl FnMut(Untagged<'_>) -> Result<()>,
+    ) -> Result<StatusResponse> {
+        self.run_parts(&[Part::Text(command.to_string())], on_untagged).await
+    }
+
+    /// Runs a command, sending literals as the server allows, and returns its tagged status.
+    ///
+    /// A command the server ends before its literal was sent (a `NO` instead of `+`) returns that
+    /// status; the literal is not sent.
+    pub async fn run_parts(
+        &mut self,
+        parts: &[Part<'_>],
+        mut on_untagged: impl FnMut(Untagged<'_>) -> Result<()>,
+    ) -> Result<StatusResponse> {
+        let tag = self.tag();
+        self.last_used = Instant::now();
+        let mut pending = format!("{tag} ").into_bytes();
+        for part in parts {
+            match part {
+                Part::Text(text) => pending.extend_from_slice(text.as_bytes()),
+                Part::Literal { data, binary } => {
+                    let length = data.len();
+                    let non_sync = self.caps.has("LITERAL+") || (self.caps.has("LITERAL-") && length <= 4096);
+                    let marker = format!(
+                        "{}{{{}{}}}\r\n",
+                        if *binary { "~" } else { "" },
+                        length,
+                        if non_sync { "+" } else { "" }
+                    );
+                    pending.extend_from_slice(marker.as_bytes());
+                    self.write(&pending).await?;
+                    pending.clear();
+                    if !non_sync {
+                        self.flush().await?;
+                        if let Some(done) = self.wait_continue(&tag, &mut on_untagged).await? {
+                            return Ok(done);
+                        }
+                    }
+                    self.send_body(data).await?;
+                }
+            }
+        }
+        pending.extend_from_slice(b"\r\n");
+        self.write(&pending).await?;
+        self.flush().await?;
+        self.finish(&tag, on_untagged).await
+    }
+
+    async fn send_body(&mut self, body: &MessageBody) -> Result<()> {
+        if let Some(bytes) = body.as_bytes() {
+            return self.write(&bytes.clone()).await;
+        }
+        // A spooled body: blocking reads of a local temporary file in 64 KiB steps.
+        let mut reader = body.reader()?;
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut sent = 0u64;
+        while sent < body.len() {
+            let read = std::io::Read::read(&mut reader, &mut chunk)
+                .map_err(|err| Error::io("reading spooled message", err))?;
+            if read == 0 {
+                // The literal announced more bytes than the file has: the connection cannot recover.
+                return Err(
+                    self.fail(Error::io("reading spooled message", std::io::ErrorKind::UnexpectedEof.into()))
+                );
+            }
+            self.write(&chunk[..read]).await?;
+            sent += read as u64;
+        }
+        Ok(())
+    }
+
+    /// Waits for `+` after a synchronising literal; returns the tagged status if the server ended
+    /// the command instead.
+    async fn wait_continue(
+        &mut self,
+        tag: &str,
+        on_untagged: &mut impl FnMut(Untagged<'_>) -> Result<()>,
+    ) -> Result<Option<StatusResponse>> {
+        loop {
+            match self.read_response().await? {
+                Ok(Response::Continue(_)) => return Ok(None),
+                Ok(Response::Tagged { tag: got, status }) if got == tag => return Ok(Some(status)),
+                other => self.dispatch(other, on_untagged)?,
+            }
+        }
+    }
+
+    /// Reads responses until the tagged one of `tag`.
+    pub async fn finish(
+        &mut self,
+        tag: &str,
+        mut on_untagged: impl FnMut(Untagged<'_>) -> Result<()>,
+    ) -> Result<StatusResponse> {
+        loop {
+            match self.read_response().await? {
+                Ok(Response::Tagged { tag: got, status }) if got == tag => {
+                    self.last_used = Instant::now();
+                    return Ok(status);
+                }
+                Ok(Response::Continue(_)) => {
+                    return Err(
+                        self.fail(Error::protocol("unexpected continuation request from the IMAP server"))
+                    )
+                }
+                other => self.dispatch(other, &mut on_untagged)?,
+            }
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        response: std::result::Result<Response, ParseError>,
+        on_untagged: &mut impl FnMut(Untagged<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let outcome = match &response {
+            Ok(Response::Untagged(status)) => on_untagged(Untagged::Status(status)),
+            Ok(Response::Data(values)) => on_untagged(Untagged::Data(values)),
+            Ok(Response::Tagged { tag, .. }) => {
+                tracing::debug!("ignoring a tagged response for {tag}, not ours");
+                Ok(())
+            }
+            Ok(Response::Continue(_)) => Ok(()),
+            Err(error) => {
+                tracing::debug!("{error}");
+                on_untagged(Untagged::Unparsed(error))
+            }
+        };
+        // A handler that gives up leaves the command half read: the connection cannot be reused.
+        outcome.map_err(|e| self.fail(e))
+    }
+
+    /// Sends an untagged line (a SASL response).
+    pub async fn send_line(&mut self, line: &[u8]) -> Result<()> {
+        let mut bytes = line.to_vec();
+        bytes.extend_from_slice(b"\r\n");
+        self.write(&bytes).await?;
+        self.flush().await
+    }
+
+    /// `LOGOUT`, best effort.
+    pub async fn logout(&mut self) {
+        if !self.broken && self.io.is_some() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.run("LOGOUT", |_| Ok(()))).await;
+        }
+    }
+}
+
+/// The length announced by a line ending in `{n}`, `{n+}` or `~{n}` (then CRLF).
+pub(crate) fn literal_length(frame: &[u8]) -> Option<u64> {
+    let line = frame.strip_suffix(b"\n")?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = line.strip_suffix(b"}")?;
+    let open = line.iter().rposition(|&b| b == b'{')?;
+    let digits = &line[open + 1..];
+    let digits = digits.strip_suffix(b"+").unwrap_or(digits);
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_markers() {
+        assert_eq!(literal_length(b"* 1 FETCH (BODY[] {12}\r\n"), Some(12));
+        assert_eq!(literal_length(b"* 1 FETCH (BINARY[] ~{3}\n"), Some(3));
+        assert_eq!(literal_length(b"a LOGIN {5+}\r\n"), Some(5));
+        assert_eq!(literal_length(b"* OK done\r\n"), None);
+        assert_eq!(literal_length(b"* OK {x}\r\n"), None);
+        assert_eq!(literal_length(b"* OK {}\r\n"), None);
+        assert_eq!(literal_length(b"* OK {99999999999999999999999}\r\n"), None);
+    }
+
+    #[test]
+    fn capabilities() {
+        let caps = Capabilities::from_atoms(["IMAP4rev1", "literal+", "APPENDLIMIT=35882577"]);
+        assert!(caps.has("LITERAL+"));
+        assert_eq!(caps.append_limit(), Some(35_882_577));
+    }
+}

@@ -1,0 +1,79 @@
+//! IMAP source and sink for mailmove.
+//!
+//! [`ImapStore`] is one IMAP account, usable as a [`MailSource`](mailmove_core::MailSource) (read
+//! with EXAMINE and `BODY.PEEK[]`, so nothing changes at the source) and as a
+//! [`MailSink`](mailmove_core::MailSink) (CREATE, APPEND). Open it from a URL:
+//!
+//! ```no_run
+//! # async fn demo() -> mailmove_core::Result<()> {
+//! use mailmove_core::{MailSource, Secret};
+//! use mailmove_imap::{ImapConfig, ImapStore};
+//!
+//! let config = ImapConfig::from_url("imaps://alice@mail.example.org")?
+//!     .with_password(Secret::new(std::env::var("PASSWORD").unwrap_or_default()));
+//! let store = ImapStore::connect(config).await?;
+//! for folder in store.list_folders().await? {
+//!     println!("{} {:?} {:?} messages", folder.path, folder.path.role(), folder.messages);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Design
+//! **Protocol layer.** The crate speaks IMAP through a thin layer of its own ([`conn`](crate) and
+//! `wire` modules) rather than async-imap's session: async-imap 0.12 parses with imap-proto, which
+//! cannot read a `NAMESPACE` response, 8-bit response text, LIST-EXTENDED data or literal8, and a
+//! response it cannot parse ends the connection; it also buffers each response whole, cannot send
+//! `LITERAL+`/literal8, drops APPENDUID and has no timeouts. Our layer frames responses line by
+//! line, streams large literals straight into [`SpoolConfig`](mailmove_core::SpoolConfig) files (a
+//! 40 MB message never sits in memory whole), keeps response codes as text so that `OVERQUOTA`,
+//! `TOOBIG`, `THROTTLED`, `APPENDUID` are all readable, and puts a time limit on every read and
+//! write ([`Error::Timeout`](mailmove_core::Error::Timeout)).
+//!
+//! **Connections.** A pool of up to [`ImapConfig::max_connections`] authenticated connections
+//! (the declared concurrency). Every operation borrows a connection only for one bounded command
+//! sequence and returns it before yielding results, so streams never pin a connection while the
+//! engine is busy elsewhere. A connection that failed (I/O error, timeout, BYE) is dropped; the
+//! next operation opens a new one, so a dropped connection costs one transient error, which the
+//! engine retries.
+//!
+//! **Security.** Certificates are verified against the system roots (plus `ca=PATH`); STARTTLS is
+//! required for `imap://` unless `tls=none` is given, and anything the server sent before the
+//! handshake is discarded. CR, LF and NUL are refused in every value placed in a command. Secrets
+//! are [`Secret`](mailmove_core::Secret)s and appear in no error.
+//!
+//! **Folders.** Names are mapped through the personal namespace prefix, the server's hierarchy
+//! delimiter and modified UTF-7 ([`utf7`]), or UTF-8 after `ENABLE UTF8=ACCEPT`. Special-use
+//! attributes give roles; `\Noselect` parents are listed as not selectable; only the personal
+//! namespace is listed.
+//!
+//! **Keys and epochs.** A message key is its UID; a folder's epoch is its UIDVALIDITY. Listing
+//! honours `after` (`UID SEARCH UID n+1:*`, filtered, since `n+1:*` always matches the last message).
+//!
+//! **Sink.** APPEND carries the flags the folder's PERMANENTFLAGS allow (keywords only with `\*`)
+//! and the internal date; messages with NUL bytes go as literal8 when the server offers BINARY
+//! and are refused otherwise; `[TRYCREATE]` creates the folder and retries once; APPENDUID
+//! becomes the destination key (`UIDVALIDITY:UID`). `flush` is a no-op: a tagged OK to APPEND
+//! means the server stored the message. See [`errors`](crate) for how answers map to errors.
+//!
+//! # Limits (documented, not hidden)
+//! * `list_existing` fetches every message body of the folder to fingerprint it: correct but as
+//!   costly as downloading the folder.
+//! * A folder's UID list is held in memory while it is listed (4 bytes a message).
+//! * One command at a time per connection (no pipelining yet); parallelism comes from the pool.
+//! * OAuth2: an access token is used as given; refreshing it is the caller's job for now.
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+mod config;
+mod conn;
+mod errors;
+mod names;
+mod session;
+mod sink;
+mod source;
+mod store;
+mod tls;
+pub mod utf7;
+mod wire;
+
+pub use config::{AuthMethod, ImapConfig, TlsMode};
+pub use store::ImapStore;

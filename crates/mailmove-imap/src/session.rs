@@ -1,0 +1,255 @@
+//! Opening an authenticated connection: TCP, TLS or STARTTLS, greeting, capabilities, login or
+//! SASL (PLAIN, XOAUTH2, OAUTHBEARER), ENABLE UTF8=ACCEPT.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use mailmove_core::{Error, MessageBody, Result};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::ClientConfig;
+
+use crate::config::{AuthMethod, ImapConfig, TlsMode};
+use crate::conn::{Capabilities, Conn, Part, Transport, Untagged};
+use crate::errors;
+use crate::tls;
+use crate::wire::{quote, Response, Status, StatusResponse, Value};
+
+/// Opens, secures and authenticates one connection.
+pub(crate) async fn open(config: &ImapConfig, tls_config: &Arc<ClientConfig>) -> Result<Conn> {
+    let address = (config.host.as_str(), config.port);
+    let tcp = match tokio::time::timeout(config.timeout, TcpStream::connect(address)).await {
+        Err(_) => {
+            return Err(Error::Timeout { what: format!("connecting to {}:{}", config.host, config.port) })
+        }
+        Ok(Err(err)) => {
+            return Err(Error::Connection {
+                message: format!("cannot connect to {}:{}", config.host, config.port),
+                source: Some(Box::new(err)),
+            })
+        }
+        Ok(Ok(tcp)) => tcp,
+    };
+    let _ = tcp.set_nodelay(true);
+    let mut conn = match config.tls {
+        TlsMode::Implicit => {
+            let stream = tls::handshake(tls_config.clone(), &config.host, tcp).await?;
+            let mut conn = Conn::new(Transport::Tls(Box::new(stream)), config.timeout, config.spool.clone());
+            greeting(&mut conn, config).await?;
+            conn
+        }
+        TlsMode::StartTls => {
+            let mut conn = Conn::new(Transport::Plain(tcp), config.timeout, config.spool.clone());
+            greeting(&mut conn, config).await?;
+            if !conn.caps.has("STARTTLS") {
+                return Err(Error::config(format!(
+                    "{}:{} does not offer STARTTLS; refusing to send credentials in plaintext (use imaps:// or, only if you accept plaintext, tls=none)",
+                    config.host, config.port
+                )));
+            }
+            let done = conn.run("STARTTLS", |_| Ok(())).await?;
+            if done.status != Status::Ok {
+                return Err(Error::config(format!(
+                    "STARTTLS refused by {}: {}",
+                    config.host,
+                    done.describe()
+                )));
+            }
+            // Anything buffered so far is discarded here, before the handshake.
+            let Some(Transport::Plain(tcp)) = conn.into_transport() else {
+                return Err(Error::protocol("STARTTLS on a connection that is not plain TCP"));
+            };
+            let stream = tls::handshake(tls_config.clone(), &config.host, tcp).await?;
+            let mut conn = Conn::new(Transport::Tls(Box::new(stream)), config.timeout, config.spool.clone());
+            // Capabilities learnt before TLS cannot be trusted (RFC 3501 §6.2.1).
+            refresh_capabilities(&mut conn).await?;
+            conn
+        }
+        TlsMode::None => {
+            let mut conn = Conn::new(Transport::Plain(tcp), config.timeout, config.spool.clone());
+            greeting(&mut conn, config).await?;
+            conn
+        }
+    };
+    authenticate(&mut conn, config).await?;
+    if config.utf8_accept && conn.caps.has("UTF8=ACCEPT") {
+        let done = conn.run("ENABLE UTF8=ACCEPT", |_| Ok(())).await?;
+        if done.status != Status::Ok {
+            tracing::debug!("ENABLE UTF8=ACCEPT refused: {}", done.describe());
+        }
+    }
+    Ok(conn)
+}
+
+async fn greeting(conn: &mut Conn, config: &ImapConfig) -> Result<()> {
+    let greeting = conn.read_response().await?.map_err(|e| Error::protocol(format!("bad greeting: {e}")))?;
+    let status = match greeting {
+        Response::Untagged(status) => status,
+        _ => return Err(Error::protocol("the server did not greet with OK")),
+    };
+    match status.status {
+        Status::Ok => {}
+        Status::PreAuth if config.tls == TlsMode::StartTls => {
+            // After PREAUTH, STARTTLS is no longer allowed: continuing would mean plaintext.
+            return Err(Error::config(
+                "the server pre-authenticated the connection, so STARTTLS is impossible",
+            ));
+        }
+        Status::PreAuth => {}
+        Status::Bye => return Err(errors::from_bye(&status)),
+        _ => return Err(Error::protocol(format!("unexpected greeting: {}", status.describe()))),
+    }
+    match capability_code(&status) {
+        Some(caps) => conn.caps = caps,
+        None => refresh_capabilities(conn).await?,
+    }
+    Ok(())
+}
+
+fn capability_code(status: &StatusResponse) -> Option<Capabilities> {
+    let code = status.code.as_ref().filter(|code| code.name == "CAPABILITY")?;
+    Some(Capabilities::from_atoms(code.args.split_whitespace()))
+}
+
+/// Runs CAPABILITY.
+pub(crate) async fn refresh_capabilities(conn: &mut Conn) -> Result<()> {
+    let mut caps = None;
+    let done = conn
+        .run("CAPABILITY", |untagged| {
+            if let Untagged::Data(values) = untagged {
+                if values.first().is_some_and(|v| v.is_atom("CAPABILITY")) {
+                    caps = Some(Capabilities::from_atoms(values[1..].iter().filter_map(|v| match v {
+                        Value::Atom(atom) => Some(atom.as_str()),
+                        _ => None,
+                    })));
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    if done.status != Status::Ok {
+        return Err(Error::protocol(format!("CAPABILITY failed: {}", done.describe())));
+    }
+    conn.caps = caps.ok_or_else(|| Error::protocol("the server listed no capabilities"))?;
+    Ok(())
+}
+
+fn secret_for(config: &ImapConfig, oauth: bool) -> Result<&str> {
+    let secret =
+        if oauth { config.token.as_ref().or(config.password.as_ref()) } else { config.password.as_ref() };
+    secret
+        .map(|s| s.expose())
+        .ok_or_else(|| Error::config(format!("no credentials for IMAP user {}", config.user)))
+}
+
+async fn authenticate(conn: &mut Conn, config: &ImapConfig) -> Result<()> {
+    let method = match config.auth {
+        AuthMethod::Auto if conn.caps.has("AUTH=PLAIN") => AuthMethod::Plain,
+        AuthMethod::Auto => AuthMethod::Login,
+        other => other,
+    };
+    let user = config.user.as_str();
+    let done = match method {
+        AuthMethod::Login => {
+            if conn.caps.has("LOGINDISABLED") {
+                return Err(Error::config("the server disabled LOGIN on this connection (try auth=plain)"));
+            }
+            let password = secret_for(config, false)?;
+            login(conn, user, password).await?
+        }
+        AuthMethod::Plain => {
+            let password = secret_for(config, false)?;
+            let initial = format!("\0{user}\0{password}").into_bytes();
+            sasl(conn, "PLAIN", initial, &[]).await?
+        }
+        AuthMethod::XOAuth2 => {
+            let token = secret_for(config, true)?;
+            let initial = format!("user={user}\x01auth=Bearer {token}\x01\x01").into_bytes();
+            // On failure Google and Microsoft send a base64 JSON error as a challenge; the client
+            // answers with an empty response and gets the tagged NO.
+            sasl(conn, "XOAUTH2", initial, b"").await?
+        }
+        AuthMethod::OAuthBearer => {
+            let token = secret_for(config, true)?;
+            let initial = format!(
+                "n,a={user},\x01host={}\x01port={}\x01auth=Bearer {token}\x01\x01",
+                config.host, config.port
+            )
+            .into_bytes();
+            // RFC 7628 §3.2.3: the client answers an error challenge with a single %x01.
+            sasl(conn, "OAUTHBEARER", initial, b"\x01").await?
+        }
+        AuthMethod::Auto => return Err(Error::config("no authentication method")),
+    };
+    if done.status != Status::Ok {
+        return Err(errors::from_auth(user, &done));
+    }
+    match capability_code(&done) {
+        Some(caps) => conn.caps = caps,
+        None => refresh_capabilities(conn).await?,
+    }
+    Ok(())
+}
+
+async fn login(conn: &mut Conn, user: &str, password: &str) -> Result<StatusResponse> {
+    // 7-bit printable values go quoted; anything else as a literal (8-bit is not allowed in a
+    // quoted string before UTF8=ACCEPT). CR, LF and NUL were refused when the config was built.
+    let user_body = MessageBody::from_bytes(user.as_bytes().to_vec());
+    let password_body = MessageBody::from_bytes(password.as_bytes().to_vec());
+    let simple = |value: &str| value.bytes().all(|b| (0x20..0x7f).contains(&b));
+    let mut parts = vec![Part::Text("LOGIN ".into())];
+    if simple(user) {
+        parts.push(Part::Text(quote(user).map_err(|_| Error::config("user name with CR/LF/NUL"))?));
+    } else {
+        parts.push(Part::Literal { data: &user_body, binary: false });
+    }
+    parts.push(Part::Text(" ".into()));
+    if simple(password) {
+        parts.push(Part::Text(quote(password).map_err(|_| Error::config("password with CR/LF/NUL"))?));
+    } else {
+        parts.push(Part::Literal { data: &password_body, binary: false });
+    }
+    conn.run_parts(&parts, |_| Ok(())).await
+}
+
+/// Runs AUTHENTICATE with an initial response (SASL-IR when offered, else after the first `+`);
+/// any further challenge is answered with `on_error` (the mechanisms used here only send a
+/// challenge to report an error).
+async fn sasl(conn: &mut Conn, mechanism: &str, initial: Vec<u8>, on_error: &[u8]) -> Result<StatusResponse> {
+    if !conn.caps.has(&format!("AUTH={mechanism}")) {
+        return Err(Error::Unsupported { what: format!("the server does not offer AUTH={mechanism}") });
+    }
+    let tag = conn.tag();
+    let encoded = STANDARD.encode(&initial);
+    let mut initial_sent = false;
+    if conn.caps.has("SASL-IR") {
+        conn.write(format!("{tag} AUTHENTICATE {mechanism} {encoded}\r\n").as_bytes()).await?;
+        initial_sent = true;
+    } else {
+        conn.write(format!("{tag} AUTHENTICATE {mechanism}\r\n").as_bytes()).await?;
+    }
+    conn.flush().await?;
+    let mut rounds = 0;
+    loop {
+        match conn.read_response().await? {
+            Ok(Response::Continue(challenge)) => {
+                rounds += 1;
+                if rounds > 4 {
+                    return Err(Error::protocol(format!("too many {mechanism} challenges")));
+                }
+                if !initial_sent {
+                    conn.send_line(encoded.as_bytes()).await?;
+                    initial_sent = true;
+                } else {
+                    if let Ok(decoded) = STANDARD.decode(challenge.trim()) {
+                        tracing::debug!("{mechanism} error challenge: {}", String::from_utf8_lossy(&decoded));
+                    }
+                    conn.send_line(STANDARD.encode(on_error).as_bytes()).await?;
+                }
+            }
+            Ok(Response::Tagged { tag: got, status }) if got == tag => return Ok(status),
+            Ok(_) => {}
+            Err(error) => tracing::debug!("during AUTHENTICATE: {error}"),
+        }
+    }
+}

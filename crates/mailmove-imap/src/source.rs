@@ -1,0 +1,376 @@
+//! The [`MailSource`] side: EXAMINE, UID SEARCH, UID FETCH in chunks.
+//!
+//! Listing first asks `UID SEARCH UID n:*` for the folder's UIDs (4 bytes a message in memory),
+//! then fetches metadata in chunks of [`ImapConfig::list_chunk`](crate::ImapConfig) UIDs, so a
+//! 100k-message folder is a hundred bounded responses rather than one. Each chunk takes a pooled
+//! connection and gives it back before its messages are yielded, so a slow consumer never holds a
+//! connection (the engine lists and fetches at once; holding would deadlock a small pool).
+
+use std::collections::{BTreeMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, FixedOffset};
+use futures::stream::{self, BoxStream, StreamExt};
+use mailmove_core::{
+    Error, Flags, FolderInfo, FolderPath, MailSource, Message, MessageBody, MessageMeta, Result,
+    SourceCapabilities, SourceKey,
+};
+
+use crate::conn::{Conn, Untagged};
+use crate::errors;
+use crate::store::{uid_set, ImapStore, Inner};
+use crate::utf7;
+use crate::wire::{Status, Value};
+
+/// What one `* n FETCH (...)` response (or several for the same UID) told about a message.
+#[derive(Debug, Default)]
+pub(crate) struct Fetched {
+    pub flags: Option<Flags>,
+    pub internal_date: Option<DateTime<FixedOffset>>,
+    pub size: Option<u64>,
+    pub body: Option<MessageBody>,
+    pub labels: Option<Vec<String>>,
+}
+
+/// Parses an INTERNALDATE (`17-Jul-1996 02:44:25 -0700`, day possibly space-padded).
+pub(crate) fn parse_internal_date(text: &str) -> Option<DateTime<FixedOffset>> {
+    DateTime::parse_from_str(text.trim(), "%d-%b-%Y %H:%M:%S %z").ok()
+}
+
+/// Merges one FETCH response into `by_uid` when it carries a UID.
+pub(crate) fn absorb_fetch(values: &[Value], by_uid: &mut BTreeMap<u32, Fetched>) {
+    if !values.get(1).is_some_and(|v| v.is_atom("FETCH")) {
+        return;
+    }
+    let Some(items) = values.get(2).and_then(Value::list) else { return };
+    let uid = items
+        .chunks(2)
+        .find(|pair| pair[0].is_atom("UID"))
+        .and_then(|pair| pair.get(1))
+        .and_then(Value::number)
+        .and_then(|n| u32::try_from(n).ok());
+    let Some(uid) = uid else { return };
+    let entry = by_uid.entry(uid).or_default();
+    for pair in items.chunks(2) {
+        let [key, value] = pair else { continue };
+        let Value::Atom(name) = key else { continue };
+        match name.to_ascii_uppercase().as_str() {
+            "FLAGS" => {
+                let atoms: Vec<String> = value.list().unwrap_or(&[]).iter().filter_map(Value::text).collect();
+                entry.flags = Some(Flags::from_imap_list(atoms));
+            }
+            "INTERNALDATE" => entry.internal_date = value.text().as_deref().and_then(parse_internal_date),
+            "RFC822.SIZE" => entry.size = value.number(),
+            "BODY[]" => {
+                entry.body = match value {
+                    Value::Bytes(bytes) => Some(MessageBody::from_bytes(bytes.clone())),
+                    Value::Big(body) => Some(body.clone()),
+                    _ => None,
+                }
+            }
+            "X-GM-LABELS" => {
+                let labels = value.list().unwrap_or(&[]).iter().filter_map(Value::text);
+                entry.labels = Some(labels.map(|label| utf7::decode(&label).unwrap_or(label)).collect());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs one `UID FETCH` and returns what came back per UID; a tagged NO or an unparsable FETCH
+/// response is an error, never an empty result.
+pub(crate) async fn uid_fetch(conn: &mut Conn, uids: &[u32], items: &str) -> Result<BTreeMap<u32, Fetched>> {
+    let mut by_uid = BTreeMap::new();
+    let mut unparsed = None;
+    let command = format!("UID FETCH {} ({items})", uid_set(uids));
+    let done = conn
+        .run(&command, |untagged| {
+            match untagged {
+                Untagged::Data(values) => absorb_fetch(values, &mut by_uid),
+                Untagged::Unparsed(error) if error.excerpt.contains("FETCH") => {
+                    unparsed = Some(error.to_string())
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+        .await?;
+    if done.status != Status::Ok {
+        return Err(errors::from_status("UID FETCH", &done, None, None));
+    }
+    if let Some(error) = unparsed {
+        return Err(Error::protocol(format!("UID FETCH: {error}")));
+    }
+    Ok(by_uid)
+}
+
+/// `UID SEARCH UID from:*`, sorted, without UIDs below `from` (`n:*` always matches the last
+/// message, whatever its UID).
+pub(crate) async fn search_uids(conn: &mut Conn, from: u32) -> Result<Vec<u32>> {
+    let mut uids = Vec::new();
+    let command = if from <= 1 { "UID SEARCH ALL".to_string() } else { format!("UID SEARCH UID {from}:*") };
+    let done = conn
+        .run(&command, |untagged| {
+            if let Untagged::Data(values) = untagged {
+                if values.first().is_some_and(|v| v.is_atom("SEARCH")) {
+                    uids.extend(
+                        values[1..].iter().filter_map(Value::number).filter_map(|n| u32::try_from(n).ok()),
+                    );
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    if done.status != Status::Ok {
+        return Err(errors::from_status("UID SEARCH", &done, None, None));
+    }
+    uids.retain(|uid| *uid >= from);
+    uids.sort_unstable();
+    uids.dedup();
+    Ok(uids)
+}
+
+impl Inner {
+    pub(crate) fn meta_items(&self) -> &'static str {
+        if self.caps.has("X-GM-EXT-1") {
+            "UID FLAGS INTERNALDATE RFC822.SIZE X-GM-LABELS"
+        } else {
+            "UID FLAGS INTERNALDATE RFC822.SIZE"
+        }
+    }
+
+    /// EXAMINE and the UIDs from `from` on.
+    async fn examine_uids(&self, folder: &FolderPath, from: u32) -> Result<(Option<u32>, Vec<u32>)> {
+        let mailbox = self.mailbox(folder)?;
+        let mut pooled = self.acquire().await?;
+        let info = self.select(pooled.conn(), &mailbox, true).await?;
+        let uids = search_uids(pooled.conn(), from).await?;
+        Ok((info.uid_validity, uids))
+    }
+
+    /// Selects (read-only) on some connection, checking that UIDVALIDITY did not change.
+    pub(crate) async fn examine_checked(
+        &self,
+        conn: &mut Conn,
+        mailbox: &str,
+        validity: Option<u32>,
+    ) -> Result<()> {
+        let info = self.select(conn, mailbox, true).await?;
+        if validity.is_some() && info.uid_validity.is_some() && info.uid_validity != validity {
+            return Err(Error::protocol(format!(
+                "UIDVALIDITY of {mailbox} changed from {validity:?} to {:?} while reading it",
+                info.uid_validity
+            )));
+        }
+        Ok(())
+    }
+
+    async fn list_chunk(
+        &self,
+        mailbox: &str,
+        validity: Option<u32>,
+        uids: &[u32],
+    ) -> Result<Vec<MessageMeta>> {
+        let mut pooled = self.acquire().await?;
+        self.examine_checked(pooled.conn(), mailbox, validity).await?;
+        let fetched = uid_fetch(pooled.conn(), uids, self.meta_items()).await?;
+        drop(pooled);
+        let mut out = Vec::with_capacity(fetched.len());
+        for (uid, item) in fetched {
+            let mut meta = MessageMeta::new(uid.to_string(), item.size.unwrap_or(0));
+            meta.flags = item.flags.unwrap_or_default();
+            meta.internal_date = item.internal_date;
+            meta.labels = item.labels.unwrap_or_default();
+            out.push(meta);
+        }
+        Ok(out)
+    }
+
+    async fn fetch_chunk(&self, mailbox: &str, uids: &[u32]) -> Result<Vec<Result<Message>>> {
+        let mut pooled = self.acquire().await?;
+        self.select(pooled.conn(), mailbox, true).await?;
+        let items = format!("{} BODY.PEEK[]", self.meta_items());
+        let mut fetched = uid_fetch(pooled.conn(), uids, &items).await?;
+        drop(pooled);
+        let mut out = Vec::with_capacity(uids.len());
+        for uid in uids {
+            let Some(item) = fetched.remove(uid) else {
+                out.push(Err(Error::NotFound { what: format!("UID {uid} in {mailbox}") }));
+                continue;
+            };
+            let Some(body) = item.body else {
+                out.push(Err(Error::protocol(format!("the server sent no body for UID {uid} in {mailbox}"))));
+                continue;
+            };
+            let mut meta = MessageMeta::new(uid.to_string(), body.len());
+            meta.flags = item.flags.unwrap_or_default();
+            meta.internal_date = item.internal_date;
+            meta.labels = item.labels.unwrap_or_default();
+            out.push(Ok(Message::new(meta, body)));
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl MailSource for ImapStore {
+    fn identity(&self) -> String {
+        self.inner.config.identity()
+    }
+
+    fn capabilities(&self) -> SourceCapabilities {
+        let mut capabilities = SourceCapabilities::default();
+        capabilities.flags = true;
+        capabilities.keywords = true;
+        capabilities.internal_dates = true;
+        capabilities.folders = true;
+        capabilities.resume_after_key = true;
+        capabilities.max_concurrency = self.inner.config.max_connections;
+        capabilities
+    }
+
+    async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
+        self.inner.list_folders().await
+    }
+
+    fn list_messages<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        after: Option<&'a SourceKey>,
+    ) -> BoxStream<'a, Result<MessageMeta>> {
+        let inner = &*self.inner;
+        // A key that is not a UID (another source's) cannot be resumed after: list everything.
+        let from =
+            after.and_then(|key| key.as_str().parse::<u32>().ok()).map_or(1, |uid| uid.saturating_add(1));
+        let chunk = inner.config.list_chunk.max(1);
+        struct State {
+            started: Option<(String, Option<u32>, Vec<u32>)>,
+            position: usize,
+            done: bool,
+        }
+        let state = State { started: None, position: 0, done: false };
+        stream::unfold(state, move |mut state| async move {
+            if state.done {
+                return None;
+            }
+            if state.started.is_none() {
+                let mailbox = match inner.mailbox(folder) {
+                    Ok(mailbox) => mailbox,
+                    Err(error) => {
+                        state.done = true;
+                        return Some((vec![Err(error)], state));
+                    }
+                };
+                match inner.examine_uids(folder, from).await {
+                    Ok((validity, uids)) => state.started = Some((mailbox, validity, uids)),
+                    Err(error) => {
+                        state.done = true;
+                        return Some((vec![Err(error)], state));
+                    }
+                }
+            }
+            let (mailbox, validity, uids) = state.started.as_ref()?;
+            if state.position >= uids.len() {
+                return None;
+            }
+            let end = (state.position + chunk).min(uids.len());
+            let result = inner.list_chunk(mailbox, *validity, &uids[state.position..end]).await;
+            state.position = end;
+            match result {
+                Ok(metas) => Some((metas.into_iter().map(Ok).collect::<Vec<_>>(), state)),
+                Err(error) => {
+                    state.done = true;
+                    Some((vec![Err(error)], state))
+                }
+            }
+        })
+        .flat_map(stream::iter)
+        .boxed()
+    }
+
+    fn fetch<'a>(&'a self, folder: &'a FolderPath, keys: &'a [SourceKey]) -> BoxStream<'a, Result<Message>> {
+        let inner = &*self.inner;
+        let mut seen = HashSet::new();
+        let mut uids: Vec<u32> = Vec::new();
+        let mut unknown: Vec<Result<Message>> = Vec::new();
+        for key in keys {
+            match key.as_str().parse::<u32>() {
+                Ok(uid) if uid > 0 => {
+                    if seen.insert(uid) {
+                        uids.push(uid);
+                    }
+                }
+                _ => unknown.push(Err(Error::NotFound {
+                    what: format!("message {key} in {folder} (not an IMAP UID)"),
+                })),
+            }
+        }
+        let mailbox = match inner.mailbox(folder) {
+            Ok(mailbox) => mailbox,
+            Err(error) => return stream::iter(vec![Err(error)]).boxed(),
+        };
+        let chunk = inner.config.fetch_chunk.max(1);
+        let chunks: Vec<Vec<u32>> = uids.chunks(chunk).map(<[u32]>::to_vec).collect();
+        let fetched =
+            stream::iter(chunks)
+                .then(move |uids| {
+                    let mailbox = mailbox.clone();
+                    async move {
+                        inner.fetch_chunk(&mailbox, &uids).await.unwrap_or_else(|error| vec![Err(error)])
+                    }
+                })
+                .flat_map(stream::iter);
+        // An error item ends the usefulness of the stream (the engine asks again), so stop after one.
+        let mut failed = false;
+        stream::iter(unknown)
+            .chain(fetched)
+            .take_while(move |item| {
+                let keep = !failed;
+                failed |= matches!(item, Err(error) if !matches!(error, Error::NotFound { .. }));
+                std::future::ready(keep)
+            })
+            .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{parse, Response};
+
+    #[test]
+    fn internal_dates() {
+        let date = parse_internal_date(" 7-Jul-1996 02:44:25 -0700").unwrap();
+        assert_eq!(date.to_rfc3339(), "1996-07-07T02:44:25-07:00");
+        assert!(parse_internal_date("31-Foo-2020 00:00:00 +0000").is_none());
+    }
+
+    #[test]
+    fn merges_split_fetch_responses() {
+        let mut by_uid = BTreeMap::new();
+        for line in [
+            &b"* 1 FETCH (UID 7 FLAGS (\\Seen \\Recent $Work))\r\n"[..],
+            b"* 1 FETCH (UID 7 RFC822.SIZE 3 BODY[] {3}\r\nabc X-GM-LABELS (\\Inbox \"&AOk-t&AOk-\"))\r\n",
+            b"* 2 FETCH (FLAGS (\\Seen))\r\n",
+        ] {
+            let frame = crate::wire::Frame {
+                bytes: line.to_vec(),
+                literals: crate::conn::literal_length(
+                    &line[..line.iter().position(|&b| b == b'\n').unwrap() + 1],
+                )
+                .map(|_| {
+                    let offset = line.iter().position(|&b| b == b'\n').unwrap() + 1;
+                    vec![crate::wire::LiteralSlot { offset, spooled: None }]
+                })
+                .unwrap_or_default(),
+            };
+            let Ok(Response::Data(values)) = parse(&frame) else { panic!("{line:?}") };
+            absorb_fetch(&values, &mut by_uid);
+        }
+        assert_eq!(by_uid.len(), 1);
+        let item = &by_uid[&7];
+        assert_eq!(item.flags.as_ref().unwrap().to_imap_list(), vec!["\\Seen", "$Work"]);
+        assert_eq!(item.body.as_ref().unwrap().to_bytes().unwrap().as_ref(), b"abc");
+        assert_eq!(item.labels.as_ref().unwrap(), &vec!["\\Inbox".to_string(), "été".to_string()]);
+    }
+}
