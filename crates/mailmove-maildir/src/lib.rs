@@ -1,0 +1,102 @@
+//! Maildir source and sink for mailmove, compatible with the trees Dovecot and Courier write.
+//!
+//! # Entry points
+//! [`MaildirConfig::from_url`] parses `maildir:PATH[?layout=maildir++|fs]`; then
+//! [`MaildirStore::open_source`] (an existing tree, strictly read-only),
+//! [`MaildirStore::open_sink`] (creates the root when missing) or [`MaildirStore::open`] (both
+//! sides; the root is created on the first write). [`MaildirStore`] implements
+//! [`MailSource`](mailmove_core::MailSource) and [`MailSink`](mailmove_core::MailSink).
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use mailmove_core::{Flags, FolderPath, MailSink, MailSourceExt, Message, MessageBody, MessageMeta};
+//! use mailmove_maildir::{MaildirConfig, MaildirStore};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let url = format!("maildir:{}/Maildir", dir.path().display());
+//! let store = MaildirStore::open_sink(MaildirConfig::from_url(&url).unwrap()).unwrap();
+//! let folder = FolderPath::parse("Archive/2019");
+//! store.create_folder(&folder).await.unwrap();
+//! let meta = MessageMeta::new("k", 0).with_flags(Flags::from_imap_list(["\\Seen"]));
+//! let message = Message::new(meta, MessageBody::from_bytes(&b"Subject: hi\r\n\r\nbody\r\n"[..]));
+//! store.append(&folder, &message).await.unwrap();
+//! store.flush(&folder).await.unwrap(); // durable from here on
+//!
+//! assert!(dir.path().join("Maildir/.Archive.2019/cur").is_dir());
+//! let listed = store.collect_messages(&folder).await.unwrap();
+//! assert!(listed[0].flags.seen);
+//! # });
+//! ```
+//!
+//! # Layouts and folder names
+//! * **Maildir++** (default): INBOX is the root maildir (`cur/`, `new/`, `tmp/` at the root); every
+//!   other folder is a directory `.Parent.Child` at the root, marked with an empty
+//!   `maildirfolder` file. Children of INBOX are `.INBOX.Child`.
+//! * **fs**: nested directories `Parent/Child/{cur,new,tmp}`; INBOX is the root maildir and the
+//!   children of INBOX live below a top-level `INBOX/` directory (a tree whose root is no maildir but
+//!   holds an `INBOX/` maildir is read from there). Symbolic links are not followed while listing.
+//!
+//! Segments are escaped like Dovecot's `listescape` plugin (`\2e` for `.` in Maildir++, `\2f` for
+//! `/`, `\5c` for `\`, a leading `.` or `~`, and in the fs layout the first letter of `cur`, `new`,
+//! `tmp`) and then encoded in modified UTF-7 (`&` → `&-`, non-ASCII and control characters →
+//! `&…-`). The mapping is reversible (property-tested) and no name — `..`, `a/../../b`, NUL, an
+//! absolute path — can produce a path outside the root; the empty name and names longer than 255
+//! bytes on disk are refused with [`Error::InvalidFolderName`](mailmove_core::Error). Directories
+//! that are not valid modified UTF-7 (written by tools that store raw UTF-8) are listed under their
+//! raw name and read from where they are.
+//!
+//! # Messages
+//! * **Key**: the unique part of the file name (before `:` and before fields such as `,S=`), so a
+//!   flag change or a move from `new/` to `cur/` by another client keeps the key. A fetched key
+//!   whose file vanished is looked up again by scanning before it is reported as not found.
+//! * **Order**: listings are sorted by key. A folder is listed in passes of at most
+//!   [`MaildirConfig::listing_chunk`] names (each pass rereads the directory and keeps the next
+//!   smallest names), so memory stays bounded for folders of any size. `resume_after_key` is not
+//!   offered: unique names are not monotonic (a message moved in from another folder keeps its older
+//!   name), so a watermark could skip new mail.
+//! * **Flags**: info suffix `:2,` with letters in ASCII order: `D` \Draft, `F` \Flagged, `P` passed
+//!   = keyword `$Forwarded`, `R` replied = \Answered, `S` \Seen, `T` trashed = \Deleted, and `a`–`z`
+//!   for the keywords of the maildir's `dovecot-keywords` file (at most 26 per folder; a 27th
+//!   keyword makes the append fail with `Refused`, never a silent drop). Letters nobody defined are
+//!   kept as keywords `$MaildirFlag_X` / `$MaildirKeyword_x` (written back as `X`). Messages in
+//!   `new/` have no suffix and are unseen. `$Forwarded` is written as `P` and also as a Dovecot
+//!   keyword, because Dovecot ignores `P`.
+//! * **Internal date** = file mtime (whole seconds, UTC); **size** = file size. Fields such as
+//!   `,S=1234,W=1300` are tolerated when reading; the sink writes `,S=<size>`.
+//! * Dovecot's own files (`dovecot-uidlist`, `dovecot.index*`, `dovecot.list.index*`,
+//!   `subscriptions`, `maildirfolder`) are never read as messages or folders.
+//!
+//! # Delivery and durability
+//! `append` writes `tmp/<unique>` (unique = `<secs>.M<micros>P<pid>Q<counter>R<random>.<host>`,
+//! host with `/` → `\057`, `:` → `\072`), streams the body from
+//! [`MessageBody::reader`](mailmove_core::MessageBody::reader), sets the mtime, fsyncs the file and
+//! renames it into `cur/` — always `cur/`, so that flags persist — as `<unique>,S=<size>:2,<flags>`.
+//! [`MailSink::flush`](mailmove_core::MailSink::flush) fsyncs the folder's `cur/` and `new/`
+//! directories: that is the durability point. Folder creation and `dovecot-keywords` updates
+//! (temporary file, fsync, rename) are made durable at once. All file-system work runs in
+//! `tokio::task::spawn_blocking`.
+//!
+//! # Reading is read-only
+//! The source side never creates, renames or touches a file: listings and fetches only read
+//! directories and files (a test compares a full listing with mtimes before and after). A store
+//! opened with [`MaildirStore::open_source`] also refuses every sink operation.
+//!
+//! # Concurrency with other clients
+//! Directories are read `new/` first, then `cur/`, so a message moved from `new/` to `cur/`
+//! meanwhile is seen at least once (and listed once). A client renaming files while a listing runs
+//! can still hide a message from that one listing (readdir gives no guarantee for renamed entries);
+//! the next run, which is idempotent, copies it.
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+mod config;
+mod filename;
+mod keywords;
+mod mutf7;
+mod naming;
+mod scan;
+mod sink;
+mod source;
+mod store;
+
+pub use config::{Layout, MaildirConfig, URL_KEYS};
+pub use store::MaildirStore;
