@@ -1,0 +1,122 @@
+//! Typed progress events of a verification, for progress bars, JSON lines or an embedding app.
+//!
+//! The copy engine's [`Event`](mailmove_core::engine::Event) speaks of copied and skipped
+//! messages; a verification checks both sides and finds differences, so it has its own small enum
+//! with the same shape of delivery (a shared callback, or a channel).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::options::VerifyMode;
+use crate::report::{Finding, FolderVerdict, Side};
+
+/// Something that happened during a verification.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum VerifyEvent {
+    /// The folders were planned.
+    Started {
+        /// Destination folders to verify.
+        folders: usize,
+        /// Messages the source reported for them (when it knew).
+        source_messages: Option<u64>,
+        /// How messages are identified.
+        mode: VerifyMode,
+        /// Sample size per source folder, in sample mode.
+        sample: Option<usize>,
+    },
+    /// A destination folder (and the source folders that map to it) begins.
+    FolderStarted {
+        /// Source folders.
+        sources: Vec<String>,
+        /// Destination folder.
+        destination: String,
+        /// Source messages, when the source knew.
+        source_messages: Option<u64>,
+        /// Destination messages, when the destination knew.
+        destination_messages: Option<u64>,
+    },
+    /// A transient problem: the verifier waits and retries.
+    Retrying {
+        /// Which side failed.
+        side: Side,
+        /// Folder on that side.
+        folder: String,
+        /// What failed.
+        error: String,
+        /// Milliseconds until the retry.
+        delay_ms: u64,
+        /// Attempt number.
+        attempt: u32,
+    },
+    /// A difference was found.
+    Finding(Finding),
+    /// A destination folder is done.
+    FolderFinished(FolderVerdict),
+    /// Periodic totals (at most twice a second, and once at the end).
+    Progress {
+        /// Source messages read and fingerprinted so far.
+        source_messages: u64,
+        /// Destination messages read and fingerprinted so far.
+        destination_messages: u64,
+        /// Bytes read on both sides so far.
+        bytes: u64,
+        /// Findings so far.
+        findings: u64,
+        /// Seconds since the start.
+        elapsed_secs: f64,
+        /// Messages (both sides) per second.
+        messages_per_sec: f64,
+        /// Bytes (both sides) per second.
+        bytes_per_sec: f64,
+    },
+}
+
+type Callback = Arc<dyn Fn(&VerifyEvent) + Send + Sync>;
+
+/// Where events go: a callback shared by every task of the verification.
+#[derive(Clone, Default)]
+pub struct VerifyEvents(Option<Callback>);
+
+impl std::fmt::Debug for VerifyEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "VerifyEvents(callback)" } else { "VerifyEvents(none)" })
+    }
+}
+
+impl VerifyEvents {
+    /// Events are dropped.
+    pub fn none() -> Self {
+        VerifyEvents(None)
+    }
+
+    /// Events go to a callback. It runs on the verifier's task: keep it quick.
+    pub fn callback(callback: impl Fn(&VerifyEvent) + Send + Sync + 'static) -> Self {
+        VerifyEvents(Some(Arc::new(callback)))
+    }
+
+    /// Events go to an unbounded channel; the receiver is a stream of events.
+    pub fn channel() -> (Self, tokio::sync::mpsc::UnboundedReceiver<VerifyEvent>) {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        (
+            VerifyEvents::callback(move |event| {
+                let _ = sender.send(event.clone());
+            }),
+            receiver,
+        )
+    }
+
+    /// Emits an event.
+    pub fn emit(&self, event: VerifyEvent) {
+        if let Some(callback) = &self.0 {
+            callback(&event);
+        }
+    }
+
+    /// Whether anyone listens (so callers can skip building events).
+    pub fn is_active(&self) -> bool {
+        self.0.is_some()
+    }
+}

@@ -1,0 +1,182 @@
+//! One destination folder and the source folders that map to it: read both sides, compare.
+
+use futures::StreamExt;
+use mailmove_core::{FolderInfo, FolderPath, Result};
+
+use crate::compare::{compare_group, merge_join, Place, Scope};
+use crate::context::Context;
+use crate::event::VerifyEvent;
+use crate::reader::{fetch_records, Batch};
+use crate::record::Position;
+use crate::report::{FindingCounts, FolderVerdict, Side};
+use crate::sample;
+use crate::store::RecordStore;
+
+/// A unit of comparison: one destination folder and the source folders mapped to it.
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    /// Selected source folders whose messages should be in `destination` (none for a
+    /// destination-only folder).
+    pub sources: Vec<FolderInfo>,
+    /// The destination folder.
+    pub destination: FolderPath,
+    /// What the destination lists about it; `None` when it does not exist.
+    pub destination_info: Option<FolderInfo>,
+}
+
+impl Group {
+    fn place(&self) -> Place {
+        Place {
+            sources: self.sources.iter().map(|info| info.path.to_string()).collect(),
+            destination: self.destination.to_string(),
+        }
+    }
+}
+
+/// Counts of what one side listed.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Listed {
+    pub messages: u64,
+    pub bytes: u64,
+    pub filtered: u64,
+}
+
+/// Verifies one group. Errors that stop a run are returned; any other failure ends up in the
+/// verdict's `error` (the folder is incomplete, the run goes on).
+pub(crate) async fn verify_group(context: &Context<'_>, group: Group, seed: u64) -> Result<FolderVerdict> {
+    let place = group.place();
+    let mut verdict = FolderVerdict {
+        sources: place.sources.clone(),
+        destination: place.destination.clone(),
+        destination_exists: group.destination_info.is_some(),
+        ..FolderVerdict::default()
+    };
+    context.events.emit(VerifyEvent::FolderStarted {
+        sources: place.sources.clone(),
+        destination: place.destination.clone(),
+        source_messages: group.sources.iter().map(|info| info.messages).sum(),
+        destination_messages: group.destination_info.as_ref().map_or(Some(0), |info| info.messages),
+    });
+    let mut counts = FindingCounts::default();
+    let outcome = match context.options.sample {
+        None => verify_full(context, &group, &place, &mut verdict, &mut counts).await,
+        Some(size) => {
+            let seed = sample::folder_seed(seed, &group.destination);
+            sample::verify_sample(context, &group, &place, size, seed, &mut verdict, &mut counts).await
+        }
+    };
+    verdict.findings = counts;
+    match outcome {
+        Ok(()) => {}
+        Err(error) if error.stops_run() => return Err(error),
+        Err(error) => {
+            tracing::warn!(folder = %place.destination, "folder not verified completely: {error}");
+            verdict.error = Some(error.chain_to_string());
+        }
+    }
+    context.events.emit(VerifyEvent::FolderFinished(verdict.clone()));
+    Ok(verdict)
+}
+
+async fn verify_full(
+    context: &Context<'_>,
+    group: &Group,
+    place: &Place,
+    verdict: &mut FolderVerdict,
+    counts: &mut FindingCounts,
+) -> Result<()> {
+    let spill =
+        || RecordStore::new(context.options.limits.spill_threshold, context.options.spill_dir.clone());
+    let (mut source_store, mut destination_store) = (spill(), spill());
+    let (mut source_counts, mut destination_counts) = (FindingCounts::default(), FindingCounts::default());
+    // Both sides are different stores: read them at the same time.
+    let (source_read, destination_read) = futures::join!(
+        read_sources(context, group, place, &mut source_store, &mut source_counts),
+        read_destination(context, group, place, &mut destination_store, &mut destination_counts),
+    );
+    counts.absorb(source_counts);
+    counts.absorb(destination_counts);
+    let source_listed = source_read?;
+    let destination_listed = destination_read?;
+    verdict.source_messages = source_listed.messages;
+    verdict.source_bytes = source_listed.bytes;
+    verdict.source_filtered = source_listed.filtered;
+    verdict.destination_messages = destination_listed.messages;
+    verdict.destination_bytes = destination_listed.bytes;
+    source_store.with_sorted(|source| {
+        destination_store.with_sorted(|destination| {
+            merge_join(source, destination, |at_source, at_destination| {
+                compare_group(context, place, &at_source, &at_destination, Scope::Full, counts)
+            })
+        })
+    })
+}
+
+/// Lists every source folder of the group (filtered) and fingerprints every selected message.
+async fn read_sources(
+    context: &Context<'_>,
+    group: &Group,
+    place: &Place,
+    store: &mut RecordStore,
+    counts: &mut FindingCounts,
+) -> Result<Listed> {
+    let mut listed = Listed::default();
+    let mut ordinal = 0u64;
+    let mut push = |_: &mailmove_core::Message, record| store.push(record);
+    for (index, info) in group.sources.iter().enumerate() {
+        let folder = &info.path;
+        let mut batch = Batch::new();
+        let mut listing = context.source.list_messages(folder, None);
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            if !context.filter.message_matches(&meta) {
+                listed.filtered += 1;
+                continue;
+            }
+            listed.messages += 1;
+            listed.bytes += meta.size;
+            if batch.full_before(context, meta.size) {
+                fetch_records(context, Side::Source, folder, place, batch.take(), &mut push, counts).await?;
+            }
+            batch.push(meta, Position { ordinal, folder: index as u32 });
+            ordinal += 1;
+        }
+        if !batch.is_empty() {
+            fetch_records(context, Side::Source, folder, place, batch.take(), &mut push, counts).await?;
+        }
+    }
+    Ok(listed)
+}
+
+/// Lists the destination folder (unfiltered: extras are filtered when reported) and fingerprints
+/// every message.
+async fn read_destination(
+    context: &Context<'_>,
+    group: &Group,
+    place: &Place,
+    store: &mut RecordStore,
+    counts: &mut FindingCounts,
+) -> Result<Listed> {
+    let mut listed = Listed::default();
+    if group.destination_info.is_none() {
+        return Ok(listed);
+    }
+    let folder = &group.destination;
+    let mut push = |_: &mailmove_core::Message, record| store.push(record);
+    let mut batch = Batch::new();
+    let mut listing = context.destination.list_messages(folder, None);
+    while let Some(meta) = listing.next().await {
+        let meta = meta?;
+        let at = Position { ordinal: listed.messages, folder: 0 };
+        listed.messages += 1;
+        listed.bytes += meta.size;
+        if batch.full_before(context, meta.size) {
+            fetch_records(context, Side::Destination, folder, place, batch.take(), &mut push, counts).await?;
+        }
+        batch.push(meta, at);
+    }
+    if !batch.is_empty() {
+        fetch_records(context, Side::Destination, folder, place, batch.take(), &mut push, counts).await?;
+    }
+    Ok(listed)
+}

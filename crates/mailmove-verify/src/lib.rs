@@ -1,0 +1,97 @@
+//! Source-vs-destination verification of a mailmove copy, with a JSON report and a human summary.
+//!
+//! # What it answers
+//! "Is everything that should have been copied at the destination, unchanged, with its flags and
+//! dates?" Both sides are opened as [`MailSource`](mailmove_core::MailSource)s — every backend
+//! can be read — so any pair can be compared: an mbox file against an IMAP account, a Maildir
+//! against another. The verifier uses the copy's own [`FolderMapping`](mailmove_core::engine::FolderMapping)
+//! and [`MessageFilter`](mailmove_core::engine::MessageFilter) ([`VerifyOptions::from_copy`]), so
+//! it compares exactly what the copy was asked to move, folder by folder.
+//!
+//! # How messages are matched
+//! * [`VerifyMode::Strict`] (default): a message *is* its content, fingerprinted with line
+//!   endings normalised to CRLF ([`mailmove_core::fingerprint::strict`]), so an mbox message (LF)
+//!   and its IMAP copy (CRLF) are the same. Changed bytes show as `missing` plus `extra`; pairs
+//!   are then compared for flags and internal dates (`changed`).
+//! * [`VerifyMode::Headers`]: a message is its Message-ID, Date, From and Subject
+//!   ([`IdentityHeaders`](mailmove_core::fingerprint::IdentityHeaders)), for destinations that
+//!   rewrite messages; differing bytes are a `changed` finding naming `content`.
+//!
+//! Findings are `missing` (at the source only), `extra` (at the destination only), `changed`
+//! (same identity; each difference named), `duplicate` (an identity more often at the destination
+//! than at the source) and `unreadable` (a listed message a side would not return: never a silent
+//! pass). Flags are compared unless either side declares none (keywords only when both declare
+//! keywords); internal dates unless either side has none, within [`VerifyOptions::date_tolerance`].
+//!
+//! # Bounded memory
+//! Per destination folder, the verifier streams the metadata of both sides (at the same time),
+//! fetches bodies in batches bounded by count and bytes, fingerprints each body as it arrives and
+//! drops it. What it keeps is a small record per message (fingerprints, key, size, flags, date and
+//! three short header strings: about 300 bytes). Up to
+//! [`VerifyLimits::spill_threshold`] records per side (100 000 by default, ~30 MB) stay in memory;
+//! past that they are written to a temporary SQLite file that is deleted afterwards, so a
+//! million-message folder verifies in bounded memory. The comparison is a merge join of both
+//! sides sorted by identity, holding one identity's copies at a time. Finding lists in the report
+//! are capped ([`VerifyLimits::max_listed_findings`]); counts stay exact and every finding is also
+//! sent as a [`VerifyEvent::Finding`]. (Reading a spilled store back is blocking SQLite work on
+//! the verifier's task: run it on a multi-threaded runtime when other tasks must stay responsive.)
+//!
+//! # Sample mode
+//! [`VerifyOptions::sample`] checks a uniform random sample of N messages per source folder: only
+//! the sample and its candidate copies at the destination are fetched. `missing`, `changed` and
+//! `unreadable` are reported for the sample; `extra` and `duplicates` are not computed, and the
+//! report says so ([`SampleInfo`]).
+//!
+//! # Example
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use mailmove_core::engine::Copier;
+//! use mailmove_core::{memory::MemoryStore, FolderPath};
+//! use mailmove_verify::{Verifier, VerifyEvent, VerifyEvents, VerifyOptions};
+//!
+//! let source = MemoryStore::new("old");
+//! let inbox = FolderPath::inbox();
+//! source.insert(&inbox, b"Subject: one\n\nfirst\n".to_vec(), Default::default(), None);
+//! source.insert(&inbox, b"Subject: two\n\nsecond\n".to_vec(), Default::default(), None);
+//! let destination = MemoryStore::new("new");
+//! Copier::new(source.clone(), destination.clone()).run().await.unwrap();
+//!
+//! let events = VerifyEvents::callback(|event| {
+//!     if let VerifyEvent::FolderFinished(folder) = event {
+//!         println!("{} verified: {} messages", folder.destination, folder.source_messages);
+//!     }
+//! });
+//! let report = Verifier::new(&source, &destination)
+//!     .options(VerifyOptions::default())
+//!     .events(events)
+//!     .run()
+//!     .await
+//!     .unwrap();
+//! assert!(report.identical);
+//! assert_eq!(report.exit_code(), 0);
+//! println!("{}", report.human_summary());
+//! # });
+//! ```
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+mod compare;
+mod context;
+mod event;
+mod folder;
+mod options;
+mod reader;
+mod record;
+mod report;
+mod sample;
+mod store;
+mod summary;
+mod verifier;
+
+pub use event::{VerifyEvent, VerifyEvents};
+pub use options::{VerifyLimits, VerifyMode, VerifyOptions};
+pub use report::{
+    Compared, Copies, Difference, Finding, FindingCounts, FindingKind, FolderVerdict, SampleInfo, Side,
+    VerifyReport, EXIT_DIFFERENCES, EXIT_IDENTICAL, EXIT_INCOMPLETE,
+};
+pub use summary::SUMMARY_LISTED;
+pub use verifier::{verify, Verifier};

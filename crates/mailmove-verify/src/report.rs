@@ -1,0 +1,339 @@
+//! The outcome of a verification: serialisable, a row per folder, every finding with enough to find
+//! the message by hand.
+
+use serde::{Deserialize, Serialize};
+
+use crate::options::VerifyMode;
+
+/// Exit status when both sides hold the same messages.
+pub const EXIT_IDENTICAL: i32 = 0;
+/// Exit status when the verification could not finish (a folder could not be read); the CLI uses
+/// the same status for errors that prevent the run.
+pub const EXIT_INCOMPLETE: i32 = 1;
+/// Exit status when the verification finished and found differences.
+pub const EXIT_DIFFERENCES: i32 = 3;
+
+/// Which side of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// The source (what was copied from).
+    Source,
+    /// The destination (what was copied to).
+    Destination,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Destination => "destination",
+        })
+    }
+}
+
+/// What kind of difference a [`Finding`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FindingKind {
+    /// At the source, not at the destination.
+    Missing,
+    /// At the destination only.
+    Extra,
+    /// The same message on both sides, with different content, flags or internal date.
+    Changed,
+    /// An identity more often at the destination than at the source.
+    Duplicate,
+    /// A listed message the side would not return (it cannot be verified).
+    Unreadable,
+}
+
+impl FindingKind {
+    /// The kind's name as in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Missing => "missing",
+            FindingKind::Extra => "extra",
+            FindingKind::Changed => "changed",
+            FindingKind::Duplicate => "duplicate",
+            FindingKind::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// One named difference between two copies of the same message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Difference {
+    /// The bytes differ (headers mode only: in strict mode the bytes are the identity).
+    Content {
+        /// Strict fingerprint at the source.
+        source_fingerprint: String,
+        /// Strict fingerprint at the destination.
+        destination_fingerprint: String,
+        /// Size at the source.
+        source_size: u64,
+        /// Size at the destination.
+        destination_size: u64,
+    },
+    /// The flags differ (keywords only when both sides declare keywords).
+    Flags {
+        /// Flags at the source, as IMAP atoms.
+        source: String,
+        /// Flags at the destination, as IMAP atoms.
+        destination: String,
+    },
+    /// The internal dates differ by more than the tolerance.
+    InternalDate {
+        /// RFC 3339 date at the source.
+        source: String,
+        /// RFC 3339 date at the destination, `None` when the destination has none.
+        destination: Option<String>,
+        /// Destination minus source, in seconds, when both are known.
+        delta_secs: Option<i64>,
+    },
+}
+
+impl Difference {
+    /// A short name (`content`, `flags`, `internal_date`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Difference::Content { .. } => "content",
+            Difference::Flags { .. } => "flags",
+            Difference::InternalDate { .. } => "internal_date",
+        }
+    }
+}
+
+/// How often a duplicated identity appears on each side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Copies {
+    /// Copies at the source.
+    pub source: u64,
+    /// Copies at the destination.
+    pub destination: u64,
+    /// Keys of the surplus destination copies.
+    pub surplus_keys: Vec<String>,
+}
+
+/// One difference between source and destination, with enough to find the message by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// What kind of difference.
+    pub kind: FindingKind,
+    /// Source folder (`None` when the message is at the destination only).
+    pub source_folder: Option<String>,
+    /// Destination folder.
+    pub destination_folder: String,
+    /// Source key, when the message is at the source.
+    pub source_key: Option<String>,
+    /// Destination key, when the message is at the destination.
+    pub destination_key: Option<String>,
+    /// Message-ID (without angle brackets), when the message has one.
+    pub message_id: Option<String>,
+    /// `Date` header, as written.
+    pub date: Option<String>,
+    /// `Subject` header, decoded when it was encoded.
+    pub subject: Option<String>,
+    /// Size in bytes (at the source when the message is there, else at the destination).
+    pub size: u64,
+    /// What differs (`changed` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<Difference>,
+    /// Counts of both sides (`duplicate` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copies: Option<Copies>,
+    /// Which side could not be read (`unreadable` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub side: Option<Side>,
+    /// Why it could not be read (`unreadable` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// How many findings of each kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingCounts {
+    /// At the source, not at the destination.
+    pub missing: u64,
+    /// At the destination only.
+    pub extra: u64,
+    /// Same message, different content, flags or date.
+    pub changed: u64,
+    /// Identities more often at the destination than at the source.
+    pub duplicates: u64,
+    /// Listed messages that could not be read.
+    pub unreadable: u64,
+}
+
+impl FindingCounts {
+    /// Whether there is no finding at all.
+    pub fn is_empty(&self) -> bool {
+        self.total() == 0
+    }
+
+    /// All findings.
+    pub fn total(&self) -> u64 {
+        self.missing + self.extra + self.changed + self.duplicates + self.unreadable
+    }
+
+    /// Adds another set of counts.
+    pub fn absorb(&mut self, other: FindingCounts) {
+        self.missing += other.missing;
+        self.extra += other.extra;
+        self.changed += other.changed;
+        self.duplicates += other.duplicates;
+        self.unreadable += other.unreadable;
+    }
+
+    /// Counts one finding.
+    pub fn add(&mut self, kind: FindingKind) {
+        match kind {
+            FindingKind::Missing => self.missing += 1,
+            FindingKind::Extra => self.extra += 1,
+            FindingKind::Changed => self.changed += 1,
+            FindingKind::Duplicate => self.duplicates += 1,
+            FindingKind::Unreadable => self.unreadable += 1,
+        }
+    }
+}
+
+/// One destination folder and the source folders that map to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderVerdict {
+    /// Source folders that map here (usually one; none for a destination-only folder; several
+    /// when a mapping merges folders).
+    pub sources: Vec<String>,
+    /// Destination folder.
+    pub destination: String,
+    /// Whether the destination folder exists.
+    pub destination_exists: bool,
+    /// Source messages selected by the filter.
+    pub source_messages: u64,
+    /// Their bytes (as listed).
+    pub source_bytes: u64,
+    /// Source messages left out by the filter.
+    pub source_filtered: u64,
+    /// Destination messages.
+    pub destination_messages: u64,
+    /// Their bytes (as listed).
+    pub destination_bytes: u64,
+    /// Sample mode: source messages checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<u64>,
+    /// Findings in this folder.
+    pub findings: FindingCounts,
+    /// Why the folder could not be verified completely, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl FolderVerdict {
+    /// Whether the folder was verified completely and nothing differs.
+    pub fn is_identical(&self) -> bool {
+        self.error.is_none() && self.findings.is_empty()
+    }
+}
+
+/// What a sample-mode run checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleInfo {
+    /// Messages sampled per source folder (at most).
+    pub per_folder: u64,
+    /// Source messages checked in all.
+    pub checked: u64,
+    /// The seed used (repeat the run with it to check the same messages).
+    pub seed: u64,
+    /// Always `false`: messages only at the destination are not looked for.
+    pub extra_computed: bool,
+    /// Always `false`: surplus destination copies are not looked for.
+    pub duplicates_computed: bool,
+}
+
+/// The report of a verification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Whether every selected folder was verified completely and nothing differs (in sample mode:
+    /// nothing differs for the sample).
+    pub identical: bool,
+    /// Whether every folder could be verified (no folder `error`).
+    pub complete: bool,
+    /// Source identity (no secrets).
+    pub source: String,
+    /// Destination identity (no secrets).
+    pub destination: String,
+    /// How messages were identified.
+    pub mode: VerifyMode,
+    /// Whether flags were compared, and keywords with them.
+    pub compared: Compared,
+    /// Sample mode, when it was used.
+    pub sampled: Option<SampleInfo>,
+    /// Totals of findings (exact, even when the lists are capped).
+    pub counts: FindingCounts,
+    /// Whether some finding lists were capped at
+    /// [`VerifyLimits::max_listed_findings`](crate::VerifyLimits::max_listed_findings).
+    pub truncated: bool,
+    /// One row per destination folder.
+    pub folders: Vec<FolderVerdict>,
+    /// At the source, not at the destination.
+    pub missing: Vec<Finding>,
+    /// At the destination only.
+    pub extra: Vec<Finding>,
+    /// Same message, different content, flags or internal date.
+    pub changed: Vec<Finding>,
+    /// Identities more often at the destination than at the source.
+    pub duplicates: Vec<Finding>,
+    /// Listed messages a side would not return.
+    pub unreadable: Vec<Finding>,
+    /// Start time (RFC 3339).
+    pub started_at: String,
+    /// Wall time in seconds.
+    pub duration_secs: f64,
+}
+
+/// What besides identity was compared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compared {
+    /// System flags.
+    pub flags: bool,
+    /// Keywords.
+    pub keywords: bool,
+    /// Internal dates.
+    pub internal_dates: bool,
+    /// The tolerance for internal dates, in milliseconds.
+    pub date_tolerance_ms: u64,
+}
+
+impl VerifyReport {
+    /// The process exit status: [`EXIT_IDENTICAL`] (0), [`EXIT_DIFFERENCES`] (3) when differences
+    /// were found, [`EXIT_INCOMPLETE`] (1) when a folder could not be verified (also when it had
+    /// differences: an incomplete check must not look like a clean list of differences).
+    pub fn exit_code(&self) -> i32 {
+        if !self.complete {
+            EXIT_INCOMPLETE
+        } else if self.identical {
+            EXIT_IDENTICAL
+        } else {
+            EXIT_DIFFERENCES
+        }
+    }
+
+    /// The findings of one kind as listed in the report.
+    pub fn findings(&self, kind: FindingKind) -> &[Finding] {
+        match kind {
+            FindingKind::Missing => &self.missing,
+            FindingKind::Extra => &self.extra,
+            FindingKind::Changed => &self.changed,
+            FindingKind::Duplicate => &self.duplicates,
+            FindingKind::Unreadable => &self.unreadable,
+        }
+    }
+
+    /// The report as pretty JSON.
+    pub fn to_json_pretty(&self) -> String {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"))
+    }
+}

@@ -1,0 +1,286 @@
+//! Sample mode: a quick look at a random sample of each source folder.
+//!
+//! The sample (at most N messages per source folder, drawn uniformly by reservoir sampling while
+//! the listing streams) is fetched and fingerprinted. The destination is then listed and only
+//! *candidates* are fetched: messages whose listed size is what a sampled message has with its
+//! own line endings, all LF or all CRLF, or whose listed Message-ID is a sampled one. Sampled
+//! messages still unmatched after that get a second, wider pass: in strict mode every destination
+//! message whose size lies between the all-LF and all-CRLF sizes (mixed line endings); in headers
+//! mode (where a destination may have rewritten the message) every destination message. So a
+//! sampled message is only reported missing after every destination message that could be its
+//! copy was read, provided the destination lists sizes truthfully.
+//!
+//! Messages only at the destination and surplus copies are not looked for.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use futures::StreamExt;
+use mailmove_core::fingerprint::Fingerprint;
+use mailmove_core::{FolderPath, MessageMeta, Result};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::compare::{compare_group, Place, Scope};
+use crate::context::Context;
+use crate::folder::Group;
+use crate::options::VerifyMode;
+use crate::reader::{fetch_records, Batch};
+use crate::record::{normalise_message_id, Position, Record, SizeShape};
+use crate::report::{FindingCounts, FolderVerdict, Side};
+
+/// A per-folder seed, so that concurrent folders draw independently but repeatably.
+pub(crate) fn folder_seed(seed: u64, folder: &FolderPath) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    folder.storage_key().hash(&mut hasher);
+    seed ^ hasher.finish()
+}
+
+/// The sampled records of one identity and the destination records that share it.
+#[derive(Default)]
+struct Entry {
+    source: Vec<Record>,
+    destination: Vec<Record>,
+}
+
+impl Entry {
+    /// Whether some sampled copy has no destination copy yet.
+    fn unmatched(&self) -> bool {
+        self.destination.len() < self.source.len()
+    }
+}
+
+/// Sizes that make a destination message a candidate copy.
+struct Ranges {
+    /// `(start, end)` sorted by start, with the running maximum of `end`.
+    spans: Vec<(u64, u64)>,
+    max_end: Vec<u64>,
+}
+
+impl Ranges {
+    fn new(mut spans: Vec<(u64, u64)>) -> Self {
+        spans.sort_unstable();
+        let mut running = 0;
+        let max_end = spans
+            .iter()
+            .map(|&(_, end)| {
+                running = running.max(end);
+                running
+            })
+            .collect();
+        Ranges { spans, max_end }
+    }
+
+    fn contains(&self, size: u64) -> bool {
+        let count = self.spans.partition_point(|&(start, _)| start <= size);
+        count > 0 && self.max_end[count - 1] >= size
+    }
+}
+
+pub(crate) async fn verify_sample(
+    context: &Context<'_>,
+    group: &Group,
+    place: &Place,
+    size: usize,
+    seed: u64,
+    verdict: &mut FolderVerdict,
+    counts: &mut FindingCounts,
+) -> Result<()> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    // 1. Draw the sample while the source listings stream.
+    let mut drawn: Vec<(MessageMeta, Position)> = Vec::new();
+    let mut ordinal = 0u64;
+    for (index, info) in group.sources.iter().enumerate() {
+        let mut reservoir: Vec<(MessageMeta, Position)> = Vec::with_capacity(size.min(4096));
+        let mut seen = 0u64;
+        let mut listing = context.source.list_messages(&info.path, None);
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            if !context.filter.message_matches(&meta) {
+                verdict.source_filtered += 1;
+                continue;
+            }
+            verdict.source_messages += 1;
+            verdict.source_bytes += meta.size;
+            let at = Position { ordinal, folder: index as u32 };
+            ordinal += 1;
+            seen += 1;
+            if reservoir.len() < size {
+                reservoir.push((meta, at));
+            } else {
+                let slot = rng.gen_range(0..seen);
+                if let Ok(slot) = usize::try_from(slot) {
+                    if slot < size {
+                        reservoir[slot] = (meta, at);
+                    }
+                }
+            }
+        }
+        drop(listing);
+        reservoir.sort_by_key(|(_, at)| at.ordinal);
+        drawn.extend(reservoir);
+    }
+    verdict.sampled = Some(drawn.len() as u64);
+
+    // 2. Fingerprint the sample.
+    let mut sampled: Vec<(Record, SizeShape)> = Vec::with_capacity(drawn.len());
+    {
+        let mut keep = |message: &mailmove_core::Message, record: Record| {
+            sampled.push((record, SizeShape::of(message)?));
+            Ok(())
+        };
+        for chunk in drawn_batches(context, drawn) {
+            let folder = &group.sources[chunk[0].1.folder as usize].path;
+            fetch_records(context, Side::Source, folder, place, chunk, &mut keep, counts).await?;
+        }
+    }
+    sampled.sort_by_key(|(record, _)| record.ordinal);
+    let mut order: Vec<Fingerprint> = Vec::new();
+    let mut entries: HashMap<Fingerprint, Entry> = HashMap::new();
+    let mut exact_sizes: HashSet<u64> = HashSet::new();
+    let mut message_ids: HashSet<String> = HashSet::new();
+    let mut shapes: Vec<(Fingerprint, SizeShape)> = Vec::new();
+    for (record, shape) in sampled {
+        exact_sizes.extend([shape.raw, shape.lf, shape.crlf]);
+        message_ids.extend(record.message_id.clone());
+        shapes.push((record.identity, shape));
+        let entry = entries.entry(record.identity).or_default();
+        if entry.source.is_empty() {
+            order.push(record.identity);
+        }
+        entry.source.push(record);
+    }
+
+    // 3. Destination: a first pass over exact candidates, a wider one for what is still unmatched.
+    if group.destination_info.is_some() && !entries.is_empty() {
+        let candidate = |meta: &MessageMeta| {
+            exact_sizes.contains(&meta.size)
+                || meta
+                    .message_id
+                    .as_deref()
+                    .is_some_and(|id| message_ids.contains(&normalise_message_id(id)))
+        };
+        let chosen =
+            read_candidates(context, group, place, true, candidate, &mut entries, verdict, counts).await?;
+        if entries.values().any(Entry::unmatched) {
+            let fetched: HashSet<String> = chosen.into_iter().collect();
+            // Headers mode: a rewritten copy can have any size, so every message is a candidate.
+            let ranges = (context.settings.mode == VerifyMode::Strict).then(|| {
+                Ranges::new(
+                    shapes
+                        .iter()
+                        .filter(|(identity, _)| entries.get(identity).is_some_and(Entry::unmatched))
+                        .map(|(_, shape)| (shape.lf, shape.crlf))
+                        .collect(),
+                )
+            });
+            let wider = |meta: &MessageMeta| {
+                !fetched.contains(meta.key.as_str()) && ranges.as_ref().is_none_or(|r| r.contains(meta.size))
+            };
+            tracing::debug!(folder = %place.destination, "sample: wider destination pass");
+            read_candidates(context, group, place, false, wider, &mut entries, verdict, counts).await?;
+        }
+    }
+
+    // 4. Compare each sampled identity with what was found.
+    for identity in order {
+        if let Some(entry) = entries.get(&identity) {
+            compare_group(context, place, &entry.source, &entry.destination, Scope::Sample, counts);
+        }
+    }
+    Ok(())
+}
+
+/// Splits the drawn messages into fetch batches that each stay within one source folder.
+fn drawn_batches(
+    context: &Context<'_>,
+    drawn: Vec<(MessageMeta, Position)>,
+) -> Vec<Vec<(MessageMeta, Position)>> {
+    let mut out = Vec::new();
+    let mut batch = Batch::new();
+    let mut folder = None;
+    for (meta, at) in drawn {
+        if folder.is_some_and(|folder| folder != at.folder) || batch.full_before(context, meta.size) {
+            out.push(batch.take());
+        }
+        folder = Some(at.folder);
+        batch.push(meta, at);
+    }
+    if !batch.is_empty() {
+        out.push(batch.take());
+    }
+    out
+}
+
+/// One pass over the destination listing: fetches the selected messages and keeps those whose
+/// identity was sampled. The first pass also counts the destination. Returns the keys fetched.
+#[allow(clippy::too_many_arguments)]
+async fn read_candidates(
+    context: &Context<'_>,
+    group: &Group,
+    place: &Place,
+    count: bool,
+    selected: impl Fn(&MessageMeta) -> bool,
+    entries: &mut HashMap<Fingerprint, Entry>,
+    verdict: &mut FolderVerdict,
+    counts: &mut FindingCounts,
+) -> Result<Vec<String>> {
+    let folder = &group.destination;
+    let mut chosen: Vec<String> = Vec::new();
+    {
+        let mut keep = |_: &mailmove_core::Message, record: Record| {
+            if let Some(entry) = entries.get_mut(&record.identity) {
+                entry.destination.push(record);
+            }
+            Ok(())
+        };
+        let mut batch = Batch::new();
+        let mut ordinal = 0u64;
+        let mut listing = context.destination.list_messages(folder, None);
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let at = Position { ordinal, folder: 0 };
+            ordinal += 1;
+            if count {
+                verdict.destination_messages += 1;
+                verdict.destination_bytes += meta.size;
+            }
+            if !selected(&meta) {
+                continue;
+            }
+            chosen.push(meta.key.to_string());
+            if batch.full_before(context, meta.size) {
+                fetch_records(context, Side::Destination, folder, place, batch.take(), &mut keep, counts)
+                    .await?;
+            }
+            batch.push(meta, at);
+        }
+        if !batch.is_empty() {
+            fetch_records(context, Side::Destination, folder, place, batch.take(), &mut keep, counts).await?;
+        }
+    }
+    Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_contain_their_spans_only() {
+        let ranges = Ranges::new(vec![(10, 20), (5, 7), (30, 30), (12, 14)]);
+        for (size, expected) in
+            [(4, false), (5, true), (8, false), (10, true), (20, true), (21, false), (30, true)]
+        {
+            assert_eq!(ranges.contains(size), expected, "{size}");
+        }
+        assert!(!Ranges::new(Vec::new()).contains(0));
+    }
+
+    #[test]
+    fn folder_seeds_differ_by_folder_and_repeat() {
+        let a = folder_seed(7, &FolderPath::parse("INBOX"));
+        assert_eq!(a, folder_seed(7, &FolderPath::parse("INBOX")));
+        assert_ne!(a, folder_seed(7, &FolderPath::parse("Sent")));
+    }
+}
