@@ -161,9 +161,12 @@ impl Conn {
 
     async fn fill(&mut self) -> Result<()> {
         let timeout = self.timeout;
-        let io = self.io()?;
-        let mut chunk = [0u8; 64 * 1024];
-        let read = match tokio::time::timeout(timeout, io.read(&mut chunk)).await {
+        // Read straight into the buffer: a stack array would live inside every future above us.
+        self.buf.reserve(64 * 1024);
+        let Some(io) = self.io.as_mut().filter(|_| !self.broken) else {
+            return Err(Error::connection("the IMAP connection is no longer usable"));
+        };
+        let read = match tokio::time::timeout(timeout, io.read_buf(&mut self.buf)).await {
             Err(_) => {
                 return Err(self.fail(Error::Timeout {
                     what: format!("no answer from the IMAP server for {timeout:?}"),
@@ -184,7 +187,6 @@ impl Conn {
             };
             return Err(self.fail(error));
         }
-        self.buf.extend_from_slice(&chunk[..read]);
         Ok(())
     }
 

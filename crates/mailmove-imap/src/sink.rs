@@ -11,7 +11,7 @@ use mailmove_core::{
 
 use crate::conn::{Conn, Part};
 use crate::errors;
-use crate::source::{search_uids, uid_fetch};
+use crate::source::search_uids;
 use crate::store::{ImapStore, Inner};
 use crate::wire::Status;
 
@@ -162,7 +162,7 @@ impl Inner {
     ) -> Result<Vec<ExistingMessage>> {
         let mut pooled = self.acquire().await?;
         self.examine_checked(pooled.conn(), mailbox, validity).await?;
-        let fetched = uid_fetch(pooled.conn(), uids, "UID RFC822.SIZE BODY.PEEK[]").await?;
+        let fetched = self.fetch_bodies(pooled.conn(), uids, "UID RFC822.SIZE BODY.PEEK[]").await?;
         drop(pooled);
         let mut out = Vec::with_capacity(fetched.len());
         for (uid, item) in fetched {

@@ -29,6 +29,8 @@ pub(crate) struct Fetched {
     pub internal_date: Option<DateTime<FixedOffset>>,
     pub size: Option<u64>,
     pub body: Option<MessageBody>,
+    /// `BINARY[]`, fetched only to recover NUL bytes (see [`restore_nul_bytes`]).
+    pub binary: Option<MessageBody>,
     pub labels: Option<Vec<String>>,
 }
 
@@ -68,6 +70,13 @@ pub(crate) fn absorb_fetch(values: &[Value], by_uid: &mut BTreeMap<u32, Fetched>
                     _ => None,
                 }
             }
+            "BINARY[]" => {
+                entry.binary = match value {
+                    Value::Bytes(bytes) => Some(MessageBody::from_bytes(bytes.clone())),
+                    Value::Big(body) => Some(body.clone()),
+                    _ => None,
+                }
+            }
             "X-GM-LABELS" => {
                 let labels = value.list().unwrap_or(&[]).iter().filter_map(Value::text);
                 entry.labels = Some(labels.map(|label| utf7::decode(&label).unwrap_or(label)).collect());
@@ -75,6 +84,35 @@ pub(crate) fn absorb_fetch(values: &[Value], by_uid: &mut BTreeMap<u32, Fetched>
             _ => {}
         }
     }
+}
+
+/// Whether a body has a 0x80 byte, the replacement Dovecot and others send for NUL in `BODY[]`.
+fn has_nul_replacement(body: &MessageBody) -> Result<bool> {
+    let mut found = false;
+    body.for_each_chunk(|chunk| found |= chunk.contains(&0x80))?;
+    Ok(found)
+}
+
+/// `BODY[]` cannot carry NUL (RFC 3501), so servers replace it (Dovecot sends 0x80); `BINARY[]`
+/// carries it but also decodes transfer encodings. The `BINARY[]` bytes are the stored message
+/// exactly when they differ from `BODY[]` only by NUL where `BODY[]` has 0x80: then they are used.
+/// Otherwise `BODY[]` stays (the message had no NUL, or it also has encoded parts).
+pub(crate) fn restore_nul_bytes(body: &MessageBody, binary: &MessageBody) -> Result<Option<MessageBody>> {
+    if body.len() != binary.len() {
+        return Ok(None);
+    }
+    let (text, raw) = (body.to_bytes()?, binary.to_bytes()?);
+    let mut any_nul = false;
+    for (a, b) in text.iter().zip(raw.iter()) {
+        if a != b {
+            if *a == 0x80 && *b == 0 {
+                any_nul = true;
+            } else {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(any_nul.then(|| binary.clone()))
 }
 
 /// Runs one `UID FETCH` and returns what came back per UID; a tagged NO or an unparsable FETCH
@@ -186,11 +224,42 @@ impl Inner {
         Ok(out)
     }
 
+    /// `UID FETCH` of items including `BODY.PEEK[]`, with NUL bytes restored where the server
+    /// replaced them (see [`restore_nul_bytes`]).
+    pub(crate) async fn fetch_bodies(
+        &self,
+        conn: &mut Conn,
+        uids: &[u32],
+        items: &str,
+    ) -> Result<BTreeMap<u32, Fetched>> {
+        let mut fetched = uid_fetch(conn, uids, items).await?;
+        if self.caps.has("BINARY") {
+            let mut suspects = Vec::new();
+            for (uid, item) in &fetched {
+                if let Some(body) = &item.body {
+                    if has_nul_replacement(body)? {
+                        suspects.push(*uid);
+                    }
+                }
+            }
+            if !suspects.is_empty() {
+                for (uid, binary) in uid_fetch(conn, &suspects, "UID BINARY.PEEK[]").await? {
+                    let Some(item) = fetched.get_mut(&uid) else { continue };
+                    let (Some(body), Some(binary)) = (&item.body, &binary.binary) else { continue };
+                    if let Some(exact) = restore_nul_bytes(body, binary)? {
+                        item.body = Some(exact);
+                    }
+                }
+            }
+        }
+        Ok(fetched)
+    }
+
     async fn fetch_chunk(&self, mailbox: &str, uids: &[u32]) -> Result<Vec<Result<Message>>> {
         let mut pooled = self.acquire().await?;
         self.select(pooled.conn(), mailbox, true).await?;
         let items = format!("{} BODY.PEEK[]", self.meta_items());
-        let mut fetched = uid_fetch(pooled.conn(), uids, &items).await?;
+        let mut fetched = self.fetch_bodies(pooled.conn(), uids, &items).await?;
         drop(pooled);
         let mut out = Vec::with_capacity(uids.len());
         for uid in uids {
@@ -337,6 +406,16 @@ impl MailSource for ImapStore {
 mod tests {
     use super::*;
     use crate::wire::{parse, Response};
+
+    #[test]
+    fn nul_bytes_restored_only_when_binary_is_otherwise_identical() {
+        let text = MessageBody::from_bytes(&b"a\x80b\x80"[..]);
+        let restored = restore_nul_bytes(&text, &MessageBody::from_bytes(&b"a\0b\x80"[..])).unwrap().unwrap();
+        assert_eq!(restored.to_bytes().unwrap().as_ref(), b"a\0b\x80");
+        assert!(restore_nul_bytes(&text, &MessageBody::from_bytes(&b"a\0c\x80"[..])).unwrap().is_none());
+        assert!(restore_nul_bytes(&text, &MessageBody::from_bytes(&b"a\0b"[..])).unwrap().is_none());
+        assert!(restore_nul_bytes(&text, &text).unwrap().is_none());
+    }
 
     #[test]
     fn internal_dates() {

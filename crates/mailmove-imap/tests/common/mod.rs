@@ -1,0 +1,48 @@
+//! Shared helpers for the tests against the throw-away Dovecot of `scripts/dovecot.sh`.
+#![allow(dead_code)]
+
+use mailmove_core::Secret;
+use mailmove_imap::{ImapConfig, ImapStore};
+use rand::Rng;
+
+/// A `MAILMOVE_TEST_*` variable; fails the test (never skips it) when missing.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the test suite through scripts/test.sh, which starts a throw-away \
+             Dovecot (scripts/dovecot.sh start DIR) and exports MAILMOVE_TEST_* from DIR/env"
+        )
+    })
+}
+
+/// A user name of its own for each test, so tests run in parallel on one server.
+pub fn user(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", rand::thread_rng().gen::<u32>())
+}
+
+/// `imap://user@127.0.0.1:PORT/?ca=...` (STARTTLS against the throw-away CA), no password.
+pub fn starttls_url(user: &str) -> String {
+    format!(
+        "imap://{user}@127.0.0.1:{}/?tls=starttls&ca={}",
+        env("MAILMOVE_TEST_IMAP_PORT"),
+        env("MAILMOVE_TEST_CA")
+    )
+}
+
+/// `imaps://user@localhost:PORT/?ca=...`, no password.
+pub fn imaps_url(user: &str) -> String {
+    format!("imaps://{user}@localhost:{}/?ca={}", env("MAILMOVE_TEST_IMAPS_PORT"), env("MAILMOVE_TEST_CA"))
+}
+
+/// The shared test password.
+pub fn password() -> Secret {
+    Secret::new(env("MAILMOVE_TEST_PASSWORD"))
+}
+
+/// A store for a fresh user over STARTTLS.
+pub async fn store(user: &str) -> ImapStore {
+    let config = ImapConfig::from_url(&starttls_url(user)).unwrap().with_password(password());
+    ImapStore::connect(config)
+        .await
+        .unwrap_or_else(|e| panic!("connecting as {user}: {}", e.chain_to_string()))
+}
