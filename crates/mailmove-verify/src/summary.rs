@@ -213,7 +213,7 @@ fn finding_line(finding: &Finding) -> String {
             let _ = write!(line, "{} #{key}", finding.destination_folder);
         }
         None => {
-            let _ = write!(line, "{} (absent)", finding.destination_folder);
+            let _ = write!(line, "{} (not there)", finding.destination_folder);
         }
     }
     let _ = write!(line, "  {}", human_bytes(finding.size));

@@ -34,8 +34,9 @@ pub fn message(folder: &str, index: usize, body_size: usize) -> Vec<u8> {
 }
 
 pub fn flags_for(index: usize) -> Flags {
-    let mut flags = Flags { seen: index % 2 == 0, flagged: index % 5 == 0, ..Flags::default() };
-    if index % 3 == 0 {
+    let mut flags =
+        Flags { seen: index.is_multiple_of(2), flagged: index.is_multiple_of(5), ..Flags::default() };
+    if index.is_multiple_of(3) {
         flags.keywords.insert("$Forwarded".into());
     }
     flags
