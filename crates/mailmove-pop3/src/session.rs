@@ -15,6 +15,15 @@ use crate::connection::{printable, Connection, Reply};
 use crate::listing::Listing;
 use crate::tls;
 
+/// Most messages a listing may hold: a bound against a server that never stops listing.
+const MAX_MESSAGES: usize = 50_000_000;
+
+/// How far a `RETR` may run past the size `LIST` reported before it is refused (LF stored,
+/// CRLF sent can double a message; anything beyond is a server that does not stop).
+fn retr_limit(listed_size: u64) -> u64 {
+    listed_size.saturating_mul(2).saturating_add(1024 * 1024)
+}
+
 /// An authenticated session in the TRANSACTION state.
 pub(crate) struct Session {
     connection: Connection,
@@ -127,6 +136,7 @@ impl Session {
                 })?;
                 let mut fields = line.split_whitespace();
                 match (fields.next().and_then(|n| n.parse::<u32>().ok()), fields.next(), fields.next()) {
+                    _ if out.len() >= MAX_MESSAGES => Err(too_many(&peer)),
                     (Some(number), Some(uid), None) if uid.bytes().all(|b| (0x21..=0x7e).contains(&b)) => {
                         out.push((number, uid.to_string()));
                         Ok(())
@@ -155,6 +165,7 @@ impl Session {
                     fields.next().and_then(|n| n.parse::<u32>().ok()),
                     fields.next().and_then(|n| n.parse().ok()),
                 ) {
+                    _ if out.len() >= MAX_MESSAGES => Err(too_many(&peer)),
                     (Some(number), Some(size)) => {
                         out.push((number, size));
                         Ok(())
@@ -194,9 +205,16 @@ impl Session {
         // Hold back the last two bytes until the end is known.
         let mut tail: Vec<u8> = Vec::with_capacity(2);
         let mut total = 0u64;
+        let limit = retr_limit(listed_size);
+        let peer = self.peer().to_string();
         self.connection
             .read_body("RETR", |chunk| {
                 total += chunk.len() as u64;
+                if total > limit {
+                    return Err(Error::protocol(format!(
+                        "POP3 server {peer} sent more than {limit} bytes for message {number} (LIST said {listed_size})"
+                    )));
+                }
                 let available = tail.len() + chunk.len();
                 if available <= 2 {
                     tail.extend_from_slice(chunk);
@@ -300,11 +318,18 @@ async fn capa(connection: &mut Connection) -> Result<Option<Vec<String>>> {
     let mut lines = Vec::new();
     connection
         .read_listing("CAPA", |line| {
-            lines.push(String::from_utf8_lossy(line).trim().to_ascii_uppercase());
+            // Keep a sane number; the rest is read and ignored.
+            if lines.len() < 256 {
+                lines.push(String::from_utf8_lossy(line).trim().to_ascii_uppercase());
+            }
             Ok(())
         })
         .await?;
     Ok(Some(lines))
+}
+
+fn too_many(peer: &str) -> Error {
+    Error::protocol(format!("POP3 server {peer} listed more than {MAX_MESSAGES} messages"))
 }
 
 fn no_stls(peer: &str, what: &str) -> Error {

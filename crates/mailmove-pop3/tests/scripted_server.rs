@@ -14,7 +14,7 @@ use mailmove_core::memory::MemoryStore;
 use mailmove_core::testkit::{self, Fixture};
 use mailmove_core::{Error, FolderPath, MailSource, MailSourceExt, Secret, SourceKey, SpoolConfig};
 use mailmove_pop3::{Pop3Config, Pop3Source, CONTENT_KEY_EPOCH};
-use scripted::{Options, Server, PASSWORD};
+use scripted::{Options, Server, PASSWORD, TOKEN};
 
 fn config(server: &Server, user: &str) -> Pop3Config {
     Pop3Config::from_url(&server.url(user)).unwrap().with_password(Secret::new(PASSWORD))
@@ -332,4 +332,77 @@ async fn headers_come_from_top_and_other_folders_do_not_exist() {
     assert_eq!(folders.len(), 1);
     assert!(folders[0].path.is_inbox() && folders[0].epoch.is_none());
     assert_eq!(folders[0].messages, Some(1));
+}
+
+#[tokio::test]
+async fn xoauth2_with_a_token_and_its_error_challenge() {
+    let server = Server::start(vec![b"Subject: oauth\r\n\r\nx\r\n".to_vec()], Options::default()).await;
+    // A token and no password: XOAUTH2 is chosen; this token is too long for the AUTH line, so
+    // the response goes after an empty continuation.
+    let url = server.url("someone@example.com");
+    let source = Pop3Source::connect(Pop3Config::from_url(&url).unwrap().with_token(Secret::new(TOKEN)))
+        .await
+        .unwrap();
+    assert_eq!(source.collect_messages(&FolderPath::inbox()).await.unwrap().len(), 1);
+    assert!(server.commands().iter().any(|c| c == "AUTH XOAUTH2"), "{:?}", server.commands());
+
+    let bad =
+        Pop3Config::from_url(&format!("{url}&auth=xoauth2")).unwrap().with_token(Secret::new("expired-9876"));
+    let error = Pop3Source::connect(bad).await.unwrap_err();
+    assert!(matches!(error, Error::Auth { .. }), "{error:?}");
+    assert!(!error.chain_to_string().contains("9876"), "{error}");
+    // A token of ordinary length goes on the AUTH line itself.
+    assert!(server.commands().iter().any(|c| c.starts_with("AUTH XOAUTH2 ")), "{:?}", server.commands());
+
+    // XOAUTH2 forced without a token is a configuration error, found before anything is sent.
+    let none = Pop3Config::from_url(&format!("{url}&auth=xoauth2")).unwrap().with_password(Secret::new("pw"));
+    assert!(matches!(Pop3Source::connect(none).await.unwrap_err(), Error::Config { .. }));
+}
+
+#[tokio::test]
+async fn corpus_messages_travel_byte_for_byte() {
+    let corpus = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus"));
+    if !corpus.is_dir() {
+        eprintln!("note: {} not found; corpus test skipped", corpus.display());
+        return;
+    }
+    let mut messages = Vec::new();
+    for sub in ["malformed", "thirdparty"] {
+        let Ok(entries) = std::fs::read_dir(corpus.join(sub)) else { continue };
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "eml")) {
+            messages.push(std::fs::read(path).unwrap());
+        }
+    }
+    assert!(messages.len() >= 20, "corpus has only {} messages", messages.len());
+    let server = Server::start(messages.clone(), Options::default()).await;
+    let source = Pop3Source::connect(config(&server, "corpus")).await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let checkpoint = Checkpoint::open(&state.path().join("cp.sqlite"), &source.identity(), "memory").unwrap();
+    let (destination, report) = copy_into(&source, &checkpoint).await;
+    assert_eq!((report.copied, report.failed), (messages.len() as u64, 0), "{:?}", report.failures);
+    let copied: Vec<Vec<u8>> =
+        destination.contents(&FolderPath::inbox()).into_iter().map(|(b, _, _)| b).collect();
+    assert_eq!(sorted(copied), sorted(messages));
+}
+
+#[tokio::test]
+async fn a_message_far_larger_than_listed_is_refused_not_spooled_forever() {
+    let huge = [b"Subject: huge\r\n\r\n".to_vec(), vec![b'x'; 3 * 1024 * 1024], b"\r\n".to_vec()].concat();
+    let small = b"Subject: small\r\n\r\nx\r\n".to_vec();
+    let options = Options { tiny_list_sizes: true, ..Options::default() };
+    let server = Server::start(vec![huge, small.clone()], options).await;
+    let source = Pop3Source::connect(config(&server, "liar")).await.unwrap();
+    let keys = keys_of(&source).await;
+    let error = source.fetch_one(&FolderPath::inbox(), &keys[0]).await.unwrap_err();
+    assert!(matches!(error, Error::Protocol { .. }), "{error:?}");
+    assert!(!error.is_transient());
+    // The session was dropped; the next fetch reconnects and works.
+    let message = source.fetch_one(&FolderPath::inbox(), &keys[1]).await.unwrap();
+    assert_eq!(message.body.to_bytes().unwrap(), small);
+}
+
+async fn keys_of(source: &Pop3Source) -> Vec<SourceKey> {
+    source.collect_messages(&FolderPath::inbox()).await.unwrap().into_iter().map(|m| m.key).collect()
 }

@@ -15,6 +15,11 @@ use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 
 pub const PASSWORD: &str = "correct horse";
+/// The one OAuth2 token the server accepts (longer than fits an AUTH command line).
+pub const TOKEN: &str = concat!(
+    "ya29.a0AfH6SMBx-long-token-0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz",
+    "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnop"
+);
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -38,6 +43,8 @@ pub struct Options {
     pub stall_after_greeting: bool,
     /// Leave out USER in CAPA (so a client picks SASL PLAIN).
     pub no_user_capa: bool,
+    /// Report every size in LIST as 1 byte (a server that lies, or never stops sending).
+    pub tiny_list_sizes: bool,
 }
 
 impl Default for Options {
@@ -51,6 +58,7 @@ impl Default for Options {
             shuffle_numbers: false,
             stall_after_greeting: false,
             no_user_capa: false,
+            tiny_list_sizes: false,
         }
     }
 }
@@ -237,6 +245,29 @@ async fn serve(socket: TcpStream, state: Arc<State>, options: Options) -> std::i
                     out.extend_from_slice(b"-ERR [AUTH] bad credentials\r\n");
                 }
             }
+            "AUTH" if arg1.eq_ignore_ascii_case("XOAUTH2") => {
+                // The initial response on the command line, or after an empty continuation.
+                let mut response = arg2.trim().to_string();
+                if response.is_empty() {
+                    io.get_mut().write_all(b"+ \r\n").await?;
+                    let mut next = String::new();
+                    io.read_line(&mut next).await?;
+                    response = next.trim().to_string();
+                }
+                let decoded = base64::engine::general_purpose::STANDARD.decode(&response).unwrap_or_default();
+                let expected = format!("\x01auth=Bearer {TOKEN}\x01\x01");
+                if decoded.starts_with(b"user=") && decoded.ends_with(expected.as_bytes()) {
+                    authenticated = true;
+                    snapshot(&mut view, &mut deleted);
+                    out.extend_from_slice(b"+OK logged in\r\n");
+                } else {
+                    // As Gmail does: a base64 JSON error challenge, answered with an empty line.
+                    io.get_mut().write_all(b"+ eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiQmVhcmVyIn0=\r\n").await?;
+                    let mut next = String::new();
+                    io.read_line(&mut next).await?;
+                    out.extend_from_slice(b"-ERR [AUTH] invalid token\r\n");
+                }
+            }
             _ if !authenticated && verb != "QUIT" => out.extend_from_slice(b"-ERR log in first\r\n"),
             "STAT" => {
                 let maildrop = state.maildrop.lock().unwrap();
@@ -249,7 +280,7 @@ async fn serve(socket: TcpStream, state: Arc<State>, options: Options) -> std::i
                 let maildrop = state.maildrop.lock().unwrap();
                 for (position, index) in view.iter().enumerate() {
                     if !deleted[position] {
-                        let size = maildrop[*index].body.len();
+                        let size = if options.tiny_list_sizes { 1 } else { maildrop[*index].body.len() };
                         out.extend_from_slice(format!("{} {size}\r\n", position + 1).as_bytes());
                     }
                 }
