@@ -120,7 +120,7 @@ impl SyntheticMailbox {
         let mut rng = self.rng(global_index ^ 0x5151);
         let mut out = Vec::with_capacity(target + 512);
         let subject =
-            if global_index % 7 == 0 { "Grüße aus Köln – Überblick" } else { "Quarterly figures" };
+            if global_index.is_multiple_of(7) { "Grüße aus Köln – Überblick" } else { "Quarterly figures" };
         out.extend_from_slice(
             format!(
                 "Return-Path: <sender{n}@example.org>\r\nFrom: Sender {n} <sender{n}@example.org>\r\nTo: Ana <ana@example.net>\r\nSubject: {subject} #{global_index}\r\nDate: Mon, 4 Mar 2019 10:{:02}:{:02} +0100\r\nMessage-ID: <synthetic-{}-{global_index}@mailmove.test>\r\nMIME-Version: 1.0\r\n",
@@ -149,7 +149,7 @@ impl SyntheticMailbox {
                 out.extend_from_slice(line);
             }
         }
-        if global_index % 50 == 0 {
+        if global_index.is_multiple_of(50) {
             out.extend(std::iter::repeat_n(b'L', 20_000));
             out.extend_from_slice(b"\r\n");
         }
@@ -169,7 +169,7 @@ impl SyntheticMailbox {
             }
         }
         // Exactly the planned size, so that listings need not generate bodies.
-        let tail: &[u8] = if global_index % 13 == 0 { b"no final newline" } else { b"end\r\n" };
+        let tail: &[u8] = if global_index.is_multiple_of(13) { b"no final newline" } else { b"end\r\n" };
         out.truncate(target.saturating_sub(tail.len()));
         while out.len() + tail.len() < target {
             out.push(b' ');
