@@ -136,6 +136,6 @@ mod tests {
         assert_eq!(from_bye(&status("BYE [UNAVAILABLE] busy")).kind(), "throttled");
         let auth = from_auth("bob", &status("NO [AUTHENTICATIONFAILED] Authentication failed."));
         assert_eq!(auth.kind(), "auth");
-        assert_eq!(from_status("FETCH", &status("NO [SERVERBUG] oops"), None, None).is_transient(), true);
+        assert!(from_status("FETCH", &status("NO [SERVERBUG] oops"), None, None).is_transient());
     }
 }

@@ -125,19 +125,52 @@ impl Inner {
         if done.status != Status::Ok {
             return Err(errors::from_status(&format!("APPEND to {folder}"), &done, Some(size), limit));
         }
-        match done.code.as_ref().filter(|code| code.name == "APPENDUID") {
-            Some(code) => {
-                let mut args = code.args.split_whitespace();
-                match (
-                    args.next().and_then(|v| v.parse::<u32>().ok()),
-                    args.next().and_then(|u| u.parse::<u32>().ok()),
-                ) {
-                    (Some(validity), Some(uid)) => Ok(Appended::with_key(format!("{validity}:{uid}"))),
-                    _ => Ok(Appended::unknown()),
-                }
+        let appended = done.code.as_ref().filter(|code| code.name == "APPENDUID").and_then(|code| {
+            let mut args = code.args.split_whitespace();
+            Some((args.next()?.parse::<u32>().ok()?, args.next()?.parse::<u32>().ok()?))
+        });
+        if binary {
+            if let Some((_, uid)) = appended {
+                self.verify_binary_append(conn, &mailbox, uid, message).await?;
             }
-            None => Ok(Appended::unknown()),
         }
+        Ok(match appended {
+            Some((validity, uid)) => Appended::with_key(format!("{validity}:{uid}")),
+            None => Appended::unknown(),
+        })
+    }
+
+    /// Servers may re-encode binary MIME parts when they store a literal8 (Dovecot turns
+    /// `Content-Transfer-Encoding: binary` parts into base64). Such a copy is not the message: it
+    /// is removed again (our own just-appended UID only) and the message reported as refused.
+    async fn verify_binary_append(
+        &self,
+        conn: &mut Conn,
+        mailbox: &str,
+        uid: u32,
+        message: &Message,
+    ) -> Result<()> {
+        self.select(conn, mailbox, false).await?;
+        let stored = self.fetch_bodies(conn, &[uid], "UID BODY.PEEK[]").await?;
+        let Some(body) = stored.get(&uid).and_then(|item| item.body.as_ref()) else {
+            return Ok(());
+        };
+        if fingerprint::strict(body)? == fingerprint::strict(&message.body)? {
+            return Ok(());
+        }
+        let mut removed = false;
+        if self.caps.has("UIDPLUS") {
+            let flagged = conn.run(&format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"), |_| Ok(())).await?;
+            if flagged.status == Status::Ok {
+                removed = conn.run(&format!("UID EXPUNGE {uid}"), |_| Ok(())).await?.status == Status::Ok;
+            }
+        }
+        Err(Error::Refused {
+            reason: format!(
+                "the server re-encoded the message's binary content when storing it{}",
+                if removed { " (the altered copy was removed)" } else { "; an altered copy remains" }
+            ),
+        })
     }
 
     /// EXAMINE for listing; `None` when the folder does not exist.

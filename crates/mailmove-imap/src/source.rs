@@ -31,6 +31,8 @@ pub(crate) struct Fetched {
     pub body: Option<MessageBody>,
     /// `BINARY[]`, fetched only to recover NUL bytes (see [`restore_nul_bytes`]).
     pub binary: Option<MessageBody>,
+    /// The stored message has NUL bytes that neither `BODY[]` nor `BINARY[]` gives back exactly.
+    pub nul_lost: bool,
     pub labels: Option<Vec<String>>,
 }
 
@@ -88,8 +90,12 @@ pub(crate) fn absorb_fetch(values: &[Value], by_uid: &mut BTreeMap<u32, Fetched>
 
 /// Whether a body has a 0x80 byte, the replacement Dovecot and others send for NUL in `BODY[]`.
 fn has_nul_replacement(body: &MessageBody) -> Result<bool> {
+    contains_byte(body, 0x80)
+}
+
+fn contains_byte(body: &MessageBody, byte: u8) -> Result<bool> {
     let mut found = false;
-    body.for_each_chunk(|chunk| found |= chunk.contains(&0x80))?;
+    body.for_each_chunk(|chunk| found |= chunk.contains(&byte))?;
     Ok(found)
 }
 
@@ -248,6 +254,8 @@ impl Inner {
                     let (Some(body), Some(binary)) = (&item.body, &binary.binary) else { continue };
                     if let Some(exact) = restore_nul_bytes(body, binary)? {
                         item.body = Some(exact);
+                    } else if contains_byte(binary, 0)? {
+                        item.nul_lost = true;
                     }
                 }
             }
@@ -271,6 +279,16 @@ impl Inner {
                 out.push(Err(Error::protocol(format!("the server sent no body for UID {uid} in {mailbox}"))));
                 continue;
             };
+            if item.nul_lost {
+                // Reported rather than delivered altered (NUL would arrive as 0x80).
+                out.push(Err(Error::Corrupt {
+                    location: format!("{mailbox} UID {uid}"),
+                    reason: "the message holds NUL bytes and encoded parts; the server can send it \
+                             neither with BODY[] (NUL replaced) nor BINARY[] (parts decoded) byte-exact"
+                        .into(),
+                }));
+                continue;
+            }
             let mut meta = MessageMeta::new(uid.to_string(), body.len());
             meta.flags = item.flags.unwrap_or_default();
             meta.internal_date = item.internal_date;
