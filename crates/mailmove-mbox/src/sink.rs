@@ -1,0 +1,313 @@
+//! [`MailSink`] for [`MboxStore`]: crash-safe appends in mboxrd.
+//!
+//! Each append writes one message at the end of the folder's file (see [`crate::writer`]); if
+//! anything fails half-way, the file is cut back to where the message started. Durability
+//! follows the [sidecar](crate::sidecar) protocol: a `dirty` mark before the first append after a
+//! durability point, `fsync` + `clean` mark in [`MailSink::flush`], and on (re)opening a file for
+//! writing, unconfirmed bytes after a `dirty` mark are cut off. Every sink entry point
+//! (`create_folder`, `append`, `list_existing`, `flush`) opens the file that way first, so the
+//! engine never sees, and never appends after, the remains of a crashed run.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use mailmove_core::{
+    Appended, Error, ExistingMessage, FolderInfo, FolderPath, MailSink, Message, Result, SinkCapabilities,
+};
+
+use crate::reader::{MboxReader, Want};
+use crate::sidecar::{self, Committed};
+use crate::store::{blocking, blocking_stream, lock, Inner, MboxStore};
+use crate::tree;
+use crate::warning::{MboxWarning, WarningKind};
+use crate::writer::{self, CountingWriter};
+
+/// A file being appended to.
+#[derive(Debug)]
+pub(crate) struct Appender {
+    file: File,
+    len: u64,
+    dirty_marked: bool,
+    pending: bool,
+    ends_with_newline: bool,
+    created: bool,
+}
+
+fn io_at<'a>(path: &'a Path, what: &str) -> impl Fn(std::io::Error) -> Error + 'a {
+    let what = what.to_string();
+    move |err| match err.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            Error::QuotaExceeded { message: format!("{what} {}: {err}", path.display()) }
+        }
+        _ => Error::io(format!("{what} {}", path.display()), err),
+    }
+}
+
+impl Appender {
+    /// Opens `path` for appending, cutting off what a crash left after the committed length.
+    fn open(inner: &Inner, path: &Path, created: bool) -> Result<Appender> {
+        sidecar::remove_stale_tmp(path);
+        let file = OpenOptions::new().read(true).append(true).open(path).map_err(io_at(path, "opening"))?;
+        let mut len = file.metadata().map_err(io_at(path, "reading"))?.len();
+        match sidecar::read(path) {
+            Ok(Some(Committed { length, dirty: true })) => {
+                if len > length {
+                    file.set_len(length).map_err(io_at(path, "truncating"))?;
+                    file.sync_all().map_err(io_at(path, "syncing"))?;
+                    inner.warnings.record(MboxWarning {
+                        kind: WarningKind::UncommittedTailCut,
+                        path: path.to_path_buf(),
+                        offset: Some(length),
+                        key: None,
+                        detail: format!(
+                            "{} bytes appended after the last durability point removed",
+                            len - length
+                        ),
+                    });
+                    len = length;
+                }
+                sidecar::write(path, Committed { length: len, dirty: false })?;
+            }
+            Ok(Some(Committed { length, dirty: false })) if length != len => {
+                tracing::debug!(
+                    "mbox: {} changed since mailmove's last write ({length} → {len})",
+                    path.display()
+                );
+            }
+            Ok(_) => {}
+            Err(reason) => {
+                tracing::warn!("mbox: ignoring unreadable sidecar of {}: {reason}", path.display());
+            }
+        }
+        let ends_with_newline = len == 0 || {
+            let mut last = [0u8; 1];
+            let mut reader = &file;
+            reader
+                .seek(SeekFrom::End(-1))
+                .and_then(|_| reader.read_exact(&mut last))
+                .map_err(io_at(path, "reading"))?;
+            last[0] == b'\n'
+        };
+        Ok(Appender { file, len, dirty_marked: false, pending: false, ends_with_newline, created })
+    }
+
+    fn append(&mut self, inner: &Inner, path: &Path, message: &Message) -> Result<Appended> {
+        if !self.dirty_marked {
+            sidecar::write(path, Committed { length: self.len, dirty: true })?;
+            self.dirty_marked = true;
+        }
+        let actual = self.file.metadata().map_err(io_at(path, "reading"))?.len();
+        if actual != self.len {
+            tracing::warn!(
+                "mbox: {} was changed by another program while mailmove writes it",
+                path.display()
+            );
+            self.len = actual;
+        }
+        let start = self.len;
+        let result = self.write(path, message);
+        match result {
+            Ok((offset, written, end)) => {
+                self.len = end;
+                self.pending = true;
+                self.ends_with_newline = true;
+                let key = format!("{offset}-{}", written.key_hash);
+                for (kind, detail) in written.warnings {
+                    inner.warnings.record(MboxWarning {
+                        kind,
+                        path: path.to_path_buf(),
+                        offset: Some(offset),
+                        key: Some(key.clone()),
+                        detail,
+                    });
+                }
+                Ok(Appended::with_key(key))
+            }
+            Err(error) => {
+                // Leave no partial message behind.
+                if let Err(err) = self.file.set_len(start) {
+                    tracing::error!("mbox: could not cut {} back to {start}: {err}", path.display());
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn write(&mut self, path: &Path, message: &Message) -> Result<(u64, writer::Written, u64)> {
+        let mut out = CountingWriter::new(BufWriter::with_capacity(64 * 1024, &self.file));
+        if !self.ends_with_newline {
+            // The last message of a foreign file has no final newline: end its line so our
+            // From line starts a line (the reader gives that message back unchanged).
+            out.write_all(b"\n").map_err(io_at(path, "writing"))?;
+        }
+        let offset = self.len + out.written();
+        let written = writer::write_message(&mut out, message).map_err(|err| match err {
+            Error::Io { source, context } => io_at(path, &context)(source),
+            other => other,
+        })?;
+        let end = self.len + out.written();
+        out.into_inner().flush().map_err(io_at(path, "writing"))?;
+        Ok((offset, written, end))
+    }
+
+    fn flush(&mut self, path: &Path) -> Result<()> {
+        if self.pending || self.dirty_marked {
+            self.file.sync_data().map_err(io_at(path, "syncing"))?;
+            sidecar::write(path, Committed { length: self.len, dirty: false })?;
+            self.pending = false;
+            self.dirty_marked = false;
+        }
+        if self.created {
+            sidecar::sync_parent(path)?;
+            self.created = false;
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// The file of `folder` for the sink, created when `create` is set.
+    fn sink_file(&self, folder: &FolderPath, create: bool) -> Result<Option<(PathBuf, bool)>> {
+        if let Some(path) = self.locate(folder)? {
+            return Ok(Some((path, false)));
+        }
+        if !create {
+            return Ok(None);
+        }
+        let (path, created) = if self.single_file {
+            if !folder.is_inbox() {
+                return Err(Error::Unsupported {
+                    what: format!(
+                        "folder {folder} in the single mbox file {} (it holds INBOX only)",
+                        self.root.display()
+                    ),
+                });
+            }
+            if let Some(parent) = self.root.parent() {
+                std::fs::create_dir_all(parent).map_err(io_at(parent, "creating"))?;
+            }
+            match OpenOptions::new().write(true).create_new(true).open(&self.root) {
+                Ok(_) => (self.root.clone(), true),
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => (self.root.clone(), false),
+                Err(err) => return Err(io_at(&self.root, "creating")(err)),
+            }
+        } else {
+            tree::create(&self.root, folder)?
+        };
+        lock(&self.files).insert(folder.clone(), path.clone());
+        Ok(Some((path, created)))
+    }
+
+    /// Runs `work` on the folder's appender (opened — and recovered — when not open yet). The
+    /// appender stays open only while it has appends not flushed.
+    fn with_appender<T>(
+        &self,
+        path: &Path,
+        created: bool,
+        work: impl FnOnce(&mut Appender) -> Result<T>,
+    ) -> Result<T> {
+        let mut appenders = lock(&self.appenders);
+        if !appenders.contains_key(path) {
+            let appender = Appender::open(self, path, created)?;
+            appenders.insert(path.to_path_buf(), appender);
+        }
+        let Some(appender) = appenders.get_mut(path) else {
+            return Err(Error::Backend {
+                backend: "mbox",
+                message: "appender vanished".into(),
+                transient: true,
+                source: None,
+            });
+        };
+        let result = work(appender);
+        if !appender.pending && !appender.dirty_marked && !appender.created {
+            appenders.remove(path);
+        }
+        result
+    }
+
+    fn existing(&self, folder: &FolderPath, emitter: &crate::store::Emitter<ExistingMessage>) -> Result<()> {
+        let Some((path, _)) = self.sink_file(folder, false)? else { return Ok(()) };
+        self.with_appender(&path, false, |_| Ok(()))?;
+        let file = File::open(&path).map_err(io_at(&path, "opening"))?;
+        let mut reader = MboxReader::new(file, path.display().to_string());
+        while let Some(parsed) = reader.next_message(&Want::Fingerprint, self.keep_expunged())? {
+            self.report(&path, &parsed);
+            if parsed.skip.is_some() {
+                continue;
+            }
+            let Some(fingerprint) = parsed.fingerprint else { continue };
+            if !emitter.send(Ok(ExistingMessage::new(Some(parsed.key), parsed.size, fingerprint))) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MailSink for MboxStore {
+    fn identity(&self) -> String {
+        self.inner.identity.clone()
+    }
+
+    fn capabilities(&self) -> SinkCapabilities {
+        let mut capabilities = SinkCapabilities::default();
+        capabilities.flags = true;
+        capabilities.keywords = true;
+        capabilities.internal_dates = true;
+        capabilities.binary = true;
+        capabilities.folders = !self.inner.single_file;
+        capabilities.max_message_size = None;
+        capabilities.max_concurrency = 1;
+        capabilities
+    }
+
+    async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
+        let inner = self.inner.clone();
+        blocking(move || inner.folders(true)).await
+    }
+
+    async fn create_folder(&self, folder: &FolderPath) -> Result<()> {
+        if folder.is_root() {
+            return Err(Error::InvalidFolderName { name: String::new(), reason: "empty folder name".into() });
+        }
+        let (inner, folder) = (self.inner.clone(), folder.clone());
+        blocking(move || {
+            let Some((path, created)) = inner.sink_file(&folder, true)? else {
+                return Err(Error::NotFound { what: format!("mbox folder {folder}") });
+            };
+            inner.with_appender(&path, created, |_| Ok(()))
+        })
+        .await
+    }
+
+    async fn append(&self, folder: &FolderPath, message: &Message) -> Result<Appended> {
+        let (inner, folder, message) = (self.inner.clone(), folder.clone(), message.clone());
+        blocking(move || {
+            let Some((path, created)) = inner.sink_file(&folder, false)? else {
+                return Err(Error::NotFound { what: format!("mbox folder {folder}") });
+            };
+            inner.with_appender(&path, created, |appender| appender.append(&inner, &path, &message))
+        })
+        .await
+    }
+
+    fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>> {
+        let (inner, folder): (Arc<Inner>, FolderPath) = (self.inner.clone(), folder.clone());
+        blocking_stream(move |emitter| inner.existing(&folder, emitter))
+    }
+
+    async fn flush(&self, folder: &FolderPath) -> Result<()> {
+        let (inner, folder) = (self.inner.clone(), folder.clone());
+        blocking(move || {
+            let Some((path, created)) = inner.sink_file(&folder, false)? else { return Ok(()) };
+            inner.with_appender(&path, created, |appender| appender.flush(&path))
+        })
+        .await
+    }
+}

@@ -1,0 +1,298 @@
+//! The mboxrd writer: the exact inverse of the [reader](crate::reader).
+//!
+//! One message is written as
+//! 1. `From <sender> <asctime UTC>\n` (see [`from_line`]);
+//! 2. the message's bytes, with its own `Status:`/`X-Status:`/`X-Keywords:` lines (if any)
+//!    replaced by lines written from its flags, inserted just before the blank line that ends
+//!    the header block — or at the very start when there is no blank line in the first
+//!    [`HEAD_SCAN`] bytes — using the line ending of the message's first line;
+//! 3. with every line matching `>*From ` quoted by one more `>` (mboxrd);
+//! 4. then one `\n`, the separator's blank line (or the end of the last line when the message
+//!    has no final newline).
+//!
+//! Line endings inside the message are never changed. Two rare shapes cannot be written so that
+//! they read back identically, and are refused ([`Error::Refused`]) rather than altered: a
+//! message ending in `\r\n\r` (a bare CR after a final CRLF), and a message whose own
+//! `Content-Length` header would, after quoting, count its body exactly (the reader would trust it
+//! and not unquote).
+
+use std::io::{self, Read, Write};
+
+use mailmove_core::{Error, Message, Result};
+
+use crate::flag_headers;
+use crate::from_line;
+use crate::headers::{blank_line_offset, HeaderFilter};
+use crate::warning::WarningKind;
+
+/// Bytes of a message scanned for the end of its header block.
+pub(crate) const HEAD_SCAN: usize = 256 * 1024;
+
+/// Counts what goes to the file and hashes the start of the region after the `From ` line, the
+/// same bytes the reader hashes into a key.
+pub(crate) struct CountingWriter<W> {
+    inner: W,
+    written: u64,
+    tap: Option<(blake3::Hasher, u64)>,
+}
+
+impl<W: Write> CountingWriter<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        CountingWriter { inner, written: 0, tap: None }
+    }
+
+    pub(crate) fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub(crate) fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        if let Some((hasher, remaining)) = &mut self.tap {
+            let take = (written as u64).min(*remaining) as usize;
+            hasher.update(&buf[..take]);
+            *remaining -= take as u64;
+        }
+        self.written += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// mboxrd quoting as a streaming state machine: a line matching `>*From ` gets one more `>`.
+#[derive(Debug, Default)]
+struct Quoter {
+    mid_line: bool,
+    gt: u64,
+    probe: Vec<u8>,
+    body_bytes: u64,
+    quoted_in_body: bool,
+}
+
+impl Quoter {
+    fn push(&mut self, mut data: &[u8], in_body: bool, out: &mut impl Write) -> io::Result<()> {
+        while !data.is_empty() {
+            if self.mid_line {
+                let end = data.iter().position(|b| *b == b'\n').map(|i| i + 1);
+                let (line, rest) = data.split_at(end.unwrap_or(data.len()));
+                self.put(out, line, in_body)?;
+                self.mid_line = end.is_none();
+                data = rest;
+                continue;
+            }
+            if self.probe.is_empty() && data[0] == b'>' {
+                let run = data.iter().take_while(|b| **b == b'>').count();
+                self.gt += run as u64;
+                data = &data[run..];
+                continue;
+            }
+            self.probe.push(data[0]);
+            data = &data[1..];
+            let decided = !b"From ".starts_with(&self.probe) || self.probe.len() == 5;
+            if decided {
+                self.release(out, in_body)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the pending `>` run and probe, quoting when the probe is `From `.
+    fn release(&mut self, out: &mut impl Write, in_body: bool) -> io::Result<()> {
+        let quote = self.probe == b"From ";
+        if quote && in_body {
+            self.quoted_in_body = true;
+        }
+        let mut gt = self.gt + u64::from(quote);
+        const GT: [u8; 256] = [b'>'; 256];
+        while gt > 0 {
+            let n = gt.min(GT.len() as u64) as usize;
+            self.put(out, &GT[..n], in_body)?;
+            gt -= n as u64;
+        }
+        self.gt = 0;
+        let probe = std::mem::take(&mut self.probe);
+        self.mid_line = probe.last() != Some(&b'\n');
+        self.put(out, &probe, in_body)
+    }
+
+    fn put(&mut self, out: &mut impl Write, bytes: &[u8], in_body: bool) -> io::Result<()> {
+        if in_body {
+            self.body_bytes += bytes.len() as u64;
+        }
+        out.write_all(bytes)
+    }
+
+    fn finish(&mut self, out: &mut impl Write, in_body: bool) -> io::Result<()> {
+        if self.gt > 0 || !self.probe.is_empty() {
+            self.release(out, in_body)?;
+        }
+        Ok(())
+    }
+}
+
+/// What writing one message produced.
+#[derive(Debug)]
+pub(crate) struct Written {
+    /// The key hash (first 12 hex digits), as the reader will compute it.
+    pub key_hash: String,
+    /// Things to report.
+    pub warnings: Vec<(WarningKind, String)>,
+}
+
+/// Writes one message (From line, flags, quoted bytes, separator) to `out`, which must be
+/// positioned at a line start. On error the caller cuts the file back.
+pub(crate) fn write_message<W: Write>(out: &mut CountingWriter<W>, message: &Message) -> Result<Written> {
+    let io = |err: io::Error| Error::io("writing mbox message", err);
+    let mut warnings = Vec::new();
+    let head = message.body.head(HEAD_SCAN)?;
+    let blank = blank_line_offset(&head);
+    let eol: &[u8] = match head.iter().position(|b| *b == b'\n') {
+        Some(index) if index > 0 && head[index - 1] == b'\r' => b"\r\n",
+        _ => b"\n",
+    };
+    let (mut lines, dropped) = flag_headers::format(&message.meta.flags, eol);
+    if !dropped.is_empty() {
+        warnings
+            .push((WarningKind::FlagsNotStored, format!("keywords not storable in X-Keywords: {dropped:?}")));
+    }
+    if blank.is_none() && matches!(head.first(), Some(b' ' | b'\t')) {
+        // Lines inserted before a line starting with white space would swallow it as a folded
+        // continuation when read back.
+        warnings.push((WarningKind::FlagsNotStored, "header-less message starting with white space".into()));
+        lines.clear();
+    }
+    let return_path = {
+        let mut scan = HeaderFilter::new();
+        let mut ignore = |_: &[u8], _: bool| Ok(());
+        scan.push(&head, &mut ignore)?;
+        scan.captured().return_path.clone()
+    };
+    let sender = return_path.as_deref().and_then(from_line::sender_from_return_path);
+    let separator = from_line::format(sender.as_deref(), message.meta.internal_date);
+    out.write_all(separator.as_bytes()).map_err(io)?;
+    out.write_all(b"\n").map_err(io)?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&separator.as_bytes()[..separator.len().min(1024)]);
+    out.tap = Some((hasher, 1024));
+
+    let mut quoter = Quoter::default();
+    let mut tail: Vec<u8> = Vec::with_capacity(4);
+    let mut total: u64 = 0;
+    let mut filter = if blank.is_some() {
+        HeaderFilter::with_insertion(lines)
+    } else {
+        if !lines.is_empty() {
+            quoter.push(&lines, false, out).map_err(io)?;
+            remember_tail(&mut tail, &mut total, &lines);
+        }
+        HeaderFilter::new()
+    };
+    let mut last_in_body = false;
+    {
+        let mut sink = |bytes: &[u8], in_body: bool| -> Result<()> {
+            remember_tail(&mut tail, &mut total, bytes);
+            last_in_body = in_body;
+            quoter.push(bytes, in_body, out).map_err(io)
+        };
+        let mut reader = message.body.reader()?;
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let read = match reader.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(Error::io("reading message body", err)),
+            };
+            filter.push(&buffer[..read], &mut sink)?;
+        }
+        filter.finish(&mut sink)?;
+    }
+    quoter.finish(out, last_in_body).map_err(io)?;
+    out.write_all(b"\n").map_err(io)?;
+
+    if tail.ends_with(b"\r\n\r") || (total == 1 && tail == b"\r") {
+        return Err(Error::Refused {
+            reason: "message ends with a bare CR after its final CRLF, which mbox cannot store exactly"
+                .into(),
+        });
+    }
+    let content_length = filter
+        .captured()
+        .content_length
+        .as_deref()
+        .and_then(|raw| std::str::from_utf8(raw).ok())
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    if quoter.quoted_in_body && content_length == Some(quoter.body_bytes) {
+        return Err(Error::Refused {
+            reason:
+                "the message's Content-Length would count its mbox-quoted body exactly, so it could not be \
+                     read back unchanged"
+                    .into(),
+        });
+    }
+    if filter.stripped_fields() > 0 {
+        warnings.push((
+            WarningKind::FlagHeadersReplaced,
+            format!(
+                "{} Status/X-Status/X-Keywords field(s) replaced by the message's flags",
+                filter.stripped_fields()
+            ),
+        ));
+    }
+    let hash = out.tap.take().map(|(hasher, _)| hasher.finalize().to_hex().to_string()).unwrap_or_default();
+    Ok(Written { key_hash: hash[..12].to_string(), warnings })
+}
+
+fn remember_tail(tail: &mut Vec<u8>, total: &mut u64, bytes: &[u8]) {
+    *total += bytes.len() as u64;
+    tail.extend_from_slice(&bytes[bytes.len().saturating_sub(3)..]);
+    let excess = tail.len().saturating_sub(3);
+    tail.drain(..excess);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn quote(input: &[u8], chunk: usize) -> Vec<u8> {
+        let mut quoter = Quoter::default();
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk.max(1)) {
+            quoter.push(piece, true, &mut out).unwrap();
+        }
+        quoter.finish(&mut out, true).unwrap();
+        out
+    }
+
+    #[test]
+    fn quotes_from_lines() {
+        let input = b"From a\n>From b\n>>From c\nFrom\nX From d\n>>>x\nFrom ";
+        let expected = b">From a\n>>From b\n>>>From c\nFrom\nX From d\n>>>x\n>From ";
+        for chunk in [1, 2, 3, 7, 100] {
+            assert_eq!(quote(input, chunk), expected, "chunk {chunk}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn quoting_only_adds_gt_before_from(lines in proptest::collection::vec(prop_oneof![
+            Just(String::from("From x")), Just(String::from(">From y")), Just(String::from(">>From ")),
+            Just(String::from(">")), Just(String::from("From")), "[a-z> ]{0,8}"], 0..8), chunk in 1usize..9) {
+            let input = lines.join("\n");
+            let quoted = quote(input.as_bytes(), chunk);
+            let expected: Vec<String> = lines.iter().map(|line| {
+                if line.trim_start_matches('>').starts_with("From ") { format!(">{line}") } else { line.clone() }
+            }).collect();
+            prop_assert_eq!(String::from_utf8(quoted).unwrap(), expected.join("\n"));
+        }
+    }
+}
