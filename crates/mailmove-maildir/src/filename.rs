@@ -155,8 +155,11 @@ pub(crate) fn plan_info(flags: &Flags) -> InfoPlan {
     let mut keywords = Vec::new();
     for keyword in &flags.keywords {
         if keyword.eq_ignore_ascii_case(FORWARDED) {
+            // Keywords are case-insensitive; `P` reads back as `$Forwarded`, so store that spelling.
             letters.insert(b'P');
-            keywords.push(keyword.clone());
+            if !keywords.iter().any(|k: &String| k == FORWARDED) {
+                keywords.push(FORWARDED.to_string());
+            }
             continue;
         }
         let pass_through = keyword.strip_prefix(UNKNOWN_FLAG_PREFIX).and_then(|rest| match rest.as_bytes() {

@@ -13,7 +13,7 @@ use crate::scan::{self, Entry};
 /// How deep the fs layout is walked (a guard against pathological trees).
 const MAX_FS_DEPTH: usize = 32;
 /// How many message locations are remembered between a listing and the fetches that follow it.
-const LOCATION_CACHE_ENTRIES: usize = 100_000;
+const LOCATION_CACHE_ENTRIES: usize = 20_000;
 
 /// A Maildir tree, usable as a [`MailSource`](mailmove_core::MailSource) and a
 /// [`MailSink`](mailmove_core::MailSink) at once. Cloning shares the store.
