@@ -1,0 +1,120 @@
+//! Crash safety of appends: what a crash leaves after the last durability point is cut off when
+//! the sink opens the file again; what others appended after a clean finish is kept.
+
+use std::io::Write;
+
+use mailmove_core::{
+    Error, Flags, FolderPath, MailSink, MailSinkExt, MailSourceExt, Message, MessageBody, MessageMeta,
+};
+use mailmove_mbox::{MboxConfig, MboxStore, WarningKind};
+
+fn message(index: usize) -> Message {
+    let bytes = format!("Subject: message {index}\r\n\r\nFrom body line {index}\r\n").into_bytes();
+    Message::new(MessageMeta::new(format!("k{index}"), 0).with_flags(Flags::empty()), MessageBody::from_bytes(bytes))
+}
+
+fn open(path: &std::path::Path) -> MboxStore {
+    MboxStore::open(MboxConfig::new(path)).unwrap()
+}
+
+fn append_raw(path: &std::path::Path, bytes: &[u8]) {
+    std::fs::OpenOptions::new().append(true).open(path).unwrap().write_all(bytes).unwrap();
+}
+
+#[tokio::test]
+async fn crash_leftovers_are_cut_off_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("box.mbox");
+    let inbox = FolderPath::inbox();
+    let committed_len;
+    {
+        let store = open(&path);
+        store.create_folder(&inbox).await.unwrap();
+        for index in 0..2 {
+            store.append(&inbox, &message(index)).await.unwrap();
+        }
+        store.flush(&inbox).await.unwrap();
+        committed_len = std::fs::metadata(&path).unwrap().len();
+        // Appended but never flushed, then a torn write: the process dies here.
+        store.append(&inbox, &message(2)).await.unwrap();
+        append_raw(&path, b"From MAILER-DAEMON Mon Jan  1 00:00:00 2024\nSubject: torn mess");
+        assert!(std::fs::metadata(&path).unwrap().len() > committed_len);
+    }
+    // The source side never modifies: it sees the leftovers (and reports the damage).
+    let reader = open(&path);
+    assert_eq!(reader.collect_messages(&inbox).await.unwrap().len(), 4);
+
+    // The sink side cuts them off before anything else.
+    let store = open(&path);
+    let existing = store.collect_existing(&inbox).await.unwrap();
+    assert_eq!(existing.len(), 2);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), committed_len);
+    assert!(store.warnings().iter().any(|w| w.kind == WarningKind::UncommittedTailCut));
+
+    store.append(&inbox, &message(2)).await.unwrap();
+    store.flush(&inbox).await.unwrap();
+    let metas = store.collect_messages(&inbox).await.unwrap();
+    assert_eq!(metas.len(), 3);
+    for (index, meta) in metas.iter().enumerate() {
+        let fetched = store.fetch_one(&inbox, &meta.key).await.unwrap();
+        assert_eq!(fetched.body.to_bytes().unwrap(), message(index).body.to_bytes().unwrap());
+    }
+    // The appended keys are the keys the source lists.
+    let appended = store.append(&inbox, &message(3)).await.unwrap();
+    store.flush(&inbox).await.unwrap();
+    let last = store.collect_messages(&inbox).await.unwrap().pop().unwrap();
+    assert_eq!(appended.dest_key.as_deref(), Some(last.key.as_str()));
+}
+
+#[tokio::test]
+async fn appends_by_others_after_a_clean_finish_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("box.mbox");
+    let inbox = FolderPath::inbox();
+    {
+        let store = open(&path);
+        store.create_folder(&inbox).await.unwrap();
+        store.append(&inbox, &message(0)).await.unwrap();
+        store.flush(&inbox).await.unwrap();
+    }
+    // A delivery agent appends a message after mailmove finished.
+    append_raw(&path, b"From agent@example.org Mon Jan  1 00:00:00 2024\nSubject: delivered\n\nhi\n\n");
+    let store = open(&path);
+    assert_eq!(store.collect_existing(&inbox).await.unwrap().len(), 2);
+    store.append(&inbox, &message(1)).await.unwrap();
+    store.flush(&inbox).await.unwrap();
+    assert_eq!(store.collect_messages(&inbox).await.unwrap().len(), 3);
+    assert!(store.warnings().is_empty(), "{:?}", store.warnings());
+}
+
+#[tokio::test]
+async fn existing_foreign_file_without_sidecar_or_final_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("foreign.mbox");
+    std::fs::write(&path, b"From a Sat Jan  3 01:05:34 1996\nSubject: old\n\nno final newline").unwrap();
+    let store = open(&path);
+    let inbox = FolderPath::inbox();
+    store.append(&inbox, &message(0)).await.unwrap();
+    store.flush(&inbox).await.unwrap();
+    let metas = store.collect_messages(&inbox).await.unwrap();
+    assert_eq!(metas.len(), 2);
+    let old = store.fetch_one(&inbox, &metas[0].key).await.unwrap();
+    assert_eq!(&old.body.to_bytes().unwrap()[..], b"Subject: old\n\nno final newline");
+}
+
+#[tokio::test]
+async fn refused_message_leaves_the_file_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("box.mbox");
+    let store = open(&path);
+    let inbox = FolderPath::inbox();
+    store.create_folder(&inbox).await.unwrap();
+    store.append(&inbox, &message(0)).await.unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let odd = Message::new(MessageMeta::new("odd", 0), MessageBody::from_bytes(b"Subject: x\r\n\r\nbody\r\n\r".to_vec()));
+    assert!(matches!(store.append(&inbox, &odd).await, Err(Error::Refused { .. })));
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    store.append(&inbox, &message(1)).await.unwrap();
+    store.flush(&inbox).await.unwrap();
+    assert_eq!(store.collect_messages(&inbox).await.unwrap().len(), 2);
+}
