@@ -93,6 +93,88 @@ impl Default for SinkCapabilities {
     }
 }
 
+impl SourceCapabilities {
+    /// Sets `flags` (builder; the struct is `#[non_exhaustive]`).
+    pub fn with_flags(mut self, value: bool) -> Self {
+        self.flags = value;
+        self
+    }
+
+    /// Sets `keywords` (builder; the struct is `#[non_exhaustive]`).
+    pub fn with_keywords(mut self, value: bool) -> Self {
+        self.keywords = value;
+        self
+    }
+
+    /// Sets `internal_dates` (builder; the struct is `#[non_exhaustive]`).
+    pub fn with_internal_dates(mut self, value: bool) -> Self {
+        self.internal_dates = value;
+        self
+    }
+
+    /// Sets `folders` (builder; the struct is `#[non_exhaustive]`).
+    pub fn with_folders(mut self, value: bool) -> Self {
+        self.folders = value;
+        self
+    }
+
+    /// Sets `resume_after_key` (builder; the struct is `#[non_exhaustive]`).
+    pub fn with_resume_after_key(mut self, value: bool) -> Self {
+        self.resume_after_key = value;
+        self
+    }
+
+    /// Sets `max_concurrency` (builder; the struct is `#[non_exhaustive]`).
+    pub fn with_max_concurrency(mut self, value: usize) -> Self {
+        self.max_concurrency = value;
+        self
+    }
+}
+
+impl SinkCapabilities {
+    /// Sets `flags` (builder; the struct is `#[non_exhaustive]`).
+    pub fn with_flags(mut self, value: bool) -> Self {
+        self.flags = value;
+        self
+    }
+
+    /// Sets `keywords` (builder; the struct is `#[non_exhaustive]`).
+    pub fn with_keywords(mut self, value: bool) -> Self {
+        self.keywords = value;
+        self
+    }
+
+    /// Sets `internal_dates` (builder; the struct is `#[non_exhaustive]`).
+    pub fn with_internal_dates(mut self, value: bool) -> Self {
+        self.internal_dates = value;
+        self
+    }
+
+    /// Sets `binary` (builder; the struct is `#[non_exhaustive]`).
+    pub fn with_binary(mut self, value: bool) -> Self {
+        self.binary = value;
+        self
+    }
+
+    /// Sets `folders` (builder; the struct is `#[non_exhaustive]`).
+    pub fn with_folders(mut self, value: bool) -> Self {
+        self.folders = value;
+        self
+    }
+
+    /// Sets `max_message_size` (builder; the struct is `#[non_exhaustive]`).
+    pub fn with_max_message_size(mut self, value: Option<u64>) -> Self {
+        self.max_message_size = value;
+        self
+    }
+
+    /// Sets `max_concurrency` (builder; the struct is `#[non_exhaustive]`).
+    pub fn with_max_concurrency(mut self, value: usize) -> Self {
+        self.max_concurrency = value;
+        self
+    }
+}
+
 /// A message already at the destination, as the sink lists it for dedup and reconciliation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]

@@ -452,6 +452,21 @@ impl Checkpoint {
         .await
     }
 
+    /// The keys of a source folder that are durable at the destination (copied or matched), for
+    /// operations that may only follow a confirmed copy (POP3 `--delete-after`).
+    pub async fn done_keys(&self, source: &FolderPath) -> Result<Vec<SourceKey>> {
+        let source_key = source.storage_key();
+        self.with(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT m.source_key FROM messages m JOIN folders f ON f.id = m.folder_id
+                 WHERE f.source_folder = ?1 AND m.state IN (1, 2) ORDER BY m.source_key",
+            )?;
+            let keys = statement.query_map([source_key], |row| row.get::<_, String>(0))?;
+            keys.map(|key| Ok(SourceKey::new(key?))).collect()
+        })
+        .await
+    }
+
     /// Records the last key of a complete pass (listing may start after it next time).
     pub async fn set_watermark(
         &self,
@@ -526,6 +541,7 @@ mod tests {
         assert_eq!(records[&SourceKey::from("2")].state, MessageState::Intent);
         assert!(!records.contains_key(&SourceKey::from("3")));
         assert_eq!(checkpoint.done_fingerprint_counts(state.id).await.unwrap()[&fp], 1);
+        assert_eq!(checkpoint.done_keys(&folder).await.unwrap(), vec![SourceKey::from("1")]);
 
         let changed = checkpoint.folder(&folder, Some(8), &folder).await.unwrap();
         assert!(changed.key_map_dropped);
