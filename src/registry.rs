@@ -169,7 +169,7 @@ pub async fn open_source(url: &str, credentials: &Credentials) -> Result<Box<dyn
     let _ = credentials;
     match scheme.feature {
         #[cfg(feature = "maildir")]
-        "maildir" => Ok(Box::new(mailmove_maildir::MaildirStore::open(
+        "maildir" => Ok(Box::new(mailmove_maildir::MaildirStore::open_source(
             mailmove_maildir::MaildirConfig::from_url(url)?,
         )?)),
         #[cfg(feature = "mbox")]
@@ -196,7 +196,7 @@ pub async fn open_sink(url: &str, credentials: &Credentials) -> Result<Box<dyn M
     }
     match scheme.feature {
         #[cfg(feature = "maildir")]
-        "maildir" => Ok(Box::new(mailmove_maildir::MaildirStore::open(
+        "maildir" => Ok(Box::new(mailmove_maildir::MaildirStore::open_sink(
             mailmove_maildir::MaildirConfig::from_url(url)?,
         )?)),
         #[cfg(feature = "mbox")]
@@ -221,7 +221,21 @@ async fn open_imap(url: &str, credentials: &Credentials) -> Result<mailmove_imap
 
 #[cfg(feature = "pop3")]
 async fn open_pop3(url: &str, credentials: &Credentials) -> Result<mailmove_pop3::Pop3Source> {
-    let mut config = mailmove_pop3::Pop3Config::from_url(url)?;
+    open_pop3_source(url, credentials, false).await
+}
+
+/// Opens a POP3 source as its concrete type, for `--delete-after`: with `delete_after`, its
+/// [`delete_keys`](mailmove_pop3::Pop3Source::delete_keys) may remove messages from the server.
+///
+/// # Errors
+/// As [`open_source`].
+#[cfg(feature = "pop3")]
+pub async fn open_pop3_source(
+    url: &str,
+    credentials: &Credentials,
+    delete_after: bool,
+) -> Result<mailmove_pop3::Pop3Source> {
+    let mut config = mailmove_pop3::Pop3Config::from_url(url)?.with_delete_after(delete_after);
     if let Some(password) = &credentials.password {
         config = config.with_password(password.clone());
     }

@@ -99,6 +99,10 @@ pub struct CopyArgs {
     /// Folders copied at once.
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+    /// POP3 source only: delete from the server every message that is durable at the destination
+    /// and recorded in the checkpoint (never anything else).
+    #[arg(long)]
+    pub delete_after: bool,
 }
 
 /// Parses `2024-01-31` (midnight UTC) or an RFC 3339 timestamp.

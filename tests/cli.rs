@@ -1,0 +1,178 @@
+//! The `mailmove` command end to end on file backends: JSON report, resume, dry run, filters,
+//! folder mapping, job files, inventory, exit statuses, and secrets kept out of output.
+
+mod support;
+
+use support::*;
+
+#[tokio::test]
+async fn copy_reports_json_and_a_rerun_copies_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("maildir:{}/src", dir.path().display());
+    let destination = format!("mbox:{}/dst", dir.path().display());
+    fill(&source, 120, 3, 300_000).await;
+
+    let first = run(dir.path(), &["copy", &source, &destination, "--json"]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let report = last_json(&first);
+    assert_eq!(report["copied"], 120);
+    assert_eq!(report["failed"], 0);
+    assert!(report["bytes_copied"].as_u64().unwrap() > 0);
+    // Every other line is an event.
+    let events = stdout(&first).lines().filter(|l| l.contains("\"event\":\"message_copied\"")).count();
+    assert_eq!(events, 120);
+
+    let second = run(dir.path(), &["copy", &source, &destination, "--json"]);
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    assert_eq!(last_json(&second)["copied"], 0);
+    assert_eq!(content(&source).await, content(&destination).await);
+}
+
+#[tokio::test]
+async fn dry_run_plans_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("maildir:{}/src", dir.path().display());
+    let destination_path = dir.path().join("dst");
+    fill(&source, 40, 4, 100_000).await;
+    let output = run(
+        dir.path(),
+        &["copy", "--dry-run", "--json", &source, &format!("maildir:{}", destination_path.display())],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report = last_json(&output);
+    assert_eq!((report["planned"].as_u64(), report["copied"].as_u64()), (Some(40), Some(0)));
+    assert!(report["planned_bytes"].as_u64().unwrap() > 0);
+    let written = std::fs::read_dir(&destination_path).map(|entries| entries.count()).unwrap_or(0);
+    assert_eq!(written, 0, "a dry run must not write into the destination");
+    assert_eq!(
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sqlite"))
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn unknown_schemes_and_bad_options_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &["copy", "ftp://ana:hunter2@host/", "maildir:/tmp/x"]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    for scheme in ["maildir", "mbox", "imap", "imaps", "pop3", "pop3s"] {
+        assert!(text.contains(scheme), "{text}");
+    }
+    assert!(!text.contains("hunter2"), "{text}");
+    let output = run(dir.path(), &["copy", "maildir:/a", "maildir:/b", "--max-size", "12 parsecs"]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = run(dir.path(), &["copy", "--no-such-flag"]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = run(dir.path(), &["copy", "pop3://ana@127.0.0.1:1/", "pop3://ana@127.0.0.1:1/"]);
+    assert_ne!(output.status.code(), Some(0), "POP3 is not a destination");
+}
+
+#[tokio::test]
+async fn filters_and_folder_mapping_select_what_travels() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("maildir:{}/src", dir.path().display());
+    let destination = format!("maildir:{}/dst", dir.path().display());
+    fill(&source, 200, 5, 400_000).await;
+    let output = run(
+        dir.path(),
+        &[
+            "copy",
+            &source,
+            &destination,
+            "--json",
+            "--include",
+            "Archive/**",
+            "--include",
+            "INBOX",
+            "--exclude",
+            "Archive/2019",
+            "--map",
+            "Archive=Old/Archive",
+            "--max-size",
+            "100KB",
+            "--since",
+            "2012-01-01",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report = last_json(&output);
+    let folders: Vec<String> = report["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["destination"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(folders, vec!["INBOX".to_string(), "Old/Archive/2020".to_string()]);
+    let copied = content(&destination).await;
+    assert!(
+        copied.keys().all(|(folder, _)| folder == "INBOX" || folder == "Old/Archive/2020"),
+        "{:?}",
+        copied.keys().map(|k| &k.0).collect::<Vec<_>>()
+    );
+    assert!(report["filtered"].as_u64().unwrap() > 0);
+    assert_eq!(report["copied"].as_u64().unwrap() as usize, total(&copied));
+}
+
+#[tokio::test]
+async fn a_job_file_is_equivalent_to_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("maildir:{}/src", dir.path().display());
+    fill(&source, 80, 6, 200_000).await;
+    let with_flags = run(
+        dir.path(),
+        &[
+            "copy",
+            &source,
+            &format!("maildir:{}/a", dir.path().display()),
+            "--json",
+            "--exclude",
+            "Sent",
+            "--map",
+            "INBOX/x=y",
+            "--max-size",
+            "50KB",
+        ],
+    );
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!("source = \"{source}\"\ndestination = \"maildir:{}/b\"\nexclude = [\"Sent\"]\nmap = [\"INBOX/x=y\"]\nmax_size = \"50KB\"\n", dir.path().display()),
+    )
+    .unwrap();
+    let with_file = run(dir.path(), &["copy", "--config", job.to_str().unwrap(), "--json"]);
+    assert_eq!(with_flags.status.code(), Some(0), "{}", stderr(&with_flags));
+    assert_eq!(with_file.status.code(), Some(0), "{}", stderr(&with_file));
+    let (a, b) = (last_json(&with_flags), last_json(&with_file));
+    for key in ["copied", "filtered", "skipped", "failed", "bytes_copied"] {
+        assert_eq!(a[key], b[key], "{key}");
+    }
+    assert_eq!(
+        content(&format!("maildir:{}/a", dir.path().display())).await,
+        content(&format!("maildir:{}/b", dir.path().display())).await
+    );
+    std::fs::write(&job, "sauce = \"typo\"\n").unwrap();
+    let typo = run(dir.path(), &["copy", "--config", job.to_str().unwrap()]);
+    assert_eq!(typo.status.code(), Some(2), "{}", stderr(&typo));
+}
+
+#[tokio::test]
+async fn inventory_figures_match_what_the_copy_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("maildir:{}/src", dir.path().display());
+    fill(&source, 150, 7, 3_000_000).await;
+    let output = run(dir.path(), &["inventory", &source, "--json", "--limit", "1MB"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let inventory = last_json(&output);
+    let copy = run(dir.path(), &["copy", &source, &format!("mbox:{}/dst", dir.path().display()), "--json"]);
+    let report = last_json(&copy);
+    assert_eq!(inventory["messages"], report["copied"]);
+    assert_eq!(inventory["bytes"], report["bytes_copied"]);
+    let over = inventory["over_limit"].as_array().unwrap();
+    assert!(over.iter().all(|m| m["size"].as_u64().unwrap() > 1_000_000));
+    let human = run(dir.path(), &["inventory", &source]);
+    assert!(stdout(&human).contains("total: 150 messages"), "{}", stdout(&human));
+}

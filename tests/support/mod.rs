@@ -1,0 +1,91 @@
+//! Shared helpers of the facade's integration tests: run the real `mailmove` binary, fill stores
+//! through the library, compare stores by content.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use mailmove::core::engine::Copier;
+use mailmove::core::synthetic::SyntheticMailbox;
+use mailmove::core::{fingerprint, Fingerprint, MailSource};
+use mailmove::registry::{open_sink, open_source, Credentials};
+
+/// The `mailmove` binary built for these tests.
+pub fn mailmove() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mailmove"));
+    command.env_remove("MAILMOVE_SRC_PASSWORD").env_remove("MAILMOVE_DST_PASSWORD");
+    command
+}
+
+/// Runs `mailmove` with these arguments; the state directory is `state`.
+pub fn run(state: &Path, args: &[&str]) -> Output {
+    mailmove().env("MAILMOVE_STATE_DIR", state).args(args).output().expect("run mailmove")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The last JSON line on stdout (the final report of `--json`).
+pub fn last_json(output: &Output) -> serde_json::Value {
+    let text = stdout(output);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON on stdout; stderr: {}", stderr(output)));
+    serde_json::from_str(line).expect("final JSON line")
+}
+
+/// Writes `count` synthetic messages into a store given by URL.
+pub async fn fill(url: &str, count: u64, seed: u64, max_size: u64) {
+    let sink = open_sink(url, &Credentials::default()).await.expect("open sink");
+    let mailbox = SyntheticMailbox::new(count, seed).with_max_size(max_size);
+    let report = Copier::from_arcs(Arc::new(mailbox), sink.into()).run().await.expect("fill");
+    assert_eq!((report.copied, report.failed), (count, 0), "{:?}", report.failures);
+}
+
+/// Every message of a store, as (folder, strict fingerprint) → count.
+pub async fn content(url: &str) -> BTreeMap<(String, Fingerprint), usize> {
+    let source = open_source(url, &Credentials::default()).await.expect("open source");
+    content_of(source.as_ref()).await
+}
+
+pub async fn content_of(source: &dyn MailSource) -> BTreeMap<(String, Fingerprint), usize> {
+    let mut out = BTreeMap::new();
+    for folder in source.list_folders().await.expect("folders") {
+        let keys: Vec<_> = {
+            let mut metas = source.list_messages(&folder.path, None);
+            let mut keys = Vec::new();
+            while let Some(meta) = metas.next().await {
+                keys.push(meta.expect("meta").key);
+            }
+            keys
+        };
+        for chunk in keys.chunks(50) {
+            let mut messages = source.fetch(&folder.path, chunk);
+            let mut got = 0;
+            while let Some(message) = messages.next().await {
+                let message = message.expect("message");
+                got += 1;
+                *out.entry((folder.path.to_string(), fingerprint::strict(&message.body).expect("hash")))
+                    .or_default() += 1;
+            }
+            assert_eq!(got, chunk.len(), "{} returned {got} of {} messages", folder.path, chunk.len());
+        }
+    }
+    out
+}
+
+/// Every message count per folder, summed.
+pub fn total(content: &BTreeMap<(String, Fingerprint), usize>) -> usize {
+    content.values().sum()
+}
