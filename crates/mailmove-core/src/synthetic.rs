@@ -119,8 +119,11 @@ impl SyntheticMailbox {
         let target = self.size_of(global_index) as usize;
         let mut rng = self.rng(global_index ^ 0x5151);
         let mut out = Vec::with_capacity(target + 512);
-        let subject =
-            if global_index.is_multiple_of(7) { "Grüße aus Köln – Überblick" } else { "Quarterly figures" };
+        let subject = if global_index.is_multiple_of(7) {
+            "Grüße aus Köln – Überblick"
+        } else {
+            "Quarterly figures"
+        };
         out.extend_from_slice(
             format!(
                 "Return-Path: <sender{n}@example.org>\r\nFrom: Sender {n} <sender{n}@example.org>\r\nTo: Ana <ana@example.net>\r\nSubject: {subject} #{global_index}\r\nDate: Mon, 4 Mar 2019 10:{:02}:{:02} +0100\r\nMessage-ID: <synthetic-{}-{global_index}@mailmove.test>\r\nMIME-Version: 1.0\r\n",
