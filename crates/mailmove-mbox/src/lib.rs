@@ -83,7 +83,7 @@
 
 pub mod config;
 pub mod flag_headers;
-mod from_line;
+pub mod from_line;
 mod headers;
 mod input;
 mod names;

@@ -5,10 +5,14 @@
 //! 2. the message's bytes, with its own `Status:`/`X-Status:`/`X-Keywords:` lines (if any)
 //!    replaced by lines written from its flags, inserted just before the blank line that ends
 //!    the header block — or at the very start when there is no blank line in the first
-//!    [`HEAD_SCAN`] bytes — using the line ending of the message's first line;
+//!    256 KiB — using the line ending of the message's first line;
 //! 3. with every line matching `>*From ` quoted by one more `>` (mboxrd);
 //! 4. then one `\n`, the separator's blank line (or the end of the last line when the message
 //!    has no final newline).
+//!
+//! A header-less message that starts with white space and has no blank line gets no flag lines
+//! (they would read back as its folded continuation); a keyword that is not an atom is left out.
+//! Both are reported as [`FlagsNotStored`](crate::WarningKind::FlagsNotStored).
 //!
 //! Line endings inside the message are never changed. Two rare shapes cannot be written so that
 //! they read back identically, and are refused ([`Error::Refused`]) rather than altered: a

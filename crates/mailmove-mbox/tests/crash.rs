@@ -10,7 +10,10 @@ use mailmove_mbox::{MboxConfig, MboxStore, WarningKind};
 
 fn message(index: usize) -> Message {
     let bytes = format!("Subject: message {index}\r\n\r\nFrom body line {index}\r\n").into_bytes();
-    Message::new(MessageMeta::new(format!("k{index}"), 0).with_flags(Flags::empty()), MessageBody::from_bytes(bytes))
+    Message::new(
+        MessageMeta::new(format!("k{index}"), 0).with_flags(Flags::empty()),
+        MessageBody::from_bytes(bytes),
+    )
 }
 
 fn open(path: &std::path::Path) -> MboxStore {
@@ -111,7 +114,10 @@ async fn refused_message_leaves_the_file_unchanged() {
     store.create_folder(&inbox).await.unwrap();
     store.append(&inbox, &message(0)).await.unwrap();
     let before = std::fs::read(&path).unwrap();
-    let odd = Message::new(MessageMeta::new("odd", 0), MessageBody::from_bytes(b"Subject: x\r\n\r\nbody\r\n\r".to_vec()));
+    let odd = Message::new(
+        MessageMeta::new("odd", 0),
+        MessageBody::from_bytes(b"Subject: x\r\n\r\nbody\r\n\r".to_vec()),
+    );
     assert!(matches!(store.append(&inbox, &odd).await, Err(Error::Refused { .. })));
     assert_eq!(std::fs::read(&path).unwrap(), before);
     store.append(&inbox, &message(1)).await.unwrap();

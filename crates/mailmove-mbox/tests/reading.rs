@@ -124,7 +124,11 @@ async fn content_length_trusted_only_when_it_lands() {
     assert!(warnings.is_empty(), "{warnings:?}");
 
     // Wrong by one: ignored, the unquoted From line splits the message (as every reader does).
-    let wrong = good.replacen(&format!("Content-Length: {}", body.len()), &format!("Content-Length: {}", body.len() - 1), 1);
+    let wrong = good.replacen(
+        &format!("Content-Length: {}", body.len()),
+        &format!("Content-Length: {}", body.len() - 1),
+        1,
+    );
     let (bodies, _, _) = read(wrong.as_bytes()).await;
     assert_eq!(bodies.len(), 3);
     // No blank line before the unquoted From line: its line ending is taken as the separator.
@@ -181,19 +185,24 @@ async fn resume_after_key_and_stale_keys() {
     let dir = tempfile::tempdir().unwrap();
     let mut file = Vec::new();
     for index in 0..5 {
-        file.extend_from_slice(format!("From a Sat Jan  3 01:05:3{index} 1996\nSubject: {index}\n\nbody {index}\n\n").as_bytes());
+        file.extend_from_slice(
+            format!("From a Sat Jan  3 01:05:3{index} 1996\nSubject: {index}\n\nbody {index}\n\n").as_bytes(),
+        );
     }
     let store = store_for(dir.path(), &file);
     let inbox = FolderPath::inbox();
-    let keys: Vec<SourceKey> = store.collect_messages(&inbox).await.unwrap().into_iter().map(|m| m.key).collect();
+    let keys: Vec<SourceKey> =
+        store.collect_messages(&inbox).await.unwrap().into_iter().map(|m| m.key).collect();
     assert_eq!(keys.len(), 5);
-    let after: Vec<SourceKey> = store.list_messages(&inbox, Some(&keys[2])).map(|m| m.unwrap().key).collect().await;
+    let after: Vec<SourceKey> =
+        store.list_messages(&inbox, Some(&keys[2])).map(|m| m.unwrap().key).collect().await;
     assert_eq!(after, keys[3..]);
 
     // The file is rewritten: the old key no longer matches, the listing starts over.
     let rewritten = String::from_utf8(file).unwrap().replace("body 2", "BODY 2");
     std::fs::write(store.path(), rewritten).unwrap();
-    let after: Vec<SourceKey> = store.list_messages(&inbox, Some(&keys[2])).map(|m| m.unwrap().key).collect().await;
+    let after: Vec<SourceKey> =
+        store.list_messages(&inbox, Some(&keys[2])).map(|m| m.unwrap().key).collect().await;
     assert_eq!(after.len(), 5);
     assert_ne!(after[2], keys[2]);
     // A stale key is not found; a key past the end or of another shape neither.

@@ -3,14 +3,17 @@
 use std::path::Path;
 
 use mailmove_core::{
-    Error, Flags, FolderPath, MailSink, MailSinkExt, MailSource, MailSourceExt, Message, MessageBody, MessageMeta,
-    SpecialUse,
+    Error, Flags, FolderPath, MailSink, MailSinkExt, MailSource, MailSourceExt, Message, MessageBody,
+    MessageMeta, SpecialUse,
 };
 use mailmove_mbox::{MboxConfig, MboxStore, WarningKind};
 
 fn message(subject: &str) -> Message {
     let bytes = format!("Subject: {subject}\n\nbody of {subject}\n").into_bytes();
-    Message::new(MessageMeta::new("k", 0).with_flags(Flags::from_imap_list(["\\Seen"])), MessageBody::from_bytes(bytes))
+    Message::new(
+        MessageMeta::new("k", 0).with_flags(Flags::from_imap_list(["\\Seen"])),
+        MessageBody::from_bytes(bytes),
+    )
 }
 
 fn mbox(subject: &str) -> String {
@@ -106,7 +109,10 @@ async fn nested_directories_are_written_and_read() {
     write(&root.join("notes.txt"), "not mail\n");
     let folders = MailSource::list_folders(&store).await.unwrap();
     assert!(!folders.iter().any(|f| f.path.to_string() == "notes.txt"));
-    assert!(store.warnings().iter().any(|w| w.kind == WarningKind::SkippedFile && w.path.ends_with("notes.txt")));
+    assert!(store
+        .warnings()
+        .iter()
+        .any(|w| w.kind == WarningKind::SkippedFile && w.path.ends_with("notes.txt")));
 }
 
 #[tokio::test]
@@ -135,7 +141,8 @@ async fn hostile_folder_names_never_leave_the_root() {
     let outside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(outside, ["root"]);
     // Every hostile folder reads back as itself, with its own message.
-    let listed: Vec<FolderPath> = MailSource::list_folders(&store).await.unwrap().into_iter().map(|f| f.path).collect();
+    let listed: Vec<FolderPath> =
+        MailSource::list_folders(&store).await.unwrap().into_iter().map(|f| f.path).collect();
     for folder in &hostile {
         assert!(listed.contains(folder), "{folder:?} not in {listed:?}");
         let metas = store.collect_messages(folder).await.unwrap();
@@ -144,7 +151,10 @@ async fn hostile_folder_names_never_leave_the_root() {
         assert!(fetched.body.to_bytes().unwrap().starts_with(format!("Subject: {folder}").as_bytes()));
     }
     // Empty and too long names are refused.
-    assert!(matches!(store.create_folder(&FolderPath::new(Vec::<String>::new())).await, Err(Error::InvalidFolderName { .. })));
+    assert!(matches!(
+        store.create_folder(&FolderPath::new(Vec::<String>::new())).await,
+        Err(Error::InvalidFolderName { .. })
+    ));
     let long = FolderPath::new(["x".repeat(300)]);
     assert!(matches!(store.create_folder(&long).await, Err(Error::InvalidFolderName { .. })));
 }
@@ -166,7 +176,10 @@ async fn symbolic_links_are_neither_followed_nor_written_through() {
         store.create_folder(&FolderPath::parse("link/child")).await,
         Err(Error::InvalidFolderName { .. })
     ));
-    assert!(matches!(store.create_folder(&FolderPath::parse("file-link")).await, Err(Error::InvalidFolderName { .. })));
+    assert!(matches!(
+        store.create_folder(&FolderPath::parse("file-link")).await,
+        Err(Error::InvalidFolderName { .. })
+    ));
     assert!(store.collect_existing(&FolderPath::parse("file-link")).await.unwrap().is_empty());
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
 }

@@ -1,0 +1,190 @@
+//! Sink → source round trips: random bodies (proptest) and every message of the shared corpus,
+//! byte-exact with flags.
+
+use std::path::Path;
+
+use chrono::{TimeZone, Utc};
+use mailmove_core::{Flags, FolderPath, MailSink, MailSourceExt, Message, MessageBody, MessageMeta};
+use mailmove_mbox::{MboxConfig, MboxStore};
+use proptest::prelude::*;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// Writes `messages` through the sink into a fresh file, flushes, reads them back through the
+/// source: (bytes, flags, internal date) in order.
+async fn through_mbox(dir: &Path, messages: &[Message]) -> Vec<(Vec<u8>, Flags, Option<i64>)> {
+    let store = MboxStore::open(MboxConfig::new(dir.join("rt.mbox"))).unwrap();
+    let inbox = FolderPath::inbox();
+    store.create_folder(&inbox).await.unwrap();
+    for message in messages {
+        store.append(&inbox, message).await.unwrap();
+    }
+    store.flush(&inbox).await.unwrap();
+    let mut out = Vec::new();
+    for meta in store.collect_messages(&inbox).await.unwrap() {
+        let fetched = store.fetch_one(&inbox, &meta.key).await.unwrap();
+        out.push((
+            fetched.body.to_bytes().unwrap().to_vec(),
+            fetched.meta.flags,
+            fetched.meta.internal_date.map(|d| d.timestamp()),
+        ));
+    }
+    // Dedup sees the messages as the source yields them.
+    let existing = mailmove_core::MailSinkExt::collect_existing(&store, &inbox).await.unwrap();
+    let yielded: Vec<_> =
+        out.iter().map(|(bytes, _, _)| mailmove_core::fingerprint::strict_of_bytes(bytes)).collect();
+    assert_eq!(existing.iter().map(|e| e.fingerprint).collect::<Vec<_>>(), yielded);
+    out
+}
+
+fn line_strategy() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("From me@example.org Mon Jan  1 00:00:00 2024".to_string()),
+        Just("From ".to_string()),
+        Just(">From quoted".to_string()),
+        Just(">>From twice".to_string()),
+        Just(">>>>From many".to_string()),
+        Just(">".to_string()),
+        Just("From".to_string()),
+        Just(String::new()),
+        Just(" folded".to_string()),
+        Just("X-Header: value".to_string()),
+        "[a-zA-Z>:. ]{0,12}",
+    ]
+}
+
+prop_compose! {
+    fn arb_message()(
+        lines in proptest::collection::vec((line_strategy(), any::<bool>()), 0..12),
+        final_newline: bool,
+        crlf_bias in 0u8..3,
+        seen: bool, answered: bool, flagged: bool, deleted: bool, draft: bool,
+        keywords in proptest::collection::btree_set("[$A-Za-z][A-Za-z0-9_]{0,8}", 0..3),
+        seconds in 0i64..4_000_000_000,
+    ) -> (Vec<u8>, Flags, i64) {
+        let mut bytes = Vec::new();
+        for (index, (line, crlf)) in lines.iter().enumerate() {
+            bytes.extend_from_slice(line.as_bytes());
+            if index + 1 < lines.len() || final_newline {
+                // 0: all LF, 1: all CRLF, 2: mixed.
+                let crlf = match crlf_bias { 0 => false, 1 => true, _ => *crlf };
+                bytes.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+            }
+        }
+        (bytes, Flags { seen, answered, flagged, deleted, draft, keywords }, seconds)
+    }
+}
+
+/// The flags the mbox keeps for a message (see the writer: a header-less message starting with
+/// white space cannot take flag lines).
+fn stored_flags(bytes: &[u8], flags: &Flags) -> Flags {
+    let has_blank_line = bytes.starts_with(b"\n")
+        || bytes.starts_with(b"\r\n")
+        || bytes.windows(2).any(|w| w == b"\n\n")
+        || bytes.windows(3).any(|w| w == b"\n\r\n");
+    if !has_blank_line && matches!(bytes.first(), Some(b' ' | b'\t')) {
+        Flags::default()
+    } else {
+        flags.clone()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #[test]
+    fn random_messages_round_trip_byte_exact(messages in proptest::collection::vec(arb_message(), 1..4)) {
+        let dir = tempfile::tempdir().unwrap();
+        let input: Vec<Message> = messages
+            .iter()
+            .map(|(bytes, flags, seconds)| {
+                let date = Utc.timestamp_opt(*seconds, 0).unwrap().fixed_offset();
+                let meta = MessageMeta::new("p", 0).with_flags(flags.clone()).with_internal_date(Some(date));
+                Message::new(meta, MessageBody::from_bytes(bytes.clone()))
+            })
+            .collect();
+        let output = runtime().block_on(through_mbox(dir.path(), &input));
+        prop_assert_eq!(output.len(), messages.len());
+        for ((bytes, flags, seconds), (got_bytes, got_flags, got_date)) in messages.iter().zip(&output) {
+            prop_assert_eq!(String::from_utf8_lossy(got_bytes), String::from_utf8_lossy(bytes));
+            prop_assert_eq!(got_flags, &stored_flags(bytes, flags));
+            prop_assert_eq!(*got_date, Some(*seconds));
+        }
+    }
+}
+
+#[test]
+fn corpus_round_trips_byte_exact_with_flags() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");
+    if !Path::new(root).is_dir() {
+        println!("note: {root} not found; corpus round trip skipped");
+        return;
+    }
+    let mut files: Vec<_> = ["malformed", "thirdparty"]
+        .iter()
+        .flat_map(|sub| std::fs::read_dir(Path::new(root).join(sub)).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 40, "corpus has {} messages", files.len());
+    let flag_sets = [
+        Flags::empty(),
+        Flags::from_imap_list(["\\Seen"]),
+        Flags::from_imap_list(["\\Seen", "\\Answered", "\\Flagged", "$Forwarded"]),
+        Flags::from_imap_list(["\\Draft", "\\Deleted", "Work", "$Junk"]),
+    ];
+    let messages: Vec<Message> = files
+        .iter()
+        .enumerate()
+        .map(|(index, path)| {
+            let bytes = std::fs::read(path).unwrap();
+            let date = Utc.timestamp_opt(1_600_000_000 + index as i64 * 3601, 0).unwrap().fixed_offset();
+            let meta = MessageMeta::new(path.display().to_string(), 0)
+                .with_flags(flag_sets[index % flag_sets.len()].clone())
+                .with_internal_date(Some(date));
+            Message::new(meta, MessageBody::from_bytes(bytes))
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let output = runtime().block_on(through_mbox(dir.path(), &messages));
+    assert_eq!(output.len(), messages.len());
+    for ((path, message), (bytes, flags, date)) in files.iter().zip(&messages).zip(&output) {
+        let original = message.body.to_bytes().unwrap();
+        assert!(original[..] == bytes[..], "{} changed on the way through the mbox", path.display());
+        assert_eq!(flags, &message.meta.flags, "{}", path.display());
+        assert_eq!(*date, message.meta.internal_date.map(|d| d.timestamp()), "{}", path.display());
+    }
+}
+
+#[test]
+fn messages_with_their_own_content_length() {
+    let runtime = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = MboxStore::open(MboxConfig::new(dir.path().join("cl.mbox"))).unwrap();
+    let inbox = FolderPath::inbox();
+    let make = |bytes: &str| {
+        Message::new(MessageMeta::new("c", 0), MessageBody::from_bytes(bytes.as_bytes().to_vec()))
+    };
+    // Correct length, nothing to quote: the reader trusts it and gets the same bytes.
+    let plain = "Subject: a\nContent-Length: 6\n\nhello\n";
+    // Correct length before quoting: quoting changes the length, so it is not trusted.
+    let quoted = "Subject: b\nContent-Length: 11\n\nFrom there\n";
+    // A length that would count the quoted body exactly: refused rather than misread.
+    let ambiguous = "Subject: c\nContent-Length: 12\n\nFrom there\n";
+    let outcome = runtime.block_on(async {
+        store.create_folder(&inbox).await.unwrap();
+        store.append(&inbox, &make(plain)).await.unwrap();
+        store.append(&inbox, &make(quoted)).await.unwrap();
+        let refused = store.append(&inbox, &make(ambiguous)).await;
+        store.flush(&inbox).await.unwrap();
+        let mut bodies = Vec::new();
+        for meta in store.collect_messages(&inbox).await.unwrap() {
+            bodies.push(store.fetch_one(&inbox, &meta.key).await.unwrap().body.to_bytes().unwrap().to_vec());
+        }
+        (refused, bodies)
+    });
+    assert!(matches!(outcome.0, Err(mailmove_core::Error::Refused { .. })));
+    assert_eq!(outcome.1, [plain.as_bytes().to_vec(), quoted.as_bytes().to_vec()]);
+}
