@@ -24,7 +24,8 @@ use mailmove_core::{Error, Result, SpoolConfig};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Layout {
-    /// An existing regular file, or a path ending in `.mbox`, is one file; anything else a tree.
+    /// An existing regular file, or a path ending in `.mbox` that is not an existing directory,
+    /// is one file; anything else a tree.
     #[default]
     Auto,
     /// One mbox file (a single folder, listed as INBOX).
@@ -172,7 +173,9 @@ impl MboxConfig {
                 }
                 Ok(false)
             }
-            _ => Ok(self.path.is_file() || has_mbox_extension(&self.path)),
+            // An existing directory is a tree even when its name ends in `.mbox` (Apple Mail's
+            // exports are such directories).
+            _ => Ok(!self.path.is_dir() && (self.path.is_file() || has_mbox_extension(&self.path))),
         }
     }
 }

@@ -238,3 +238,42 @@ async fn missing_folder_and_missing_store() {
     let items: Vec<_> = store.list_messages(&FolderPath::inbox(), None).collect().await;
     assert!(matches!(items.as_slice(), [Err(mailmove_core::Error::NotFound { .. })]));
 }
+
+mod hostile_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn piece() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"From a Sat Jan  3 01:05:34 1996\n".to_vec()),
+            Just(b"From - Mon Jan 01 10:00:00 2024\r\n".to_vec()),
+            Just(b"From \n".to_vec()),
+            Just(b"Content-Length: 3\n".to_vec()),
+            Just(b"Content-Length: 99999999999999999999\n".to_vec()),
+            Just(b"Status: RO\n".to_vec()),
+            Just(b"X-Mozilla-Status: 0008\n".to_vec()),
+            Just(b"X-IMAP: 1\nSubject: FOLDER INTERNAL DATA\n".to_vec()),
+            Just(b">>From x\n".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(b"\r".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..40),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+        #[test]
+        fn any_file_reads_without_panic_and_fetches_what_it_lists(pieces in proptest::collection::vec(piece(), 0..24)) {
+            let bytes: Vec<u8> = pieces.concat();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let store = store_for(dir.path(), &bytes);
+            // read_store fetches every listed key and checks fetched metadata == listed metadata.
+            let messages = runtime.block_on(read_store(&store));
+            for (body, meta) in &messages {
+                prop_assert_eq!(body.len() as u64, meta.size);
+            }
+        }
+    }
+}

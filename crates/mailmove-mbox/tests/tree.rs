@@ -194,6 +194,9 @@ async fn single_file_store_holds_inbox_only() {
     store.append(&FolderPath::inbox(), &message("one")).await.unwrap();
     store.flush(&FolderPath::inbox()).await.unwrap();
     assert_eq!(store.collect_messages(&FolderPath::inbox()).await.unwrap().len(), 1);
+    // An existing directory named like a file is a tree (Apple Mail exports "Name.mbox/").
+    std::fs::create_dir_all(dir.path().join("Export.mbox")).unwrap();
+    assert!(!MboxStore::open(MboxConfig::new(dir.path().join("Export.mbox"))).unwrap().is_single_file());
     // A directory given as a file is refused.
     let bad = MboxStore::open(MboxConfig::new(dir.path()).with_layout(mailmove_mbox::Layout::File));
     assert!(matches!(bad, Err(Error::Config { .. })));
