@@ -88,9 +88,39 @@ pub(crate) fn absorb_fetch(values: &[Value], by_uid: &mut BTreeMap<u32, Fetched>
     }
 }
 
-/// Whether a body has a 0x80 byte, the replacement Dovecot and others send for NUL in `BODY[]`.
+/// Whether a body has a stray 0x80 byte, the replacement Dovecot and others send for NUL in
+/// `BODY[]`. A 0x80 inside a valid UTF-8 sequence (as in `–`, E2 80 93) is text, not a replaced
+/// NUL, and must not send the message down the `BINARY[]` path (which decodes encoded parts).
 fn has_nul_replacement(body: &MessageBody) -> Result<bool> {
-    contains_byte(body, 0x80)
+    // A position can be judged once the three bytes after it are known; the carry holds up to three
+    // judged bytes of context followed by up to three bytes still to judge.
+    let mut carry: Vec<u8> = Vec::new();
+    let mut carry_judged = 0usize;
+    let mut found = false;
+    body.for_each_chunk(|chunk| {
+        if found {
+            return;
+        }
+        let mut window = std::mem::take(&mut carry);
+        window.extend_from_slice(chunk);
+        let judge_end = window.len().saturating_sub(3);
+        found = (carry_judged..judge_end).any(|i| window[i] == 0x80 && is_stray(&window, i));
+        let keep_from = window.len().saturating_sub(6);
+        carry_judged = judge_end.saturating_sub(keep_from);
+        carry = window[keep_from..].to_vec();
+    })?;
+    Ok(found || (carry_judged..carry.len()).any(|i| carry[i] == 0x80 && is_stray(&carry, i)))
+}
+
+/// Whether the 0x80 at `index` belongs to no valid UTF-8 sequence of `bytes`.
+fn is_stray(bytes: &[u8], index: usize) -> bool {
+    !(1..=3usize).any(|back| {
+        index >= back
+            && (back + 1..=4).any(|len| {
+                let start = index - back;
+                start + len <= bytes.len() && std::str::from_utf8(&bytes[start..start + len]).is_ok()
+            })
+    })
 }
 
 fn contains_byte(body: &MessageBody, byte: u8) -> Result<bool> {
@@ -433,6 +463,34 @@ mod tests {
         assert!(restore_nul_bytes(&text, &MessageBody::from_bytes(&b"a\0c\x80"[..])).unwrap().is_none());
         assert!(restore_nul_bytes(&text, &MessageBody::from_bytes(&b"a\0b"[..])).unwrap().is_none());
         assert!(restore_nul_bytes(&text, &text).unwrap().is_none());
+    }
+
+    #[test]
+    fn only_a_stray_0x80_suggests_a_replaced_nul() {
+        let dash = "Grüße – Köln".as_bytes();
+        assert!(dash.contains(&0x80));
+        assert!(!has_nul_replacement(&MessageBody::from_bytes(dash.to_vec())).unwrap());
+        assert!(has_nul_replacement(&MessageBody::from_bytes(&b"a\x80b"[..])).unwrap());
+        assert!(has_nul_replacement(&MessageBody::from_bytes(&b"\x80"[..])).unwrap());
+        assert!(
+            has_nul_replacement(&MessageBody::from_bytes(&b"text\xe2\x80"[..])).unwrap(),
+            "truncated sequence"
+        );
+        // Across spool chunks: the same answers for spooled bodies.
+        let spool = mailmove_core::SpoolConfig { threshold: 10, dir: None };
+        for (content, expected) in
+            [("x".repeat(65_534) + "–" + "tail", false), ("y".repeat(65_535) + "\u{80}", false)]
+        {
+            let mut builder = spool.builder();
+            builder.push(content.as_bytes()).unwrap();
+            assert_eq!(has_nul_replacement(&builder.finish().unwrap()).unwrap(), expected);
+        }
+        let mut bytes = vec![b'z'; 65_535];
+        bytes.push(0x80);
+        bytes.extend_from_slice(b"after");
+        let mut builder = spool.builder();
+        builder.push(&bytes).unwrap();
+        assert!(has_nul_replacement(&builder.finish().unwrap()).unwrap());
     }
 
     #[test]
