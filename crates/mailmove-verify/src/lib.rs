@@ -27,8 +27,8 @@
 //! Per destination folder, the verifier streams the metadata of both sides (at the same time),
 //! fetches bodies in batches bounded by count and bytes, fingerprints each body as it arrives and
 //! drops it. What it keeps is a small record per message (fingerprints, key, size, flags, date and
-//! three short header strings: about 300 bytes). Up to
-//! [`VerifyLimits::spill_threshold`] records per side (100 000 by default, ~30 MB) stay in memory;
+//! three header strings cut to 256 characters: about 400 bytes). Up to
+//! [`VerifyLimits::spill_threshold`] records per side (100 000 by default, ~40 MB) stay in memory;
 //! past that they are written to a temporary SQLite file that is deleted afterwards, so a
 //! million-message folder verifies in bounded memory. The comparison is a merge join of both
 //! sides sorted by identity, holding one identity's copies at a time. Finding lists in the report

@@ -63,7 +63,8 @@ pub struct VerifyLimits {
     /// Bytes asked for in one fetch (by listed size).
     pub fetch_batch_bytes: u64,
     /// Per-message records of one side of one folder kept in memory before they are spilled to a
-    /// temporary SQLite file (a record is about 300 bytes).
+    /// temporary SQLite file (a record is about 400 bytes; with
+    /// [`VerifyLimits::folder_concurrency`] folders at once, both sides count).
     pub spill_threshold: usize,
     /// Findings of each kind kept in the report's lists; the counts stay exact beyond it (every
     /// finding is also sent as an event).

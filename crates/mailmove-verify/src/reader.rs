@@ -11,6 +11,7 @@ use mailmove_core::{Error, FolderPath, Message, MessageMeta, Result, SourceKey};
 
 use crate::compare::Place;
 use crate::context::Context;
+use crate::options::VerifyMode;
 use crate::record::{Position, Record};
 use crate::report::{Finding, FindingCounts, FindingKind, Side};
 
@@ -82,6 +83,7 @@ pub(crate) async fn fetch_records(
         let keys: Vec<SourceKey> = pending[..take].iter().map(|(meta, _)| meta.key.clone()).collect();
         let wanted: HashMap<&SourceKey, usize> = keys.iter().enumerate().map(|(i, key)| (key, i)).collect();
         let mut received: HashSet<usize> = HashSet::new();
+        let mut arrived: Vec<(Message, MessageMeta, Position)> = Vec::new();
         let mut error: Option<Error> = None;
         {
             let mut fetched = store.fetch(folder, &keys);
@@ -90,16 +92,9 @@ pub(crate) async fn fetch_records(
                     Ok(message) => {
                         // Keys never asked for, and repeats, are ignored (the contract forbids them).
                         let Some(&index) = wanted.get(&message.meta.key) else { continue };
-                        if !received.insert(index) {
-                            continue;
-                        }
-                        let (listed, at) = &pending[index];
-                        context.read_one(side, message.body.len());
-                        match Record::build(&message, listed, context.settings.mode, *at) {
-                            Ok(record) => sink.accept(&message, record)?,
-                            Err(hash_error) => {
-                                context.report(unreadable(side, place, listed, *at, &hash_error), counts)
-                            }
+                        if received.insert(index) {
+                            let (listed, at) = &pending[index];
+                            arrived.push((message, listed.clone(), *at));
                         }
                     }
                     // Which key was not found is told by what is missing at the end.
@@ -109,6 +104,13 @@ pub(crate) async fn fetch_records(
                         break;
                     }
                 }
+            }
+        }
+        for (message, listed, at, built) in fingerprint_all(arrived, context.settings.mode).await? {
+            context.read_one(side, message.body.len());
+            match built {
+                Ok(record) => sink.accept(&message, record)?,
+                Err(hash_error) => context.report(unreadable(side, place, &listed, at, &hash_error), counts),
             }
         }
         if !received.is_empty() {
@@ -153,6 +155,36 @@ pub(crate) async fn fetch_records(
         }
     }
     Ok(())
+}
+
+type Built = (Message, MessageMeta, Position, Result<Record>);
+
+/// Fingerprints a fetched batch on the blocking pool: hashing is CPU work (and file reads for
+/// spooled bodies) that must not stall the runtime, and it lets both sides (and several folders)
+/// hash on different cores. The batch is bounded by the fetch limits.
+async fn fingerprint_all(
+    batch: Vec<(Message, MessageMeta, Position)>,
+    mode: VerifyMode,
+) -> Result<Vec<Built>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    tokio::task::spawn_blocking(move || {
+        batch
+            .into_iter()
+            .map(|(message, listed, at)| {
+                let built = Record::build(&message, &listed, mode, at);
+                (message, listed, at, built)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|err| Error::Backend {
+        backend: "verify",
+        message: "fingerprinting task failed".into(),
+        transient: false,
+        source: Some(Box::new(err)),
+    })
 }
 
 fn unreadable(side: Side, place: &Place, meta: &MessageMeta, at: Position, error: &Error) -> Finding {

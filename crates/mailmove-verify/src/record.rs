@@ -12,7 +12,7 @@ use crate::options::VerifyMode;
 const MAX_HEADER_CHARS: usize = 256;
 
 /// What is kept of one message: its identity, content fingerprint, key, size, flags, date and a
-/// few header strings for the report (about 300 bytes).
+/// few header strings for the report (about 400 bytes with its heap parts).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Record {
     /// What pairs it with its copy (strict fingerprint, or identity headers).

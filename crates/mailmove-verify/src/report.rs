@@ -45,7 +45,8 @@ pub enum FindingKind {
     Changed,
     /// An identity more often at the destination than at the source.
     Duplicate,
-    /// A listed message the side would not return (it cannot be verified).
+    /// A listed message the side would not return (it cannot be verified). Its copy on the other
+    /// side, if any, then has no counterpart and shows as `extra` or `missing` too.
     Unreadable,
 }
 
