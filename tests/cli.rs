@@ -100,12 +100,13 @@ async fn filters_and_folder_mapping_select_what_travels() {
     );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report = last_json(&output);
-    let folders: Vec<String> = report["folders"]
+    let mut folders: Vec<String> = report["folders"]
         .as_array()
         .unwrap()
         .iter()
         .map(|f| f["destination"].as_str().unwrap().to_string())
         .collect();
+    folders.sort();
     assert_eq!(folders, vec!["INBOX".to_string(), "Old/Archive/2020".to_string()]);
     let copied = content(&destination).await;
     assert!(

@@ -179,6 +179,12 @@ pub fn copy_summary(report: &RunReport) -> String {
     if report.failures.len() > SHOWN {
         out.push_str(&format!("... and {} more failures (see --report)\n", report.failures.len() - SHOWN));
     }
+    for warning in report.warnings.iter().take(SHOWN) {
+        out.push_str(&format!("WARNING (source damage, imported as well as possible): {warning}\n"));
+    }
+    if report.warnings.len() > SHOWN {
+        out.push_str(&format!("... and {} more warnings (see --report)\n", report.warnings.len() - SHOWN));
+    }
     if let Some(reason) = &report.paused_reason {
         out.push_str(&format!(
             "PAUSED: {reason}\nRun the same command again to resume once the cause is fixed.\n"

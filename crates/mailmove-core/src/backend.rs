@@ -220,6 +220,13 @@ pub trait MailSource: Send + Sync + std::fmt::Debug {
 
     /// The messages with these keys, as a stream (see the module contract).
     fn fetch<'a>(&'a self, folder: &'a FolderPath, keys: &'a [SourceKey]) -> BoxStream<'a, Result<Message>>;
+
+    /// Damage found while reading (a truncated mbox, junk before the first message...): things
+    /// that were imported as well as possible and must be reported, not hidden. The engine puts
+    /// them into the run's report. Sources that never find damage keep this default.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Where messages go.
@@ -315,6 +322,9 @@ macro_rules! forward_source {
                 keys: &'a [SourceKey],
             ) -> BoxStream<'a, Result<Message>> {
                 (**self).fetch(folder, keys)
+            }
+            fn warnings(&self) -> Vec<String> {
+                (**self).warnings()
             }
         }
     };

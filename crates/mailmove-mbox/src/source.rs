@@ -129,4 +129,13 @@ impl MailSource for MboxStore {
         let (inner, folder, keys) = (self.inner.clone(), folder.clone(), keys.to_vec());
         blocking_stream(move |emitter| fetch_task(inner, folder, keys, emitter))
     }
+
+    fn warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = MboxStore::warnings(self).iter().map(ToString::to_string).collect();
+        let overflow = self.warnings_overflow();
+        if overflow > 0 {
+            out.push(format!("{overflow} more warnings not kept"));
+        }
+        out
+    }
 }

@@ -95,6 +95,9 @@ pub struct RunReport {
     pub folders: Vec<FolderReport>,
     /// Every failure.
     pub failures: Vec<MessageFailure>,
+    /// Damage the source found and worked around (see [`MailSource::warnings`](crate::MailSource::warnings)).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl RunReport {

@@ -195,6 +195,7 @@ pub async fn copy(
         started_at,
         folders,
         failures,
+        warnings: source.warnings(),
     })
 }
 
