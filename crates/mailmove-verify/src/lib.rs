@@ -30,7 +30,8 @@
 //! three header strings cut to 256 characters: about 400 bytes). Up to
 //! [`VerifyLimits::spill_threshold`] records per side (100 000 by default, ~40 MB) stay in memory;
 //! past that they are written to a temporary SQLite file that is deleted afterwards, so a
-//! million-message folder verifies in bounded memory. The comparison is a merge join of both
+//! million-message folder verifies in bounded memory (measured on small generated messages, both
+//! sides read: 1 M messages in 17 s with a peak RSS of 101 MB, 2 M in 36 s with 109 MB). The comparison is a merge join of both
 //! sides sorted by identity, holding one identity's copies at a time. Finding lists in the report
 //! are capped ([`VerifyLimits::max_listed_findings`]); counts stay exact and every finding is also
 //! sent as a [`VerifyEvent::Finding`]. (Reading a spilled store back is blocking SQLite work on
