@@ -21,3 +21,12 @@ pub mod registry;
 
 pub use mailmove_core as core;
 pub use mailmove_core::{Error, Flags, FolderPath, MailSink, MailSource, Message, Result};
+#[cfg(feature = "imap")]
+pub use mailmove_imap as imap;
+#[cfg(feature = "maildir")]
+pub use mailmove_maildir as maildir;
+#[cfg(feature = "mbox")]
+pub use mailmove_mbox as mbox;
+#[cfg(feature = "pop3")]
+pub use mailmove_pop3 as pop3;
+pub use mailmove_verify as verify;

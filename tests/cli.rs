@@ -177,3 +177,50 @@ async fn inventory_figures_match_what_the_copy_moves() {
     let human = run(dir.path(), &["inventory", &source]);
     assert!(stdout(&human).contains("total: 150 messages"), "{}", stdout(&human));
 }
+
+#[tokio::test]
+async fn verify_says_identical_then_finds_a_missing_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("mbox:{}/src", dir.path().display());
+    let destination_path = dir.path().join("dst");
+    let destination = format!("maildir:{}", destination_path.display());
+    fill(&source, 50, 8, 100_000).await;
+    let copy = run(dir.path(), &["copy", &source, &destination, "--quiet"]);
+    assert_eq!(copy.status.code(), Some(0), "{}", stderr(&copy));
+
+    let same = run(dir.path(), &["verify", &source, &destination, "--json"]);
+    assert_eq!(same.status.code(), Some(0), "{}", stderr(&same));
+    let report = last_json(&same);
+    assert_eq!(report["identical"], true);
+    for key in ["folders", "missing", "extra", "changed", "duplicates"] {
+        assert!(report.get(key).is_some(), "report lacks {key}: {report}");
+    }
+
+    // Remove one delivered message from the Maildir: verify must name it.
+    let victim = walk(&destination_path)
+        .into_iter()
+        .find(|p| p.parent().is_some_and(|d| d.ends_with("cur")))
+        .expect("a message file");
+    std::fs::remove_file(&victim).unwrap();
+    let differs = run(dir.path(), &["verify", &source, &destination, "--json"]);
+    assert_eq!(differs.status.code(), Some(3), "{}", stderr(&differs));
+    let report = last_json(&differs);
+    assert_eq!(report["identical"], false);
+    assert_eq!(report["missing"].as_array().unwrap().len(), 1, "{report}");
+    let human = run(dir.path(), &["verify", &source, &destination]);
+    assert_eq!(human.status.code(), Some(3));
+    assert!(stderr(&human).to_lowercase().contains("missing"), "{}", stderr(&human));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -18,6 +18,10 @@ pub struct Cli {
 pub enum Command {
     /// Copy every message from SRC to DST; re-running copies only what is missing.
     Copy(CopyArgs),
+    /// Compare any source with any destination: missing, extra, changed and duplicated messages.
+    Verify(super::verify::VerifyArgs),
+    /// The embedded default: a sample mbox copied into a fresh Maildir, copied again, verified.
+    Demo(super::demo::DemoArgs),
     /// Audit a source: folders, counts, bytes, dates, roles, largest messages.
     Inventory(super::inventory::InventoryArgs),
     /// Copy many mailbox pairs listed in a CSV file, in parallel.

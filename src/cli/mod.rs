@@ -8,9 +8,11 @@ mod batch;
 mod bench;
 mod config;
 mod copy;
+mod demo;
 mod inventory;
 mod output;
 mod state;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -45,6 +47,8 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Copy(args) => copy::run(args).await,
+            Command::Verify(args) => verify::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
             Command::Inventory(args) => inventory::run(args).await,
             Command::Batch(args) => batch::run(args).await,
             Command::Bench(args) => bench::run(args).await,
