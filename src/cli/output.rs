@@ -76,7 +76,7 @@ impl Progress {
 
 pub fn event_sink(display: Display) -> (EventSink, Progress) {
     match display {
-        Display::Json => (EventSink::callback(|event| json_line(event)), Progress { bar: None }),
+        Display::Json => (EventSink::callback(json_line), Progress { bar: None }),
         Display::Quiet => (EventSink::none(), Progress { bar: None }),
         Display::Human if std::io::stderr().is_terminal() => {
             let bar = ProgressBar::new(0);

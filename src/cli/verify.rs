@@ -70,7 +70,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
     .await?;
     let display = Display::choose(job.json, job.quiet);
     let events = match display {
-        Display::Json => VerifyEvents::callback(|event| output::json_line(event)),
+        Display::Json => VerifyEvents::callback(output::json_line),
         Display::Quiet => VerifyEvents::none(),
         Display::Human => VerifyEvents::callback(|event| {
             if let VerifyEvent::FolderFinished(folder) = event {
