@@ -41,7 +41,7 @@ pub use fingerprint::{Fingerprint, FingerprintMode};
 pub use flags::Flags;
 pub use folder::{FolderInfo, FolderPath, SpecialUse};
 pub use message::{Appended, BodyBuilder, Message, MessageBody, MessageMeta, SourceKey, SpoolConfig};
-pub use secret::Secret;
+pub use secret::{Secret, StaticToken, TokenProvider};
 pub mod memory;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
