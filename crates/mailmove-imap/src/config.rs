@@ -7,8 +7,16 @@
 //! `imap://` means port 143 with STARTTLS required; `imaps://` means implicit TLS on port 993.
 //! Plaintext happens only with an explicit `tls=none`. User and password are percent-decoded; the
 //! password is kept as a [`Secret`] and never shows in `Debug`, errors or [`ImapConfig::identity`].
-//! Further query parameters: `timeout=SECONDS` (per network operation, default 60),
-//! `connections=N` (pool size, default 4), `utf8=off` (do not ENABLE UTF8=ACCEPT).
+//! Further query parameters:
+//!
+//! | parameter | meaning | default |
+//! | --- | --- | --- |
+//! | `timeout=SECONDS` | time limit of each network operation | 60 |
+//! | `connections=N` | connections to the account (1–64), also the declared concurrency | 4 |
+//! | `pipeline=N` | APPENDs in flight per folder (0: one at a time) | 64 |
+//! | `rate=BYTES` | bytes per second over all connections, both ways (`2MB`, `500k`, `1MiB`) | none |
+//! | `msgrate=N` | messages per second fetched or appended (may be fractional) | none |
+//! | `utf8=off` | do not ENABLE UTF8=ACCEPT | on |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -75,6 +83,14 @@ pub struct ImapConfig {
     pub list_chunk: usize,
     /// Messages per UID FETCH when reading bodies.
     pub fetch_chunk: usize,
+    /// APPENDs in flight per folder; 0 sends one at a time and waits for each answer.
+    pub pipeline: usize,
+    /// Byte rate limit of the account (both directions, all connections).
+    pub bytes_per_second: Option<f64>,
+    /// Message rate limit of the account (fetched or appended).
+    pub messages_per_second: Option<f64>,
+    /// Most fingerprints of destination messages remembered (see `list_existing`).
+    pub fingerprint_cache: usize,
 }
 
 impl std::fmt::Debug for ImapConfig {
@@ -90,6 +106,9 @@ impl std::fmt::Debug for ImapConfig {
             .field("ca_file", &self.ca_file)
             .field("timeout", &self.timeout)
             .field("max_connections", &self.max_connections)
+            .field("pipeline", &self.pipeline)
+            .field("bytes_per_second", &self.bytes_per_second)
+            .field("messages_per_second", &self.messages_per_second)
             .finish_non_exhaustive()
     }
 }
@@ -123,7 +142,11 @@ impl ImapConfig {
             utf8_accept: true,
             spool: SpoolConfig::default(),
             list_chunk: 1000,
-            fetch_chunk: 20,
+            fetch_chunk: 64,
+            pipeline: 64,
+            bytes_per_second: None,
+            messages_per_second: None,
+            fingerprint_cache: 500_000,
         }
     }
 
@@ -235,6 +258,29 @@ impl ImapConfig {
                         value.parse().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| {
                             Error::config(format!("connections={value} is not between 1 and 64"))
                         })?;
+                }
+                "pipeline" => {
+                    config.pipeline = value.parse().ok().filter(|n| *n <= 1024).ok_or_else(|| {
+                        Error::config(format!("pipeline={value} is not between 0 and 1024"))
+                    })?;
+                }
+                "rate" => {
+                    config.bytes_per_second =
+                        Some(crate::rate::parse_bytes_per_second(&value).ok_or_else(|| {
+                            Error::config(format!(
+                                "rate={value} is not a byte rate (e.g. rate=2MB, rate=500k)"
+                            ))
+                        })?);
+                }
+                "msgrate" => {
+                    config.messages_per_second =
+                        Some(value.parse::<f64>().ok().filter(|n| n.is_finite() && *n >= 0.001).ok_or_else(
+                            || {
+                                Error::config(format!(
+                                    "msgrate={value} is not a positive number of messages a second"
+                                ))
+                            },
+                        )?);
                 }
                 "utf8" => {
                     config.utf8_accept = match value.as_ref() {
@@ -359,6 +405,12 @@ mod tests {
             ("imap://u@h/?timeout=0", None),
             ("imap://u@h/?connections=0", None),
             ("imap://u@h/?ca=", None),
+            ("imap://u@h/?pipeline=-1", None),
+            ("imap://u@h/?pipeline=5000", None),
+            ("imap://u@h/?rate=fast", None),
+            ("imap://u@h/?rate=0", None),
+            ("imap://u@h/?msgrate=0", None),
+            ("imap://u@h/?msgrate=NaN", None),
             ("not a url", None),
         ];
         for (url, expected) in table {
@@ -408,6 +460,15 @@ mod tests {
             ImapConfig::from_url("imap://u@h?auth=oauthbearer").unwrap().with_token(Secret::new("tok"));
         assert_eq!(config.auth, AuthMethod::OAuthBearer);
         assert!(!format!("{config:?}").contains("tok\""));
+        let config = ImapConfig::from_url("imap://u@h/?pipeline=0&rate=2MB&msgrate=0.5").unwrap();
+        assert_eq!(config.pipeline, 0);
+        assert_eq!(config.bytes_per_second, Some(2e6));
+        assert_eq!(config.messages_per_second, Some(0.5));
+        let defaults = ImapConfig::from_url("imap://u@h").unwrap();
+        assert_eq!(
+            (defaults.pipeline, defaults.bytes_per_second, defaults.messages_per_second),
+            (64, None, None)
+        );
         let bad = ImapConfig::new("h", "u").with_password(Secret::new("a\nb"));
         assert!(matches!(bad.validate(), Err(Error::Config { .. })));
     }

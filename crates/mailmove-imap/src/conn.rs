@@ -7,8 +7,9 @@
 //! limit on every read and write. A connection that saw an I/O error, a timeout or a framing error
 //! is marked broken and never reused.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -19,12 +20,16 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use crate::errors;
+use crate::rate::RateLimit;
 use crate::wire::{self, Frame, LiteralSlot, ParseError, Response, Status, StatusResponse, Value};
 
 /// Longest response line (without literals) we accept: a SEARCH of a million UIDs fits.
 const MAX_LINE: usize = 64 * 1024 * 1024;
 /// Literals up to this size stay in the frame even when the spool threshold is lower.
 const MIN_INLINE_LITERAL: usize = 64 * 1024;
+/// Tagged answers of pipelined commands kept until asked for; a server that sends more answers
+/// than we have commands in flight is broken (or hostile) and cannot make us grow without bound.
+const MAX_COMPLETED: usize = 4096;
 
 /// The byte stream under a connection.
 pub(crate) enum Transport {
@@ -119,6 +124,10 @@ pub(crate) struct Conn {
     pub last_used: Instant,
     /// The last untagged BYE, to explain a closed connection.
     bye: Option<StatusResponse>,
+    /// Tagged answers that arrived while another command was awaited (pipelining).
+    completed: VecDeque<(String, StatusResponse)>,
+    /// The account's byte rate limit, shared by its connections.
+    rate: Option<Arc<RateLimit>>,
 }
 
 impl Conn {
@@ -134,7 +143,14 @@ impl Conn {
             selected: None,
             last_used: Instant::now(),
             bye: None,
+            completed: VecDeque::new(),
+            rate: None,
         }
+    }
+
+    /// Applies the account's byte rate limit to everything read and written.
+    pub fn set_rate(&mut self, rate: Option<Arc<RateLimit>>) {
+        self.rate = rate;
     }
 
     /// Takes the transport out (for STARTTLS), discarding anything the server sent ahead of the
@@ -180,6 +196,9 @@ impl Conn {
             }
             Ok(Ok(read)) => read,
         };
+        if let Some(rate) = &self.rate {
+            rate.take(read as u64).await;
+        }
         if read == 0 {
             let error = match self.bye.take() {
                 Some(bye) => errors::from_bye(&bye),
@@ -191,6 +210,9 @@ impl Conn {
     }
 
     pub async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        if let Some(rate) = &self.rate {
+            rate.take(bytes.len() as u64).await;
+        }
         let timeout = self.timeout;
         let io = self.io()?;
         match tokio::time::timeout(timeout, io.write_all(bytes)).await {
@@ -318,6 +340,23 @@ impl Conn {
         mut on_untagged: impl FnMut(Untagged<'_>) -> Result<()>,
     ) -> Result<StatusResponse> {
         let tag = self.tag();
+        if let Some(done) = self.send_parts(&tag, parts, &mut on_untagged).await? {
+            return Ok(done);
+        }
+        self.flush().await?;
+        self.finish(&tag, on_untagged).await
+    }
+
+    /// Sends a command under `tag` without waiting for its answer (pipelining), and flushes it.
+    /// Only a synchronising literal makes it wait, for the server's `+`; answers of earlier
+    /// commands that arrive meanwhile are kept for [`Conn::finish`]. Returns the tagged status
+    /// when the server ended the command instead of accepting its literal.
+    pub async fn send_parts(
+        &mut self,
+        tag: &str,
+        parts: &[Part<'_>],
+        on_untagged: &mut impl FnMut(Untagged<'_>) -> Result<()>,
+    ) -> Result<Option<StatusResponse>> {
         self.last_used = Instant::now();
         let mut pending = format!("{tag} ").into_bytes();
         for part in parts {
@@ -325,6 +364,8 @@ impl Conn {
                 Part::Text(text) => pending.extend_from_slice(text.as_bytes()),
                 Part::Literal { data, binary } => {
                     let length = data.len();
+                    // RFC 7888: LITERAL+ allows any non-synchronising literal, LITERAL- only up
+                    // to 4096 bytes.
                     let non_sync = self.caps.has("LITERAL+") || (self.caps.has("LITERAL-") && length <= 4096);
                     let marker = format!(
                         "{}{{{}{}}}\r\n",
@@ -333,28 +374,37 @@ impl Conn {
                         if non_sync { "+" } else { "" }
                     );
                     pending.extend_from_slice(marker.as_bytes());
-                    self.write(&pending).await?;
-                    pending.clear();
                     if !non_sync {
+                        self.write(&pending).await?;
+                        pending.clear();
                         self.flush().await?;
-                        if let Some(done) = self.wait_continue(&tag, &mut on_untagged).await? {
-                            return Ok(done);
+                        if let Some(done) = self.wait_continue(tag, on_untagged).await? {
+                            return Ok(Some(done));
                         }
                     }
-                    self.send_body(data).await?;
+                    self.send_body(&mut pending, data).await?;
                 }
             }
         }
         pending.extend_from_slice(b"\r\n");
         self.write(&pending).await?;
         self.flush().await?;
-        self.finish(&tag, on_untagged).await
+        Ok(None)
     }
 
-    async fn send_body(&mut self, body: &MessageBody) -> Result<()> {
+    /// Writes `head` then the body; small bodies go out in one write with the command.
+    async fn send_body(&mut self, head: &mut Vec<u8>, body: &MessageBody) -> Result<()> {
         if let Some(bytes) = body.as_bytes() {
-            return self.write(&bytes.clone()).await;
+            if bytes.len() <= 16 * 1024 {
+                head.extend_from_slice(bytes);
+                return Ok(());
+            }
+            let head = std::mem::take(head);
+            self.write(&head).await?;
+            return self.write(bytes).await;
         }
+        let head = std::mem::take(head);
+        self.write(&head).await?;
         // A spooled body: blocking reads of a local temporary file in 64 KiB steps.
         let mut reader = body.reader()?;
         let mut chunk = vec![0u8; 64 * 1024];
@@ -390,12 +440,18 @@ impl Conn {
         }
     }
 
-    /// Reads responses until the tagged one of `tag`.
+    /// Reads responses until the tagged one of `tag` (which may have arrived already, while an
+    /// earlier command was awaited).
     pub async fn finish(
         &mut self,
         tag: &str,
         mut on_untagged: impl FnMut(Untagged<'_>) -> Result<()>,
     ) -> Result<StatusResponse> {
+        if let Some(index) = self.completed.iter().position(|(got, _)| got == tag) {
+            if let Some((_, status)) = self.completed.remove(index) {
+                return Ok(status);
+            }
+        }
         loop {
             match self.read_response().await? {
                 Ok(Response::Tagged { tag: got, status }) if got == tag => {
@@ -417,17 +473,22 @@ impl Conn {
         response: std::result::Result<Response, ParseError>,
         on_untagged: &mut impl FnMut(Untagged<'_>) -> Result<()>,
     ) -> Result<()> {
-        let outcome = match &response {
-            Ok(Response::Untagged(status)) => on_untagged(Untagged::Status(status)),
-            Ok(Response::Data(values)) => on_untagged(Untagged::Data(values)),
-            Ok(Response::Tagged { tag, .. }) => {
-                tracing::debug!("ignoring a tagged response for {tag}, not ours");
-                Ok(())
+        let outcome = match response {
+            Ok(Response::Untagged(status)) => on_untagged(Untagged::Status(&status)),
+            Ok(Response::Data(values)) => on_untagged(Untagged::Data(&values)),
+            Ok(Response::Tagged { tag, status }) => {
+                // The answer of another command in flight: kept for whoever waits for it.
+                if self.completed.len() >= MAX_COMPLETED {
+                    Err(Error::protocol("the IMAP server sent more answers than commands"))
+                } else {
+                    self.completed.push_back((tag, status));
+                    Ok(())
+                }
             }
             Ok(Response::Continue(_)) => Ok(()),
             Err(error) => {
                 tracing::debug!("{error}");
-                on_untagged(Untagged::Unparsed(error))
+                on_untagged(Untagged::Unparsed(&error))
             }
         };
         // A handler that gives up leaves the command half read: the connection cannot be reused.

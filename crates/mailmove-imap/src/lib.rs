@@ -29,12 +29,14 @@
 //! `TOOBIG`, `THROTTLED`, `APPENDUID` are all readable, and puts a time limit on every read and
 //! write ([`Error::Timeout`](mailmove_core::Error::Timeout)).
 //!
-//! **Connections.** A pool of up to [`ImapConfig::max_connections`] authenticated connections
-//! (the declared concurrency). Every operation borrows a connection only for one bounded command
-//! sequence and returns it before yielding results, so streams never pin a connection while the
-//! engine is busy elsewhere. A connection that failed (I/O error, timeout, BYE) is dropped; the
-//! next operation opens a new one, so a dropped connection costs one transient error, which the
-//! engine retries.
+//! **Connections and pipelining.** A pool of up to [`ImapConfig::max_connections`] authenticated
+//! connections (the declared concurrency; default 4, `connections=N`). Every read operation
+//! borrows a connection only for one bounded command sequence and returns it before yielding
+//! results, so streams never pin a connection while the engine is busy elsewhere; it prefers a
+//! connection that already has the folder selected. Commands that do not depend on each other go
+//! out together: EXAMINE with UID SEARCH, the STATUS of every folder, the UID FETCH commands of a
+//! batch (one round trip each). A connection that failed (I/O error, timeout, BYE) is dropped; the
+//! next operation opens a new one, so a cut costs one transient error, which the engine retries.
 //!
 //! **Security.** Certificates are verified against the system roots (plus `ca=PATH`); STARTTLS is
 //! required for `imap://` unless `tls=none` is given, and anything the server sent before the
@@ -47,26 +49,43 @@
 //! namespace is listed.
 //!
 //! **Keys and epochs.** A message key is its UID; a folder's epoch is its UIDVALIDITY. Listing
-//! honours `after` (`UID SEARCH UID n+1:*`, filtered, since `n+1:*` always matches the last message).
+//! honours `after` (`UID SEARCH UID n+1:*`, filtered, since `n+1:*` always matches the last
+//! message); with a watermark, one `STATUS (UIDNEXT)` answers "nothing new" without selecting the
+//! folder, so a re-run over unchanged folders costs one command per folder. A listing refuses to
+//! run when UIDVALIDITY changed since the folders were listed (the engine's checkpoint is keyed by
+//! the listed epoch).
 //!
 //! **Sink.** APPEND carries the flags the folder's PERMANENTFLAGS allow (keywords only with `\*`)
-//! and the internal date; messages with NUL bytes go as literal8 when the server offers BINARY
-//! and are refused otherwise; `[TRYCREATE]` creates the folder and retries once; APPENDUID
-//! becomes the destination key (`UIDVALIDITY:UID`). `flush` is a no-op: a tagged OK to APPEND
-//! means the server stored the message. See [`errors`](crate) for how answers map to errors.
+//! and the internal date, as a non-synchronising literal under `LITERAL+` (and under `LITERAL-` up
+//! to 4096 bytes). Appends are pipelined per folder (`pipeline=N` in flight, default 64):
+//! `append` returns once the message is sent and `flush` reads the answers, returning `Ok` only
+//! when the server confirmed every one; see the `append` module for how refusals, quota,
+//! throttling and cuts become errors. Messages with NUL bytes go one at a time as literal8 when the
+//! server offers BINARY (and are refused otherwise); `[TRYCREATE]` creates the folder and retries.
+//! `list_existing` hashes bodies as they arrive and remembers fingerprints by UID, so a second
+//! reconcile of a folder downloads only what is new. Nothing trusts `APPENDUID` for correctness:
+//! it only becomes the informational destination key of synchronous appends.
+//!
+//! **Rate limits.** `rate=2MB` (bytes per second, both directions) and `msgrate=10` (messages per
+//! second, fetched or appended) hold for the account over all its connections.
 //!
 //! # Limits (documented, not hidden)
-//! * `list_existing` fetches every message body of the folder to fingerprint it: correct but as
-//!   costly as downloading the folder.
-//! * A folder's UID list is held in memory while it is listed (4 bytes a message).
-//! * One command at a time per connection (no pipelining yet); parallelism comes from the pool.
+//! * `list_existing` fetches every message body of the folder it has not hashed before: correct
+//!   but as costly as downloading the folder the first time.
+//! * A folder's UID list is held in memory while it is listed (4 bytes a message), and the
+//!   fingerprint cache up to [`ImapConfig::fingerprint_cache`] entries (about 80 bytes each).
+//! * A pipelined append returns no destination key (its APPENDUID arrives at `flush`, which cannot
+//!   return it); `pipeline=0` gives keys at one round trip per message.
 //! * OAuth2: an access token is used as given; refreshing it is the caller's job for now.
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+mod append;
 mod config;
 mod conn;
 mod errors;
+mod existing;
 mod names;
+mod rate;
 mod session;
 mod sink;
 mod source;

@@ -3,15 +3,13 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset};
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::BoxStream;
 use mailmove_core::{
     fingerprint, Appended, Error, ExistingMessage, FolderInfo, FolderPath, MailSink, Message, MessageBody,
     Result, SinkCapabilities,
 };
 
-use crate::conn::{Conn, Part};
-use crate::errors;
-use crate::source::search_uids;
+use crate::conn::Conn;
 use crate::store::{ImapStore, Inner};
 use crate::wire::Status;
 
@@ -65,85 +63,17 @@ pub(crate) fn flags_for_append(flags: &mailmove_core::Flags, permanent: Option<&
         .collect()
 }
 
-fn contains_nul(body: &MessageBody) -> Result<bool> {
+pub(crate) fn contains_nul(body: &MessageBody) -> Result<bool> {
     let mut found = false;
     body.for_each_chunk(|chunk| found |= chunk.contains(&0))?;
     Ok(found)
 }
 
 impl Inner {
-    async fn append_once(
-        &self,
-        conn: &mut Conn,
-        mailbox: &str,
-        message: &Message,
-        binary: bool,
-    ) -> Result<crate::wire::StatusResponse> {
-        let known = self.permanent_flags.lock().unwrap_or_else(|p| p.into_inner()).get(mailbox).cloned();
-        let permanent = match known {
-            Some(flags) => Some(flags),
-            // Learn the folder's PERMANENTFLAGS once (SELECT is read-write but changes nothing we
-            // carry; the connection never EXPUNGEs or CLOSEs).
-            None => match self.select(conn, mailbox, false).await {
-                Ok(info) => info.permanent_flags,
-                Err(Error::NotFound { .. }) => None,
-                Err(other) => return Err(other),
-            },
-        };
-        let flags = flags_for_append(&message.meta.flags, permanent.as_deref());
-        let mut command = format!("APPEND {} ({})", self.quoted(mailbox)?, flags.join(" "));
-        if let Some(date) = &message.meta.internal_date {
-            command.push(' ');
-            command.push_str(&format_internal_date(date));
-        }
-        command.push(' ');
-        let parts = [Part::Text(command), Part::Literal { data: &message.body, binary }];
-        conn.run_parts(&parts, |_| Ok(())).await
-    }
-
-    async fn append(&self, folder: &FolderPath, message: &Message) -> Result<Appended> {
-        let size = message.body.len();
-        let limit = self.caps.append_limit();
-        if let Some(limit) = limit.filter(|limit| size > *limit) {
-            return Err(Error::TooBig { size, limit: Some(limit) });
-        }
-        let binary = contains_nul(&message.body)?;
-        if binary && !self.caps.has("BINARY") {
-            return Err(Error::Refused {
-                reason: "the message contains NUL bytes and the server does not offer BINARY (RFC 3516)"
-                    .into(),
-            });
-        }
-        let mailbox = self.mailbox(folder)?;
-        let mut pooled = self.acquire().await?;
-        let conn = pooled.conn();
-        let mut done = self.append_once(conn, &mailbox, message, binary).await?;
-        if done.status == Status::No && done.has_code("TRYCREATE") {
-            self.create(conn, folder).await?;
-            done = self.append_once(conn, &mailbox, message, binary).await?;
-        }
-        if done.status != Status::Ok {
-            return Err(errors::from_status(&format!("APPEND to {folder}"), &done, Some(size), limit));
-        }
-        let appended = done.code.as_ref().filter(|code| code.name == "APPENDUID").and_then(|code| {
-            let mut args = code.args.split_whitespace();
-            Some((args.next()?.parse::<u32>().ok()?, args.next()?.parse::<u32>().ok()?))
-        });
-        if binary {
-            if let Some((_, uid)) = appended {
-                self.verify_binary_append(conn, &mailbox, uid, message).await?;
-            }
-        }
-        Ok(match appended {
-            Some((validity, uid)) => Appended::with_key(format!("{validity}:{uid}")),
-            None => Appended::unknown(),
-        })
-    }
-
     /// Servers may re-encode binary MIME parts when they store a literal8 (Dovecot turns
     /// `Content-Transfer-Encoding: binary` parts into base64). Such a copy is not the message: it
     /// is removed again (our own just-appended UID only) and the message reported as refused.
-    async fn verify_binary_append(
+    pub(crate) async fn verify_binary_append(
         &self,
         conn: &mut Conn,
         mailbox: &str,
@@ -171,41 +101,6 @@ impl Inner {
                 if removed { " (the altered copy was removed)" } else { "; an altered copy remains" }
             ),
         })
-    }
-
-    /// EXAMINE for listing; `None` when the folder does not exist.
-    async fn examine_existing(&self, folder: &FolderPath) -> Result<Option<(String, Option<u32>, Vec<u32>)>> {
-        let mailbox = self.mailbox(folder)?;
-        let mut pooled = self.acquire().await?;
-        let conn = pooled.conn();
-        let info = match self.select(conn, &mailbox, true).await {
-            Ok(info) => info,
-            Err(Error::NotFound { .. }) if !self.exists(conn, &mailbox).await? => return Ok(None),
-            Err(error) => return Err(error),
-        };
-        let uids = search_uids(conn, 1).await?;
-        Ok(Some((mailbox, info.uid_validity, uids)))
-    }
-
-    async fn existing_chunk(
-        &self,
-        mailbox: &str,
-        validity: Option<u32>,
-        uids: &[u32],
-    ) -> Result<Vec<ExistingMessage>> {
-        let mut pooled = self.acquire().await?;
-        self.examine_checked(pooled.conn(), mailbox, validity).await?;
-        let fetched = self.fetch_bodies(pooled.conn(), uids, "UID RFC822.SIZE BODY.PEEK[]").await?;
-        drop(pooled);
-        let mut out = Vec::with_capacity(fetched.len());
-        for (uid, item) in fetched {
-            let Some(body) = item.body else {
-                return Err(Error::protocol(format!("the server sent no body for UID {uid} in {mailbox}")));
-            };
-            let key = validity.map(|v| format!("{v}:{uid}"));
-            out.push(ExistingMessage::new(key, body.len(), fingerprint::strict(&body)?));
-        }
-        Ok(out)
     }
 }
 
@@ -237,44 +132,25 @@ impl MailSink for ImapStore {
         self.inner.create(pooled.conn(), folder).await
     }
 
+    /// Pipelined unless the message has NUL bytes or `pipeline=0`: confirmed by [`flush`]
+    /// (see the crate docs).
+    ///
+    /// [`flush`]: MailSink::flush
     async fn append(&self, folder: &FolderPath, message: &Message) -> Result<Appended> {
-        self.inner.append(folder, message).await
+        self.inner.append_message(folder, message).await
     }
 
-    /// Fetches every message of the folder in chunks and fingerprints it: this reads the whole
-    /// folder over the network (the cost of strict dedup on IMAP); memory stays bounded by the
-    /// chunk size and the spool threshold.
+    /// Fingerprints every message of the folder: bodies are downloaded and hashed as they
+    /// arrive; fingerprints are remembered by UID, so a second listing of the folder downloads
+    /// only what arrived since.
     fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>> {
-        let inner = &*self.inner;
-        let chunk = inner.config.fetch_chunk.max(1);
-        stream::once(async move { inner.examine_existing(folder).await })
-            .flat_map(move |started| -> BoxStream<'a, Result<ExistingMessage>> {
-                match started {
-                    Err(error) => stream::iter(vec![Err(error)]).boxed(),
-                    Ok(None) => stream::empty().boxed(),
-                    Ok(Some((mailbox, validity, uids))) => {
-                        let chunks: Vec<Vec<u32>> = uids.chunks(chunk).map(<[u32]>::to_vec).collect();
-                        stream::iter(chunks)
-                            .then(move |uids| {
-                                let mailbox = mailbox.clone();
-                                async move {
-                                    match inner.existing_chunk(&mailbox, validity, &uids).await {
-                                        Ok(items) => items.into_iter().map(Ok).collect::<Vec<_>>(),
-                                        Err(error) => vec![Err(error)],
-                                    }
-                                }
-                            })
-                            .flat_map(stream::iter)
-                            .boxed()
-                    }
-                }
-            })
-            .boxed()
+        self.inner.list_existing(folder)
     }
 
-    /// A no-op: an IMAP server answers OK to APPEND only once the message is stored.
-    async fn flush(&self, _folder: &FolderPath) -> Result<()> {
-        Ok(())
+    /// Reads the answer of every APPEND still in flight to `folder`; `Ok` only when the server
+    /// confirmed all of them (an IMAP server answers OK only once the message is stored).
+    async fn flush(&self, folder: &FolderPath) -> Result<()> {
+        self.inner.flush_appends(folder).await
     }
 }
 

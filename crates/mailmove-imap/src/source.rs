@@ -16,11 +16,14 @@ use mailmove_core::{
     SourceCapabilities, SourceKey,
 };
 
-use crate::conn::{Conn, Untagged};
+use crate::conn::{Conn, Part, Untagged};
 use crate::errors;
-use crate::store::{uid_set, ImapStore, Inner};
+use crate::store::{uid_set, ImapStore, Inner, Selecting};
 use crate::utf7;
 use crate::wire::{Status, Value};
+
+/// `UID FETCH` commands pipelined per connection borrow in `fetch`.
+const FETCH_GROUP: usize = 4;
 
 /// What one `* n FETCH (...)` response (or several for the same UID) told about a message.
 #[derive(Debug, Default)]
@@ -91,7 +94,7 @@ pub(crate) fn absorb_fetch(values: &[Value], by_uid: &mut BTreeMap<u32, Fetched>
 /// Whether a body has a stray 0x80 byte, the replacement Dovecot and others send for NUL in
 /// `BODY[]`. A 0x80 inside a valid UTF-8 sequence (as in `–`, E2 80 93) is text, not a replaced
 /// NUL, and must not send the message down the `BINARY[]` path (which decodes encoded parts).
-fn has_nul_replacement(body: &MessageBody) -> Result<bool> {
+pub(crate) fn has_nul_replacement(body: &MessageBody) -> Result<bool> {
     // A position can be judged once the three bytes after it are known; the carry holds up to three
     // judged bytes of context followed by up to three bytes still to judge.
     let mut carry: Vec<u8> = Vec::new();
@@ -151,26 +154,45 @@ pub(crate) fn restore_nul_bytes(body: &MessageBody, binary: &MessageBody) -> Res
     Ok(any_nul.then(|| binary.clone()))
 }
 
-/// Runs one `UID FETCH` and returns what came back per UID; a tagged NO or an unparsable FETCH
-/// response is an error, never an empty result.
-pub(crate) async fn uid_fetch(conn: &mut Conn, uids: &[u32], items: &str) -> Result<BTreeMap<u32, Fetched>> {
+/// Runs `UID FETCH` for `uids` and returns what came back per UID; a tagged NO or an unparsable
+/// FETCH response is an error, never an empty result. More than `per_command` UIDs go as several
+/// commands sent at once (pipelined: one round trip for all).
+pub(crate) async fn uid_fetch(
+    conn: &mut Conn,
+    uids: &[u32],
+    items: &str,
+    per_command: usize,
+) -> Result<BTreeMap<u32, Fetched>> {
     let mut by_uid = BTreeMap::new();
     let mut unparsed = None;
-    let command = format!("UID FETCH {} ({items})", uid_set(uids));
-    let done = conn
-        .run(&command, |untagged| {
-            match untagged {
-                Untagged::Data(values) => absorb_fetch(values, &mut by_uid),
-                Untagged::Unparsed(error) if error.excerpt.contains("FETCH") => {
-                    unparsed = Some(error.to_string())
+    let mut tags = Vec::new();
+    for chunk in uids.chunks(per_command.max(1)) {
+        let tag = conn.tag();
+        let command = format!("UID FETCH {} ({items})", uid_set(chunk));
+        conn.send_parts(&tag, &[Part::Text(command)], &mut |_| Ok(())).await?;
+        tags.push(tag);
+    }
+    let mut failed = None;
+    for tag in tags {
+        let done = conn
+            .finish(&tag, |untagged| {
+                match untagged {
+                    Untagged::Data(values) => absorb_fetch(values, &mut by_uid),
+                    Untagged::Unparsed(error) if error.excerpt.contains("FETCH") => {
+                        unparsed = Some(error.to_string())
+                    }
+                    _ => {}
                 }
-                _ => {}
-            }
-            Ok(())
-        })
-        .await?;
-    if done.status != Status::Ok {
-        return Err(errors::from_status("UID FETCH", &done, None, None));
+                Ok(())
+            })
+            .await?;
+        if done.status != Status::Ok && failed.is_none() {
+            // Read the other answers anyway so that the connection stays usable.
+            failed = Some(errors::from_status("UID FETCH", &done, None, None));
+        }
+    }
+    if let Some(error) = failed {
+        return Err(error);
     }
     if let Some(error) = unparsed {
         return Err(Error::protocol(format!("UID FETCH: {error}")));
@@ -181,10 +203,23 @@ pub(crate) async fn uid_fetch(conn: &mut Conn, uids: &[u32], items: &str) -> Res
 /// `UID SEARCH UID from:*`, sorted, without UIDs below `from` (`n:*` always matches the last
 /// message, whatever its UID).
 pub(crate) async fn search_uids(conn: &mut Conn, from: u32) -> Result<Vec<u32>> {
-    let mut uids = Vec::new();
+    let tag = search_start(conn, from).await?;
+    search_finish(conn, &tag, from).await
+}
+
+/// Sends the UID SEARCH of [`search_uids`] without waiting.
+pub(crate) async fn search_start(conn: &mut Conn, from: u32) -> Result<String> {
     let command = if from <= 1 { "UID SEARCH ALL".to_string() } else { format!("UID SEARCH UID {from}:*") };
+    let tag = conn.tag();
+    conn.send_parts(&tag, &[Part::Text(command)], &mut |_| Ok(())).await?;
+    Ok(tag)
+}
+
+/// Reads the answer of [`search_start`].
+pub(crate) async fn search_finish(conn: &mut Conn, tag: &str, from: u32) -> Result<Vec<u32>> {
+    let mut uids = Vec::new();
     let done = conn
-        .run(&command, |untagged| {
+        .finish(tag, |untagged| {
             if let Untagged::Data(values) = untagged {
                 if values.first().is_some_and(|v| v.is_atom("SEARCH")) {
                     uids.extend(
@@ -213,12 +248,35 @@ impl Inner {
         }
     }
 
-    /// EXAMINE and the UIDs from `from` on.
+    /// EXAMINE and the UIDs from `from` on, in one round trip (both commands pipelined). With a
+    /// watermark (`from` > 1), STATUS first: when UIDNEXT says nothing arrived since, the folder
+    /// costs that one command and is not even selected.
     async fn examine_uids(&self, folder: &FolderPath, from: u32) -> Result<(Option<u32>, Vec<u32>)> {
         let mailbox = self.mailbox(folder)?;
-        let mut pooled = self.acquire().await?;
-        let info = self.select(pooled.conn(), &mailbox, true).await?;
-        let uids = search_uids(pooled.conn(), from).await?;
+        // Read-your-writes when this store is also the sink.
+        self.settle_mailbox(&mailbox).await;
+        let mut pooled = self.acquire_for(Some(&mailbox)).await?;
+        let conn = pooled.conn();
+        let selected = conn.selected.as_ref().is_some_and(|s| s.mailbox == mailbox);
+        // STATUS of the selected mailbox is discouraged (RFC 3501 §6.3.10): then SEARCH directly.
+        if from > 1 && !selected {
+            let status = self.status(conn, &mailbox).await?;
+            self.check_listed_validity(&mailbox, status.validity)?;
+            if status.uid_next.is_some_and(|next| next <= from) {
+                return Ok((status.validity, Vec::new()));
+            }
+        }
+        let selecting = self.select_start(conn, &mailbox, true).await?;
+        let search = search_start(conn, from).await?;
+        let info = match selecting {
+            Selecting::Already(info) => Ok(info),
+            Selecting::Sent(tag) => self.select_finish(conn, &tag, &mailbox, true).await,
+        };
+        // Both answers are read before either error is returned, so the connection stays in step.
+        let uids = search_finish(conn, &search, from).await;
+        let info = info?;
+        let uids = uids?;
+        self.check_listed_validity(&mailbox, info.uid_validity)?;
         Ok((info.uid_validity, uids))
     }
 
@@ -245,9 +303,9 @@ impl Inner {
         validity: Option<u32>,
         uids: &[u32],
     ) -> Result<Vec<MessageMeta>> {
-        let mut pooled = self.acquire().await?;
+        let mut pooled = self.acquire_for(Some(mailbox)).await?;
         self.examine_checked(pooled.conn(), mailbox, validity).await?;
-        let fetched = uid_fetch(pooled.conn(), uids, self.meta_items()).await?;
+        let fetched = uid_fetch(pooled.conn(), uids, self.meta_items(), usize::MAX).await?;
         drop(pooled);
         let mut out = Vec::with_capacity(fetched.len());
         for (uid, item) in fetched {
@@ -268,7 +326,7 @@ impl Inner {
         uids: &[u32],
         items: &str,
     ) -> Result<BTreeMap<u32, Fetched>> {
-        let mut fetched = uid_fetch(conn, uids, items).await?;
+        let mut fetched = uid_fetch(conn, uids, items, self.config.fetch_chunk).await?;
         if self.caps.has("BINARY") {
             let mut suspects = Vec::new();
             for (uid, item) in &fetched {
@@ -279,7 +337,7 @@ impl Inner {
                 }
             }
             if !suspects.is_empty() {
-                for (uid, binary) in uid_fetch(conn, &suspects, "UID BINARY.PEEK[]").await? {
+                for (uid, binary) in uid_fetch(conn, &suspects, "UID BINARY.PEEK[]", 16).await? {
                     let Some(item) = fetched.get_mut(&uid) else { continue };
                     let (Some(body), Some(binary)) = (&item.body, &binary.binary) else { continue };
                     if let Some(exact) = restore_nul_bytes(body, binary)? {
@@ -294,7 +352,10 @@ impl Inner {
     }
 
     async fn fetch_chunk(&self, mailbox: &str, uids: &[u32]) -> Result<Vec<Result<Message>>> {
-        let mut pooled = self.acquire().await?;
+        if let Some(rate) = &self.message_rate {
+            rate.take(uids.len() as u64).await;
+        }
+        let mut pooled = self.acquire_for(Some(mailbox)).await?;
         self.select(pooled.conn(), mailbox, true).await?;
         let items = format!("{} BODY.PEEK[]", self.meta_items());
         let mut fetched = self.fetch_bodies(pooled.conn(), uids, &items).await?;
@@ -426,7 +487,9 @@ impl MailSource for ImapStore {
             Ok(mailbox) => mailbox,
             Err(error) => return stream::iter(vec![Err(error)]).boxed(),
         };
-        let chunk = inner.config.fetch_chunk.max(1);
+        // Up to FETCH_GROUP commands in flight on one connection per borrow: an engine batch (64
+        // keys) is one round trip; a caller asking for thousands of keys still gets bounded groups.
+        let chunk = inner.config.fetch_chunk.max(1).saturating_mul(FETCH_GROUP);
         let chunks: Vec<Vec<u32>> = uids.chunks(chunk).map(<[u32]>::to_vec).collect();
         let fetched =
             stream::iter(chunks)

@@ -1,6 +1,6 @@
 //! [`ImapStore`]: the connection pool and the operations both sides share (folders, SELECT).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -8,16 +8,20 @@ use mailmove_core::{Error, FolderInfo, FolderPath, Result, SpecialUse};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::rustls::ClientConfig;
 
+use crate::append::Lanes;
 use crate::config::ImapConfig;
-use crate::conn::{Capabilities, Conn, Untagged};
+use crate::conn::{Capabilities, Conn, Part, Untagged};
 use crate::errors;
 use crate::names::{self, Naming};
+use crate::rate::RateLimit;
 use crate::session;
 use crate::wire::{quote, Status, Value};
 
 /// An idle connection older than this is checked with NOOP before use (servers log idle
 /// sessions out after 30 minutes; a NAT may drop them sooner).
 const CHECK_IDLE_AFTER: Duration = Duration::from_secs(60);
+/// How often a caller waiting for a connection looks for idle lanes to settle.
+const POOL_RECHECK: Duration = Duration::from_millis(200);
 
 /// An IMAP account, usable as a [`MailSource`](mailmove_core::MailSource) and a
 /// [`MailSink`](mailmove_core::MailSink). Cloning shares the connections.
@@ -51,9 +55,21 @@ pub(crate) struct Inner {
     pub permanent_flags: Mutex<HashMap<String, Vec<String>>>,
     /// Folder → mailbox name as listed (so that a name we could not decode is used verbatim).
     pub raw_names: Mutex<HashMap<FolderPath, String>>,
+    /// Mailboxes known to exist and be selectable (listed, or created by us).
+    pub known: Mutex<HashSet<String>>,
+    /// Mailbox → UIDVALIDITY as reported by the last folder listing (the epoch the engine uses).
+    pub listed_validity: Mutex<HashMap<String, u32>>,
+    /// Pipelined APPENDs, per mailbox.
+    pub lanes: Lanes,
+    /// Fingerprints of destination messages already read (see [`crate::existing`]).
+    pub existing: crate::existing::Cache,
+    /// The account's byte rate limit (`rate=`), shared by its connections.
+    byte_rate: Option<Arc<RateLimit>>,
+    /// The account's message rate limit (`msgrate=`).
+    pub message_rate: Option<RateLimit>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -61,22 +77,28 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Pooled<'a> {
     inner: &'a Inner,
     conn: Option<Conn>,
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Pooled<'_> {
     pub fn conn(&mut self) -> &mut Conn {
-        // Present from creation until drop.
+        // Present from creation until drop or detach.
         self.conn.as_mut().expect("pooled connection present until drop")
+    }
+
+    /// Takes the connection out of the pool's care (a lane keeps it across calls); give it back
+    /// with [`Inner::release`].
+    pub fn detach(mut self) -> (Conn, OwnedSemaphorePermit) {
+        let conn = self.conn.take().expect("pooled connection present until drop");
+        let permit = self.permit.take().expect("pooled permit present until drop");
+        (conn, permit)
     }
 }
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            if !conn.broken {
-                lock(&self.inner.idle).push(conn);
-            }
+        if let (Some(conn), Some(permit)) = (self.conn.take(), self.permit.take()) {
+            self.inner.release(conn, permit);
         }
     }
 }
@@ -92,11 +114,15 @@ impl ImapStore {
     pub async fn connect(config: ImapConfig) -> Result<ImapStore> {
         config.validate()?;
         let tls = crate::tls::client_config(&config)?;
+        let byte_rate = config.bytes_per_second.map(|rate| Arc::new(RateLimit::new(rate)));
         let mut conn = session::open(&config, &tls).await?;
+        conn.set_rate(byte_rate.clone());
         let utf8 = config.utf8_accept && conn.caps.has("UTF8=ACCEPT");
         let naming = names::discover(&mut conn, utf8).await?;
         let caps = conn.caps.clone();
         let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+        let message_rate = config.messages_per_second.map(RateLimit::new);
+        let existing = crate::existing::Cache::new(config.fingerprint_cache);
         let inner = Inner {
             config,
             tls,
@@ -106,6 +132,12 @@ impl ImapStore {
             naming,
             permanent_flags: Mutex::new(HashMap::new()),
             raw_names: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashSet::new()),
+            listed_validity: Mutex::new(HashMap::new()),
+            lanes: Lanes::default(),
+            existing,
+            byte_rate,
+            message_rate,
         };
         Ok(ImapStore { inner: Arc::new(inner) })
     }
@@ -120,8 +152,11 @@ impl ImapStore {
         self.inner.caps.has(name)
     }
 
-    /// Logs out every idle connection.
+    /// Waits for every pipelined APPEND, then logs out every idle connection. Call it at the end
+    /// of a run (the engine's [`flush`](mailmove_core::MailSink::flush) already settles each
+    /// folder it wrote to).
     pub async fn close(&self) {
+        self.inner.settle_all_lanes().await;
         let idle: Vec<Conn> = std::mem::take(&mut *lock(&self.inner.idle));
         for mut conn in idle {
             conn.logout().await;
@@ -130,16 +165,37 @@ impl ImapStore {
 }
 
 impl Inner {
-    /// A connection from the pool, or a new one.
-    pub async fn acquire(&self) -> Result<Pooled<'_>> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::connection("connection pool closed"))?;
+    /// A connection from the pool (preferably one that has `mailbox` selected already, which
+    /// saves a round trip), or a new one.
+    pub async fn acquire_for(&self, mailbox: Option<&str>) -> Result<Pooled<'_>> {
+        let permit = loop {
+            match self.permits.clone().try_acquire_owned() {
+                Ok(permit) => break permit,
+                Err(tokio::sync::TryAcquireError::Closed) => {
+                    return Err(Error::connection("connection pool closed"))
+                }
+                Err(tokio::sync::TryAcquireError::NoPermits) => {}
+            }
+            // Every connection is out. Lanes that nobody is using right now hold theirs only for
+            // answers still to come: settle them so that the pool can never starve, then wait a
+            // little for a connection to come back (and look at the lanes again if none does).
+            self.settle_idle_lanes().await;
+            if let Ok(permit) = tokio::time::timeout(POOL_RECHECK, self.permits.clone().acquire_owned()).await
+            {
+                break permit.map_err(|_| Error::connection("connection pool closed"))?;
+            }
+        };
         loop {
-            let idle = lock(&self.idle).pop();
+            let idle = {
+                let mut idle = lock(&self.idle);
+                let selected = mailbox.and_then(|wanted| {
+                    idle.iter().rposition(|c| c.selected.as_ref().is_some_and(|s| s.mailbox == wanted))
+                });
+                match selected {
+                    Some(index) => Some(idle.swap_remove(index)),
+                    None => idle.pop(),
+                }
+            };
             let Some(mut conn) = idle else { break };
             if conn.last_used.elapsed() > CHECK_IDLE_AFTER {
                 match conn.run("NOOP", |_| Ok(())).await {
@@ -147,10 +203,24 @@ impl Inner {
                     _ => continue,
                 }
             }
-            return Ok(Pooled { inner: self, conn: Some(conn), _permit: permit });
+            return Ok(Pooled { inner: self, conn: Some(conn), permit: Some(permit) });
         }
-        let conn = session::open(&self.config, &self.tls).await?;
-        Ok(Pooled { inner: self, conn: Some(conn), _permit: permit })
+        let mut conn = session::open(&self.config, &self.tls).await?;
+        conn.set_rate(self.byte_rate.clone());
+        Ok(Pooled { inner: self, conn: Some(conn), permit: Some(permit) })
+    }
+
+    /// A connection from the pool, or a new one.
+    pub async fn acquire(&self) -> Result<Pooled<'_>> {
+        self.acquire_for(None).await
+    }
+
+    /// Gives a connection back (dropped instead when it broke).
+    pub fn release(&self, conn: Conn, permit: OwnedSemaphorePermit) {
+        if !conn.broken {
+            lock(&self.idle).push(conn);
+        }
+        drop(permit);
     }
 
     /// The mailbox name of a folder.
@@ -172,16 +242,39 @@ impl Inner {
     /// SELECT (read-write) or EXAMINE (read-only) unless the connection already has it selected.
     /// A NO becomes [`Error::NotFound`].
     pub async fn select(&self, conn: &mut Conn, mailbox: &str, read_only: bool) -> Result<SelectInfo> {
+        match self.select_start(conn, mailbox, read_only).await? {
+            Selecting::Already(info) => Ok(info),
+            Selecting::Sent(tag) => self.select_finish(conn, &tag, mailbox, read_only).await,
+        }
+    }
+
+    /// Sends SELECT/EXAMINE (without waiting, so that the next command can follow at once) unless
+    /// the connection has the mailbox selected already.
+    pub async fn select_start(&self, conn: &mut Conn, mailbox: &str, read_only: bool) -> Result<Selecting> {
         if let Some(selected) = &conn.selected {
             if selected.mailbox == mailbox && (read_only || !selected.read_only) {
-                return Ok(SelectInfo { uid_validity: selected.uid_validity, ..SelectInfo::default() });
+                let info = SelectInfo { uid_validity: selected.uid_validity, ..SelectInfo::default() };
+                return Ok(Selecting::Already(info));
             }
         }
         conn.selected = None;
         let command = format!("{} {}", if read_only { "EXAMINE" } else { "SELECT" }, self.quoted(mailbox)?);
+        let tag = conn.tag();
+        conn.send_parts(&tag, &[Part::Text(command)], &mut |_| Ok(())).await?;
+        Ok(Selecting::Sent(tag))
+    }
+
+    /// Reads the answer of a SELECT/EXAMINE sent by [`Inner::select_start`].
+    pub async fn select_finish(
+        &self,
+        conn: &mut Conn,
+        tag: &str,
+        mailbox: &str,
+        read_only: bool,
+    ) -> Result<SelectInfo> {
         let mut info = SelectInfo::default();
         let done = conn
-            .run(&command, |untagged| {
+            .finish(tag, |untagged| {
                 match untagged {
                     Untagged::Status(status) => match status.code.as_ref() {
                         Some(code) if code.name == "UIDVALIDITY" => {
@@ -222,7 +315,26 @@ impl Inner {
         Ok(info)
     }
 
-    /// LIST of the personal namespace, with roles; STATUS of each selectable folder.
+    /// Fails when a mailbox's UIDVALIDITY is not the one the last folder listing reported: the
+    /// engine keyed its checkpoint by that epoch, so keys read now would name other messages.
+    pub fn check_listed_validity(&self, mailbox: &str, now: Option<u32>) -> Result<()> {
+        let listed = lock(&self.listed_validity).get(mailbox).copied();
+        match (listed, now) {
+            (Some(listed), Some(now)) if listed != now => Err(Error::Backend {
+                backend: "imap",
+                message: format!(
+                    "the UIDVALIDITY of {mailbox} changed from {listed} to {now} since its folders were \
+                     listed: the folder is left for the next run, which matches it by fingerprint"
+                ),
+                transient: false,
+                source: None,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// LIST of the personal namespace, with roles; STATUS of each selectable folder (all STATUS
+    /// commands pipelined: one round trip however many folders).
     pub async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
         let mut pooled = self.acquire().await?;
         let conn = pooled.conn();
@@ -247,6 +359,7 @@ impl Inner {
             return Err(errors::from_status("LIST", &done, None, None));
         }
         let mut out: Vec<FolderInfo> = Vec::new();
+        let mut raws: Vec<String> = Vec::new();
         for (raw, attributes) in listed {
             let Some(path) = self.naming.decode(&raw) else { continue };
             if out.iter().any(|info| info.path == path) {
@@ -263,48 +376,74 @@ impl Inner {
                     .find_map(|a| SpecialUse::from_imap_attribute(a).filter(|r| *r != SpecialUse::Inbox))
             };
             lock(&self.raw_names).insert(path.clone(), raw.clone());
+            if selectable {
+                lock(&self.known).insert(raw.clone());
+            }
             let mut info = FolderInfo::new(path.with_role(role));
             info.selectable = selectable;
-            if selectable {
-                self.status(conn, &raw, &mut info).await?;
-            }
             out.push(info);
+            raws.push(raw);
+        }
+        let wanted: Vec<&str> =
+            out.iter().zip(&raws).filter(|(info, _)| info.selectable).map(|(_, raw)| raw.as_str()).collect();
+        let statuses = self.statuses(conn, &wanted).await?;
+        for (info, raw) in out.iter_mut().zip(&raws) {
+            let Some(status) = statuses.get(raw.as_str()) else { continue };
+            info.messages = status.messages;
+            info.epoch = status.validity.map(u64::from);
+            info.bytes = status.size;
+            if let Some(validity) = status.validity {
+                lock(&self.listed_validity).insert(raw.clone(), validity);
+            }
         }
         Ok(out)
     }
 
-    async fn status(&self, conn: &mut Conn, mailbox: &str, info: &mut FolderInfo) -> Result<()> {
+    /// STATUS of several mailboxes, pipelined. A mailbox the server refuses (it vanished between
+    /// LIST and STATUS) is left out.
+    pub async fn statuses(
+        &self,
+        conn: &mut Conn,
+        mailboxes: &[&str],
+    ) -> Result<HashMap<String, MailboxStatus>> {
         let size = if self.caps.has("STATUS=SIZE") { " SIZE" } else { "" };
-        let command = format!("STATUS {} (MESSAGES UIDVALIDITY{size})", self.quoted(mailbox)?);
-        let done = conn
-            .run(&command, |untagged| {
-                if let Untagged::Data(values) = untagged {
-                    if values.first().is_some_and(|v| v.is_atom("STATUS")) {
-                        let items = values.get(2).and_then(Value::list).unwrap_or(&[]);
-                        for pair in items.chunks(2) {
-                            let (Some(key), Some(value)) =
-                                (pair.first(), pair.get(1).and_then(Value::number))
-                            else {
-                                continue;
-                            };
-                            if key.is_atom("MESSAGES") {
-                                info.messages = Some(value);
-                            } else if key.is_atom("UIDVALIDITY") {
-                                info.epoch = Some(value);
-                            } else if key.is_atom("SIZE") {
-                                info.bytes = Some(value);
-                            }
+        let mut by_name: HashMap<String, MailboxStatus> = HashMap::new();
+        // In batches, so that a server with thousands of folders never sees an unbounded burst.
+        for batch in mailboxes.chunks(100) {
+            let mut tags = Vec::with_capacity(batch.len());
+            for mailbox in batch {
+                let tag = conn.tag();
+                let command =
+                    format!("STATUS {} (MESSAGES UIDNEXT UIDVALIDITY{size})", self.quoted(mailbox)?);
+                conn.send_parts(&tag, &[Part::Text(command)], &mut |_| Ok(())).await?;
+                tags.push((tag, *mailbox));
+            }
+            for (tag, mailbox) in tags {
+                // The server answers in order: the STATUS data read before this tag's answer is
+                // this mailbox's, whatever spelling of the name the server echoes.
+                let mut status = MailboxStatus::default();
+                let done = conn
+                    .finish(&tag, |untagged| {
+                        if let Untagged::Data(values) = untagged {
+                            absorb_status(values, &mut status);
                         }
-                    }
+                        Ok(())
+                    })
+                    .await?;
+                if done.status == Status::Ok {
+                    by_name.insert(mailbox.to_string(), status);
+                } else {
+                    tracing::debug!("STATUS {mailbox}: {}", done.describe());
                 }
-                Ok(())
-            })
-            .await?;
-        if done.status != Status::Ok {
-            // A folder that vanished between LIST and STATUS is listed without counts.
-            tracing::debug!("STATUS {mailbox}: {}", done.describe());
+            }
         }
-        Ok(())
+        Ok(by_name)
+    }
+
+    /// STATUS of one mailbox.
+    pub async fn status(&self, conn: &mut Conn, mailbox: &str) -> Result<MailboxStatus> {
+        let mut statuses = self.statuses(conn, &[mailbox]).await?;
+        statuses.remove(mailbox).ok_or_else(|| Error::NotFound { what: format!("folder {mailbox}") })
     }
 
     /// Whether a mailbox exists (LIST of exactly that name).
@@ -330,12 +469,18 @@ impl Inner {
             return Ok(());
         }
         let mailbox = self.mailbox(path)?;
+        if lock(&self.known).contains(&mailbox) {
+            // Listed as selectable or created by us: a re-run costs no CREATE per folder. Should
+            // it have been deleted since, APPEND answers [TRYCREATE] and the folder is created then.
+            return Ok(());
+        }
         for attempt in 0..2 {
             let done = conn.run(&format!("CREATE {}", self.quoted(&mailbox)?), |_| Ok(())).await?;
             if done.status == Status::Ok
                 || done.has_code("ALREADYEXISTS")
                 || self.exists(conn, &mailbox).await?
             {
+                lock(&self.known).insert(mailbox);
                 return Ok(());
             }
             match path.parent() {
@@ -346,6 +491,42 @@ impl Inner {
             }
         }
         Ok(())
+    }
+}
+
+/// A SELECT under way, or not needed.
+pub(crate) enum Selecting {
+    /// The connection had the mailbox selected already.
+    Already(SelectInfo),
+    /// Sent under this tag.
+    Sent(String),
+}
+
+/// What STATUS told about a mailbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct MailboxStatus {
+    pub messages: Option<u64>,
+    pub uid_next: Option<u32>,
+    pub validity: Option<u32>,
+    pub size: Option<u64>,
+}
+
+/// Reads `* STATUS name (MESSAGES n UIDNEXT n ...)` into `status`.
+fn absorb_status(values: &[Value], status: &mut MailboxStatus) {
+    if !values.first().is_some_and(|v| v.is_atom("STATUS")) {
+        return;
+    }
+    for pair in values.get(2).and_then(Value::list).unwrap_or(&[]).chunks(2) {
+        let (Some(key), Some(value)) = (pair.first(), pair.get(1).and_then(Value::number)) else { continue };
+        if key.is_atom("MESSAGES") {
+            status.messages = Some(value);
+        } else if key.is_atom("UIDNEXT") {
+            status.uid_next = u32::try_from(value).ok();
+        } else if key.is_atom("UIDVALIDITY") {
+            status.validity = u32::try_from(value).ok();
+        } else if key.is_atom("SIZE") {
+            status.size = Some(value);
+        }
     }
 }
 

@@ -39,13 +39,11 @@ async fn multi_folder_account_round_trips_byte_exact() {
             let meta = MessageMeta::new(format!("k{f}-{i}"), bytes.len() as u64)
                 .with_flags(flags.clone())
                 .with_internal_date(Some(old + chrono::Duration::days((f * 10 + i) as i64)));
-            let appended = sink
-                .append(folder, &Message::new(meta.clone(), MessageBody::from(bytes.clone())))
-                .await
-                .unwrap();
-            assert!(appended.dest_key.is_some(), "Dovecot has UIDPLUS: APPENDUID must become the dest key");
+            sink.append(folder, &Message::new(meta.clone(), MessageBody::from(bytes.clone()))).await.unwrap();
             written.push((folder.clone(), bytes, meta));
         }
+        // Appends are pipelined: flush is where the server's answers are read.
+        sink.flush(folder).await.unwrap();
     }
 
     // Read back through another store (its own connections).
@@ -123,4 +121,25 @@ async fn trycreate_and_name_errors() {
     assert!(store.collect_existing(&FolderPath::parse("Nope")).await.unwrap().is_empty());
     // Listing a missing folder is an error, not an empty folder.
     assert!(store.collect_messages(&FolderPath::parse("Nope")).await.is_err());
+}
+
+#[tokio::test]
+async fn synchronous_appends_return_the_appenduid() {
+    let user = common::user("acct-sync");
+    let url = format!("{}&pipeline=0", common::starttls_url(&user));
+    let config = mailmove_imap::ImapConfig::from_url(&url).unwrap().with_password(common::password());
+    let sink = mailmove_imap::ImapStore::connect(config).await.unwrap();
+    let mut keys = Vec::new();
+    for n in 0..3 {
+        let bytes = message(&format!("sync{n}"), "x");
+        let appended = sink
+            .append(&FolderPath::inbox(), &Message::new(MessageMeta::new("k", 0), MessageBody::from(bytes)))
+            .await
+            .unwrap();
+        keys.push(appended.dest_key.expect("Dovecot has UIDPLUS: APPENDUID becomes the dest key"));
+    }
+    sink.flush(&FolderPath::inbox()).await.unwrap();
+    let existing = sink.collect_existing(&FolderPath::inbox()).await.unwrap();
+    let listed: Vec<String> = existing.into_iter().filter_map(|e| e.dest_key).collect();
+    assert_eq!(listed, keys, "the dest keys name the stored messages");
 }

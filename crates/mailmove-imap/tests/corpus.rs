@@ -67,6 +67,8 @@ async fn corpus_round_trips() {
         }
     }
     println!("{} stored, refused: {refused:#?}", expected.len());
+    // Appends are pipelined: flush reads the server's answers (all OK here).
+    store.flush(&folder).await.unwrap();
 
     let reader = common::store(&user).await;
     let metas = reader.collect_messages(&folder).await.unwrap();

@@ -86,7 +86,7 @@ async fn serve(answers: Vec<Answer>) -> (u16, Arc<Mutex<Vec<String>>>) {
 }
 
 async fn store(port: u16) -> ImapStore {
-    let url = format!("imap://u@127.0.0.1:{port}/?tls=none&auth=login&connections=1&timeout=5");
+    let url = format!("imap://u@127.0.0.1:{port}/?tls=none&auth=login&connections=1&timeout=5&pipeline=0");
     ImapStore::connect(ImapConfig::from_url(&url).unwrap().with_password(Secret::new("pw"))).await.unwrap()
 }
 

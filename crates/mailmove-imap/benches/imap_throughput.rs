@@ -1,0 +1,344 @@
+//! IMAP→IMAP throughput against a throw-away Dovecot, ours versus mbsync.
+//!
+//! ```text
+//! cargo bench -p mailmove-imap --bench imap_throughput
+//! ```
+//!
+//! Starts Dovecot with `scripts/dovecot.sh start $MAILMOVE_BENCH_DIR` (default `/tmp/mm-imap-bench`;
+//! stopped again at the end when this run started it), fills a source account with the synthetic
+//! mailbox of `mailmove_core::synthetic` (realistic size mix, six folders), then times copies into a
+//! fresh destination account each time:
+//! * on loopback, and through a TCP proxy of its own that delays every byte by
+//!   `$MAILMOVE_BENCH_DELAY_MS` (default 10 ms) each way, i.e. 20 ms round trips;
+//! * ours: `mailmove_core::engine::copy` with default options and an in-memory checkpoint, run in a
+//!   child process (this same binary) so that its peak RSS (`VmHWM`) is its own;
+//! * mbsync, when installed (`apt-get install isync`), on the same data with the same TLS mode
+//!   (STARTTLS against the test CA), `Sync Pull`, `Create Near`, `Patterns *`, `CopyArrivalDate yes`.
+//!
+//! Every copy is checked (message count per folder equals the source's) and the figures are printed
+//! with the ratio ours / mbsync (wall time). Sizes: `$MAILMOVE_BENCH_MESSAGES` (default 3000) and
+//! `$MAILMOVE_BENCH_MAX_SIZE` (bytes, default 4 MiB). `$MAILMOVE_BENCH_URL_OPTIONS` adds query
+//! options to our URLs (e.g. `connections=8`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mailmove_core::checkpoint::Checkpoint;
+use mailmove_core::engine::{self, CopyOptions, EventSink};
+use mailmove_core::synthetic::SyntheticMailbox;
+use mailmove_core::{MailSink, MailSource, Secret};
+use mailmove_imap::{ImapConfig, ImapStore};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+const CHILD: &str = "MAILMOVE_BENCH_CHILD";
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+/// What `scripts/dovecot.sh` wrote to DIR/env.
+struct Server {
+    dir: PathBuf,
+    port: u16,
+    ca: String,
+    password: String,
+    started_here: bool,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/dovecot.sh");
+        let running = Command::new(&script).arg("status").arg(dir).output().is_ok_and(|o| o.status.success());
+        let output = Command::new(&script).arg("start").arg(dir).output().expect("run scripts/dovecot.sh");
+        assert!(
+            output.status.success(),
+            "scripts/dovecot.sh start failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let env = std::fs::read_to_string(dir.join("env")).expect("DIR/env");
+        let vars: BTreeMap<String, String> = env
+            .lines()
+            .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Server {
+            dir: dir.to_path_buf(),
+            port: vars["MAILMOVE_TEST_IMAP_PORT"].parse().expect("port"),
+            ca: vars["MAILMOVE_TEST_CA"].clone(),
+            password: vars["MAILMOVE_TEST_PASSWORD"].clone(),
+            started_here: !running,
+        }
+    }
+
+    fn url(&self, user: &str, port: u16) -> String {
+        let extra = env_or("MAILMOVE_BENCH_URL_OPTIONS", "");
+        let extra = if extra.is_empty() { String::new() } else { format!("&{extra}") };
+        format!("imap://{user}@localhost:{port}/?tls=starttls&ca={}{extra}", self.ca)
+    }
+
+    async fn store(&self, user: &str, port: u16) -> ImapStore {
+        let config =
+            ImapConfig::from_url(&self.url(user, port)).unwrap().with_password(Secret::new(&self.password));
+        ImapStore::connect(config).await.unwrap_or_else(|e| panic!("connect {user}: {e}"))
+    }
+
+    /// Removes an account's mail (after its last use).
+    fn remove(&self, user: &str) {
+        let _ = std::fs::remove_dir_all(self.dir.join("home").join(user));
+    }
+
+    fn stop(&self) {
+        if self.started_here {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/dovecot.sh");
+            let _ = Command::new(script).arg("stop").arg(&self.dir).output();
+        }
+    }
+}
+
+/// Message count per folder.
+async fn counts(store: &ImapStore) -> BTreeMap<String, u64> {
+    MailSource::list_folders(store)
+        .await
+        .expect("list folders")
+        .into_iter()
+        .filter(|f| f.selectable && f.messages.unwrap_or(0) > 0)
+        .map(|f| (f.path.to_string(), f.messages.unwrap_or(0)))
+        .collect()
+}
+
+/// A delay line: every byte is forwarded `delay` after it arrived, in order, in both directions.
+async fn proxy(upstream: u16, delay: Duration) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else { return };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pump(client_read, server_write, delay));
+                tokio::spawn(pump(server_read, client_write, delay));
+            });
+        }
+    });
+    port
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    let (sender, mut receiver) = mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(4096);
+    let writer = tokio::spawn(async move {
+        while let Some((due, bytes)) = receiver.recv().await {
+            tokio::time::sleep_until(due).await;
+            if bytes.is_empty() || to.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    });
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = from.read(&mut buffer).await.unwrap_or(0);
+        let due = tokio::time::Instant::now() + delay;
+        if sender.send((due, buffer[..read].to_vec())).await.is_err() || read == 0 {
+            break;
+        }
+    }
+    let _ = writer.await;
+}
+
+/// Child mode: one copy with the engine, figures on stdout.
+fn child() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let password = Secret::new(std::env::var("MAILMOVE_BENCH_PASSWORD").expect("password"));
+        let open = |url: String| {
+            let password = password.clone();
+            async move {
+                let config = ImapConfig::from_url(&url).expect("url").with_password(password);
+                ImapStore::connect(config).await.expect("connect")
+            }
+        };
+        let started = Instant::now();
+        let source = open(std::env::var("MAILMOVE_BENCH_SRC").expect("src")).await;
+        let sink = open(std::env::var("MAILMOVE_BENCH_DST").expect("dst")).await;
+        let checkpoint = Checkpoint::in_memory(&MailSource::identity(&source), &MailSink::identity(&sink))
+            .expect("checkpoint");
+        let options = CopyOptions::default();
+        let report =
+            engine::copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.expect("copy");
+        let seconds = started.elapsed().as_secs_f64();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let hwm = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0);
+        println!(
+            "copied={} failed={} bytes={} seconds={seconds:.3} vmhwm_kib={hwm}",
+            report.copied, report.failed, report.bytes_copied
+        );
+        if report.failed > 0 {
+            eprintln!("failures: {:?}", report.failures);
+        }
+    });
+}
+
+struct Timing {
+    seconds: f64,
+    peak_rss_mib: Option<f64>,
+}
+
+fn run_ours(server: &Server, source: &str, destination: &str, port: u16) -> Timing {
+    let started = Instant::now();
+    let output = Command::new(std::env::current_exe().expect("current exe"))
+        .env(CHILD, "1")
+        .env("MAILMOVE_BENCH_SRC", server.url(source, port))
+        .env("MAILMOVE_BENCH_DST", server.url(destination, port))
+        .env("MAILMOVE_BENCH_PASSWORD", &server.password)
+        .output()
+        .expect("run the copy child");
+    let seconds = started.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "copy child failed: {text}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let field = |name: &str| {
+        text.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
+    };
+    assert_eq!(field("failed").as_deref(), Some("0"), "copy child: {text}");
+    let peak = field("vmhwm_kib").and_then(|k| k.parse::<f64>().ok()).map(|k| k / 1024.0);
+    Timing { seconds, peak_rss_mib: peak }
+}
+
+fn mbsync_installed() -> bool {
+    Command::new("mbsync").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+fn run_mbsync(server: &Server, source: &str, destination: &str, port: u16, work: &Path) -> Timing {
+    let state = work.join(format!("mbsync-state-{destination}"));
+    std::fs::create_dir_all(&state).expect("mbsync state dir");
+    let account = |name: &str, user: &str| {
+        format!(
+            "IMAPAccount {name}\nHost localhost\nPort {port}\nUser {user}\nPass {}\nSSLType STARTTLS\n\
+             CertificateFile {}\n\nIMAPStore {name}\nAccount {name}\n\n",
+            server.password, server.ca
+        )
+    };
+    let rc = format!(
+        "{}{}Channel bench\nFar :far:\nNear :near:\nPatterns *\nSync Pull\nCreate Near\nExpunge None\n\
+         CopyArrivalDate yes\nSyncState {}/\n",
+        account("far", source),
+        account("near", destination),
+        state.display()
+    );
+    let rc_path = work.join(format!("mbsyncrc-{destination}"));
+    std::fs::write(&rc_path, rc).expect("write mbsyncrc");
+    let started = Instant::now();
+    let output =
+        Command::new("mbsync").arg("-c").arg(&rc_path).arg("-q").arg("bench").output().expect("mbsync");
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        output.status.success(),
+        "mbsync failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Timing { seconds, peak_rss_mib: None }
+}
+
+fn main() {
+    if std::env::var_os(CHILD).is_some() {
+        child();
+        return;
+    }
+    let messages: u64 = env_or("MAILMOVE_BENCH_MESSAGES", "3000").parse().expect("MAILMOVE_BENCH_MESSAGES");
+    let max_size: u64 = env_or("MAILMOVE_BENCH_MAX_SIZE", &(4 * 1024 * 1024).to_string())
+        .parse()
+        .expect("MAILMOVE_BENCH_MAX_SIZE");
+    let delay_ms: u64 = env_or("MAILMOVE_BENCH_DELAY_MS", "10").parse().expect("MAILMOVE_BENCH_DELAY_MS");
+    let dir = PathBuf::from(env_or("MAILMOVE_BENCH_DIR", "/tmp/mm-imap-bench"));
+    let server = Server::start(&dir);
+    let work = tempfile::tempdir().expect("temp dir");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let tag = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let source_user = format!("bench-src-{tag}");
+
+    println!(
+        "imap_throughput: {messages} messages of up to {max_size} bytes, Dovecot on 127.0.0.1:{}",
+        server.port
+    );
+    let (source_counts, source_bytes) = runtime.block_on(async {
+        let started = Instant::now();
+        let sink = server.store(&source_user, server.port).await;
+        let mailbox = SyntheticMailbox::new(messages, 1).with_max_size(max_size);
+        let report = engine::Copier::from_arcs(Arc::new(mailbox), Arc::new(sink.clone()))
+            .run()
+            .await
+            .expect("fill the source");
+        assert_eq!((report.copied, report.failed), (messages, 0), "{:?}", report.failures);
+        println!(
+            "filled {source_user}: {} messages, {:.1} MiB in {:.1} s",
+            report.copied,
+            report.bytes_copied as f64 / 1048576.0,
+            started.elapsed().as_secs_f64()
+        );
+        sink.close().await;
+        (counts(&sink).await, report.bytes_copied)
+    });
+    let proxy_port = runtime.block_on(proxy(server.port, Duration::from_millis(delay_ms)));
+    // The proxy's tasks run on the runtime's worker threads while children copy.
+    let scenarios = [("loopback", server.port), ("rtt", proxy_port)];
+    let mbsync = mbsync_installed();
+    if !mbsync {
+        println!("mbsync not installed (apt-get install isync): timing ours only");
+    }
+    let mut rows = Vec::new();
+    for (index, (name, port)) in scenarios.iter().enumerate() {
+        let label = if *name == "rtt" { format!("{} ms RTT", 2 * delay_ms) } else { "loopback".to_string() };
+        let ours_user = format!("bench-ours-{tag}-{index}");
+        let ours = run_ours(&server, &source_user, &ours_user, *port);
+        let got = runtime.block_on(async { counts(&server.store(&ours_user, server.port).await).await });
+        assert_eq!(got, source_counts, "ours ({label}): destination differs from the source");
+        server.remove(&ours_user);
+        let theirs = mbsync.then(|| {
+            let user = format!("bench-mbsync-{tag}-{index}");
+            let timing = run_mbsync(&server, &source_user, &user, *port, work.path());
+            let got = runtime.block_on(async { counts(&server.store(&user, server.port).await).await });
+            assert_eq!(got, source_counts, "mbsync ({label}): destination differs from the source");
+            server.remove(&user);
+            timing
+        });
+        let mib = source_bytes as f64 / 1048576.0;
+        print!(
+            "{label:>12}: ours {:7.2} s ({:6.1} MiB/s, peak RSS {:5.1} MiB)",
+            ours.seconds,
+            mib / ours.seconds,
+            ours.peak_rss_mib.unwrap_or(f64::NAN)
+        );
+        if let Some(theirs) = &theirs {
+            print!(
+                "   mbsync {:7.2} s ({:6.1} MiB/s)   ratio ours/mbsync {:.2}",
+                theirs.seconds,
+                mib / theirs.seconds,
+                ours.seconds / theirs.seconds
+            );
+        }
+        println!();
+        rows.push((label, ours, theirs));
+    }
+    server.remove(&source_user);
+    server.stop();
+}

@@ -1,0 +1,447 @@
+//! APPEND, one at a time or pipelined.
+//!
+//! The engine appends the messages of a folder one after the other and then calls
+//! [`flush`](mailmove_core::MailSink::flush), its durability point; only after `flush` returns
+//! does it record the messages as copied. Waiting for each APPEND's tagged answer costs a round
+//! trip per message (20 ms each across a continent), so appends go through a *lane* per mailbox:
+//! a connection on which up to [`ImapConfig::pipeline`](crate::ImapConfig) APPENDs are in flight
+//! (with `LITERAL+`, the command and the message go out without waiting at all). `append` returns
+//! once the message is handed to the server; `flush` reads every outstanding answer and returns
+//! `Ok` only when all of them were `OK`, so nothing is ever recorded as copied that the server did
+//! not confirm. Whatever is not `OK` turns `flush` into an error of the right kind:
+//!
+//! * `[OVERQUOTA]` → [`Error::QuotaExceeded`] (the engine pauses; the intents stay, resume
+//!   reconciles);
+//! * a cut connection → [`Error::Connection`] (transient: the engine reconciles by fingerprint and
+//!   appends again what is missing, so a message that was stored before the cut is not duplicated);
+//! * `[THROTTLED]`, `[UNAVAILABLE]`, "Suggested Backoff Time", `[TRYCREATE]`: the lane sends those
+//!   messages again itself, one at a time, after the server's hint; only when that fails too does
+//!   `flush` return [`Error::Throttled`];
+//! * a refusal of one message (`[TOOBIG]`, `[LIMIT]`, content refused): the engine must learn which
+//!   message failed, and a deferred answer cannot say so through the trait. `flush` then returns a
+//!   transient error, the mailbox's lane turns synchronous for the rest of the session, and the
+//!   engine's reconcile round appends the unconfirmed messages again one at a time, where the
+//!   refusal is reported against its message.
+//!
+//! A lane holds its connection only while answers are outstanding. A caller that never flushes
+//! cannot starve the pool: when no connection is free, idle lanes are settled (their answers read,
+//! their verdict kept for the next `flush`) and give theirs back.
+//!
+//! Messages with NUL bytes (sent as literal8, then read back to verify) and sessions with
+//! `pipeline=0` use the synchronous path, which returns the `APPENDUID` as the destination key.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mailmove_core::{Appended, Error, FolderPath, Message, Result};
+use tokio::sync::{Mutex as AsyncMutex, OwnedSemaphorePermit};
+
+use crate::conn::{Conn, Part};
+use crate::errors;
+use crate::sink::{flags_for_append, format_internal_date};
+use crate::store::{lock, Inner};
+use crate::wire::{Status, StatusResponse};
+
+/// Longest wait for a throttling hint inside `flush` before the error goes to the engine.
+const MAX_LOCAL_BACKOFF: Duration = Duration::from_secs(30);
+/// Attempts of a throttled or `[TRYCREATE]` message inside `flush`.
+const LOCAL_ATTEMPTS: u32 = 3;
+
+/// The lanes of a store, by mailbox name.
+#[derive(Default)]
+pub(crate) struct Lanes {
+    map: Mutex<HashMap<String, Arc<AsyncMutex<Lane>>>>,
+}
+
+impl Lanes {
+    fn get_or_create(&self, mailbox: &str, folder: &FolderPath) -> Arc<AsyncMutex<Lane>> {
+        lock(&self.map)
+            .entry(mailbox.to_string())
+            .or_insert_with(|| Arc::new(AsyncMutex::new(Lane::new(folder.clone(), mailbox.to_string()))))
+            .clone()
+    }
+
+    fn get(&self, mailbox: &str) -> Option<Arc<AsyncMutex<Lane>>> {
+        lock(&self.map).get(mailbox).cloned()
+    }
+
+    fn all(&self) -> Vec<Arc<AsyncMutex<Lane>>> {
+        lock(&self.map).values().cloned().collect()
+    }
+}
+
+/// Pipelined appends to one mailbox.
+pub(crate) struct Lane {
+    folder: FolderPath,
+    mailbox: String,
+    /// The connection (and its pool permit) while answers are outstanding.
+    held: Option<(Conn, OwnedSemaphorePermit)>,
+    /// APPENDs sent and not yet answered, oldest first.
+    pending: VecDeque<Pending>,
+    /// Messages to send again one at a time (throttled, `[TRYCREATE]`), with the server's hint.
+    retry: Vec<(Message, Option<Duration>)>,
+    /// What `flush` must report: the worst failure since the last `flush`.
+    verdict: Option<Error>,
+    /// A pipelined APPEND was refused: from now on this mailbox gets one APPEND at a time, so
+    /// that a refusal is always reported against its own message.
+    synchronous: bool,
+}
+
+struct Pending {
+    tag: String,
+    message: Message,
+}
+
+impl Lane {
+    fn new(folder: FolderPath, mailbox: String) -> Self {
+        Lane {
+            folder,
+            mailbox,
+            held: None,
+            pending: VecDeque::new(),
+            retry: Vec::new(),
+            verdict: None,
+            synchronous: false,
+        }
+    }
+
+    /// Keeps the worse of two failures: one that stops the run wins over a transient one.
+    fn record(&mut self, error: Error) {
+        match &self.verdict {
+            Some(current) if current.stops_run() || !error.stops_run() => {
+                tracing::debug!("APPEND to {}: also {error}", self.mailbox)
+            }
+            _ => self.verdict = Some(error),
+        }
+    }
+
+    /// The connection broke: nothing outstanding can be confirmed any more.
+    fn lost(&mut self, inner: &Inner, error: &Error) {
+        if !self.pending.is_empty() {
+            self.record(Error::Connection {
+                message: format!(
+                    "{} pipelined APPENDs to {} were not confirmed before the connection failed ({error})",
+                    self.pending.len(),
+                    self.folder
+                ),
+                source: None,
+            });
+        }
+        self.pending.clear();
+        if let Some((conn, permit)) = self.held.take() {
+            inner.release(conn, permit);
+        }
+    }
+}
+
+impl Inner {
+    /// Appends one message (see the module docs for when it is confirmed).
+    pub(crate) async fn append_message(&self, folder: &FolderPath, message: &Message) -> Result<Appended> {
+        let size = message.body.len();
+        let limit = self.caps.append_limit();
+        if let Some(limit) = limit.filter(|limit| size > *limit) {
+            return Err(Error::TooBig { size, limit: Some(limit) });
+        }
+        let binary = crate::sink::contains_nul(&message.body)?;
+        if binary && !self.caps.has("BINARY") {
+            return Err(Error::Refused {
+                reason: "the message contains NUL bytes and the server does not offer BINARY (RFC 3516)"
+                    .into(),
+            });
+        }
+        if let Some(rate) = &self.message_rate {
+            rate.take(1).await;
+        }
+        let mailbox = self.mailbox(folder)?;
+        let lane = self.lanes.get_or_create(&mailbox, folder);
+        let mut lane = lane.lock().await;
+        if binary || self.config.pipeline == 0 || lane.synchronous {
+            self.settle(&mut lane).await;
+            return self.append_now(folder, &mailbox, message, binary).await;
+        }
+        self.append_pipelined(&mut lane, message).await
+    }
+
+    /// One APPEND, waiting for its answer; `[TRYCREATE]` creates the folder and tries once more.
+    pub(crate) async fn append_now(
+        &self,
+        folder: &FolderPath,
+        mailbox: &str,
+        message: &Message,
+        binary: bool,
+    ) -> Result<Appended> {
+        let size = message.body.len();
+        let mut pooled = self.acquire_for(Some(mailbox)).await?;
+        let conn = pooled.conn();
+        let mut done = self.append_once(conn, mailbox, message, binary).await?;
+        if done.status == Status::No && done.has_code("TRYCREATE") {
+            self.create_after_trycreate(conn, folder, mailbox).await?;
+            done = self.append_once(conn, mailbox, message, binary).await?;
+        }
+        if done.status != Status::Ok {
+            let limit = self.caps.append_limit();
+            return Err(errors::from_status(&format!("APPEND to {folder}"), &done, Some(size), limit));
+        }
+        let appended = append_uid(&done);
+        if binary {
+            if let Some((_, uid)) = appended {
+                self.verify_binary_append(conn, mailbox, uid, message).await?;
+            }
+        }
+        Ok(match appended {
+            Some((validity, uid)) => Appended::with_key(format!("{validity}:{uid}")),
+            None => Appended::unknown(),
+        })
+    }
+
+    /// Creates a folder the server said is missing (even if we believed it existed).
+    async fn create_after_trycreate(
+        &self,
+        conn: &mut Conn,
+        folder: &FolderPath,
+        mailbox: &str,
+    ) -> Result<()> {
+        lock(&self.known).remove(mailbox);
+        self.create(conn, folder).await
+    }
+
+    /// The APPEND command for a message, up to its literal.
+    async fn append_parts<'m>(
+        &self,
+        conn: &mut Conn,
+        mailbox: &str,
+        message: &'m Message,
+        binary: bool,
+    ) -> Result<[Part<'m>; 2]> {
+        let known = lock(&self.permanent_flags).get(mailbox).cloned();
+        let permanent = match known {
+            Some(flags) => Some(flags),
+            // Learn the folder's PERMANENTFLAGS once (SELECT is read-write but changes nothing we
+            // carry; the connection never EXPUNGEs or CLOSEs).
+            None => match self.select(conn, mailbox, false).await {
+                Ok(info) => info.permanent_flags,
+                Err(Error::NotFound { .. }) => None,
+                Err(other) => return Err(other),
+            },
+        };
+        let flags = flags_for_append(&message.meta.flags, permanent.as_deref());
+        let mut command = format!("APPEND {} ({})", self.quoted(mailbox)?, flags.join(" "));
+        if let Some(date) = &message.meta.internal_date {
+            command.push(' ');
+            command.push_str(&format_internal_date(date));
+        }
+        command.push(' ');
+        Ok([Part::Text(command), Part::Literal { data: &message.body, binary }])
+    }
+
+    async fn append_once(
+        &self,
+        conn: &mut Conn,
+        mailbox: &str,
+        message: &Message,
+        binary: bool,
+    ) -> Result<StatusResponse> {
+        let parts = self.append_parts(conn, mailbox, message, binary).await?;
+        conn.run_parts(&parts, |_| Ok(())).await
+    }
+
+    async fn append_pipelined(&self, lane: &mut Lane, message: &Message) -> Result<Appended> {
+        if lane.held.is_none() {
+            let pooled = self.acquire_for(Some(&lane.mailbox)).await?;
+            lane.held = Some(pooled.detach());
+        }
+        while lane.pending.len() >= self.config.pipeline.max(1) {
+            self.collect_oldest(lane).await;
+        }
+        let Some((conn, _)) = lane.held.as_mut() else {
+            // The connection broke while earlier answers were read; flush reports that.
+            return Err(Error::connection("the connection of the APPEND pipeline broke"));
+        };
+        let tag = conn.tag();
+        let sent = match self.append_parts(conn, &lane.mailbox, message, false).await {
+            Ok(parts) => conn.send_parts(&tag, &parts, &mut |_| Ok(())).await,
+            Err(error) => Err(error),
+        };
+        match sent {
+            Ok(None) => {
+                lane.pending.push_back(Pending { tag, message: message.clone() });
+                Ok(Appended::unknown())
+            }
+            Ok(Some(refused)) => {
+                // The server answered before taking the literal (synchronising literal): this
+                // message's fate is known now.
+                if refused.has_code("TRYCREATE") || is_retryable(&refused) {
+                    self.settle(lane).await;
+                    let folder = lane.folder.clone();
+                    let mailbox = lane.mailbox.clone();
+                    return self.append_now(&folder, &mailbox, message, false).await;
+                }
+                let limit = self.caps.append_limit();
+                Err(errors::from_status(
+                    &format!("APPEND to {}", lane.folder),
+                    &refused,
+                    Some(message.body.len()),
+                    limit,
+                ))
+            }
+            Err(error) => {
+                let broken = lane.held.as_ref().is_none_or(|(conn, _)| conn.broken);
+                if broken {
+                    lane.lost(self, &error);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Reads the answer of the oldest APPEND in flight and judges it.
+    async fn collect_oldest(&self, lane: &mut Lane) {
+        let Some(pending) = lane.pending.pop_front() else { return };
+        let Some((conn, _)) = lane.held.as_mut() else {
+            lane.pending.push_front(pending);
+            let error = Error::connection("no connection");
+            lane.lost(self, &error);
+            return;
+        };
+        match conn.finish(&pending.tag, |_| Ok(())).await {
+            Err(error) => {
+                lane.pending.push_front(pending);
+                lane.lost(self, &error);
+            }
+            Ok(done) if done.status == Status::Ok => {}
+            Ok(done) if done.has_code("TRYCREATE") || is_retryable(&done) => {
+                let hint = errors::backoff_hint(&done.text);
+                lane.retry.push((pending.message, hint));
+            }
+            Ok(done) => {
+                let size = pending.message.body.len();
+                let error = errors::from_status(
+                    &format!("APPEND to {}", lane.folder),
+                    &done,
+                    Some(size),
+                    self.caps.append_limit(),
+                );
+                if error.stops_run() || error.is_transient() {
+                    lane.record(error);
+                } else {
+                    lane.synchronous = true;
+                    lane.record(refused_in_pipeline(&lane.folder, &error));
+                }
+            }
+        }
+    }
+
+    /// Reads every outstanding answer, gives the connection back and sends again what may be
+    /// sent again. The verdict stays in the lane for `flush`.
+    async fn settle(&self, lane: &mut Lane) {
+        while !lane.pending.is_empty() {
+            self.collect_oldest(lane).await;
+        }
+        if let Some((conn, permit)) = lane.held.take() {
+            self.release(conn, permit);
+        }
+        let retry = std::mem::take(&mut lane.retry);
+        for (message, mut hint) in retry {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                if let Some(wait) = hint {
+                    tokio::time::sleep(wait.min(MAX_LOCAL_BACKOFF)).await;
+                }
+                match self.append_now(&lane.folder, &lane.mailbox, &message, false).await {
+                    Ok(_) => break,
+                    Err(error) if error.is_transient() && attempt < LOCAL_ATTEMPTS => {
+                        hint = Some(error.retry_after().unwrap_or(Duration::from_millis(250 << attempt)));
+                    }
+                    Err(error) if error.is_message_failure() => {
+                        lane.synchronous = true;
+                        lane.record(refused_in_pipeline(&lane.folder, &error));
+                        break;
+                    }
+                    Err(error) => {
+                        lane.record(error);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `flush`: every APPEND to `folder` answered; the first failure since the last flush.
+    pub(crate) async fn flush_appends(&self, folder: &FolderPath) -> Result<()> {
+        let mailbox = self.mailbox(folder)?;
+        let Some(lane) = self.lanes.get(&mailbox) else { return Ok(()) };
+        let mut lane = lane.lock().await;
+        self.settle(&mut lane).await;
+        match lane.verdict.take() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads the outstanding answers of one mailbox (before reading it back), keeping the verdict.
+    pub(crate) async fn settle_mailbox(&self, mailbox: &str) {
+        if let Some(lane) = self.lanes.get(mailbox) {
+            let mut lane = lane.lock().await;
+            if lane.held.is_some() || !lane.retry.is_empty() {
+                self.settle(&mut lane).await;
+            }
+        }
+    }
+
+    /// Settles the lanes nobody is using right now, so that their connections go back to the pool.
+    ///
+    /// Boxed: settling may send a throttled message again, which acquires a connection, which may
+    /// settle idle lanes.
+    pub(crate) fn settle_idle_lanes(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            for lane in self.lanes.all() {
+                if let Ok(mut lane) = lane.try_lock() {
+                    if lane.held.is_some() {
+                        self.settle(&mut lane).await;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Settles every lane (at close).
+    pub(crate) async fn settle_all_lanes(&self) {
+        for lane in self.lanes.all() {
+            let mut lane = lane.lock().await;
+            self.settle(&mut lane).await;
+            if let Some(error) = lane.verdict.take() {
+                tracing::warn!("APPEND to {} not confirmed at close: {error}", lane.folder);
+            }
+        }
+    }
+}
+
+/// A NO that sending the same message again later may cure.
+fn is_retryable(status: &StatusResponse) -> bool {
+    status.status == Status::No && errors::from_status("APPEND", status, Some(0), None).is_transient()
+}
+
+/// The `APPENDUID` of a tagged OK: (UIDVALIDITY, UID).
+pub(crate) fn append_uid(done: &StatusResponse) -> Option<(u32, u32)> {
+    let code = done.code.as_ref().filter(|code| code.name == "APPENDUID")?;
+    let mut args = code.args.split_whitespace();
+    Some((args.next()?.parse().ok()?, args.next()?.parse().ok()?))
+}
+
+/// The transient error `flush` returns when a pipelined APPEND was refused: the engine then
+/// reconciles and sends the unconfirmed messages again, one at a time.
+fn refused_in_pipeline(folder: &FolderPath, error: &Error) -> Error {
+    Error::Backend {
+        backend: "imap",
+        message: format!(
+            "a pipelined APPEND to {folder} was refused ({error}); the unconfirmed messages are sent \
+             again one at a time so that the refusal is reported against its message"
+        ),
+        transient: true,
+        source: None,
+    }
+}

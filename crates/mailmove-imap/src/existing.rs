@@ -1,0 +1,230 @@
+//! `list_existing`: the strict fingerprint of every message a destination folder holds.
+//!
+//! IMAP has no content hash, so each message body is downloaded and hashed: the cost of a
+//! reconcile is the cost of downloading the folder. Two things keep it down:
+//!
+//! * bodies are hashed as they arrive, one response at a time, and dropped at once (memory does
+//!   not grow with the chunk), in chunks of [`CHUNK`] UIDs per command (one round trip each);
+//! * a cache of fingerprints by (mailbox, UIDVALIDITY, UID): within one UIDVALIDITY a UID names
+//!   one immutable message (RFC 3501 §2.3.1.1), so a message hashed once is never downloaded again
+//!   by this store. A second reconcile of the same folder (after another cut, say) fetches only
+//!   the messages that arrived since. The cache holds at most
+//!   [`ImapConfig::fingerprint_cache`](crate::ImapConfig) entries (about 80 bytes each); beyond
+//!   that, new entries are not kept.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use futures::stream::{self, BoxStream, StreamExt};
+use mailmove_core::{fingerprint, Error, ExistingMessage, Fingerprint, FolderPath, Result};
+
+use crate::conn::Untagged;
+use crate::errors;
+use crate::source::{absorb_fetch, search_uids, Fetched};
+use crate::store::{lock, uid_set, Inner};
+use crate::wire::Status;
+
+/// UIDs per `UID FETCH` when hashing.
+const CHUNK: usize = 512;
+
+/// Fingerprints already computed, by mailbox.
+pub(crate) struct Cache {
+    capacity: usize,
+    state: Mutex<CacheState>,
+}
+
+/// UID → (size, fingerprint), within one UIDVALIDITY.
+type ByUid = HashMap<u32, (u64, Fingerprint)>;
+
+#[derive(Default)]
+struct CacheState {
+    entries: usize,
+    /// Mailbox → (UIDVALIDITY, its messages).
+    by_mailbox: HashMap<String, (u32, ByUid)>,
+}
+
+impl Cache {
+    pub fn new(capacity: usize) -> Self {
+        Cache { capacity, state: Mutex::new(CacheState::default()) }
+    }
+
+    fn get(&self, mailbox: &str, validity: u32, uid: u32) -> Option<(u64, Fingerprint)> {
+        let state = lock(&self.state);
+        let (stored, map) = state.by_mailbox.get(mailbox)?;
+        (*stored == validity).then(|| map.get(&uid).copied()).flatten()
+    }
+
+    fn insert(&self, mailbox: &str, validity: u32, uid: u32, size: u64, fingerprint: Fingerprint) {
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        let entry = state.by_mailbox.entry(mailbox.to_string()).or_insert_with(|| (validity, HashMap::new()));
+        if entry.0 != validity {
+            // A new UIDVALIDITY: the old UIDs name nothing any more.
+            state.entries -= entry.1.len();
+            *entry = (validity, HashMap::new());
+        }
+        if state.entries < self.capacity && entry.1.insert(uid, (size, fingerprint)).is_none() {
+            state.entries += 1;
+        }
+    }
+}
+
+/// One listed message, hashed.
+fn entry(validity: Option<u32>, uid: u32, size: u64, fingerprint: Fingerprint) -> ExistingMessage {
+    ExistingMessage::new(validity.map(|v| format!("{v}:{uid}")), size, fingerprint)
+}
+
+impl Inner {
+    /// EXAMINE and every UID; `None` when the folder does not exist.
+    async fn examine_existing(&self, mailbox: &str) -> Result<Option<(Option<u32>, Vec<u32>)>> {
+        self.settle_mailbox(mailbox).await;
+        let mut pooled = self.acquire_for(Some(mailbox)).await?;
+        let conn = pooled.conn();
+        let info = match self.select(conn, mailbox, true).await {
+            Ok(info) => info,
+            Err(Error::NotFound { .. }) if !self.exists(conn, mailbox).await? => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let uids = search_uids(conn, 1).await?;
+        Ok(Some((info.uid_validity, uids)))
+    }
+
+    /// Hashes the messages of `uids` (one command, bodies hashed as they arrive).
+    async fn hash_chunk(
+        &self,
+        mailbox: &str,
+        validity: Option<u32>,
+        uids: &[u32],
+    ) -> Result<Vec<ExistingMessage>> {
+        let mut out = Vec::with_capacity(uids.len());
+        let mut missing: Vec<u32> = Vec::new();
+        for &uid in uids {
+            match validity.and_then(|v| self.existing.get(mailbox, v, uid)) {
+                Some((size, fingerprint)) => out.push(entry(validity, uid, size, fingerprint)),
+                None => missing.push(uid),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let mut pooled = self.acquire_for(Some(mailbox)).await?;
+        let conn = pooled.conn();
+        self.examine_checked(conn, mailbox, validity).await?;
+        let binary = self.caps.has("BINARY");
+        let mut hashed: BTreeMap<u32, (u64, Fingerprint)> = BTreeMap::new();
+        let mut suspects: Vec<u32> = Vec::new();
+        let mut failure: Option<Error> = None;
+        let command = format!("UID FETCH {} (UID BODY.PEEK[])", uid_set(&missing));
+        let done = conn
+            .run(&command, |untagged| {
+                match untagged {
+                    Untagged::Data(values) => {
+                        let mut one: BTreeMap<u32, Fetched> = BTreeMap::new();
+                        absorb_fetch(values, &mut one);
+                        for (uid, item) in one {
+                            let Some(body) = item.body else { continue };
+                            // A 0x80 byte may be a NUL the server replaced: such bodies are
+                            // fetched again with BINARY below.
+                            if binary && crate::source::has_nul_replacement(&body)? {
+                                suspects.push(uid);
+                                continue;
+                            }
+                            hashed.insert(uid, (body.len(), fingerprint::strict(&body)?));
+                        }
+                    }
+                    Untagged::Unparsed(error) if error.excerpt.contains("FETCH") => {
+                        failure = Some(Error::protocol(format!("UID FETCH: {error}")))
+                    }
+                    _ => {}
+                }
+                Ok(())
+            })
+            .await?;
+        if done.status != Status::Ok {
+            return Err(errors::from_status("UID FETCH", &done, None, None));
+        }
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        for chunk in suspects.chunks(16) {
+            let fetched = self.fetch_bodies(conn, chunk, "UID BODY.PEEK[]").await?;
+            for (uid, item) in fetched {
+                if let Some(body) = item.body {
+                    hashed.insert(uid, (body.len(), fingerprint::strict(&body)?));
+                }
+            }
+        }
+        drop(pooled);
+        for uid in missing {
+            let Some((size, fingerprint)) = hashed.get(&uid).copied() else {
+                // Expunged since the SEARCH: it is not there any more.
+                continue;
+            };
+            if let Some(validity) = validity {
+                self.existing.insert(mailbox, validity, uid, size, fingerprint);
+            }
+            out.push(entry(validity, uid, size, fingerprint));
+        }
+        Ok(out)
+    }
+
+    /// The stream behind [`MailSink::list_existing`](mailmove_core::MailSink::list_existing).
+    pub(crate) fn list_existing<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+    ) -> BoxStream<'a, Result<ExistingMessage>> {
+        let mailbox = match self.mailbox(folder) {
+            Ok(mailbox) => mailbox,
+            Err(error) => return stream::iter(vec![Err(error)]).boxed(),
+        };
+        let started = {
+            let mailbox = mailbox.clone();
+            async move { self.examine_existing(&mailbox).await }
+        };
+        stream::once(started)
+            .flat_map(move |started| -> BoxStream<'a, Result<ExistingMessage>> {
+                match started {
+                    Err(error) => stream::iter(vec![Err(error)]).boxed(),
+                    Ok(None) => stream::empty().boxed(),
+                    Ok(Some((validity, uids))) => {
+                        let chunks: Vec<Vec<u32>> = uids.chunks(CHUNK).map(<[u32]>::to_vec).collect();
+                        let mailbox = mailbox.clone();
+                        stream::iter(chunks)
+                            .then(move |uids| {
+                                let mailbox = mailbox.clone();
+                                async move {
+                                    match self.hash_chunk(&mailbox, validity, &uids).await {
+                                        Ok(items) => items.into_iter().map(Ok).collect::<Vec<_>>(),
+                                        Err(error) => vec![Err(error)],
+                                    }
+                                }
+                            })
+                            .flat_map(stream::iter)
+                            .boxed()
+                    }
+                }
+            })
+            .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_by_validity_and_capacity() {
+        let cache = Cache::new(2);
+        let fp = fingerprint::strict_of_bytes(b"x");
+        cache.insert("INBOX", 7, 1, 10, fp);
+        cache.insert("INBOX", 7, 2, 11, fp);
+        cache.insert("INBOX", 7, 3, 12, fp);
+        assert_eq!(cache.get("INBOX", 7, 1), Some((10, fp)));
+        assert_eq!(cache.get("INBOX", 7, 3), None, "over capacity: not kept");
+        assert_eq!(cache.get("INBOX", 8, 1), None, "another UIDVALIDITY");
+        cache.insert("INBOX", 8, 5, 13, fp);
+        assert_eq!(cache.get("INBOX", 7, 1), None, "the old UIDVALIDITY was dropped");
+        assert_eq!(cache.get("INBOX", 8, 5), Some((13, fp)));
+        assert_eq!(cache.get("Sent", 8, 5), None);
+    }
+}
