@@ -146,9 +146,12 @@ impl OAuthConfig {
         const KNOWN: [&str; 7] =
             ["token_endpoint", "provider", "tenant", "client_id", "client_secret", "refresh_token", "scope"];
         if let Some(unknown) = table.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            // Name the key only when it looks like one: a pasted token must not end up in a message.
+            let looks_like_key =
+                unknown.len() <= 32 && unknown.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+            let name = if looks_like_key { format!("`{unknown}`") } else { "(not shown)".to_string() };
             return Err(config_err(format!(
-                "unknown key `{}` in OAuth2 config (known keys: {})",
-                printable(unknown),
+                "unknown key {name} in OAuth2 config (known keys: {})",
                 KNOWN.join(", ")
             )));
         }
