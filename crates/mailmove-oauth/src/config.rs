@@ -400,3 +400,33 @@ mod tests {
         assert!(matches!(missing, Error::Io { .. }), "{missing:?}");
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary files never panic the parser.
+        #[test]
+        fn any_text_parses_or_fails_cleanly(text in ".{0,200}") {
+            let _ = OAuthConfig::from_toml_str(&text);
+        }
+
+        /// Arbitrary endpoints and tenants either validate or give a configuration error.
+        #[test]
+        fn any_endpoint_or_tenant_is_checked(endpoint in ".{0,60}", tenant in ".{0,40}") {
+            if let Err(e) = validate_endpoint(&endpoint) {
+                let is_config = matches!(e, Error::Config { .. });
+                prop_assert!(is_config);
+            }
+            match OAuthConfig::microsoft(Some(&tenant), "c", Secret::new("r")) {
+                Ok(c) => prop_assert!(validate_endpoint(&c.token_endpoint).is_ok()),
+                Err(e) => {
+                    let is_config = matches!(e, Error::Config { .. });
+                    prop_assert!(is_config)
+                }
+            }
+        }
+    }
+}

@@ -295,3 +295,27 @@ mod tests {
         assert!(e.to_string().len() < 600);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a hostile server answers: no panic, and our secrets never come back out.
+        #[test]
+        fn any_answer_maps_without_panic_or_leak(
+            status in 0u16..1000,
+            retry_after in proptest::option::of(".{0,40}"),
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+            description in ".{0,80}",
+        ) {
+            let shown = |r: Result<TokenResponse>| r.map(|t| t.lifetime.as_secs().to_string()).unwrap_or_else(|e| e.to_string());
+            let raw = shown(parse(status, retry_after.as_deref(), &body, "idp.test", &["SEKRIT"]));
+            prop_assert!(!raw.contains("SEKRIT"));
+            let json = serde_json::json!({"error": "x", "error_description": format!("{description}SEKRIT")}).to_string();
+            let echoed = shown(parse(status, retry_after.as_deref(), json.as_bytes(), "idp.test", &["SEKRIT"]));
+            prop_assert!(!echoed.contains("SEKRIT"));
+        }
+    }
+}
