@@ -19,7 +19,8 @@
 //!   expired at the same moment. A `tokio` mutex is held around the refresh, and each caller
 //!   re-checks the cache after taking it, so exactly one HTTP request is made and everybody else
 //!   gets its result. If that refresh failed, the callers that waited for it get the same error
-//!   instead of sending the same doomed request again.
+//!   instead of sending the same doomed request again. A rejected grant is remembered: later
+//!   calls fail at once with the same [`Error::Auth`] rather than asking the endpoint again.
 //! * **Invalidation** clears the cache only if it still holds the refused token: a token that
 //!   another connection has meanwhile refreshed stays.
 //! * **Errors** map into [`mailmove_core::Error`] by what the caller can do. An OAuth2 error code

@@ -125,7 +125,7 @@ struct State {
     /// can tell that a refresh happened meanwhile.
     generation: u64,
     /// How the last refresh failed, if it did: handed to callers who waited for it instead of
-    /// sending the same doomed request again.
+    /// sending the same doomed request again. A `Failure::Auth` is kept for good.
     last_failure: Option<Failure>,
     refreshes: u64,
 }
@@ -389,8 +389,11 @@ impl TokenProvider for OAuthRefresher {
         }
         {
             let state = lock(&self.state);
-            if state.generation != generation {
-                if let Some(failure) = &state.last_failure {
+            if let Some(failure) = &state.last_failure {
+                // A rejected grant stays rejected (the refresh token cannot change but by a
+                // successful refresh): fail at once instead of asking the endpoint again. Any
+                // other failure is shared only with the callers that waited for that refresh.
+                if state.generation != generation || matches!(failure, Failure::Auth(_)) {
                     return Err(failure.to_error());
                 }
             }

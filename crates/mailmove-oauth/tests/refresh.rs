@@ -100,10 +100,14 @@ async fn invalid_grant_asks_the_user_to_sign_in_again() {
         .expect(1)
         .mount(&server)
         .await;
-    let err = refresher(&server).await.access_token().await.unwrap_err();
+    let r = refresher(&server).await;
+    let err = r.access_token().await.unwrap_err();
     assert!(matches!(err, Error::Auth { .. }), "{err:?}");
     assert!(err.to_string().contains("sign in again"), "{err}");
     assert!(err.stops_run() && !err.is_transient());
+    // Remembered: a later call fails the same way without another request (`expect(1)`).
+    let again = r.access_token().await.unwrap_err();
+    assert_eq!(again.to_string(), err.to_string());
 }
 
 #[tokio::test]
