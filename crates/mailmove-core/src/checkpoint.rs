@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
@@ -125,11 +125,35 @@ pub struct FolderState {
 pub struct Checkpoint {
     connection: Arc<Mutex<Connection>>,
     path: Option<PathBuf>,
+    /// An exclusive lock on `<state>.lock`: two runs of one job at once would append the same
+    /// messages twice. The operating system releases it when the process dies, even by `kill -9`.
+    _lock: Option<Arc<std::fs::File>>,
 }
 
 impl std::fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Checkpoint").field("path", &self.path).finish()
+    }
+}
+
+/// Takes the job's exclusive lock, or says that another run holds it.
+fn lock_job(path: &Path) -> Result<std::fs::File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|err| Error::io(format!("opening {}", lock_path.display()), err))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::config(format!(
+            "another mailmove run is using the state file {} (two runs of one job at once would copy messages twice); wait for it to finish",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(err)) => Err(Error::io(format!("locking {}", lock_path.display()), err)),
     }
 }
 
@@ -151,8 +175,11 @@ impl Checkpoint {
             std::fs::create_dir_all(parent)
                 .map_err(|err| Error::io(format!("creating {}", parent.display()), err))?;
         }
+        let lock = lock_job(path)?;
         let connection = Connection::open(path)?;
-        Checkpoint::init(connection, Some(path.to_path_buf()), source, destination)
+        let mut checkpoint = Checkpoint::init(connection, Some(path.to_path_buf()), source, destination)?;
+        checkpoint._lock = Some(Arc::new(lock));
+        Ok(checkpoint)
     }
 
     /// A checkpoint that lives in memory only (nothing survives the process).
@@ -222,7 +249,7 @@ impl Checkpoint {
                 }
             }
         }
-        Ok(Checkpoint { connection: Arc::new(Mutex::new(connection)), path })
+        Ok(Checkpoint { connection: Arc::new(Mutex::new(connection)), path, _lock: None })
     }
 
     async fn with<T, F>(&self, work: F) -> Result<T>
@@ -254,7 +281,7 @@ impl Checkpoint {
         let dest_key = destination.storage_key();
         let epoch = epoch.map(|e| e as i64);
         self.with(move |connection| {
-            let transaction = connection.transaction()?;
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let row: Option<FolderRow> = transaction
                 .query_row(
                     "SELECT id, epoch, dest_folder, watermark, watermark_filter FROM folders WHERE source_folder = ?1",
@@ -363,7 +390,7 @@ impl Checkpoint {
             return Ok(());
         }
         self.with(move |connection| {
-            let transaction = connection.transaction()?;
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
                 let mut statement = transaction.prepare_cached(
                     "INSERT INTO messages(folder_id, source_key, fingerprint, size, state, updated_at)
@@ -399,7 +426,7 @@ impl Checkpoint {
             return Ok(());
         }
         self.with(move |connection| {
-            let transaction = connection.transaction()?;
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
                 let mut statement = transaction.prepare_cached(
                     "INSERT INTO messages(folder_id, source_key, fingerprint, size, state, dest_key, reason, updated_at)
@@ -546,6 +573,20 @@ mod tests {
         let changed = checkpoint.folder(&folder, Some(8), &folder).await.unwrap();
         assert!(changed.key_map_dropped);
         assert!(checkpoint.lookup(changed.id, vec!["1".into()]).await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn one_run_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.sqlite");
+        let first = Checkpoint::open(&path, "src", "dst").unwrap();
+        let err = Checkpoint::open(&path, "src", "dst").unwrap_err();
+        assert!(
+            matches!(err, Error::Config { .. }) && err.to_string().contains("another mailmove run"),
+            "{err}"
+        );
+        drop(first);
+        Checkpoint::open(&path, "src", "dst").unwrap();
     }
 
     #[test]

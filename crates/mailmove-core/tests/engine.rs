@@ -251,7 +251,8 @@ async fn a_crash_after_store_then_resume_loses_and_duplicates_nothing() {
 
 #[tokio::test]
 async fn a_crash_after_the_durability_point_is_reconciled_by_fingerprint() {
-    for crash_at in [1, 2, 3, 5] {
+    // Flushes 1 and 2 are the two folders' index builds; later ones follow appended batches.
+    for crash_at in [3, 4, 6, 9] {
         let source = source_with(&[("INBOX", 12), ("Sub/Folder", 8)]);
         let sink = MemoryStore::new("sink");
         let dir = tempfile::tempdir().unwrap();
@@ -279,6 +280,35 @@ async fn a_crash_after_the_durability_point_is_reconciled_by_fingerprint() {
         assert!(resumed.skipped > 0, "the durable but unrecorded messages must be matched, not copied again");
         assert_same(&source, &sink);
     }
+}
+
+#[tokio::test]
+async fn a_match_against_a_copy_that_was_never_made_durable_is_not_trusted() {
+    // F's only append is stored but cut (no flush follows: nothing in the batch succeeded); the
+    // retry round finds that copy. Then G's append crashes, which drops F's non-durable copy. The
+    // message must still arrive.
+    let source = MemoryStore::new("source");
+    source.insert(&FolderPath::parse("F"), body(1, 10), Flags::empty(), None);
+    source.insert(&FolderPath::parse("G"), body(2, 10), Flags::empty(), None);
+    let sink = MemoryStore::new("sink");
+    sink.fail_append(1, Fault::StoredThenTransient);
+    sink.fail_append(2, Fault::CrashAfterStore);
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = checkpoint_for(&dir, &source, &sink);
+    let options = CopyOptions {
+        limits: mailmove_core::engine::Limits { folder_concurrency: 1, ..Default::default() },
+        ..fast_options()
+    };
+    let mut crashed = sink.crash_signal();
+    let no_events = EventSink::none();
+    tokio::select! {
+        _ = copy(&source, &sink, &options, &checkpoint, &no_events) => panic!("the run should hang at the crash"),
+        _ = crashed.recv() => {}
+    }
+    sink.recover();
+    let resumed = run(&source, &sink, &checkpoint, &options).await;
+    assert_eq!(resumed.failed, 0, "{:?}", resumed.failures);
+    assert_same(&source, &sink);
 }
 
 #[tokio::test]

@@ -12,12 +12,26 @@ use mailmove_core::memory::{Fault, MemoryStore};
 use mailmove_core::{Flags, FolderPath, MailSink, MailSource};
 use proptest::prelude::*;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct GeneratedMessage {
     folder: usize,
     body: Vec<u8>,
     flags: Flags,
     date: Option<i64>,
+}
+
+impl std::fmt::Debug for GeneratedMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "msg(folder {}, {} bytes {:?}.., {}, date {:?})",
+            self.folder,
+            self.body.len(),
+            &self.body[..self.body.len().min(6)],
+            self.flags,
+            self.date
+        )
+    }
 }
 
 fn message_strategy() -> impl Strategy<Value = GeneratedMessage> {
@@ -50,15 +64,22 @@ fn fault_strategy() -> impl Strategy<Value = (usize, u8)> {
 
 const FOLDERS: [&str; 4] = ["INBOX", "Archive/2019", "Entwürfe", "A/B/C"];
 
-/// (folder, bytes, flags, internal date) → count.
-type Multiset = BTreeMap<(String, Vec<u8>, Vec<String>, Option<i64>), usize>;
+/// (folder, content hash, size, flags, internal date) → count.
+type Multiset = BTreeMap<(String, String, usize, Vec<String>, Option<i64>), usize>;
 
 fn multiset(store: &MemoryStore) -> Multiset {
     let mut out = BTreeMap::new();
     for folder in store.folders() {
         for (bytes, flags, date) in store.contents(&folder) {
-            *out.entry((folder.to_string(), bytes, flags.to_imap_list(), date.map(|d| d.timestamp())))
-                .or_default() += 1;
+            let hash = blake3::hash(&bytes).to_hex()[..12].to_string();
+            *out.entry((
+                folder.to_string(),
+                hash,
+                bytes.len(),
+                flags.to_imap_list(),
+                date.map(|d| d.timestamp()),
+            ))
+            .or_default() += 1;
         }
     }
     out
@@ -124,7 +145,12 @@ async fn scenario(messages: Vec<GeneratedMessage>, faults: Vec<(usize, u8)>, flu
         }
     }
     assert!(!sink.is_crashed());
-    assert_eq!(multiset(&source), multiset(&sink));
+    let (expected, got) = (multiset(&source), multiset(&sink));
+    if expected != got {
+        let missing: Vec<_> = expected.iter().filter(|(k, n)| got.get(*k) != Some(n)).collect();
+        let extra: Vec<_> = got.iter().filter(|(k, n)| expected.get(*k) != Some(n)).collect();
+        panic!("destination differs from source\n  source side: {missing:?}\n  destination side: {extra:?}");
+    }
     // And a further run copies nothing.
     let checkpoint =
         Checkpoint::open(&path, &MailSource::identity(&source), &MailSink::identity(&sink)).unwrap();
@@ -133,7 +159,7 @@ async fn scenario(messages: Vec<GeneratedMessage>, faults: Vec<(usize, u8)>, flu
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(40), ..ProptestConfig::default() })]
     #[test]
     fn exactly_the_source_arrives_whatever_fails(
         messages in proptest::collection::vec(message_strategy(), 0..30),

@@ -55,6 +55,9 @@ struct DestinationIndex(HashMap<Fingerprint, u64>);
 
 impl DestinationIndex {
     async fn build(context: &RunContext<'_>, destination: &FolderPath, folder_id: i64) -> Result<Self> {
+        // Only durable copies may vouch for a message: a copy stored by an append whose answer was
+        // lost (and that no flush followed) could vanish in a crash after we recorded "matched".
+        context.sink.flush(destination).await?;
         let mut counts: HashMap<Fingerprint, u64> = HashMap::new();
         let mut listing = context.sink.list_existing(destination);
         while let Some(entry) = listing.next().await {
