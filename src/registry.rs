@@ -88,6 +88,8 @@ pub struct Credentials {
     pub password: Option<Secret>,
     /// An OAuth2 access token (for `auth=xoauth2` / `auth=oauthbearer`).
     pub token: Option<Secret>,
+    /// Refreshes OAuth2 access tokens (see `mailmove-oauth`); takes precedence over `token`.
+    pub token_provider: Option<std::sync::Arc<dyn mailmove_core::TokenProvider>>,
 }
 
 /// Which side of a job a URL is on (chooses the environment variables for credentials).
@@ -109,7 +111,7 @@ impl Credentials {
         let read = |name: &str| {
             std::env::var(format!("{prefix}_{name}")).ok().filter(|v| !v.is_empty()).map(Secret::new)
         };
-        Credentials { password: read("PASSWORD"), token: read("TOKEN") }
+        Credentials { password: read("PASSWORD"), token: read("TOKEN"), token_provider: None }
     }
 
     /// Reads a secret from a file (first line, without the line ending).
@@ -213,7 +215,10 @@ async fn open_imap(url: &str, credentials: &Credentials) -> Result<mailmove_imap
     if let Some(password) = &credentials.password {
         config = config.with_password(password.clone());
     }
-    if let Some(token) = &credentials.token {
+    if let Some(provider) = &credentials.token_provider {
+        // The IMAP backend takes a token; it is fetched (refreshed when needed) when the store opens.
+        config = config.with_token(provider.access_token().await?);
+    } else if let Some(token) = &credentials.token {
         config = config.with_token(token.clone());
     }
     mailmove_imap::ImapStore::connect(config).await
@@ -239,7 +244,9 @@ pub async fn open_pop3_source(
     if let Some(password) = &credentials.password {
         config = config.with_password(password.clone());
     }
-    if let Some(token) = &credentials.token {
+    if let Some(provider) = &credentials.token_provider {
+        config = config.with_token_provider(provider.clone());
+    } else if let Some(token) = &credentials.token {
         config = config.with_token(token.clone());
     }
     mailmove_pop3::Pop3Source::connect(config).await

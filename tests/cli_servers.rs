@@ -97,6 +97,7 @@ async fn imap_to_imap_from_the_command_line_then_a_rerun_copies_nothing() {
     let credentials = mailmove::registry::Credentials {
         password: Some(mailmove::core::Secret::new(server.password.clone())),
         token: None,
+        token_provider: None,
     };
     let a = mailmove::registry::open_source(&server.imap(&from), &credentials).await.unwrap();
     let b = mailmove::registry::open_source(&server.imap(&to), &credentials).await.unwrap();
@@ -226,6 +227,7 @@ async fn pop3_delete_after_removes_only_what_arrived() {
     let credentials = mailmove::registry::Credentials {
         password: Some(mailmove::core::Secret::new(server.password.clone())),
         token: None,
+        token_provider: None,
     };
     let pop3 = mailmove::registry::open_source(&server.pop3(&user), &credentials).await.unwrap();
     assert_eq!(total(&content_of(pop3.as_ref()).await), 0, "the POP3 server still holds messages");

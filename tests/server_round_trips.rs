@@ -19,7 +19,11 @@ fn var(name: &str) -> String {
 }
 
 fn credentials() -> Credentials {
-    Credentials { password: Some(Secret::new(var("MAILMOVE_TEST_PASSWORD"))), token: None }
+    Credentials {
+        password: Some(Secret::new(var("MAILMOVE_TEST_PASSWORD"))),
+        token: None,
+        token_provider: None,
+    }
 }
 
 fn user(prefix: &str) -> String {

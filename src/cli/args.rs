@@ -78,6 +78,13 @@ pub struct JobArgs {
     /// Read the destination OAuth2 access token from this file (else MAILMOVE_DST_TOKEN).
     #[arg(long, value_name = "FILE")]
     pub dst_token_file: Option<PathBuf>,
+    /// OAuth2 refresh configuration of the source (TOML: token_endpoint or provider, client_id,
+    /// client_secret, refresh_token, scope); access tokens are fetched and refreshed as needed.
+    #[arg(long, value_name = "FILE")]
+    pub src_oauth: Option<PathBuf>,
+    /// OAuth2 refresh configuration of the destination.
+    #[arg(long, value_name = "FILE")]
+    pub dst_oauth: Option<PathBuf>,
     /// Print JSON lines on stdout: one event per line, the final report last.
     #[arg(long)]
     pub json: bool,

@@ -112,6 +112,8 @@ impl Account {
             dst_password_file: None,
             src_token_file: None,
             dst_token_file: None,
+            src_oauth: None,
+            dst_oauth: None,
             json: false,
             report: None,
             quiet: true,
@@ -221,10 +223,12 @@ async fn run_account(
         let source_credentials = Credentials {
             password: account.secret("src_password_env", "src_password_file")?,
             token: account.secret("src_token_env", "src_token_file")?,
+            token_provider: None,
         };
         let sink_credentials = Credentials {
             password: account.secret("dst_password_env", "dst_password_file")?,
             token: account.secret("dst_token_env", "dst_token_file")?,
+            token_provider: None,
         };
         let source = registry::open_source(&source_url, &source_credentials).await?;
         let sink = registry::open_sink(&destination_url, &sink_credentials).await?;

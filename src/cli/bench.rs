@@ -63,8 +63,8 @@ fn reset_peak_rss() {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
-    let source_credentials = credentials(Side::Source, None, None)?;
-    let sink_credentials = credentials(Side::Destination, None, None)?;
+    let source_credentials = credentials(Side::Source, None, None, None)?;
+    let sink_credentials = credentials(Side::Destination, None, None, None)?;
     let mut figures = Figures {
         generated: args.generate,
         generate_secs: None,

@@ -40,6 +40,8 @@ pub struct JobFile {
     pub dst_password_file: Option<PathBuf>,
     pub src_token_file: Option<PathBuf>,
     pub dst_token_file: Option<PathBuf>,
+    pub src_oauth: Option<PathBuf>,
+    pub dst_oauth: Option<PathBuf>,
     pub report: Option<PathBuf>,
     pub state: Option<PathBuf>,
     pub dry_run: Option<bool>,
@@ -83,6 +85,8 @@ impl JobArgs {
             dst_password_file: pick(self.dst_password_file, file.dst_password_file.take()),
             src_token_file: pick(self.src_token_file, file.src_token_file.take()),
             dst_token_file: pick(self.dst_token_file, file.dst_token_file.take()),
+            src_oauth: pick(self.src_oauth, file.src_oauth.take()),
+            dst_oauth: pick(self.dst_oauth, file.dst_oauth.take()),
             report: pick(self.report, file.report.take()),
             ..self
         }

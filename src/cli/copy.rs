@@ -20,13 +20,18 @@ use super::args::{CopyArgs, UsageError};
 use super::output::{self, Display};
 use super::{state, EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK};
 
-/// Reads the credentials of one side: file option, then environment.
+/// Reads the credentials of one side: file options, then environment. An OAuth2 refresh
+/// configuration (`--src-oauth FILE`) gives a refresher that renews access tokens as they expire.
 pub fn credentials(
     side: Side,
     password_file: Option<&std::path::Path>,
     token_file: Option<&std::path::Path>,
+    oauth_file: Option<&std::path::Path>,
 ) -> anyhow::Result<Credentials> {
     let mut credentials = Credentials::from_env(side);
+    if let Some(path) = oauth_file {
+        credentials.token_provider = Some(Arc::new(mailmove_oauth::OAuthRefresher::from_toml_file(path)?));
+    }
     if let Some(path) = password_file {
         credentials.password = Some(Credentials::read_secret_file(path)?);
     }
@@ -88,10 +93,18 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<u8> {
     if let Some(concurrency) = args.concurrency {
         options.limits.folder_concurrency = concurrency.max(1);
     }
-    let source_credentials =
-        credentials(Side::Source, job.src_password_file.as_deref(), job.src_token_file.as_deref())?;
-    let sink_credentials =
-        credentials(Side::Destination, job.dst_password_file.as_deref(), job.dst_token_file.as_deref())?;
+    let source_credentials = credentials(
+        Side::Source,
+        job.src_password_file.as_deref(),
+        job.src_token_file.as_deref(),
+        job.src_oauth.as_deref(),
+    )?;
+    let sink_credentials = credentials(
+        Side::Destination,
+        job.dst_password_file.as_deref(),
+        job.dst_token_file.as_deref(),
+        job.dst_oauth.as_deref(),
+    )?;
     let (source, pop3) =
         open_source(source_url, &source_credentials, args.delete_after && !args.dry_run).await?;
     let sink = registry::open_sink(destination_url, &sink_credentials).await?;

@@ -33,7 +33,7 @@ pub struct InventoryArgs {
 pub async fn run(args: InventoryArgs) -> anyhow::Result<u8> {
     let limit = args.limit.as_deref().map(parse_size).transpose()?;
     let credentials =
-        credentials(Side::Source, args.src_password_file.as_deref(), args.src_token_file.as_deref())?;
+        credentials(Side::Source, args.src_password_file.as_deref(), args.src_token_file.as_deref(), None)?;
     let source = registry::open_source(&args.source, &credentials).await?;
     let report = inventory::take(source.as_ref(), &InventoryOptions { limit, largest: args.largest }).await?;
     if args.json {

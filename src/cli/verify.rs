@@ -59,13 +59,23 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
 
     let source = registry::open_source(
         source_url,
-        &credentials(Side::Source, job.src_password_file.as_deref(), job.src_token_file.as_deref())?,
+        &credentials(
+            Side::Source,
+            job.src_password_file.as_deref(),
+            job.src_token_file.as_deref(),
+            job.src_oauth.as_deref(),
+        )?,
     )
     .await?;
     // The destination is read back as a source: every backend can be read.
     let destination = registry::open_source(
         destination_url,
-        &credentials(Side::Destination, job.dst_password_file.as_deref(), job.dst_token_file.as_deref())?,
+        &credentials(
+            Side::Destination,
+            job.dst_password_file.as_deref(),
+            job.dst_token_file.as_deref(),
+            job.dst_oauth.as_deref(),
+        )?,
     )
     .await?;
     let display = Display::choose(job.json, job.quiet);

@@ -57,6 +57,9 @@ pub struct Pop3Config {
     pub(crate) user: String,
     pub(crate) password: Option<Secret>,
     pub(crate) token: Option<Secret>,
+    /// Refreshes OAuth2 access tokens; asked before every login (so a token that expired during a
+    /// long run is renewed before reconnecting).
+    pub(crate) token_provider: Option<std::sync::Arc<dyn mailmove_core::TokenProvider>>,
     pub(crate) tls: TlsMode,
     pub(crate) auth: Option<AuthMethod>,
     pub(crate) ca_file: Option<PathBuf>,
@@ -74,6 +77,7 @@ impl fmt::Debug for Pop3Config {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_provider", &self.token_provider.is_some())
             .field("tls", &self.tls)
             .field("auth", &self.auth)
             .field("ca_file", &self.ca_file)
@@ -95,6 +99,7 @@ impl Pop3Config {
             user: user.into(),
             password: None,
             token: None,
+            token_provider: None,
             tls: TlsMode::StartTls,
             auth: None,
             ca_file: None,
@@ -217,6 +222,13 @@ impl Pop3Config {
         self
     }
 
+    /// Takes OAuth2 access tokens from a provider (e.g. `mailmove-oauth`'s refresher), asked before
+    /// every login; when the server refuses a token it is invalidated and a fresh one tried once.
+    pub fn with_token_provider(mut self, provider: std::sync::Arc<dyn mailmove_core::TokenProvider>) -> Self {
+        self.token_provider = Some(provider);
+        self
+    }
+
     /// Sets an OAuth2 access token for `XOAUTH2` (chosen automatically when no password is set).
     pub fn with_token(mut self, token: Secret) -> Self {
         self.token = Some(token);
@@ -324,7 +336,7 @@ impl Pop3Config {
 
     /// Whether a token is set.
     pub fn has_token(&self) -> bool {
-        self.token.is_some()
+        self.token.is_some() || self.token_provider.is_some()
     }
 
     pub(crate) fn host_for_display(&self) -> String {

@@ -406,3 +406,39 @@ async fn a_message_far_larger_than_listed_is_refused_not_spooled_forever() {
 async fn keys_of(source: &Pop3Source) -> Vec<SourceKey> {
     source.collect_messages(&FolderPath::inbox()).await.unwrap().into_iter().map(|m| m.key).collect()
 }
+
+/// Hands out a stale token first, the good one after `invalidate`; counts refreshes.
+#[derive(Debug, Default)]
+struct RotatingTokens {
+    invalidated: std::sync::atomic::AtomicUsize,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl mailmove_core::TokenProvider for RotatingTokens {
+    async fn access_token(&self) -> mailmove_core::Result<Secret> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Secret::new(if self.invalidated.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            "stale-4242"
+        } else {
+            TOKEN
+        }))
+    }
+    fn invalidate(&self, token: &Secret) {
+        assert_eq!(token.expose(), "stale-4242", "only the refused token is invalidated");
+        self.invalidated.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_token_provider_is_asked_at_login_and_a_refused_token_is_refreshed_once() {
+    let server = Server::start(vec![b"Subject: oauth\r\n\r\nx\r\n".to_vec()], Options::default()).await;
+    let provider = std::sync::Arc::new(RotatingTokens::default());
+    let config = Pop3Config::from_url(&format!("{}&auth=xoauth2", server.url("someone@example.com")))
+        .unwrap()
+        .with_token_provider(provider.clone());
+    let source = Pop3Source::connect(config).await.unwrap();
+    assert_eq!(source.collect_messages(&FolderPath::inbox()).await.unwrap().len(), 1);
+    assert_eq!(provider.invalidated.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(provider.asked.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
