@@ -3,14 +3,14 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use support::detailed_content;
+
 use std::path::PathBuf;
 
 use chrono::{FixedOffset, TimeZone};
-use futures::StreamExt;
 use mailmove::core::engine::Copier;
 use mailmove::core::memory::MemoryStore;
-use mailmove::core::{Flags, FolderPath, MailSource};
+use mailmove::core::{Flags, FolderPath};
 use mailmove::registry::{open_sink, open_source, Credentials};
 
 fn corpus() -> Option<Vec<(String, Vec<u8>)>> {
@@ -28,33 +28,6 @@ fn corpus() -> Option<Vec<(String, Vec<u8>)>> {
         }
     }
     Some(out)
-}
-
-/// (folder, bytes, flags, internal date in seconds) → count.
-type Content = BTreeMap<(String, Vec<u8>, Vec<String>, Option<i64>), usize>;
-
-async fn content(source: &dyn MailSource) -> Content {
-    let mut out = Content::new();
-    for folder in source.list_folders().await.unwrap() {
-        let mut keys = Vec::new();
-        let mut metas = source.list_messages(&folder.path, None);
-        while let Some(meta) = metas.next().await {
-            keys.push(meta.unwrap().key);
-        }
-        drop(metas);
-        let mut messages = source.fetch(&folder.path, &keys);
-        while let Some(message) = messages.next().await {
-            let message = message.unwrap();
-            let key = (
-                folder.path.to_string(),
-                message.body.to_bytes().unwrap().to_vec(),
-                message.meta.flags.to_imap_list(),
-                message.meta.internal_date.map(|d| d.timestamp()),
-            );
-            *out.entry(key).or_default() += 1;
-        }
-    }
-    out
 }
 
 async fn copy(from: &str, to: &str) {
@@ -101,10 +74,10 @@ async fn corpus_travels_byte_exact_through_maildir_and_mbox() {
     copy(&url("mbox-b"), &url("maildir-c")).await;
     copy(&url("maildir-a"), &url("maildir-d")).await;
 
-    let expected = content(&original).await;
+    let expected = detailed_content(&original, true).await;
     for name in ["maildir-a", "mbox-b", "maildir-c", "maildir-d"] {
         let store = open_source(&url(name), &Credentials::default()).await.unwrap();
-        let got = content(store.as_ref()).await;
+        let got = detailed_content(store.as_ref(), true).await;
         let missing: Vec<_> = expected
             .keys()
             .filter(|k| !got.contains_key(*k))

@@ -4,9 +4,8 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use support::detailed_content;
 
-use futures::StreamExt;
 use mailmove::core::checkpoint::Checkpoint;
 use mailmove::core::engine::{copy, CopyOptions, EventSink};
 use mailmove::core::testkit::Fixture;
@@ -42,33 +41,6 @@ fn pop3(user: &str) -> String {
     format!("pop3s://{user}@127.0.0.1:{}/?ca={}", var("MAILMOVE_TEST_POP3S_PORT"), var("MAILMOVE_TEST_CA"))
 }
 
-/// (folder, bytes, flags, internal date) → count, for folders holding messages.
-type Content = BTreeMap<(String, Vec<u8>, Vec<String>, Option<i64>), usize>;
-
-async fn content(source: &dyn MailSource, with_flags: bool) -> Content {
-    let mut out = Content::new();
-    for folder in source.list_folders().await.unwrap().into_iter().filter(|f| f.selectable) {
-        let mut keys = Vec::new();
-        let mut metas = source.list_messages(&folder.path, None);
-        while let Some(meta) = metas.next().await {
-            keys.push(meta.unwrap().key);
-        }
-        drop(metas);
-        let mut messages = source.fetch(&folder.path, &keys);
-        while let Some(message) = messages.next().await {
-            let message = message.unwrap();
-            let (flags, date) = if with_flags {
-                (message.meta.flags.to_imap_list(), message.meta.internal_date.map(|d| d.timestamp()))
-            } else {
-                (Vec::new(), None)
-            };
-            *out.entry((folder.path.to_string(), message.body.to_bytes().unwrap().to_vec(), flags, date))
-                .or_default() += 1;
-        }
-    }
-    out
-}
-
 async fn run_copy(from: &str, to: &str, state: &std::path::Path) -> (u64, u64) {
     let source = open_source(from, &credentials()).await.unwrap();
     let sink = open_sink(to, &credentials()).await.unwrap();
@@ -100,7 +72,7 @@ async fn a_multi_folder_account_travels_imap_to_imap_and_through_maildir() {
     assert_eq!(run_copy(&maildir, &c, &dir.path().join("mc.sqlite")).await.0 as usize, total);
 
     let open = |url: String| async move { open_source(&url, &credentials()).await.unwrap() };
-    let original = content(open(a.clone()).await.as_ref(), true).await;
+    let original = detailed_content(open(a.clone()).await.as_ref(), true).await;
     assert_eq!(original.values().sum::<usize>(), total);
     assert!(
         original.keys().any(|k| k.0 == "Entwürfe & Co"),
@@ -108,9 +80,17 @@ async fn a_multi_folder_account_travels_imap_to_imap_and_through_maildir() {
         original.keys().map(|k| &k.0).collect::<Vec<_>>()
     );
     assert!(original.keys().any(|k| k.2.contains(&"$Forwarded".to_string())), "keywords were not stored");
-    assert_eq!(content(open(b).await.as_ref(), true).await, original, "IMAP -> IMAP differs");
-    assert_eq!(content(open(maildir).await.as_ref(), true).await, original, "IMAP -> Maildir differs");
-    assert_eq!(content(open(c).await.as_ref(), true).await, original, "IMAP -> Maildir -> IMAP differs");
+    assert_eq!(detailed_content(open(b).await.as_ref(), true).await, original, "IMAP -> IMAP differs");
+    assert_eq!(
+        detailed_content(open(maildir).await.as_ref(), true).await,
+        original,
+        "IMAP -> Maildir differs"
+    );
+    assert_eq!(
+        detailed_content(open(c).await.as_ref(), true).await,
+        original,
+        "IMAP -> Maildir -> IMAP differs"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -132,13 +112,14 @@ async fn a_pop3_inbox_travels_to_maildir_and_to_imap() {
             "a re-run copies nothing"
         );
     }
-    let expected = content(open_source(&pop3(&account), &credentials()).await.unwrap().as_ref(), false).await;
+    let expected =
+        detailed_content(open_source(&pop3(&account), &credentials()).await.unwrap().as_ref(), false).await;
     assert_eq!(expected.values().sum::<usize>(), count);
     // POP3 has no flags or dates; the bytes must be the fixture's, exactly.
     let fixture_bytes: Vec<&Vec<u8>> = fixture.folders[0].messages.iter().map(|m| &m.body).collect();
     assert!(expected.keys().all(|k| fixture_bytes.contains(&&k.1)), "POP3 did not return the stored bytes");
     for url in [maildir, destination] {
-        let got = content(open_source(&url, &credentials()).await.unwrap().as_ref(), false).await;
+        let got = detailed_content(open_source(&url, &credentials()).await.unwrap().as_ref(), false).await;
         assert_eq!(got, expected, "{url}");
     }
 }

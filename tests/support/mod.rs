@@ -89,3 +89,31 @@ pub async fn content_of(source: &dyn MailSource) -> BTreeMap<(String, Fingerprin
 pub fn total(content: &BTreeMap<(String, Fingerprint), usize>) -> usize {
     content.values().sum()
 }
+
+/// (folder, bytes, flags, internal date in seconds) → count: everything a copy must keep.
+pub type DetailedContent = BTreeMap<(String, Vec<u8>, Vec<String>, Option<i64>), usize>;
+
+/// Every message of a source with its flags and internal date (`with_meta` false: bytes only).
+pub async fn detailed_content(source: &dyn MailSource, with_meta: bool) -> DetailedContent {
+    let mut out = DetailedContent::new();
+    for folder in source.list_folders().await.expect("folders").into_iter().filter(|f| f.selectable) {
+        let mut keys = Vec::new();
+        let mut metas = source.list_messages(&folder.path, None);
+        while let Some(meta) = metas.next().await {
+            keys.push(meta.expect("meta").key);
+        }
+        drop(metas);
+        let mut messages = source.fetch(&folder.path, &keys);
+        while let Some(message) = messages.next().await {
+            let message = message.expect("message");
+            let (flags, date) = if with_meta {
+                (message.meta.flags.to_imap_list(), message.meta.internal_date.map(|d| d.timestamp()))
+            } else {
+                (Vec::new(), None)
+            };
+            let bytes = message.body.to_bytes().expect("bytes").to_vec();
+            *out.entry((folder.path.to_string(), bytes, flags, date)).or_default() += 1;
+        }
+    }
+    out
+}
