@@ -106,16 +106,15 @@ impl StrictHasher {
 
     /// Feeds the next chunk.
     pub fn update(&mut self, chunk: &[u8]) {
+        // Jump from newline to newline (memchr is vectorised): the bytes between them go to the
+        // hash in one piece, and a CR is inserted before every LF that lacks one.
         let mut start = 0;
-        for (index, &byte) in chunk.iter().enumerate() {
-            if byte == b'\n' {
-                let previous_is_cr =
-                    if index == 0 { self.previous_was_cr } else { chunk[index - 1] == b'\r' };
-                if !previous_is_cr {
-                    self.hasher.update(&chunk[start..index]);
-                    self.hasher.update(b"\r");
-                    start = index;
-                }
+        for index in memchr::memchr_iter(b'\n', chunk) {
+            let previous_is_cr = if index == 0 { self.previous_was_cr } else { chunk[index - 1] == b'\r' };
+            if !previous_is_cr {
+                self.hasher.update(&chunk[start..index]);
+                self.hasher.update(b"\r");
+                start = index;
             }
         }
         self.hasher.update(&chunk[start..]);
