@@ -13,7 +13,12 @@
 //! * `[OVERQUOTA]` → [`Error::QuotaExceeded`] (the engine pauses; the intents stay, resume
 //!   reconciles);
 //! * a cut connection → [`Error::Connection`] (transient: the engine reconciles by fingerprint and
-//!   appends again what is missing, so a message that was stored before the cut is not duplicated);
+//!   appends again what is missing, so a message that was stored before the cut is not duplicated).
+//!   A server goes on executing the commands it had already received when the connection died
+//!   (Dovecot does: APPENDs it had read store seconds after our side saw the cut). A reconcile that
+//!   ran before those late stores would miss them and append the messages again, so after a cut
+//!   with APPENDs unanswered the error is returned only once the folder is *quiet*: its
+//!   `STATUS (MESSAGES UIDNEXT)` unchanged for [`QUIET`] (polled, at most [`QUIET_MAX`]);
 //! * `[THROTTLED]`, `[UNAVAILABLE]`, "Suggested Backoff Time", `[TRYCREATE]`: the lane sends those
 //!   messages again itself, one at a time, after the server's hint; only when that fails too does
 //!   `flush` return [`Error::Throttled`];
@@ -49,6 +54,13 @@ use crate::wire::{Status, StatusResponse};
 const MAX_LOCAL_BACKOFF: Duration = Duration::from_secs(30);
 /// Attempts of a throttled or `[TRYCREATE]` message inside `flush`.
 const LOCAL_ATTEMPTS: u32 = 3;
+/// How long a folder's STATUS must stay unchanged after a cut before we trust that the server
+/// finished the commands of the dead connection.
+pub(crate) const QUIET: Duration = Duration::from_secs(1);
+/// How often STATUS is asked while waiting for quiet.
+const QUIET_POLL: Duration = Duration::from_millis(250);
+/// Longest wait for quiet (a folder someone else keeps writing to never becomes quiet).
+pub(crate) const QUIET_MAX: Duration = Duration::from_secs(30);
 
 /// The lanes of a store, by mailbox name.
 #[derive(Default)]
@@ -88,6 +100,9 @@ pub(crate) struct Lane {
     /// A pipelined APPEND was refused: from now on this mailbox gets one APPEND at a time, so
     /// that a refusal is always reported against its own message.
     synchronous: bool,
+    /// A connection died with APPENDs unanswered: wait for the folder to be quiet before
+    /// reporting it (see the module docs).
+    unquiet: bool,
 }
 
 struct Pending {
@@ -105,6 +120,7 @@ impl Lane {
             retry: Vec::new(),
             verdict: None,
             synchronous: false,
+            unquiet: false,
         }
     }
 
@@ -121,6 +137,7 @@ impl Lane {
     /// The connection broke: nothing outstanding can be confirmed any more.
     fn lost(&mut self, inner: &Inner, error: &Error) {
         if !self.pending.is_empty() {
+            self.unquiet = true;
             self.record(Error::Connection {
                 message: format!(
                     "{} pipelined APPENDs to {} were not confirmed before the connection failed ({error})",
@@ -158,11 +175,49 @@ impl Inner {
         let mailbox = self.mailbox(folder)?;
         let lane = self.lanes.get_or_create(&mailbox, folder);
         let mut lane = lane.lock().await;
-        if binary || self.config.pipeline == 0 || lane.synchronous {
+        let result = if binary || self.config.pipeline == 0 || lane.synchronous {
             self.settle(&mut lane).await;
-            return self.append_now(folder, &mailbox, message, binary).await;
+            let result = self.append_now(folder, &mailbox, message, binary).await;
+            if result.as_ref().is_err_and(|e| matches!(e, Error::Connection { .. } | Error::Timeout { .. })) {
+                // The APPEND may have been read whole by the server, which may store it after we
+                // saw the connection die: let the folder become quiet before the engine reconciles.
+                lane.unquiet = true;
+            }
+            result
+        } else {
+            self.append_pipelined(&mut lane, message).await
+        };
+        if result.is_err() && lane.unquiet && lane.pending.is_empty() {
+            self.wait_quiet(&mut lane).await;
         }
-        self.append_pipelined(&mut lane, message).await
+        result
+    }
+
+    /// Polls the folder's STATUS until it stays unchanged for [`QUIET`] (see the module docs).
+    async fn wait_quiet(&self, lane: &mut Lane) {
+        lane.unquiet = false;
+        let started = tokio::time::Instant::now();
+        let mut last = None;
+        let mut unchanged_since = started;
+        while started.elapsed() < QUIET_MAX {
+            // A fresh EXAMINE, not STATUS: a session with the folder selected may answer from
+            // its own (older) view.
+            let seen = match self.acquire_for(Some(&lane.mailbox)).await {
+                Ok(mut pooled) => self.select_fresh(pooled.conn(), &lane.mailbox, true).await.ok(),
+                Err(_) => None,
+            };
+            let seen = seen.map(|info| (info.exists, info.uid_next));
+            if seen.is_some() && seen == last {
+                if unchanged_since.elapsed() >= QUIET {
+                    return;
+                }
+            } else {
+                last = seen;
+                unchanged_since = tokio::time::Instant::now();
+            }
+            tokio::time::sleep(QUIET_POLL).await;
+        }
+        tracing::warn!("{} did not become quiet after a cut within {QUIET_MAX:?}", lane.folder);
     }
 
     /// One APPEND, waiting for its answer; `[TRYCREATE]` creates the folder and tries once more.
@@ -343,6 +398,9 @@ impl Inner {
         if let Some((conn, permit)) = lane.held.take() {
             self.release(conn, permit);
         }
+        if lane.unquiet {
+            self.wait_quiet(lane).await;
+        }
         let retry = std::mem::take(&mut lane.retry);
         for (message, mut hint) in retry {
             let mut attempt = 0;
@@ -386,7 +444,7 @@ impl Inner {
     pub(crate) async fn settle_mailbox(&self, mailbox: &str) {
         if let Some(lane) = self.lanes.get(mailbox) {
             let mut lane = lane.lock().await;
-            if lane.held.is_some() || !lane.retry.is_empty() {
+            if lane.held.is_some() || !lane.retry.is_empty() || lane.unquiet {
                 self.settle(&mut lane).await;
             }
         }

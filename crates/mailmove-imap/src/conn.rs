@@ -126,6 +126,8 @@ pub(crate) struct Conn {
     bye: Option<StatusResponse>,
     /// Tagged answers that arrived while another command was awaited (pipelining).
     completed: VecDeque<(String, StatusResponse)>,
+    /// Tags of commands sent without anyone awaiting their answer (see [`Conn::send_unawaited`]).
+    unawaited: HashSet<String>,
     /// The account's byte rate limit, shared by its connections.
     rate: Option<Arc<RateLimit>>,
 }
@@ -144,6 +146,7 @@ impl Conn {
             last_used: Instant::now(),
             bye: None,
             completed: VecDeque::new(),
+            unawaited: HashSet::new(),
             rate: None,
         }
     }
@@ -424,6 +427,15 @@ impl Conn {
         Ok(())
     }
 
+    /// Sends a plain command whose answer nobody waits for (a NOOP ahead of a FETCH, so that the
+    /// FETCH sees the mailbox as it is now); its answer is dropped when it arrives.
+    pub async fn send_unawaited(&mut self, command: &str) -> Result<()> {
+        let tag = self.tag();
+        self.send_parts(&tag, &[Part::Text(command.to_string())], &mut |_| Ok(())).await?;
+        self.unawaited.insert(tag);
+        Ok(())
+    }
+
     /// Waits for `+` after a synchronising literal; returns the tagged status if the server ended
     /// the command instead.
     async fn wait_continue(
@@ -476,6 +488,12 @@ impl Conn {
         let outcome = match response {
             Ok(Response::Untagged(status)) => on_untagged(Untagged::Status(&status)),
             Ok(Response::Data(values)) => on_untagged(Untagged::Data(&values)),
+            Ok(Response::Tagged { tag, status }) if self.unawaited.remove(&tag) => {
+                if status.status != Status::Ok {
+                    tracing::debug!("{tag} (not awaited) answered {}", status.describe());
+                }
+                Ok(())
+            }
             Ok(Response::Tagged { tag, status }) => {
                 // The answer of another command in flight: kept for whoever waits for it.
                 if self.completed.len() >= MAX_COMPLETED {

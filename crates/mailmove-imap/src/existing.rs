@@ -20,8 +20,8 @@ use mailmove_core::{fingerprint, Error, ExistingMessage, Fingerprint, FolderPath
 
 use crate::conn::Untagged;
 use crate::errors;
-use crate::source::{absorb_fetch, search_uids, Fetched};
-use crate::store::{lock, uid_set, Inner};
+use crate::source::{absorb_fetch, search_finish, search_start, Fetched};
+use crate::store::{lock, uid_set, Inner, Selecting};
 use crate::wire::Status;
 
 /// UIDs per `UID FETCH` when hashing.
@@ -75,18 +75,25 @@ fn entry(validity: Option<u32>, uid: u32, size: u64, fingerprint: Fingerprint) -
 }
 
 impl Inner {
-    /// EXAMINE and every UID; `None` when the folder does not exist.
+    /// EXAMINE (fresh: see [`Inner::select_start`]) and every UID, in one round trip; `None` when
+    /// the folder does not exist.
     async fn examine_existing(&self, mailbox: &str) -> Result<Option<(Option<u32>, Vec<u32>)>> {
         self.settle_mailbox(mailbox).await;
         let mut pooled = self.acquire_for(Some(mailbox)).await?;
         let conn = pooled.conn();
-        let info = match self.select(conn, mailbox, true).await {
+        let selecting = self.select_start(conn, mailbox, true, true).await?;
+        let search = search_start(conn, 1).await?;
+        let info = match selecting {
+            Selecting::Already(info) => Ok(info),
+            Selecting::Sent(tag) => self.select_finish(conn, &tag, mailbox, true).await,
+        };
+        let uids = search_finish(conn, &search, 1).await;
+        let info = match info {
             Ok(info) => info,
             Err(Error::NotFound { .. }) if !self.exists(conn, mailbox).await? => return Ok(None),
             Err(error) => return Err(error),
         };
-        let uids = search_uids(conn, 1).await?;
-        Ok(Some((info.uid_validity, uids)))
+        Ok(Some((info.uid_validity, uids?)))
     }
 
     /// Hashes the messages of `uids` (one command, bodies hashed as they arrive).

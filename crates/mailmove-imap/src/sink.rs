@@ -80,7 +80,7 @@ impl Inner {
         uid: u32,
         message: &Message,
     ) -> Result<()> {
-        self.select(conn, mailbox, false).await?;
+        self.select_fresh(conn, mailbox, false).await?;
         let stored = self.fetch_bodies(conn, &[uid], "UID BODY.PEEK[]").await?;
         let Some(body) = stored.get(&uid).and_then(|item| item.body.as_ref()) else {
             return Ok(());

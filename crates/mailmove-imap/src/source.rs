@@ -200,14 +200,7 @@ pub(crate) async fn uid_fetch(
     Ok(by_uid)
 }
 
-/// `UID SEARCH UID from:*`, sorted, without UIDs below `from` (`n:*` always matches the last
-/// message, whatever its UID).
-pub(crate) async fn search_uids(conn: &mut Conn, from: u32) -> Result<Vec<u32>> {
-    let tag = search_start(conn, from).await?;
-    search_finish(conn, &tag, from).await
-}
-
-/// Sends the UID SEARCH of [`search_uids`] without waiting.
+/// Sends `UID SEARCH UID from:*` (or `ALL`) without waiting.
 pub(crate) async fn search_start(conn: &mut Conn, from: u32) -> Result<String> {
     let command = if from <= 1 { "UID SEARCH ALL".to_string() } else { format!("UID SEARCH UID {from}:*") };
     let tag = conn.tag();
@@ -215,7 +208,8 @@ pub(crate) async fn search_start(conn: &mut Conn, from: u32) -> Result<String> {
     Ok(tag)
 }
 
-/// Reads the answer of [`search_start`].
+/// Reads the answer of [`search_start`]: the UIDs, sorted, without those below `from` (`n:*`
+/// always matches the last message, whatever its UID).
 pub(crate) async fn search_finish(conn: &mut Conn, tag: &str, from: u32) -> Result<Vec<u32>> {
     let mut uids = Vec::new();
     let done = conn
@@ -266,7 +260,7 @@ impl Inner {
                 return Ok((status.validity, Vec::new()));
             }
         }
-        let selecting = self.select_start(conn, &mailbox, true).await?;
+        let selecting = self.select_start(conn, &mailbox, true, true).await?;
         let search = search_start(conn, from).await?;
         let info = match selecting {
             Selecting::Already(info) => Ok(info),
@@ -280,14 +274,22 @@ impl Inner {
         Ok((info.uid_validity, uids))
     }
 
-    /// Selects (read-only) on some connection, checking that UIDVALIDITY did not change.
+    /// Selects (read-only) on some connection, checking that UIDVALIDITY did not change. When
+    /// the connection had the mailbox selected already, a NOOP goes ahead of the next command
+    /// (pipelined, not awaited) so that messages listed on another connection are visible here.
     pub(crate) async fn examine_checked(
         &self,
         conn: &mut Conn,
         mailbox: &str,
         validity: Option<u32>,
     ) -> Result<()> {
-        let info = self.select(conn, mailbox, true).await?;
+        let info = match self.select_start(conn, mailbox, true, false).await? {
+            Selecting::Already(info) => {
+                conn.send_unawaited("NOOP").await?;
+                info
+            }
+            Selecting::Sent(tag) => self.select_finish(conn, &tag, mailbox, true).await?,
+        };
         if validity.is_some() && info.uid_validity.is_some() && info.uid_validity != validity {
             return Err(Error::protocol(format!(
                 "UIDVALIDITY of {mailbox} changed from {validity:?} to {:?} while reading it",
@@ -356,7 +358,7 @@ impl Inner {
             rate.take(uids.len() as u64).await;
         }
         let mut pooled = self.acquire_for(Some(mailbox)).await?;
-        self.select(pooled.conn(), mailbox, true).await?;
+        self.examine_checked(pooled.conn(), mailbox, None).await?;
         let items = format!("{} BODY.PEEK[]", self.meta_items());
         let mut fetched = self.fetch_bodies(pooled.conn(), uids, &items).await?;
         drop(pooled);

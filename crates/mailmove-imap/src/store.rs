@@ -40,6 +40,7 @@ impl std::fmt::Debug for ImapStore {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SelectInfo {
     pub uid_validity: Option<u32>,
+    pub uid_next: Option<u32>,
     pub exists: Option<u32>,
     pub permanent_flags: Option<Vec<String>>,
 }
@@ -242,16 +243,35 @@ impl Inner {
     /// SELECT (read-write) or EXAMINE (read-only) unless the connection already has it selected.
     /// A NO becomes [`Error::NotFound`].
     pub async fn select(&self, conn: &mut Conn, mailbox: &str, read_only: bool) -> Result<SelectInfo> {
-        match self.select_start(conn, mailbox, read_only).await? {
+        match self.select_start(conn, mailbox, read_only, false).await? {
+            Selecting::Already(info) => Ok(info),
+            Selecting::Sent(tag) => self.select_finish(conn, &tag, mailbox, read_only).await,
+        }
+    }
+
+    /// SELECT/EXAMINE even when the connection has the mailbox selected (see
+    /// [`Inner::select_start`]).
+    pub async fn select_fresh(&self, conn: &mut Conn, mailbox: &str, read_only: bool) -> Result<SelectInfo> {
+        match self.select_start(conn, mailbox, read_only, true).await? {
             Selecting::Already(info) => Ok(info),
             Selecting::Sent(tag) => self.select_finish(conn, &tag, mailbox, read_only).await,
         }
     }
 
     /// Sends SELECT/EXAMINE (without waiting, so that the next command can follow at once) unless
-    /// the connection has the mailbox selected already.
-    pub async fn select_start(&self, conn: &mut Conn, mailbox: &str, read_only: bool) -> Result<Selecting> {
-        if let Some(selected) = &conn.selected {
+    /// the connection has the mailbox selected already and `fresh` is false.
+    ///
+    /// A session that has a mailbox selected sees messages other sessions added only once the
+    /// server told it (EXISTS, at its next command): whatever must see the mailbox as it is *now*
+    /// (listings, reconciles) asks for a `fresh` selection.
+    pub async fn select_start(
+        &self,
+        conn: &mut Conn,
+        mailbox: &str,
+        read_only: bool,
+        fresh: bool,
+    ) -> Result<Selecting> {
+        if let Some(selected) = conn.selected.as_ref().filter(|_| !fresh) {
             if selected.mailbox == mailbox && (read_only || !selected.read_only) {
                 let info = SelectInfo { uid_validity: selected.uid_validity, ..SelectInfo::default() };
                 return Ok(Selecting::Already(info));
@@ -280,6 +300,7 @@ impl Inner {
                         Some(code) if code.name == "UIDVALIDITY" => {
                             info.uid_validity = code.args.trim().parse().ok()
                         }
+                        Some(code) if code.name == "UIDNEXT" => info.uid_next = code.args.trim().parse().ok(),
                         Some(code) if code.name == "PERMANENTFLAGS" => {
                             let list = code.args.trim().trim_start_matches('(').trim_end_matches(')');
                             info.permanent_flags = Some(list.split_whitespace().map(String::from).collect());

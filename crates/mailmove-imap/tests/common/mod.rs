@@ -1,6 +1,9 @@
 //! Shared helpers for the tests against the throw-away Dovecot of `scripts/dovecot.sh`.
 #![allow(dead_code)]
 
+pub mod fake;
+pub mod proxy;
+
 use mailmove_core::Secret;
 use mailmove_imap::{ImapConfig, ImapStore};
 use rand::Rng;
@@ -45,4 +48,30 @@ pub async fn store(user: &str) -> ImapStore {
     ImapStore::connect(config)
         .await
         .unwrap_or_else(|e| panic!("connecting as {user}: {}", e.chain_to_string()))
+}
+
+/// Every message of a store as (folder, strict fingerprint) → count.
+pub type Contents = std::collections::BTreeMap<(String, mailmove_core::Fingerprint), usize>;
+
+/// Reads every message of a source (all folders) and counts strict fingerprints per folder.
+pub async fn contents_of(source: &dyn mailmove_core::MailSource) -> Contents {
+    use futures::StreamExt;
+    let mut out = Contents::new();
+    for folder in source.list_folders().await.unwrap() {
+        if !folder.selectable {
+            continue;
+        }
+        let metas: Vec<_> = source.list_messages(&folder.path, None).collect().await;
+        let keys: Vec<_> = metas.into_iter().map(|m| m.unwrap().key).collect();
+        for chunk in keys.chunks(40) {
+            let messages: Vec<_> = source.fetch(&folder.path, chunk).collect().await;
+            assert_eq!(messages.len(), chunk.len(), "{}", folder.path);
+            for message in messages {
+                let body = message.unwrap().body;
+                let fingerprint = mailmove_core::fingerprint::strict(&body).unwrap();
+                *out.entry((folder.path.to_string(), fingerprint)).or_default() += 1;
+            }
+        }
+    }
+    out
 }
