@@ -193,17 +193,22 @@ impl Inner {
         result
     }
 
-    /// Polls the folder's STATUS until it stays unchanged for [`QUIET`] (see the module docs).
+    /// Waits for the lane's folder to be quiet after a cut (see the module docs).
     async fn wait_quiet(&self, lane: &mut Lane) {
         lane.unquiet = false;
+        self.wait_mailbox_quiet(&lane.mailbox).await;
+    }
+
+    /// Polls a fresh EXAMINE of `mailbox` until its message count and UIDNEXT stay unchanged for
+    /// [`QUIET`] (at most [`QUIET_MAX`]). A fresh EXAMINE rather than STATUS: a session that has
+    /// the folder selected may answer from its own, older view.
+    pub(crate) async fn wait_mailbox_quiet(&self, mailbox: &str) {
         let started = tokio::time::Instant::now();
         let mut last = None;
         let mut unchanged_since = started;
         while started.elapsed() < QUIET_MAX {
-            // A fresh EXAMINE, not STATUS: a session with the folder selected may answer from
-            // its own (older) view.
-            let seen = match self.acquire_for(Some(&lane.mailbox)).await {
-                Ok(mut pooled) => self.select_fresh(pooled.conn(), &lane.mailbox, true).await.ok(),
+            let seen = match self.acquire_for(Some(mailbox)).await {
+                Ok(mut pooled) => self.select_fresh(pooled.conn(), mailbox, true).await.ok(),
                 Err(_) => None,
             };
             let seen = seen.map(|info| (info.exists, info.uid_next));
@@ -217,7 +222,7 @@ impl Inner {
             }
             tokio::time::sleep(QUIET_POLL).await;
         }
-        tracing::warn!("{} did not become quiet after a cut within {QUIET_MAX:?}", lane.folder);
+        tracing::warn!("{mailbox} did not become quiet within {QUIET_MAX:?}");
     }
 
     /// One APPEND, waiting for its answer; `[TRYCREATE]` creates the folder and tries once more.

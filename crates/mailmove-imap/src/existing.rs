@@ -11,6 +11,13 @@
 //!   the messages that arrived since. The cache holds at most
 //!   [`ImapConfig::fingerprint_cache`](crate::ImapConfig) entries (about 80 bytes each); beyond
 //!   that, new entries are not kept.
+//!
+//! A server finishes the commands it had received when a connection died, even after a client
+//! process was killed: the APPENDs a crashed run had in flight may be stored a moment after the
+//! next run started. So the first listing of a folder in the life of a store waits until the
+//! folder is quiet (its message count and UIDNEXT unchanged for a second; see the `append`
+//! module) before it reads the UIDs, unless this store created the folder (nobody else can have
+//! had APPENDs in flight to it) or it does not exist. Into a fresh account, only INBOX pays it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -93,7 +100,18 @@ impl Inner {
             Err(Error::NotFound { .. }) if !self.exists(conn, mailbox).await? => return Ok(None),
             Err(error) => return Err(error),
         };
-        Ok(Some((info.uid_validity, uids?)))
+        let uids = uids?;
+        let first = lock(&self.quiet_checked).insert(mailbox.to_string());
+        if first && !lock(&self.created).contains(mailbox) {
+            drop(pooled);
+            self.wait_mailbox_quiet(mailbox).await;
+            let mut pooled = self.acquire_for(Some(mailbox)).await?;
+            let conn = pooled.conn();
+            let info = self.select_fresh(conn, mailbox, true).await?;
+            let search = search_start(conn, 1).await?;
+            return Ok(Some((info.uid_validity, search_finish(conn, &search, 1).await?)));
+        }
+        Ok(Some((info.uid_validity, uids)))
     }
 
     /// Hashes the messages of `uids` (one command, bodies hashed as they arrive).

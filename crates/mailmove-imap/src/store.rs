@@ -56,6 +56,10 @@ pub(crate) struct Inner {
     pub permanent_flags: Mutex<HashMap<String, Vec<String>>>,
     /// Folder → mailbox name as listed (so that a name we could not decode is used verbatim).
     pub raw_names: Mutex<HashMap<FolderPath, String>>,
+    /// Mailboxes whose first reconcile in this session waited for quiet (see [`crate::existing`]).
+    pub quiet_checked: Mutex<HashSet<String>>,
+    /// Mailboxes this store created (CREATE answered OK).
+    pub created: Mutex<HashSet<String>>,
     /// Mailboxes known to exist and be selectable (listed, or created by us).
     pub known: Mutex<HashSet<String>>,
     /// Mailbox → UIDVALIDITY as reported by the last folder listing (the epoch the engine uses).
@@ -134,6 +138,8 @@ impl ImapStore {
             permanent_flags: Mutex::new(HashMap::new()),
             raw_names: Mutex::new(HashMap::new()),
             known: Mutex::new(HashSet::new()),
+            quiet_checked: Mutex::new(HashSet::new()),
+            created: Mutex::new(HashSet::new()),
             listed_validity: Mutex::new(HashMap::new()),
             lanes: Lanes::default(),
             existing,
@@ -497,6 +503,9 @@ impl Inner {
         }
         for attempt in 0..2 {
             let done = conn.run(&format!("CREATE {}", self.quoted(&mailbox)?), |_| Ok(())).await?;
+            if done.status == Status::Ok {
+                lock(&self.created).insert(mailbox.clone());
+            }
             if done.status == Status::Ok
                 || done.has_code("ALREADYEXISTS")
                 || self.exists(conn, &mailbox).await?
