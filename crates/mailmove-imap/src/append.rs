@@ -173,6 +173,8 @@ impl Inner {
             rate.take(1).await;
         }
         let mailbox = self.mailbox(folder)?;
+        // What the folder listing said about this folder is out of date from now on.
+        lock(&self.listed_status).remove(&mailbox);
         let lane = self.lanes.get_or_create(&mailbox, folder);
         let mut lane = lane.lock().await;
         let result = if binary || self.config.pipeline == 0 || lane.synchronous {

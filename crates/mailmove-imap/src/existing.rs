@@ -17,7 +17,9 @@
 //! next run started. So the first listing of a folder in the life of a store waits until the
 //! folder is quiet (its message count and UIDNEXT unchanged for a second; see the `append`
 //! module) before it reads the UIDs, unless this store created the folder (nobody else can have
-//! had APPENDs in flight to it) or it does not exist. Into a fresh account, only INBOX pays it.
+//! had APPENDs in flight to it), it does not exist, or it never held a message (UIDNEXT 1: a
+//! killed run's APPENDs would have to be still unprocessed after this whole session started). A
+//! copy into a fresh account pays nothing; resuming into folders that hold messages, a second.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -102,7 +104,10 @@ impl Inner {
         };
         let uids = uids?;
         let first = lock(&self.quiet_checked).insert(mailbox.to_string());
-        if first && !lock(&self.created).contains(mailbox) {
+        // A folder that never held a message (UIDNEXT 1) had nothing stored by a crashed run; its
+        // APPENDs would have to be still unprocessed after this whole session started.
+        let never_used = uids.is_empty() && info.uid_next.is_some_and(|next| next <= 1);
+        if first && !never_used && !lock(&self.created).contains(mailbox) {
             drop(pooled);
             self.wait_mailbox_quiet(mailbox).await;
             let mut pooled = self.acquire_for(Some(mailbox)).await?;

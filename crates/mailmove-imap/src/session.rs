@@ -33,7 +33,7 @@ pub(crate) async fn open(config: &ImapConfig, tls_config: &Arc<ClientConfig>) ->
     let _ = tcp.set_nodelay(true);
     let mut conn = match config.tls {
         TlsMode::Implicit => {
-            let stream = tls::handshake(tls_config.clone(), &config.host, tcp).await?;
+            let stream = tls::handshake(tls_config.clone(), &config.host, tcp, config.timeout).await?;
             let mut conn = Conn::new(Transport::Tls(Box::new(stream)), config.timeout, config.spool.clone());
             greeting(&mut conn, config).await?;
             conn
@@ -59,7 +59,7 @@ pub(crate) async fn open(config: &ImapConfig, tls_config: &Arc<ClientConfig>) ->
             let Some(Transport::Plain(tcp)) = conn.into_transport() else {
                 return Err(Error::protocol("STARTTLS on a connection that is not plain TCP"));
             };
-            let stream = tls::handshake(tls_config.clone(), &config.host, tcp).await?;
+            let stream = tls::handshake(tls_config.clone(), &config.host, tcp, config.timeout).await?;
             let mut conn = Conn::new(Transport::Tls(Box::new(stream)), config.timeout, config.spool.clone());
             // Capabilities learnt before TLS cannot be trusted (RFC 3501 §6.2.1).
             refresh_capabilities(&mut conn).await?;

@@ -18,7 +18,7 @@ use mailmove_core::{
 
 use crate::conn::{Conn, Part, Untagged};
 use crate::errors;
-use crate::store::{uid_set, ImapStore, Inner, Selecting};
+use crate::store::{lock, uid_set, ImapStore, Inner, Selecting, LISTED_FRESH};
 use crate::utf7;
 use crate::wire::{Status, Value};
 
@@ -247,6 +247,21 @@ impl Inner {
     /// costs that one command and is not even selected.
     async fn examine_uids(&self, folder: &FolderPath, from: u32) -> Result<(Option<u32>, Vec<u32>)> {
         let mailbox = self.mailbox(folder)?;
+        if from > 1 {
+            // The folder listing of this run already said what UIDNEXT is: nothing new costs no
+            // command at all.
+            let listed = lock(&self.listed_status).get(&mailbox).copied();
+            if let Some((at, status)) = listed.filter(|(at, _)| at.elapsed() < LISTED_FRESH) {
+                if status.uid_next.is_some_and(|next| next <= from) {
+                    tracing::debug!(
+                        "{mailbox}: nothing after UID {} (listed {:?} ago)",
+                        from - 1,
+                        at.elapsed()
+                    );
+                    return Ok((status.validity, Vec::new()));
+                }
+            }
+        }
         // Read-your-writes when this store is also the sink.
         self.settle_mailbox(&mailbox).await;
         let mut pooled = self.acquire_for(Some(&mailbox)).await?;

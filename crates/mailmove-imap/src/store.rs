@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mailmove_core::{Error, FolderInfo, FolderPath, Result, SpecialUse};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -20,6 +20,10 @@ use crate::wire::{quote, Status, Value};
 /// An idle connection older than this is checked with NOOP before use (servers log idle
 /// sessions out after 30 minutes; a NAT may drop them sooner).
 const CHECK_IDLE_AFTER: Duration = Duration::from_secs(60);
+/// How long the STATUS taken by a folder listing may answer "nothing new after the watermark"
+/// for that folder (the engine lists folders, then each folder's messages, at the start of a run;
+/// a message that arrives in between is copied by the next run, like one arriving after the run).
+pub(crate) const LISTED_FRESH: Duration = Duration::from_secs(60);
 /// How often a caller waiting for a connection looks for idle lanes to settle.
 const POOL_RECHECK: Duration = Duration::from_millis(200);
 
@@ -64,6 +68,8 @@ pub(crate) struct Inner {
     pub known: Mutex<HashSet<String>>,
     /// Mailbox → UIDVALIDITY as reported by the last folder listing (the epoch the engine uses).
     pub listed_validity: Mutex<HashMap<String, u32>>,
+    /// Mailbox → its STATUS from the last folder listing, and when (see [`LISTED_FRESH`]).
+    pub listed_status: Mutex<HashMap<String, (Instant, MailboxStatus)>>,
     /// Pipelined APPENDs, per mailbox.
     pub lanes: Lanes,
     /// Fingerprints of destination messages already read (see [`crate::existing`]).
@@ -141,12 +147,46 @@ impl ImapStore {
             quiet_checked: Mutex::new(HashSet::new()),
             created: Mutex::new(HashSet::new()),
             listed_validity: Mutex::new(HashMap::new()),
+            listed_status: Mutex::new(HashMap::new()),
             lanes: Lanes::default(),
             existing,
             byte_rate,
             message_rate,
         };
-        Ok(ImapStore { inner: Arc::new(inner) })
+        let store = ImapStore { inner: Arc::new(inner) };
+        store.warm_up();
+        Ok(store)
+    }
+
+    /// Opens the pool's other connections in the background, all at once: the engine starts
+    /// several folders together, and each new connection costs about six round trips (TCP, greeting,
+    /// STARTTLS, TLS, CAPABILITY, LOGIN) that are better spent before it needs them. A connection
+    /// that fails to open here is simply not there; the pool opens one on demand later.
+    fn warm_up(&self) {
+        let wanted = self.inner.config.max_connections.saturating_sub(1);
+        for _ in 0..wanted {
+            let weak = Arc::downgrade(&self.inner);
+            let (config, tls) = (self.inner.config.clone(), self.inner.tls.clone());
+            tokio::spawn(async move {
+                let Ok(mut conn) = session::open(&config, &tls).await else { return };
+                match weak.upgrade() {
+                    Some(inner) => {
+                        conn.set_rate(inner.byte_rate.clone());
+                        let in_use =
+                            inner.config.max_connections.saturating_sub(inner.permits.available_permits());
+                        let mut idle = lock(&inner.idle);
+                        // Never more live connections than the pool allows (some may have been
+                        // opened on demand meanwhile).
+                        if idle.len() + in_use < inner.config.max_connections {
+                            idle.push(conn);
+                            return;
+                        }
+                    }
+                    None => {}
+                }
+                conn.logout().await;
+            });
+        }
     }
 
     /// The stable identity `imap://user@host:port`.
@@ -419,6 +459,7 @@ impl Inner {
             info.messages = status.messages;
             info.epoch = status.validity.map(u64::from);
             info.bytes = status.size;
+            lock(&self.listed_status).insert(raw.clone(), (Instant::now(), *status));
             if let Some(validity) = status.validity {
                 lock(&self.listed_validity).insert(raw.clone(), validity);
             }

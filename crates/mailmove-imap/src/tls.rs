@@ -2,6 +2,7 @@
 //! private CA from `ca=PATH`. Certificates are always verified; there is no switch to turn that off.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use mailmove_core::{Error, Result};
 use rustls_pki_types::pem::PemObject;
@@ -47,15 +48,20 @@ pub(crate) fn client_config(config: &ImapConfig) -> Result<Arc<ClientConfig>> {
     Ok(Arc::new(tls))
 }
 
-/// Runs the TLS handshake on `tcp`, verifying the certificate for `host`.
+/// Runs the TLS handshake on `tcp`, verifying the certificate for `host`, within `timeout` (a
+/// server that accepts the connection but never answers the handshake must not hang the run).
 pub(crate) async fn handshake(
     tls: Arc<ClientConfig>,
     host: &str,
     tcp: TcpStream,
+    timeout: Duration,
 ) -> Result<TlsStream<TcpStream>> {
     let name = ServerName::try_from(host.to_string())
         .map_err(|_| Error::config(format!("{host:?} is not a valid TLS server name")))?;
-    TlsConnector::from(tls).connect(name, tcp).await.map_err(|err| classify_tls_error(host, err))
+    match tokio::time::timeout(timeout, TlsConnector::from(tls).connect(name, tcp)).await {
+        Err(_) => Err(Error::Timeout { what: format!("TLS handshake with {host}") }),
+        Ok(result) => result.map_err(|err| classify_tls_error(host, err)),
+    }
 }
 
 fn classify_tls_error(host: &str, err: std::io::Error) -> Error {

@@ -160,3 +160,20 @@ async fn a_silent_server_times_out() {
         ImapStore::connect(ImapConfig::from_url(&url).unwrap().with_password(Secret::new("pw"))).await;
     assert!(matches!(error, Err(Error::Timeout { .. })), "{error:?}");
 }
+
+#[tokio::test]
+async fn a_server_silent_during_the_tls_handshake_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        // Accepts, reads the ClientHello, never answers.
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buffer = [0u8; 1024];
+        let _ = socket.read(&mut buffer).await;
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    });
+    let url = format!("imaps://u@127.0.0.1:{port}/?timeout=1");
+    let error =
+        ImapStore::connect(ImapConfig::from_url(&url).unwrap().with_password(Secret::new("pw"))).await;
+    assert!(matches!(error, Err(Error::Timeout { .. })), "{error:?}");
+}
