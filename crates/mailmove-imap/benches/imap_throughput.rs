@@ -19,7 +19,7 @@
 //! with the ratio ours / mbsync (wall time), for the copy and for a re-run over the unchanged
 //! folders (our fast delta against mbsync's state files). Sizes: `$MAILMOVE_BENCH_MESSAGES`
 //! (default 3000) and `$MAILMOVE_BENCH_MAX_SIZE` (bytes, default 4 MiB).
-//! `$MAILMOVE_BENCH_REPEAT` (default 1) runs each copy that many times, alternating the tools,
+//! `MAILMOVE_BENCH_MBSYNC=0` times ours only. `$MAILMOVE_BENCH_REPEAT` (default 1) runs each copy that many times, alternating the tools,
 //! and keeps each one's best time. `$MAILMOVE_BENCH_URL_OPTIONS` adds query options to our URLs
 //! (e.g. `connections=8`, `pipeline=0`).
 
@@ -189,6 +189,11 @@ fn child() {
         let again =
             engine::copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.expect("re-run");
         let rerun = started.elapsed().as_secs_f64();
+        // CPU time of this process (user + system, clock ticks of 1/100 s on Linux).
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+        let (user, system) = (tick(11), tick(12));
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let hwm = status
             .lines()
@@ -196,7 +201,7 @@ fn child() {
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
             .unwrap_or(0);
         println!(
-            "copied={} failed={} bytes={} seconds={seconds:.3} vmhwm_kib={hwm} rerun_seconds={rerun:.3} rerun_copied={}",
+            "copied={} failed={} bytes={} seconds={seconds:.3} vmhwm_kib={hwm} rerun_seconds={rerun:.3} rerun_copied={} cpu_user={user:.2} cpu_system={system:.2}",
             report.copied, report.failed, report.bytes_copied, again.copied
         );
         if report.failed > 0 {
@@ -210,6 +215,8 @@ struct Timing {
     peak_rss_mib: Option<f64>,
     /// The same job again over unchanged folders.
     rerun_seconds: f64,
+    /// CPU seconds (user + system) of our process, copy and re-run.
+    cpu_seconds: Option<f64>,
 }
 
 fn run_ours(server: &Server, source: &str, destination: &str, port: u16) -> Timing {
@@ -237,7 +244,9 @@ fn run_ours(server: &Server, source: &str, destination: &str, port: u16) -> Timi
     let rerun_seconds = field("rerun_seconds").and_then(|s| s.parse().ok()).unwrap_or(f64::NAN);
     // The parent's clock covers the child's start and both runs; the copy alone is the child's.
     let copy_seconds = field("seconds").and_then(|s| s.parse().ok()).unwrap_or(seconds);
-    Timing { seconds: copy_seconds, peak_rss_mib: peak, rerun_seconds }
+    let cpu = |name: &str| field(name).and_then(|v| v.parse::<f64>().ok());
+    let cpu_seconds = cpu("cpu_user").zip(cpu("cpu_system")).map(|(u, s)| u + s);
+    Timing { seconds: copy_seconds, peak_rss_mib: peak, rerun_seconds, cpu_seconds }
 }
 
 /// The faster of two timings (each figure from its own best run).
@@ -251,6 +260,11 @@ fn best(previous: Option<Timing>, next: Timing) -> Timing {
                 (a, b) => a.or(b),
             },
             rerun_seconds: previous.rerun_seconds.min(next.rerun_seconds),
+            cpu_seconds: if next.seconds < previous.seconds {
+                next.cpu_seconds
+            } else {
+                previous.cpu_seconds
+            },
         },
     }
 }
@@ -292,7 +306,7 @@ fn run_mbsync(server: &Server, source: &str, destination: &str, port: u16, work:
     };
     let seconds = sync();
     let rerun_seconds = sync();
-    Timing { seconds, peak_rss_mib: None, rerun_seconds }
+    Timing { seconds, peak_rss_mib: None, rerun_seconds, cpu_seconds: None }
 }
 
 fn main() {
@@ -337,9 +351,9 @@ fn main() {
     let proxy_port = runtime.block_on(proxy(server.port, Duration::from_millis(delay_ms)));
     // The proxy's tasks run on the runtime's worker threads while children copy.
     let scenarios = [("loopback", server.port), ("rtt", proxy_port)];
-    let mbsync = mbsync_installed();
+    let mbsync = env_or("MAILMOVE_BENCH_MBSYNC", "1") != "0" && mbsync_installed();
     if !mbsync {
-        println!("mbsync not installed (apt-get install isync): timing ours only");
+        println!("mbsync not installed (apt-get install isync) or MAILMOVE_BENCH_MBSYNC=0: timing ours only");
     }
     let repeat: usize = env_or("MAILMOVE_BENCH_REPEAT", "1").parse().expect("MAILMOVE_BENCH_REPEAT");
     for (index, (name, port)) in scenarios.iter().enumerate() {
@@ -366,11 +380,13 @@ fn main() {
         let ours = ours.expect("at least one round");
         let mib = source_bytes as f64 / 1048576.0;
         println!(
-            "{label:>10}: ours   {:7.2} s {:6.1} MiB/s, peak RSS {:5.1} MiB, re-run unchanged {:5.2} s",
+            "{label:>10}: ours   {:7.2} s {:6.1} MiB/s, peak RSS {:5.1} MiB, re-run unchanged {:5.2} s \
+             (CPU {:.2} s)",
             ours.seconds,
             mib / ours.seconds,
             ours.peak_rss_mib.unwrap_or(f64::NAN),
-            ours.rerun_seconds
+            ours.rerun_seconds,
+            ours.cpu_seconds.unwrap_or(f64::NAN)
         );
         if let Some(theirs) = &theirs {
             println!(

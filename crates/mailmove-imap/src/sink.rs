@@ -111,16 +111,14 @@ impl MailSink for ImapStore {
     }
 
     fn capabilities(&self) -> SinkCapabilities {
-        // `#[non_exhaustive]` forbids a struct expression (even with `..default()`) across crates.
-        let mut capabilities = SinkCapabilities::default();
-        capabilities.flags = true;
-        capabilities.keywords = true;
-        capabilities.internal_dates = true;
-        capabilities.binary = self.inner.caps.has("BINARY");
-        capabilities.folders = true;
-        capabilities.max_message_size = self.inner.caps.append_limit();
-        capabilities.max_concurrency = self.inner.config.max_connections;
-        capabilities
+        SinkCapabilities::default()
+            .with_flags(true)
+            .with_keywords(true)
+            .with_internal_dates(true)
+            .with_binary(self.inner.caps.has("BINARY"))
+            .with_folders(true)
+            .with_max_message_size(self.inner.caps.append_limit())
+            .with_max_concurrency(self.inner.config.max_connections)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {

@@ -414,14 +414,13 @@ impl MailSource for ImapStore {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        let mut capabilities = SourceCapabilities::default();
-        capabilities.flags = true;
-        capabilities.keywords = true;
-        capabilities.internal_dates = true;
-        capabilities.folders = true;
-        capabilities.resume_after_key = true;
-        capabilities.max_concurrency = self.inner.config.max_connections;
-        capabilities
+        SourceCapabilities::default()
+            .with_flags(true)
+            .with_keywords(true)
+            .with_internal_dates(true)
+            .with_folders(true)
+            .with_resume_after_key(true)
+            .with_max_concurrency(self.inner.config.max_connections)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {

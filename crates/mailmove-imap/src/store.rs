@@ -169,20 +169,17 @@ impl ImapStore {
             let (config, tls) = (self.inner.config.clone(), self.inner.tls.clone());
             tokio::spawn(async move {
                 let Ok(mut conn) = session::open(&config, &tls).await else { return };
-                match weak.upgrade() {
-                    Some(inner) => {
-                        conn.set_rate(inner.byte_rate.clone());
-                        let in_use =
-                            inner.config.max_connections.saturating_sub(inner.permits.available_permits());
-                        let mut idle = lock(&inner.idle);
-                        // Never more live connections than the pool allows (some may have been
-                        // opened on demand meanwhile).
-                        if idle.len() + in_use < inner.config.max_connections {
-                            idle.push(conn);
-                            return;
-                        }
+                if let Some(inner) = weak.upgrade() {
+                    conn.set_rate(inner.byte_rate.clone());
+                    let in_use =
+                        inner.config.max_connections.saturating_sub(inner.permits.available_permits());
+                    let mut idle = lock(&inner.idle);
+                    // Never more live connections than the pool allows (some may have been opened
+                    // on demand meanwhile).
+                    if idle.len() + in_use < inner.config.max_connections {
+                        idle.push(conn);
+                        return;
                     }
-                    None => {}
                 }
                 conn.logout().await;
             });
@@ -634,5 +631,29 @@ mod tests {
         assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
         assert_eq!(uid_set(&[42]), "42");
         assert_eq!(uid_set(&[]), "");
+        assert_eq!(uid_set(&[u32::MAX - 1, u32::MAX]), format!("{}:{}", u32::MAX - 1, u32::MAX));
+    }
+
+    /// Expands a sequence set as a server reads it.
+    fn expand(set: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        for range in set.split(',').filter(|r| !r.is_empty()) {
+            match range.split_once(':') {
+                Some((a, b)) => out.extend(a.parse::<u32>().unwrap()..=b.parse::<u32>().unwrap()),
+                None => out.push(range.parse().unwrap()),
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn uid_set_round_trips(uids in proptest::collection::btree_set(1u32..5000, 0..200)) {
+            let uids: Vec<u32> = uids.into_iter().collect();
+            let set = uid_set(&uids);
+            // Compressed: no more ranges than UIDs.
+            proptest::prop_assert!(set.split(',').count() <= uids.len().max(1));
+            proptest::prop_assert_eq!(expand(&set), uids);
+        }
     }
 }
