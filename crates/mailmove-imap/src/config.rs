@@ -16,6 +16,7 @@
 //! | `pipeline=N` | APPENDs in flight per folder (0: one at a time) | 64 |
 //! | `rate=BYTES` | bytes per second over all connections, both ways (`2MB`, `500k`, `1MiB`) | none |
 //! | `msgrate=N` | messages per second fetched or appended (may be fractional) | none |
+//! | `compress=on` | COMPRESS=DEFLATE when the server offers it (pays on slow links) | off |
 //! | `utf8=off` | do not ENABLE UTF8=ACCEPT | on |
 
 use std::path::PathBuf;
@@ -91,6 +92,8 @@ pub struct ImapConfig {
     pub messages_per_second: Option<f64>,
     /// Most fingerprints of destination messages remembered (see `list_existing`).
     pub fingerprint_cache: usize,
+    /// Whether to COMPRESS=DEFLATE when the server offers it.
+    pub compress: bool,
 }
 
 impl std::fmt::Debug for ImapConfig {
@@ -109,6 +112,7 @@ impl std::fmt::Debug for ImapConfig {
             .field("pipeline", &self.pipeline)
             .field("bytes_per_second", &self.bytes_per_second)
             .field("messages_per_second", &self.messages_per_second)
+            .field("compress", &self.compress)
             .finish_non_exhaustive()
     }
 }
@@ -147,6 +151,7 @@ impl ImapConfig {
             bytes_per_second: None,
             messages_per_second: None,
             fingerprint_cache: 500_000,
+            compress: false,
         }
     }
 
@@ -282,6 +287,13 @@ impl ImapConfig {
                             },
                         )?);
                 }
+                "compress" => {
+                    config.compress = match value.as_ref() {
+                        "on" | "yes" | "true" | "deflate" => true,
+                        "off" | "no" | "false" => false,
+                        other => return Err(Error::config(format!("compress={other} (use on or off)"))),
+                    }
+                }
                 "utf8" => {
                     config.utf8_accept = match value.as_ref() {
                         "on" | "yes" | "true" => true,
@@ -411,6 +423,7 @@ mod tests {
             ("imap://u@h/?rate=0", None),
             ("imap://u@h/?msgrate=0", None),
             ("imap://u@h/?msgrate=NaN", None),
+            ("imap://u@h/?compress=maybe", None),
             ("not a url", None),
         ];
         for (url, expected) in table {
@@ -460,7 +473,8 @@ mod tests {
             ImapConfig::from_url("imap://u@h?auth=oauthbearer").unwrap().with_token(Secret::new("tok"));
         assert_eq!(config.auth, AuthMethod::OAuthBearer);
         assert!(!format!("{config:?}").contains("tok\""));
-        let config = ImapConfig::from_url("imap://u@h/?pipeline=0&rate=2MB&msgrate=0.5").unwrap();
+        let config = ImapConfig::from_url("imap://u@h/?pipeline=0&rate=2MB&msgrate=0.5&compress=on").unwrap();
+        assert!(config.compress);
         assert_eq!(config.pipeline, 0);
         assert_eq!(config.bytes_per_second, Some(2e6));
         assert_eq!(config.messages_per_second, Some(0.5));

@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use crate::compress::Deflate;
 use crate::errors;
 use crate::rate::RateLimit;
 use crate::wire::{self, Frame, LiteralSlot, ParseError, Response, Status, StatusResponse, Value};
@@ -35,6 +36,8 @@ const MAX_COMPLETED: usize = 4096;
 pub(crate) enum Transport {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// `COMPRESS=DEFLATE` over either of the above.
+    Deflate(Box<Deflate<Transport>>),
 }
 
 impl AsyncRead for Transport {
@@ -46,6 +49,7 @@ impl AsyncRead for Transport {
         match self.get_mut() {
             Transport::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
             Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+            Transport::Deflate(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -55,18 +59,21 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
             Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
+            Transport::Deflate(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Transport::Plain(stream) => Pin::new(stream).poll_flush(cx),
             Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+            Transport::Deflate(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Transport::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
             Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
+            Transport::Deflate(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -149,6 +156,15 @@ impl Conn {
             unawaited: HashSet::new(),
             rate: None,
         }
+    }
+
+    /// Turns on DEFLATE in both directions (after the server's OK to `COMPRESS DEFLATE`): bytes
+    /// already read past that OK are compressed data and go to the decompressor.
+    pub fn start_compression(&mut self) -> Result<()> {
+        let io = self.io.take().ok_or_else(|| Error::connection("the IMAP connection is closed"))?;
+        let already_read = std::mem::take(&mut self.buf);
+        self.io = Some(Transport::Deflate(Box::new(Deflate::new(io, &already_read))));
+        Ok(())
     }
 
     /// Applies the account's byte rate limit to everything read and written.

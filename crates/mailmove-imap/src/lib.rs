@@ -66,8 +66,20 @@
 //! reconcile of a folder downloads only what is new. Nothing trusts `APPENDUID` for correctness:
 //! it only becomes the informational destination key of synchronous appends.
 //!
-//! **Rate limits.** `rate=2MB` (bytes per second, both directions) and `msgrate=10` (messages per
-//! second, fetched or appended) hold for the account over all its connections.
+//! **Rate limits and compression.** `rate=2MB` (bytes per second, both directions) and
+//! `msgrate=10` (messages per second, fetched or appended) hold for the account over all its
+//! connections. `compress=on` turns on COMPRESS=DEFLATE (RFC 4978) when the server offers it.
+//!
+//! **Under fire.** Every read and write, the connect and the TLS handshake have a time limit
+//! (`timeout=`). A cut becomes [`Error::Connection`](mailmove_core::Error::Connection), BYE a
+//! transient error, `[THROTTLED]`/`[UNAVAILABLE]`/"Suggested Backoff Time" an
+//! [`Error::Throttled`](mailmove_core::Error::Throttled) with the hint, `[OVERQUOTA]`
+//! [`Error::QuotaExceeded`](mailmove_core::Error::QuotaExceeded), `[TOOBIG]`/`[LIMIT]`/refusals
+//! per-message failures. A server finishes the commands it had received before a connection died,
+//! so after a cut with APPENDs unanswered, and before the first reconcile of a folder that may have
+//! been written by a killed run, the backend waits until the folder is quiet; and every listing or
+//! reconcile reads a fresh selection (a session that has a folder selected does not see what other
+//! sessions added until the server tells it).
 //!
 //! # Limits (documented, not hidden)
 //! * `list_existing` fetches every message body of the folder it has not hashed before: correct
@@ -76,10 +88,17 @@
 //!   fingerprint cache up to [`ImapConfig::fingerprint_cache`] entries (about 80 bytes each).
 //! * A pipelined append returns no destination key (its APPENDUID arrives at `flush`, which cannot
 //!   return it); `pipeline=0` gives keys at one round trip per message.
+//! * "Quiet" means a folder's message count and UIDNEXT did not change for one second (at most 30
+//!   seconds of waiting): a server that takes longer than that between two stores of a dead
+//!   session's APPENDs, or another client writing to the same folder, defeats it.
+//! * A pipelined APPEND refused for good (`[TOOBIG]`, content) is reported at `flush`, which cannot
+//!   name the message: `flush` fails transiently, the engine reconciles, and the folder's appends
+//!   go one at a time from then on so that the refusal lands on its message.
 //! * OAuth2: an access token is used as given; refreshing it is the caller's job for now.
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 mod append;
+mod compress;
 mod config;
 mod conn;
 mod errors;

@@ -78,6 +78,14 @@ pub(crate) async fn open(config: &ImapConfig, tls_config: &Arc<ClientConfig>) ->
             tracing::debug!("ENABLE UTF8=ACCEPT refused: {}", done.describe());
         }
     }
+    if config.compress && conn.caps.has("COMPRESS=DEFLATE") {
+        let done = conn.run("COMPRESS DEFLATE", |_| Ok(())).await?;
+        if done.status == Status::Ok {
+            conn.start_compression()?;
+        } else {
+            tracing::debug!("COMPRESS DEFLATE refused: {}", done.describe());
+        }
+    }
     Ok(conn)
 }
 
