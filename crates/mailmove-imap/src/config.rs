@@ -20,9 +20,10 @@
 //! | `utf8=off` | do not ENABLE UTF8=ACCEPT | on |
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use mailmove_core::{Error, Result, Secret, SpoolConfig};
+use mailmove_core::{Error, Result, Secret, SpoolConfig, TokenProvider};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
 /// How the connection is protected.
@@ -94,6 +95,9 @@ pub struct ImapConfig {
     pub fingerprint_cache: usize,
     /// Whether to COMPRESS=DEFLATE when the server offers it.
     pub compress: bool,
+    /// Where OAuth2 access tokens come from, asked before every connection (takes precedence
+    /// over `token`).
+    pub token_provider: Option<Arc<dyn TokenProvider>>,
 }
 
 impl std::fmt::Debug for ImapConfig {
@@ -113,6 +117,7 @@ impl std::fmt::Debug for ImapConfig {
             .field("bytes_per_second", &self.bytes_per_second)
             .field("messages_per_second", &self.messages_per_second)
             .field("compress", &self.compress)
+            .field("token_provider", &self.token_provider.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -152,6 +157,7 @@ impl ImapConfig {
             messages_per_second: None,
             fingerprint_cache: 500_000,
             compress: false,
+            token_provider: None,
         }
     }
 
@@ -327,6 +333,17 @@ impl ImapConfig {
         self
     }
 
+    /// Takes OAuth2 access tokens from `provider` before every connection (a token that expired
+    /// during a long run is refreshed before reconnecting; a refused one is invalidated and
+    /// replaced once); selects XOAUTH2 unless OAUTHBEARER was asked for.
+    pub fn with_token_provider(mut self, provider: Arc<dyn TokenProvider>) -> Self {
+        self.token_provider = Some(provider);
+        if !matches!(self.auth, AuthMethod::OAuthBearer) {
+            self.auth = AuthMethod::XOAuth2;
+        }
+        self
+    }
+
     /// The stable, secret-free identity: `imap://user@host:port`.
     pub fn identity(&self) -> String {
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
@@ -349,7 +366,7 @@ impl ImapConfig {
         }
         match self.auth {
             AuthMethod::XOAuth2 | AuthMethod::OAuthBearer
-                if self.token.is_none() && self.password.is_none() =>
+                if self.token.is_none() && self.password.is_none() && self.token_provider.is_none() =>
             {
                 Err(Error::config("OAuth2 authentication needs an access token"))
             }

@@ -103,6 +103,7 @@ mod config;
 mod conn;
 mod errors;
 mod existing;
+mod folders;
 mod names;
 mod rate;
 mod session;

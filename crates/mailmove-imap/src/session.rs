@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use mailmove_core::{Error, MessageBody, Result};
+use mailmove_core::{Error, MessageBody, Result, Secret};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::ClientConfig;
 
@@ -71,7 +71,23 @@ pub(crate) async fn open(config: &ImapConfig, tls_config: &Arc<ClientConfig>) ->
             conn
         }
     };
-    authenticate(&mut conn, config).await?;
+    // A token provider is asked before every connection, so that a token that expired during a
+    // long run is refreshed before reconnecting; a refused token is invalidated and replaced once.
+    let mut token = match &config.token_provider {
+        Some(provider) => Some(provider.access_token().await?),
+        None => None,
+    };
+    match authenticate(&mut conn, config, token.as_ref()).await {
+        Err(Error::Auth { .. }) if config.token_provider.is_some() => {
+            let provider = config.token_provider.as_ref().expect("checked");
+            if let Some(refused) = &token {
+                provider.invalidate(refused);
+            }
+            token = Some(provider.access_token().await?);
+            authenticate(&mut conn, config, token.as_ref()).await?;
+        }
+        other => other?,
+    }
     if config.utf8_accept && conn.caps.has("UTF8=ACCEPT") {
         let done = conn.run("ENABLE UTF8=ACCEPT", |_| Ok(())).await?;
         if done.status != Status::Ok {
@@ -142,15 +158,18 @@ pub(crate) async fn refresh_capabilities(conn: &mut Conn) -> Result<()> {
     Ok(())
 }
 
-fn secret_for(config: &ImapConfig, oauth: bool) -> Result<&str> {
-    let secret =
-        if oauth { config.token.as_ref().or(config.password.as_ref()) } else { config.password.as_ref() };
+fn secret_for<'a>(config: &'a ImapConfig, token: Option<&'a Secret>, oauth: bool) -> Result<&'a str> {
+    let secret = if oauth {
+        token.or(config.token.as_ref()).or(config.password.as_ref())
+    } else {
+        config.password.as_ref()
+    };
     secret
         .map(|s| s.expose())
         .ok_or_else(|| Error::config(format!("no credentials for IMAP user {}", config.user)))
 }
 
-async fn authenticate(conn: &mut Conn, config: &ImapConfig) -> Result<()> {
+async fn authenticate(conn: &mut Conn, config: &ImapConfig, token: Option<&Secret>) -> Result<()> {
     let method = match config.auth {
         AuthMethod::Auto if conn.caps.has("AUTH=PLAIN") => AuthMethod::Plain,
         AuthMethod::Auto => AuthMethod::Login,
@@ -162,23 +181,23 @@ async fn authenticate(conn: &mut Conn, config: &ImapConfig) -> Result<()> {
             if conn.caps.has("LOGINDISABLED") {
                 return Err(Error::config("the server disabled LOGIN on this connection (try auth=plain)"));
             }
-            let password = secret_for(config, false)?;
+            let password = secret_for(config, token, false)?;
             login(conn, user, password).await?
         }
         AuthMethod::Plain => {
-            let password = secret_for(config, false)?;
+            let password = secret_for(config, token, false)?;
             let initial = format!("\0{user}\0{password}").into_bytes();
             sasl(conn, "PLAIN", initial, &[]).await?
         }
         AuthMethod::XOAuth2 => {
-            let token = secret_for(config, true)?;
+            let token = secret_for(config, token, true)?;
             let initial = format!("user={user}\x01auth=Bearer {token}\x01\x01").into_bytes();
             // On failure Google and Microsoft send a base64 JSON error as a challenge; the client
             // answers with an empty response and gets the tagged NO.
             sasl(conn, "XOAUTH2", initial, b"").await?
         }
         AuthMethod::OAuthBearer => {
-            let token = secret_for(config, true)?;
+            let token = secret_for(config, token, true)?;
             let initial = format!(
                 "n,a={user},\x01host={}\x01port={}\x01auth=Bearer {token}\x01\x01",
                 config.host, config.port

@@ -300,3 +300,60 @@ async fn appends_to_many_folders_without_flush_do_not_starve_the_pool() {
     let stored: usize = fake.with(|s| s.contents().values().sum());
     assert_eq!(stored, 15);
 }
+
+/// Hands out "expired" until told the token was refused, then the current token of the server.
+#[derive(Debug)]
+struct Rotating {
+    current: Arc<Mutex<String>>,
+    handed: Mutex<Option<String>>,
+    invalidated: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl mailmove_core::TokenProvider for Rotating {
+    async fn access_token(&self) -> mailmove_core::Result<Secret> {
+        let mut handed = self.handed.lock().unwrap();
+        let token = handed.get_or_insert_with(|| "expired".to_string()).clone();
+        Ok(Secret::new(token))
+    }
+
+    fn invalidate(&self, token: &Secret) {
+        self.invalidated.lock().unwrap().push(token.expose().to_string());
+        *self.handed.lock().unwrap() = Some(self.current.lock().unwrap().clone());
+    }
+}
+
+/// OAuth2 tokens that expire during a run: the token is asked for before every connection, a
+/// refused one is invalidated and replaced, and the copy goes on after a cut.
+#[tokio::test]
+async fn expired_oauth_tokens_are_refreshed_before_reconnecting() {
+    let fake = Fake::start(&["LITERAL+", "UIDPLUS", "SASL-IR", "AUTH=XOAUTH2"]).await;
+    fake.with(|state| state.valid_token = Some("token-1".into()));
+    let current = Arc::new(Mutex::new("token-1".to_string()));
+    let provider = Arc::new(Rotating {
+        current: current.clone(),
+        handed: Mutex::new(None),
+        invalidated: Mutex::new(Vec::new()),
+    });
+    let config = ImapConfig::from_url(&format!("{}&connections=1", fake.url("")))
+        .unwrap()
+        .with_token_provider(provider.clone());
+    let sink = ImapStore::connect(config).await.unwrap();
+    assert_eq!(*provider.invalidated.lock().unwrap(), ["expired"]);
+
+    // The server now wants a newer token, and the connection is cut during the next APPEND.
+    fake.with(|state| {
+        state.valid_token = Some("token-2".into());
+        let mut cut = true;
+        state.script =
+            Box::new(move |_, _| if std::mem::take(&mut cut) { Action::Cut } else { Action::Store });
+    });
+    *current.lock().unwrap() = "token-2".into();
+    let source = synthetic(12, 10);
+    let reports = copy_until_done(&source, &sink, 3).await;
+    assert_eq!(reports.last().unwrap().failed, 0, "{:?}", reports.last().unwrap().failures);
+    assert_eq!(fake_contents(&fake), without(&source, &[]).await);
+    assert_eq!(*provider.invalidated.lock().unwrap(), ["expired", "token-1"]);
+    let seen = fake.with(|s| s.tokens_seen.clone());
+    assert!(seen.ends_with(&["token-1".to_string(), "token-2".to_string()]), "{seen:?}");
+}

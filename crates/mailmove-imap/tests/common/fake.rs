@@ -66,6 +66,10 @@ pub struct State {
     /// Answer UID FETCH with this tagged text, once per entry (throttling of reads).
     pub fetch_answers: Vec<String>,
     pub logins: usize,
+    /// The only OAuth2 token `AUTHENTICATE XOAUTH2` accepts (offer `SASL-IR` and `AUTH=XOAUTH2`).
+    pub valid_token: Option<String>,
+    /// Tokens presented with `AUTHENTICATE XOAUTH2`, in order.
+    pub tokens_seen: Vec<String>,
     next_validity: u32,
 }
 
@@ -138,6 +142,8 @@ impl Fake {
             fetch_bytes: 0,
             fetch_answers: Vec::new(),
             logins: 0,
+            valid_token: None,
+            tokens_seen: Vec::new(),
             next_validity: 100,
         };
         state.add("INBOX", &[]);
@@ -283,6 +289,32 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> Resul
             "LOGIN" => {
                 state.lock().unwrap().logins += 1;
                 format!("{tag} OK [CAPABILITY {}] logged in\r\n", caps())
+            }
+            "AUTHENTICATE" => {
+                use base64::Engine;
+                let initial = tokens.get(1).cloned().unwrap_or_default();
+                let decoded = base64::engine::general_purpose::STANDARD.decode(initial).unwrap_or_default();
+                let text = String::from_utf8_lossy(&decoded).to_string();
+                let token =
+                    text.split("auth=Bearer ").nth(1).unwrap_or("").trim_end_matches('\x01').to_string();
+                let accepted = {
+                    let mut state = state.lock().unwrap();
+                    state.tokens_seen.push(token.clone());
+                    let accepted = state.valid_token.as_deref() == Some(token.as_str());
+                    if accepted {
+                        state.logins += 1;
+                    }
+                    accepted
+                };
+                if accepted {
+                    format!("{tag} OK [CAPABILITY {}] authenticated\r\n", caps())
+                } else {
+                    // The XOAUTH2 error challenge; the client answers with an empty line.
+                    write.write_all(b"+ eyJzdGF0dXMiOiI0MDEifQ==\r\n").await?;
+                    let mut answer = Vec::new();
+                    reader.read_until(b'\n', &mut answer).await?;
+                    format!("{tag} NO [AUTHENTICATIONFAILED] Invalid credentials\r\n")
+                }
             }
             "NOOP" => format!("{tag} OK done\r\n"),
             "LOGOUT" => {
