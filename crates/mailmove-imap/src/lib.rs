@@ -94,7 +94,15 @@
 //! * A pipelined APPEND refused for good (`[TOOBIG]`, content) is reported at `flush`, which cannot
 //!   name the message: `flush` fails transiently, the engine reconciles, and the folder's appends
 //!   go one at a time from then on so that the refusal lands on its message.
-//! * OAuth2: an access token is used as given; refreshing it is the caller's job for now.
+//! * OAuth2: a token given with [`ImapConfig::with_token`] is used as given; give a
+//!   [`TokenProvider`](mailmove_core::TokenProvider) with [`ImapConfig::with_token_provider`] for
+//!   long runs (asked before every connection, a refused token invalidated and replaced once).
+//!
+//! # Throughput
+//! `cargo bench -p mailmove-imap --bench imap_throughput` starts a throw-away Dovecot, fills an
+//! account with the synthetic mailbox (3,000 messages up to 4 MiB) and times IMAP→IMAP copies on
+//! loopback and through a 20 ms round-trip proxy, against mbsync on the same data when it is
+//! installed, with our peak RSS and a re-run over unchanged folders (see the bench's docs).
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 mod append;
