@@ -216,8 +216,8 @@ async fn open_imap(url: &str, credentials: &Credentials) -> Result<mailmove_imap
         config = config.with_password(password.clone());
     }
     if let Some(provider) = &credentials.token_provider {
-        // The IMAP backend takes a token; it is fetched (refreshed when needed) when the store opens.
-        config = config.with_token(provider.access_token().await?);
+        // Asked before every connection, so tokens are refreshed before a reconnect.
+        config = config.with_token_provider(provider.clone());
     } else if let Some(token) = &credentials.token {
         config = config.with_token(token.clone());
     }
