@@ -51,6 +51,21 @@ async fn run(
     copy(source, sink, options, checkpoint, &EventSink::none()).await.expect("run")
 }
 
+/// Runs a copy until the sink's scheduled crash fires (the run then hangs, as a dead process would).
+async fn run_until_crash(
+    source: &MemoryStore,
+    sink: &MemoryStore,
+    checkpoint: &Checkpoint,
+    options: &CopyOptions,
+) {
+    let mut crashed = sink.crash_signal();
+    let no_events = EventSink::none();
+    tokio::select! {
+        _ = copy(source, sink, options, checkpoint, &no_events) => panic!("the run should hang at the crash"),
+        _ = crashed.recv() => {}
+    }
+}
+
 fn checkpoint_for(dir: &tempfile::TempDir, source: &MemoryStore, sink: &MemoryStore) -> Checkpoint {
     Checkpoint::open(
         &dir.path().join("state.sqlite"),
@@ -232,13 +247,8 @@ async fn a_crash_after_store_then_resume_loses_and_duplicates_nothing() {
             let dir = tempfile::tempdir().unwrap();
             let checkpoint = checkpoint_for(&dir, &source, &sink);
             sink.fail_append(crash_at, fault.clone());
-            let mut crashed = sink.crash_signal();
             let options = fast_options();
-            let no_events = EventSink::none();
-            tokio::select! {
-                _ = copy(&source, &sink, &options, &checkpoint, &no_events) => panic!("the run should hang at the crash"),
-                _ = crashed.recv() => {}
-            }
+            run_until_crash(&source, &sink, &checkpoint, &options).await;
             sink.recover();
             drop(checkpoint);
             let checkpoint = checkpoint_for(&dir, &source, &sink);
@@ -258,7 +268,6 @@ async fn a_crash_after_the_durability_point_is_reconciled_by_fingerprint() {
         let dir = tempfile::tempdir().unwrap();
         let checkpoint = checkpoint_for(&dir, &source, &sink);
         sink.crash_after_flush(crash_at);
-        let mut crashed = sink.crash_signal();
         let options = CopyOptions {
             limits: mailmove_core::engine::Limits {
                 commit_batch: 3,
@@ -267,11 +276,7 @@ async fn a_crash_after_the_durability_point_is_reconciled_by_fingerprint() {
             },
             ..fast_options()
         };
-        let no_events = EventSink::none();
-        tokio::select! {
-            _ = copy(&source, &sink, &options, &checkpoint, &no_events) => panic!("the run should hang at the crash"),
-            _ = crashed.recv() => {}
-        }
+        run_until_crash(&source, &sink, &checkpoint, &options).await;
         sink.recover();
         drop(checkpoint);
         let checkpoint = checkpoint_for(&dir, &source, &sink);
@@ -299,12 +304,7 @@ async fn a_match_against_a_copy_that_was_never_made_durable_is_not_trusted() {
         limits: mailmove_core::engine::Limits { folder_concurrency: 1, ..Default::default() },
         ..fast_options()
     };
-    let mut crashed = sink.crash_signal();
-    let no_events = EventSink::none();
-    tokio::select! {
-        _ = copy(&source, &sink, &options, &checkpoint, &no_events) => panic!("the run should hang at the crash"),
-        _ = crashed.recv() => {}
-    }
+    run_until_crash(&source, &sink, &checkpoint, &options).await;
     sink.recover();
     let resumed = run(&source, &sink, &checkpoint, &options).await;
     assert_eq!(resumed.failed, 0, "{:?}", resumed.failures);
