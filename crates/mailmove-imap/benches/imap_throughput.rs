@@ -94,8 +94,11 @@ impl Server {
     fn remove(&self, user: &str) {
         let _ = std::fs::remove_dir_all(self.dir.join("home").join(user));
     }
+}
 
-    fn stop(&self) {
+/// Stops the server when this run started it, also when the run panics.
+impl Drop for Server {
+    fn drop(&mut self) {
         if self.started_here {
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/dovecot.sh");
             let _ = Command::new(script).arg("stop").arg(&self.dir).output();
@@ -405,5 +408,4 @@ fn main() {
         }
     }
     server.remove(&source_user);
-    server.stop();
 }
