@@ -311,6 +311,69 @@ async fn a_match_against_a_copy_that_was_never_made_durable_is_not_trusted() {
     assert_same(&source, &sink);
 }
 
+/// A source whose listing is cut (transiently) after a few more messages each time.
+#[derive(Debug)]
+struct CutListing {
+    inner: MemoryStore,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl MailSource for CutListing {
+    fn identity(&self) -> String {
+        "cut-listing".into()
+    }
+    fn capabilities(&self) -> mailmove_core::SourceCapabilities {
+        MailSource::capabilities(&self.inner).with_resume_after_key(false)
+    }
+    async fn list_folders(&self) -> mailmove_core::Result<Vec<mailmove_core::FolderInfo>> {
+        MailSource::list_folders(&self.inner).await
+    }
+    fn list_messages<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        after: Option<&'a mailmove_core::SourceKey>,
+    ) -> futures::stream::BoxStream<'a, mailmove_core::Result<mailmove_core::MessageMeta>> {
+        use futures::StreamExt;
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let allowed = 3 * (call + 1);
+        self.inner
+            .list_messages(folder, after)
+            .enumerate()
+            .map(
+                move |(index, item)| {
+                    if index < allowed {
+                        item
+                    } else {
+                        Err(mailmove_core::Error::connection("listing cut"))
+                    }
+                },
+            )
+            .take(allowed + 1)
+            .boxed()
+    }
+    fn fetch<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        keys: &'a [mailmove_core::SourceKey],
+    ) -> futures::stream::BoxStream<'a, mailmove_core::Result<mailmove_core::Message>> {
+        self.inner.fetch(folder, keys)
+    }
+}
+
+#[tokio::test]
+async fn many_separate_cuts_do_not_give_up_while_each_round_makes_progress() {
+    let inner = source_with(&[("INBOX", 20)]);
+    let source = CutListing { inner: inner.clone(), calls: Default::default() };
+    let sink = MemoryStore::new("sink");
+    // Seven cuts in one folder, with only three attempts allowed per run.
+    let options = CopyOptions { retry: RetryPolicy::immediate(3), ..CopyOptions::default() };
+    let checkpoint = Checkpoint::in_memory("a", "b").unwrap();
+    let report = copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.unwrap();
+    assert_eq!((report.copied, report.failed), (20, 0), "{:?}", report.failures);
+    assert_same(&inner, &sink);
+}
+
 #[tokio::test]
 async fn an_epoch_change_refalls_to_fingerprints_without_duplicates() {
     let source = source_with(&[("INBOX", 8)]);

@@ -220,8 +220,14 @@ async fn copy_folder_passes(
     let mut attempt: u32 = 0;
     loop {
         let listing = matches!(keys, Keys::Listing(_));
+        let done_before = report.copied + report.skipped;
         let (produced, appended) =
             run_pass(context, info, destination, &state, &mut index, keys, report).await;
+        if report.copied + report.skipped > done_before {
+            // The round moved messages: count attempts afresh, so that a long folder hit by many
+            // separate cuts is not given up while every round makes progress.
+            attempt = 0;
+        }
         if context.is_paused() {
             return Ok(());
         }
