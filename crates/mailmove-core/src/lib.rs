@@ -43,5 +43,6 @@ pub use folder::{FolderInfo, FolderPath, SpecialUse};
 pub use message::{Appended, BodyBuilder, Message, MessageBody, MessageMeta, SourceKey, SpoolConfig};
 pub use secret::{Secret, StaticToken, TokenProvider};
 pub mod memory;
+pub mod mutf7;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -91,7 +91,6 @@
 mod config;
 mod filename;
 mod keywords;
-mod mutf7;
 mod naming;
 mod scan;
 mod sink;

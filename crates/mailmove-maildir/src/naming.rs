@@ -1,7 +1,7 @@
 //! Folder names on disk: [`FolderPath`] ↔ directory, for both layouts.
 //!
 //! A segment is first *escaped* the way Dovecot's `listescape` plugin does it (default escape
-//! character `\`, two lower-case hex digits), then encoded in modified UTF-7 ([`crate::mutf7`]):
+//! character `\`, two lower-case hex digits), then encoded in modified UTF-7 ([`mailmove_core::mutf7`]):
 //!
 //! | character                                   | Maildir++ | fs    |
 //! |---------------------------------------------|-----------|-------|
@@ -24,7 +24,6 @@ use std::path::{Component, Path, PathBuf};
 use mailmove_core::{Error, FolderPath, Result};
 
 use crate::config::Layout;
-use crate::mutf7;
 
 /// The escape character of Dovecot's `listescape` plugin (its default).
 const ESCAPE: char = '\\';
@@ -91,13 +90,13 @@ fn unescape(escaped: &str) -> String {
 
 /// One segment as it is written on disk.
 pub(crate) fn encode_segment(segment: &str, layout: Layout) -> String {
-    mutf7::encode(&escape(segment, layout))
+    mailmove_core::mutf7::encode(&escape(segment, layout))
 }
 
 /// One on-disk segment back to its name; `None` when it is not valid modified UTF-7 (a tree
 /// written by a tool that stores raw UTF-8: the caller then uses the raw name).
 pub(crate) fn decode_segment(encoded: &str) -> Option<String> {
-    mutf7::decode(encoded).ok().map(|escaped| unescape(&escaped))
+    mailmove_core::mutf7::decode(encoded).ok().map(|escaped| unescape(&escaped))
 }
 
 fn invalid(folder: &FolderPath, reason: impl Into<String>) -> Error {

@@ -15,8 +15,6 @@
 
 use mailmove_core::{Error, FolderPath, Result};
 
-use crate::config::hex;
-
 /// Suffixes a folder's file name must not end with (compared case-insensitively).
 pub(crate) const RESERVED_SUFFIXES: [&str; 5] =
     [".mailmove-committed.tmp", ".mailmove-committed", ".sbd", ".msf", ".lock"];
@@ -39,8 +37,8 @@ pub(crate) fn encode_segment(segment: &str, folder: &FolderPath) -> Result<Strin
             '\0' => out.push_str("%00"),
             '.' if index == 0 => out.push_str("%2E"),
             '%' if bytes.len() > index + 2
-                && hex(bytes[index + 1]).is_some()
-                && hex(bytes[index + 2]).is_some() =>
+                && bytes[index + 1].is_ascii_hexdigit()
+                && bytes[index + 2].is_ascii_hexdigit() =>
             {
                 out.push_str("%25")
             }
@@ -61,24 +59,10 @@ pub(crate) fn encode_segment(segment: &str, folder: &FolderPath) -> Result<Strin
 
 /// The segment a file name stands for.
 pub(crate) fn decode_name(name: &str) -> String {
-    if !name.contains('%') {
-        return name.to_string();
-    }
-    let bytes = name.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' && index + 2 < bytes.len() {
-            if let (Some(high), Some(low)) = (hex(bytes[index + 1]), hex(bytes[index + 2])) {
-                out.push(high * 16 + low);
-                index += 3;
-                continue;
-            }
-        }
-        out.push(bytes[index]);
-        index += 1;
-    }
-    String::from_utf8(out).unwrap_or_else(|_| name.to_string())
+    percent_encoding::percent_decode_str(name)
+        .decode_utf8()
+        .map(|decoded| decoded.into_owned())
+        .unwrap_or_else(|_| name.to_string())
 }
 
 /// Whether a directory entry is bookkeeping of mailmove, Thunderbird or a lock, never a folder.
