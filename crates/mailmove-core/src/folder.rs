@@ -312,12 +312,26 @@ pub struct FolderInfo {
     pub bytes: Option<u64>,
     /// Whether the folder can hold messages (`false` for IMAP `\Noselect` parents).
     pub selectable: bool,
+    /// Why this folder cannot be read or represented, when it cannot (a name with control bytes
+    /// or empty hierarchy levels, two names that decode to one path, an unreadable directory).
+    ///
+    /// A backend lists such a folder instead of leaving it out, so that a run names it as failed
+    /// and verification reports it: a folder that exists at the source is never skipped silently.
+    /// Its `path` is then only a name for reports (built from the raw name), never opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 impl FolderInfo {
     /// A selectable folder with nothing else known.
     pub fn new(path: FolderPath) -> Self {
-        FolderInfo { path, epoch: None, messages: None, bytes: None, selectable: true }
+        FolderInfo { path, epoch: None, messages: None, bytes: None, selectable: true, problem: None }
+    }
+
+    /// A folder that exists but cannot be read or represented, with the reason (see
+    /// [`FolderInfo::problem`]).
+    pub fn unusable(path: FolderPath, problem: impl Into<String>) -> Self {
+        FolderInfo { problem: Some(problem.into()), ..FolderInfo::new(path) }
     }
 }
 

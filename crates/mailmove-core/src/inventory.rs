@@ -61,6 +61,10 @@ pub struct FolderInventory {
     pub newest: Option<DateTime<FixedOffset>>,
     /// Messages without an internal date.
     pub undated: u64,
+    /// Why the folder cannot be read, when it cannot (see
+    /// [`FolderInfo::problem`](crate::FolderInfo::problem)): listed, not counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// One message in a top list.
@@ -113,8 +117,9 @@ pub async fn take(source: &dyn MailSource, options: &InventoryOptions) -> Result
             oldest: None,
             newest: None,
             undated: 0,
+            problem: info.problem.clone(),
         };
-        if info.selectable {
+        if info.selectable && info.problem.is_none() {
             let mut metas = source.list_messages(&info.path, None);
             while let Some(meta) = metas.next().await {
                 let meta = meta?;

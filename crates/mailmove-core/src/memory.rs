@@ -268,6 +268,7 @@ impl MailSource for MemoryStore {
                 messages: Some(folder.messages.len() as u64),
                 bytes: Some(folder.messages.iter().map(|m| m.body.len()).sum()),
                 selectable: true,
+                problem: None,
             })
             .collect())
     }

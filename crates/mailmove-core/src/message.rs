@@ -76,6 +76,12 @@ pub struct MessageMeta {
     pub labels: Vec<String>,
     /// The Message-ID, when the source knows it cheaply (used in reports only).
     pub message_id: Option<String>,
+    /// Set by a source that could not read this message as it was stored and had to guess part
+    /// of it (an mbox whose separators were damaged, so the message's boundaries are a
+    /// reconstruction): what was guessed. The engine copies such a message and names it in the
+    /// report ([`RunReport::damaged`](crate::engine::RunReport::damaged)); it is never silent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damage: Option<String>,
 }
 
 impl MessageMeta {
@@ -88,12 +94,19 @@ impl MessageMeta {
             internal_date: None,
             labels: Vec::new(),
             message_id: None,
+            damage: None,
         }
     }
 
     /// Sets the flags.
     pub fn with_flags(mut self, flags: Flags) -> Self {
         self.flags = flags;
+        self
+    }
+
+    /// Marks the message as damaged at the source (see [`MessageMeta::damage`]).
+    pub fn with_damage(mut self, damage: impl Into<String>) -> Self {
+        self.damage = Some(damage.into());
         self
     }
 

@@ -13,16 +13,21 @@ use base64::Engine;
 
 const ALPHABET_CHARS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
-fn engine() -> GeneralPurpose {
-    // The alphabet is a constant of the right shape: building it cannot fail.
-    let alphabet = Alphabet::new(ALPHABET_CHARS).unwrap_or(base64::alphabet::STANDARD);
-    GeneralPurpose::new(
-        &alphabet,
-        GeneralPurposeConfig::new()
-            .with_encode_padding(false)
-            .with_decode_padding_mode(DecodePaddingMode::RequireNone)
-            .with_decode_allow_trailing_bits(false),
-    )
+/// The engine, built once: building an alphabet validates it, which cost more than the decoding
+/// itself when 100,000 folder names were listed.
+fn engine() -> &'static GeneralPurpose {
+    static ENGINE: std::sync::OnceLock<GeneralPurpose> = std::sync::OnceLock::new();
+    ENGINE.get_or_init(|| {
+        // The alphabet is a constant of the right shape: building it cannot fail.
+        let alphabet = Alphabet::new(ALPHABET_CHARS).unwrap_or(base64::alphabet::STANDARD);
+        GeneralPurpose::new(
+            &alphabet,
+            GeneralPurposeConfig::new()
+                .with_encode_padding(false)
+                .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+                .with_decode_allow_trailing_bits(false),
+        )
+    })
 }
 
 fn is_direct(ch: char) -> bool {

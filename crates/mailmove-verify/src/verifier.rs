@@ -99,6 +99,8 @@ pub async fn verify(
     let destination_folders =
         context.with_retries(Side::Destination, "folders", || destination.list_folders()).await?;
     let groups = plan(&context, &source_folders, &destination_folders, !destination_caps.folders);
+    report_unusable_folders(&context, Side::Source, &source_folders);
+    report_unusable_folders(&context, Side::Destination, &destination_folders);
     events.emit(VerifyEvent::Started {
         folders: groups.len(),
         source_messages: groups.iter().flat_map(|group| &group.sources).map(|info| info.messages).sum(),
@@ -189,7 +191,7 @@ fn plan(
 
     let mut claimed: HashSet<FolderPath> = HashSet::new();
     let mut groups: BTreeMap<FolderPath, Vec<FolderInfo>> = BTreeMap::new();
-    for info in source_folders.iter().filter(|info| info.selectable) {
+    for info in source_folders.iter().filter(|info| info.selectable && info.problem.is_none()) {
         let target = map(&info.path);
         claimed.insert(target.clone());
         if filter.folder_matches(&info.path) {
@@ -198,7 +200,11 @@ fn plan(
     }
     if context.options.destination_only_folders && context.options.sample.is_none() {
         for info in destination_folders {
-            if info.selectable && !claimed.contains(&info.path) && filter.folder_matches(&info.path) {
+            if info.selectable
+                && info.problem.is_none()
+                && !claimed.contains(&info.path)
+                && filter.folder_matches(&info.path)
+            {
                 groups.entry(info.path.clone()).or_default();
             }
         }
@@ -211,6 +217,34 @@ fn plan(
             Group { sources, destination, destination_info }
         })
         .collect()
+}
+
+/// A folder a side lists but cannot read or represent ([`FolderInfo::problem`]) is a finding:
+/// the verification is never identical while such a folder exists, as no copy can be proven.
+fn report_unusable_folders(context: &Context<'_>, side: Side, folders: &[FolderInfo]) {
+    let mut counts = crate::report::FindingCounts::default();
+    for info in folders.iter().filter(|info| context.filter.folder_matches(&info.path)) {
+        let Some(problem) = &info.problem else { continue };
+        let folder = info.path.to_string();
+        context.report(
+            Finding {
+                kind: crate::report::FindingKind::Unreadable,
+                source_folder: (side == Side::Source).then(|| folder.clone()),
+                destination_folder: folder,
+                source_key: None,
+                destination_key: None,
+                message_id: None,
+                date: None,
+                subject: None,
+                size: 0,
+                differences: Vec::new(),
+                copies: None,
+                side: Some(side),
+                reason: Some(format!("the folder cannot be read: {problem}")),
+            },
+            &mut counts,
+        );
+    }
 }
 
 /// Findings in a stable order: by folder, then by key (numerically when keys are numbers).

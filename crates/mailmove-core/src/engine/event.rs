@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::report::{FolderReport, MessageFailure};
+use super::report::{FolderReport, MessageFailure, MessageNote};
 
 /// Something that happened during a run.
 #[derive(Debug, Clone, Serialize)]
@@ -49,6 +49,9 @@ pub enum Event {
     },
     /// A message failed (after retries when transient).
     MessageFailed(MessageFailure),
+    /// A message was copied (a `MessageCopied` event came too) from a damaged source: its copy is
+    /// what the source could make of it (see [`RunReport::damaged`](super::RunReport::damaged)).
+    MessageDamaged(MessageNote),
     /// A transient problem: the engine waits and retries.
     Retrying {
         /// Source folder.

@@ -8,7 +8,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::event::Event;
-use super::report::{FolderReport, MessageFailure};
+use super::report::{FolderReport, MessageFailure, MessageNote};
 use super::run::RunContext;
 use crate::checkpoint::{FolderState, MessageState, Outcome};
 use crate::error::{Error, Result};
@@ -307,6 +307,7 @@ async fn run_pass(
         report.skipped += part.skipped;
         report.filtered += part.filtered;
         report.failed += part.failed;
+        report.damaged += part.damaged;
         report.bytes_copied += part.bytes_copied;
     }
     (produced, appended)
@@ -652,6 +653,8 @@ async fn append_batch(
     let policy = &context.options.retry;
     let mut copied: Vec<(SourceKey, Fingerprint, u64, Option<String>)> = Vec::new();
     let mut failed: Vec<(SourceKey, Fingerprint, u64, Outcome)> = Vec::new();
+    // Copied messages the source had to reconstruct; named once their copies are durable.
+    let mut damaged: Vec<MessageNote> = Vec::new();
     let mut consecutive_transient = 0u32;
     for fetched in &to_append {
         if context.is_paused() {
@@ -662,6 +665,15 @@ async fn append_batch(
             Ok(appended) => {
                 consecutive_transient = 0;
                 copied.push((meta.key.clone(), fetched.fingerprint, meta.size, appended.dest_key));
+                if let Some(damage) = &meta.damage {
+                    damaged.push(MessageNote {
+                        folder: folder.to_string(),
+                        source_key: meta.key.to_string(),
+                        message_id: message_id_of(&fetched.message),
+                        size: Some(meta.size),
+                        reason: damage.clone(),
+                    });
+                }
             }
             Err(error) if error.stops_run() => {
                 // Quota or credentials: stop; the intents stay and the next run reconciles them.
@@ -723,6 +735,10 @@ async fn append_batch(
             key: key.to_string(),
             bytes: size,
         });
+    }
+    for note in damaged {
+        report.damaged += 1;
+        context.note_damage(note);
     }
     context.progress();
     Ok(())

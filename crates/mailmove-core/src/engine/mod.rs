@@ -48,7 +48,7 @@ pub use event::{Event, EventSink};
 pub use filter::{CompiledFilter, MessageFilter};
 pub use mapping::{FolderMapping, MappingResolver};
 pub use options::{CopyOptions, Limits, RetryPolicy};
-pub use report::{FolderReport, MessageFailure, RunOutcome, RunReport};
+pub use report::{FolderReport, MessageFailure, MessageNote, RunOutcome, RunReport};
 pub use run::copy;
 
 use crate::backend::{MailSink, MailSource};

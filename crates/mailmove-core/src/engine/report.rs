@@ -12,6 +12,8 @@ pub enum RunOutcome {
     CompletedWithFailures,
     /// The run stopped early (quota, authentication) and can be resumed.
     Paused,
+    /// The run could not start or stopped on an error before it could finish (see `error`).
+    Failed,
 }
 
 /// One message that did not arrive, with enough to find it by hand.
@@ -33,6 +35,22 @@ pub struct MessageFailure {
     pub transient: bool,
 }
 
+/// A message that was copied but deserves a note: the source had to guess part of it (see
+/// [`MessageMeta::damage`](crate::MessageMeta::damage)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageNote {
+    /// Source folder.
+    pub folder: String,
+    /// Source key.
+    pub source_key: String,
+    /// Message-ID, when known.
+    pub message_id: Option<String>,
+    /// Size in bytes, when known.
+    pub size: Option<u64>,
+    /// What the source could not read as stored, and what it did instead.
+    pub reason: String,
+}
+
 /// Counts for one folder.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FolderReport {
@@ -50,6 +68,9 @@ pub struct FolderReport {
     pub filtered: u64,
     /// Failed.
     pub failed: u64,
+    /// Copied, but damaged at the source (also counted in `copied`; see [`RunReport::damaged`]).
+    #[serde(default)]
+    pub damaged: u64,
     /// Bytes copied.
     pub bytes_copied: u64,
     /// Dry run: messages that would be copied.
@@ -95,6 +116,15 @@ pub struct RunReport {
     pub folders: Vec<FolderReport>,
     /// Every failure.
     pub failures: Vec<MessageFailure>,
+    /// Messages copied as well as their damaged source allowed (an mbox whose separators were
+    /// damaged): counted in `copied` too, and named here because their copies may not be what the
+    /// sender wrote. Not a failure: the outcome can still be `complete`; the CLI gives them their
+    /// own exit status.
+    #[serde(default)]
+    pub damaged: Vec<MessageNote>,
+    /// The error that stopped the run, when its outcome is `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Damage the source found and worked around (see [`MailSource::warnings`](crate::MailSource::warnings)).
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -104,5 +134,36 @@ impl RunReport {
     /// Whether everything selected arrived.
     pub fn is_complete(&self) -> bool {
         self.outcome == RunOutcome::Complete
+    }
+
+    /// Whether everything selected arrived and no copy was reconstructed from a damaged source.
+    pub fn is_exact(&self) -> bool {
+        self.is_complete() && self.damaged.is_empty()
+    }
+
+    /// The report of a run that failed before it could finish: no counts, the error named (so
+    /// that a report file is written even then).
+    pub fn failed(source: String, destination: String, dry_run: bool, error: &crate::Error) -> Self {
+        RunReport {
+            source,
+            destination,
+            dry_run,
+            outcome: RunOutcome::Failed,
+            paused_reason: None,
+            copied: 0,
+            skipped: 0,
+            failed: 0,
+            filtered: 0,
+            bytes_copied: 0,
+            planned: 0,
+            planned_bytes: 0,
+            duration_secs: 0.0,
+            started_at: chrono::Utc::now().to_rfc3339(),
+            folders: Vec::new(),
+            failures: Vec::new(),
+            damaged: Vec::new(),
+            error: Some(error.chain_to_string()),
+            warnings: Vec::new(),
+        }
     }
 }

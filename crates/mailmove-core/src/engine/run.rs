@@ -11,7 +11,7 @@ use super::event::{Event, EventSink};
 use super::filter::CompiledFilter;
 use super::folder::copy_folder;
 use super::options::CopyOptions;
-use super::report::{FolderReport, MessageFailure, RunOutcome, RunReport};
+use super::report::{FolderReport, MessageFailure, MessageNote, RunOutcome, RunReport};
 use crate::backend::{MailSink, MailSource};
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
@@ -32,6 +32,7 @@ pub(super) struct RunContext<'a> {
     pub byte_budget_kib: u32,
     pub totals: Totals,
     failures: Mutex<Vec<MessageFailure>>,
+    damaged: Mutex<Vec<MessageNote>>,
     paused: Mutex<Option<String>>,
     started: Instant,
     last_progress: Mutex<Instant>,
@@ -53,6 +54,12 @@ impl RunContext<'_> {
         self.totals.failed.fetch_add(1, Ordering::Relaxed);
         self.events.emit(Event::MessageFailed(failure.clone()));
         self.failures.lock().unwrap_or_else(|p| p.into_inner()).push(failure);
+    }
+
+    /// Names a message copied from a damaged source: report and event.
+    pub fn note_damage(&self, note: MessageNote) {
+        self.events.emit(Event::MessageDamaged(note.clone()));
+        self.damaged.lock().unwrap_or_else(|p| p.into_inner()).push(note);
     }
 
     /// Stops the run (it stays resumable).
@@ -129,6 +136,7 @@ pub async fn copy(
         byte_budget_kib,
         totals: Totals::default(),
         failures: Mutex::new(Vec::new()),
+        damaged: Mutex::new(Vec::new()),
         paused: Mutex::new(None),
         started,
         last_progress: Mutex::new(started),
@@ -145,6 +153,7 @@ pub async fn copy(
         Err(error) => return Err(error),
     };
     let plan = plan_folders(&context, &source_folders, &destination_folders);
+    let mut unusable = report_unusable_folders(&context, &source_folders);
     events.emit(Event::RunStarted {
         folders: plan.len(),
         messages: plan.iter().map(|(info, _)| info.messages).sum(),
@@ -162,9 +171,11 @@ pub async fn copy(
         .buffer_unordered(concurrency)
         .collect()
         .await;
+    folders.append(&mut unusable);
     folders.sort_by(|a, b| a.folder.cmp(&b.folder));
 
     let failures = std::mem::take(&mut *context.failures.lock().unwrap_or_else(|p| p.into_inner()));
+    let damaged = std::mem::take(&mut *context.damaged.lock().unwrap_or_else(|p| p.into_inner()));
     let paused_reason = context.paused.lock().unwrap_or_else(|p| p.into_inner()).take();
     let totals = &context.totals;
     let failed = totals.failed.load(Ordering::Relaxed);
@@ -195,6 +206,8 @@ pub async fn copy(
         started_at,
         folders,
         failures,
+        damaged,
+        error: None,
         warnings: source.warnings(),
     })
 }
@@ -210,7 +223,7 @@ fn plan_folders(
     let single_folder_sink = !context.sink.capabilities().folders;
     let mut plan: Vec<(FolderInfo, FolderPath)> = source_folders
         .iter()
-        .filter(|info| info.selectable && context.filter.folder_matches(&info.path))
+        .filter(|info| info.selectable && info.problem.is_none() && context.filter.folder_matches(&info.path))
         .map(|info| {
             let destination = if single_folder_sink { FolderPath::inbox() } else { resolver.map(&info.path) };
             (info.clone(), destination)
@@ -218,4 +231,31 @@ fn plan_folders(
         .collect();
     plan.sort_by(|a, b| a.0.path.cmp(&b.0.path));
     plan
+}
+
+/// Folders the source listed but cannot read or represent: each is a named failure of the run
+/// (never a silent omission), reported with the source's reason.
+fn report_unusable_folders(context: &RunContext<'_>, source_folders: &[FolderInfo]) -> Vec<FolderReport> {
+    let mut reports = Vec::new();
+    for info in source_folders {
+        let Some(problem) = &info.problem else { continue };
+        if !context.filter.folder_matches(&info.path) {
+            continue;
+        }
+        let folder = info.path.to_string();
+        context.fail(MessageFailure {
+            folder: folder.clone(),
+            source_key: String::new(),
+            message_id: None,
+            size: None,
+            kind: "unusable_folder".into(),
+            reason: format!("folder not copied: {problem}"),
+            transient: false,
+        });
+        let report =
+            FolderReport { folder, failed: 1, error: Some(problem.clone()), ..FolderReport::default() };
+        context.events.emit(Event::FolderFinished(report.clone()));
+        reports.push(report);
+    }
+    reports
 }
