@@ -164,3 +164,148 @@ async fn oauthbearer_answers_error_challenge_with_0x01() {
     );
     assert_eq!(seen[1], "AQ==", "RFC 7628: a single 0x01");
 }
+
+/// A certificate and its key, made for one test.
+struct Issued {
+    certificate: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+/// A certificate for `names`: self-signed when `issuer` is `None` (and marked CA:TRUE when `ca`,
+/// as `openssl req -x509` makes it), else signed by `issuer`.
+fn issue(names: &[&str], ca: bool, issuer: Option<&Issued>) -> Issued {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    let certificate = match issuer {
+        None => params.self_signed(&key).unwrap(),
+        Some(issuer) => params.signed_by(&key, &issuer.certificate, &issuer.key).unwrap(),
+    };
+    Issued { certificate, key }
+}
+
+/// A one-connection IMAP server on implicit TLS with `server`'s certificate, answering just
+/// enough for `ImapStore::connect` and `close`. Returns the commands it received (verbs only,
+/// nothing of the credentials).
+async fn imaps_server(server: &Issued) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(server.key.serialize_der().into());
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![server.certificate.der().clone()], key)
+            .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        let Ok(tls) = acceptor.accept(socket).await else { return seen };
+        let (read, mut write) = tokio::io::split(tls);
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(b"* OK [CAPABILITY IMAP4rev1] TLS test server\r\n").await.unwrap();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut words = line.split(' ');
+            let (tag, verb) = (words.next().unwrap_or(""), words.next().unwrap_or("").to_ascii_uppercase());
+            seen.push(verb.clone());
+            let answer = match verb.as_str() {
+                "LIST" => format!("* LIST (\\Noselect) \"/\" \"\"\r\n{tag} OK LIST done\r\n"),
+                "CAPABILITY" => format!("* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n"),
+                "LOGOUT" => format!("* BYE see you\r\n{tag} OK LOGOUT done\r\n"),
+                _ => format!("{tag} OK done\r\n"),
+            };
+            if write.write_all(answer.as_bytes()).await.is_err() || verb == "LOGOUT" {
+                break;
+            }
+        }
+        seen
+    });
+    (port, handle)
+}
+
+async fn connect_imaps(port: u16, host: &str, ca: Option<&std::path::Path>) -> Result<ImapStore, Error> {
+    let ca = ca.map(|path| format!("&ca={}", path.display())).unwrap_or_default();
+    let url = format!("imaps://u@{host}:{port}/?timeout=5{ca}");
+    ImapStore::connect(ImapConfig::from_url(&url)?.with_password(Secret::new("pw"))).await
+}
+
+fn ca_file(dir: &tempfile::TempDir, issued: &Issued) -> std::path::PathBuf {
+    let path = dir.path().join("ca.pem");
+    std::fs::write(&path, issued.certificate.pem()).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_self_signed_ca_certificate_given_with_ca_is_accepted_as_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    // What `openssl req -x509` makes for a small server: self-signed and CA:TRUE.
+    let server = issue(&["localhost", "127.0.0.1"], true, None);
+    let ca = ca_file(&dir, &server);
+    for host in ["localhost", "127.0.0.1"] {
+        let (port, commands) = imaps_server(&server).await;
+        let store = connect_imaps(port, host, Some(&ca)).await.unwrap_or_else(|e| panic!("{host}: {e:?}"));
+        store.close().await;
+        let commands = commands.await.unwrap();
+        assert!(commands.contains(&"LOGIN".to_string()), "{host}: {commands:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_a_configuration_error_that_says_what_to_do() {
+    let server = issue(&["localhost", "127.0.0.1"], true, None);
+    let (port, commands) = imaps_server(&server).await;
+    let error = connect_imaps(port, "127.0.0.1", None).await.expect_err("not given with ca=: refused");
+    let Error::Config { message } = &error else { panic!("expected a configuration error, got {error:?}") };
+    assert!(message.starts_with("TLS certificate of IMAP server 127.0.0.1 is not trusted"), "{message}");
+    assert!(message.contains("the server presents a CA certificate as its own"), "{message}");
+    assert!(message.contains("giving exactly that certificate with ca=PATH pins it"), "{message}");
+    assert!(commands.await.unwrap().is_empty(), "nothing may be sent over a refused connection");
+
+    let server = issue(&["localhost", "127.0.0.1"], false, None);
+    let (port, _) = imaps_server(&server).await;
+    let error = connect_imaps(port, "localhost", None).await.expect_err("refused");
+    let Error::Config { message } = &error else { panic!("expected a configuration error, got {error:?}") };
+    assert!(
+        message.ends_with(
+            "is not trusted: issued by a CA that is not in the system roots; give that CA (or the \
+             server's own self-signed certificate) with ca=PATH"
+        ),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_pinned_certificate_for_another_name_is_refused_naming_its_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = issue(&["mail.example.org"], true, None);
+    let ca = ca_file(&dir, &server);
+    let (port, _) = imaps_server(&server).await;
+    let error = connect_imaps(port, "127.0.0.1", Some(&ca)).await.expect_err("wrong name: refused");
+    let Error::Config { message } = &error else { panic!("expected a configuration error, got {error:?}") };
+    assert!(message.ends_with("is not valid for 127.0.0.1: it is for mail.example.org"), "{message}");
+}
+
+#[tokio::test]
+async fn a_leaf_signed_by_the_ca_given_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let authority = issue(&[], true, None);
+    let ca = ca_file(&dir, &authority);
+    let (port, commands) = imaps_server(&issue(&["localhost"], false, Some(&authority))).await;
+    connect_imaps(port, "localhost", Some(&ca)).await.unwrap().close().await;
+    assert!(commands.await.unwrap().contains(&"LOGIN".to_string()));
+}
+
+#[tokio::test]
+async fn a_handshake_that_fails_otherwise_is_a_transient_connection_error() {
+    // Plaintext IMAP where TLS was expected (the wrong port).
+    let (port, _) = fake_server("* OK [CAPABILITY IMAP4rev1] plaintext\r\n", vec![]).await;
+    let error = connect_imaps(port, "localhost", None).await.expect_err("no TLS: refused");
+    assert!(matches!(error, Error::Connection { .. }) && error.is_transient(), "{error:?}");
+}

@@ -245,7 +245,7 @@ async fn stls_and_pop3s_accept_the_private_ca_and_refuse_without_it() {
         let error = Pop3Source::connect(Pop3Config::from_url(&url).unwrap().with_password(password.clone()))
             .await
             .unwrap_err();
-        assert!(matches!(error, Error::Backend { transient: false, .. }), "{url}: {error:?}");
+        assert!(matches!(error, Error::Config { .. }), "{url}: {error:?}");
         assert!(error.to_string().contains("certificate"), "{url}: {error}");
     }
     // The explicit plaintext opt-out works too (the test server allows it).

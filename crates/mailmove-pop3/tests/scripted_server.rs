@@ -243,12 +243,13 @@ async fn stls_discards_injected_bytes_and_verifies_the_certificate() {
     let user = commands.iter().position(|c| c.starts_with("USER")).unwrap();
     assert!(stls < user && commands[stls + 1] == "CAPA", "{commands:?}");
 
-    // Without the private CA the certificate is refused, permanently.
+    // Without the private CA the certificate is refused, permanently: a configuration error, as
+    // over IMAP.
     let url = format!("pop3://tls@127.0.0.1:{}/", server.port);
     let error = Pop3Source::connect(Pop3Config::from_url(&url).unwrap().with_password(Secret::new(PASSWORD)))
         .await
         .unwrap_err();
-    assert!(matches!(error, Error::Backend { transient: false, .. }), "{error:?}");
+    assert!(matches!(error, Error::Config { .. }), "{error:?}");
     assert!(error.to_string().contains("certificate"), "{error}");
 }
 
