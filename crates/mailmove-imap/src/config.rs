@@ -11,7 +11,8 @@
 //!
 //! | parameter | meaning | default |
 //! | --- | --- | --- |
-//! | `timeout=SECONDS` | time limit of each network operation | 60 |
+//! | `timeout=SECONDS` | time limit of each network operation, and the time a response may take before it must keep up `min_rate` | 60 |
+//! | `min_rate=BYTES` | slowest average rate a response may arrive at after `timeout` (`0`: none) | 4096 |
 //! | `connections=N` | connections to the account (1–64), also the declared concurrency | 4 |
 //! | `pipeline=N` | APPENDs in flight per folder (0: one at a time) | 64 |
 //! | `rate=BYTES` | bytes per second over all connections, both ways (`2MB`, `500k`, `1MiB`) | none |
@@ -73,8 +74,12 @@ pub struct ImapConfig {
     pub auth: AuthMethod,
     /// Extra CA certificate(s) (PEM) trusted in addition to the system roots.
     pub ca_file: Option<PathBuf>,
-    /// Time limit of each network operation (connect, one read, one write).
+    /// Time limit of each network operation (connect, one read, one write), and the allowance of
+    /// a whole response before it must keep up [`ImapConfig::min_rate`].
     pub timeout: Duration,
+    /// Slowest average rate, in bytes per second, at which a response may arrive once `timeout`
+    /// has passed (see [`mailmove_net::deadline`]); 0 lets `timeout` bound each response alone.
+    pub min_rate: u64,
     /// Most connections opened at once (also the declared concurrency).
     pub max_connections: usize,
     /// Whether to ENABLE UTF8=ACCEPT when the server offers it.
@@ -112,6 +117,7 @@ impl std::fmt::Debug for ImapConfig {
             .field("auth", &self.auth)
             .field("ca_file", &self.ca_file)
             .field("timeout", &self.timeout)
+            .field("min_rate", &self.min_rate)
             .field("max_connections", &self.max_connections)
             .field("pipeline", &self.pipeline)
             .field("bytes_per_second", &self.bytes_per_second)
@@ -147,6 +153,7 @@ impl ImapConfig {
             auth: AuthMethod::Auto,
             ca_file: None,
             timeout: Duration::from_secs(60),
+            min_rate: mailmove_net::deadline::Pace::DEFAULT_MIN_RATE,
             max_connections: 4,
             utf8_accept: true,
             spool: SpoolConfig::default(),
@@ -263,6 +270,15 @@ impl ImapConfig {
                         Error::config(format!("timeout={value} is not a positive number of seconds"))
                     })?;
                     config.timeout = Duration::from_secs(seconds);
+                }
+                "min_rate" => {
+                    config.min_rate = crate::rate::parse_bytes_per_second(&value)
+                        .filter(|rate| *rate < u64::MAX as f64)
+                        .map(|rate| rate as u64)
+                        .or_else(|| (value.as_ref() == "0").then_some(0))
+                        .ok_or_else(|| {
+                            Error::config(format!("min_rate={value} is not a byte rate (e.g. min_rate=4k)"))
+                        })?;
                 }
                 "connections" => {
                     config.max_connections =

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use mailmove_core::{Error, MessageBody, Result, SpoolConfig};
+use mailmove_net::deadline::{Pace, ResponseClock};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -31,6 +32,44 @@ const MIN_INLINE_LITERAL: usize = 64 * 1024;
 /// Tagged answers of pipelined commands kept until asked for; a server that sends more answers
 /// than we have commands in flight is broken (or hostile) and cannot make us grow without bound.
 const MAX_COMPLETED: usize = 4096;
+/// Literals of responses other than message bodies (mailbox names, strings): anything larger
+/// is not kept (see [`LiteralPolicy`]).
+const MAX_SMALL_LITERAL: u64 = 1024 * 1024;
+/// Largest literal read at all (and then discarded) when a response announces more than it may
+/// hold; anything larger is refused before a byte of it is read, and the connection dropped.
+const MAX_DISCARDED_LITERAL: u64 = 256 * 1024 * 1024;
+/// Largest message body accepted when the server did not announce the message's size first.
+const MAX_BODY_LITERAL: u64 = 16 * 1024 * 1024 * 1024;
+/// Unparsable responses tolerated while one command runs (each is noted); past this the
+/// server is not speaking IMAP and the connection is dropped.
+const MAX_UNPARSED_PER_COMMAND: usize = 1000;
+/// Notes (unparsable responses) kept per connection until the store collects them.
+const MAX_NOTES: usize = 20;
+
+/// What a literal may be, by what the running command expects (see [`Conn::set_literal_policy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum LiteralPolicy {
+    /// Strings and names: up to [`MAX_SMALL_LITERAL`].
+    #[default]
+    Small,
+    /// Message bodies of a FETCH: up to the `RFC822.SIZE` the same response announced before
+    /// the literal plus a margin (servers' sizes may differ a little from what they send), or
+    /// [`MAX_BODY_LITERAL`] when no size came first.
+    Bodies,
+}
+
+/// What became of an announced literal that is larger than the policy allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Oversized {
+    /// The announced length.
+    pub length: u64,
+    /// The limit it broke, and why that limit.
+    pub limit: u64,
+    /// The `RFC822.SIZE` announced before it, when the limit came from one.
+    pub announced_size: Option<u64>,
+    /// The UID of the FETCH response it belongs to, when that came before it.
+    pub uid: Option<u32>,
+}
 
 /// The byte stream under a connection.
 pub(crate) enum Transport {
@@ -137,15 +176,31 @@ pub(crate) struct Conn {
     unawaited: HashSet<String>,
     /// The account's byte rate limit, shared by its connections.
     rate: Option<Arc<RateLimit>>,
+    /// How long a response may take (see [`mailmove_net::deadline`]).
+    pace: Pace,
+    /// The response being waited for, when one is.
+    clock: Option<ResponseClock>,
+    /// The command being sent, when one is (ended by [`Conn::flush`]).
+    send_clock: Option<ResponseClock>,
+    /// What literals the running command may receive.
+    literal_policy: LiteralPolicy,
+    /// Literals that were larger than allowed and were read and dropped (or refused), in order.
+    pub oversized: Vec<Oversized>,
+    /// Unparsable responses during the running command.
+    unparsed_in_command: usize,
+    /// Things a person should know about this server's answers (unparsable responses), taken by
+    /// the store into its warnings.
+    pub notes: Vec<String>,
 }
 
 impl Conn {
-    pub fn new(io: Transport, timeout: Duration, spool: SpoolConfig) -> Self {
+    /// A connection over `io`; `pace.allowance` is also the limit of each single read and write.
+    pub fn new(io: Transport, pace: Pace, spool: SpoolConfig) -> Self {
         Conn {
             io: Some(io),
             buf: BytesMut::with_capacity(16 * 1024),
             next_tag: 1,
-            timeout,
+            timeout: pace.allowance,
             spool,
             caps: Capabilities::default(),
             broken: false,
@@ -155,7 +210,26 @@ impl Conn {
             completed: VecDeque::new(),
             unawaited: HashSet::new(),
             rate: None,
+            pace,
+            clock: None,
+            send_clock: None,
+            literal_policy: LiteralPolicy::Small,
+            oversized: Vec::new(),
+            unparsed_in_command: 0,
+            notes: Vec::new(),
         }
+    }
+
+    /// Sets what literals the commands sent from now on may receive (back to
+    /// [`LiteralPolicy::Small`] with the next call); clears the record of oversized literals.
+    pub fn set_literal_policy(&mut self, policy: LiteralPolicy) {
+        self.literal_policy = policy;
+        self.oversized.clear();
+    }
+
+    /// Ends the timing of the response being read (the greeting, which no tagged answer ends).
+    pub fn end_response(&mut self) {
+        self.clock = None;
     }
 
     /// Turns on DEFLATE in both directions (after the server's OK to `COMPRESS DEFLATE`): bytes
@@ -196,12 +270,24 @@ impl Conn {
 
     async fn fill(&mut self) -> Result<()> {
         let timeout = self.timeout;
+        // Every read belongs to a response; its clock bounds the response as a whole, so a server
+        // trickling bytes cannot hold us however patiently it feeds each single read.
+        let clock = self.clock.get_or_insert_with(|| ResponseClock::start(self.pace));
+        let Some(wait) = clock.next_wait(timeout) else {
+            let what = format!("the IMAP server answers too slowly ({})", clock.describe());
+            return Err(self.fail(Error::Timeout { what }));
+        };
         // Read straight into the buffer: a stack array would live inside every future above us.
         self.buf.reserve(64 * 1024);
         let Some(io) = self.io.as_mut().filter(|_| !self.broken) else {
             return Err(Error::connection("the IMAP connection is no longer usable"));
         };
-        let read = match tokio::time::timeout(timeout, io.read_buf(&mut self.buf)).await {
+        let read = match tokio::time::timeout(wait, io.read_buf(&mut self.buf)).await {
+            Err(_) if wait < timeout => {
+                let clock = self.clock.as_ref().map(ResponseClock::describe).unwrap_or_default();
+                return Err(self
+                    .fail(Error::Timeout { what: format!("the IMAP server answers too slowly ({clock})") }));
+            }
             Err(_) => {
                 return Err(self.fail(Error::Timeout {
                     what: format!("no answer from the IMAP server for {timeout:?}"),
@@ -215,6 +301,9 @@ impl Conn {
             }
             Ok(Ok(read)) => read,
         };
+        if let Some(clock) = &mut self.clock {
+            clock.received(read as u64);
+        }
         if let Some(rate) = &self.rate {
             rate.take(read as u64).await;
         }
@@ -232,9 +321,17 @@ impl Conn {
         if let Some(rate) = &self.rate {
             rate.take(bytes.len() as u64).await;
         }
+        // A command being sent is timed like a response: a server that reads a large APPEND a
+        // few bytes at a time cannot hold us either.
         let timeout = self.timeout;
+        let clock = self.send_clock.get_or_insert_with(|| ResponseClock::start(self.pace));
+        let Some(wait) = clock.next_wait(timeout) else {
+            let what = format!("the IMAP server takes our command too slowly ({})", clock.describe());
+            return Err(self.fail(Error::Timeout { what }));
+        };
+        clock.received(bytes.len() as u64);
         let io = self.io()?;
-        match tokio::time::timeout(timeout, io.write_all(bytes)).await {
+        match tokio::time::timeout(wait, io.write_all(bytes)).await {
             Err(_) => Err(self.fail(Error::Timeout { what: "sending to the IMAP server".into() })),
             Ok(Err(err)) => Err(self.fail(Error::Connection {
                 message: "writing to the IMAP server".into(),
@@ -245,6 +342,7 @@ impl Conn {
     }
 
     pub async fn flush(&mut self) -> Result<()> {
+        self.send_clock = None;
         let timeout = self.timeout;
         let io = self.io()?;
         match tokio::time::timeout(timeout, io.flush()).await {
@@ -301,10 +399,36 @@ impl Conn {
             let Some(length) = literal_length(&frame.bytes) else {
                 return Ok(frame);
             };
+            if let Some(oversized) = self.oversized_literal(&frame.bytes, length) {
+                // A message body larger than announced is not read on (it could be anything, of
+                // any size: `--max-size` and the spool trusted the announcement); a string is read
+                // and dropped when that is cheap, so that the rest of a listing still arrives.
+                if oversized.length > MAX_DISCARDED_LITERAL || self.literal_policy == LiteralPolicy::Bodies {
+                    // Reading it would take hours or fill the disk; nothing after it can be read
+                    // in step, so the connection ends here.
+                    let error = Error::protocol(format!(
+                        "the IMAP server announced a literal of {} bytes where at most {} were expected{}",
+                        oversized.length,
+                        oversized.limit,
+                        oversized
+                            .announced_size
+                            .map(|size| format!(" (it announced the message as {size} bytes)"))
+                            .unwrap_or_default()
+                    ));
+                    self.oversized.push(oversized);
+                    return Err(self.fail(error));
+                }
+                // Read and dropped, so that the connection stays in step; the command's handler
+                // sees an empty literal and learns why from `oversized`.
+                self.read_exact_with(length, |_| Ok(())).await?;
+                self.oversized.push(oversized);
+                frame.literals.push(LiteralSlot { offset: frame.bytes.len(), spooled: None, dropped: true });
+                continue;
+            }
             let inline_limit = self.spool.threshold.max(MIN_INLINE_LITERAL) as u64;
             if length <= inline_limit {
                 let offset = frame.bytes.len();
-                frame.literals.push(LiteralSlot { offset, spooled: None });
+                frame.literals.push(LiteralSlot { offset, spooled: None, dropped: false });
                 let mut bytes = std::mem::take(&mut frame.bytes);
                 self.read_exact_with(length, |chunk| {
                     bytes.extend_from_slice(chunk);
@@ -316,19 +440,39 @@ impl Conn {
                 let mut builder = self.spool.builder();
                 self.read_exact_with(length, |chunk| builder.push(chunk)).await?;
                 let body = builder.finish().map_err(|e| self.fail(e))?;
-                frame.literals.push(LiteralSlot { offset: frame.bytes.len(), spooled: Some(body) });
+                frame.literals.push(LiteralSlot {
+                    offset: frame.bytes.len(),
+                    spooled: Some(body),
+                    dropped: false,
+                });
             }
         }
     }
 
-    /// Reads and parses one response.
+    /// The policy's verdict on a literal of `length` announced at the end of `frame`: `None`
+    /// when it may be read.
+    fn oversized_literal(&self, frame: &[u8], length: u64) -> Option<Oversized> {
+        let (limit, announced_size) = match self.literal_policy {
+            LiteralPolicy::Small => (MAX_SMALL_LITERAL, None),
+            LiteralPolicy::Bodies => match item_number(frame, b"RFC822.SIZE ") {
+                // A margin for servers whose RFC822.SIZE is an estimate (Exchange's is).
+                Some(size) => (size.saturating_mul(2).saturating_add(64 * 1024), Some(size)),
+                None => (MAX_BODY_LITERAL, None),
+            },
+        };
+        let uid = item_number(frame, b"UID ").and_then(|uid| u32::try_from(uid).ok());
+        (length > limit).then_some(Oversized { length, limit, announced_size, uid })
+    }
+
+    /// Reads and parses one response. A tagged answer or a continuation ends the timing of the
+    /// response (the next read starts a new one).
     pub async fn read_response(&mut self) -> Result<std::result::Result<Response, ParseError>> {
         let frame = self.read_frame().await?;
         let parsed = wire::parse(&frame);
-        if let Ok(Response::Untagged(status)) = &parsed {
-            if status.status == Status::Bye {
-                self.bye = Some(status.clone());
-            }
+        match &parsed {
+            Ok(Response::Untagged(status)) if status.status == Status::Bye => self.bye = Some(status.clone()),
+            Ok(Response::Tagged { .. } | Response::Continue(_)) => self.clock = None,
+            _ => {}
         }
         Ok(parsed)
     }
@@ -475,6 +619,7 @@ impl Conn {
         tag: &str,
         mut on_untagged: impl FnMut(Untagged<'_>) -> Result<()>,
     ) -> Result<StatusResponse> {
+        self.unparsed_in_command = 0;
         if let Some(index) = self.completed.iter().position(|(got, _)| got == tag) {
             if let Some((_, status)) = self.completed.remove(index) {
                 return Ok(status);
@@ -521,8 +666,19 @@ impl Conn {
             }
             Ok(Response::Continue(_)) => Ok(()),
             Err(error) => {
-                tracing::debug!("{error}");
-                on_untagged(Untagged::Unparsed(&error))
+                // Never ignored silently: noted for the run's warnings, and bounded.
+                tracing::warn!("{error}");
+                self.unparsed_in_command += 1;
+                if self.notes.len() < MAX_NOTES {
+                    self.notes.push(format!("the IMAP server sent a response that is not IMAP: {error}"));
+                }
+                if self.unparsed_in_command > MAX_UNPARSED_PER_COMMAND {
+                    Err(Error::protocol(format!(
+                        "the IMAP server sent more than {MAX_UNPARSED_PER_COMMAND} unparsable responses to one command"
+                    )))
+                } else {
+                    on_untagged(Untagged::Unparsed(&error))
+                }
             }
         };
         // A handler that gives up leaves the command half read: the connection cannot be reused.
@@ -543,6 +699,22 @@ impl Conn {
             let _ = tokio::time::timeout(Duration::from_secs(5), self.run("LOGOUT", |_| Ok(()))).await;
         }
     }
+}
+
+/// The number after the last FETCH item `name` (`RFC822.SIZE `, `UID `) in `frame`, which holds
+/// the response so far; only where the name starts an item (after `(` or a space).
+fn item_number(frame: &[u8], name: &[u8]) -> Option<u64> {
+    let at = frame
+        .windows(name.len())
+        .enumerate()
+        .rev()
+        .find(|(at, window)| {
+            window.eq_ignore_ascii_case(name) && *at > 0 && matches!(frame[at - 1], b'(' | b' ')
+        })?
+        .0;
+    let digits = &frame[at + name.len()..];
+    let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
 }
 
 /// The length announced by a line ending in `{n}`, `{n+}` or `~{n}` (then CRLF).

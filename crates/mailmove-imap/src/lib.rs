@@ -70,6 +70,21 @@
 //! `msgrate=10` (messages per second, fetched or appended) hold for the account over all its
 //! connections. `compress=on` turns on COMPRESS=DEFLATE (RFC 4978) when the server offers it.
 //!
+//! **Hostile servers.** A server is not trusted to be well-behaved. Every response has a deadline
+//! ([`mailmove_net::deadline`]: `timeout=`, then at least `min_rate=` bytes/s on average), so a
+//! slow-loris is cut. A literal larger than its place allows is never read whole: a body beyond the
+//! `RFC822.SIZE` announced before it (plus a margin) ends the connection and fails that message
+//! with both sizes; a string (a mailbox name) over 1 MiB is read and dropped, and its folder named
+//! as unusable. A UID answered twice with different bodies, a FETCH that leaves out a UID the
+//! folder still holds (checked with UID SEARCH, so "vanished" is said only when true), and
+//! unparsable responses become named failures or warnings
+//! ([`MailSource::warnings`](mailmove_core::MailSource::warnings)); messages that arrived whole before a cut or BYE are kept.
+//! Listing is linear in the number of mailboxes; a name no [`FolderPath`](mailmove_core::FolderPath)
+//! can keep apart from another (`a//b`, CR/LF/NUL, a duplicate after decoding) is listed with
+//! [`FolderInfo::problem`](mailmove_core::FolderInfo::problem), so the run fails that folder by name
+//! and copies the rest. Each LIST entry's own delimiter splits its name. As a sink, a folder whose
+//! name differs from another of the run only in case is refused when the server folds case.
+//!
 //! **Under fire.** Every read and write, the connect and the TLS handshake have a time limit
 //! (`timeout=`). A cut becomes [`Error::Connection`](mailmove_core::Error::Connection), BYE a
 //! transient error, `[THROTTLED]`/`[UNAVAILABLE]`/"Suggested Backoff Time" an

@@ -65,29 +65,62 @@ impl Naming {
         }
     }
 
-    /// The folder path of a listed mailbox, or `None` when it is outside the personal namespace.
-    /// Segments that are not valid modified UTF-7 are kept as sent (the caller remembers the raw
-    /// name so that it is never re-encoded differently).
+    /// The folder path of a listed mailbox, or `None` when it is outside the personal namespace
+    /// or cannot be represented (see [`Naming::decode_entry`]).
+    #[cfg(test)]
     pub fn decode(&self, raw: &str) -> Option<FolderPath> {
+        match self.decode_entry(raw, self.delimiter) {
+            Decoded::Path(path) => Some(path),
+            Decoded::Outside | Decoded::Unusable(_) => None,
+        }
+    }
+
+    /// The folder path of a listed mailbox whose LIST entry gave `delimiter` (servers may use
+    /// another delimiter below some mailboxes than NAMESPACE announced; the entry's own is the
+    /// one that splits its name). Segments that are not valid modified UTF-7 are kept as sent
+    /// (the caller remembers the raw name so that it is never re-encoded differently).
+    ///
+    /// A name that no [`FolderPath`] can keep apart from others is [`Decoded::Unusable`], never
+    /// folded into another folder: an empty level (`a//b`, `/a`, `a/`: a path has no empty
+    /// segments, so these would all become `a/b` or `a`) and CR, LF or NUL (no command can name
+    /// such a mailbox safely).
+    pub fn decode_entry(&self, raw: &str, delimiter: Option<char>) -> Decoded {
         if raw.eq_ignore_ascii_case("INBOX") {
-            return Some(FolderPath::inbox());
+            return Decoded::Path(FolderPath::inbox());
         }
         if self.foreign.iter().any(|prefix| !prefix.is_empty() && raw.starts_with(prefix.as_str())) {
-            return None;
+            return Decoded::Outside;
         }
         let rest = if self.prefix.is_empty() {
             raw
         } else if raw.len() >= self.prefix.len()
+            && raw.is_char_boundary(self.prefix.len())
             && raw[..self.prefix.len()].eq_ignore_ascii_case(&self.prefix)
         {
-            raw.get(self.prefix.len()..)?
+            &raw[self.prefix.len()..]
         } else {
-            return None;
+            return Decoded::Outside;
         };
-        let segments: Vec<&str> = match self.delimiter {
+        if rest.is_empty() {
+            // The namespace itself (`INBOX.` listed as a \Noselect parent), not a folder.
+            return Decoded::Outside;
+        }
+        if raw.chars().any(|ch| matches!(ch, '\r' | '\n' | '\0')) {
+            return Decoded::Unusable(
+                "its name contains CR, LF or NUL, which no IMAP command can name safely".into(),
+            );
+        }
+        let segments: Vec<&str> = match delimiter {
             Some(delimiter) => rest.split(delimiter).collect(),
             None => vec![rest],
         };
+        if segments.iter().any(|segment| segment.is_empty()) {
+            let delimiter = delimiter.map(String::from).unwrap_or_default();
+            return Decoded::Unusable(format!(
+                "its name has an empty level (a leading, trailing or doubled {delimiter:?}), so it \
+                 cannot be kept apart from the name without it"
+            ));
+        }
         let decoded: Vec<String> = segments
             .into_iter()
             .map(|segment| {
@@ -98,9 +131,19 @@ impl Naming {
                 }
             })
             .collect();
-        let path = FolderPath::new(decoded);
-        (!path.is_root()).then_some(path)
+        Decoded::Path(FolderPath::new(decoded))
     }
+}
+
+/// What a listed mailbox name is to us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Decoded {
+    /// A folder of the personal namespace.
+    Path(FolderPath),
+    /// Outside the personal namespace (another user's, shared), or the namespace itself.
+    Outside,
+    /// In the personal namespace, but no folder path can stand for it: the reason.
+    Unusable(String),
 }
 
 /// Learns the namespace (NAMESPACE when offered, else `LIST "" ""` for the delimiter).
@@ -212,6 +255,27 @@ mod tests {
         assert_eq!(dovecot.decode("Entw&APw-rfe"), Some(FolderPath::parse("Entwürfe")));
         // Not valid modified UTF-7: kept as sent.
         assert_eq!(dovecot.decode("a&b"), Some(FolderPath::parse("a&b")));
+    }
+
+    #[test]
+    fn names_no_path_can_keep_apart_are_unusable_not_folded() {
+        let dovecot = naming("", Some('/'), false);
+        assert_eq!(dovecot.decode_entry("a/b", Some('/')), Decoded::Path(FolderPath::parse("a/b")));
+        for raw in ["a//b", "/a/b", "a/b/", "/"] {
+            assert!(matches!(dovecot.decode_entry(raw, Some('/')), Decoded::Unusable(_)), "{raw}");
+        }
+        for raw in ["bad\r\nname", "nul\0", "lf\n"] {
+            assert!(matches!(dovecot.decode_entry(raw, Some('/')), Decoded::Unusable(_)), "{raw:?}");
+        }
+        // ESC is representable (reports escape it for terminals).
+        assert!(matches!(dovecot.decode_entry("esc\x1b[31m", Some('/')), Decoded::Path(_)));
+        // The entry's own delimiter splits its name.
+        assert_eq!(
+            dovecot.decode_entry("Archive.2019", Some('.')),
+            Decoded::Path(FolderPath::parse("Archive/2019"))
+        );
+        let courier = naming("INBOX.", Some('.'), false);
+        assert_eq!(courier.decode_entry("INBOX.", Some('.')), Decoded::Outside);
     }
 
     proptest! {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use mailmove_core::{Error, MessageBody, Result, Secret};
+use mailmove_net::deadline::Pace;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::ClientConfig;
 
@@ -34,12 +35,12 @@ pub(crate) async fn open(config: &ImapConfig, tls_config: &Arc<ClientConfig>) ->
     let mut conn = match config.tls {
         TlsMode::Implicit => {
             let stream = tls::handshake(tls_config.clone(), &config.host, tcp, config.timeout).await?;
-            let mut conn = Conn::new(Transport::Tls(Box::new(stream)), config.timeout, config.spool.clone());
+            let mut conn = Conn::new(Transport::Tls(Box::new(stream)), pace(config), config.spool.clone());
             greeting(&mut conn, config).await?;
             conn
         }
         TlsMode::StartTls => {
-            let mut conn = Conn::new(Transport::Plain(tcp), config.timeout, config.spool.clone());
+            let mut conn = Conn::new(Transport::Plain(tcp), pace(config), config.spool.clone());
             greeting(&mut conn, config).await?;
             if !conn.caps.has("STARTTLS") {
                 return Err(Error::config(format!(
@@ -60,13 +61,13 @@ pub(crate) async fn open(config: &ImapConfig, tls_config: &Arc<ClientConfig>) ->
                 return Err(Error::protocol("STARTTLS on a connection that is not plain TCP"));
             };
             let stream = tls::handshake(tls_config.clone(), &config.host, tcp, config.timeout).await?;
-            let mut conn = Conn::new(Transport::Tls(Box::new(stream)), config.timeout, config.spool.clone());
+            let mut conn = Conn::new(Transport::Tls(Box::new(stream)), pace(config), config.spool.clone());
             // Capabilities learnt before TLS cannot be trusted (RFC 3501 §6.2.1).
             refresh_capabilities(&mut conn).await?;
             conn
         }
         TlsMode::None => {
-            let mut conn = Conn::new(Transport::Plain(tcp), config.timeout, config.spool.clone());
+            let mut conn = Conn::new(Transport::Plain(tcp), pace(config), config.spool.clone());
             greeting(&mut conn, config).await?;
             conn
         }
@@ -105,8 +106,15 @@ pub(crate) async fn open(config: &ImapConfig, tls_config: &Arc<ClientConfig>) ->
     Ok(conn)
 }
 
+/// How long responses may take on connections of `config`.
+fn pace(config: &ImapConfig) -> Pace {
+    Pace { allowance: config.timeout, min_rate: config.min_rate }
+}
+
 async fn greeting(conn: &mut Conn, config: &ImapConfig) -> Result<()> {
     let greeting = conn.read_response().await?.map_err(|e| Error::protocol(format!("bad greeting: {e}")))?;
+    // No tagged answer ends the greeting: its timing ends here.
+    conn.end_response();
     let status = match greeting {
         Response::Untagged(status) => status,
         _ => return Err(Error::protocol("the server did not greet with OK")),

@@ -16,7 +16,7 @@ use mailmove_core::{
     SourceCapabilities, SourceKey,
 };
 
-use crate::conn::{Conn, Part, Untagged};
+use crate::conn::{Conn, LiteralPolicy, Oversized, Part, Untagged};
 use crate::errors;
 use crate::store::{lock, uid_set, ImapStore, Inner, Selecting, LISTED_FRESH};
 use crate::utf7;
@@ -37,6 +37,24 @@ pub(crate) struct Fetched {
     /// The stored message has NUL bytes that neither `BODY[]` nor `BINARY[]` gives back exactly.
     pub nul_lost: bool,
     pub labels: Option<Vec<String>>,
+    /// The server sent this UID's body twice in one answer, and the two differ: neither can be
+    /// trusted to be the message.
+    pub conflicting_bodies: bool,
+    /// The body literal was larger than the size the server announced (and was not read).
+    pub oversized: Option<Oversized>,
+}
+
+/// What a `UID FETCH` exchange produced, even when it ended early.
+#[derive(Debug, Default)]
+pub(crate) struct FetchAnswer {
+    /// What came back per UID asked for (UIDs not asked for are left out: see `unasked`).
+    pub by_uid: BTreeMap<u32, Fetched>,
+    /// UIDs the server answered that were not asked for (a server in error, or answers of
+    /// another command arriving late).
+    pub unasked: Vec<u32>,
+    /// The error that ended the exchange. Messages in `by_uid` whose body arrived are whole
+    /// (a response is parsed only once all its literals are read), so they stay usable.
+    pub error: Option<Error>,
 }
 
 /// Parses an INTERNALDATE (`17-Jul-1996 02:44:25 -0700`, day possibly space-padded).
@@ -44,19 +62,25 @@ pub(crate) fn parse_internal_date(text: &str) -> Option<DateTime<FixedOffset>> {
     DateTime::parse_from_str(text.trim(), "%d-%b-%Y %H:%M:%S %z").ok()
 }
 
-/// Merges one FETCH response into `by_uid` when it carries a UID.
-pub(crate) fn absorb_fetch(values: &[Value], by_uid: &mut BTreeMap<u32, Fetched>) {
+/// The UID a FETCH response is about, when it says.
+fn fetch_uid(values: &[Value]) -> Option<u32> {
     if !values.get(1).is_some_and(|v| v.is_atom("FETCH")) {
-        return;
+        return None;
     }
-    let Some(items) = values.get(2).and_then(Value::list) else { return };
-    let uid = items
+    values
+        .get(2)
+        .and_then(Value::list)?
         .chunks(2)
         .find(|pair| pair[0].is_atom("UID"))
         .and_then(|pair| pair.get(1))
         .and_then(Value::number)
-        .and_then(|n| u32::try_from(n).ok());
-    let Some(uid) = uid else { return };
+        .and_then(|n| u32::try_from(n).ok())
+}
+
+/// Merges one FETCH response into `by_uid` when it carries a UID.
+pub(crate) fn absorb_fetch(values: &[Value], by_uid: &mut BTreeMap<u32, Fetched>) {
+    let Some(uid) = fetch_uid(values) else { return };
+    let Some(items) = values.get(2).and_then(Value::list) else { return };
     let entry = by_uid.entry(uid).or_default();
     for pair in items.chunks(2) {
         let [key, value] = pair else { continue };
@@ -69,11 +93,16 @@ pub(crate) fn absorb_fetch(values: &[Value], by_uid: &mut BTreeMap<u32, Fetched>
             "INTERNALDATE" => entry.internal_date = value.text().as_deref().and_then(parse_internal_date),
             "RFC822.SIZE" => entry.size = value.number(),
             "BODY[]" => {
-                entry.body = match value {
+                let body = match value {
                     Value::Bytes(bytes) => Some(MessageBody::from_bytes(bytes.clone())),
                     Value::Big(body) => Some(body.clone()),
                     _ => None,
+                };
+                if let (Some(first), Some(second)) = (&entry.body, &body) {
+                    // Sent twice: harmless when identical, unusable when not (which is the message?).
+                    entry.conflicting_bodies |= !same_bytes(first, second);
                 }
+                entry.body = body.or(entry.body.take());
             }
             "BINARY[]" => {
                 entry.binary = match value {
@@ -126,6 +155,13 @@ fn is_stray(bytes: &[u8], index: usize) -> bool {
     })
 }
 
+/// Whether two bodies hold the same message (same length and strict fingerprint; false when one
+/// cannot be read).
+fn same_bytes(a: &MessageBody, b: &MessageBody) -> bool {
+    let strict = mailmove_core::fingerprint::strict;
+    a.len() == b.len() && matches!((strict(a), strict(b)), (Ok(x), Ok(y)) if x == y)
+}
+
 fn contains_byte(body: &MessageBody, byte: u8) -> Result<bool> {
     let mut found = false;
     body.for_each_chunk(|chunk| found |= chunk.contains(&byte))?;
@@ -154,30 +190,39 @@ pub(crate) fn restore_nul_bytes(body: &MessageBody, binary: &MessageBody) -> Res
     Ok(any_nul.then(|| binary.clone()))
 }
 
-/// Runs `UID FETCH` for `uids` and returns what came back per UID; a tagged NO or an unparsable
-/// FETCH response is an error, never an empty result. More than `per_command` UIDs go as several
-/// commands sent at once (pipelined: one round trip for all).
-pub(crate) async fn uid_fetch(
-    conn: &mut Conn,
-    uids: &[u32],
-    items: &str,
-    per_command: usize,
-) -> Result<BTreeMap<u32, Fetched>> {
-    let mut by_uid = BTreeMap::new();
+/// Runs `UID FETCH` for `uids` and returns what came back per UID asked for; a tagged NO or an
+/// unparsable FETCH response is an error of the exchange, never an empty result. More than
+/// `per_command` UIDs go as several commands sent at once (pipelined: one round trip for all).
+///
+/// An error that ends the exchange early (a cut, BYE, a body larger than announced) does not
+/// throw away what arrived whole before it: see [`FetchAnswer`].
+pub(crate) async fn uid_fetch(conn: &mut Conn, uids: &[u32], items: &str, per_command: usize) -> FetchAnswer {
+    let mut answer = FetchAnswer::default();
+    let asked: HashSet<u32> = uids.iter().copied().collect();
     let mut unparsed = None;
     let mut tags = Vec::new();
+    let bodies = items.contains("BODY") || items.contains("BINARY");
+    conn.set_literal_policy(if bodies { LiteralPolicy::Bodies } else { LiteralPolicy::Small });
+    let mut failed = None;
     for chunk in uids.chunks(per_command.max(1)) {
         let tag = conn.tag();
         let command = format!("UID FETCH {} ({items})", uid_set(chunk));
-        conn.send_parts(&tag, &[Part::Text(command)], &mut |_| Ok(())).await?;
+        if let Err(error) = conn.send_parts(&tag, &[Part::Text(command)], &mut |_| Ok(())).await {
+            failed = Some(error);
+            break;
+        }
         tags.push(tag);
     }
-    let mut failed = None;
     for tag in tags {
+        let FetchAnswer { by_uid, unasked, .. } = &mut answer;
         let done = conn
             .finish(&tag, |untagged| {
                 match untagged {
-                    Untagged::Data(values) => absorb_fetch(values, &mut by_uid),
+                    Untagged::Data(values) => match fetch_uid(values) {
+                        Some(uid) if asked.contains(&uid) => absorb_fetch(values, by_uid),
+                        Some(uid) => unasked.push(uid),
+                        None => {}
+                    },
                     Untagged::Unparsed(error) if error.excerpt.contains("FETCH") => {
                         unparsed = Some(error.to_string())
                     }
@@ -185,19 +230,28 @@ pub(crate) async fn uid_fetch(
                 }
                 Ok(())
             })
-            .await?;
-        if done.status != Status::Ok && failed.is_none() {
-            // Read the other answers anyway so that the connection stays usable.
-            failed = Some(errors::from_status("UID FETCH", &done, None, None));
+            .await;
+        match done {
+            Ok(done) if done.status != Status::Ok && failed.is_none() => {
+                // Read the other answers anyway so that the connection stays usable.
+                failed = Some(errors::from_status("UID FETCH", &done, None, None));
+            }
+            Ok(_) => {}
+            Err(error) => {
+                failed.get_or_insert(error);
+                break;
+            }
         }
     }
-    if let Some(error) = failed {
-        return Err(error);
+    // A body larger than its announced size ended the exchange: it belongs to its UID.
+    for oversized in conn.oversized.drain(..) {
+        if let Some(uid) = oversized.uid.filter(|uid| asked.contains(uid)) {
+            answer.by_uid.entry(uid).or_default().oversized = Some(oversized);
+        }
     }
-    if let Some(error) = unparsed {
-        return Err(Error::protocol(format!("UID FETCH: {error}")));
-    }
-    Ok(by_uid)
+    conn.set_literal_policy(LiteralPolicy::Small);
+    answer.error = failed.or_else(|| unparsed.map(|error| Error::protocol(format!("UID FETCH: {error}"))));
+    answer
 }
 
 /// Sends `UID SEARCH UID from:*` (or `ALL`) without waiting.
@@ -322,10 +376,18 @@ impl Inner {
     ) -> Result<Vec<MessageMeta>> {
         let mut pooled = self.acquire_for(Some(mailbox)).await?;
         self.examine_checked(pooled.conn(), mailbox, validity).await?;
-        let fetched = uid_fetch(pooled.conn(), uids, self.meta_items(), usize::MAX).await?;
+        let answer = uid_fetch(pooled.conn(), uids, self.meta_items(), usize::MAX).await;
         drop(pooled);
-        let mut out = Vec::with_capacity(fetched.len());
-        for (uid, item) in fetched {
+        if let Some(error) = answer.error {
+            return Err(error);
+        }
+        let mut fetched = answer.by_uid;
+        let mut out = Vec::with_capacity(uids.len());
+        for uid in uids {
+            // A UID that SEARCH found and FETCH did not describe is still listed (size unknown):
+            // fetching it tells whether it vanished or the server answered wrongly, and either
+            // way the run names it instead of losing it from the listing.
+            let item = fetched.remove(uid).unwrap_or_default();
             let mut meta = MessageMeta::new(uid.to_string(), item.size.unwrap_or(0));
             meta.flags = item.flags.unwrap_or_default();
             meta.internal_date = item.internal_date;
@@ -336,17 +398,27 @@ impl Inner {
     }
 
     /// `UID FETCH` of items including `BODY.PEEK[]`, with NUL bytes restored where the server
-    /// replaced them (see [`restore_nul_bytes`]).
+    /// replaced them (see [`restore_nul_bytes`]); any error of the exchange is the result.
     pub(crate) async fn fetch_bodies(
         &self,
         conn: &mut Conn,
         uids: &[u32],
         items: &str,
     ) -> Result<BTreeMap<u32, Fetched>> {
-        let mut fetched = uid_fetch(conn, uids, items, self.config.fetch_chunk).await?;
-        if self.caps.has("BINARY") {
+        let answer = self.fetch_answer(conn, uids, items).await?;
+        match answer.error {
+            Some(error) => Err(error),
+            None => Ok(answer.by_uid),
+        }
+    }
+
+    /// [`uid_fetch`] of bodies with NUL bytes restored (see [`restore_nul_bytes`]), keeping what
+    /// arrived whole when the exchange ended early.
+    async fn fetch_answer(&self, conn: &mut Conn, uids: &[u32], items: &str) -> Result<FetchAnswer> {
+        let mut answer = uid_fetch(conn, uids, items, self.config.fetch_chunk).await;
+        if self.caps.has("BINARY") && answer.error.is_none() {
             let mut suspects = Vec::new();
-            for (uid, item) in &fetched {
+            for (uid, item) in &answer.by_uid {
                 if let Some(body) = &item.body {
                     if has_nul_replacement(body)? {
                         suspects.push(*uid);
@@ -354,8 +426,12 @@ impl Inner {
                 }
             }
             if !suspects.is_empty() {
-                for (uid, binary) in uid_fetch(conn, &suspects, "UID BINARY.PEEK[]", 16).await? {
-                    let Some(item) = fetched.get_mut(&uid) else { continue };
+                let binaries = uid_fetch(conn, &suspects, "UID BINARY.PEEK[]", 16).await;
+                if let Some(error) = binaries.error {
+                    return Err(error);
+                }
+                for (uid, binary) in binaries.by_uid {
+                    let Some(item) = answer.by_uid.get_mut(&uid) else { continue };
                     let (Some(body), Some(binary)) = (&item.body, &binary.binary) else { continue };
                     if let Some(exact) = restore_nul_bytes(body, binary)? {
                         item.body = Some(exact);
@@ -365,9 +441,12 @@ impl Inner {
                 }
             }
         }
-        Ok(fetched)
+        Ok(answer)
     }
 
+    /// The messages of `uids`, each a message or the reason it is not one. Messages that arrived
+    /// whole come first; then the per-message failures; last, when the exchange ended early, its
+    /// error for the messages that did not arrive (the engine asks again for those).
     async fn fetch_chunk(&self, mailbox: &str, uids: &[u32]) -> Result<Vec<Result<Message>>> {
         if let Some(rate) = &self.message_rate {
             rate.take(uids.len() as u64).await;
@@ -375,26 +454,57 @@ impl Inner {
         let mut pooled = self.acquire_for(Some(mailbox)).await?;
         self.examine_checked(pooled.conn(), mailbox, None).await?;
         let items = format!("{} BODY.PEEK[]", self.meta_items());
-        let mut fetched = self.fetch_bodies(pooled.conn(), uids, &items).await?;
-        drop(pooled);
+        let answer = self.fetch_answer(pooled.conn(), uids, &items).await?;
+        let FetchAnswer { mut by_uid, unasked, error } = answer;
         let mut out = Vec::with_capacity(uids.len());
+        let mut failures = Vec::new();
+        let mut unanswered = Vec::new();
         for uid in uids {
-            let Some(item) = fetched.remove(uid) else {
-                out.push(Err(Error::NotFound { what: format!("UID {uid} in {mailbox}") }));
+            let location = || format!("{mailbox} UID {uid}");
+            let Some(item) = by_uid.remove(uid) else {
+                unanswered.push(*uid);
                 continue;
             };
+            if let Some(oversized) = &item.oversized {
+                failures.push(Error::Corrupt {
+                    location: location(),
+                    reason: match oversized.announced_size {
+                        Some(size) => format!(
+                            "the server announced the message as {size} bytes (RFC822.SIZE), then began to \
+                             send {} bytes; it was not read on",
+                            oversized.length
+                        ),
+                        None => format!(
+                            "the server began to send a body of {} bytes, more than any message may be",
+                            oversized.length
+                        ),
+                    },
+                });
+                continue;
+            }
+            if item.conflicting_bodies {
+                let reason = "the server sent two different bodies for this UID in one answer".to_string();
+                self.note(format!("{}: {reason}", location()));
+                failures.push(Error::Corrupt { location: location(), reason });
+                continue;
+            }
             let Some(body) = item.body else {
-                out.push(Err(Error::protocol(format!("the server sent no body for UID {uid} in {mailbox}"))));
+                if error.is_none() {
+                    failures
+                        .push(Error::protocol(format!("the server sent no body for UID {uid} in {mailbox}")));
+                } else {
+                    unanswered.push(*uid);
+                }
                 continue;
             };
             if item.nul_lost {
                 // Reported rather than delivered altered (NUL would arrive as 0x80).
-                out.push(Err(Error::Corrupt {
-                    location: format!("{mailbox} UID {uid}"),
+                failures.push(Error::Corrupt {
+                    location: location(),
                     reason: "the message holds NUL bytes and encoded parts; the server can send it \
                              neither with BODY[] (NUL replaced) nor BINARY[] (parts decoded) byte-exact"
                         .into(),
-                }));
+                });
                 continue;
             }
             let mut meta = MessageMeta::new(uid.to_string(), body.len());
@@ -403,7 +513,45 @@ impl Inner {
             meta.labels = item.labels.unwrap_or_default();
             out.push(Ok(Message::new(meta, body)));
         }
+        if let Some(error) = error {
+            drop(pooled);
+            out.extend(failures.into_iter().map(Err));
+            if !unanswered.is_empty() {
+                out.push(Err(error));
+            }
+            return Ok(out);
+        }
+        // The server ended its answer without these: gone from the folder, or a server in error.
+        // Only the folder can tell which, so ask it (one UID SEARCH for them all).
+        if !unanswered.is_empty() {
+            let still_there = self.uids_present(pooled.conn(), &unanswered).await?;
+            for uid in unanswered {
+                if still_there.contains(&uid) {
+                    let mut reason = format!(
+                        "the server's answer to UID FETCH did not include UID {uid} of {mailbox}, which the \
+                         folder still holds"
+                    );
+                    if !unasked.is_empty() {
+                        reason.push_str(&format!(" (it answered UIDs not asked for: {unasked:?})"));
+                    }
+                    failures.push(Error::protocol(reason));
+                } else {
+                    out.push(Err(Error::NotFound { what: format!("UID {uid} in {mailbox}") }));
+                }
+            }
+        }
+        drop(pooled);
+        out.extend(failures.into_iter().map(Err));
         Ok(out)
+    }
+
+    /// Which of `uids` the selected folder holds now (`UID SEARCH UID set`).
+    async fn uids_present(&self, conn: &mut Conn, uids: &[u32]) -> Result<HashSet<u32>> {
+        let tag = conn.tag();
+        let command = format!("UID SEARCH UID {}", uid_set(uids));
+        conn.send_parts(&tag, &[Part::Text(command)], &mut |_| Ok(())).await?;
+        let found = search_finish(conn, &tag, 0).await?;
+        Ok(found.into_iter().collect())
     }
 }
 
@@ -425,6 +573,10 @@ impl MailSource for ImapStore {
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
         self.inner.list_folders().await
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.inner.notes()
     }
 
     fn list_messages<'a>(
@@ -594,7 +746,7 @@ mod tests {
                 )
                 .map(|_| {
                     let offset = line.iter().position(|&b| b == b'\n').unwrap() + 1;
-                    vec![crate::wire::LiteralSlot { offset, spooled: None }]
+                    vec![crate::wire::LiteralSlot { offset, spooled: None, dropped: false }]
                 })
                 .unwrap_or_default(),
             };

@@ -67,6 +67,9 @@ pub(crate) struct Inner {
     pub created: Mutex<HashSet<String>>,
     /// Mailboxes known to exist and be selectable (listed, or created by us).
     pub known: Mutex<HashSet<String>>,
+    /// Mailboxes this store was asked to create, by their lower-cased name (see
+    /// [`Inner::create`]: two that differ only in case must not merge unnoticed).
+    pub written_case_folded: Mutex<HashMap<String, String>>,
     /// Mailbox → UIDVALIDITY as reported by the last folder listing (the epoch the engine uses).
     pub listed_validity: Mutex<HashMap<String, u32>>,
     /// Mailbox → its STATUS from the last folder listing, and when (see [`LISTED_FRESH`]).
@@ -79,6 +82,28 @@ pub(crate) struct Inner {
     byte_rate: Option<Arc<RateLimit>>,
     /// The account's message rate limit (`msgrate=`).
     pub message_rate: Option<RateLimit>,
+    /// What a person should know about this server's answers (unparsable responses, a UID sent
+    /// twice with different bodies): the source's warnings, reaching the run's report.
+    notes: Mutex<Notes>,
+}
+
+/// Warnings, bounded: the first [`Notes::KEPT`] and a count of the rest.
+#[derive(Default)]
+struct Notes {
+    kept: Vec<String>,
+    more: u64,
+}
+
+impl Notes {
+    const KEPT: usize = 100;
+
+    fn push(&mut self, note: String) {
+        if self.kept.len() < Self::KEPT {
+            self.kept.push(note);
+        } else {
+            self.more += 1;
+        }
+    }
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -145,6 +170,7 @@ impl ImapStore {
             permanent_flags: Mutex::new(HashMap::new()),
             raw_names: Mutex::new(HashMap::new()),
             known: Mutex::new(HashSet::new()),
+            written_case_folded: Mutex::new(HashMap::new()),
             quiet_checked: Mutex::new(HashSet::new()),
             created: Mutex::new(HashSet::new()),
             listed_validity: Mutex::new(HashMap::new()),
@@ -153,6 +179,7 @@ impl ImapStore {
             existing,
             byte_rate,
             message_rate,
+            notes: Mutex::new(Notes::default()),
         };
         let store = ImapStore { inner: Arc::new(inner) };
         store.warm_up();
@@ -261,11 +288,29 @@ impl Inner {
     }
 
     /// Gives a connection back (dropped instead when it broke).
-    pub fn release(&self, conn: Conn, permit: OwnedSemaphorePermit) {
+    pub fn release(&self, mut conn: Conn, permit: OwnedSemaphorePermit) {
+        for note in conn.notes.drain(..) {
+            self.note(note);
+        }
         if !conn.broken {
             lock(&self.idle).push(conn);
         }
         drop(permit);
+    }
+
+    /// Keeps a warning for the run's report.
+    pub fn note(&self, note: String) {
+        lock(&self.notes).push(note);
+    }
+
+    /// The warnings so far.
+    pub fn notes(&self) -> Vec<String> {
+        let notes = lock(&self.notes);
+        let mut out = notes.kept.clone();
+        if notes.more > 0 {
+            out.push(format!("... and {} more warnings about the IMAP server's answers", notes.more));
+        }
+        out
     }
 
     /// The mailbox name of a folder.

@@ -24,6 +24,9 @@ pub(crate) struct LiteralSlot {
     pub offset: usize,
     /// The data, when it was too large to stay in the frame (the frame then holds no data bytes).
     pub spooled: Option<MessageBody>,
+    /// The literal was larger than the command allows and was read and dropped (the frame holds
+    /// no data bytes; see [`crate::conn::LiteralPolicy`]).
+    pub dropped: bool,
 }
 
 /// One framed response as read from the wire.
@@ -46,6 +49,8 @@ pub(crate) enum Value {
     Bytes(Bytes),
     /// A literal that was spooled to disk.
     Big(MessageBody),
+    /// A literal of this many bytes that was too large for its place and was dropped unread.
+    Dropped(u64),
     /// A parenthesised list.
     List(Vec<Value>),
 }
@@ -58,6 +63,7 @@ impl PartialEq for Value {
             (Value::Bytes(a), Value::Bytes(b)) => a == b,
             // Spooled bodies compare by length only: equality is for tests and diagnostics.
             (Value::Big(a), Value::Big(b)) => a.len() == b.len(),
+            (Value::Dropped(a), Value::Dropped(b)) => a == b,
             (Value::List(a), Value::List(b)) => a == b,
             _ => false,
         }
@@ -323,6 +329,10 @@ impl Parser<'_> {
             return Err(self.error("literal out of place"));
         }
         self.literal += 1;
+        if slot.dropped {
+            self.pos = slot.offset;
+            return Ok(Value::Dropped(length as u64));
+        }
         if let Some(body) = &slot.spooled {
             self.pos = slot.offset;
             return Ok(Value::Big(body.clone()));
@@ -390,7 +400,7 @@ mod tests {
             let open = text[..close].iter().rposition(|&b| b == b'{');
             if let Some(open) = open {
                 if let Ok(len) = std::str::from_utf8(&text[open + 1..close]).unwrap_or("x").parse::<usize>() {
-                    literals.push(LiteralSlot { offset: close + 3, spooled: None });
+                    literals.push(LiteralSlot { offset: close + 3, spooled: None, dropped: false });
                     index = close + 3 + len;
                     continue;
                 }

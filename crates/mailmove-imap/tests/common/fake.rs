@@ -48,6 +48,27 @@ pub struct Mailbox {
 /// Decides the fate of APPEND number `n` (0-based, counted over all connections) of `body`.
 pub type Script = Box<dyn FnMut(usize, &[u8]) -> Action + Send>;
 
+/// A piece of a hostile answer.
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    /// Sent at once.
+    Bytes(Vec<u8>),
+    /// Sent one byte at a time with this pause before each (a slow-loris).
+    Trickle(Vec<u8>, std::time::Duration),
+    /// Nothing more: the connection is closed.
+    Close,
+}
+
+impl Chunk {
+    pub fn text(text: impl AsRef<[u8]>) -> Chunk {
+        Chunk::Bytes(text.as_ref().to_vec())
+    }
+}
+
+/// Replaces the server's answer to a command: called with the tag, the upper-cased command
+/// (`UID FETCH`, `LIST`) and its arguments; `Some(chunks)` is sent instead of the normal answer.
+pub type Hook = Box<dyn FnMut(&str, &str, &str) -> Option<Vec<Chunk>> + Send>;
+
 /// The server's state, shared with the test.
 pub struct State {
     /// Capabilities after the greeting and login (IMAP4rev1 is always there).
@@ -70,6 +91,14 @@ pub struct State {
     pub valid_token: Option<String>,
     /// Tokens presented with `AUTHENTICATE XOAUTH2`, in order.
     pub tokens_seen: Vec<String>,
+    /// Answers that replace the normal ones (hostile servers).
+    pub hook: Option<Hook>,
+    /// The greeting, instead of a prompt `* OK`.
+    pub greeting: Option<Vec<Chunk>>,
+    /// Mailbox names compare without case (as on Exchange or Gmail).
+    pub case_insensitive: bool,
+    /// Every command received, as `COMMAND args`.
+    pub commands: Vec<String>,
     next_validity: u32,
 }
 
@@ -108,6 +137,16 @@ impl State {
         }
     }
 
+    /// The name under which `name` is stored (itself, or its case twin on a case-insensitive server).
+    pub fn resolve(&self, name: &str) -> String {
+        if self.case_insensitive {
+            if let Some(existing) = self.mailboxes.keys().find(|n| n.eq_ignore_ascii_case(name)) {
+                return existing.clone();
+            }
+        }
+        name.to_string()
+    }
+
     /// (mailbox, strict fingerprint) → count.
     pub fn contents(&self) -> BTreeMap<(String, Fingerprint), usize> {
         let mut out = BTreeMap::new();
@@ -144,6 +183,10 @@ impl Fake {
             logins: 0,
             valid_token: None,
             tokens_seen: Vec::new(),
+            hook: None,
+            greeting: None,
+            case_insensitive: false,
+            commands: Vec::new(),
             next_validity: 100,
         };
         state.add("INBOX", &[]);
@@ -151,6 +194,9 @@ impl Fake {
         let shared = state.clone();
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
+                // Answers go out as soon as written, as a real server's do (no Nagle delay on
+                // thousands of pipelined small answers).
+                let _ = socket.set_nodelay(true);
                 let state = shared.clone();
                 tokio::spawn(async move {
                     let _ = serve(socket, state).await;
@@ -252,7 +298,11 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> Resul
     let (read, mut write) = socket.into_split();
     let mut reader = BufReader::new(read);
     let caps = || format!("IMAP4rev1 {}", state.lock().unwrap().caps.join(" "));
-    write.write_all(format!("* OK [CAPABILITY {}] fake ready\r\n", caps()).as_bytes()).await?;
+    let greeting = state.lock().unwrap().greeting.clone();
+    match greeting {
+        Some(chunks) => send_chunks(&mut write, chunks).await?,
+        None => write.write_all(format!("* OK [CAPABILITY {}] fake ready\r\n", caps()).as_bytes()).await?,
+    }
     let mut selected: Option<String> = None;
     loop {
         let mut line = Vec::new();
@@ -283,7 +333,25 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> Resul
             command = format!("UID {}", sub.to_ascii_uppercase());
             args = more.to_string();
         }
-        let tokens = tokens(&args);
+        let mut tokens = tokens(&args);
+        let hooked = {
+            let mut state = state.lock().unwrap();
+            state.commands.push(format!("{command} {args}"));
+            if let Some(first) = tokens.first_mut().filter(|_| command != "LIST") {
+                *first = state.resolve(first);
+            }
+            match state.hook.as_mut() {
+                Some(hook) => hook(tag, &command, &args),
+                None => None,
+            }
+        };
+        if let Some(chunks) = hooked {
+            if command == "EXAMINE" || command == "SELECT" {
+                selected = tokens.first().cloned();
+            }
+            send_chunks(&mut write, chunks).await?;
+            continue;
+        }
         let reply = match command.as_str() {
             "CAPABILITY" => format!("* CAPABILITY {}\r\n{tag} OK done\r\n", caps()),
             "LOGIN" => {
@@ -328,7 +396,12 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> Resul
                 if pattern.is_empty() {
                     out.push_str("* LIST (\\Noselect) \"/\" \"\"\r\n");
                 } else {
-                    for name in state.mailboxes.keys().filter(|n| pattern == "*" || **n == pattern) {
+                    let wanted = |n: &String| {
+                        pattern == "*"
+                            || **n == pattern
+                            || (state.case_insensitive && n.eq_ignore_ascii_case(&pattern))
+                    };
+                    for name in state.mailboxes.keys().filter(|n| wanted(n)) {
                         out.push_str(&format!("* LIST () \"/\" {}\r\n", quote(name)));
                     }
                 }
@@ -418,6 +491,23 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> Resul
         };
         write.write_all(reply.as_bytes()).await?;
     }
+}
+
+/// Writes hostile chunks; `Err(Closed)` after [`Chunk::Close`].
+async fn send_chunks(write: &mut OwnedWriteHalf, chunks: Vec<Chunk>) -> Result<(), Closed> {
+    for chunk in chunks {
+        match chunk {
+            Chunk::Bytes(bytes) => write.write_all(&bytes).await?,
+            Chunk::Trickle(bytes, pause) => {
+                for byte in bytes {
+                    tokio::time::sleep(pause).await;
+                    write.write_all(&[byte]).await?;
+                }
+            }
+            Chunk::Close => return Err(Closed),
+        }
+    }
+    Ok(())
 }
 
 async fn fetch(
