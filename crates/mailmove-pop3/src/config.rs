@@ -64,6 +64,8 @@ pub struct Pop3Config {
     pub(crate) auth: Option<AuthMethod>,
     pub(crate) ca_file: Option<PathBuf>,
     pub(crate) timeout: Duration,
+    /// Slowest average rate of a reply once `timeout` has passed (`min_rate=`; 0: none).
+    pub(crate) min_rate: u64,
     pub(crate) spool: SpoolConfig,
     pub(crate) delete_after: bool,
 }
@@ -104,6 +106,7 @@ impl Pop3Config {
             auth: None,
             ca_file: None,
             timeout: DEFAULT_TIMEOUT,
+            min_rate: mailmove_net::deadline::Pace::DEFAULT_MIN_RATE,
             spool: SpoolConfig::default(),
             delete_after: false,
         }
@@ -193,9 +196,14 @@ impl Pop3Config {
                     })?;
                     config.timeout = Duration::from_secs(seconds);
                 }
+                "min_rate" => {
+                    config.min_rate = value.parse().map_err(|_| {
+                        Error::config(format!("min_rate={value:?}: expected bytes per second (0: none)"))
+                    })?;
+                }
                 other => {
                     return Err(Error::config(format!(
-                        "unknown POP3 URL parameter {other:?} (known: tls, auth, ca, timeout)"
+                        "unknown POP3 URL parameter {other:?} (known: tls, auth, ca, timeout, min_rate)"
                     )))
                 }
             }

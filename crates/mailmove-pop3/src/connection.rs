@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use mailmove_core::{Error, Result};
+use mailmove_net::deadline::{Pace, ResponseClock};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::dot::DotDecoder;
@@ -36,13 +37,42 @@ pub(crate) enum Reply {
 pub(crate) struct Connection {
     io: BufReader<BoxedStream>,
     timeout: Duration,
+    /// How long a whole reply may take (see [`mailmove_net::deadline`]).
+    pace: Pace,
+    /// The reply being read, when one is.
+    clock: Option<ResponseClock>,
     /// `host:port`, for error messages.
     peer: String,
 }
 
 impl Connection {
+    /// A connection whose every read and write is limited to `timeout`, and whose replies must
+    /// keep up [`Pace::DEFAULT_MIN_RATE`] once `timeout` has passed.
     pub(crate) fn new(stream: BoxedStream, timeout: Duration, peer: String) -> Self {
-        Connection { io: BufReader::with_capacity(64 * 1024, stream), timeout, peer }
+        let pace = Pace { allowance: timeout, min_rate: Pace::DEFAULT_MIN_RATE };
+        Connection { io: BufReader::with_capacity(64 * 1024, stream), timeout, pace, clock: None, peer }
+    }
+
+    /// Sets the slowest average rate a reply may arrive at once the timeout has passed.
+    pub(crate) fn with_min_rate(mut self, min_rate: u64) -> Self {
+        self.pace.min_rate = min_rate;
+        self
+    }
+
+    /// How long the next read may wait: the per-read timeout, or less when the reply being read
+    /// has nearly used up its time (a server trickling bytes cannot hold the run).
+    fn next_wait(&mut self, what: &str) -> Result<Duration> {
+        let clock = self.clock.get_or_insert_with(|| ResponseClock::start(self.pace));
+        clock.next_wait(self.timeout).ok_or_else(|| Error::Timeout {
+            what: format!("{what}: POP3 server {} answers too slowly ({})", self.peer, clock.describe()),
+        })
+    }
+
+    /// Counts `bytes` of the reply being read.
+    fn consumed(&mut self, bytes: usize) {
+        if let Some(clock) = &mut self.clock {
+            clock.received(bytes as u64);
+        }
     }
 
     pub(crate) fn peer(&self) -> &str {
@@ -92,12 +122,17 @@ impl Connection {
     pub(crate) async fn read_line(&mut self, what: &str) -> Result<Vec<u8>> {
         let mut line = Vec::new();
         loop {
+            let wait = self.next_wait(what)?;
             let (found, used) = {
-                let timeout = self.timeout;
                 let peer = self.peer.clone();
-                let buffer = match tokio::time::timeout(timeout, self.io.fill_buf()).await {
+                let buffer = match tokio::time::timeout(wait, self.io.fill_buf()).await {
                     Ok(Ok(buffer)) => buffer,
                     Ok(Err(error)) => return Err(io_error(&peer, what, error)),
+                    Err(_) if wait < self.timeout => {
+                        let clock = self.clock.as_ref().map(ResponseClock::describe).unwrap_or_default();
+                        let what = format!("{what}: POP3 server {peer} answers too slowly ({clock})");
+                        return Err(Error::Timeout { what });
+                    }
                     Err(_) => return Err(Error::Timeout { what: format!("{what} on POP3 server {peer}") }),
                 };
                 if buffer.is_empty() {
@@ -118,6 +153,7 @@ impl Connection {
                 }
             };
             self.io.consume(used);
+            self.consumed(used);
             if line.len() > MAX_LINE {
                 return Err(Error::protocol(format!(
                     "POP3 server {} sent a line longer than {MAX_LINE} bytes during {what}",
@@ -135,7 +171,10 @@ impl Connection {
 
     /// Reads a reply line.
     pub(crate) async fn read_reply(&mut self, what: &str) -> Result<Reply> {
-        let line = self.read_line(what).await?;
+        let line = self.read_line(what).await;
+        // A reply line ends the timing of a reply (a listing or body after it starts anew).
+        self.clock = None;
+        let line = line?;
         parse_reply(&line).ok_or_else(|| {
             Error::protocol(format!(
                 "POP3 server {} answered {what} with {:?}",
@@ -155,6 +194,7 @@ impl Connection {
         loop {
             let line = self.read_line(what).await?;
             if line == b"." {
+                self.clock = None;
                 return Ok(());
             }
             let content = line.strip_prefix(b".").unwrap_or(&line);
@@ -172,12 +212,17 @@ impl Connection {
         let mut decoder = DotDecoder::default();
         let mut out = Vec::with_capacity(64 * 1024);
         while !decoder.is_done() {
+            let wait = self.next_wait(what)?;
             let used = {
-                let timeout = self.timeout;
                 let peer = self.peer.clone();
-                let buffer = match tokio::time::timeout(timeout, self.io.fill_buf()).await {
+                let buffer = match tokio::time::timeout(wait, self.io.fill_buf()).await {
                     Ok(Ok(buffer)) => buffer,
                     Ok(Err(error)) => return Err(io_error(&peer, what, error)),
+                    Err(_) if wait < self.timeout => {
+                        let clock = self.clock.as_ref().map(ResponseClock::describe).unwrap_or_default();
+                        let what = format!("{what}: POP3 server {peer} answers too slowly ({clock})");
+                        return Err(Error::Timeout { what });
+                    }
                     Err(_) => return Err(Error::Timeout { what: format!("{what} on POP3 server {peer}") }),
                 };
                 if buffer.is_empty() {
@@ -193,10 +238,12 @@ impl Connection {
                 }
             };
             self.io.consume(used);
+            self.consumed(used);
             if !out.is_empty() {
                 each(&out)?;
             }
         }
+        self.clock = None;
         Ok(())
     }
 }
@@ -291,6 +338,23 @@ mod tests {
         drop(server);
         let error = connection.read_line("greeting").await.unwrap_err();
         assert!(matches!(error, Error::Protocol { .. }), "{error:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_loris_reply_times_out_although_every_byte_is_in_time() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let mut connection = Connection::new(Box::new(client), Duration::from_secs(60), "test".into());
+        tokio::spawn(async move {
+            for byte in b"+OK a greeting that never seems to end\r\n" {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                if server.write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let error = connection.read_reply("greeting").await.unwrap_err();
+        assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+        assert!(error.to_string().contains("too slowly"), "{error}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -57,7 +57,8 @@ impl Session {
             let connector = connector.ok_or_else(|| Error::config("TLS connector missing"))?;
             stream = tls::handshake(connector, &config.host, stream, config, &peer).await?;
         }
-        let mut connection = Connection::new(stream, config.timeout, peer.clone());
+        let mut connection =
+            Connection::new(stream, config.timeout, peer.clone()).with_min_rate(config.min_rate);
         match connection.read_reply("greeting").await? {
             Reply::Ok(_) => {}
             Reply::Err(text) | Reply::Continue(text) => {
@@ -90,7 +91,7 @@ impl Session {
                 tracing::warn!(peer = %peer, bytes = discarded, "discarded data sent before the TLS handshake");
             }
             let stream = tls::handshake(connector, &config.host, plain, config, &peer).await?;
-            connection = Connection::new(stream, config.timeout, peer.clone());
+            connection = Connection::new(stream, config.timeout, peer.clone()).with_min_rate(config.min_rate);
             // Capabilities seen before TLS could have been forged: ask again.
             capabilities = capa(&mut connection).await?;
         }
