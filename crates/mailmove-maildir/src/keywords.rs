@@ -3,12 +3,19 @@
 //! The file lives in each maildir (the root for INBOX) and holds lines `N name`, `N` from 0 to 25
 //! standing for the letters `a` to `z`. Reading is lenient (bad lines are skipped, the file is read
 //! up to [`MAX_FILE_BYTES`]); writing replaces the file atomically (temporary file, fsync, rename,
-//! fsync of the directory), so a crash leaves either the old or the new table.
+//! fsync of the directory), so a crash leaves either the old or the new table. Both go through
+//! the maildir's directory descriptor: a `dovecot-keywords` that is a symbolic link is not read
+//! (a warning; the table is then empty) and is replaced, never written through, by the rename.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 
 use mailmove_core::{Error, Result};
+
+use crate::fsat;
+use crate::warning::Warnings;
 
 /// The file name inside a maildir.
 pub(crate) const FILE_NAME: &str = "dovecot-keywords";
@@ -37,12 +44,21 @@ impl KeywordTable {
         table
     }
 
-    /// Reads the table of a maildir directory; a missing file is an empty table. Read-only.
-    pub(crate) fn load(maildir: &Path) -> Result<KeywordTable> {
+    /// Reads the table of the maildir `dir` (at `maildir`); a missing file is an empty table, and
+    /// so is one that is a link or no regular file (with a warning). Read-only.
+    pub(crate) fn load(dir: BorrowedFd<'_>, maildir: &Path, warnings: &Warnings) -> Result<KeywordTable> {
         let path = maildir.join(FILE_NAME);
-        let file = match std::fs::File::open(&path) {
+        let file = match fsat::open_file(dir, OsStr::new(FILE_NAME), &path) {
             Ok(file) => file,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(KeywordTable::default()),
+            Err(err) if fsat::is_missing(&err) => return Ok(KeywordTable::default()),
+            Err(err) if fsat::unexpected_in(&err).is_some() => {
+                // Keyword letters then read as `$MaildirKeyword_x`: kept, only less readable.
+                warnings.record(
+                    &path,
+                    &format!("not read ({}); keyword letters are kept unnamed", describe(&err)),
+                );
+                return Ok(KeywordTable::default());
+            }
             Err(err) => return Err(Error::io(format!("reading {}", path.display()), err)),
         };
         let mut bytes = Vec::new();
@@ -91,20 +107,28 @@ pub(crate) fn storable(name: &str) -> bool {
     !name.is_empty() && !name.contains(['\n', '\r', '\0'])
 }
 
-/// Replaces the table of a maildir atomically and durably.
-pub(crate) fn store(maildir: &Path, table: &KeywordTable, unique: &str) -> Result<()> {
+fn describe(err: &std::io::Error) -> String {
+    match fsat::unexpected_in(err) {
+        Some(unexpected) if unexpected.found == fsat::Kind::Link => "a symbolic link".into(),
+        _ => err.to_string(),
+    }
+}
+
+/// Replaces the table of the maildir `dir` (at `maildir`) atomically and durably.
+pub(crate) fn store(dir: BorrowedFd<'_>, maildir: &Path, table: &KeywordTable, unique: &str) -> Result<()> {
     let path = maildir.join(FILE_NAME);
-    let temporary = maildir.join(format!(".{FILE_NAME}.{unique}.tmp"));
+    let temporary = format!(".{FILE_NAME}.{unique}.tmp");
+    let temporary = OsStr::new(&temporary);
     let context = || format!("writing {}", path.display());
     let write = || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&temporary)?;
+        let mut file = fsat::create_file(dir, temporary)?;
         file.write_all(table.render().as_bytes())?;
         file.sync_all()?;
-        std::fs::rename(&temporary, &path)?;
-        std::fs::File::open(maildir)?.sync_all()
+        fsat::rename(dir, temporary, dir, OsStr::new(FILE_NAME))?;
+        fsat::sync(dir)
     };
     write().map_err(|err| {
-        let _ = std::fs::remove_file(&temporary);
+        let _ = fsat::remove_file(dir, temporary);
         crate::store::map_io(context(), err)
     })
 }
@@ -131,12 +155,16 @@ mod tests {
 
     #[test]
     fn store_and_load() {
+        use std::os::fd::AsFd;
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(KeywordTable::load(dir.path()).unwrap(), KeywordTable::default());
+        let fd = fsat::open_root(dir.path()).unwrap();
+        let warnings = Warnings::default();
+        assert_eq!(KeywordTable::load(fd.as_fd(), dir.path(), &warnings).unwrap(), KeywordTable::default());
         let mut table = KeywordTable::default();
         table.letter_for("Work");
-        store(dir.path(), &table, "u1").unwrap();
-        assert_eq!(KeywordTable::load(dir.path()).unwrap(), table);
+        store(fd.as_fd(), dir.path(), &table, "u1").unwrap();
+        assert_eq!(KeywordTable::load(fd.as_fd(), dir.path(), &warnings).unwrap(), table);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(warnings.snapshot().is_empty());
     }
 }

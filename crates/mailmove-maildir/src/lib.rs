@@ -34,7 +34,8 @@
 //!   `maildirfolder` file. Children of INBOX are `.INBOX.Child`.
 //! * **fs**: nested directories `Parent/Child/{cur,new,tmp}`; INBOX is the root maildir and the
 //!   children of INBOX live below a top-level `INBOX/` directory (a tree whose root is no maildir but
-//!   holds an `INBOX/` maildir is read from there). Symbolic links are not followed while listing.
+//!   holds an `INBOX/` maildir is read from there). Symbolic links are never followed (see
+//!   [below](#symbolic-links-and-what-is-trusted)).
 //!
 //! Segments are escaped like Dovecot's `listescape` plugin (`\2e` for `.` in Maildir++, `\2f` for
 //! `/`, `\5c` for `\`, a leading `.` or `~`, and in the fs layout the first letter of `cur`, `new`,
@@ -81,6 +82,41 @@
 //! directories and files (a test compares a full listing with mtimes before and after). A store
 //! opened with [`MaildirStore::open_source`] also refuses every sink operation.
 //!
+//! # Symbolic links and what is trusted
+//! A maildir may be writable by someone other than the user running mailmove (root migrating its
+//! users' mail), and that someone can plant symbolic links in it, or swap one in while a run goes
+//! on. So everything below the root is reached through directory descriptors: directories are
+//! opened relative to their parent with `O_NOFOLLOW | O_DIRECTORY`, files with `O_NOFOLLOW`
+//! (and `O_NONBLOCK`, so a FIFO cannot hang a run), and the sink creates with `mkdirat`,
+//! `O_CREAT | O_EXCL` and `renameat` relative to a descriptor. The kernel refuses a link at the
+//! moment of use; there is no check-then-open window.
+//! * **The root** named in the URL is trusted as given: it, and any directory above it, may be a
+//!   symbolic link and is followed (on each operation). Whoever can replace it or a directory
+//!   above it decides which tree is read or written: to migrate another user's maildir as root,
+//!   give a path that user cannot change, or run mailmove as that user.
+//! * **Source, below the root**: no link is followed. A message file that is a link (or a FIFO,
+//!   socket or device) is skipped; a link where a folder directory would be (`.Evil`, or `Evil/`
+//!   in the fs layout) is skipped, so its target is not a folder of this tree; a folder whose
+//!   `cur` or `new` is a link or no directory, or whose directory cannot be read, is listed with
+//!   [`FolderInfo::problem`](mailmove_core::FolderInfo::problem) set, so the run fails that
+//!   folder by name and copies the others; a `dovecot-keywords` that is a link is not read (its
+//!   letters then read as `$MaildirKeyword_x`). Everything skipped is reported through
+//!   [`MailSource::warnings`](mailmove_core::MailSource::warnings), which reaches the run
+//!   report. A message file, `cur/`/`new/` or folder directory replaced by a link after the
+//!   listing is refused when it is read ([`Error::Refused`](mailmove_core::Error)), never read
+//!   through.
+//! * **Sink, below the root**: nothing is written through a link. A folder whose directory, a
+//!   directory on its way below the root, or its `cur`, `new` or `tmp` is a link or no directory
+//!   is refused by every sink operation (create, append, listing, flush) with
+//!   [`Error::InvalidFolderName`](mailmove_core::Error) naming the folder and the path in the
+//!   way; nothing is created or written outside the root. An existing `maildirfolder` marker is
+//!   left alone (never opened), and a `dovecot-keywords` that is a link is replaced by the
+//!   folder's own file (a rename), never written through.
+//! * **Not detected: hard links.** A file hard-linked into a maildir is an ordinary file and is
+//!   read as a message. Linux's `fs.protected_hardlinks` (on by default) stops users from
+//!   hard-linking files they cannot write; keep it on when migrating as root.
+//! * Unix only: the crate does not build elsewhere.
+//!
 //! # Concurrency with other clients
 //! Directories are read `new/` first, then `cur/`, so a message moved from `new/` to `cur/`
 //! meanwhile is seen at least once (and listed once). A client renaming files while a listing runs
@@ -88,14 +124,20 @@
 //! the next run, which is idempotent, copies it.
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+// Safe access below the root rests on openat(2) and O_NOFOLLOW (see `fsat`).
+#[cfg(not(unix))]
+compile_error!("mailmove-maildir needs a Unix file system API (openat, O_NOFOLLOW)");
+
 mod config;
 mod filename;
+mod fsat;
 mod keywords;
 mod naming;
 mod scan;
 mod sink;
 mod source;
 mod store;
+mod warning;
 
 pub use config::{Layout, MaildirConfig, URL_KEYS};
 pub use store::MaildirStore;

@@ -1,8 +1,18 @@
 //! The sink side: folder creation, delivery (tmp/ → fsync → rename into cur/), keyword letters,
 //! listing of what a folder holds with strict fingerprints, and the durability point.
+//!
+//! Nothing is written through a symbolic link. Every directory from the root down to a folder's
+//! `cur/`, `new/` and `tmp/` is created and opened relative to its parent's descriptor with
+//! `O_NOFOLLOW | O_DIRECTORY`, files are created with `O_CREAT | O_EXCL` relative to `tmp/`, and
+//! deliveries are renamed from `tmp/` to `cur/` by descriptor (see [`crate::fsat`]); a folder whose
+//! directory (or a parent of it, or its `cur`/`new`/`tmp`) is a link or no directory is refused
+//! with [`Error::InvalidFolderName`] naming the folder, by every sink operation.
 
 use std::collections::VecDeque;
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -15,19 +25,71 @@ use mailmove_core::{
 
 use crate::config::Layout;
 use crate::filename::{info_suffix, new_unique_name, plan_info};
+use crate::fsat::{self, Kind};
 use crate::keywords::{self, KeywordTable};
-use crate::scan::{self, Walker};
-use crate::store::{blocking, lock, map_io, sync_dir, MaildirStore};
+use crate::scan::{Entry, Maildir, SubDirs, Walker};
+use crate::store::{blocking, lock, map_io, MaildirStore};
+use crate::warning::Warnings;
 
 /// Copy buffer for deliveries and fingerprinting.
 const IO_CHUNK: usize = 64 * 1024;
 /// Files fingerprinted per blocking task in `list_existing`.
 const HASH_BATCH: usize = 32;
+/// The directories of a maildir.
+const SUBDIRECTORIES: [&str; 3] = ["cur", "new", "tmp"];
+
+/// A destination folder opened for writing: its directory and those of `cur/`, `new/` and
+/// `tmp/` that exist, all reached without following a link.
+#[derive(Debug)]
+struct Target {
+    path: PathBuf,
+    dir: OwnedFd,
+    cur: Option<OwnedFd>,
+    new: Option<OwnedFd>,
+    tmp: Option<OwnedFd>,
+}
+
+fn borrow(fd: &Option<OwnedFd>) -> Option<BorrowedFd<'_>> {
+    fd.as_ref().map(AsFd::as_fd)
+}
+
+/// The error for a sink operation on `folder` that failed with `err`: a link or another
+/// unexpected kind of file on the way refuses the folder, naming it and what is in the way.
+fn folder_error(folder: &FolderPath, context: String, err: std::io::Error) -> Error {
+    match fsat::unexpected_in(&err) {
+        Some(unexpected) => Error::InvalidFolderName {
+            name: folder.to_string(),
+            reason: format!("{unexpected}; the destination writes nothing through it"),
+        },
+        None => map_io(context, err),
+    }
+}
 
 impl MaildirStore {
+    /// Opens the directories of an existing destination folder; `None` when its directory does
+    /// not exist. Refuses the folder when a link (or no directory) is anywhere on the way.
+    fn open_target(&self, folder: &FolderPath) -> Result<Option<Target>> {
+        let path = self.folder_dir(folder)?;
+        let dir = match fsat::open_below(&self.inner.root, &path) {
+            Ok(dir) => dir,
+            Err(err) if fsat::is_missing(&err) => return Ok(None),
+            Err(err) => return Err(folder_error(folder, format!("opening {}", path.display()), err)),
+        };
+        let open_sub = |name: &str| {
+            let sub = path.join(name);
+            match fsat::open_dir(dir.as_fd(), OsStr::new(name), &sub) {
+                Ok(fd) => Ok(Some(fd)),
+                Err(err) if fsat::is_missing(&err) => Ok(None),
+                Err(err) => Err(folder_error(folder, format!("opening {}", sub.display()), err)),
+            }
+        };
+        let (cur, new, tmp) = (open_sub("cur")?, open_sub("new")?, open_sub("tmp")?);
+        Ok(Some(Target { path, dir, cur, new, tmp }))
+    }
+
     /// Creates the maildir of `folder` and of its parents (blocking).
     fn create_folder_blocking(&self, folder: &FolderPath) -> Result<()> {
-        let target = self.folder_dir(folder)?;
+        self.folder_dir(folder)?;
         self.ensure_root()?;
         let segments = folder.segments();
         for length in 1..=segments.len() {
@@ -35,53 +97,52 @@ impl MaildirStore {
             let dir = self.folder_dir(&prefix)?;
             // Maildir++ marks sub-folders with an empty `maildirfolder` file (Courier, Dovecot).
             let marker = self.inner.layout == Layout::MaildirPlusPlus && !prefix.is_inbox();
-            self.create_maildir(&dir, marker)?;
+            self.create_maildir(folder, &dir, marker)?;
         }
-        debug_assert!(scan::is_maildir(&target));
         Ok(())
     }
 
-    fn create_maildir(&self, dir: &Path, marker: bool) -> Result<()> {
+    /// Creates the maildir `dir` (a directory of `folder` or of one of its parents) with its
+    /// parents below the root, never through a link.
+    fn create_maildir(&self, folder: &FolderPath, dir: &Path, marker: bool) -> Result<()> {
         let context = |path: &Path| format!("creating {}", path.display());
-        let mut created = false;
-        if !dir.is_dir() {
-            std::fs::create_dir_all(dir).map_err(|err| map_io(context(dir), err))?;
-            created = true;
-        }
-        for sub in ["cur", "new", "tmp"] {
+        let (chain, mut created) = fsat::create_below(&self.inner.root, dir)
+            .map_err(|err| folder_error(folder, context(dir), err))?;
+        let maildir = chain.last().map(AsFd::as_fd).expect("the chain starts with the root");
+        for sub in SUBDIRECTORIES {
             let path = dir.join(sub);
-            match std::fs::create_dir(&path) {
-                Ok(()) => created = true,
-                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {}
-                Err(err) => return Err(map_io(context(&path), err)),
-            }
+            let (_, new) = fsat::create_dir(maildir, OsStr::new(sub), &path)
+                .map_err(|err| folder_error(folder, context(&path), err))?;
+            created |= new;
         }
         if marker {
-            let path = dir.join("maildirfolder");
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            // O_EXCL: whatever is already there, a link included, is left alone, never written.
+            match fsat::create_file(maildir, OsStr::new("maildirfolder")) {
                 Ok(_) => created = true,
                 Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(err) => return Err(map_io(context(&path), err)),
+                Err(err) => return Err(map_io(context(&dir.join("maildirfolder")), err)),
             }
         }
         if created {
             // Make the new entries durable: the directory itself and every ancestor up to the root
-            // (fs layout parents such as `INBOX/` may have been created by `create_dir_all`).
-            let mut current = Some(dir);
-            while let Some(path) = current {
-                sync_dir(path)?;
-                if path == self.inner.root {
-                    break;
-                }
-                current = path.parent().filter(|parent| parent.starts_with(&self.inner.root));
+            // (fs layout parents such as `INBOX/` may have been created on the way).
+            for fd in chain.iter().rev() {
+                fsat::sync(fd.as_fd())
+                    .map_err(|err| map_io(format!("syncing a directory of {}", dir.display()), err))?;
             }
         }
         Ok(())
     }
 
-    /// The keyword letters for `names` in the maildir `dir`, adding missing ones to its
-    /// `dovecot-keywords` file.
-    fn keyword_letters(&self, dir: &Path, names: &[String], unique: &str) -> Result<Vec<u8>> {
+    /// The keyword letters for `names` in the maildir `dir` (at `path`), adding missing ones to
+    /// its `dovecot-keywords` file.
+    fn keyword_letters(
+        &self,
+        dir: BorrowedFd<'_>,
+        path: &Path,
+        names: &[String],
+        unique: &str,
+    ) -> Result<Vec<u8>> {
         if names.is_empty() {
             return Ok(Vec::new());
         }
@@ -89,7 +150,7 @@ impl MaildirStore {
             return Err(Error::Refused { reason: format!("keyword {bad:?} cannot be stored in a maildir") });
         }
         let _guard = lock(&self.inner.keywords_lock);
-        let original = KeywordTable::load(dir)?;
+        let original = KeywordTable::load(dir, path, &self.inner.warnings)?;
         let mut table = original.clone();
         let mut letters = Vec::with_capacity(names.len());
         for name in names {
@@ -97,61 +158,72 @@ impl MaildirStore {
                 reason: format!(
                     "keyword {name:?} does not fit: {} already holds {} keywords, the most a maildir \
                      (letters a-z) can name",
-                    dir.join(keywords::FILE_NAME).display(),
+                    path.join(keywords::FILE_NAME).display(),
                     keywords::MAX_KEYWORDS
                 ),
             })?;
             letters.push(letter);
         }
         if table != original {
-            keywords::store(dir, &table, unique)?;
+            keywords::store(dir, path, &table, unique)?;
         }
         Ok(letters)
     }
 
     fn append_blocking(&self, folder: &FolderPath, message: &Message) -> Result<Appended> {
-        let dir = self.folder_dir(folder)?;
-        if !dir.join("cur").is_dir() {
-            return Err(Error::NotFound { what: format!("folder {folder} (create it first)") });
+        let create_first = || Error::NotFound { what: format!("folder {folder} (create it first)") };
+        let mut target = self.open_target(folder)?.ok_or_else(create_first)?;
+        if target.cur.is_none() {
+            return Err(create_first());
+        }
+        if target.tmp.is_none() {
+            // Some tools delete an empty tmp/; recreate it rather than fail the delivery.
+            let path = target.path.join("tmp");
+            let (tmp, _) = fsat::create_dir(target.dir.as_fd(), OsStr::new("tmp"), &path)
+                .map_err(|err| folder_error(folder, format!("creating {}", path.display()), err))?;
+            target.tmp = Some(tmp);
         }
         let unique = new_unique_name(&self.inner.host);
         let plan = plan_info(&message.meta.flags);
-        let keyword_letters = self.keyword_letters(&dir, &plan.keywords, &unique)?;
+        let keyword_letters =
+            self.keyword_letters(target.dir.as_fd(), &target.path, &plan.keywords, &unique)?;
         let info = info_suffix(&plan.letters, &keyword_letters);
         let mtime = message.meta.internal_date.map(SystemTime::from);
-        deliver(&dir, &unique, &info, message, mtime)?;
+        deliver(&target, &unique, &info, message, mtime)?;
         Ok(Appended::with_key(unique))
     }
 }
 
-/// Writes `tmp/<unique>`, fsyncs it, sets its mtime and renames it to `cur/<unique>,S=<size><info>`.
-/// The rename is made durable by [`MailSink::flush`] (fsync of `cur/`).
-fn deliver(dir: &Path, unique: &str, info: &str, message: &Message, mtime: Option<SystemTime>) -> Result<()> {
-    let tmp_dir = dir.join("tmp");
-    if !tmp_dir.is_dir() {
-        // Some tools delete an empty tmp/; recreate it rather than fail the delivery.
-        std::fs::create_dir(&tmp_dir)
-            .or_else(|err| if tmp_dir.is_dir() { Ok(()) } else { Err(err) })
-            .map_err(|err| map_io(format!("creating {}", tmp_dir.display()), err))?;
-    }
-    let temporary = tmp_dir.join(unique);
-    let written = write_temporary(&temporary, message, mtime).inspect_err(|_| {
-        let _ = std::fs::remove_file(&temporary);
+/// Writes `tmp/<unique>`, fsyncs it, sets its mtime and renames it to `cur/<unique>,S=<size><info>`,
+/// all relative to the folder's open directories. The rename is made durable by
+/// [`MailSink::flush`] (fsync of `cur/`).
+fn deliver(
+    target: &Target,
+    unique: &str,
+    info: &str,
+    message: &Message,
+    mtime: Option<SystemTime>,
+) -> Result<()> {
+    let (Some(tmp), Some(cur)) = (borrow(&target.tmp), borrow(&target.cur)) else {
+        return Err(Error::NotFound { what: format!("{} (no cur/ or tmp/)", target.path.display()) });
+    };
+    let temporary = OsStr::new(unique);
+    let temporary_path = target.path.join("tmp").join(unique);
+    let context = || format!("writing {}", temporary_path.display());
+    let file = fsat::create_file(tmp, temporary).map_err(|err| map_io(context(), err))?;
+    let written = write_temporary(file, &temporary_path, message, mtime).inspect_err(|_| {
+        let _ = fsat::remove_file(tmp, temporary);
     })?;
-    let final_path = dir.join("cur").join(format!("{unique},S={written}{info}"));
-    std::fs::rename(&temporary, &final_path).map_err(|err| {
-        let _ = std::fs::remove_file(&temporary);
-        map_io(format!("moving {} to {}", temporary.display(), final_path.display()), err)
+    let final_name = format!("{unique},S={written}{info}");
+    fsat::rename(tmp, temporary, cur, OsStr::new(&final_name)).map_err(|err| {
+        let _ = fsat::remove_file(tmp, temporary);
+        let final_path = target.path.join("cur").join(&final_name);
+        map_io(format!("moving {} to {}", temporary_path.display(), final_path.display()), err)
     })
 }
 
-fn write_temporary(path: &Path, message: &Message, mtime: Option<SystemTime>) -> Result<u64> {
+fn write_temporary(mut file: File, path: &Path, message: &Message, mtime: Option<SystemTime>) -> Result<u64> {
     let context = || format!("writing {}", path.display());
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|err| map_io(context(), err))?;
     let mut reader = message.body.reader()?;
     let mut buffer = vec![0u8; IO_CHUNK];
     let mut written: u64 = 0;
@@ -179,11 +251,23 @@ fn write_temporary(path: &Path, message: &Message, mtime: Option<SystemTime>) ->
     Ok(written)
 }
 
-/// Size and strict fingerprint of one file, streamed; `None` when it vanished.
-fn fingerprint_file(path: &Path) -> Result<Option<(u64, mailmove_core::Fingerprint)>> {
-    let mut file = match std::fs::File::open(path) {
+/// Size and strict fingerprint of one file, streamed; `None` when it vanished or is no regular
+/// file any more (a link swapped in since the scan is not read).
+fn fingerprint_file(
+    maildir: &Maildir,
+    subs: &SubDirs,
+    entry: &Entry,
+    warnings: &Warnings,
+) -> Result<Option<(u64, mailmove_core::Fingerprint)>> {
+    let path = entry.path(maildir.path());
+    let Some(dir) = subs.get(entry.sub) else { return Ok(None) };
+    let mut file = match fsat::open_file(dir, &entry.file_name, &path) {
         Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) if fsat::is_missing(&err) => return Ok(None),
+        Err(err) if fsat::unexpected_in(&err).is_some_and(|u| u.found == Kind::Link) => {
+            warnings.link(&path);
+            return Ok(None);
+        }
         Err(err) => return Err(map_io(format!("reading {}", path.display()), err)),
     };
     let mut hasher = StrictHasher::new();
@@ -231,16 +315,11 @@ impl Existing {
     async fn step(&mut self) -> Result<()> {
         if !self.started {
             self.started = true;
-            let dir = self.store.folder_dir(&self.folder)?;
-            let exists = blocking({
-                let dir = dir.clone();
-                move || Ok(scan::is_maildir(&dir))
-            })
-            .await?;
-            if exists {
-                self.walker = Some(Walker::new(dir));
-            } else {
-                self.finished = true;
+            let (store, folder) = (self.store.clone(), self.folder.clone());
+            let target = blocking(move || store.open_target(&folder)).await?;
+            match target {
+                Some(target) => self.walker = Some(Walker::new(Maildir::from_fd(target.path, target.dir))),
+                None => self.finished = true,
             }
             return Ok(());
         }
@@ -248,13 +327,20 @@ impl Existing {
             self.finished = true;
             return Ok(());
         };
+        let (store, folder) = (self.store.clone(), self.folder.clone());
         let (walker, found) = blocking(move || {
+            let warnings = &store.inner.warnings;
+            let path = walker.maildir().path().to_path_buf();
+            let context = || format!("listing {}", path.display());
+            let subs =
+                SubDirs::open(walker.maildir()).map_err(|err| folder_error(&folder, context(), err))?;
             let batch = walker
-                .next_batch(HASH_BATCH)
-                .map_err(|err| map_io(format!("listing {}", walker.maildir().display()), err))?;
+                .next_batch(HASH_BATCH, warnings)
+                .map_err(|err| folder_error(&folder, context(), err))?;
+            let maildir = walker.maildir();
             let mut found = Vec::with_capacity(batch.len());
             for entry in &batch {
-                if let Some((size, fingerprint)) = fingerprint_file(&entry.path(walker.maildir()))? {
+                if let Some((size, fingerprint)) = fingerprint_file(maildir, &subs, entry, warnings)? {
                     found.push(ExistingMessage::new(Some(entry.key.clone()), size, fingerprint));
                 }
             }
@@ -326,12 +412,14 @@ impl MailSink for MaildirStore {
         if self.inner.read_only {
             return Ok(());
         }
-        let dir: PathBuf = self.folder_dir(folder)?;
+        let (store, folder) = (self.clone(), folder.clone());
         blocking(move || {
-            for sub in ["cur", "new"] {
-                let path = dir.join(sub);
-                if path.is_dir() {
-                    sync_dir(&path)?;
+            let Some(target) = store.open_target(&folder)? else { return Ok(()) };
+            for (sub, fd) in [("cur", &target.cur), ("new", &target.new)] {
+                if let Some(dir) = borrow(fd) {
+                    let path = target.path.join(sub);
+                    fsat::sync(dir)
+                        .map_err(|err| map_io(format!("syncing directory {}", path.display()), err))?;
                 }
             }
             Ok(())

@@ -1,8 +1,11 @@
 //! The source side: folder listing, sorted message listing in bounded chunks, fetch with
-//! re-resolution of messages another client moved or renamed. Nothing here writes.
+//! re-resolution of messages another client moved or renamed. Nothing here writes, and nothing
+//! follows a symbolic link below the root: folders and message files are reached through
+//! directory descriptors (see [`crate::fsat`]), so a link swapped in after a listing is refused
+//! when the message is read.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::{Path, PathBuf};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -15,9 +18,11 @@ use mailmove_core::{
 };
 
 use crate::filename::flags_from_letters;
+use crate::fsat::{self, Kind};
 use crate::keywords::KeywordTable;
-use crate::scan::{self, Entry};
+use crate::scan::{self, Entry, Maildir, SubDirs};
 use crate::store::{blocking, map_io, MaildirStore};
+use crate::warning::Warnings;
 
 /// How many listed files are stat'ed per blocking task (so the stream yields early).
 const STAT_BATCH: usize = 512;
@@ -27,7 +32,12 @@ const READ_CHUNK: usize = 64 * 1024;
 /// A file's modification time as an internal date, in whole seconds (IMAP's resolution), UTC.
 pub(crate) fn internal_date_of(modified: SystemTime) -> Option<DateTime<FixedOffset>> {
     let exact: DateTime<Utc> = modified.into();
-    DateTime::from_timestamp(exact.timestamp(), 0).map(|date| date.fixed_offset())
+    internal_date_of_secs(exact.timestamp())
+}
+
+/// Seconds since the epoch as an internal date, UTC.
+fn internal_date_of_secs(secs: i64) -> Option<DateTime<FixedOffset>> {
+    DateTime::from_timestamp(secs, 0).map(|date| date.fixed_offset())
 }
 
 fn folder_not_found(folder: &FolderPath) -> Error {
@@ -35,73 +45,108 @@ fn folder_not_found(folder: &FolderPath) -> Error {
 }
 
 impl MaildirStore {
-    /// The directory and keyword table of an existing folder, for reading.
-    fn open_folder(&self, folder: &FolderPath) -> Result<(PathBuf, Arc<KeywordTable>)> {
-        let dir = self.existing_dir(folder)?.ok_or_else(|| folder_not_found(folder))?;
-        let keywords = KeywordTable::load(&dir)?;
-        Ok((dir, Arc::new(keywords)))
+    /// The maildir and keyword table of an existing folder, for reading.
+    fn open_folder(&self, folder: &FolderPath) -> Result<(Arc<Maildir>, Arc<KeywordTable>)> {
+        let maildir = self.existing_maildir(folder)?.ok_or_else(|| folder_not_found(folder))?;
+        let keywords = KeywordTable::load(maildir.fd(), maildir.path(), &self.inner.warnings)?;
+        Ok((Arc::new(maildir), Arc::new(keywords)))
     }
 }
 
 /// Looks a key up again by scanning (the file was moved from `new/` to `cur/` or renamed with other
 /// flags by a concurrent client).
-fn rescan(maildir: &Path, key: &str) -> Result<Option<Entry>> {
+fn rescan(maildir: &Maildir, key: &str, warnings: &Warnings) -> Result<Option<Entry>> {
     let wanted: HashSet<String> = [key.to_string()].into();
-    let mut found = scan::find_keys(maildir, &wanted)
-        .map_err(|err| map_io(format!("listing {}", maildir.display()), err))?;
+    let mut found = scan::find_keys(maildir, &wanted, warnings)
+        .map_err(|err| map_io(format!("listing {}", maildir.path().display()), err))?;
     Ok(found.remove(key))
 }
 
-/// Stats one listed file into metadata; `None` when it is gone (deleted meanwhile).
-fn stat_entry(maildir: &Path, entry: Entry, keywords: &KeywordTable) -> Result<Option<(MessageMeta, Entry)>> {
+/// Stats one listed file into metadata, without following a link; `None` when it is gone
+/// (deleted meanwhile) or is no regular file any more.
+fn stat_entry(
+    maildir: &Maildir,
+    subs: &SubDirs,
+    entry: Entry,
+    keywords: &KeywordTable,
+    warnings: &Warnings,
+) -> Result<Option<(MessageMeta, Entry)>> {
     let mut entry = entry;
     let mut retried = false;
-    let metadata = loop {
-        match std::fs::metadata(entry.path(maildir)) {
-            Ok(metadata) => break metadata,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound && !retried => {
+    let (kind, size, mtime) = loop {
+        let found = match subs.get(entry.sub) {
+            Some(dir) => fsat::stat_at(dir, &entry.file_name)
+                .map_err(|err| map_io(format!("reading {}", entry.path(maildir.path()).display()), err))?,
+            None => None,
+        };
+        match found {
+            Some(found) => break found,
+            None if !retried => {
                 retried = true;
-                match rescan(maildir, &entry.key)? {
+                match rescan(maildir, &entry.key, warnings)? {
                     Some(again) => entry = again,
                     None => return Ok(None),
                 }
             }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(map_io(format!("reading {}", entry.path(maildir).display()), err)),
+            None => return Ok(None),
         }
     };
+    match kind {
+        Kind::File => {}
+        // Swapped in since the scan: skipped as the scan would have skipped it.
+        Kind::Link => {
+            warnings.link(&entry.path(maildir.path()));
+            return Ok(None);
+        }
+        Kind::Special => {
+            warnings
+                .record(&entry.path(maildir.path()), "not a regular file (FIFO, socket or device); skipped");
+            return Ok(None);
+        }
+        Kind::Dir => return Ok(None),
+    }
     let flags = entry.with_name(|name| flags_from_letters(name.flag_letters(), keywords));
-    let date = metadata.modified().ok().and_then(internal_date_of);
-    let meta = MessageMeta::new(entry.key.clone(), metadata.len()).with_flags(flags).with_internal_date(date);
+    let meta = MessageMeta::new(entry.key.clone(), size)
+        .with_flags(flags)
+        .with_internal_date(internal_date_of_secs(mtime));
     Ok(Some((meta, entry)))
 }
 
-/// Reads one message; `None` when no file with that key exists any more.
+/// Reads one message; `None` when no file with that key exists any more. The file is opened
+/// with `O_NOFOLLOW` through the descriptors of its maildir, so a link put in its place (or in
+/// place of `cur/`/`new/` or the folder) after the listing is refused, never read.
 fn read_message(
-    maildir: &Path,
+    maildir: &Maildir,
     entry: Option<Entry>,
     key: &str,
     keywords: &KeywordTable,
     spool: &SpoolConfig,
+    warnings: &Warnings,
 ) -> Result<Option<Message>> {
     use std::io::Read;
     let Some(mut entry) = entry else { return Ok(None) };
     let mut retried = false;
     let file = loop {
-        match std::fs::File::open(entry.path(maildir)) {
+        let path = entry.path(maildir.path());
+        let opened = match maildir.sub(entry.sub) {
+            Ok(Some(dir)) => fsat::open_file(dir.as_fd(), &entry.file_name, &path),
+            Ok(None) => Err(std::io::ErrorKind::NotFound.into()),
+            Err(err) => Err(err),
+        };
+        match opened {
             Ok(file) => break file,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound && !retried => {
+            Err(err) if fsat::is_missing(&err) && !retried => {
                 retried = true;
-                match rescan(maildir, key)? {
+                match rescan(maildir, key, warnings)? {
                     Some(again) => entry = again,
                     None => return Ok(None),
                 }
             }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(map_io(format!("reading {}", entry.path(maildir).display()), err)),
+            Err(err) if fsat::is_missing(&err) => return Ok(None),
+            Err(err) => return Err(map_io(format!("reading {}", path.display()), err)),
         }
     };
-    let path = entry.path(maildir);
+    let path = entry.path(maildir.path());
     let context = || format!("reading {}", path.display());
     let metadata = file.metadata().map_err(|err| map_io(context(), err))?;
     let mut builder = spool.builder();
@@ -126,7 +171,7 @@ fn read_message(
 struct Listing {
     store: MaildirStore,
     folder: FolderPath,
-    opened: Option<(PathBuf, Arc<KeywordTable>)>,
+    opened: Option<(Arc<Maildir>, Arc<KeywordTable>)>,
     after: Option<String>,
     more: bool,
     pending: VecDeque<Entry>,
@@ -152,7 +197,7 @@ impl Listing {
     }
 
     async fn step(&mut self) -> Result<()> {
-        let Some((dir, keywords)) = self.opened.clone() else {
+        let Some((maildir, keywords)) = self.opened.clone() else {
             let store = self.store.clone();
             let folder = self.folder.clone();
             self.opened = Some(blocking(move || store.open_folder(&folder)).await?);
@@ -161,11 +206,15 @@ impl Listing {
         if !self.pending.is_empty() {
             let take = self.pending.len().min(STAT_BATCH);
             let batch: Vec<Entry> = self.pending.drain(..take).collect();
-            let maildir = dir.clone();
+            let (store, stat_maildir) = (self.store.clone(), maildir.clone());
             let stated = blocking(move || {
+                let maildir = stat_maildir;
+                let subs = SubDirs::open(&maildir)
+                    .map_err(|err| map_io(format!("listing {}", maildir.path().display()), err))?;
                 let mut out = Vec::with_capacity(batch.len());
                 for entry in batch {
-                    if let Some(found) = stat_entry(&maildir, entry, &keywords)? {
+                    if let Some(found) = stat_entry(&maildir, &subs, entry, &keywords, &store.inner.warnings)?
+                    {
                         out.push(found);
                     }
                 }
@@ -177,7 +226,7 @@ impl Listing {
                 self.ready.push_back(meta);
                 entries.push(entry);
             }
-            self.store.remember(&dir, entries);
+            self.store.remember(maildir.path(), entries);
             return Ok(());
         }
         if !self.more {
@@ -186,10 +235,10 @@ impl Listing {
         }
         let after = self.after.clone();
         let limit = self.store.inner.config.listing_chunk;
-        let maildir = dir.clone();
+        let store = self.store.clone();
         let (chunk, more) = blocking(move || {
-            scan::sorted_chunk(&maildir, after.as_deref(), limit)
-                .map_err(|err| map_io(format!("listing {}", maildir.display()), err))
+            scan::sorted_chunk(&maildir, after.as_deref(), limit, &store.inner.warnings)
+                .map_err(|err| map_io(format!("listing {}", maildir.path().display()), err))
         })
         .await?;
         self.more = more;
@@ -201,11 +250,14 @@ impl Listing {
     }
 }
 
+/// A folder opened for fetching, with where each wanted key is.
+type Resolved = (Arc<Maildir>, Arc<KeywordTable>, HashMap<String, Entry>);
+
 struct Fetching {
     store: MaildirStore,
     folder: FolderPath,
     keys: VecDeque<String>,
-    opened: Option<(PathBuf, Arc<KeywordTable>, HashMap<String, Entry>)>,
+    opened: Option<Resolved>,
     finished: bool,
 }
 
@@ -223,31 +275,33 @@ impl Fetching {
                 }
             }
         }
-        let (dir, keywords, locations) = self.opened.as_mut()?;
+        let (maildir, keywords, locations) = self.opened.as_mut()?;
         let Some(key) = self.keys.pop_front() else {
             self.finished = true;
             return None;
         };
         let entry = locations.remove(&key);
         let (maildir, keywords, spool) =
-            (dir.clone(), keywords.clone(), self.store.inner.config.spool.clone());
-        let read_key = key.clone();
-        let result = blocking(move || read_message(&maildir, entry, &read_key, &keywords, &spool))
-            .await
-            .and_then(|found| {
-                found.ok_or_else(|| Error::NotFound { what: format!("message {key} in {}", self.folder) })
-            });
+            (maildir.clone(), keywords.clone(), self.store.inner.config.spool.clone());
+        let (store, read_key) = (self.store.clone(), key.clone());
+        let result = blocking(move || {
+            read_message(&maildir, entry, &read_key, &keywords, &spool, &store.inner.warnings)
+        })
+        .await
+        .and_then(|found| {
+            found.ok_or_else(|| Error::NotFound { what: format!("message {key} in {}", self.folder) })
+        });
         Some(result)
     }
 
-    async fn resolve(&mut self) -> Result<(PathBuf, Arc<KeywordTable>, HashMap<String, Entry>)> {
+    async fn resolve(&mut self) -> Result<Resolved> {
         let store = self.store.clone();
         let folder = self.folder.clone();
-        let (dir, keywords) = blocking(move || store.open_folder(&folder)).await?;
+        let (maildir, keywords) = blocking(move || store.open_folder(&folder)).await?;
         let mut locations = HashMap::new();
         let mut missing = HashSet::new();
         for key in &self.keys {
-            match self.store.recall(&dir, key) {
+            match self.store.recall(maildir.path(), key) {
                 Some(entry) => {
                     locations.insert(key.clone(), entry);
                 }
@@ -257,15 +311,15 @@ impl Fetching {
             }
         }
         if !missing.is_empty() {
-            let maildir = dir.clone();
+            let (store, scanned) = (self.store.clone(), maildir.clone());
             let found = blocking(move || {
-                scan::find_keys(&maildir, &missing)
-                    .map_err(|err| map_io(format!("listing {}", maildir.display()), err))
+                scan::find_keys(&scanned, &missing, &store.inner.warnings)
+                    .map_err(|err| map_io(format!("listing {}", scanned.path().display()), err))
             })
             .await?;
             locations.extend(found);
         }
-        Ok((dir, keywords, locations))
+        Ok((maildir, keywords, locations))
     }
 }
 
@@ -316,6 +370,10 @@ impl MailSource for MaildirStore {
         };
         stream::unfold(listing, |mut listing| async move { listing.next().await.map(|item| (item, listing)) })
             .boxed()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.inner.warnings.snapshot()
     }
 
     fn fetch<'a>(&'a self, folder: &'a FolderPath, keys: &'a [SourceKey]) -> BoxStream<'a, Result<Message>> {

@@ -1,14 +1,23 @@
 //! The store: opening a tree, resolving folders, listing folders, shared helpers.
+//!
+//! Folder directories are found and opened through directory descriptors without following a
+//! symbolic link below the root (see [`crate::fsat`]). A link where a folder directory would be
+//! is skipped with a warning; a folder directory that cannot be read (its `cur` or `new` is a
+//! link or no directory, or reading it fails) is listed with [`FolderInfo::problem`] set, so that
+//! the run fails that folder by name and copies the others.
 
 use std::collections::{HashMap, VecDeque};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mailmove_core::{Error, FolderInfo, FolderPath, Result, SpecialUse};
 
 use crate::config::{Layout, MaildirConfig};
+use crate::fsat::{self, Entries, Kind};
 use crate::naming;
-use crate::scan::{self, Entry};
+use crate::scan::{self, Entry, Maildir, Probe};
+use crate::warning::Warnings;
 
 /// How deep the fs layout is walked (a guard against pathological trees).
 const MAX_FS_DEPTH: usize = 32;
@@ -32,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) host: String,
     /// Serialises changes of `dovecot-keywords` files within this process.
     pub(crate) keywords_lock: Mutex<()>,
+    /// What was skipped or worked around while reading (links not followed...).
+    pub(crate) warnings: Warnings,
     locations: Mutex<LocationCache>,
 }
 
@@ -117,6 +128,7 @@ impl MaildirStore {
                 identity,
                 host: crate::filename::local_host(),
                 keywords_lock: Mutex::new(()),
+                warnings: Warnings::default(),
                 locations: Mutex::new(LocationCache::default()),
             }),
         })
@@ -180,24 +192,41 @@ impl MaildirStore {
         lock(&self.inner.locations).map.get(&(maildir.to_path_buf(), key.to_string())).cloned()
     }
 
-    /// The directory of an existing folder for reading: the encoded name, else the on-disk name
-    /// that the folder listing decodes to this folder (trees written by other tools). Read-only.
-    pub(crate) fn existing_dir(&self, folder: &FolderPath) -> Result<Option<PathBuf>> {
-        let encoded = self.folder_dir(folder)?;
-        if scan::is_maildir(&encoded) {
-            return Ok(Some(encoded));
-        }
+    /// The maildir of an existing folder, opened for reading: the encoded name, else the on-disk
+    /// name that the folder listing decodes to this folder (trees written by other tools).
+    /// Read-only; no link below the root is followed (a link on the way is an error naming it).
+    pub(crate) fn existing_maildir(&self, folder: &FolderPath) -> Result<Option<Maildir>> {
         let root = &self.inner.root;
-        let found = match self.inner.layout {
-            Layout::MaildirPlusPlus => read_dir_names(root)?
-                .into_iter()
-                .find(|name| naming::folder_of_maildirpp_name(name).as_ref() == Some(folder))
-                .map(|name| root.join(name)),
+        let encoded = self.folder_dir(folder)?;
+        let context = || format!("opening folder {folder}");
+        match Maildir::open(root, &encoded) {
+            Ok(maildir) if maildir.has_message_dirs().map_err(|err| map_io(context(), err))? => {
+                return Ok(Some(maildir))
+            }
+            Ok(_) => {}
+            Err(err) if fsat::is_missing(&err) => {}
+            Err(err) => return Err(map_io(context(), err)),
+        }
+        let mut dir = match Maildir::open(root, root) {
+            Ok(dir) => dir,
+            Err(err) if fsat::is_missing(&err) => return Ok(None),
+            Err(err) => return Err(map_io(context(), err)),
+        };
+        match self.inner.layout {
+            Layout::MaildirPlusPlus => {
+                let name = self
+                    .subdirectory_names(&dir)?
+                    .into_iter()
+                    .find(|name| naming::folder_of_maildirpp_name(name).as_ref() == Some(folder));
+                match name {
+                    Some(name) => dir = dir.child(OsStr::new(&name)).map_err(|err| map_io(context(), err))?,
+                    None => return Ok(None),
+                }
+            }
             Layout::Fs => {
-                let mut dir = root.clone();
                 for (index, segment) in folder.segments().iter().enumerate() {
                     let inbox = index == 0 && segment.eq_ignore_ascii_case("INBOX");
-                    let name = read_dir_names(&dir)?.into_iter().find(|name| {
+                    let name = self.subdirectory_names(&dir)?.into_iter().find(|name| {
                         if inbox {
                             name.eq_ignore_ascii_case("INBOX")
                         } else {
@@ -205,55 +234,222 @@ impl MaildirStore {
                         }
                     });
                     match name {
-                        Some(name) => dir.push(name),
+                        Some(name) => {
+                            dir = dir.child(OsStr::new(&name)).map_err(|err| map_io(context(), err))?
+                        }
                         None => return Ok(None),
                     }
                 }
-                Some(dir)
             }
-        };
-        Ok(found.filter(|dir| scan::is_maildir(dir)))
+        }
+        Ok(dir.has_message_dirs().map_err(|err| map_io(context(), err))?.then_some(dir))
     }
 
-    /// Every folder of the tree, sorted. Read-only. A missing root lists nothing.
+    /// Every folder of the tree, sorted. Read-only. A missing root lists nothing; a folder that
+    /// cannot be read is listed with its problem (see the module docs).
     pub(crate) fn folders_blocking(&self) -> Result<Vec<FolderInfo>> {
         let root = &self.inner.root;
-        let mut found: Vec<(FolderPath, PathBuf)> = Vec::new();
-        if scan::is_maildir(root) {
-            found.push((FolderPath::inbox(), root.clone()));
-        }
+        let root_dir = match Maildir::open(root, root) {
+            Ok(dir) => dir,
+            Err(err) if fsat::is_missing(&err) => return Ok(Vec::new()),
+            Err(err) => return Err(map_io(format!("opening {}", root.display()), err)),
+        };
+        let mut found = Found::default();
+        let root_is_inbox = self.examine(&root_dir, FolderPath::inbox(), &mut found);
         match self.inner.layout {
             Layout::MaildirPlusPlus => {
-                for name in read_dir_names(root)? {
-                    let dir = root.join(&name);
-                    if !name.starts_with('.') || !dir.is_dir() || !scan::is_maildir(&dir) {
+                for (name, kind) in self.entries(&root_dir)? {
+                    if !name.starts_with('.') {
                         continue;
                     }
-                    match naming::folder_of_maildirpp_name(&name) {
-                        Some(folder) => found.push((folder, dir)),
-                        None => {
-                            tracing::warn!(dir = %dir.display(), "maildir++ directory is no folder name; skipped")
+                    let path = root.join(&name);
+                    let folder = naming::folder_of_maildirpp_name(&name);
+                    match kind {
+                        Kind::Dir => {}
+                        Kind::Link if folder.is_some() => {
+                            self.inner.warnings.link(&path);
+                            continue;
                         }
+                        _ => continue,
+                    }
+                    let dir = match root_dir.child(OsStr::new(&name)) {
+                        Ok(dir) => dir,
+                        Err(err) => {
+                            match folder {
+                                Some(folder) => found.unusable(folder, fsat::describe(&err, &path)),
+                                None => self.inner.warnings.record(&path, &format!("not read: {err}")),
+                            }
+                            continue;
+                        }
+                    };
+                    match folder {
+                        Some(folder) => {
+                            self.examine(&dir, folder, &mut found);
+                        }
+                        None if dir.has_message_dirs().unwrap_or(false) => self
+                            .inner
+                            .warnings
+                            .record(&path, "maildir++ directory name is no folder name; skipped"),
+                        None => {}
                     }
                 }
             }
-            Layout::Fs => {
-                let root_is_inbox = !found.is_empty();
-                walk_fs(root, root_is_inbox, &mut Vec::new(), 0, &mut found)?
+            Layout::Fs => self.walk_fs(&root_dir, root_is_inbox, &mut Vec::new(), 0, &mut found)?,
+        }
+        Ok(found.into_infos())
+    }
+
+    /// Adds `dir` as `folder` when it is a maildir (with its message count) or a maildir that
+    /// cannot be read (with the reason); returns whether it was either.
+    fn examine(&self, dir: &Maildir, folder: FolderPath, found: &mut Found) -> bool {
+        let warnings = &self.inner.warnings;
+        match scan::probe(dir, warnings) {
+            Probe::NotMaildir => false,
+            Probe::Unusable(reason) => {
+                found.unusable(folder, reason);
+                true
+            }
+            Probe::Maildir => {
+                match scan::count_messages(dir, warnings) {
+                    Ok(count) => found.usable(folder, count),
+                    Err(err) => found.unusable(folder, fsat::describe(&err, dir.path())),
+                }
+                true
             }
         }
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out = Vec::with_capacity(found.len());
-        for (folder, dir) in found {
-            let role =
-                if folder.segments().len() == 1 { SpecialUse::guess_from_name(folder.name()) } else { None };
-            let count = scan::count_messages(&dir)
-                .map_err(|err| map_io(format!("listing {}", dir.display()), err))?;
-            let mut info = FolderInfo::new(folder.with_role(role));
-            info.messages = Some(count);
-            out.push(info);
+    }
+
+    /// Walks the fs layout. A top-level `INBOX` directory holds the children of INBOX; it is
+    /// INBOX itself only when the root is no maildir (Dovecot's `INBOX=<root>/INBOX` setting).
+    fn walk_fs(
+        &self,
+        dir: &Maildir,
+        root_is_inbox: bool,
+        prefix: &mut Vec<String>,
+        depth: usize,
+        found: &mut Found,
+    ) -> Result<()> {
+        if depth >= MAX_FS_DEPTH {
+            self.inner
+                .warnings
+                .record(dir.path(), &format!("deeper than {MAX_FS_DEPTH} levels; not descending"));
+            return Ok(());
         }
+        for (name, kind) in self.entries(dir)? {
+            if name.starts_with('.') || ["cur", "new", "tmp"].contains(&name.as_str()) {
+                continue;
+            }
+            let path = dir.path().join(&name);
+            match kind {
+                Kind::Dir => {}
+                // Not followed: a link could lead out of the tree, or to an ancestor and loop.
+                Kind::Link => {
+                    self.inner.warnings.link(&path);
+                    continue;
+                }
+                _ => continue,
+            }
+            let inbox_container = depth == 0 && name.eq_ignore_ascii_case("INBOX");
+            let segment = if inbox_container { "INBOX".to_string() } else { decode_component(&name) };
+            prefix.push(segment);
+            let folder = FolderPath::new(prefix.clone());
+            // The `INBOX` directory beside a root maildir only holds the children of INBOX.
+            let is_folder = !inbox_container || !root_is_inbox;
+            match dir.child(OsStr::new(&name)) {
+                Ok(child) => {
+                    if is_folder {
+                        self.examine(&child, folder.clone(), found);
+                    }
+                    if let Err(err) = self.walk_fs(&child, root_is_inbox, prefix, depth + 1, found) {
+                        // Its messages may be readable but not its children: fail it by name (the
+                        // children are unknown, so nothing else can carry the failure) rather
+                        // than stop listing the rest of the tree.
+                        let problem = format!("sub-folders not listed: {}", err.chain_to_string());
+                        if is_folder {
+                            found.unusable(folder, problem);
+                        } else {
+                            self.inner.warnings.record(&path, &problem);
+                        }
+                    }
+                }
+                Err(err) if is_folder => found.unusable(folder, fsat::describe(&err, &path)),
+                Err(err) => self.inner.warnings.record(&path, &format!("not read: {err}")),
+            }
+            prefix.pop();
+        }
+        Ok(())
+    }
+
+    /// The entries of a directory, sorted by name; names that are not UTF-8 are skipped with a
+    /// warning (no folder can be named by them).
+    fn entries(&self, dir: &Maildir) -> Result<Vec<(String, Kind)>> {
+        let context = || format!("listing {}", dir.path().display());
+        // A fresh descriptor of the same directory: reading moves the descriptor's position, and
+        // `dir` is borrowed (it is read again, and its children opened, after this).
+        let fd =
+            fsat::open_dir(dir.fd(), OsStr::new("."), dir.path()).map_err(|err| map_io(context(), err))?;
+        let mut out = Vec::new();
+        for item in Entries::new(fd).map_err(|err| map_io(context(), err))? {
+            let (name, kind) = item.map_err(|err| map_io(context(), err))?;
+            match name.into_string() {
+                Ok(name) => out.push((name, kind)),
+                Err(raw) => self.inner.warnings.record(
+                    &dir.path().join(&raw),
+                    "directory entry name is not UTF-8, so it names no folder; skipped",
+                ),
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+
+    /// The names of the real directories (not links) in a directory.
+    fn subdirectory_names(&self, dir: &Maildir) -> Result<Vec<String>> {
+        Ok(self
+            .entries(dir)?
+            .into_iter()
+            .filter(|(_, kind)| *kind == Kind::Dir)
+            .map(|(name, _)| name)
+            .collect())
+    }
+}
+
+/// The folders found by a listing.
+#[derive(Debug, Default)]
+struct Found(Vec<(FolderPath, std::result::Result<u64, String>)>);
+
+impl Found {
+    fn usable(&mut self, folder: FolderPath, messages: u64) {
+        self.0.push((folder, Ok(messages)));
+    }
+
+    /// A folder that cannot be read; replaces what was found for it before.
+    fn unusable(&mut self, folder: FolderPath, problem: String) {
+        self.0.retain(|(found, _)| *found != folder);
+        self.0.push((folder, Err(problem)));
+    }
+
+    fn into_infos(mut self) -> Vec<FolderInfo> {
+        self.0.sort_by(|a, b| a.0.cmp(&b.0));
+        self.0
+            .into_iter()
+            .map(|(folder, state)| {
+                let role = if folder.segments().len() == 1 {
+                    SpecialUse::guess_from_name(folder.name())
+                } else {
+                    None
+                };
+                let folder = folder.with_role(role);
+                match state {
+                    Ok(count) => {
+                        let mut info = FolderInfo::new(folder);
+                        info.messages = Some(count);
+                        info
+                    }
+                    Err(problem) => FolderInfo::unusable(folder, problem),
+                }
+            })
+            .collect()
     }
 }
 
@@ -262,70 +458,18 @@ fn decode_component(name: &str) -> String {
     naming::decode_segment(name).unwrap_or_else(|| name.to_string())
 }
 
-/// Walks the fs layout. A top-level `INBOX` directory holds the children of INBOX; it is INBOX
-/// itself only when the root is no maildir (Dovecot's `INBOX=<root>/INBOX` setting).
-fn walk_fs(
-    dir: &Path,
-    root_is_inbox: bool,
-    prefix: &mut Vec<String>,
-    depth: usize,
-    out: &mut Vec<(FolderPath, PathBuf)>,
-) -> Result<()> {
-    if depth >= MAX_FS_DEPTH {
-        tracing::warn!(dir = %dir.display(), "fs layout deeper than {MAX_FS_DEPTH} levels; not descending");
-        return Ok(());
-    }
-    for name in read_dir_names(dir)? {
-        if name.starts_with('.') || ["cur", "new", "tmp"].contains(&name.as_str()) {
-            continue;
-        }
-        let child = dir.join(&name);
-        // Symbolic links are not followed: a link to an ancestor would loop.
-        let is_dir = std::fs::symlink_metadata(&child).map(|m| m.is_dir()).unwrap_or(false);
-        if !is_dir {
-            continue;
-        }
-        let inbox_container = depth == 0 && name.eq_ignore_ascii_case("INBOX");
-        let segment = if inbox_container { "INBOX".to_string() } else { decode_component(&name) };
-        prefix.push(segment);
-        if (!inbox_container || !root_is_inbox) && scan::is_maildir(&child) {
-            out.push((FolderPath::new(prefix.clone()), child.clone()));
-        }
-        walk_fs(&child, root_is_inbox, prefix, depth + 1, out)?;
-        prefix.pop();
-    }
-    Ok(())
-}
-
-/// The UTF-8 names in a directory (others are skipped with a warning); missing directory: none.
-fn read_dir_names(dir: &Path) -> Result<Vec<String>> {
-    let read_dir = match std::fs::read_dir(dir) {
-        Ok(read_dir) => read_dir,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(map_io(format!("listing {}", dir.display()), err)),
-    };
-    let mut names = Vec::new();
-    for entry in read_dir {
-        let entry = entry.map_err(|err| map_io(format!("listing {}", dir.display()), err))?;
-        match entry.file_name().into_string() {
-            Ok(name) => names.push(name),
-            Err(raw) => {
-                tracing::warn!(dir = %dir.display(), name = ?raw, "directory name is not UTF-8; skipped")
-            }
-        }
-    }
-    names.sort();
-    Ok(names)
-}
-
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Maps an I/O error into the core error: a full disk pauses the run (resumable), a vanished file
+/// Maps an I/O error into the core error: a link or another unexpected kind of file below the
+/// root is [`Error::Refused`] naming it, a full disk pauses the run (resumable), a vanished file
 /// is `NotFound`, everything else is [`Error::Io`] (transient or not by its kind).
 pub(crate) fn map_io(context: String, err: std::io::Error) -> Error {
     use std::io::ErrorKind;
+    if let Some(unexpected) = fsat::unexpected_in(&err) {
+        return Error::Refused { reason: format!("{context}: {unexpected}") };
+    }
     match err.kind() {
         ErrorKind::StorageFull | ErrorKind::QuotaExceeded => {
             Error::QuotaExceeded { message: format!("{context}: {err}") }
