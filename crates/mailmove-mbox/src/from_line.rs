@@ -1,7 +1,13 @@
-//! The `From ` separator line: `From <sender> <asctime date> [zone] [remote from ...]`.
+//! The `From ` separator line: `From [sender] <ctime date> [remote from ...]`.
 //!
-//! Read: the date is found as `Www Mmm dd hh:mm[:ss]` followed by the year and an optional zone
-//! in either order (`... 2003 +0200`, `... +0000 2020` as Google Takeout writes, `... CEST 2003`).
+//! Recognised as mutt's `is_from` does: after `From `, an optional sender (any words), then the
+//! date `Www Mmm dd hh:mm[:ss]`, then an optional zone — a numeric `+hhmm`/`-hhmm` or one or two
+//! zone names (`MET DST`) — and the year; or the year then a zone (`... 2003 +0200`). Google
+//! Takeout's `... +0000 2020` and UUCP's trailing `remote from host` fit these forms. A line is a
+//! *separator* only when this date reads as a real point in time (`parse` returns a date): a
+//! line starting with `From ` without one (`From here on we ...`) is message text. Whether the
+//! line also stands where a separator may stand (after a blank line) is the reader's business.
+//!
 //! A date without a zone is taken as UTC (writers use local time or UTC and do not say which); a
 //! zone name other than the usual UTC/GMT and US ones is also taken as UTC. Written: always
 //! `From <sender> <asctime in UTC>`, the sender being the `Return-Path` address when the message has
@@ -22,10 +28,10 @@ const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const MONTHS: [&str; 12] =
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
 
+/// Exactly a three-letter day name, as mutt requires: a prose word such as "Monday" must not
+/// start a date, or "From here on Monday Jan 5 10:00 2024" would be a separator.
 fn is_weekday(token: &str) -> bool {
-    token.len() >= 3
-        && token.is_char_boundary(3)
-        && WEEKDAYS.contains(&token[..3].to_ascii_lowercase().as_str())
+    token.len() == 3 && WEEKDAYS.contains(&token.to_ascii_lowercase().as_str())
 }
 
 fn month_of(token: &str) -> Option<u32> {
@@ -53,7 +59,14 @@ pub(crate) fn parse(line: &[u8]) -> FromLine {
     FromLine { sender: tokens.first().map(|s| s.to_string()).unwrap_or_default(), date: None }
 }
 
-/// `dd hh:mm[:ss]` then year and zone in either order.
+/// Whether `line` (without or with its line ending) has the form of a separator: `From `, an
+/// optional sender, a readable date. The caller checks where the line stands.
+pub(crate) fn is_separator(line: &[u8]) -> bool {
+    line.starts_with(b"From ") && parse(line).date.is_some()
+}
+
+/// `dd hh:mm[:ss]`, then either `[zone [zone-name]] year` (mutt's order, Takeout's `+0000 2020`,
+/// `MET DST 1995`) or `year [zone]`; anything after that is ignored (`remote from host`).
 fn parse_date(month: u32, rest: &[&str]) -> Option<DateTime<FixedOffset>> {
     let day: u32 = rest.first()?.parse().ok()?;
     let mut clock = rest.get(1)?.split(':');
@@ -63,21 +76,34 @@ fn parse_date(month: u32, rest: &[&str]) -> Option<DateTime<FixedOffset>> {
         Some(text) => text.parse().ok()?,
         None => 0,
     };
-    let mut year: Option<i32> = None;
-    let mut zone: Option<i32> = None;
-    for token in rest.iter().skip(2).take(2) {
-        if year.is_none() && token.len() == 4 && token.bytes().all(|b| b.is_ascii_digit()) {
-            year = token.parse().ok();
-        } else if zone.is_none() {
-            match zone_offset(token) {
-                Some(offset) => zone = Some(offset),
-                None => break,
-            }
-        }
+    if clock.next().is_some() {
+        return None;
     }
-    let naive = NaiveDate::from_ymd_opt(year?, month, day)?.and_hms_opt(hour, minute, second.min(59))?;
+    let after = &rest[2..];
+    let (year, zone) = match after.first().copied().and_then(year_of) {
+        Some(year) => (year, after.get(1).copied().and_then(zone_offset)),
+        None => {
+            let zone = zone_offset(after.first()?)?;
+            // A second zone word ("MET DST") is skipped; its meaning (summer time) is not
+            // reliable enough to apply.
+            let mut index = 1;
+            if after
+                .get(1)
+                .is_some_and(|t| year_of(t).is_none() && t.bytes().all(|b| b.is_ascii_alphabetic()))
+            {
+                index = 2;
+            }
+            (year_of(after.get(index)?)?, Some(zone))
+        }
+    };
+    let naive = NaiveDate::from_ymd_opt(year, month, day)?.and_hms_opt(hour, minute, second.min(59))?;
     let offset = FixedOffset::east_opt(zone.unwrap_or(0))?;
     offset.from_local_datetime(&naive).single()
+}
+
+/// A four-digit year, as `ctime` writes it.
+fn year_of(token: &str) -> Option<i32> {
+    (token.len() == 4 && token.bytes().all(|b| b.is_ascii_digit())).then(|| token.parse().ok())?
 }
 
 /// Seconds east of UTC for `+hhmm`/`-hhmm` or a known zone name; unknown names count as UTC.
@@ -146,6 +172,39 @@ mod tests {
         assert_eq!(ts("From "), None);
         assert_eq!(ts("From a@b Fri Jul 32 12:08:34 2011"), None);
         assert_eq!(ts("From \u{e9}\u{e9} Fr\u{e9} J\u{fc}l 8"), None);
+        // mutt's forms: two zone words, no sender, a sender that is also a day name, pipermail's
+        // obscured address.
+        assert_eq!(ts("From a@b Fri Jul  8 12:08:34 MET DST 2011"), Some(utc));
+        assert_eq!(ts("From Fri Jul  8 12:08:34 2011"), Some(utc));
+        assert_eq!(parse(b"From Sat Fri Jul  8 12:08:34 2011").sender, "Sat");
+        assert_eq!(parse(b"From joe at example.org  Fri Jul  8 12:08:34 2011").sender, "joe at example.org");
+    }
+
+    #[test]
+    fn separator_needs_a_plausible_date() {
+        for line in [
+            "From MAILER-DAEMON Fri Jul  8 12:08:34 2011",
+            "From - Fri Jul 08 12:08:34 2011\r\n",
+            "From 1234@xxx Fri Jul 08 12:08:34 +0000 2011",
+            "From a@b Fri Jul  8 12:08 2011 remote from x",
+        ] {
+            assert!(is_separator(line.as_bytes()), "{line}");
+        }
+        for line in [
+            "From here on we do it differently.",
+            "From: a@b",
+            "From a@b",
+            "From a@b Fri Jul  8 2011",
+            "From a@b Fri Jul 32 12:08:34 2011",
+            "From a@b Fri Jul  8 25:08:34 2011",
+            "From a@b Fri Jul  8 12:08:34:01 2011",
+            "From a@b Fri Jul  8 12:08:34 11",
+            "From here on Monday Jan 5 10:00 2024",
+            "> From a@b Fri Jul  8 12:08:34 2011",
+            "from a@b Fri Jul  8 12:08:34 2011",
+        ] {
+            assert!(!is_separator(line.as_bytes()), "{line}");
+        }
     }
 
     #[test]
@@ -161,6 +220,7 @@ mod tests {
             let date = Utc.timestamp_opt(seconds, 0).unwrap().fixed_offset();
             let line = format(sender.as_deref(), Some(date));
             prop_assert_eq!(parse(line.as_bytes()).date.map(|d| d.timestamp()), Some(seconds));
+            prop_assert!(is_separator(line.as_bytes()));
         }
     }
 }

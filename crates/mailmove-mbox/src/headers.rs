@@ -2,8 +2,8 @@
 //!
 //! The *header block* is every line from the start of the message up to the first blank line
 //! (`\n` or `\r\n` alone), or the whole message when there is no blank line. In it the filter
-//! removes the flag lines (`Status:`, `X-Status:`, `X-Keywords:`, each with its folded
-//! continuation lines), captures the values of the headers the backend reads, and — for the
+//! removes the lines the mbox owns — the flag lines (`Status:`, `X-Status:`, `X-Keywords:`) and
+//! the writer's [`NO_FINAL_NEWLINE`] mark, each with its folded continuation lines — captures the values of the headers the backend reads, and — for the
 //! writer — inserts the new flag lines just before the blank line. Everything after the header
 //! block passes through untouched. Memory is bounded: a line is looked at through its first 32
 //! bytes and captured values are capped at [`CAPTURE_LIMIT`].
@@ -14,6 +14,11 @@ use crate::flag_headers::FlagHeaders;
 
 /// Largest value kept per captured header.
 pub(crate) const CAPTURE_LIMIT: usize = 4096;
+
+/// The field the writer adds to a message that has no final newline (see
+/// [`writer`](crate::writer)): the writer ends such a message with a newline of its own so that
+/// the next separator follows a blank line, and the reader removes that newline again.
+pub(crate) const NO_FINAL_NEWLINE: &str = "X-Mailmove-No-Final-Newline";
 
 /// Bytes of a line start looked at to classify it.
 const DECIDE_LEN: usize = 32;
@@ -30,6 +35,7 @@ enum Target {
     MessageId,
     ContentLength,
     XImap,
+    NoFinalNewline,
     Subject,
     ReturnPath,
 }
@@ -43,6 +49,8 @@ pub(crate) struct Captured {
     pub message_id: Option<Vec<u8>>,
     pub content_length: Option<Vec<u8>>,
     pub x_imap: bool,
+    /// The writer's [`NO_FINAL_NEWLINE`] mark was present.
+    pub no_final_newline: bool,
     pub subject: Option<Vec<u8>>,
     pub return_path: Option<Vec<u8>>,
 }
@@ -50,7 +58,7 @@ pub(crate) struct Captured {
 impl Captured {
     fn slot(&mut self, target: Target) -> Option<&mut Option<Vec<u8>>> {
         match target {
-            Target::None | Target::XImap => None,
+            Target::None | Target::XImap | Target::NoFinalNewline => None,
             Target::Status => Some(&mut self.flags.status),
             Target::XStatus => Some(&mut self.flags.x_status),
             Target::XKeywords => Some(&mut self.flags.x_keywords),
@@ -124,7 +132,7 @@ impl HeaderFilter {
         &self.captured
     }
 
-    /// How many flag header fields were removed.
+    /// How many flag header fields (and [`NO_FINAL_NEWLINE`] marks) were removed.
     pub(crate) fn stripped_fields(&self) -> u64 {
         self.stripped_fields
     }
@@ -240,6 +248,10 @@ impl HeaderFilter {
             self.captured.x_imap = true;
             return Target::None;
         }
+        if target == Target::NoFinalNewline {
+            self.captured.no_final_newline = true;
+            return Target::None;
+        }
         let accumulate = matches!(target, Target::Status | Target::XStatus | Target::XKeywords);
         match self.captured.slot(target) {
             None => Target::None,
@@ -275,6 +287,7 @@ fn classify(name: &[u8]) -> (bool, Target) {
         b"status" => (true, Target::Status),
         b"x-status" => (true, Target::XStatus),
         b"x-keywords" => (true, Target::XKeywords),
+        b"x-mailmove-no-final-newline" => (true, Target::NoFinalNewline),
         b"x-mozilla-status" => (false, Target::MozillaStatus),
         b"x-mozilla-keys" => (false, Target::MozillaKeys),
         b"x-gmail-labels" => (false, Target::GmailLabels),
@@ -331,6 +344,21 @@ mod tests {
             assert!(!filter.header_less());
             assert_eq!(filter.stripped_fields(), 3);
         }
+    }
+
+    #[test]
+    fn strips_and_notes_the_no_final_newline_mark() {
+        let mut filter = HeaderFilter::new();
+        let out = run(
+            &mut filter,
+            b"Subject: a\nx-mailmove-no-final-newline: yes\n\nX-Mailmove-No-Final-Newline: body\n",
+            4,
+        );
+        assert_eq!(out, b"Subject: a\n\nX-Mailmove-No-Final-Newline: body\n");
+        assert!(filter.captured().no_final_newline);
+        let mut filter = HeaderFilter::new();
+        run(&mut filter, b"Subject: a\n\nX-Mailmove-No-Final-Newline: yes\n", 4);
+        assert!(!filter.captured().no_final_newline, "only in the header");
     }
 
     #[test]

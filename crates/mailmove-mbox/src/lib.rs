@@ -18,9 +18,19 @@
 //! # Reading
 //! The parser is our own and streams: a 64 KiB buffer, 64-bit offsets, one message at a time,
 //! bodies through [`SpoolConfig`](mailmove_core::SpoolConfig) so that a 5 GB file or message reads
-//! in bounded memory. The framing rules (mboxrd unquoting, mboxo read as mboxrd, Content-Length
-//! trusted only when it lands exactly, line endings kept byte for byte, the one separator line
-//! removed) are in [`reader`].
+//! in bounded memory. The framing rules (separators, mboxrd unquoting, mboxo read as mboxrd,
+//! Content-Length trusted only when it lands exactly, line endings kept byte for byte, the one
+//! separator line removed) are in [`reader`].
+//!
+//! **Separators.** A line separates two messages only when it has a separator's form — `From `,
+//! an optional sender, then a date that reads as a real point in time, `Www Mmm dd hh:mm[:ss]
+//! yyyy` as `ctime` writes it, with the zone variants mutt's `is_from` accepts (`+0200`,
+//! `MET DST`, Takeout's `+0000 2020`) — **and** stands where a separator may: at the very start of
+//! the file or after a blank line (`\n` or `\r\n` alone). Every other line is message text and its
+//! bytes stay in the message exactly: `From here on we ...` (no date) anywhere, and a dated
+//! `From ` line right after a text line. A Content-Length (mboxcl2) is trusted only when the body
+//! it counts ends at the end of the file or at one line ending followed by a line that passes the
+//! same test.
 //!
 //! Flags travel in header lines: `Status:` (`R` seen, `O` old), `X-Status:` (`A` answered,
 //! `F` flagged, `T` draft, `D` deleted) and `X-Keywords:`, as mutt, c-client and Dovecot write
@@ -35,26 +45,53 @@
 //! Keys are `<offset>-<hash>` (offset of the `From ` line, 12 hex digits of BLAKE3 over it and the
 //! next KiB); the source lists in file order, resumes after a key by seeking to it
 //! ([`SourceCapabilities::resume_after_key`](mailmove_core::SourceCapabilities)), and fetches by
-//! seeking — see [`source`].
+//! seeking — see [`source`]. After a seek the reader checks the blank line before the key's
+//! separator again, so a file changed since finds what a full read would.
 //!
 //! # Damage is reported, never dropped
-//! Junk before the first `From ` line is imported as a message of its own; a truncated last
-//! message, a missing final newline, a header-less message, a `From ` line without a date are
-//! imported as they are. Each case, and every skipped message or file, is recorded as an
-//! [`MboxWarning`] available from [`MboxStore::warnings`] (and logged with `tracing`).
+//! Every byte of the file is in some message except what the format itself owns — the separator
+//! lines and the one line ending before each, one `>` of each quoted `From ` line, the flag lines
+//! (read as flags) and the writer's mark — blank lines before the first separator, and messages
+//! skipped on purpose (each with a warning). Where the reader had to **guess a message's
+//! boundaries**, the message carries the reason in
+//! [`MessageMeta::damage`](mailmove_core::MessageMeta::damage) — in the listing and in the fetched
+//! message — so that a copy names it in [`RunReport::damaged`](mailmove_core::engine::RunReport)
+//! (and an `Event::MessageDamaged`) instead of passing it off as well-formed. That is damage:
+//!
+//! * bytes before the first separator (junk, or a first `From ` line without a date), imported
+//!   as a message of their own;
+//! * a message after another one that has no header section: the sign of a body line
+//!   `From <sender> <date>` that its writer left unquoted, after a blank line, which split a
+//!   message — this is probably the second half (the reason names the byte offset);
+//! * a message holding a line of a separator's form without the blank line before it: kept as
+//!   text, but if a writer dropped the blank line, two messages run together;
+//! * a Content-Length that does not land and reaches past the separator that ended the message
+//!   (probably cut short), or past the end of the file (truncated);
+//! * a file that ends in the middle of a line or of its last `From ` line (probably truncated).
+//!
+//! A header-less first message, a message starting with a blank line at the start of the file, a
+//! stale Content-Length shorter than its message: warnings only, the boundaries are certain.
+//! Every case is also recorded as an [`MboxWarning`] available from [`MboxStore::warnings`] (and
+//! logged with `tracing`); [`WarningKind::is_damage`] tells which kinds are damage.
 //!
 //! # Writing
 //! The sink writes mboxrd: `From <Return-Path or MAILER-DAEMON> <asctime UTC>`, the message with
-//! its `From `-lines quoted by one more `>`, one blank line; line endings as given. See [`writer`]
-//! for the two shapes of message it refuses rather than alter. Appends are crash-safe through a
+//! its `From `-lines quoted by one more `>`, one blank line; line endings as given. A message
+//! without a final newline gets one, and an `X-Mailmove-No-Final-Newline: yes` header line that
+//! tells mailmove's reader to take it away again: without it the next separator would not follow
+//! a blank line (other readers see the message with a final newline). See [`writer`] for the two
+//! shapes of message it refuses rather than alter. Appends are crash-safe through a
 //! `<mbox>.mailmove-committed` sidecar recording the length at the last durability point; on
-//! reopening after a crash, unconfirmed bytes are cut off ([`sidecar`]).
+//! reopening after a crash, unconfirmed bytes are cut off ([`sidecar`]). Appending to a file
+//! another program wrote that does not end with a blank line first adds one (warning
+//! [`BlankLineAdded`](WarningKind::BlankLineAdded)).
 //! [`MailSink::list_existing`](mailmove_core::MailSink::list_existing) fingerprints the messages
 //! exactly as the source would yield them, so dedup and reconciliation work. The mbox must not be
 //! written by another program while mailmove writes it (mailmove takes no dot-lock).
 //!
-//! A message that itself carries `Status:`, `X-Status:` or `X-Keywords:` lines cannot keep them:
-//! an mbox has no way to tell them from flag lines. The sink replaces them (with a warning), so
+//! A message that itself carries `Status:`, `X-Status:`, `X-Keywords:` or
+//! `X-Mailmove-No-Final-Newline:` lines cannot keep them: an mbox has no way to tell them from its
+//! own. The sink replaces them (with a warning), so
 //! such a message's fingerprint at the destination differs from the source's.
 //!
 //! # Example

@@ -33,7 +33,9 @@ pub(crate) struct Appender {
     len: u64,
     dirty_marked: bool,
     pending: bool,
-    ends_with_newline: bool,
+    /// What must be written before our first `From ` line so that it follows a blank line (and
+    /// is read as a separator): nothing when the file is empty or ends with a blank line.
+    lead_in: &'static [u8],
     created: bool,
 }
 
@@ -83,16 +85,24 @@ impl Appender {
                 tracing::warn!("mbox: ignoring unreadable sidecar of {}: {reason}", path.display());
             }
         }
-        let ends_with_newline = len == 0 || {
-            let mut last = [0u8; 1];
+        let lead_in: &'static [u8] = if len == 0 {
+            b""
+        } else {
+            let mut last = vec![0u8; len.min(3) as usize];
             let mut reader = &file;
             reader
-                .seek(SeekFrom::End(-1))
+                .seek(SeekFrom::End(-(last.len() as i64)))
                 .and_then(|_| reader.read_exact(&mut last))
                 .map_err(io_at(path, "reading"))?;
-            last[0] == b'\n'
+            if last.ends_with(b"\n\n") || last.ends_with(b"\n\r\n") || last == b"\n" || last == b"\r\n" {
+                b""
+            } else if last.ends_with(b"\n") {
+                b"\n"
+            } else {
+                b"\n\n"
+            }
         };
-        Ok(Appender { file, len, dirty_marked: false, pending: false, ends_with_newline, created })
+        Ok(Appender { file, len, dirty_marked: false, pending: false, lead_in, created })
     }
 
     fn append(&mut self, inner: &Inner, path: &Path, message: &Message) -> Result<Appended> {
@@ -109,12 +119,27 @@ impl Appender {
             self.len = actual;
         }
         let start = self.len;
+        let lead_in = self.lead_in;
         let result = self.write(path, message);
         match result {
             Ok((offset, written, end)) => {
+                if !lead_in.is_empty() {
+                    // The file's last message now reads with a final newline: say so.
+                    inner.warnings.record(MboxWarning {
+                        kind: WarningKind::BlankLineAdded,
+                        path: path.to_path_buf(),
+                        offset: Some(start),
+                        key: None,
+                        detail: format!(
+                            "the file did not end with a blank line; {} byte(s) added before the first \
+                             appended message, so its last message now reads with a final newline",
+                            lead_in.len()
+                        ),
+                    });
+                }
                 self.len = end;
                 self.pending = true;
-                self.ends_with_newline = true;
+                self.lead_in = b"";
                 let key = format!("{offset}-{}", written.key_hash);
                 for (kind, detail) in written.warnings {
                     inner.warnings.record(MboxWarning {
@@ -139,11 +164,9 @@ impl Appender {
 
     fn write(&mut self, path: &Path, message: &Message) -> Result<(u64, writer::Written, u64)> {
         let mut out = CountingWriter::new(BufWriter::with_capacity(64 * 1024, &self.file));
-        if !self.ends_with_newline {
-            // The last message of a foreign file has no final newline: end its line so our
-            // From line starts a line (the reader gives that message back unchanged).
-            out.write_all(b"\n").map_err(io_at(path, "writing"))?;
-        }
+        // A foreign file whose last message is not followed by a blank line (or ends in the
+        // middle of a line): without one our From line would be read as part of that message.
+        out.write_all(self.lead_in).map_err(io_at(path, "writing"))?;
         let offset = self.len + out.written();
         let written = writer::write_message(&mut out, message).map_err(|err| match err {
             Error::Io { source, context } => io_at(path, &context)(source),

@@ -146,13 +146,14 @@ impl Inner {
                 messages: None,
                 bytes: folder.file.is_some().then_some(folder.bytes),
                 selectable: folder.file.is_some(),
+                problem: None,
             })
             .collect())
     }
 
-    /// Records the damage and skip reason of a parsed message.
+    /// Records the warnings (damage included) and skip reason of a parsed message.
     pub(crate) fn report(&self, path: &Path, parsed: &Parsed) {
-        let kinds = parsed.damage.iter().cloned().chain(parsed.skip.map(|kind| (kind, String::new())));
+        let kinds = parsed.warnings.iter().cloned().chain(parsed.skip.map(|kind| (kind, String::new())));
         for (kind, detail) in kinds {
             self.warnings.record(MboxWarning {
                 kind,
@@ -172,6 +173,7 @@ pub(crate) fn meta_of(parsed: &Parsed) -> MessageMeta {
         .with_internal_date(parsed.from.as_ref().and_then(|from| from.date));
     meta.labels = parsed.labels.clone();
     meta.message_id = parsed.message_id.clone().filter(|id| !id.is_empty());
+    meta.damage = parsed.damage();
     meta
 }
 

@@ -4,6 +4,11 @@
 //! had to decide something about damaged or unusual data is recorded as an [`MboxWarning`] on the
 //! store ([`MboxStore::warnings`](crate::MboxStore::warnings)) and logged through `tracing`.
 //! A warning found twice (a folder listed twice) is recorded once.
+//!
+//! The kinds that mean the reader had to guess where a message begins or ends
+//! ([`WarningKind::is_damage`]) are also set on the message itself, as
+//! [`MessageMeta::damage`](mailmove_core::MessageMeta::damage), so that a copy names the message in
+//! its report instead of leaving it to this list.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -14,21 +19,39 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum WarningKind {
-    /// Bytes before the first `From ` line. They are imported as a message of their own (its
-    /// key starts with offset 0); it has no internal date.
+    /// Bytes before the first separator. They are imported as a message of their own (its key
+    /// starts with offset 0); it has no internal date. Damage: they are not a message, or the
+    /// file's first separator is damaged.
     JunkBeforeFirstFrom,
     /// Only blank lines before the first `From ` line; skipped, as they hold no message.
     LeadingBlankLinesSkipped,
-    /// The file ends in the middle of a line (no final newline): the last message may be
-    /// truncated. It is imported as it is.
+    /// The file ends in the middle of a line (no final newline): the last message is probably
+    /// truncated. It is imported as it is. Damage.
     MissingFinalNewline,
     /// A `Content-Length` header promises more bytes than the file holds: the message is
-    /// truncated. It is imported with what is there.
+    /// truncated. It is imported with what is there. Damage.
     TruncatedMessage,
-    /// A message whose first line is not a header field (or an empty message). Imported as is.
+    /// The first message of the file has no header: its first line is not a header field (or
+    /// it starts with a blank line). Imported as is. (After another message this is
+    /// [`SplitByFromLine`](WarningKind::SplitByFromLine).)
     NoHeader,
-    /// A `From ` line without a date that could be read: the message has no internal date.
+    /// A message after another one that starts at a separator but has no header section: the
+    /// sign of a body line `From <sender> <date>` that its writer left unquoted, which split a
+    /// message in two (this is its second half) — or of a message stored without a header.
+    /// Imported as is. Damage.
+    SplitByFromLine,
+    /// The file's first line starts with `From ` but has no date: it is not a separator, so it
+    /// and what follows up to the first separator are read as junk before the first `From `.
     BadFromLine,
+    /// A body line that has the form of a separator (`From `, sender, date) but no blank line
+    /// before it: it is kept in the message, byte for byte. Damage: either a writer left a body
+    /// line unquoted (the message is right) or a writer ended a message without the blank line
+    /// (this message is two run together).
+    FromLineInBody,
+    /// A `Content-Length` header that reaches past the separator where the message was ended:
+    /// the length did not land on a separator, so it was ignored and the message framed by its
+    /// separators. Damage: the message was probably cut short by an unquoted `From ` line.
+    ContentLengthIgnored,
     /// Dovecot's or c-client's "DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA" pseudo
     /// message, skipped (it is not mail).
     PseudoMessageSkipped,
@@ -41,6 +64,10 @@ pub enum WarningKind {
     ShadowedFile,
     /// The sink found bytes after the last committed length left by a crash and cut them off.
     UncommittedTailCut,
+    /// The sink appended to a file that did not end with a blank line (written by another
+    /// program) and added the line ending(s) a separator needs before it; the file's last
+    /// message now reads with a final newline it may not have had.
+    BlankLineAdded,
     /// A message given to the sink carried its own `Status:`/`X-Status:`/`X-Keywords:` lines;
     /// they were replaced by lines written from the message's flags (mbox keeps flags there).
     FlagHeadersReplaced,
@@ -57,16 +84,38 @@ impl fmt::Display for WarningKind {
             WarningKind::MissingFinalNewline => "missing final newline (message may be truncated)",
             WarningKind::TruncatedMessage => "truncated message (Content-Length beyond end of file)",
             WarningKind::NoHeader => "message without a header",
-            WarningKind::BadFromLine => "From line without a readable date",
+            WarningKind::BadFromLine => "first line starts with From but has no readable date",
+            WarningKind::SplitByFromLine => "message without a header after a separator (probably split)",
+            WarningKind::FromLineInBody => {
+                "separator-like From line without a blank line before it kept in a message"
+            }
+            WarningKind::ContentLengthIgnored => "Content-Length reaching past the next separator ignored",
             WarningKind::PseudoMessageSkipped => "folder-internal pseudo message skipped",
             WarningKind::MozillaExpungedSkipped => "Thunderbird-expunged message skipped",
             WarningKind::SkippedFile => "file skipped",
             WarningKind::ShadowedFile => "file shadowed by another file of the same folder",
             WarningKind::UncommittedTailCut => "uncommitted bytes left by a crash cut off",
+            WarningKind::BlankLineAdded => "blank line added after the last message before appending",
             WarningKind::FlagHeadersReplaced => "message's own flag header lines replaced",
             WarningKind::FlagsNotStored => "flags not stored",
         };
         f.write_str(text)
+    }
+}
+
+impl WarningKind {
+    /// Whether this kind means the reader had to guess a message's boundaries: such a message
+    /// also carries the reason in [`MessageMeta::damage`](mailmove_core::MessageMeta::damage).
+    pub fn is_damage(self) -> bool {
+        matches!(
+            self,
+            WarningKind::JunkBeforeFirstFrom
+                | WarningKind::MissingFinalNewline
+                | WarningKind::TruncatedMessage
+                | WarningKind::SplitByFromLine
+                | WarningKind::FromLineInBody
+                | WarningKind::ContentLengthIgnored
+        )
     }
 }
 

@@ -7,8 +7,16 @@
 //!    the header block — or at the very start when there is no blank line in the first
 //!    256 KiB — using the line ending of the message's first line;
 //! 3. with every line matching `>*From ` quoted by one more `>` (mboxrd);
-//! 4. then one `\n`, the separator's blank line (or the end of the last line when the message
-//!    has no final newline).
+//! 4. then one `\n`, the separator's blank line.
+//!
+//! The reader takes a `From ` line as a separator only after a blank line, so every message must
+//! end with one. A message that does not end with a line ending cannot simply get one: the
+//! reader could not tell it from the same message with a final newline. Such a message gets an
+//! `X-Mailmove-No-Final-Newline: yes` line among its flag lines and a `\n` of the writer's own
+//! before the blank line; the reader removes both (and, like the flag lines, any such line the
+//! message carried itself). Other mbox readers see the message with a final newline added. (A
+//! message ending in `\n\r` needs no mark: its `\r` and the writer's `\n` make the blank line, and
+//! the reader keeps the `\r`.)
 //!
 //! A header-less message that starts with white space and has no blank line gets no flag lines
 //! (they would read back as its folded continuation); a keyword that is not an atom is left out.
@@ -16,17 +24,17 @@
 //!
 //! Line endings inside the message are never changed. Two rare shapes cannot be written so that
 //! they read back identically, and are refused ([`Error::Refused`]) rather than altered: a
-//! message ending in `\r\n\r` (a bare CR after a final CRLF), and a message whose own
-//! `Content-Length` header would, after quoting, count its body exactly (the reader would trust it
-//! and not unquote).
+//! header-less message that starts with white space and has no final newline (it can take no
+//! mark), and a message whose own `Content-Length` header would, after quoting, count its body
+//! exactly (the reader would trust it and not unquote).
 
 use std::io::{self, Read, Write};
 
-use mailmove_core::{Error, Message, Result};
+use mailmove_core::{Error, Message, MessageBody, Result};
 
 use crate::flag_headers;
 use crate::from_line;
-use crate::headers::{blank_line_offset, HeaderFilter};
+use crate::headers::{blank_line_offset, HeaderFilter, NO_FINAL_NEWLINE};
 use crate::warning::WarningKind;
 
 /// Bytes of a message scanned for the end of its header block.
@@ -163,11 +171,26 @@ pub(crate) fn write_message<W: Write>(out: &mut CountingWriter<W>, message: &Mes
         _ => b"\n",
     };
     let (mut lines, dropped) = flag_headers::format(&message.meta.flags, eol);
+    let mut mark = false;
     if !dropped.is_empty() {
         warnings
             .push((WarningKind::FlagsNotStored, format!("keywords not storable in X-Keywords: {dropped:?}")));
     }
-    if blank.is_none() && matches!(head.first(), Some(b' ' | b'\t')) {
+    let unmarkable = blank.is_none() && matches!(head.first(), Some(b' ' | b'\t'));
+    if needs_no_final_newline_mark(&body_tail(&message.body)?) {
+        if unmarkable {
+            return Err(Error::Refused {
+                reason: "a message without a header that starts with white space and has no final newline \
+                         cannot be stored in mbox exactly"
+                    .into(),
+            });
+        }
+        mark = true;
+        lines.extend_from_slice(NO_FINAL_NEWLINE.as_bytes());
+        lines.extend_from_slice(b": yes");
+        lines.extend_from_slice(eol);
+    }
+    if unmarkable {
         // Lines inserted before a line starting with white space would swallow it as a folded
         // continuation when read back.
         warnings.push((WarningKind::FlagsNotStored, "header-less message starting with white space".into()));
@@ -188,21 +211,17 @@ pub(crate) fn write_message<W: Write>(out: &mut CountingWriter<W>, message: &Mes
     out.tap = Some((hasher, 1024));
 
     let mut quoter = Quoter::default();
-    let mut tail: Vec<u8> = Vec::with_capacity(4);
-    let mut total: u64 = 0;
     let mut filter = if blank.is_some() {
         HeaderFilter::with_insertion(lines)
     } else {
         if !lines.is_empty() {
             quoter.push(&lines, false, out).map_err(io)?;
-            remember_tail(&mut tail, &mut total, &lines);
         }
         HeaderFilter::new()
     };
     let mut last_in_body = false;
     {
         let mut sink = |bytes: &[u8], in_body: bool| -> Result<()> {
-            remember_tail(&mut tail, &mut total, bytes);
             last_in_body = in_body;
             quoter.push(bytes, in_body, out).map_err(io)
         };
@@ -220,21 +239,21 @@ pub(crate) fn write_message<W: Write>(out: &mut CountingWriter<W>, message: &Mes
         filter.finish(&mut sink)?;
     }
     quoter.finish(out, last_in_body).map_err(io)?;
+    if mark {
+        // The final newline the message lacks, which the mark tells the reader to take away.
+        out.write_all(b"\n").map_err(io)?;
+    }
     out.write_all(b"\n").map_err(io)?;
 
-    if tail.ends_with(b"\r\n\r") || (total == 1 && tail == b"\r") {
-        return Err(Error::Refused {
-            reason: "message ends with a bare CR after its final CRLF, which mbox cannot store exactly"
-                .into(),
-        });
-    }
     let content_length = filter
         .captured()
         .content_length
         .as_deref()
         .and_then(|raw| std::str::from_utf8(raw).ok())
         .and_then(|text| text.trim().parse::<u64>().ok());
-    if quoter.quoted_in_body && content_length == Some(quoter.body_bytes) {
+    // A marked message's body does not end with `\n`, and the reader trusts a length only when
+    // a blank line follows the body: it cannot be misread.
+    if !mark && quoter.quoted_in_body && content_length == Some(quoter.body_bytes) {
         return Err(Error::Refused {
             reason:
                 "the message's Content-Length would count its mbox-quoted body exactly, so it could not be \
@@ -246,7 +265,7 @@ pub(crate) fn write_message<W: Write>(out: &mut CountingWriter<W>, message: &Mes
         warnings.push((
             WarningKind::FlagHeadersReplaced,
             format!(
-                "{} Status/X-Status/X-Keywords field(s) replaced by the message's flags",
+                "{} Status/X-Status/X-Keywords/{NO_FINAL_NEWLINE} field(s) replaced by the mbox's own",
                 filter.stripped_fields()
             ),
         ));
@@ -255,11 +274,24 @@ pub(crate) fn write_message<W: Write>(out: &mut CountingWriter<W>, message: &Mes
     Ok(Written { key_hash: hash[..12].to_string(), warnings })
 }
 
-fn remember_tail(tail: &mut Vec<u8>, total: &mut u64, bytes: &[u8]) {
-    *total += bytes.len() as u64;
-    tail.extend_from_slice(&bytes[bytes.len().saturating_sub(3)..]);
-    let excess = tail.len().saturating_sub(3);
-    tail.drain(..excess);
+/// The last (up to) three bytes of a body. A spooled body is read through once more for them:
+/// the mark goes into the header, before the end is written.
+fn body_tail(body: &MessageBody) -> Result<Vec<u8>> {
+    let mut tail = Vec::with_capacity(6);
+    body.for_each_chunk(|chunk| {
+        tail.extend_from_slice(&chunk[chunk.len().saturating_sub(3)..]);
+        let excess = tail.len().saturating_sub(3);
+        tail.drain(..excess);
+    })?;
+    Ok(tail)
+}
+
+/// Whether a message ending in `tail` needs the no-final-newline mark: it is not empty and
+/// `message + "\n"` does not end with a blank line the reader removes to give the message back.
+/// A final `\n` makes `\n\n`; a final `\n\r` makes `\n\r\n`, of which the reader keeps the `\r`;
+/// but `\r\n\r` makes `\r\n\r\n`, which it would remove whole.
+fn needs_no_final_newline_mark(tail: &[u8]) -> bool {
+    !(tail.is_empty() || tail.ends_with(b"\n") || (tail.ends_with(b"\n\r") && !tail.ends_with(b"\r\n\r")))
 }
 
 #[cfg(test)]
@@ -275,6 +307,16 @@ mod tests {
         }
         quoter.finish(&mut out, true).unwrap();
         out
+    }
+
+    #[test]
+    fn mark_exactly_when_the_blank_line_would_not_give_the_message_back() {
+        for tail in [&b""[..], b"\n", b"x\n", b"\r\n", b"\n\r", b"x\n\r"] {
+            assert!(!needs_no_final_newline_mark(tail), "{tail:?}");
+        }
+        for tail in [&b"x"[..], b"\r", b"x\r", b"\r\n\r", b">"] {
+            assert!(needs_no_final_newline_mark(tail), "{tail:?}");
+        }
     }
 
     #[test]

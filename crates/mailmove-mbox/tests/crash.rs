@@ -93,16 +93,39 @@ async fn appends_by_others_after_a_clean_finish_are_kept() {
 #[tokio::test]
 async fn existing_foreign_file_without_sidecar_or_final_newline() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("foreign.mbox");
-    std::fs::write(&path, b"From a Sat Jan  3 01:05:34 1996\nSubject: old\n\nno final newline").unwrap();
-    let store = open(&path);
     let inbox = FolderPath::inbox();
-    store.append(&inbox, &message(0)).await.unwrap();
-    store.flush(&inbox).await.unwrap();
-    let metas = store.collect_messages(&inbox).await.unwrap();
-    assert_eq!(metas.len(), 2);
-    let old = store.fetch_one(&inbox, &metas[0].key).await.unwrap();
-    assert_eq!(&old.body.to_bytes().unwrap()[..], b"Subject: old\n\nno final newline");
+    // Ends in the middle of a line, and with a text line: the sink adds what its separator
+    // needs (a line ending and a blank line; a blank line), or the appended message would be
+    // read as part of the last one.
+    for (index, (ending, added)) in
+        [(&b""[..], &b"\n\n"[..]), (b"\n", b"\n"), (b"\r\n", b"\n")].into_iter().enumerate()
+    {
+        let path = dir.path().join(format!("foreign{index}.mbox"));
+        let old_bytes =
+            [&b"From a Sat Jan  3 01:05:34 1996\nSubject: old\n\nno final newline"[..], ending].concat();
+        std::fs::write(&path, &old_bytes).unwrap();
+        let store = open(&path);
+        store.append(&inbox, &message(0)).await.unwrap();
+        store.flush(&inbox).await.unwrap();
+        let metas = store.collect_messages(&inbox).await.unwrap();
+        assert_eq!(metas.len(), 2);
+        assert!(std::fs::read(&path).unwrap().starts_with(&[&old_bytes[..], added, b"From "].concat()));
+        let old = store.fetch_one(&inbox, &metas[0].key).await.unwrap();
+        // The old message now ends with its last line's ending (the added one when it had none).
+        let expected = if ending.is_empty() { &b"\n"[..] } else { ending };
+        assert_eq!(
+            &old.body.to_bytes().unwrap()[..],
+            [&b"Subject: old\n\nno final newline"[..], expected].concat()
+        );
+        let new = store.fetch_one(&inbox, &metas[1].key).await.unwrap();
+        assert_eq!(new.body.to_bytes().unwrap(), message(0).body.to_bytes().unwrap());
+        assert_eq!(new.meta.damage, None);
+        assert!(
+            store.warnings().iter().any(|w| w.kind == WarningKind::BlankLineAdded),
+            "{:?}",
+            store.warnings()
+        );
+    }
 }
 
 #[tokio::test]
@@ -114,10 +137,9 @@ async fn refused_message_leaves_the_file_unchanged() {
     store.create_folder(&inbox).await.unwrap();
     store.append(&inbox, &message(0)).await.unwrap();
     let before = std::fs::read(&path).unwrap();
-    let odd = Message::new(
-        MessageMeta::new("odd", 0),
-        MessageBody::from_bytes(b"Subject: x\r\n\r\nbody\r\n\r".to_vec()),
-    );
+    // No header, starts with white space (so it can take no header line), no final newline.
+    let odd =
+        Message::new(MessageMeta::new("odd", 0), MessageBody::from_bytes(b" folded? no: text".to_vec()));
     assert!(matches!(store.append(&inbox, &odd).await, Err(Error::Refused { .. })));
     assert_eq!(std::fs::read(&path).unwrap(), before);
     store.append(&inbox, &message(1)).await.unwrap();

@@ -1,5 +1,6 @@
-//! Through the copy engine: memory → mbox tree → memory is byte-exact with flags and dates, and a
-//! second run after new mail resumes after the last key.
+//! Through the copy engine: memory → mbox tree → memory is byte-exact with flags and dates, a
+//! second run after new mail resumes after the last key, and a message whose boundaries the
+//! reader had to guess is named in the run report.
 
 use mailmove_core::engine::Copier;
 use mailmove_core::memory::MemoryStore;
@@ -65,4 +66,51 @@ async fn second_run_resumes_after_the_last_key() {
         Copier::new(mbox.clone(), destination.clone()).checkpoint_path(&checkpoint).run().await.unwrap();
     assert_eq!((report.copied, report.skipped, report.failed), (2, 0, 0), "{report:?}");
     assert_eq!(destination.contents(&inbox).len(), 6);
+}
+
+#[tokio::test]
+async fn damaged_messages_are_named_in_the_report() {
+    // Message 2's writer left a dated From line of its body unquoted, after a blank line: the
+    // reader splits there, and the second half is named, with its reason; the others are not.
+    let file = "From a@b Sat Jan  3 01:05:34 1996\nSubject: one\n\nfine\n\nFrom a@b Sat Jan  3 01:05:35 1996\nSubject: two\n\nfirst half\n\nFrom joe@example.org Fri Jul  8 12:08:34 2011\nsecond half\n\nFrom a@b Sat Jan  3 01:05:36 1996\nSubject: three\n\nFrom here on, fine too.\n\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("split.mbox");
+    std::fs::write(&path, file).unwrap();
+    let mbox = MboxStore::open(MboxConfig::new(&path)).unwrap();
+    let inbox = FolderPath::inbox();
+    let keys: Vec<String> = mailmove_core::MailSourceExt::collect_messages(&mbox, &inbox)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|meta| meta.key.to_string())
+        .collect();
+    assert_eq!(keys.len(), 4);
+    let split_at = file.find("From joe").unwrap();
+
+    let destination = MemoryStore::new("destination");
+    let (events, mut received) = mailmove_core::engine::EventSink::channel();
+    let report = Copier::new(mbox.clone(), destination.clone()).events(events).run().await.unwrap();
+    assert_eq!((report.copied, report.failed), (4, 0), "{report:?}");
+    assert_eq!(report.damaged.len(), 1, "{:?}", report.damaged);
+    let note = &report.damaged[0];
+    assert_eq!(note.source_key, keys[2]);
+    assert_eq!(note.folder, "INBOX");
+    assert!(
+        note.reason.contains(&format!("byte offset {split_at}")) && note.reason.contains("second half"),
+        "{}",
+        note.reason
+    );
+    assert!(!report.is_exact());
+    assert_eq!(report.folders.iter().map(|folder| folder.damaged).sum::<u64>(), 1, "{:?}", report.folders);
+    let mut named = Vec::new();
+    while let Ok(event) = received.try_recv() {
+        if let mailmove_core::engine::Event::MessageDamaged(note) = event {
+            named.push(note.source_key);
+        }
+    }
+    assert_eq!(named, [keys[2].clone()]);
+    // Every byte arrived: the split-off half is a message of its own.
+    let bodies: Vec<Vec<u8>> = destination.contents(&inbox).into_iter().map(|(bytes, _, _)| bytes).collect();
+    assert!(bodies.contains(&b"second half\n".to_vec()));
+    assert!(bodies.contains(&b"Subject: three\n\nFrom here on, fine too.\n".to_vec()));
 }

@@ -86,54 +86,101 @@ async fn leading_blank_lines_are_skipped_and_reported() {
 
 #[tokio::test]
 async fn missing_final_newline_and_truncation_are_reported() {
-    let (bodies, _, warnings) = read(b"From a Sat Jan  3 01:05:34 1996\nSubject: t\n\ncut in the mid").await;
+    let (bodies, metas, warnings) =
+        read(b"From a Sat Jan  3 01:05:34 1996\nSubject: t\n\ncut in the mid").await;
     assert_eq!(bodies, [b"Subject: t\n\ncut in the mid".to_vec()]);
     assert_eq!(kinds(&warnings), [WarningKind::MissingFinalNewline]);
+    assert!(metas[0].damage.as_deref().unwrap().contains("probably truncated"), "{metas:?}");
 
     let file = b"From a Sat Jan  3 01:05:34 1996\nSubject: t\nContent-Length: 500\n\nonly a little\n";
-    let (bodies, _, warnings) = read(file).await;
+    let (bodies, metas, warnings) = read(file).await;
     assert_eq!(bodies, [b"Subject: t\nContent-Length: 500\n\nonly a little".to_vec()]);
     assert_eq!(kinds(&warnings), [WarningKind::TruncatedMessage]);
+    assert!(metas[0].damage.as_deref().unwrap().contains("truncated"), "{metas:?}");
 
-    let (bodies, _, warnings) = read(b"From a Sat Jan  3 01:05:34 1996").await;
+    let (bodies, metas, warnings) = read(b"From a Sat Jan  3 01:05:34 1996").await;
     assert_eq!(bodies, [Vec::<u8>::new()]);
     assert!(kinds(&warnings).contains(&WarningKind::MissingFinalNewline));
+    assert!(metas[0].damage.is_some());
 }
 
 #[tokio::test]
-async fn header_less_message_and_bad_from_line() {
+async fn from_line_without_date_at_the_start_is_junk_and_header_less_messages() {
+    // "From someone yesterday" has no date: not a separator, so it is text of the junk before
+    // the first separator (kept with its bytes, damaged). After it, a message with an empty
+    // header: no header section after another message, the sign of a split.
     let file = b"From someone yesterday\njust a body\nwithout headers\n\nFrom a Sat Jan  3 01:05:34 1996\n\nempty header\n\n";
     let (bodies, metas, warnings) = read(file).await;
-    assert_eq!(bodies, [b"just a body\nwithout headers\n".to_vec(), b"\nempty header\n".to_vec()]);
+    assert_eq!(
+        bodies,
+        [b"From someone yesterday\njust a body\nwithout headers\n".to_vec(), b"\nempty header\n".to_vec()]
+    );
     assert_eq!(metas[0].internal_date, None);
-    let kinds = kinds(&warnings);
-    assert!(kinds.contains(&WarningKind::BadFromLine));
-    assert_eq!(kinds.iter().filter(|k| **k == WarningKind::NoHeader).count(), 2);
+    assert!(metas[0].damage.as_deref().unwrap().contains("before the first separator"));
+    let second = file.windows(6).position(|w| w == b"From a").unwrap();
+    assert!(metas[1].damage.as_deref().unwrap().contains(&format!("byte offset {second}")));
+    assert_eq!(
+        kinds(&warnings),
+        [WarningKind::BadFromLine, WarningKind::JunkBeforeFirstFrom, WarningKind::SplitByFromLine]
+    );
+
+    // A header-less first message is a warning only: its boundaries are certain.
+    let (bodies, metas, warnings) = read(b"From a Sat Jan  3 01:05:34 1996\njust text\n\n").await;
+    assert_eq!(bodies, [b"just text\n".to_vec()]);
+    assert_eq!(metas[0].damage, None);
+    assert_eq!(kinds(&warnings), [WarningKind::NoHeader]);
 }
 
 #[tokio::test]
 async fn content_length_trusted_only_when_it_lands() {
-    let body = "line one\nFrom an unquoted line (mboxcl2)\n>From stays quoted\n";
+    // mboxcl2: nothing quoted, so a dated From line after a blank line is in the body.
+    let body = "line one\n\nFrom joe Sat Jan  3 01:05:34 1996\n>From stays quoted\n";
     let good = format!(
         "From a Sat Jan  3 01:05:34 1996\nSubject: cl\nContent-Length: {}\n\n{body}\nFrom b Sat Jan  3 01:05:35 1996\nSubject: next\n\nn\n\n",
         body.len()
     );
-    let (bodies, _, warnings) = read(good.as_bytes()).await;
+    let (bodies, metas, warnings) = read(good.as_bytes()).await;
     assert_eq!(bodies.len(), 2);
     assert_eq!(bodies[0], format!("Subject: cl\nContent-Length: {}\n\n{body}", body.len()).into_bytes());
     assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(metas.iter().all(|m| m.damage.is_none()));
 
-    // Wrong by one: ignored, the unquoted From line splits the message (as every reader does).
-    let wrong = good.replacen(
-        &format!("Content-Length: {}", body.len()),
-        &format!("Content-Length: {}", body.len() - 1),
-        1,
-    );
-    let (bodies, _, _) = read(wrong.as_bytes()).await;
-    assert_eq!(bodies.len(), 3);
-    // No blank line before the unquoted From line: its line ending is taken as the separator.
-    assert!(bodies[0].ends_with(b"\n\nline one"));
-    assert_eq!(bodies[1], b"From stays quoted\n");
+    // Wrong by one either way: it does not land and is ignored; the dated From line after the
+    // blank line splits the message. The length reaches past that separator, which the first
+    // part names; the second part has no header, which it names.
+    let split_at = good.find("From joe").unwrap();
+    for length in [body.len() - 1, body.len() + 1] {
+        let wrong = good.replacen(
+            &format!("Content-Length: {}", body.len()),
+            &format!("Content-Length: {length}"),
+            1,
+        );
+        let (bodies, metas, warnings) = read(wrong.as_bytes()).await;
+        assert_eq!(bodies.len(), 3);
+        assert!(bodies[0].ends_with(b"\n\nline one\n"));
+        assert_eq!(bodies[1], b"From stays quoted\n");
+        let first = metas[0].damage.as_deref().unwrap();
+        assert!(
+            first.contains("Content-Length") && first.contains(&format!("byte offset {split_at}")),
+            "{first}"
+        );
+        assert!(metas[1].damage.as_deref().unwrap().contains(&format!("byte offset {split_at}")));
+        assert_eq!(metas[2].damage, None);
+        assert_eq!(kinds(&warnings), [WarningKind::ContentLengthIgnored, WarningKind::SplitByFromLine]);
+    }
+
+    // A stale length shorter than the message, with nothing in between: ignored quietly.
+    let stale = b"From a Sat Jan  3 01:05:34 1996\nContent-Length: 2\n\nlonger than two\n\nFrom b Sat Jan  3 01:05:35 1996\nSubject: n\n\nn\n\n";
+    let (bodies, metas, warnings) = read(stale).await;
+    assert_eq!(bodies[0], b"Content-Length: 2\n\nlonger than two\n");
+    assert!(metas.iter().all(|m| m.damage.is_none()) && warnings.is_empty(), "{warnings:?}");
+
+    // A length landing on a From line without a date is not trusted: that is not a separator.
+    let undated = good.replace("From b Sat Jan  3 01:05:35 1996", "From b, with regards");
+    let (bodies, _, _) = read(undated.as_bytes()).await;
+    // So the body's dated From line is the only separator after the first.
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[1], b"From stays quoted\n\nFrom b, with regards\nSubject: next\n\nn\n");
 
     // Content-Length at the end of the file with CRLF.
     let crlf = b"From a Sat Jan  3 01:05:34 1996\r\nContent-Length: 3\r\n\r\nabc\r\n";
