@@ -224,3 +224,131 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// An mbox tree whose folder and file names carry terminal escape sequences, as a hostile archive
+/// (or server) could: a folder `Evil ESC[31m Red BEL`, and a file that is no mbox, which the source
+/// names in a warning.
+fn hostile_mbox_tree(root: &std::path::Path) {
+    std::fs::create_dir_all(root).unwrap();
+    let mbox = |subject: &str| {
+        format!(
+            "From ana@example.org Mon Jan  1 00:00:00 2024\nSubject: {subject}\nMessage-ID: <{subject}@example.org>\n\nbody\n\n"
+        )
+    };
+    std::fs::write(root.join("INBOX"), mbox("plain")).unwrap();
+    std::fs::write(root.join("Evil\x1b[31mRed\x07"), mbox("one") + &mbox("two")).unwrap();
+    std::fs::write(root.join("Junk\x1b]0;owned\x07"), "not a mailbox\n").unwrap();
+}
+
+/// No raw ESC or BEL anywhere in what was printed.
+fn assert_no_raw_controls(what: &str, output: &std::process::Output) {
+    for (stream, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+        assert!(
+            !bytes.iter().any(|b| *b == 0x1b || *b == 0x07),
+            "{what}: raw control byte on {stream}: {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+#[test]
+fn control_bytes_in_folder_names_never_reach_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("mbox:{}/src", dir.path().display());
+    let destination = format!("maildir:{}/dst", dir.path().display());
+    hostile_mbox_tree(&dir.path().join("src"));
+    let escaped = "Evil\\x1b[31mRed\\x07";
+
+    let inventory = run(dir.path(), &["inventory", &source]);
+    assert_eq!(inventory.status.code(), Some(0), "{}", stderr(&inventory));
+    assert_no_raw_controls("inventory", &inventory);
+    assert!(stdout(&inventory).contains(escaped), "{}", stdout(&inventory));
+
+    let copy = run(dir.path(), &["copy", &source, &destination]);
+    // Copied (0), or refused by a backend that cannot represent such a name (3): either way the
+    // name is shown, escaped, in the table or in a FAILED line.
+    assert!(matches!(copy.status.code(), Some(0 | 3)), "{:?}: {}", copy.status, stderr(&copy));
+    assert_no_raw_controls("copy", &copy);
+    let summary = stderr(&copy);
+    assert!(summary.contains(escaped), "{summary}");
+    assert!(summary.contains("Junk\\x1b]0;owned\\x07"), "the warning names the file: {summary}");
+
+    let verify = run(dir.path(), &["verify", &source, &destination]);
+    assert!(verify.status.code().is_some(), "{:?}", verify.status);
+    assert_no_raw_controls("verify", &verify);
+    assert!(stderr(&verify).contains(escaped), "{}", stderr(&verify));
+
+    // The JSON stays exact: serde writes the ESC as \u001b, which reads back as the raw name.
+    let json = run(dir.path(), &["inventory", &source, "--json"]);
+    assert_no_raw_controls("inventory --json", &json);
+    let folders = last_json(&json)["folders"].as_array().unwrap().clone();
+    assert!(folders.iter().any(|f| f["folder"] == "Evil\x1b[31mRed\x07"), "{folders:?}");
+}
+
+/// A loopback port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    port
+}
+
+/// Reads a report file and checks it describes a failed run without the password.
+fn failed_report(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    assert!(!text.contains("hunter2"), "a secret in the report: {text}");
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["outcome"], "failed", "{report}");
+    assert!(!report["error"].as_str().unwrap_or_default().is_empty(), "{report}");
+    report
+}
+
+#[test]
+fn a_fatal_error_still_writes_the_report_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let destination = format!("maildir:{}/dst", dir.path().display());
+    // A report left by an earlier, successful run must not survive a failed one.
+    std::fs::write(&report, "{\"outcome\": \"complete\"}\n").unwrap();
+    let port = closed_port();
+    let unreachable = format!("imap://ana:hunter2@127.0.0.1:{port}/?tls=none");
+    let output = run(dir.path(), &["copy", &unreachable, &destination, "--report", report.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("hunter2"), "{}", stderr(&output));
+    let written = failed_report(&report);
+    assert_eq!(written["source"], format!("imap://ana@127.0.0.1:{port}/?tls=none"));
+
+    // A source that does not exist, with verify this time.
+    std::fs::remove_file(&report).unwrap();
+    let missing = format!("maildir:{}/no/such/maildir", dir.path().display());
+    let output = run(dir.path(), &["verify", &missing, &destination, "--report", report.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let written = failed_report(&report);
+    assert_eq!((written["identical"].as_bool(), written["complete"].as_bool()), (Some(false), Some(false)));
+
+    // A usage error is the command line's: no report.
+    std::fs::remove_file(&report).unwrap();
+    let output = run(dir.path(), &["copy", "ftp://h/", &destination, "--report", report.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(!report.exists());
+}
+
+#[test]
+fn a_failing_batch_account_gets_a_failed_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let accounts = dir.path().join("accounts.csv");
+    std::fs::write(
+        &accounts,
+        format!(
+            "name,source,destination\nghost,imap://ana:hunter2@127.0.0.1:{}/?tls=none,maildir:{}/dst\n",
+            closed_port(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let output =
+        run(dir.path(), &["batch", accounts.to_str().unwrap(), "--report-dir", reports.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    failed_report(&reports.join("ghost.json"));
+}

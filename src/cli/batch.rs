@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
-use mailmove::core::engine::{Copier, CopyOptions, RunOutcome, RunReport};
+use mailmove::core::engine::{Copier, CopyOptions, MessageNote, RunOutcome, RunReport};
 use mailmove::core::Secret;
 use mailmove::registry::{self, redact_url, Credentials};
 use serde::Serialize;
@@ -19,7 +19,8 @@ use serde::Serialize;
 use super::args::{JobArgs, UsageError};
 use super::output;
 use super::state::default_state_path;
-use super::{EXIT_INCOMPLETE, EXIT_OK};
+use super::terminal::terminal_safe;
+use super::{EXIT_DAMAGED, EXIT_INCOMPLETE, EXIT_OK};
 
 #[derive(Debug, Args)]
 pub struct BatchArgs {
@@ -179,10 +180,15 @@ pub struct AccountSummary {
     pub copied: u64,
     pub skipped: u64,
     pub failed: u64,
+    /// Copied from a damaged source (also counted in `copied`).
+    pub damaged: u64,
     pub bytes_copied: u64,
     pub duration_secs: f64,
     pub error: Option<String>,
     pub report: Option<PathBuf>,
+    /// The damaged messages, for the human summary (the account's report file has them too).
+    #[serde(skip)]
+    pub damaged_messages: Vec<MessageNote>,
 }
 
 #[derive(Debug, Serialize)]
@@ -192,6 +198,7 @@ pub struct BatchSummary {
     pub incomplete: usize,
     pub copied: u64,
     pub failed: u64,
+    pub damaged: u64,
     pub bytes_copied: u64,
     pub rows: Vec<AccountSummary>,
 }
@@ -212,10 +219,12 @@ async fn run_account(
         copied: 0,
         skipped: 0,
         failed: 0,
+        damaged: 0,
         bytes_copied: 0,
         duration_secs: 0.0,
         error: None,
         report: None,
+        damaged_messages: Vec::new(),
     };
     let started = std::time::Instant::now();
     let result: anyhow::Result<RunReport> = async {
@@ -244,26 +253,40 @@ async fn run_account(
     }
     .await;
     summary.duration_secs = started.elapsed().as_secs_f64();
-    match result {
+    let report = match result {
         Ok(report) => {
             summary.status = match report.outcome {
                 RunOutcome::Complete => "complete",
                 RunOutcome::CompletedWithFailures => "failures",
                 RunOutcome::Paused => "paused",
+                RunOutcome::Failed => "error",
             };
             summary.copied = report.copied;
             summary.skipped = report.skipped;
             summary.failed = report.failed;
+            summary.damaged = report.damaged.len() as u64;
+            summary.damaged_messages = report.damaged.clone();
             summary.bytes_copied = report.bytes_copied;
-            if let Some(dir) = &report_dir {
-                let path = dir.join(format!("{}.json", account.name));
-                match output::write_report(&path, &report) {
-                    Ok(()) => summary.report = Some(path),
-                    Err(err) => summary.error = Some(err.to_string()),
-                }
+            report
+        }
+        Err(error) => {
+            summary.error = Some(output::error_chain(&error));
+            // The account's report file says why it stopped rather than being missing (or left
+            // over from an earlier run).
+            output::failed_report(&source_url, &destination_url, dry_run, &error)
+        }
+    };
+    if let Some(dir) = &report_dir {
+        let path = dir.join(format!("{}.json", account.name));
+        match output::write_report(&path, &report) {
+            Ok(()) => summary.report = Some(path),
+            Err(err) => {
+                summary.error = Some(match summary.error.take() {
+                    Some(first) => format!("{first}; {err}"),
+                    None => err.to_string(),
+                })
             }
         }
-        Err(error) => summary.error = Some(output::error_chain(&error)),
     }
     summary
 }
@@ -282,7 +305,7 @@ pub async fn run(args: BatchArgs) -> anyhow::Result<u8> {
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
             if !args.json {
-                eprintln!("mailmove: starting {}", account.name);
+                eprintln!("mailmove: starting {}", terminal_safe(&account.name));
             }
             (index, run_account(account, dry_run, state_dir, report_dir).await)
         });
@@ -299,6 +322,7 @@ pub async fn run(args: BatchArgs) -> anyhow::Result<u8> {
         incomplete: rows.iter().filter(|r| r.status != "complete").count(),
         copied: rows.iter().map(|r| r.copied).sum(),
         failed: rows.iter().map(|r| r.failed).sum(),
+        damaged: rows.iter().map(|r| r.damaged).sum(),
         bytes_copied: rows.iter().map(|r| r.bytes_copied).sum(),
         rows,
     };
@@ -310,35 +334,135 @@ pub async fn run(args: BatchArgs) -> anyhow::Result<u8> {
     } else {
         eprint!("{}", render(&summary));
     }
-    Ok(if summary.incomplete == 0 { EXIT_OK } else { EXIT_INCOMPLETE })
+    Ok(exit_status(&summary))
 }
 
+/// As for one copy: an account that did not complete outranks damage in completed ones.
+fn exit_status(summary: &BatchSummary) -> u8 {
+    if summary.incomplete > 0 {
+        EXIT_INCOMPLETE
+    } else if summary.damaged > 0 {
+        EXIT_DAMAGED
+    } else {
+        EXIT_OK
+    }
+}
+
+/// The human summary. Account names come from the accounts file and errors quote servers, so
+/// both go through [`terminal_safe`].
 fn render(summary: &BatchSummary) -> String {
     let mut out = format!(
-        "{:<20} {:<10} {:>8} {:>8} {:>8} {:>10} {:>8}  error\n",
-        "account", "status", "copied", "skipped", "failed", "MB", "seconds"
+        "{:<20} {:<10} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8}  error\n",
+        "account", "status", "copied", "skipped", "failed", "damaged", "MB", "seconds"
     );
     for row in &summary.rows {
         out.push_str(&format!(
-            "{:<20} {:<10} {:>8} {:>8} {:>8} {:>10.1} {:>8.1}  {}\n",
-            row.name,
+            "{:<20} {:<10} {:>8} {:>8} {:>8} {:>8} {:>10.1} {:>8.1}  {}\n",
+            terminal_safe(&row.name),
             row.status,
             row.copied,
             row.skipped,
             row.failed,
+            row.damaged,
             row.bytes_copied as f64 / 1e6,
             row.duration_secs,
-            row.error.as_deref().unwrap_or("")
+            terminal_safe(row.error.as_deref().unwrap_or(""))
         ));
     }
     out.push_str(&format!(
-        "{} accounts: {} complete, {} incomplete; {} messages ({:.1} MB) copied, {} failed\n",
+        "{} accounts: {} complete, {} incomplete; {} messages ({:.1} MB) copied, {} failed, {} damaged\n",
         summary.accounts,
         summary.complete,
         summary.incomplete,
         summary.copied,
         summary.bytes_copied as f64 / 1e6,
-        summary.failed
+        summary.failed,
+        summary.damaged
     ));
+    const SHOWN: usize = 20;
+    let damaged: Vec<(&str, &MessageNote)> = summary
+        .rows
+        .iter()
+        .flat_map(|row| row.damaged_messages.iter().map(move |note| (row.name.as_str(), note)))
+        .collect();
+    for (account, note) in damaged.iter().take(SHOWN) {
+        out.push_str(&format!(
+            "DAMAGED (copied as reconstructed from a damaged source) {} {} key {} {}: {}\n",
+            terminal_safe(account),
+            terminal_safe(&note.folder),
+            if note.source_key.is_empty() { "-".into() } else { terminal_safe(&note.source_key) },
+            note.message_id.as_deref().map(|id| format!("<{}>", terminal_safe(id))).unwrap_or_default(),
+            terminal_safe(&note.reason)
+        ));
+    }
+    if damaged.len() > SHOWN {
+        out.push_str(&format!(
+            "... and {} more damaged messages (see the accounts' reports)\n",
+            damaged.len() - SHOWN
+        ));
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, status: &'static str, damaged: Vec<MessageNote>) -> AccountSummary {
+        AccountSummary {
+            name: name.into(),
+            source: "maildir:/a".into(),
+            destination: "maildir:/b".into(),
+            status,
+            copied: 5,
+            skipped: 0,
+            failed: 0,
+            damaged: damaged.len() as u64,
+            bytes_copied: 0,
+            duration_secs: 0.0,
+            error: None,
+            report: None,
+            damaged_messages: damaged,
+        }
+    }
+
+    fn summary(rows: Vec<AccountSummary>) -> BatchSummary {
+        BatchSummary {
+            accounts: rows.len(),
+            complete: rows.iter().filter(|r| r.status == "complete").count(),
+            incomplete: rows.iter().filter(|r| r.status != "complete").count(),
+            copied: rows.iter().map(|r| r.copied).sum(),
+            failed: 0,
+            damaged: rows.iter().map(|r| r.damaged).sum(),
+            bytes_copied: 0,
+            rows,
+        }
+    }
+
+    #[test]
+    fn damaged_messages_are_listed_per_account_with_their_own_exit_status() {
+        let note = MessageNote {
+            folder: "Archive".into(),
+            source_key: "12".into(),
+            message_id: Some("a@b".into()),
+            size: None,
+            reason: "From line guessed".into(),
+        };
+        let damaged =
+            summary(vec![row("ana\u{1b}[1m", "complete", vec![note]), row("bob", "complete", vec![])]);
+        let text = render(&damaged);
+        assert!(text.contains("1 damaged"), "{text}");
+        assert!(
+            text.contains("DAMAGED (copied as reconstructed from a damaged source) ana\\x1b[1m Archive key 12 <a@b>: From line guessed"),
+            "{text}"
+        );
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert_eq!(exit_status(&damaged), EXIT_DAMAGED);
+        assert_eq!(exit_status(&summary(vec![row("bob", "complete", vec![])])), EXIT_OK);
+        let note = damaged.rows[0].damaged_messages.clone();
+        assert_eq!(
+            exit_status(&summary(vec![row("ana", "complete", note), row("bob", "error", vec![])])),
+            EXIT_INCOMPLETE
+        );
+    }
 }

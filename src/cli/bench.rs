@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::args::parse_size;
 use super::copy::credentials;
 use super::output;
+use super::terminal::terminal_safe;
 use super::{EXIT_INCOMPLETE, EXIT_OK};
 
 #[derive(Debug, Args)]
@@ -114,7 +115,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
         output::json_line(&figures);
     } else {
         if let (Some(count), Some(secs)) = (figures.generated, figures.generate_secs) {
-            println!("generated {count} messages into {} in {secs:.1} s", registry::redact_url(&args.source));
+            println!(
+                "generated {count} messages into {} in {secs:.1} s",
+                terminal_safe(&registry::redact_url(&args.source))
+            );
         }
         println!(
             "copied {} messages ({:.1} MB) in {:.2} s: {:.0} messages/s, {:.1} MB/s, peak RSS {}",

@@ -5,8 +5,8 @@ use std::sync::Arc;
 #[cfg(feature = "pop3")]
 use mailmove::core::checkpoint::Checkpoint;
 #[cfg(feature = "pop3")]
-use mailmove::core::engine::RunReport;
-use mailmove::core::engine::{Copier, RunOutcome};
+use mailmove::core::engine::RunOutcome;
+use mailmove::core::engine::{Copier, CopyOptions, RunReport};
 #[cfg(feature = "pop3")]
 use mailmove::core::FolderPath;
 use mailmove::core::MailSource;
@@ -18,7 +18,8 @@ type Pop3Source = std::convert::Infallible;
 
 use super::args::{CopyArgs, UsageError};
 use super::output::{self, Display};
-use super::{state, EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK};
+use super::terminal::terminal_safe;
+use super::{run_exit_status, state};
 
 /// Reads the credentials of one side: file options, then environment. An OAuth2 refresh
 /// configuration (`--src-oauth FILE`) gives a refresher that renews access tokens as they expire.
@@ -93,6 +94,64 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<u8> {
     if let Some(concurrency) = args.concurrency {
         options.limits.folder_concurrency = concurrency.max(1);
     }
+    let display = Display::choose(job.json, job.quiet);
+    let Run { report, pop3, state_path } =
+        match execute(&args, source_url, destination_url, options, display).await {
+            Ok(run) => run,
+            Err(error) => {
+                // The command line was understood: whatever stopped the work, `--report FILE` says so
+                // (outcome `failed`), never a missing file or a stale one from an earlier run. A usage
+                // error (a malformed URL) stays the command line's, with no report.
+                if let Some(path) = job.report.as_deref().filter(|_| !super::is_usage_error(&error)) {
+                    let report = output::failed_report(source_url, destination_url, args.dry_run, &error);
+                    if let Err(write_error) = output::write_report(path, &report) {
+                        eprintln!("mailmove: {}", terminal_safe(&output::error_chain(&write_error)));
+                    }
+                }
+                return Err(error);
+            }
+        };
+
+    // The report file is written before deleting from a POP3 server, so that it exists even when
+    // the deletion fails: the copy it describes did happen. (The deletion's event still comes
+    // before the final report on stdout, which `--json` promises last.)
+    if let Some(path) = &job.report {
+        output::write_report(path, &report)?;
+    }
+    if let Some(pop3) = pop3 {
+        #[cfg(feature = "pop3")]
+        delete_copied(pop3.as_ref(), &state_path, &report, display).await?;
+        #[cfg(not(feature = "pop3"))]
+        match *pop3 {}
+    }
+    if display == Display::Json {
+        output::json_line(&report);
+    } else {
+        eprint!("{}", output::copy_summary(&report));
+        if !args.dry_run && display == Display::Human {
+            eprintln!("state: {}", state_path.display());
+        }
+    }
+    Ok(run_exit_status(&report))
+}
+
+/// A copy that ran (to its end, or until it paused).
+struct Run {
+    report: RunReport,
+    /// The POP3 source to delete from, with `--delete-after`.
+    pop3: Option<Arc<Pop3Source>>,
+    state_path: std::path::PathBuf,
+}
+
+/// Opens both sides and copies.
+async fn execute(
+    args: &CopyArgs,
+    source_url: &str,
+    destination_url: &str,
+    options: CopyOptions,
+    display: Display,
+) -> anyhow::Result<Run> {
+    let job = &args.job;
     let source_credentials = credentials(
         Side::Source,
         job.src_password_file.as_deref(),
@@ -111,7 +170,6 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<u8> {
     let state_path =
         args.state.clone().unwrap_or_else(|| state::default_state_path(&source.identity(), &sink.identity()));
 
-    let display = Display::choose(job.json, job.quiet);
     let (events, progress) = output::event_sink(display);
     let report = Copier::from_arcs(source, sink.into())
         .options(options)
@@ -120,28 +178,5 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<u8> {
         .run()
         .await;
     progress.finish();
-    let report = report?;
-
-    if let Some(pop3) = pop3 {
-        #[cfg(feature = "pop3")]
-        delete_copied(pop3.as_ref(), &state_path, &report, display).await?;
-        #[cfg(not(feature = "pop3"))]
-        match *pop3 {}
-    }
-    if let Some(path) = &job.report {
-        output::write_report(path, &report)?;
-    }
-    if display == Display::Json {
-        output::json_line(&report);
-    } else {
-        eprint!("{}", output::copy_summary(&report));
-        if !args.dry_run && display == Display::Human {
-            eprintln!("state: {}", state_path.display());
-        }
-    }
-    Ok(match report.outcome {
-        RunOutcome::Complete => EXIT_OK,
-        RunOutcome::CompletedWithFailures => EXIT_INCOMPLETE,
-        RunOutcome::Paused => EXIT_ERROR,
-    })
+    Ok(Run { report: report?, pop3, state_path })
 }

@@ -82,7 +82,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         output::json_line(&verdict);
     } else {
         println!("== verify {mbox} against {maildir}");
-        print!("{}", verdict.human_summary());
+        print!("{}", super::verify::human_summary(&verdict));
         println!("files are in {}", dir.display());
     }
     let good = first.failed == 0 && second.copied == 0 && verdict.identical && first.copied == written.copied;

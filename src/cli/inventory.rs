@@ -7,6 +7,7 @@ use mailmove::registry::{self, Side};
 use super::args::parse_size;
 use super::copy::credentials;
 use super::output;
+use super::terminal::terminal_safe;
 use super::EXIT_OK;
 
 #[derive(Debug, Args)]
@@ -48,9 +49,10 @@ fn date(value: Option<chrono::DateTime<chrono::FixedOffset>>) -> String {
     value.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// The human form of an inventory.
+/// The human form of an inventory. Folder names and keys are the source's, so they go through
+/// [`terminal_safe`].
 pub fn render(report: &Inventory) -> String {
-    let mut out = format!("Inventory of {}\n", report.source);
+    let mut out = format!("Inventory of {}\n", terminal_safe(&report.source));
     out.push_str(&format!(
         "{:<36} {:<10} {:>9} {:>11} {:>11} {:>11}\n",
         "folder", "role", "messages", "MB", "oldest", "newest"
@@ -58,13 +60,17 @@ pub fn render(report: &Inventory) -> String {
     for folder in &report.folders {
         out.push_str(&format!(
             "{:<36} {:<10} {:>9} {:>11.1} {:>11} {:>11}{}\n",
-            folder.folder,
+            terminal_safe(&folder.folder),
             folder.role.map(|r| r.to_string()).unwrap_or_default(),
             folder.messages,
             folder.bytes as f64 / 1e6,
             date(folder.oldest),
             date(folder.newest),
-            if folder.selectable { "" } else { "  (not selectable)" }
+            match (&folder.problem, folder.selectable) {
+                (Some(problem), _) => format!("  (cannot be read: {})", terminal_safe(problem)),
+                (None, true) => String::new(),
+                (None, false) => "  (not selectable)".to_string(),
+            }
         ));
     }
     out.push_str(&format!(
@@ -79,8 +85,8 @@ pub fn render(report: &Inventory) -> String {
             out.push_str(&format!(
                 "  {:>10.2} MB  {}  key {}  {}\n",
                 entry.size as f64 / 1e6,
-                entry.folder,
-                entry.key,
+                terminal_safe(&entry.folder),
+                terminal_safe(&entry.key),
                 date(entry.internal_date)
             ));
         }
@@ -92,8 +98,8 @@ pub fn render(report: &Inventory) -> String {
             out.push_str(&format!(
                 "  {:>10.2} MB  {}  key {}\n",
                 entry.size as f64 / 1e6,
-                entry.folder,
-                entry.key
+                terminal_safe(&entry.folder),
+                terminal_safe(&entry.key)
             ));
         }
     }

@@ -1,7 +1,8 @@
 //! Command-line interface: subcommands, exit statuses, output.
 //!
 //! Exit statuses: 0 everything arrived (or verified identical), 3 finished with per-message
-//! failures (or differences found), 1 error (including a paused run), 2 usage.
+//! failures (or differences found), 4 everything arrived but some messages were reconstructed
+//! from a damaged source, 1 error (including a paused run), 2 usage.
 
 mod args;
 mod batch;
@@ -12,11 +13,13 @@ mod demo;
 mod inventory;
 mod output;
 mod state;
+mod terminal;
 mod verify;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use mailmove::core::engine::{RunOutcome, RunReport};
 
 pub use args::{Cli, Command};
 
@@ -28,6 +31,21 @@ pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status: finished, but some messages failed or differ.
 pub const EXIT_INCOMPLETE: u8 = 3;
+/// Exit status: everything arrived, but some copies were reconstructed from a damaged source (an
+/// mbox with broken separators): a status of its own so that a script neither takes them for
+/// exact copies (0) nor for missing messages (3).
+pub const EXIT_DAMAGED: u8 = 4;
+
+/// The exit status of a copy run. Failures outrank damage: a message that did not arrive matters
+/// more than one that arrived as well as its source allowed.
+pub fn run_exit_status(report: &RunReport) -> u8 {
+    match report.outcome {
+        RunOutcome::Complete if report.is_exact() => EXIT_OK,
+        RunOutcome::Complete => EXIT_DAMAGED,
+        RunOutcome::CompletedWithFailures => EXIT_INCOMPLETE,
+        RunOutcome::Paused | RunOutcome::Failed => EXIT_ERROR,
+    }
+}
 
 /// Whether an error is the user's command line (or URL, or job file) rather than the work.
 fn is_usage_error(error: &anyhow::Error) -> bool {
@@ -57,7 +75,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("mailmove: {}", output::error_chain(&err));
+            // Errors quote folder names and server replies.
+            eprintln!("mailmove: {}", terminal::terminal_safe(&output::error_chain(&err)));
             ExitCode::from(if is_usage_error(&err) { EXIT_USAGE } else { EXIT_ERROR })
         }
     }

@@ -7,9 +7,13 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use mailmove::core::engine::{Event, EventSink, RunReport};
+use mailmove::registry::redact_url;
 use serde::Serialize;
 
-/// The error and its causes on one line.
+use super::terminal::terminal_safe;
+
+/// The error and its causes on one line (raw: escape it with
+/// [`terminal_safe`](super::terminal::terminal_safe) before printing it for humans).
 pub fn error_chain(error: &anyhow::Error) -> String {
     let mut out = error.to_string();
     for cause in error.chain().skip(1) {
@@ -36,6 +40,38 @@ pub fn write_report<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> 
     let text = serde_json::to_string_pretty(value)?;
     std::fs::write(path, text + "\n")
         .map_err(|err| anyhow::anyhow!("writing report {}: {err}", path.display()))
+}
+
+/// The report of a copy that an error stopped (the source could not be opened, the connection was
+/// refused...), so that `--report FILE` always describes the last run instead of being missing or
+/// left over from an earlier one. The URLs are written without their passwords.
+pub fn failed_report(
+    source_url: &str,
+    destination_url: &str,
+    dry_run: bool,
+    error: &anyhow::Error,
+) -> RunReport {
+    let (source, destination) = (redact_url(source_url), redact_url(destination_url));
+    let text = error_chain(error);
+    let mut report = match error.downcast_ref::<mailmove::Error>() {
+        Some(core) => RunReport::failed(source, destination, dry_run, core),
+        // An error of the command itself (reading a password file, creating the state
+        // directory): the same report, with the command's words.
+        None => RunReport::failed(
+            source,
+            destination,
+            dry_run,
+            &mailmove::Error::Backend {
+                backend: "mailmove",
+                message: text.clone(),
+                transient: false,
+                source: None,
+            },
+        ),
+    };
+    // anyhow's chain also names the context the command added around a library error.
+    report.error = Some(text);
+    report
 }
 
 /// How progress is shown.
@@ -93,7 +129,7 @@ pub fn event_sink(display: Display) -> (EventSink, Progress) {
                 Event::MessageCopied { .. } | Event::MessageSkipped { .. } | Event::MessageFailed(_) => {
                     handle.inc(1)
                 }
-                Event::FolderStarted { folder, .. } => handle.set_message(folder.clone()),
+                Event::FolderStarted { folder, .. } => handle.set_message(terminal_safe(folder).into_owned()),
                 Event::Progress { messages_per_sec, bytes_per_sec, failed, .. } => handle.set_message(
                     format!("{messages_per_sec:.0} msg/s  {:.1} MB/s  {failed} failed", bytes_per_sec / 1e6),
                 ),
@@ -102,7 +138,8 @@ pub fn event_sink(display: Display) -> (EventSink, Progress) {
             (sink, Progress { bar: Some(bar) })
         }
         Display::Human => {
-            // Not a terminal (a log file, a CI job): a plain line every ten seconds.
+            // Not a terminal (a log file, a CI job): a plain line every ten seconds. It holds numbers
+            // only; anything added from the source must go through `terminal_safe`.
             let last = Arc::new(Mutex::new(Instant::now()));
             let sink = EventSink::callback(move |event| {
                 if let Event::Progress { copied, skipped, failed, bytes_copied, messages_per_sec, .. } = event
@@ -122,9 +159,26 @@ pub fn event_sink(display: Display) -> (EventSink, Progress) {
     }
 }
 
-/// The human summary of a copy run.
+/// How many failures, damaged messages and warnings a summary lists (the report has them all).
+const SHOWN: usize = 20;
+
+/// One message named in a summary: `folder key K <message-id>`, every part escaped.
+fn message_label(folder: &str, key: &str, message_id: Option<&str>) -> String {
+    format!(
+        "{} key {} {}",
+        terminal_safe(folder),
+        if key.is_empty() { "-".into() } else { terminal_safe(key) },
+        message_id.map(|id| format!("<{}>", terminal_safe(id))).unwrap_or_default()
+    )
+}
+
+/// The human summary of a copy run. Every name and reason in it comes from the source, the
+/// destination or their servers, so each goes through [`terminal_safe`].
 pub fn copy_summary(report: &RunReport) -> String {
     let mut out = String::new();
+    if let Some(error) = &report.error {
+        out.push_str(&format!("FAILED: {}\n", terminal_safe(error)));
+    }
     if report.dry_run {
         out.push_str(&format!(
             "Dry run: {} messages ({:.1} MB) would be copied, {} already done, {} filtered out\n",
@@ -135,60 +189,179 @@ pub fn copy_summary(report: &RunReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "{:<32} {:<32} {:>8} {:>8} {:>8} {:>8} {:>10}\n",
+        "{:<32} {:<32} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}\n",
         "folder",
         "destination",
         "copied",
         "skipped",
         "failed",
+        "damaged",
         if report.dry_run { "planned" } else { "filtered" },
         "MB"
     ));
     for folder in &report.folders {
         out.push_str(&format!(
-            "{:<32} {:<32} {:>8} {:>8} {:>8} {:>8} {:>10.1}\n",
-            folder.folder,
-            folder.destination,
+            "{:<32} {:<32} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10.1}\n",
+            terminal_safe(&folder.folder),
+            terminal_safe(&folder.destination),
             folder.copied,
             folder.skipped,
             folder.failed,
+            folder.damaged,
             if report.dry_run { folder.planned } else { folder.filtered },
             if report.dry_run { folder.planned_bytes } else { folder.bytes_copied } as f64 / 1e6
         ));
     }
     out.push_str(&format!(
-        "total: {} copied ({:.1} MB), {} skipped, {} failed, {} filtered in {:.1} s\n",
+        "total: {} copied ({:.1} MB), {} skipped, {} failed, {} damaged, {} filtered in {:.1} s\n",
         report.copied,
         report.bytes_copied as f64 / 1e6,
         report.skipped,
         report.failed,
+        report.damaged.len(),
         report.filtered,
         report.duration_secs
     ));
-    const SHOWN: usize = 20;
     for failure in report.failures.iter().take(SHOWN) {
         out.push_str(&format!(
-            "FAILED {} key {} {}: {} ({})\n",
-            failure.folder,
-            if failure.source_key.is_empty() { "-" } else { &failure.source_key },
-            failure.message_id.as_deref().map(|id| format!("<{id}>")).unwrap_or_default(),
-            failure.reason,
-            failure.kind
+            "FAILED {}: {} ({})\n",
+            message_label(&failure.folder, &failure.source_key, failure.message_id.as_deref()),
+            terminal_safe(&failure.reason),
+            terminal_safe(&failure.kind)
         ));
     }
     if report.failures.len() > SHOWN {
         out.push_str(&format!("... and {} more failures (see --report)\n", report.failures.len() - SHOWN));
     }
+    for note in report.damaged.iter().take(SHOWN) {
+        out.push_str(&format!(
+            "DAMAGED (copied as reconstructed from a damaged source) {}: {}\n",
+            message_label(&note.folder, &note.source_key, note.message_id.as_deref()),
+            terminal_safe(&note.reason)
+        ));
+    }
+    if report.damaged.len() > SHOWN {
+        out.push_str(&format!(
+            "... and {} more damaged messages (see --report)\n",
+            report.damaged.len() - SHOWN
+        ));
+    }
     for warning in report.warnings.iter().take(SHOWN) {
-        out.push_str(&format!("WARNING (source damage, imported as well as possible): {warning}\n"));
+        out.push_str(&format!(
+            "WARNING (source damage, imported as well as possible): {}\n",
+            terminal_safe(warning)
+        ));
     }
     if report.warnings.len() > SHOWN {
         out.push_str(&format!("... and {} more warnings (see --report)\n", report.warnings.len() - SHOWN));
     }
     if let Some(reason) = &report.paused_reason {
         out.push_str(&format!(
-            "PAUSED: {reason}\nRun the same command again to resume once the cause is fixed.\n"
+            "PAUSED: {}\nRun the same command again to resume once the cause is fixed.\n",
+            terminal_safe(reason)
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use mailmove::core::engine::{FolderReport, MessageFailure, MessageNote, RunOutcome};
+
+    use super::*;
+    use crate::cli::{run_exit_status, EXIT_DAMAGED, EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK};
+
+    fn report(outcome: RunOutcome) -> RunReport {
+        let error = mailmove::Error::connection("unused");
+        let mut report = RunReport::failed("maildir:/a".into(), "maildir:/b".into(), false, &error);
+        report.outcome = outcome;
+        report.error = None;
+        report
+    }
+
+    fn note(folder: &str) -> MessageNote {
+        MessageNote {
+            folder: folder.into(),
+            source_key: "7".into(),
+            message_id: Some("m\u{1b}[2J@x".into()),
+            size: Some(10),
+            reason: "separator damaged\u{7}".into(),
+        }
+    }
+
+    #[test]
+    fn damaged_messages_are_counted_and_named() {
+        let mut damaged = report(RunOutcome::Complete);
+        damaged.copied = 3;
+        damaged.folders = vec![FolderReport {
+            folder: "Old".into(),
+            destination: "Old".into(),
+            copied: 3,
+            damaged: 1,
+            ..FolderReport::default()
+        }];
+        damaged.damaged = vec![note("Old")];
+        let text = copy_summary(&damaged);
+        assert!(text.contains("3 copied (0.0 MB), 0 skipped, 0 failed, 1 damaged"), "{text}");
+        let header = text.lines().find(|l| l.starts_with("folder")).unwrap();
+        let row = text.lines().find(|l| l.starts_with("Old")).unwrap();
+        let columns = |line: &str| line.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        let at = columns(header).iter().position(|c| c == "damaged").expect("a damaged column");
+        assert_eq!(columns(row)[at], "1", "{text}");
+        let line = text.lines().find(|l| l.starts_with("DAMAGED")).expect("the damaged message listed");
+        assert!(line.contains("Old key 7 <m\\x1b[2J@x>: separator damaged\\x07"), "{line}");
+        assert!(!text.contains(['\u{1b}', '\u{7}']), "{text:?}");
+    }
+
+    #[test]
+    fn damage_has_its_own_exit_status_below_failures() {
+        let exact = report(RunOutcome::Complete);
+        assert_eq!(run_exit_status(&exact), EXIT_OK);
+        let mut damaged = report(RunOutcome::Complete);
+        damaged.damaged = vec![note("INBOX")];
+        assert_eq!(run_exit_status(&damaged), EXIT_DAMAGED);
+        let mut both = report(RunOutcome::CompletedWithFailures);
+        both.damaged = vec![note("INBOX")];
+        assert_eq!(run_exit_status(&both), EXIT_INCOMPLETE);
+        assert_eq!(run_exit_status(&report(RunOutcome::Paused)), EXIT_ERROR);
+        assert_eq!(run_exit_status(&report(RunOutcome::Failed)), EXIT_ERROR);
+        assert_eq!(EXIT_DAMAGED, 4);
+    }
+
+    #[test]
+    fn an_unusable_folder_is_listed_like_a_failure() {
+        let mut failed = report(RunOutcome::CompletedWithFailures);
+        failed.failed = 1;
+        failed.failures = vec![MessageFailure {
+            folder: "Bad\u{1b}Name".into(),
+            source_key: String::new(),
+            message_id: None,
+            size: None,
+            kind: "unusable_folder".into(),
+            reason: "folder not copied: two names decode to one path".into(),
+            transient: false,
+        }];
+        let text = copy_summary(&failed);
+        assert!(
+            text.contains(
+                "FAILED Bad\\x1bName key - : folder not copied: two names decode to one path (unusable_folder)"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_failed_report_names_the_error_without_the_password() {
+        let error = anyhow::Error::new(mailmove::Error::connection("connecting to 127.0.0.1:9"))
+            .context("opening the source");
+        let report = failed_report("imap://ana:hunter2@127.0.0.1:9/", "maildir:/x", true, &error);
+        assert_eq!(report.outcome, RunOutcome::Failed);
+        assert_eq!(report.source, "imap://ana@127.0.0.1:9/");
+        assert!(report.dry_run);
+        let error = report.error.as_deref().unwrap();
+        assert!(error.contains("opening the source") && error.contains("127.0.0.1:9"), "{error}");
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(!json.contains("hunter2") && json.contains("\"outcome\":\"failed\""), "{json}");
+        assert!(copy_summary(&report).starts_with("FAILED: opening the source"));
+    }
 }

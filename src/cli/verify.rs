@@ -3,13 +3,15 @@
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use mailmove::registry::{self, Side};
-use mailmove_verify::{Verifier, VerifyEvent, VerifyEvents, VerifyMode, VerifyOptions};
+use mailmove::registry::{self, redact_url, Side};
+use mailmove_verify::{Verifier, VerifyEvent, VerifyEvents, VerifyMode, VerifyOptions, VerifyReport};
+use serde::Serialize;
 
 use super::args::JobArgs;
 use super::config::JobFile;
 use super::copy::credentials;
 use super::output::{self, Display};
+use super::terminal::{escape_strings, terminal_safe, terminal_safe_lines};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ModeArg {
@@ -40,6 +42,34 @@ pub struct VerifyArgs {
     pub no_flags: bool,
 }
 
+/// What `--report FILE` holds when an error stopped the verification before it had a report: the
+/// verdict fields a script reads (`identical`, `complete`) are false, and the error is named, so
+/// that a report left over from an earlier, successful run cannot be taken for this one.
+#[derive(Debug, Serialize)]
+struct FailedVerification {
+    outcome: &'static str,
+    identical: bool,
+    complete: bool,
+    source: String,
+    destination: String,
+    error: String,
+    started_at: String,
+}
+
+impl FailedVerification {
+    fn new(source_url: &str, destination_url: &str, error: &anyhow::Error) -> Self {
+        FailedVerification {
+            outcome: "failed",
+            identical: false,
+            complete: false,
+            source: redact_url(source_url),
+            destination: redact_url(destination_url),
+            error: output::error_chain(error),
+            started_at: chrono::Utc::now().to_rfc3339(),
+        }
+    }
+}
+
 pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
     let mut job = args.job;
     if let Some(path) = job.config.clone() {
@@ -57,6 +87,29 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
     options.date_tolerance = Duration::from_secs(args.date_tolerance);
     options.compare_flags = !args.no_flags;
 
+    match verify(&job, source_url, destination_url, options).await {
+        Ok(code) => Ok(code),
+        Err(error) => {
+            // As for copy: once the command line was understood, the report file describes this
+            // run, even when it could not compare anything.
+            if let Some(path) = job.report.as_deref().filter(|_| !super::is_usage_error(&error)) {
+                let failed = FailedVerification::new(source_url, destination_url, &error);
+                if let Err(write_error) = output::write_report(path, &failed) {
+                    eprintln!("mailmove: {}", terminal_safe(&output::error_chain(&write_error)));
+                }
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Opens both sides, compares them, writes the report and prints the verdict; the exit status.
+async fn verify(
+    job: &JobArgs,
+    source_url: &str,
+    destination_url: &str,
+    options: VerifyOptions,
+) -> anyhow::Result<u8> {
     let source = registry::open_source(
         source_url,
         &credentials(
@@ -84,10 +137,11 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
         Display::Quiet => VerifyEvents::none(),
         Display::Human => VerifyEvents::callback(|event| {
             if let VerifyEvent::FolderFinished(folder) = event {
+                let sources: Vec<_> = folder.sources.iter().map(|name| terminal_safe(name)).collect();
                 eprintln!(
                     "verified {} -> {}: {} messages",
-                    folder.sources.join(", "),
-                    folder.destination,
+                    sources.join(", "),
+                    terminal_safe(&folder.destination),
                     folder.source_messages
                 );
             }
@@ -101,7 +155,18 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
     if display == Display::Json {
         output::json_line(&report);
     } else {
-        eprint!("{}", report.human_summary());
+        eprint!("{}", human_summary(&report));
     }
     Ok(report.exit_code() as u8)
+}
+
+/// The verifier's own summary, made safe for a terminal: the report's strings (folder names,
+/// subjects, Message-IDs, errors) are escaped before it is rendered, so that the summary's layout
+/// stays the verifier's; the lines are checked again in case the report could not be copied.
+pub fn human_summary(report: &VerifyReport) -> String {
+    let text = match escape_strings(report) {
+        Some(escaped) => escaped.human_summary(),
+        None => report.human_summary(),
+    };
+    terminal_safe_lines(&text).into_owned()
 }
