@@ -13,7 +13,8 @@
 //!   the engine asks again for the keys it did not get.
 //! * A sink's `append` either stores the message or returns an error. When the error is transient
 //!   the message may or may not have been stored (a cut connection); the engine reconciles by
-//!   fingerprint before it appends again, so sinks need not handle that case themselves.
+//!   fingerprint before it appends again ([exactly once](crate::checkpoint#exactly-once)), so
+//!   sinks need not handle that case themselves.
 //! * After `flush(folder)` returns `Ok`, every message appended to that folder before the call
 //!   survives a crash of the process (and, for local stores, of the machine).
 
@@ -250,7 +251,9 @@ pub trait MailSink: Send + Sync + std::fmt::Debug {
     /// What the folder already holds, with strict fingerprints. A missing folder lists nothing.
     fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>>;
 
-    /// The durability point: after `Ok`, every earlier append to `folder` survives a crash.
+    /// The durability point: after `Ok`, every earlier append to `folder` survives a crash. The
+    /// engine records a copy only after this returned `Ok`, and flushes before it lists a folder
+    /// to reconcile (see [exactly once](crate::checkpoint#exactly-once)).
     async fn flush(&self, folder: &FolderPath) -> Result<()>;
 }
 
@@ -298,6 +301,9 @@ impl<T: MailSink + ?Sized> MailSinkExt for T {}
 
 macro_rules! forward_source {
     ($wrapper:ty) => {
+        // Every method is forwarded, defaults included: a default would silently replace the
+        // wrapped backend's own implementation.
+        #[deny(clippy::missing_trait_methods)]
         #[async_trait]
         impl<T: MailSource + ?Sized> MailSource for $wrapper {
             fn identity(&self) -> String {
@@ -332,6 +338,8 @@ macro_rules! forward_source {
 
 macro_rules! forward_sink {
     ($wrapper:ty) => {
+        // Every method is forwarded, defaults included (see `forward_source!`).
+        #[deny(clippy::missing_trait_methods)]
         #[async_trait]
         impl<T: MailSink + ?Sized> MailSink for $wrapper {
             fn identity(&self) -> String {

@@ -1,23 +1,50 @@
 //! The checkpoint store: one SQLite file per job, the memory of what was already copied.
 //!
 //! # Exactly once
-//! Before the engine appends a message it records an **intent** (source key and strict
-//! fingerprint) and commits it; after the sink's durability point it records the **result**. A
-//! crash in between leaves an intent without a result, and the next run reconciles it: it lists
-//! the destination's fingerprints and appends again only what is not there. Nothing is written
-//! into the messages themselves.
+//! This section is the one statement of how mailmove delivers every message exactly once, across
+//! retries and crashes, without writing anything into the messages (unlike mbsync's `X-TUID`).
+//! The engine's commit step, its reconciliation and the sink contract link here rather than
+//! restate it.
 //!
-//! # Layout (inspect it with `sqlite3`)
-//! * `meta(key, value)`: schema version, source and destination identities (never secrets).
-//! * `folders(id, source_folder, epoch, dest_folder, watermark, watermark_filter)`: one row per
-//!   source folder. When the epoch (IMAP UIDVALIDITY) or the destination folder changes, the
-//!   folder's key map is dropped and the engine falls back to fingerprint matching; nothing is
-//!   ever deleted at the destination on the strength of stale keys.
-//! * `messages(folder_id, source_key, fingerprint, size, state, dest_key, reason, updated_at)`.
+//! 1. **Intent before append.** Before the engine appends a message it records an *intent*
+//!    ([`IntentRow`]: source key and strict fingerprint) and commits it
+//!    ([`Checkpoint::record_intents`]).
+//! 2. **A result only after `flush` returned `Ok`.** A copy is recorded ([`ResultRow`] with
+//!    [`Outcome::Copied`], [`Checkpoint::record_results`]) only once the sink's durability point,
+//!    [`MailSink::flush`](crate::MailSink::flush), has returned `Ok` for the folder after its
+//!    append. A copy whose flush failed stays an intent. (A permanent failure stored nothing, so
+//!    its [`Outcome::Failed`] needs no flush.)
+//! 3. **Intents are reconciled by fingerprint.** A crash between 1 and 2, or an append that failed
+//!    transiently (it may have stored the message all the same), leaves an intent without a
+//!    result ([`FolderState::pending`]). Before appending such a message again, the engine lists
+//!    the destination's fingerprints and appends only what is not there; what is there is
+//!    recorded as [`Outcome::Matched`].
+//! 4. **Only durable copies may vouch for a message.** The destination is flushed before it is
+//!    listed for reconciliation: a copy stored by an append whose answer was lost, and that no
+//!    flush followed, could vanish in a crash after it was recorded as matched.
+//! 5. **The listing is a multiset.** Each destination copy vouches for one source message, and
+//!    copies already explained by a copied or matched record
+//!    ([`Checkpoint::done_fingerprint_counts`]) vouch for none, so identical messages are neither
+//!    merged nor duplicated.
+//! 6. **Keys count only under their epoch.** When the epoch (IMAP UIDVALIDITY) or the destination
+//!    folder changes, the folder's key map is dropped ([`FolderState::key_map_dropped`]) and the
+//!    whole folder is reconciled by fingerprint; nothing is ever deleted at the destination on the
+//!    strength of stale keys.
+//! 7. **One run per job at a time.** [`Checkpoint::open`] takes an exclusive lock beside the file
+//!    (`<state>.lock`): two runs of one job at once would append the same messages twice.
 //!
 //! The database runs in WAL mode with `synchronous = FULL`: a committed intent survives a crash of
 //! the machine, which is what makes the reconciliation sound. Writes are batched into one
 //! transaction per engine batch.
+//!
+//! # Layout (inspect it with `sqlite3`)
+//! * `meta(key, value)`: schema version, source and destination identities (never secrets).
+//! * `folders(id, source_folder, epoch, dest_folder, watermark, watermark_filter)`: one row per
+//!   source folder (see rule 6 above for what an epoch change does).
+//! * `messages(folder_id, source_key, fingerprint, size, state, dest_key, reason, updated_at)`;
+//!   `state` holds the codes of [`MessageState`] (intent 0, copied 1, matched 2, failed 3).
+
+mod rows;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,96 +56,14 @@ use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 use crate::folder::FolderPath;
 use crate::message::SourceKey;
+use crate::sync::lock;
+
+pub use rows::{
+    FolderState, IntentRow, MessageRecord, MessageState, Outcome, ResultRow, StateCounts, Watermark,
+};
 
 /// Current schema version (SQLite `user_version`).
 pub const SCHEMA_VERSION: i64 = 1;
-
-/// The state of one source message in the checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MessageState {
-    /// An append was about to happen; its outcome is unknown.
-    Intent,
-    /// Copied and durable at the destination.
-    Copied,
-    /// Found already at the destination (matched by fingerprint); not copied again.
-    Matched,
-    /// Failed permanently in an earlier run (retried on the next run).
-    Failed,
-}
-
-impl MessageState {
-    fn code(self) -> i64 {
-        match self {
-            MessageState::Intent => 0,
-            MessageState::Copied => 1,
-            MessageState::Matched => 2,
-            MessageState::Failed => 3,
-        }
-    }
-
-    fn from_code(code: i64) -> Result<Self> {
-        Ok(match code {
-            0 => MessageState::Intent,
-            1 => MessageState::Copied,
-            2 => MessageState::Matched,
-            3 => MessageState::Failed,
-            other => {
-                return Err(Error::Checkpoint {
-                    message: format!("unknown message state {other}"),
-                    source: None,
-                })
-            }
-        })
-    }
-
-    /// Whether the message is known to be at the destination.
-    pub fn is_done(self) -> bool {
-        matches!(self, MessageState::Copied | MessageState::Matched)
-    }
-}
-
-/// What the checkpoint knows about one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageRecord {
-    /// Its state.
-    pub state: MessageState,
-    /// The strict fingerprint recorded with the intent.
-    pub fingerprint: Fingerprint,
-}
-
-/// The outcome of one message, recorded after the durability point.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// Copied; the destination's key when known.
-    Copied {
-        /// Destination key.
-        dest_key: Option<String>,
-    },
-    /// Found at the destination already.
-    Matched,
-    /// Failed permanently.
-    Failed {
-        /// Why.
-        reason: String,
-    },
-}
-
-/// What the checkpoint knows about a folder when a pass starts.
-#[derive(Debug, Clone)]
-pub struct FolderState {
-    /// Row id.
-    pub id: i64,
-    /// No message of this folder was ever recorded (under the current epoch).
-    pub fresh: bool,
-    /// The epoch or destination folder changed since the last run: the key map was dropped.
-    pub key_map_dropped: bool,
-    /// Intents without a result.
-    pub pending: u64,
-    /// The last key of the last complete pass and the filter signature it was made under.
-    pub watermark: Option<(SourceKey, String)>,
-}
 
 /// The SQLite checkpoint of one job. Cheap to clone (shared connection).
 #[derive(Clone)]
@@ -259,7 +204,7 @@ impl Checkpoint {
     {
         let connection = self.connection.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut guard = lock(&connection);
             work(&mut guard)
         })
         .await
@@ -286,7 +231,15 @@ impl Checkpoint {
                 .query_row(
                     "SELECT id, epoch, dest_folder, watermark, watermark_filter FROM folders WHERE source_folder = ?1",
                     [&source_key],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+                    |row| {
+                        Ok(FolderRow {
+                            id: row.get(0)?,
+                            epoch: row.get(1)?,
+                            dest_folder: row.get(2)?,
+                            watermark: row.get(3)?,
+                            watermark_filter: row.get(4)?,
+                        })
+                    },
                 )
                 .optional()?;
             let state = match row {
@@ -303,7 +256,13 @@ impl Checkpoint {
                         watermark: None,
                     }
                 }
-                Some((id, stored_epoch, stored_dest, watermark, filter)) => {
+                Some(FolderRow {
+                    id,
+                    epoch: stored_epoch,
+                    dest_folder: stored_dest,
+                    watermark,
+                    watermark_filter: filter,
+                }) => {
                     if stored_epoch != epoch || stored_dest != dest_key {
                         transaction.execute("DELETE FROM messages WHERE folder_id = ?1", [id])?;
                         transaction.execute(
@@ -315,8 +274,8 @@ impl Checkpoint {
                         let count: i64 =
                             transaction.query_row("SELECT COUNT(*) FROM messages WHERE folder_id = ?1", [id], |r| r.get(0))?;
                         let pending: i64 = transaction.query_row(
-                            "SELECT COUNT(*) FROM messages WHERE folder_id = ?1 AND state = 0",
-                            [id],
+                            "SELECT COUNT(*) FROM messages WHERE folder_id = ?1 AND state = ?2",
+                            [id, MessageState::Intent.code()],
                             |r| r.get(0),
                         )?;
                         FolderState {
@@ -324,7 +283,9 @@ impl Checkpoint {
                             fresh: count == 0,
                             key_map_dropped: false,
                             pending: pending as u64,
-                            watermark: watermark.zip(filter).map(|(key, filter)| (SourceKey::new(key), filter)),
+                            watermark: watermark
+                                .zip(filter)
+                                .map(|(key, filter)| Watermark { key: SourceKey::new(key), filter }),
                         }
                     }
                 }
@@ -381,11 +342,7 @@ impl Checkpoint {
     }
 
     /// Records intents (one transaction) before the corresponding appends.
-    pub async fn record_intents(
-        &self,
-        folder_id: i64,
-        intents: Vec<(SourceKey, Fingerprint, u64)>,
-    ) -> Result<()> {
+    pub async fn record_intents(&self, folder_id: i64, intents: Vec<IntentRow>) -> Result<()> {
         if intents.is_empty() {
             return Ok(());
         }
@@ -394,18 +351,19 @@ impl Checkpoint {
             {
                 let mut statement = transaction.prepare_cached(
                     "INSERT INTO messages(folder_id, source_key, fingerprint, size, state, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT(folder_id, source_key) DO UPDATE SET
-                        fingerprint = excluded.fingerprint, size = excluded.size, state = 0,
+                        fingerprint = excluded.fingerprint, size = excluded.size, state = excluded.state,
                         dest_key = NULL, reason = NULL, updated_at = excluded.updated_at",
                 )?;
                 let now = now();
-                for (key, fingerprint, size) in intents {
+                for IntentRow { key, fingerprint, size } in intents {
                     statement.execute(params![
                         folder_id,
                         key.as_str(),
                         &fingerprint.as_bytes()[..],
                         size as i64,
+                        MessageState::Intent.code(),
                         now
                     ])?;
                 }
@@ -417,11 +375,7 @@ impl Checkpoint {
     }
 
     /// Records results (one transaction) after the sink's durability point.
-    pub async fn record_results(
-        &self,
-        folder_id: i64,
-        results: Vec<(SourceKey, Fingerprint, u64, Outcome)>,
-    ) -> Result<()> {
+    pub async fn record_results(&self, folder_id: i64, results: Vec<ResultRow>) -> Result<()> {
         if results.is_empty() {
             return Ok(());
         }
@@ -436,11 +390,12 @@ impl Checkpoint {
                         dest_key = excluded.dest_key, reason = excluded.reason, updated_at = excluded.updated_at",
                 )?;
                 let now = now();
-                for (key, fingerprint, size, outcome) in results {
-                    let (state, dest_key, reason) = match outcome {
-                        Outcome::Copied { dest_key } => (MessageState::Copied, dest_key, None),
-                        Outcome::Matched => (MessageState::Matched, None, None),
-                        Outcome::Failed { reason } => (MessageState::Failed, None, Some(reason)),
+                for ResultRow { key, fingerprint, size, outcome } in results {
+                    let state = outcome.state();
+                    let (dest_key, reason) = match outcome {
+                        Outcome::Copied { dest_key } => (dest_key, None),
+                        Outcome::Matched => (None, None),
+                        Outcome::Failed { reason } => (None, Some(reason)),
                     };
                     statement.execute(params![
                         folder_id,
@@ -465,9 +420,10 @@ impl Checkpoint {
     pub async fn done_fingerprint_counts(&self, folder_id: i64) -> Result<HashMap<Fingerprint, u64>> {
         self.with(move |connection| {
             let mut statement = connection.prepare_cached(
-                "SELECT fingerprint, COUNT(*) FROM messages WHERE folder_id = ?1 AND state IN (1, 2) GROUP BY fingerprint",
+                "SELECT fingerprint, COUNT(*) FROM messages WHERE folder_id = ?1 AND state IN (?2, ?3) GROUP BY fingerprint",
             )?;
-            let mut rows = statement.query([folder_id])?;
+            let [copied, matched] = MessageState::DONE.map(MessageState::code);
+            let mut rows = statement.query([folder_id, copied, matched])?;
             let mut out = HashMap::new();
             while let Some(row) = rows.next()? {
                 let blob: Vec<u8> = row.get(0)?;
@@ -486,47 +442,57 @@ impl Checkpoint {
         self.with(move |connection| {
             let mut statement = connection.prepare_cached(
                 "SELECT m.source_key FROM messages m JOIN folders f ON f.id = m.folder_id
-                 WHERE f.source_folder = ?1 AND m.state IN (1, 2) ORDER BY m.source_key",
+                 WHERE f.source_folder = ?1 AND m.state IN (?2, ?3) ORDER BY m.source_key",
             )?;
-            let keys = statement.query_map([source_key], |row| row.get::<_, String>(0))?;
+            let [copied, matched] = MessageState::DONE.map(MessageState::code);
+            let keys =
+                statement.query_map(params![source_key, copied, matched], |row| row.get::<_, String>(0))?;
             keys.map(|key| Ok(SourceKey::new(key?))).collect()
         })
         .await
     }
 
     /// Records the last key of a complete pass (listing may start after it next time).
-    pub async fn set_watermark(
-        &self,
-        folder_id: i64,
-        key: SourceKey,
-        filter_signature: String,
-    ) -> Result<()> {
+    pub async fn set_watermark(&self, folder_id: i64, watermark: Watermark) -> Result<()> {
         self.with(move |connection| {
             connection.execute(
                 "UPDATE folders SET watermark = ?2, watermark_filter = ?3 WHERE id = ?1",
-                params![folder_id, key.as_str(), filter_signature],
+                params![folder_id, watermark.key.as_str(), watermark.filter],
             )?;
             Ok(())
         })
         .await
     }
 
-    /// Counts of messages per state over the whole job: (copied, matched, failed, intents).
-    pub async fn totals(&self) -> Result<(u64, u64, u64, u64)> {
+    /// Counts of messages per state over the whole job.
+    pub async fn totals(&self) -> Result<StateCounts> {
         self.with(|connection| {
-            let count = |state: i64| -> Result<u64> {
-                Ok(connection.query_row("SELECT COUNT(*) FROM messages WHERE state = ?1", [state], |r| {
-                    r.get::<_, i64>(0)
-                })? as u64)
+            let count = |state: MessageState| -> Result<u64> {
+                Ok(connection.query_row(
+                    "SELECT COUNT(*) FROM messages WHERE state = ?1",
+                    [state.code()],
+                    |r| r.get::<_, i64>(0),
+                )? as u64)
             };
-            Ok((count(1)?, count(2)?, count(3)?, count(0)?))
+            Ok(StateCounts {
+                copied: count(MessageState::Copied)?,
+                matched: count(MessageState::Matched)?,
+                failed: count(MessageState::Failed)?,
+                intents: count(MessageState::Intent)?,
+            })
         })
         .await
     }
 }
 
-/// id, epoch, destination folder, watermark, watermark filter.
-type FolderRow = (i64, Option<i64>, String, Option<String>, Option<String>);
+/// A row of `folders`, as [`Checkpoint::folder`] reads it.
+struct FolderRow {
+    id: i64,
+    epoch: Option<i64>,
+    dest_folder: String,
+    watermark: Option<String>,
+    watermark_filter: Option<String>,
+}
 
 fn blob_to_fingerprint(blob: &[u8]) -> Result<Fingerprint> {
     let bytes: [u8; 32] = blob.try_into().map_err(|_| Error::Checkpoint {
@@ -550,11 +516,12 @@ mod tests {
         let state = checkpoint.folder(&folder, Some(7), &folder).await.unwrap();
         assert!(state.fresh && !state.key_map_dropped);
         let fp = strict_of_bytes(b"a");
-        checkpoint.record_intents(state.id, vec![("1".into(), fp, 1), ("2".into(), fp, 1)]).await.unwrap();
+        let intents = vec![IntentRow::new("1".into(), fp, 1), IntentRow::new("2".into(), fp, 1)];
+        checkpoint.record_intents(state.id, intents.clone()).await.unwrap();
         checkpoint
             .record_results(
                 state.id,
-                vec![("1".into(), fp, 1, Outcome::Copied { dest_key: Some("9".into()) })],
+                vec![intents[0].clone().resolve(Outcome::Copied { dest_key: Some("9".into()) })],
             )
             .await
             .unwrap();
@@ -569,6 +536,11 @@ mod tests {
         assert!(!records.contains_key(&SourceKey::from("3")));
         assert_eq!(checkpoint.done_fingerprint_counts(state.id).await.unwrap()[&fp], 1);
         assert_eq!(checkpoint.done_keys(&folder).await.unwrap(), vec![SourceKey::from("1")]);
+
+        assert_eq!(
+            checkpoint.totals().await.unwrap(),
+            StateCounts { copied: 1, matched: 0, failed: 0, intents: 1 }
+        );
 
         let changed = checkpoint.folder(&folder, Some(8), &folder).await.unwrap();
         assert!(changed.key_map_dropped);

@@ -1,9 +1,10 @@
 //! The one error type that crosses the backend boundary.
 //!
 //! Backends keep their own private error types and map them into [`Error`] so that the engine
-//! can decide what to do without knowing the backend: retry ([`Error::is_transient`]), record a
-//! per-message failure ([`Error::is_message_failure`]), or stop the run ([`Error::QuotaExceeded`],
-//! [`Error::Auth`]).
+//! can decide what to do without knowing the backend. One table, [`Error::disposition`], says it
+//! for every variant ([`Disposition`]): retry ([`Error::is_transient`]), record a per-message
+//! failure ([`Error::is_message_failure`]), fail the operation at hand, or stop the run
+//! ([`Error::stops_run`]: [`Error::QuotaExceeded`], [`Error::Auth`], [`Error::Config`]).
 
 use std::time::Duration;
 
@@ -141,37 +142,68 @@ pub enum Error {
     },
 }
 
+/// What a caller does about an [`Error`]: the one table ([`Error::disposition`]) behind
+/// [`Error::is_transient`], [`Error::is_message_failure`] and [`Error::stops_run`], and what the
+/// copy engine consults at each decision point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Disposition {
+    /// Transient: retrying the same operation later may succeed (with backoff, honouring
+    /// [`Error::retry_after`]).
+    Retry,
+    /// Permanent for one message: record its failure and go on with the others.
+    FailMessage,
+    /// Permanent, but about no message in particular (a protocol violation, an unsupported
+    /// operation, a broken checkpoint): the operation it happened in fails, the run goes on.
+    FailOperation,
+    /// The whole run must stop: nothing else can succeed until the user acts (quota, credentials,
+    /// configuration). The run stays resumable.
+    StopRun,
+}
+
 impl Error {
-    /// Whether retrying the same operation later may succeed (drives the engine's retries).
-    pub fn is_transient(&self) -> bool {
+    /// What to do about this error. Every variant is named here, so a new variant cannot be
+    /// added without deciding its disposition.
+    pub fn disposition(&self) -> Disposition {
         match self {
-            Error::Throttled { .. } | Error::Connection { .. } | Error::Timeout { .. } => true,
-            Error::Io { source, .. } => matches!(
-                source.kind(),
+            Error::Throttled { .. } | Error::Connection { .. } | Error::Timeout { .. } => Disposition::Retry,
+            Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::Interrupted
-                    | std::io::ErrorKind::WouldBlock
-                    | std::io::ErrorKind::TimedOut
-                    | std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::ConnectionAborted
-                    | std::io::ErrorKind::BrokenPipe
-                    | std::io::ErrorKind::UnexpectedEof
-            ),
-            Error::Backend { transient, .. } => *transient,
-            _ => false,
+                | std::io::ErrorKind::WouldBlock
+                | std::io::ErrorKind::TimedOut
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof => Disposition::Retry,
+                _ => Disposition::FailOperation,
+            },
+            Error::Backend { transient: true, .. } => Disposition::Retry,
+            Error::Backend { transient: false, .. } => Disposition::FailOperation,
+            Error::Refused { .. } | Error::TooBig { .. } | Error::Corrupt { .. } | Error::NotFound { .. } => {
+                Disposition::FailMessage
+            }
+            Error::QuotaExceeded { .. } | Error::Auth { .. } | Error::Config { .. } => Disposition::StopRun,
+            Error::Protocol { .. }
+            | Error::InvalidFolderName { .. }
+            | Error::Unsupported { .. }
+            | Error::Checkpoint { .. } => Disposition::FailOperation,
         }
     }
 
-    /// Whether the error concerns one message only, so the run records it and goes on.
-    pub fn is_message_failure(&self) -> bool {
-        matches!(
-            self,
-            Error::Refused { .. } | Error::TooBig { .. } | Error::Corrupt { .. } | Error::NotFound { .. }
-        )
+    /// Whether retrying the same operation later may succeed ([`Disposition::Retry`]).
+    pub fn is_transient(&self) -> bool {
+        self.disposition() == Disposition::Retry
     }
 
-    /// Whether the whole run must stop (it stays resumable).
+    /// Whether the error concerns one message only, so the run records it and goes on
+    /// ([`Disposition::FailMessage`]).
+    pub fn is_message_failure(&self) -> bool {
+        self.disposition() == Disposition::FailMessage
+    }
+
+    /// Whether the whole run must stop (it stays resumable) ([`Disposition::StopRun`]).
     pub fn stops_run(&self) -> bool {
-        matches!(self, Error::QuotaExceeded { .. } | Error::Auth { .. } | Error::Config { .. })
+        self.disposition() == Disposition::StopRun
     }
 
     /// The peer's hint of how long to wait before retrying, if it gave one.
@@ -262,5 +294,44 @@ mod tests {
         let io = Error::io("read", std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
         assert!(io.is_transient());
         assert_eq!(io.chain_to_string(), "I/O error: read: reset");
+    }
+
+    #[test]
+    fn every_error_has_exactly_one_disposition() {
+        let cases = [
+            (Error::NotFound { what: "x".into() }, Disposition::FailMessage),
+            (Error::Auth { message: "x".into() }, Disposition::StopRun),
+            (Error::Refused { reason: "x".into() }, Disposition::FailMessage),
+            (Error::TooBig { size: 2, limit: None }, Disposition::FailMessage),
+            (Error::QuotaExceeded { message: "x".into() }, Disposition::StopRun),
+            (Error::Throttled { retry_after: None, message: "x".into() }, Disposition::Retry),
+            (Error::connection("x"), Disposition::Retry),
+            (Error::Timeout { what: "x".into() }, Disposition::Retry),
+            (Error::protocol("x"), Disposition::FailOperation),
+            (Error::Corrupt { location: "x".into(), reason: "y".into() }, Disposition::FailMessage),
+            (Error::InvalidFolderName { name: "x".into(), reason: "y".into() }, Disposition::FailOperation),
+            (Error::Unsupported { what: "x".into() }, Disposition::FailOperation),
+            (Error::config("x"), Disposition::StopRun),
+            (Error::Checkpoint { message: "x".into(), source: None }, Disposition::FailOperation),
+            (Error::io("x", std::io::Error::new(std::io::ErrorKind::TimedOut, "t")), Disposition::Retry),
+            (
+                Error::io("x", std::io::Error::new(std::io::ErrorKind::NotFound, "n")),
+                Disposition::FailOperation,
+            ),
+            (
+                Error::Backend { backend: "b", message: "x".into(), transient: true, source: None },
+                Disposition::Retry,
+            ),
+            (
+                Error::Backend { backend: "b", message: "x".into(), transient: false, source: None },
+                Disposition::FailOperation,
+            ),
+        ];
+        for (error, disposition) in cases {
+            assert_eq!(error.disposition(), disposition, "{error:?}");
+            assert_eq!(error.is_transient(), disposition == Disposition::Retry, "{error:?}");
+            assert_eq!(error.is_message_failure(), disposition == Disposition::FailMessage, "{error:?}");
+            assert_eq!(error.stops_run(), disposition == Disposition::StopRun, "{error:?}");
+        }
     }
 }

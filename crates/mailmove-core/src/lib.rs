@@ -5,24 +5,32 @@
 //! A backend implements [`MailSource`] (list folders, stream message metadata, fetch bodies) and/or
 //! [`MailSink`] (create folders, append, list what is there, flush). The engine knows no backend:
 //! it streams metadata from the source, asks the [`checkpoint`] store what is already done, fetches
-//! what is missing in batches, records an *intent* (source key and [`Fingerprint`]) before each
-//! append and the *result* after the sink's durability point ([`MailSink::flush`]). A crash between
-//! the two leaves an intent without a result; the next run looks that fingerprint up at the
-//! destination before appending again, which gives exactly-once delivery across crashes without
-//! writing anything into the messages (unlike mbsync's `X-TUID`).
+//! what is missing in batches, and commits each batch: an *intent* (source key and
+//! [`Fingerprint`]) before the appends, the *results* only after the sink's durability point
+//! ([`MailSink::flush`]). How that gives exactly-once delivery across crashes, without writing
+//! anything into the messages (unlike mbsync's `X-TUID`), is specified once:
+//! [`checkpoint`, "Exactly once"](checkpoint#exactly-once).
+//!
+//! The [`engine`] is split by role: a run plans folders and shares budgets; each folder runs in
+//! rounds of passes, a pass being a producer (list, look up, fetch) and a committer (the commit
+//! step, in its own module) that borrow one per-pass state; retry state is one value.
 //!
 //! Messages are carried byte-for-byte ([`MessageBody`]); bodies above a threshold are spooled to
 //! temporary files, and the engine bounds both the number and the bytes of messages in flight, so
 //! memory does not grow with mailbox or message size.
 //!
-//! Errors are one [`Error`] enum whose variants say what a caller can do: retry
-//! ([`Error::is_transient`], with the peer's [`Error::retry_after`] hint), record a per-message
-//! failure and go on, or stop the run and keep it resumable ([`Error::QuotaExceeded`]).
+//! Errors are one [`Error`] enum whose variants say what a caller can do, decided in one table
+//! ([`Error::disposition`]): retry ([`Error::is_transient`], with the peer's
+//! [`Error::retry_after`] hint), record a per-message failure and go on, fail the operation at
+//! hand, or stop the run and keep it resumable ([`Error::QuotaExceeded`]).
 //!
-#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+//! Small shared pieces live once: [`emitter::Emitter`] delivers typed events (the engine's
+//! [`EventSink`](engine::EventSink), the verifier's `VerifyEvents`), and [`sync::lock`] takes a
+//! mutex whether or not a panic poisoned it.
 
 pub mod backend;
 pub mod checkpoint;
+pub mod emitter;
 pub mod engine;
 pub mod error;
 pub mod fingerprint;
@@ -31,11 +39,15 @@ pub mod folder;
 pub mod inventory;
 pub mod message;
 pub mod secret;
+pub mod sync;
 pub mod synthetic;
+pub mod units;
+pub mod url_query;
 
 pub use backend::{
     ExistingMessage, MailSink, MailSinkExt, MailSource, MailSourceExt, SinkCapabilities, SourceCapabilities,
 };
+pub use error::Disposition;
 pub use error::{BoxError, Error, Result};
 pub use fingerprint::{Fingerprint, FingerprintMode};
 pub use flags::Flags;

@@ -88,7 +88,7 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Creates a folder (with a role) if missing.
@@ -253,7 +253,7 @@ impl MailSource for MemoryStore {
         if let Some((source, _)) = &self.lock().capabilities {
             return source.clone();
         }
-        SourceCapabilities { resume_after_key: true, max_concurrency: 8, ..SourceCapabilities::default() }
+        SourceCapabilities::default().with_resume_after_key(true).with_max_concurrency(8)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
@@ -319,7 +319,7 @@ impl MailSink for MemoryStore {
         if let Some((_, sink)) = &self.lock().capabilities {
             return sink.clone();
         }
-        SinkCapabilities { max_concurrency: 8, ..SinkCapabilities::default() }
+        SinkCapabilities::default().with_max_concurrency(8)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {

@@ -189,7 +189,7 @@ impl MailSource for SyntheticMailbox {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        SourceCapabilities { resume_after_key: true, max_concurrency: 8, ..SourceCapabilities::default() }
+        SourceCapabilities::default().with_resume_after_key(true).with_max_concurrency(8)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {

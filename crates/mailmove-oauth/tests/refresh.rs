@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailmove_core::{Error, Secret, TokenProvider};
-use mailmove_oauth::{OAuthConfig, OAuthRefresher, RefresherOptions, RetryPolicy};
+use mailmove_oauth::{OAuthConfig, OAuthRefresher, RefresherOptions, TokenRetryPolicy};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
@@ -44,9 +44,9 @@ fn oauth_error(status: u16, code: &str) -> ResponseTemplate {
 }
 
 fn fast() -> RefresherOptions {
-    RefresherOptions::default()
-        .with_timeout(Duration::from_secs(10))
-        .with_retry(RetryPolicy::default().with_backoff(Duration::from_millis(1), Duration::from_millis(5)))
+    RefresherOptions::default().with_timeout(Duration::from_secs(10)).with_retry(
+        TokenRetryPolicy::default().with_backoff(Duration::from_millis(1), Duration::from_millis(5)),
+    )
 }
 
 async fn refresher(server: &MockServer) -> OAuthRefresher {
@@ -297,8 +297,9 @@ async fn slow_endpoint_times_out() {
         .mount(&server)
         .await;
     let config = OAuthConfig::new(format!("{}/token", server.uri()), "cid", Secret::new("rt1"));
-    let options =
-        fast().with_timeout(Duration::from_millis(100)).with_retry(RetryPolicy::default().with_attempts(1));
+    let options = fast()
+        .with_timeout(Duration::from_millis(100))
+        .with_retry(TokenRetryPolicy::default().with_attempts(1));
     let err = OAuthRefresher::with_options(config, options).unwrap().access_token().await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }) && err.is_transient(), "{err:?}");
 }

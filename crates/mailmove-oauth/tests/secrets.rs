@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use mailmove_core::{Error, Secret, TokenProvider};
-use mailmove_oauth::{OAuthConfig, OAuthRefresher, RefresherOptions, RetryPolicy};
+use mailmove_oauth::{OAuthConfig, OAuthRefresher, RefresherOptions, TokenRetryPolicy};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -37,7 +37,7 @@ fn config(endpoint: String) -> OAuthConfig {
 fn options() -> RefresherOptions {
     RefresherOptions::default()
         .with_timeout(Duration::from_millis(300))
-        .with_retry(RetryPolicy::default().with_attempts(2).with_backoff(Duration::ZERO, Duration::ZERO))
+        .with_retry(TokenRetryPolicy::default().with_attempts(2).with_backoff(Duration::ZERO, Duration::ZERO))
 }
 
 #[tokio::test]

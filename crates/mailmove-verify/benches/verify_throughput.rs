@@ -5,6 +5,9 @@
 //! iteration; `verify_*` compares the source with a destination copied once beforehand.
 //! Run with `cargo bench -p mailmove-verify --bench verify_throughput`.
 
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mailmove_core::checkpoint::Checkpoint;
 use mailmove_core::engine::{copy, CopyOptions, EventSink};

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use mailmove_core::engine::CompiledFilter;
+use mailmove_core::sync::lock;
 use mailmove_core::{Flags, MailSource, Result};
 
 use crate::event::{VerifyEvent, VerifyEvents};
@@ -151,7 +152,7 @@ impl<'a> Context<'a> {
         if self.events.is_active() {
             self.events.emit(VerifyEvent::Finding(finding.clone()));
         }
-        let mut collected = self.collected.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut collected = lock(&self.collected);
         collected.counts.add(finding.kind);
         let cap = self.options.limits.max_listed_findings;
         let list = &mut collected.lists[list_index(finding.kind)];
@@ -164,7 +165,7 @@ impl<'a> Context<'a> {
 
     /// Takes the findings at the end of the run.
     pub fn take_findings(&self) -> Collected {
-        std::mem::take(&mut *self.collected.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        std::mem::take(&mut *lock(&self.collected))
     }
 
     /// Counts a message read on one side and emits a progress event when one is due.
@@ -179,7 +180,7 @@ impl<'a> Context<'a> {
             return;
         }
         {
-            let mut last = self.progress.last_emit.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut last = lock(&self.progress.last_emit);
             if last.elapsed().as_millis() < 500 {
                 return;
             }

@@ -1,10 +1,9 @@
 //! Typed progress events of a verification, for progress bars, JSON lines or an embedding app.
 //!
 //! The copy engine's [`Event`](mailmove_core::engine::Event) speaks of copied and skipped
-//! messages; a verification checks both sides and finds differences, so it has its own small enum
-//! with the same shape of delivery (a shared callback, or a channel).
-
-use std::sync::Arc;
+//! messages; a verification checks both sides and finds differences, so it has its own small enum,
+//! delivered the same way: [`VerifyEvents`] is core's generic
+//! [`Emitter`](mailmove_core::emitter::Emitter) over [`VerifyEvent`].
 
 use serde::Serialize;
 
@@ -74,49 +73,6 @@ pub enum VerifyEvent {
     },
 }
 
-type Callback = Arc<dyn Fn(&VerifyEvent) + Send + Sync>;
-
-/// Where events go: a callback shared by every task of the verification.
-#[derive(Clone, Default)]
-pub struct VerifyEvents(Option<Callback>);
-
-impl std::fmt::Debug for VerifyEvents {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "VerifyEvents(callback)" } else { "VerifyEvents(none)" })
-    }
-}
-
-impl VerifyEvents {
-    /// Events are dropped.
-    pub fn none() -> Self {
-        VerifyEvents(None)
-    }
-
-    /// Events go to a callback. It runs on the verifier's task: keep it quick.
-    pub fn callback(callback: impl Fn(&VerifyEvent) + Send + Sync + 'static) -> Self {
-        VerifyEvents(Some(Arc::new(callback)))
-    }
-
-    /// Events go to an unbounded channel; the receiver is a stream of events.
-    pub fn channel() -> (Self, tokio::sync::mpsc::UnboundedReceiver<VerifyEvent>) {
-        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        (
-            VerifyEvents::callback(move |event| {
-                let _ = sender.send(event.clone());
-            }),
-            receiver,
-        )
-    }
-
-    /// Emits an event.
-    pub fn emit(&self, event: VerifyEvent) {
-        if let Some(callback) = &self.0 {
-            callback(&event);
-        }
-    }
-
-    /// Whether anyone listens (so callers can skip building events).
-    pub fn is_active(&self) -> bool {
-        self.0.is_some()
-    }
-}
+/// Where the verifier's events go: a callback shared by every task of the verification (see
+/// [`Emitter`](mailmove_core::emitter::Emitter) for the constructors).
+pub type VerifyEvents = mailmove_core::emitter::Emitter<VerifyEvent>;

@@ -73,7 +73,6 @@
 //! println!("{}", report.human_summary());
 //! # });
 //! ```
-#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 mod compare;
 mod context;

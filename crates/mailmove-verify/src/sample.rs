@@ -136,7 +136,7 @@ pub(crate) async fn verify_sample(
     }
     sampled.sort_by_key(|(record, _)| record.ordinal);
     let mut order: Vec<Fingerprint> = Vec::new();
-    let mut entries: HashMap<Fingerprint, Entry> = HashMap::new();
+    let mut destination = Candidates { context, group, place, entries: HashMap::new() };
     let mut exact_sizes: HashSet<u64> = HashSet::new();
     let mut message_ids: HashSet<String> = HashSet::new();
     let mut shapes: Vec<(Fingerprint, SizeShape)> = Vec::new();
@@ -144,7 +144,7 @@ pub(crate) async fn verify_sample(
         exact_sizes.extend([shape.raw, shape.lf, shape.crlf]);
         message_ids.extend(record.message_id.clone());
         shapes.push((record.identity, shape));
-        let entry = entries.entry(record.identity).or_default();
+        let entry = destination.entries.entry(record.identity).or_default();
         if entry.source.is_empty() {
             order.push(record.identity);
         }
@@ -152,7 +152,7 @@ pub(crate) async fn verify_sample(
     }
 
     // 3. Destination: a first pass over exact candidates, a wider one for what is still unmatched.
-    if group.destination_info.is_some() && !entries.is_empty() {
+    if group.destination_info.is_some() && !destination.entries.is_empty() {
         let candidate = |meta: &MessageMeta| {
             exact_sizes.contains(&meta.size)
                 || meta
@@ -160,16 +160,17 @@ pub(crate) async fn verify_sample(
                     .as_deref()
                     .is_some_and(|id| message_ids.contains(&normalise_message_id(id)))
         };
-        let chosen =
-            read_candidates(context, group, place, true, candidate, &mut entries, verdict, counts).await?;
-        if entries.values().any(Entry::unmatched) {
+        let chosen = destination.read(true, candidate, verdict, counts).await?;
+        if destination.entries.values().any(Entry::unmatched) {
             let fetched: HashSet<String> = chosen.into_iter().collect();
             // Headers mode: a rewritten copy can have any size, so every message is a candidate.
             let ranges = (context.settings.mode == VerifyMode::Strict).then(|| {
                 Ranges::new(
                     shapes
                         .iter()
-                        .filter(|(identity, _)| entries.get(identity).is_some_and(Entry::unmatched))
+                        .filter(|(identity, _)| {
+                            destination.entries.get(identity).is_some_and(Entry::unmatched)
+                        })
                         .map(|(_, shape)| (shape.lf, shape.crlf))
                         .collect(),
                 )
@@ -178,13 +179,13 @@ pub(crate) async fn verify_sample(
                 !fetched.contains(meta.key.as_str()) && ranges.as_ref().is_none_or(|r| r.contains(meta.size))
             };
             tracing::debug!(folder = %place.destination, "sample: wider destination pass");
-            read_candidates(context, group, place, false, wider, &mut entries, verdict, counts).await?;
+            destination.read(false, wider, verdict, counts).await?;
         }
     }
 
     // 4. Compare each sampled identity with what was found.
     for identity in order {
-        if let Some(entry) = entries.get(&identity) {
+        if let Some(entry) = destination.entries.get(&identity) {
             compare_group(context, place, &entry.source, &entry.destination, Scope::Sample, counts);
         }
     }
@@ -212,22 +213,30 @@ fn drawn_batches(
     out
 }
 
-/// One pass over the destination listing: fetches the selected messages and keeps those whose
-/// identity was sampled. The first pass also counts the destination. Returns the keys fetched.
-#[allow(clippy::too_many_arguments)]
-async fn read_candidates(
-    context: &Context<'_>,
-    group: &Group,
-    place: &Place,
-    count: bool,
-    selected: impl Fn(&MessageMeta) -> bool,
-    entries: &mut HashMap<Fingerprint, Entry>,
-    verdict: &mut FolderVerdict,
-    counts: &mut FindingCounts,
-) -> Result<Vec<String>> {
-    let folder = &group.destination;
-    let mut chosen: Vec<String> = Vec::new();
-    {
+/// The destination side of one folder's sample: where candidate copies are read, and the sampled
+/// identities they are matched against.
+struct Candidates<'s> {
+    context: &'s Context<'s>,
+    group: &'s Group,
+    place: &'s Place,
+    /// The sampled records per identity, and the destination records found for each.
+    entries: HashMap<Fingerprint, Entry>,
+}
+
+impl Candidates<'_> {
+    /// One pass over the destination listing: fetches the selected messages and keeps those whose
+    /// identity was sampled. The first pass also counts the destination. Returns the keys fetched.
+    async fn read(
+        &mut self,
+        count: bool,
+        selected: impl Fn(&MessageMeta) -> bool,
+        verdict: &mut FolderVerdict,
+        counts: &mut FindingCounts,
+    ) -> Result<Vec<String>> {
+        let Candidates { context, group, place, entries } = self;
+        let (context, place) = (*context, *place);
+        let folder = &group.destination;
+        let mut chosen: Vec<String> = Vec::new();
         let mut keep = |_: &mailmove_core::Message, record: Record| {
             if let Some(entry) = entries.get_mut(&record.identity) {
                 entry.destination.push(record);
@@ -258,8 +267,8 @@ async fn read_candidates(
         if !batch.is_empty() {
             fetch_records(context, Side::Destination, folder, place, batch.take(), &mut keep, counts).await?;
         }
+        Ok(chosen)
     }
-    Ok(chosen)
 }
 
 #[cfg(test)]

@@ -1,7 +1,5 @@
 //! Typed progress events, for progress bars, JSON lines or an embedding application.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 
 use super::report::{FolderReport, MessageFailure, MessageNote};
@@ -84,49 +82,6 @@ pub enum Event {
     },
 }
 
-/// Where events go: a callback shared by every task of the run.
-#[derive(Clone, Default)]
-pub struct EventSink(Option<Callback>);
-
-type Callback = Arc<dyn Fn(&Event) + Send + Sync>;
-
-impl std::fmt::Debug for EventSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "EventSink(callback)" } else { "EventSink(none)" })
-    }
-}
-
-impl EventSink {
-    /// Events are dropped.
-    pub fn none() -> Self {
-        EventSink(None)
-    }
-
-    /// Events go to a callback. It runs on the engine's task: keep it quick.
-    pub fn callback(callback: impl Fn(&Event) + Send + Sync + 'static) -> Self {
-        EventSink(Some(Arc::new(callback)))
-    }
-
-    /// Events go to an unbounded channel; the receiver is a stream of events.
-    pub fn channel() -> (Self, tokio::sync::mpsc::UnboundedReceiver<Event>) {
-        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        (
-            EventSink::callback(move |event| {
-                let _ = sender.send(event.clone());
-            }),
-            receiver,
-        )
-    }
-
-    /// Emits an event.
-    pub fn emit(&self, event: Event) {
-        if let Some(callback) = &self.0 {
-            callback(&event);
-        }
-    }
-
-    /// Whether anyone listens (so callers can skip building events).
-    pub fn is_active(&self) -> bool {
-        self.0.is_some()
-    }
-}
+/// Where the engine's events go: a callback shared by every task of the run (see
+/// [`Emitter`](crate::emitter::Emitter) for the constructors).
+pub type EventSink = crate::emitter::Emitter<Event>;

@@ -6,20 +6,28 @@
 //! 2. Copy several folders at once (bounded by [`Limits::folder_concurrency`] and by what both sides
 //!    declare). Within a folder, listing, checkpoint look-ups, fetching and appending overlap: a
 //!    producer streams metadata, skips what the checkpoint says is done, fetches the rest in
-//!    batches and hands messages to the appender through a bounded channel; a global budget of
+//!    batches and hands messages to the committer through a bounded channel; a global budget of
 //!    messages *and* bytes in flight bounds memory.
-//! 3. The appender commits an intent per message, appends, reaches the sink's durability point
-//!    ([`MailSink::flush`]) and commits the results — see [`crate::checkpoint`] for why this gives
-//!    exactly-once delivery across crashes.
+//! 3. The committer runs the commit step on each batch: intents, appends, the sink's durability
+//!    point ([`MailSink::flush`]), results. Why that is exactly-once across retries and crashes is
+//!    specified in one place, [the checkpoint's "Exactly once"](crate::checkpoint#exactly-once).
 //! 4. When the checkpoint cannot vouch for a folder (first run into a non-empty destination, a
-//!    UIDVALIDITY change, intents left by a crash), the destination's fingerprints are listed
-//!    once and used as a multiset: each source message whose fingerprint is there (and not
-//!    explained by a message already recorded as copied) is matched instead of copied.
-//! 5. Failures: transient ones are retried with exponential backoff and jitter (honouring the
-//!    peer's hint); because a failed append may still have stored the message, a retry round
-//!    reconciles by fingerprint first. Permanent ones are reported with their reason and the run
+//!    UIDVALIDITY change, intents left by a crash), the folder is first reconciled with the
+//!    destination by fingerprint, following the same rules.
+//! 5. Failures: every decision goes through one table, [`Error::disposition`](crate::Error::disposition).
+//!    Transient errors are retried with exponential backoff and jitter (honouring the peer's
+//!    hint); a failed append may still have stored the message, so it is retried by the next
+//!    round, which reconciles first. Permanent ones are reported with their reason and the run
 //!    goes on. [`Error::QuotaExceeded`](crate::Error::QuotaExceeded) and authentication errors
 //!    pause the run; it resumes where it stopped.
+//!
+//! # Where things are
+//! One private module per role: `run` (planning, shared budgets, totals, the report), `folder`
+//! (one folder's rounds and the per-pass state every step borrows), `produce` (list, filter, look
+//! up, fetch), `commit` (intents → append → flush → results), `reconcile` (the destination's
+//! fingerprints), `retry` (retry state: attempts of an operation, consecutive append failures,
+//! rounds of a folder) and `plan` (dry runs); the public types live in `options`, `filter`,
+//! `mapping`, `event` and `report`.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -33,12 +41,17 @@
 //! # });
 //! ```
 
+mod commit;
 mod event;
 mod filter;
 mod folder;
 mod mapping;
 mod options;
+mod plan;
+mod produce;
+mod reconcile;
 mod report;
+mod retry;
 mod run;
 
 use std::path::{Path, PathBuf};

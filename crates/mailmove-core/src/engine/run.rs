@@ -16,6 +16,7 @@ use crate::backend::{MailSink, MailSource};
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::folder::{FolderInfo, FolderPath};
+use crate::sync::lock;
 
 /// Shared state of one run, borrowed by every folder pass.
 pub(super) struct RunContext<'a> {
@@ -53,18 +54,18 @@ impl RunContext<'_> {
     pub fn fail(&self, failure: MessageFailure) {
         self.totals.failed.fetch_add(1, Ordering::Relaxed);
         self.events.emit(Event::MessageFailed(failure.clone()));
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).push(failure);
+        lock(&self.failures).push(failure);
     }
 
     /// Names a message copied from a damaged source: report and event.
     pub fn note_damage(&self, note: MessageNote) {
         self.events.emit(Event::MessageDamaged(note.clone()));
-        self.damaged.lock().unwrap_or_else(|p| p.into_inner()).push(note);
+        lock(&self.damaged).push(note);
     }
 
     /// Stops the run (it stays resumable).
     pub fn pause(&self, error: &Error) {
-        let mut paused = self.paused.lock().unwrap_or_else(|p| p.into_inner());
+        let mut paused = lock(&self.paused);
         if paused.is_none() {
             *paused = Some(error.chain_to_string());
         }
@@ -72,7 +73,7 @@ impl RunContext<'_> {
 
     /// Whether the run was paused.
     pub fn is_paused(&self) -> bool {
-        self.paused.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+        lock(&self.paused).is_some()
     }
 
     /// Emits a progress event at most twice a second.
@@ -81,7 +82,7 @@ impl RunContext<'_> {
             return;
         }
         {
-            let mut last = self.last_progress.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = lock(&self.last_progress);
             if last.elapsed().as_millis() < 500 {
                 return;
             }
@@ -143,7 +144,7 @@ pub async fn copy(
     };
 
     let source_folders =
-        super::folder::with_retries(&context, "listing source folders", || source.list_folders()).await?;
+        super::retry::with_retries(&context, "listing source folders", || source.list_folders()).await?;
     let destination_folders = match sink.list_folders().await {
         Ok(folders) => folders,
         Err(error) if options.dry_run => {
@@ -174,9 +175,9 @@ pub async fn copy(
     folders.append(&mut unusable);
     folders.sort_by(|a, b| a.folder.cmp(&b.folder));
 
-    let failures = std::mem::take(&mut *context.failures.lock().unwrap_or_else(|p| p.into_inner()));
-    let damaged = std::mem::take(&mut *context.damaged.lock().unwrap_or_else(|p| p.into_inner()));
-    let paused_reason = context.paused.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let failures = std::mem::take(&mut *lock(&context.failures));
+    let damaged = std::mem::take(&mut *lock(&context.damaged));
+    let paused_reason = lock(&context.paused).take();
     let totals = &context.totals;
     let failed = totals.failed.load(Ordering::Relaxed);
     let outcome = if paused_reason.is_some() {

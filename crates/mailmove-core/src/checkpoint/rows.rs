@@ -1,0 +1,191 @@
+//! The typed rows of the checkpoint: what goes in, what comes out, and the state codes stored.
+
+use crate::error::{Error, Result};
+use crate::fingerprint::Fingerprint;
+use crate::message::SourceKey;
+
+/// The state of one source message in the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageState {
+    /// An append was about to happen; its outcome is unknown.
+    Intent,
+    /// Copied and durable at the destination.
+    Copied,
+    /// Found already at the destination (matched by fingerprint); not copied again.
+    Matched,
+    /// Failed permanently in an earlier run (retried on the next run).
+    Failed,
+}
+
+impl MessageState {
+    /// Every state, for decoding.
+    const ALL: [MessageState; 4] =
+        [MessageState::Intent, MessageState::Copied, MessageState::Matched, MessageState::Failed];
+
+    /// The states that mean "at the destination" ([`MessageState::is_done`]).
+    pub(super) const DONE: [MessageState; 2] = [MessageState::Copied, MessageState::Matched];
+
+    /// The integer stored in `messages.state`: the one place those integers are written down
+    /// (the SQL binds them as parameters). Existing state files hold them: never renumber.
+    pub(super) fn code(self) -> i64 {
+        match self {
+            MessageState::Intent => 0,
+            MessageState::Copied => 1,
+            MessageState::Matched => 2,
+            MessageState::Failed => 3,
+        }
+    }
+
+    /// The state stored as `code`.
+    pub(super) fn from_code(code: i64) -> Result<Self> {
+        Self::ALL.into_iter().find(|state| state.code() == code).ok_or_else(|| Error::Checkpoint {
+            message: format!("unknown message state {code}"),
+            source: None,
+        })
+    }
+
+    /// Whether the message is known to be at the destination.
+    pub fn is_done(self) -> bool {
+        Self::DONE.contains(&self)
+    }
+}
+
+/// What the checkpoint knows about one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    /// Its state.
+    pub state: MessageState,
+    /// The strict fingerprint recorded with the intent.
+    pub fingerprint: Fingerprint,
+}
+
+/// The outcome of one message, recorded after the durability point.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Copied; the destination's key when known.
+    Copied {
+        /// Destination key.
+        dest_key: Option<String>,
+    },
+    /// Found at the destination already.
+    Matched,
+    /// Failed permanently.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// The state stored for this outcome.
+    pub fn state(&self) -> MessageState {
+        match self {
+            Outcome::Copied { .. } => MessageState::Copied,
+            Outcome::Matched => MessageState::Matched,
+            Outcome::Failed { .. } => MessageState::Failed,
+        }
+    }
+}
+
+/// An intent: "this message is about to be appended" ([`Checkpoint::record_intents`]).
+///
+/// [`Checkpoint::record_intents`]: super::Checkpoint::record_intents
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntentRow {
+    /// The message's key at the source.
+    pub key: SourceKey,
+    /// Its strict fingerprint: what reconciliation looks for at the destination.
+    pub fingerprint: Fingerprint,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl IntentRow {
+    /// An intent for the message `key` with this fingerprint and size.
+    pub fn new(key: SourceKey, fingerprint: Fingerprint, size: u64) -> Self {
+        IntentRow { key, fingerprint, size }
+    }
+
+    /// The result row of this message with `outcome`.
+    pub fn resolve(self, outcome: Outcome) -> ResultRow {
+        ResultRow { key: self.key, fingerprint: self.fingerprint, size: self.size, outcome }
+    }
+}
+
+/// A result: what became of a message ([`Checkpoint::record_results`]).
+///
+/// [`Checkpoint::record_results`]: super::Checkpoint::record_results
+#[derive(Debug, Clone)]
+pub struct ResultRow {
+    /// The message's key at the source.
+    pub key: SourceKey,
+    /// Its strict fingerprint.
+    pub fingerprint: Fingerprint,
+    /// Its size in bytes.
+    pub size: u64,
+    /// What became of it.
+    pub outcome: Outcome,
+}
+
+/// Where a listing may resume: the last key of the last complete pass and the filter it was made
+/// under (a watermark only counts under the same filter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watermark {
+    /// The last key of the pass.
+    pub key: SourceKey,
+    /// The [filter signature](crate::engine::CompiledFilter::signature) of the pass.
+    pub filter: String,
+}
+
+/// What the checkpoint knows about a folder when a pass starts.
+#[derive(Debug, Clone)]
+pub struct FolderState {
+    /// Row id.
+    pub id: i64,
+    /// No message of this folder was ever recorded (under the current epoch).
+    pub fresh: bool,
+    /// The epoch or destination folder changed since the last run: the key map was dropped.
+    pub key_map_dropped: bool,
+    /// Intents without a result.
+    pub pending: u64,
+    /// The last key of the last complete pass and the filter signature it was made under.
+    pub watermark: Option<Watermark>,
+}
+
+/// Counts of messages per state over the whole job ([`Checkpoint::totals`]).
+///
+/// [`Checkpoint::totals`]: super::Checkpoint::totals
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// Copied and durable.
+    pub copied: u64,
+    /// Found at the destination already.
+    pub matched: u64,
+    /// Failed permanently.
+    pub failed: u64,
+    /// Intents without a result.
+    pub intents: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_codes_round_trip_and_stay_what_existing_files_hold() {
+        for (state, code) in [
+            (MessageState::Intent, 0),
+            (MessageState::Copied, 1),
+            (MessageState::Matched, 2),
+            (MessageState::Failed, 3),
+        ] {
+            assert_eq!(state.code(), code);
+            assert_eq!(MessageState::from_code(code).unwrap(), state);
+        }
+        assert!(MessageState::from_code(9).is_err());
+        assert!(MessageState::Copied.is_done() && MessageState::Matched.is_done());
+        assert!(!MessageState::Intent.is_done() && !MessageState::Failed.is_done());
+    }
+}

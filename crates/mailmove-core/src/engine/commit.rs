@@ -1,0 +1,248 @@
+//! The commit step: intents → append → flush → results, one commit batch at a time.
+//!
+//! **Invariant: a result is recorded only after `flush` returned `Ok`.** A message the sink
+//! accepted counts as copied (in the checkpoint, the report and the events) only once
+//! [`MailSink::flush`](crate::MailSink::flush) has returned `Ok` for the folder; until then it is
+//! an intent, which the next round or run reconciles. This module is where that rule of
+//! [exactly once](crate::checkpoint#exactly-once) is kept; [`Committer::commit`] shows the steps
+//! in order:
+//! 1. **match**: a message whose fingerprint the [`DestinationIndex`] holds unexplained is
+//!    recorded as matched and not appended;
+//! 2. **intents** for the others, committed in one transaction;
+//! 3. **append** each; a transient failure defers the message to the next round (which reconciles
+//!    first), a permanent one fails it, quota or credentials pause the run;
+//! 4. **flush**, when anything was appended; if it fails, the appended messages stay intents;
+//! 5. **results**: failures, and the copies, only now.
+
+use std::sync::atomic::Ordering;
+
+use tokio::sync::mpsc;
+
+use super::event::Event;
+use super::folder::Pass;
+use super::produce::Fetched;
+use super::reconcile::DestinationIndex;
+use super::report::{FolderReport, MessageNote};
+use super::retry::Retry;
+use crate::checkpoint::{IntentRow, Outcome, ResultRow};
+use crate::error::{Disposition, Error, Result};
+use crate::fingerprint::IdentityHeaders;
+use crate::message::{Message, MessageMeta};
+
+/// What the committer side of a pass left behind.
+#[derive(Default)]
+pub(super) struct CommitOutcome {
+    /// Messages whose append failed transiently (maybe stored: reconciled next round), or that
+    /// were never appended or never made durable.
+    pub deferred: Vec<MessageMeta>,
+    pub last_error: Option<Error>,
+}
+
+/// What the appends of one batch left, until the flush decides.
+#[derive(Default)]
+struct Appends {
+    /// Accepted by the sink: recorded as copied only after the flush.
+    copied: Vec<ResultRow>,
+    /// Failed permanently (nothing stored): recorded whether or not the flush succeeds.
+    failed: Vec<ResultRow>,
+    /// Copied messages the source had to reconstruct: named once their copies are durable.
+    damaged: Vec<MessageNote>,
+}
+
+/// The committer of one pass; its methods are the steps.
+pub(super) struct Committer<'p, 'i> {
+    pass: &'p Pass<'p>,
+    /// What the destination holds that no done record explains, when the folder is reconciled.
+    index: &'i mut Option<DestinationIndex>,
+    report: FolderReport,
+    outcome: CommitOutcome,
+}
+
+fn intent(fetched: &Fetched) -> IntentRow {
+    let meta = &fetched.message.meta;
+    IntentRow::new(meta.key.clone(), fetched.fingerprint, meta.size)
+}
+
+fn message_id_of(message: &Message) -> Option<String> {
+    message.meta.message_id.clone().or_else(|| IdentityHeaders::of_body(&message.body).ok()?.message_id)
+}
+
+impl<'p, 'i> Committer<'p, 'i> {
+    pub fn new(pass: &'p Pass<'p>, index: &'i mut Option<DestinationIndex>) -> Self {
+        Committer { pass, index, report: FolderReport::default(), outcome: CommitOutcome::default() }
+    }
+
+    /// Receives fetched messages and commits them in batches of up to
+    /// [`Limits::commit_batch`](super::Limits::commit_batch). Returns what was left behind and the
+    /// counts of this side.
+    pub async fn run(mut self, mut receiver: mpsc::Receiver<Fetched>) -> (CommitOutcome, FolderReport) {
+        let context = self.pass.context;
+        let commit_batch = context.options.limits.commit_batch.max(1);
+        while let Some(first) = receiver.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < commit_batch {
+                match receiver.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            if let Err(error) = self.commit(batch).await {
+                if error.disposition() == Disposition::StopRun {
+                    context.pause(&error);
+                }
+                self.outcome.last_error = Some(error);
+                break;
+            }
+            if context.is_paused() {
+                break;
+            }
+        }
+        // Whatever is still queued was fetched but never appended: hand it back as deferred so that
+        // no listed message is silently left behind.
+        receiver.close();
+        while let Some(fetched) = receiver.recv().await {
+            self.outcome.deferred.push(fetched.message.meta);
+        }
+        (self.outcome, self.report)
+    }
+
+    /// The commit step for one batch (see the [module docs](self)).
+    async fn commit(&mut self, batch: Vec<Fetched>) -> Result<()> {
+        let (context, folder_id) = (self.pass.context, self.pass.state.id);
+        // 1. Match what the destination holds already.
+        let to_append = self.record_matches(batch).await?;
+        if to_append.is_empty() {
+            return Ok(());
+        }
+        // 2. Intents, committed before any append.
+        context.checkpoint.record_intents(folder_id, to_append.iter().map(intent).collect()).await?;
+        // 3. Appends.
+        let appends = self.append(&to_append).await;
+        // 4. Flush: the sink's durability point.
+        if !appends.copied.is_empty() {
+            if let Err(error) = context.sink.flush(self.pass.destination).await {
+                // Not durable: these stay intents, reconciled on the next round or run.
+                self.outcome.deferred.extend(
+                    to_append
+                        .iter()
+                        .filter(|f| appends.copied.iter().any(|c| c.key == f.message.meta.key))
+                        .map(|f| f.message.meta.clone()),
+                );
+                if !appends.failed.is_empty() {
+                    context.checkpoint.record_results(folder_id, appends.failed).await?;
+                }
+                return Err(error);
+            }
+        }
+        // 5. Results: `flush` returned Ok (or nothing was appended).
+        self.record_results(appends).await
+    }
+
+    /// Step 1: takes the messages the destination holds already out of the batch and records
+    /// them as matched. Returns the others.
+    async fn record_matches(&mut self, batch: Vec<Fetched>) -> Result<Vec<Fetched>> {
+        let context = self.pass.context;
+        let mut matched = Vec::new();
+        let mut to_append = Vec::new();
+        for fetched in batch {
+            if self.index.as_mut().is_some_and(|index| index.take(&fetched.fingerprint)) {
+                matched.push(fetched);
+            } else {
+                to_append.push(fetched);
+            }
+        }
+        if !matched.is_empty() {
+            let results = matched.iter().map(|f| intent(f).resolve(Outcome::Matched)).collect();
+            context.checkpoint.record_results(self.pass.state.id, results).await?;
+            for fetched in &matched {
+                self.report.skipped += 1;
+                context.totals.skipped.fetch_add(1, Ordering::Relaxed);
+                context.events.emit(Event::MessageSkipped {
+                    folder: self.pass.folder.to_string(),
+                    key: fetched.message.meta.key.to_string(),
+                    reason: "at_destination",
+                });
+            }
+        }
+        Ok(to_append)
+    }
+
+    /// Step 3: appends each message ([`Retry::append_failures`] paces transient failures).
+    async fn append(&mut self, to_append: &[Fetched]) -> Appends {
+        let (context, folder) = (self.pass.context, self.pass.folder);
+        let mut appends = Appends::default();
+        let mut retry = Retry::append_failures(context, folder.to_string());
+        for fetched in to_append {
+            if context.is_paused() {
+                break;
+            }
+            let meta = &fetched.message.meta;
+            let error = match context.sink.append(self.pass.destination, &fetched.message).await {
+                Ok(appended) => {
+                    retry.reset();
+                    appends
+                        .copied
+                        .push(intent(fetched).resolve(Outcome::Copied { dest_key: appended.dest_key }));
+                    if let Some(damage) = &meta.damage {
+                        appends.damaged.push(MessageNote {
+                            folder: folder.to_string(),
+                            source_key: meta.key.to_string(),
+                            message_id: message_id_of(&fetched.message),
+                            size: Some(meta.size),
+                            reason: damage.clone(),
+                        });
+                    }
+                    continue;
+                }
+                Err(error) => error,
+            };
+            match error.disposition() {
+                Disposition::StopRun => {
+                    // Quota or credentials: stop; the intents stay and the next run reconciles them.
+                    context.pause(&error);
+                    break;
+                }
+                Disposition::Retry => {
+                    // Maybe stored after all: deferred to the next round, which reconciles first.
+                    retry.failed();
+                    retry.backoff(&error).await;
+                    self.outcome.deferred.push(meta.clone());
+                    self.outcome.last_error = Some(error);
+                }
+                Disposition::FailMessage | Disposition::FailOperation => {
+                    self.report.failed += 1;
+                    context.fail(self.pass.failure(meta, message_id_of(&fetched.message), &error));
+                    let reason = error.chain_to_string();
+                    appends.failed.push(intent(fetched).resolve(Outcome::Failed { reason }));
+                }
+            }
+        }
+        appends
+    }
+
+    /// Step 5: records the failures and the (now durable) copies, then counts and announces them.
+    async fn record_results(&mut self, appends: Appends) -> Result<()> {
+        let context = self.pass.context;
+        let Appends { copied, failed, damaged } = appends;
+        let mut results = failed;
+        results.extend(copied.iter().cloned());
+        context.checkpoint.record_results(self.pass.state.id, results).await?;
+        for copy in copied {
+            self.report.copied += 1;
+            self.report.bytes_copied += copy.size;
+            context.totals.copied.fetch_add(1, Ordering::Relaxed);
+            context.totals.bytes_copied.fetch_add(copy.size, Ordering::Relaxed);
+            context.events.emit(Event::MessageCopied {
+                folder: self.pass.folder.to_string(),
+                key: copy.key.to_string(),
+                bytes: copy.size,
+            });
+        }
+        for note in damaged {
+            self.report.damaged += 1;
+            context.note_damage(note);
+        }
+        context.progress();
+        Ok(())
+    }
+}

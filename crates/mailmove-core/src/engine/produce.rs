@@ -1,0 +1,283 @@
+//! The producer side of a pass: list (or take the deferred messages), filter, consult the
+//! checkpoint, fetch in batches, fingerprint, and hand each message to the committer with its
+//! share of the run's budgets.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+use futures::stream::{self, BoxStream, StreamExt};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+
+use super::event::Event;
+use super::folder::Pass;
+use super::report::FolderReport;
+use super::retry::Retry;
+use crate::error::{Disposition, Error, Result};
+use crate::fingerprint::{self, Fingerprint};
+use crate::message::{Message, MessageMeta, SourceKey};
+
+/// How many keys are looked up in the checkpoint at once.
+pub(super) const LOOKUP_BATCH: usize = 256;
+
+/// A fetched message on its way to the committer, holding its share of the budgets.
+pub(super) struct Fetched {
+    pub message: Message,
+    pub fingerprint: Fingerprint,
+    _message_permit: OwnedSemaphorePermit,
+    _byte_permit: OwnedSemaphorePermit,
+}
+
+/// Where a pass gets its messages.
+pub(super) enum Keys {
+    /// List the folder (optionally after a watermark key).
+    Listing(Option<SourceKey>),
+    /// Only these (messages deferred by a transient failure).
+    Deferred(Vec<MessageMeta>),
+}
+
+/// What the producer side of a pass left behind.
+#[derive(Default)]
+pub(super) struct ProduceOutcome {
+    /// Every key of the listing was processed (not cut short by an error or a closed committer).
+    pub complete: bool,
+    pub last_key: Option<SourceKey>,
+    pub listing_error: Option<Error>,
+    /// Messages the source failed to return transiently, past the retries of this pass.
+    pub deferred: Vec<MessageMeta>,
+    pub last_error: Option<Error>,
+}
+
+/// The producer of one pass; its methods are the steps.
+pub(super) struct Producer<'p> {
+    pass: &'p Pass<'p>,
+    sender: mpsc::Sender<Fetched>,
+    report: FolderReport,
+    outcome: ProduceOutcome,
+}
+
+impl<'p> Producer<'p> {
+    pub fn new(pass: &'p Pass<'p>, sender: mpsc::Sender<Fetched>) -> Self {
+        Producer { pass, sender, report: FolderReport::default(), outcome: ProduceOutcome::default() }
+    }
+
+    /// Lists (or takes the deferred list), filters, and looks up and fetches in batches. Returns
+    /// what was left behind and the counts of this side.
+    pub async fn run(mut self, keys: Keys) -> (ProduceOutcome, FolderReport) {
+        let (context, folder) = (self.pass.context, self.pass.folder);
+        let is_listing = matches!(keys, Keys::Listing(_));
+        let mut metas: BoxStream<'_, Result<MessageMeta>> = match &keys {
+            Keys::Listing(after) => context.source.list_messages(folder, after.as_ref()),
+            Keys::Deferred(list) => stream::iter(list.iter().cloned().map(Ok)).boxed(),
+        };
+        let max_size = context.sink.capabilities().max_message_size;
+        let mut batch: Vec<MessageMeta> = Vec::new();
+        loop {
+            let next = metas.next().await;
+            let end = next.is_none();
+            match next {
+                Some(Ok(meta)) => {
+                    self.outcome.last_key = Some(meta.key.clone());
+                    if is_listing {
+                        self.report.listed += 1;
+                    }
+                    if !context.filter.message_matches(&meta) {
+                        self.report.filtered += 1;
+                        context.totals.filtered.fetch_add(1, Ordering::Relaxed);
+                        context.events.emit(Event::MessageSkipped {
+                            folder: folder.to_string(),
+                            key: meta.key.to_string(),
+                            reason: "filtered",
+                        });
+                        continue;
+                    }
+                    if let Some(limit) = max_size.filter(|limit| meta.size > *limit) {
+                        self.report.failed += 1;
+                        let too_big = Error::TooBig { size: meta.size, limit: Some(limit) };
+                        context.fail(self.pass.failure(&meta, None, &too_big));
+                        continue;
+                    }
+                    batch.push(meta);
+                }
+                Some(Err(error)) => {
+                    self.outcome.listing_error = Some(error);
+                }
+                None => {}
+            }
+            let cut = end || self.outcome.listing_error.is_some();
+            if batch.len() >= LOOKUP_BATCH || cut && !batch.is_empty() {
+                let chunk = std::mem::take(&mut batch);
+                if let Err(error) = self.look_up_and_fetch(chunk).await {
+                    self.outcome.listing_error = Some(error);
+                }
+            }
+            let closed = self.sender.is_closed();
+            if end || self.outcome.listing_error.is_some() || context.is_paused() || closed {
+                self.outcome.complete =
+                    end && self.outcome.listing_error.is_none() && !context.is_paused() && !closed;
+                break;
+            }
+        }
+        (self.outcome, self.report)
+    }
+
+    /// Skips what the checkpoint says is done; fetches the rest in batches bounded by count and
+    /// bytes. Intents (maybe stored: the committer reconciles), earlier failures (retried every
+    /// run) and unknown keys are all fetched.
+    async fn look_up_and_fetch(&mut self, metas: Vec<MessageMeta>) -> Result<()> {
+        let (context, folder) = (self.pass.context, self.pass.folder);
+        let keys = metas.iter().map(|m| m.key.clone()).collect();
+        let records = context.checkpoint.lookup(self.pass.state.id, keys).await?;
+        let mut wanted: Vec<MessageMeta> = Vec::new();
+        for meta in metas {
+            match records.get(&meta.key) {
+                Some(record) if record.state.is_done() => {
+                    self.report.skipped += 1;
+                    context.totals.skipped.fetch_add(1, Ordering::Relaxed);
+                    context.events.emit(Event::MessageSkipped {
+                        folder: folder.to_string(),
+                        key: meta.key.to_string(),
+                        reason: "checkpoint",
+                    });
+                }
+                _ => wanted.push(meta),
+            }
+        }
+        let limits = &context.options.limits;
+        let mut chunk: Vec<MessageMeta> = Vec::new();
+        let mut chunk_bytes = 0u64;
+        for meta in wanted {
+            if !chunk.is_empty()
+                && (chunk.len() >= limits.fetch_batch || chunk_bytes + meta.size > limits.fetch_batch_bytes)
+            {
+                self.fetch_chunk(std::mem::take(&mut chunk)).await;
+                chunk_bytes = 0;
+            }
+            chunk_bytes += meta.size;
+            chunk.push(meta);
+        }
+        if !chunk.is_empty() {
+            self.fetch_chunk(chunk).await;
+        }
+        Ok(())
+    }
+
+    /// Fetches a chunk of messages, retrying what the source did not return ([`Retry::attempts`]).
+    /// Keys the source never returns become failures; keys that keep failing transiently are
+    /// deferred; a permanent error on a batch is isolated by fetching one message at a time.
+    async fn fetch_chunk(&mut self, metas: Vec<MessageMeta>) {
+        let (context, folder) = (self.pass.context, self.pass.folder);
+        let mut retry = Retry::attempts(context, folder.to_string());
+        let mut missing: Vec<MessageMeta> = metas;
+        while !missing.is_empty() {
+            if context.is_paused() || self.sender.is_closed() {
+                return;
+            }
+            let keys: Vec<SourceKey> = missing.iter().map(|m| m.key.clone()).collect();
+            let mut received: HashSet<SourceKey> = HashSet::new();
+            let mut error: Option<Error> = None;
+            {
+                let mut fetched = context.source.fetch(folder, &keys);
+                while let Some(item) = fetched.next().await {
+                    match item {
+                        Ok(message) => {
+                            let key = message.meta.key.clone();
+                            if !keys.contains(&key) || !received.insert(key.clone()) {
+                                continue;
+                            }
+                            let listed = missing.iter().find(|m| m.key == key).cloned();
+                            match self.hand_over(message, listed).await {
+                                Ok(true) => {}
+                                Ok(false) => return,
+                                Err((meta, hash_error)) => {
+                                    self.report.failed += 1;
+                                    context.fail(self.pass.failure(&meta, None, &hash_error));
+                                }
+                            }
+                        }
+                        // By the source contract a key it cannot find is not yielded, or yielded
+                        // as `NotFound`: either way it stays missing and is named below.
+                        Err(Error::NotFound { .. }) => {}
+                        Err(other) => {
+                            error = Some(other);
+                            break;
+                        }
+                    }
+                }
+            }
+            missing.retain(|meta| !received.contains(&meta.key));
+            let Some(error) = error else {
+                // The source answered completely but without these: gone since the listing.
+                for meta in missing.drain(..) {
+                    self.report.failed += 1;
+                    let gone = Error::NotFound {
+                        what: format!("message {} vanished from the source during the run", meta.key),
+                    };
+                    context.fail(self.pass.failure(&meta, None, &gone));
+                }
+                continue;
+            };
+            match error.disposition() {
+                Disposition::StopRun => {
+                    context.pause(&error);
+                    return;
+                }
+                Disposition::Retry => {
+                    retry.failed();
+                    if retry.exhausted() {
+                        self.outcome.deferred.append(&mut missing);
+                        self.outcome.last_error = Some(error);
+                        return;
+                    }
+                    retry.backoff(&error).await;
+                }
+                Disposition::FailMessage | Disposition::FailOperation if missing.len() > 1 => {
+                    // A permanent error on a batch: isolate the culprit by fetching one at a time.
+                    for meta in std::mem::take(&mut missing) {
+                        Box::pin(self.fetch_chunk(vec![meta])).await;
+                    }
+                }
+                Disposition::FailMessage | Disposition::FailOperation => {
+                    for meta in missing.drain(..) {
+                        self.report.failed += 1;
+                        context.fail(self.pass.failure(&meta, None, &error));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fingerprints a message, takes its share of the budgets and sends it to the committer.
+    /// `Ok(false)` when the committer is gone; `Err` when the message cannot be fingerprinted.
+    async fn hand_over(
+        &self,
+        mut message: Message,
+        listed: Option<MessageMeta>,
+    ) -> std::result::Result<bool, (MessageMeta, Error)> {
+        let context = self.pass.context;
+        if let Some(listed) = listed {
+            // Keep what the listing said when the fetch did not say it (some sources fetch bodies only).
+            if message.meta.internal_date.is_none() {
+                message.meta.internal_date = listed.internal_date;
+            }
+            if message.meta.message_id.is_none() {
+                message.meta.message_id = listed.message_id;
+            }
+        }
+        let fingerprint = match fingerprint::strict(&message.body) {
+            Ok(fingerprint) => fingerprint,
+            Err(error) => return Err((message.meta.clone(), error)),
+        };
+        let kib = u32::try_from(message.body.len().div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, context.byte_budget_kib);
+        let Ok(message_permit) = context.message_budget.clone().acquire_owned().await else {
+            return Ok(false);
+        };
+        let Ok(byte_permit) = context.byte_budget.clone().acquire_many_owned(kib).await else {
+            return Ok(false);
+        };
+        let fetched =
+            Fetched { message, fingerprint, _message_permit: message_permit, _byte_permit: byte_permit };
+        Ok(self.sender.send(fetched).await.is_ok())
+    }
+}
