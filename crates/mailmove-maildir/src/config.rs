@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use mailmove_core::url_query::{self, QueryPair};
 use mailmove_core::{Error, Result, SpoolConfig};
 
 /// How folders are laid out below the root.
@@ -101,7 +102,8 @@ impl MaildirConfig {
     ///
     /// # Errors
     /// [`Error::Config`] for another scheme, an empty path, a fragment, an unknown or repeated
-    /// query key (the message names the valid ones) or an unknown layout.
+    /// query key (the message names the valid ones; keys are matched in any case, as in every
+    /// mailmove URL: see [`mailmove_core::url_query`]) or an unknown layout.
     ///
     /// ```
     /// use mailmove_maildir::{Layout, MaildirConfig};
@@ -134,15 +136,9 @@ impl MaildirConfig {
         // Only a literal `~` is expanded; `%7E` stays a tilde.
         let root = if raw_path.starts_with('~') { expand_home(&path)? } else { PathBuf::from(path) };
         let mut config = MaildirConfig::new(root);
-        let mut seen = Vec::new();
-        for pair in query.unwrap_or("").split('&').filter(|pair| !pair.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let key = percent_decode(key)?;
-            let value = percent_decode(value)?;
-            if seen.contains(&key) {
-                return Err(Error::config(format!("maildir URL repeats the query key {key:?}")));
-            }
-            match key.as_str() {
+        // The query rule of every mailmove URL: keys in any case, unknown or repeated ones refused.
+        for QueryPair { key, value } in url_query::parse_query("maildir", query.unwrap_or(""), URL_KEYS)? {
+            match key {
                 "layout" => {
                     config.layout = Layout::parse(&value).ok_or_else(|| {
                         Error::config(format!(
@@ -150,14 +146,8 @@ impl MaildirConfig {
                         ))
                     })?;
                 }
-                _ => {
-                    return Err(Error::config(format!(
-                        "unknown maildir URL query key {key:?}: valid keys are {}",
-                        URL_KEYS.join(", ")
-                    )))
-                }
+                other => return Err(url_query::unknown_key("maildir", other, URL_KEYS)),
             }
-            seen.push(key);
         }
         Ok(config)
     }
@@ -192,26 +182,11 @@ fn expand_home(path: &str) -> Result<PathBuf> {
     Ok(Path::new(&home).join(rest.trim_start_matches('/')))
 }
 
-/// Decodes `%XX` escapes; a `%` not followed by two hex digits stays as it is.
+/// Decodes `%XX` escapes ([`url_query::percent_decode`]: a `%` not followed by two hex digits
+/// stays as it is).
 fn percent_decode(text: &str) -> Result<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = bytes.get(index + 1..index + 3).and_then(|pair| std::str::from_utf8(pair).ok());
-        match (bytes[index], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                index += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8(out)
-        .map_err(|_| Error::config(format!("maildir URL {text:?} decodes to invalid UTF-8")))
+    url_query::percent_decode(text)
+        .ok_or_else(|| Error::config(format!("maildir URL {text:?} decodes to invalid UTF-8")))
 }
 
 #[cfg(test)]
@@ -229,6 +204,7 @@ mod tests {
             ("maildir://relative/path", Some(("relative/path".into(), Layout::MaildirPlusPlus))),
             ("maildir:/m?layout=fs", Some(("/m".into(), Layout::Fs))),
             ("maildir:/m?layout=FS", Some(("/m".into(), Layout::Fs))),
+            ("maildir:/m?LAYOUT=fs", Some(("/m".into(), Layout::Fs))),
             ("maildir:/m?layout=maildir++", Some(("/m".into(), Layout::MaildirPlusPlus))),
             ("maildir:/m?layout=maildir%2B%2B", Some(("/m".into(), Layout::MaildirPlusPlus))),
             ("maildir:/m?layout=maildirpp", Some(("/m".into(), Layout::MaildirPlusPlus))),
@@ -243,6 +219,7 @@ mod tests {
             ("maildir:/m?layout=mbox", None),
             ("maildir:/m?layot=fs", None),
             ("maildir:/m?layout=fs&layout=fs", None),
+            ("maildir:/m?layout=fs&Layout=fs", None),
             ("maildir:/m#frag", None),
             ("maildir:~bob/Maildir", None),
             ("maildir:/m%FF", None),
@@ -257,6 +234,13 @@ mod tests {
                 (Err(Error::Config { .. }), None) => {}
                 (other, expected) => panic!("{url}: got {other:?}, expected {expected:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn the_query_rule_of_every_url() {
+        for pair in [("layout", "fs"), ("layout", "maildir++")] {
+            url_query::check_rule(MaildirConfig::from_url, "maildir:/m", pair, URL_KEYS);
         }
     }
 

@@ -122,7 +122,6 @@
 //! meanwhile is seen at least once (and listed once). A client renaming files while a listing runs
 //! can still hide a message from that one listing (readdir gives no guarantee for renamed entries);
 //! the next run, which is idempotent, copies it.
-#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 // Safe access below the root rests on openat(2) and O_NOFOLLOW (see `fsat`).
 #[cfg(not(unix))]

@@ -363,16 +363,14 @@ impl MailSink for MaildirStore {
     }
 
     fn capabilities(&self) -> SinkCapabilities {
-        // The struct is `#[non_exhaustive]`: start from the default and set every field we know.
-        let mut capabilities = SinkCapabilities::default();
-        capabilities.flags = true;
-        capabilities.keywords = true;
-        capabilities.internal_dates = true;
-        capabilities.binary = true;
-        capabilities.folders = true;
-        capabilities.max_message_size = None;
-        capabilities.max_concurrency = 4;
-        capabilities
+        SinkCapabilities::default()
+            .with_flags(true)
+            .with_keywords(true)
+            .with_internal_dates(true)
+            .with_binary(true)
+            .with_folders(true)
+            .with_max_message_size(None)
+            .with_max_concurrency(4)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {

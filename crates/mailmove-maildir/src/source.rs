@@ -332,14 +332,13 @@ impl MailSource for MaildirStore {
     fn capabilities(&self) -> SourceCapabilities {
         // `resume_after_key` stays false: unique names are not monotonic (a message moved in from
         // another folder keeps its older name), so skipping keys below a watermark could skip new mail.
-        let mut capabilities = SourceCapabilities::default();
-        capabilities.flags = true;
-        capabilities.keywords = true;
-        capabilities.internal_dates = true;
-        capabilities.folders = true;
-        capabilities.resume_after_key = false;
-        capabilities.max_concurrency = 4;
-        capabilities
+        SourceCapabilities::default()
+            .with_flags(true)
+            .with_keywords(true)
+            .with_internal_dates(true)
+            .with_folders(true)
+            .with_resume_after_key(false)
+            .with_max_concurrency(4)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {

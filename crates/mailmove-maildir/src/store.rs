@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use mailmove_core::{Error, FolderInfo, FolderPath, Result, SpecialUse};
 
@@ -458,9 +458,7 @@ fn decode_component(name: &str) -> String {
     naming::decode_segment(name).unwrap_or_else(|| name.to_string())
 }
 
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+pub(crate) use mailmove_core::sync::lock;
 
 /// Maps an I/O error into the core error: a link or another unexpected kind of file below the
 /// root is [`Error::Refused`] naming it, a full disk pauses the run (resumable), a vanished file

@@ -12,13 +12,20 @@
 //! |--------------------|----------------------------|----------------------------------------------------|
 //! | `mozilla_expunged` | `skip` (default), `keep`   | messages Thunderbird marked expunged (bit 0x0008)  |
 //! | `layout`           | `auto` (default), `file`, `tree` | force one file or a directory tree           |
-//! | `spool_threshold`  | bytes                      | bodies larger than this are spooled to disk        |
+//! | `spool_threshold`  | a size (`1MiB`, `500k`)    | bodies larger than this are spooled to disk        |
 //!
-//! Unknown or repeated options are refused with [`Error::Config`].
+//! The query follows the rule of every mailmove URL ([`mailmove_core::url_query`]): keys in any
+//! case, values percent-decoded, unknown or repeated options refused with [`Error::Config`] naming
+//! the known ones ([`URL_KEYS`]). Sizes are read as everywhere in mailmove
+//! ([`mailmove_core::units`]: `k` is 1,000, `Ki` 1,024).
 
 use std::path::{Path, PathBuf};
 
-use mailmove_core::{Error, Result, SpoolConfig};
+use mailmove_core::url_query::{self, QueryPair};
+use mailmove_core::{units, Error, Result, SpoolConfig};
+
+/// The query keys an `mbox:` URL accepts.
+pub const URL_KEYS: &[&str] = &["mozilla_expunged", "layout", "spool_threshold"];
 
 /// Whether the path is one mbox file or a directory tree of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -116,25 +123,22 @@ impl MboxConfig {
         } else {
             raw_path
         };
-        let path = percent_decode(raw_path)
+        let path = url_query::percent_decode(raw_path)
             .ok_or_else(|| Error::config(format!("mbox path in {url:?} is not valid UTF-8 once decoded")))?;
         if path.is_empty() {
             return Err(Error::config("mbox URL without a path (expected mbox:PATH)"));
         }
         let mut config = MboxConfig::new(path);
-        let mut seen: Vec<String> = Vec::new();
-        for pair in query.unwrap_or("").split('&').filter(|pair| !pair.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if seen.iter().any(|done| done == name) {
-                return Err(Error::config(format!("mbox option {name:?} given twice")));
-            }
-            seen.push(name.to_string());
-            match name {
+        // The query rule of every mailmove URL: keys in any case, values percent-decoded,
+        // unknown or repeated keys refused.
+        for QueryPair { key, value } in url_query::parse_query("mbox", query.unwrap_or(""), URL_KEYS)? {
+            let value = value.as_str();
+            match key {
                 "mozilla_expunged" => {
                     config.mozilla_expunged = match value {
                         "skip" => MozillaExpunged::Skip,
                         "keep" => MozillaExpunged::Keep,
-                        other => return Err(bad_value(name, other, "skip or keep")),
+                        other => return Err(bad_value(key, other, "skip or keep")),
                     }
                 }
                 "layout" => {
@@ -142,18 +146,16 @@ impl MboxConfig {
                         "auto" => Layout::Auto,
                         "file" => Layout::File,
                         "tree" => Layout::Tree,
-                        other => return Err(bad_value(name, other, "auto, file or tree")),
+                        other => return Err(bad_value(key, other, "auto, file or tree")),
                     }
                 }
                 "spool_threshold" => {
-                    config.spool.threshold =
-                        value.parse().map_err(|_| bad_value(name, value, "a number of bytes"))?;
+                    config.spool.threshold = units::parse_size(value)
+                        .ok()
+                        .and_then(|bytes| usize::try_from(bytes).ok())
+                        .ok_or_else(|| bad_value(key, value, "a size in bytes (e.g. 1MiB, 500k)"))?;
                 }
-                other => {
-                    return Err(Error::config(format!(
-                        "unknown mbox option {other:?} (known: mozilla_expunged, layout, spool_threshold)"
-                    )))
-                }
+                other => return Err(url_query::unknown_key("mbox", other, URL_KEYS)),
             }
         }
         Ok(config)
@@ -188,14 +190,16 @@ fn bad_value(name: &str, value: &str, expected: &str) -> Error {
     Error::config(format!("mbox option {name}={value:?}: expected {expected}"))
 }
 
-/// Decodes `%XX` escapes (a `%` not followed by two hex digits stays as it is).
-fn percent_decode(text: &str) -> Option<String> {
-    percent_encoding::percent_decode_str(text).decode_utf8().ok().map(|decoded| decoded.into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_query_rule_of_every_url() {
+        for pair in [("layout", "tree"), ("mozilla_expunged", "keep"), ("spool_threshold", "1MiB")] {
+            url_query::check_rule(MboxConfig::from_url, "mbox:/x", pair, URL_KEYS);
+        }
+    }
 
     #[test]
     fn url_table() {
@@ -215,6 +219,9 @@ mod tests {
             ("mbox:/x?unknown=1", None),
             ("mbox:/x?mozilla_expunged=maybe", None),
             ("mbox:/x?layout=file&layout=tree", None),
+            ("mbox:/x?LAYOUT=file", Some(("/x", Layout::File, MozillaExpunged::Skip))),
+            ("mbox:/x?layout=file&Layout=file", None),
+            ("mbox:/x?mozilla%5Fexpunged=%6Beep", Some(("/x", Layout::Auto, MozillaExpunged::Keep))),
             ("mbox:/x?spool_threshold=lots", None),
             ("mbox:", None),
             ("mbox:?layout=file", None),
@@ -236,5 +243,9 @@ mod tests {
         }
         let config = MboxConfig::from_url("mbox:/x?spool_threshold=4096").unwrap();
         assert_eq!(config.spool.threshold, 4096);
+        let config = MboxConfig::from_url("mbox:/x?spool_threshold=2MiB").unwrap();
+        assert_eq!(config.spool.threshold, 2 * 1024 * 1024);
+        let error = MboxConfig::from_url("mbox:/x?spool=1").unwrap_err().to_string();
+        assert!(error.contains("valid keys are mozilla_expunged, layout, spool_threshold"), "{error}");
     }
 }

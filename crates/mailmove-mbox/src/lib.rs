@@ -116,7 +116,6 @@
 //! assert!(message.meta.flags.seen);
 //! # });
 //! ```
-#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub mod config;
 pub mod flag_headers;

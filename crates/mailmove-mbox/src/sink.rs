@@ -279,15 +279,14 @@ impl MailSink for MboxStore {
     }
 
     fn capabilities(&self) -> SinkCapabilities {
-        let mut capabilities = SinkCapabilities::default();
-        capabilities.flags = true;
-        capabilities.keywords = true;
-        capabilities.internal_dates = true;
-        capabilities.binary = true;
-        capabilities.folders = !self.inner.single_file;
-        capabilities.max_message_size = None;
-        capabilities.max_concurrency = 1;
-        capabilities
+        SinkCapabilities::default()
+            .with_flags(true)
+            .with_keywords(true)
+            .with_internal_dates(true)
+            .with_binary(true)
+            .with_folders(!self.inner.single_file)
+            .with_max_message_size(None)
+            .with_max_concurrency(1)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {

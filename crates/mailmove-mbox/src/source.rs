@@ -101,14 +101,13 @@ impl MailSource for MboxStore {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        let mut capabilities = SourceCapabilities::default();
-        capabilities.flags = true;
-        capabilities.keywords = true;
-        capabilities.internal_dates = true;
-        capabilities.folders = !self.inner.single_file;
-        capabilities.resume_after_key = true;
-        capabilities.max_concurrency = 1;
-        capabilities
+        SourceCapabilities::default()
+            .with_flags(true)
+            .with_keywords(true)
+            .with_internal_dates(true)
+            .with_folders(!self.inner.single_file)
+            .with_resume_after_key(true)
+            .with_max_concurrency(1)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use futures::stream::{BoxStream, StreamExt};
 use mailmove_core::{Error, FolderInfo, FolderPath, MessageMeta, Result};
@@ -177,9 +177,7 @@ pub(crate) fn meta_of(parsed: &Parsed) -> MessageMeta {
     meta
 }
 
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+pub(crate) use mailmove_core::sync::lock;
 
 fn task_failed(what: String) -> Error {
     Error::Backend { backend: "mbox", message: what, transient: false, source: None }

@@ -167,7 +167,7 @@ pub(crate) struct Warnings {
 
 impl Warnings {
     pub(crate) fn record(&self, warning: MboxWarning) {
-        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut inner = mailmove_core::sync::lock(&self.inner);
         let id = (warning.kind, warning.path.clone(), warning.offset);
         if inner.seen.contains(&id) {
             return;
@@ -182,7 +182,7 @@ impl Warnings {
     }
 
     pub(crate) fn snapshot(&self) -> (Vec<MboxWarning>, u64) {
-        let inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let inner = mailmove_core::sync::lock(&self.inner);
         (inner.list.clone(), inner.overflow)
     }
 }

@@ -2,76 +2,15 @@
 //! certificates made here: what is accepted (roots of `ca=`, a certificate pinned by `ca=`), what
 //! is refused and what the refusal says, and how handshake failures are classified.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
 use mailmove_core::Error;
+use mailmove_net::testing::Issued;
 use mailmove_net::tls::{client_config, handshake};
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
-
-/// A certificate made for the test and its key.
-struct Issued {
-    certificate: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Issued {
-    /// A self-signed certificate for `names`, marked CA:TRUE when `ca`: the two kinds a small
-    /// server's administrator makes with `openssl req -x509` (CA:TRUE by default) or otherwise.
-    fn self_signed(names: &[&str], ca: bool, adjust: impl FnOnce(&mut CertificateParams)) -> Issued {
-        let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        if ca {
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        }
-        adjust(&mut params);
-        Issued { certificate: params.self_signed(&key).unwrap(), key }
-    }
-
-    /// A private CA that only signs, named `name`.
-    fn authority(name: &str) -> Issued {
-        Issued::self_signed(&[], true, |params| {
-            params.distinguished_name = DistinguishedName::new();
-            params.distinguished_name.push(DnType::CommonName, name);
-            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        })
-    }
-
-    /// A server certificate for `names` signed by this CA.
-    fn issue(&self, names: &[&str], adjust: impl FnOnce(&mut CertificateParams)) -> Issued {
-        let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        adjust(&mut params);
-        let certificate = params.signed_by(&key, &self.certificate, &self.key).unwrap();
-        Issued { certificate, key }
-    }
-
-    /// Writes the certificate as PEM into `dir` (a `ca=` file).
-    fn pem_file(&self, dir: &Path, name: &str) -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, self.certificate.pem()).unwrap();
-        path
-    }
-
-    fn server_config(&self) -> Arc<rustls::ServerConfig> {
-        let key = PrivateKeyDer::Pkcs8(self.key.serialize_der().into());
-        let config =
-            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(vec![self.certificate.der().clone()], key)
-                .unwrap();
-        Arc::new(config)
-    }
-}
 
 /// Serves one TLS connection with the certificate of `server`: a greeting line once the
 /// handshake is done.

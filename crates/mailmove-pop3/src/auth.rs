@@ -1,9 +1,9 @@
-//! Logging in: `USER`/`PASS` (RFC 1939) and SASL via `AUTH` (RFC 5034) with PLAIN and XOAUTH2,
-//! and the mapping of the server's refusals to errors that never carry a secret.
+//! Logging in: `USER`/`PASS` (RFC 1939) and SASL via `AUTH` (RFC 5034) with PLAIN, XOAUTH2 and
+//! OAUTHBEARER (their initial responses are [`mailmove_net::sasl`]'s, shared with IMAP), and the
+//! mapping of the server's refusals to errors that never carry a secret.
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use mailmove_core::{Error, Result, Secret};
+use mailmove_net::sasl::{self, Login, Mechanism};
 
 use crate::config::AuthMethod;
 use crate::connection::{printable, Connection, Reply};
@@ -28,6 +28,9 @@ pub(crate) struct Credentials<'a> {
     pub user: &'a str,
     pub password: Option<&'a Secret>,
     pub token: Option<&'a Secret>,
+    /// The server as connected to (OAUTHBEARER names it).
+    pub host: &'a str,
+    pub port: u16,
 }
 
 impl Credentials<'_> {
@@ -63,16 +66,6 @@ pub(crate) fn choose(
     AuthMethod::User
 }
 
-/// The SASL PLAIN initial response (RFC 4616): `\0user\0password`, base64.
-pub(crate) fn plain_response(user: &str, password: &str) -> String {
-    BASE64.encode(format!("\0{user}\0{password}"))
-}
-
-/// The XOAUTH2 initial response: `user=U^Aauth=Bearer T^A^A`, base64.
-pub(crate) fn xoauth2_response(user: &str, token: &str) -> String {
-    BASE64.encode(format!("user={user}\x01auth=Bearer {token}\x01\x01"))
-}
-
 /// Logs in on an open connection in the AUTHORIZATION state.
 pub(crate) async fn login(
     connection: &mut Connection,
@@ -97,73 +90,67 @@ pub(crate) async fn login(
                 }
             }
         }
-        AuthMethod::Plain => {
-            let password =
-                credentials.password.ok_or_else(|| Error::config("POP3 AUTH PLAIN needs a password"))?;
-            if user.contains('\0') || password.expose().contains('\0') {
-                return Err(Error::config("user name or password contains NUL"));
-            }
-            sasl(connection, credentials, "PLAIN", &plain_response(user, password.expose())).await
-        }
-        AuthMethod::XOAuth2 => {
-            let token = credentials
-                .token
-                .ok_or_else(|| Error::config("POP3 AUTH XOAUTH2 needs an OAuth2 access token"))?;
-            if user.contains('\x01') || token.expose().contains('\x01') {
-                return Err(Error::config("user name or token contains a ^A byte"));
-            }
-            sasl(connection, credentials, "XOAUTH2", &xoauth2_response(user, token.expose())).await
-        }
+        AuthMethod::Plain => sasl(connection, credentials, Mechanism::Plain).await,
+        AuthMethod::XOAuth2 => sasl(connection, credentials, Mechanism::XOAuth2).await,
+        AuthMethod::OAuthBearer => sasl(connection, credentials, Mechanism::OAuthBearer).await,
     }
 }
 
+/// `AUTH` with the mechanism's initial response: on the command line when it fits, else after
+/// an empty `+` continuation; a challenge after the credentials is an error report (XOAUTH2
+/// sends a base64 JSON status) and gets the mechanism's error reply, after which the server
+/// sends its final `-ERR`.
 async fn sasl(
     connection: &mut Connection,
     credentials: &Credentials<'_>,
-    mechanism: &str,
-    initial: &str,
+    mechanism: Mechanism,
 ) -> Result<()> {
-    let mut pending = Some(initial.to_string());
-    if "AUTH ".len() + mechanism.len() + 1 + initial.len() + 2 <= MAX_AUTH_LINE {
-        connection.send_command("AUTH", &[mechanism, initial]).await?;
+    let name = mechanism.name();
+    let secret = if mechanism.uses_token() {
+        credentials
+            .token
+            .ok_or_else(|| Error::config(format!("POP3 AUTH {name} needs an OAuth2 access token")))?
+    } else {
+        credentials.password.ok_or_else(|| Error::config(format!("POP3 AUTH {name} needs a password")))?
+    };
+    let login = Login {
+        user: credentials.user,
+        secret: secret.expose(),
+        host: credentials.host,
+        port: credentials.port,
+    };
+    let initial = mechanism.initial_response(&login)?;
+    let mut pending = Some(initial.as_str());
+    if "AUTH ".len() + name.len() + 1 + initial.len() + 2 <= MAX_AUTH_LINE {
+        connection.send_command("AUTH", &[name, &initial]).await?;
         pending = None;
     } else {
-        connection.send_command("AUTH", &[mechanism]).await?;
+        connection.send_command("AUTH", &[name]).await?;
     }
     let mut challenges = 0;
     loop {
         match connection.read_reply("AUTH").await? {
             Reply::Ok(_) => return Ok(()),
-            Reply::Err(text) => return Err(refusal(connection, credentials, mechanism, &text)),
+            Reply::Err(text) => return Err(refusal(connection, credentials, name, &text)),
             Reply::Continue(challenge) => {
                 challenges += 1;
                 if challenges > 3 {
                     return Err(Error::protocol("POP3 server keeps sending SASL challenges"));
                 }
-                match pending.take() {
-                    Some(response) => {
-                        connection.send_raw(format!("{response}\r\n").as_bytes(), "AUTH response").await?
-                    }
+                let response = match pending.take() {
+                    Some(response) => response,
                     None => {
-                        // A challenge after the credentials is an error report (XOAUTH2 sends a
-                        // base64 JSON status); an empty response asks for the final -ERR.
                         tracing::debug!(
-                            challenge = %printable(&decode_challenge(&challenge)),
+                            challenge = %printable(&sasl::challenge_text(&challenge)),
                             "POP3 SASL error challenge"
                         );
-                        connection.send_raw(b"\r\n", "AUTH response").await?;
+                        mechanism.error_reply()
                     }
-                }
+                };
+                connection.send_raw(format!("{response}\r\n").as_bytes(), "AUTH response").await?;
             }
         }
     }
-}
-
-fn decode_challenge(challenge: &str) -> String {
-    BASE64
-        .decode(challenge.trim())
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .unwrap_or_else(|_| challenge.to_string())
 }
 
 /// Maps a refusal to an error. RFC 2449 response codes say when it is not the credentials:
@@ -197,20 +184,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sasl_payloads() {
-        assert_eq!(BASE64.decode(plain_response("u", "p")).unwrap(), b"\0u\0p");
-        assert_eq!(
-            BASE64.decode(xoauth2_response("someuser@example.com", "ya29.vF9dft4")).unwrap(),
-            b"user=someuser@example.com\x01auth=Bearer ya29.vF9dft4\x01\x01"
-        );
-    }
-
-    #[test]
     fn method_choice() {
         let password = Secret::new("p");
         let token = Secret::new("t");
-        let both = Credentials { user: "u", password: Some(&password), token: Some(&token) };
-        let token_only = Credentials { user: "u", password: None, token: Some(&token) };
+        let both =
+            Credentials { user: "u", password: Some(&password), token: Some(&token), host: "h", port: 110 };
+        let token_only = Credentials { user: "u", password: None, token: Some(&token), host: "h", port: 110 };
         let no_capa = LoginOffer::default();
         let plain_only = LoginOffer { capa: true, user: false, sasl: vec!["PLAIN".into()] };
         assert_eq!(choose(None, &both, &no_capa), AuthMethod::User);
@@ -222,7 +201,8 @@ mod tests {
     #[test]
     fn scrubbing() {
         let password = Secret::new("hunter2");
-        let credentials = Credentials { user: "u", password: Some(&password), token: None };
+        let credentials =
+            Credentials { user: "u", password: Some(&password), token: None, host: "h", port: 110 };
         assert_eq!(credentials.scrub("bad pass hunter2!"), "bad pass <redacted>!");
     }
 }

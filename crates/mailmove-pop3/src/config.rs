@@ -1,40 +1,57 @@
 //! Connection settings and the `pop3://` / `pop3s://` URL forms.
 //!
 //! ```text
-//! pop3://USER[:PASS]@HOST[:PORT]/?tls=stls|implicit|none&auth=user|plain|xoauth2&ca=PATH&timeout=SECS
-//! pop3s://USER[:PASS]@HOST[:PORT]/?auth=…&ca=PATH&timeout=SECS
+//! pop3://USER[:PASS]@HOST[:PORT]/?tls=stls|implicit|none&auth=user|plain|xoauth2|oauthbearer&ca=PATH&timeout=SECS&min_rate=RATE
+//! pop3s://USER[:PASS]@HOST[:PORT]/?auth=…&ca=PATH&timeout=SECS&min_rate=RATE
 //! ```
+//! The URL's form is the one IMAP shares ([`mailmove_net::server_url`]):
 //! * `pop3://` defaults to port 110 with STLS **required**: a server that does not offer it is
-//!   refused before any credential is sent. Plaintext needs the explicit `tls=none`.
+//!   refused before any credential is sent. Plaintext needs the explicit `tls=none`. `tls=` also
+//!   takes IMAP's spelling `starttls`, in any case.
 //! * `pop3s://` (or `tls=implicit`) is TLS from the first byte, port 995 by default.
 //! * User and password are percent-decoded (`%40` for `@`, `%3A` for `:`, `%2F` for `/`). The
 //!   password may also be set later with [`Pop3Config::with_password`] (the facade reads it from
 //!   the environment or a file so it need not sit in a URL), an OAuth2 token with
 //!   [`Pop3Config::with_token`].
-//! * `ca=PATH` adds the PEM certificates of a private CA to the system roots.
-//! * Unknown parameters are refused: a typo such as `tsl=none` must not silently change security.
+//! * `ca=PATH` adds the PEM certificates of a private CA to the system roots; `timeout=SECS`
+//!   bounds every network operation; `min_rate=RATE` (`4k`, `0` for none; units as in
+//!   [`mailmove_core::units`]) is the slowest average rate a reply may keep up after `timeout`.
+//! * The query follows the rule of every mailmove URL ([`mailmove_core::url_query`]): keys in
+//!   any case; unknown or repeated keys are refused with the list of known keys ([`URL_KEYS`]):
+//!   a typo such as `tsl=none` must not silently change security.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use mailmove_core::url_query::{self, QueryPair};
 use mailmove_core::{Error, Result, Secret, SpoolConfig};
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
+use mailmove_net::server_url::{Protocol, Scheme, ServerUrl};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 /// Default timeout of every network operation (connect, handshake, each read and write).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_TIMEOUT: Duration = mailmove_net::server_url::DEFAULT_TIMEOUT;
 
-/// How the connection is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TlsMode {
-    /// TLS from the first byte (POP3S, port 995).
-    Implicit,
-    /// Plain connect, then `STLS` (RFC 2595), which is required: no fallback to plaintext.
-    StartTls,
-    /// No TLS at all (explicit opt-out, for test servers and trusted networks only).
-    None,
-}
+/// How the connection is protected: one type for IMAP and POP3 (`tls=stls` and `tls=starttls`
+/// both name [`TlsMode::StartTls`]).
+pub use mailmove_net::TlsMode;
+
+/// What `pop3://` and `pop3s://` URLs look like (`pop://` and `pops://` are accepted too).
+const PROTOCOL: Protocol = Protocol {
+    name: "POP3",
+    schemes: &[
+        Scheme { name: "pop3", implicit_tls: false },
+        Scheme { name: "pop3s", implicit_tls: true },
+        Scheme { name: "pop", implicit_tls: false },
+        Scheme { name: "pops", implicit_tls: true },
+    ],
+    plain_port: 110,
+    tls_port: 995,
+    keys: &["auth"],
+};
+
+/// The query keys a POP3 URL accepts.
+pub const URL_KEYS: &[&str] = &["tls", "ca", "timeout", "min_rate", "auth"];
 
 /// How to log in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +63,8 @@ pub enum AuthMethod {
     Plain,
     /// `AUTH XOAUTH2` with a bearer token (Gmail, Office 365).
     XOAuth2,
+    /// `AUTH OAUTHBEARER` (RFC 7628) with a bearer token.
+    OAuthBearer,
 }
 
 /// Everything needed to open a POP3 source. Built with [`Pop3Config::from_url`] or
@@ -118,109 +137,34 @@ impl Pop3Config {
     /// [`Error::Config`] for any malformed or contradictory part; the message never contains the
     /// password.
     pub fn from_url(url: &str) -> Result<Pop3Config> {
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            Error::config("not a POP3 URL (expected pop3://USER@HOST or pop3s://USER@HOST)")
-        })?;
-        let implicit_scheme = match scheme.to_ascii_lowercase().as_str() {
-            "pop3" | "pop" => false,
-            "pop3s" | "pops" => true,
-            other => return Err(Error::config(format!("unknown scheme {other:?}: expected pop3 or pop3s"))),
+        let parts = ServerUrl::parse(&PROTOCOL, url)?;
+        let mut config = Pop3Config {
+            password: parts.password,
+            port: parts.port,
+            tls: parts.tls,
+            ca_file: parts.ca_file,
+            timeout: parts.timeout,
+            min_rate: parts.min_rate,
+            ..Pop3Config::new(parts.host, parts.user)
         };
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        let (userinfo, hostport) = authority.rsplit_once('@').ok_or_else(|| {
-            Error::config("POP3 URL needs a user name: pop3://USER@HOST (percent-encode '@' in it as %40)")
-        })?;
-        let (user_raw, password_raw) = match userinfo.split_once(':') {
-            Some((user, password)) => (user, Some(password)),
-            None => (userinfo, None),
-        };
-        let user = decode(user_raw, "user name")?;
-        if user.is_empty() {
-            return Err(Error::config("POP3 URL has an empty user name"));
-        }
-        let password = password_raw.map(|raw| decode(raw, "password")).transpose()?.map(Secret::new);
-        let (host, port) = split_host_port(hostport)?;
-
-        let (path, query) = match tail.split_once('?') {
-            Some((path, query)) => (path, query),
-            None => (tail, ""),
-        };
-        let query = query.split('#').next().unwrap_or("");
-        if !(path.is_empty() || path == "/") {
-            return Err(Error::config(format!(
-                "a POP3 URL has no path (POP3 has only INBOX), found {path:?}"
-            )));
-        }
-
-        let mut config = Pop3Config::new(host, user);
-        config.password = password;
-        let mut tls: Option<TlsMode> = None;
-        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = decode(value, name)?;
-            match name.to_ascii_lowercase().as_str() {
-                "tls" => {
-                    tls = Some(match value.to_ascii_lowercase().as_str() {
-                        "stls" | "starttls" => TlsMode::StartTls,
-                        "implicit" | "ssl" => TlsMode::Implicit,
-                        "none" => TlsMode::None,
-                        _ => {
-                            return Err(Error::config(format!(
-                                "tls={value:?}: expected stls, implicit or none"
-                            )))
-                        }
-                    })
-                }
+        for QueryPair { key, value } in parts.options {
+            match key {
                 "auth" => {
                     config.auth = Some(match value.to_ascii_lowercase().as_str() {
                         "user" => AuthMethod::User,
                         "plain" => AuthMethod::Plain,
                         "xoauth2" => AuthMethod::XOAuth2,
+                        "oauthbearer" => AuthMethod::OAuthBearer,
                         _ => {
                             return Err(Error::config(format!(
-                                "auth={value:?}: expected user, plain or xoauth2"
+                                "auth={value:?}: expected user, plain, xoauth2 or oauthbearer"
                             )))
                         }
                     })
                 }
-                "ca" => {
-                    if value.is_empty() {
-                        return Err(Error::config("ca= needs the path of a PEM file"));
-                    }
-                    config.ca_file = Some(PathBuf::from(value));
-                }
-                "timeout" => {
-                    let seconds: u64 = value.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                        Error::config(format!("timeout={value:?}: expected whole seconds > 0"))
-                    })?;
-                    config.timeout = Duration::from_secs(seconds);
-                }
-                "min_rate" => {
-                    config.min_rate = value.parse().map_err(|_| {
-                        Error::config(format!("min_rate={value:?}: expected bytes per second (0: none)"))
-                    })?;
-                }
-                other => {
-                    return Err(Error::config(format!(
-                        "unknown POP3 URL parameter {other:?} (known: tls, auth, ca, timeout, min_rate)"
-                    )))
-                }
+                other => return Err(url_query::unknown_key("pop3", other, URL_KEYS)),
             }
         }
-        config.tls = match (implicit_scheme, tls) {
-            (true, None | Some(TlsMode::Implicit)) => TlsMode::Implicit,
-            (true, Some(_)) => {
-                return Err(Error::config("pop3s:// is implicit TLS; tls=stls or tls=none contradict it"))
-            }
-            (false, Some(mode)) => mode,
-            (false, None) => TlsMode::StartTls,
-        };
-        config.port = match port {
-            Some(port) => port,
-            None if config.tls == TlsMode::Implicit => 995,
-            None => 110,
-        };
         Ok(config)
     }
 
@@ -356,54 +300,6 @@ impl Pop3Config {
     }
 }
 
-fn decode(raw: &str, what: &str) -> Result<String> {
-    let decoded = percent_decode_str(raw).decode_utf8().map_err(|_| {
-        Error::config(format!("the {what} in the URL is not valid UTF-8 once percent-decoded"))
-    })?;
-    if decoded.contains(['\r', '\n', '\0']) {
-        // Never echo the value: it may be the password.
-        return Err(Error::config(format!("the {what} in the URL contains CR, LF or NUL")));
-    }
-    Ok(decoded.into_owned())
-}
-
-fn split_host_port(hostport: &str) -> Result<(String, Option<u16>)> {
-    let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
-        let (host, after) =
-            rest.split_once(']').ok_or_else(|| Error::config("unclosed '[' in the URL's host"))?;
-        let port = match after {
-            "" => None,
-            _ => Some(
-                after
-                    .strip_prefix(':')
-                    .ok_or_else(|| Error::config("garbage after ']' in the URL's host"))?,
-            ),
-        };
-        (host.to_string(), port)
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((host, port)) => (host.to_string(), Some(port)),
-            None => (hostport.to_string(), None),
-        }
-    };
-    if host.is_empty() {
-        return Err(Error::config("POP3 URL has no host"));
-    }
-    if host.contains(|c: char| c.is_whitespace() || c.is_control() || c == '@' || c == '%') {
-        return Err(Error::config(format!("invalid host {host:?}")));
-    }
-    let port = match port {
-        None | Some("") => None,
-        Some(port) => Some(
-            port.parse::<u16>()
-                .ok()
-                .filter(|port| *port != 0)
-                .ok_or_else(|| Error::config(format!("invalid port {port:?}")))?,
-        ),
-    };
-    Ok((host, port))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,6 +410,15 @@ mod tests {
             assert!(!format!("{config:?}").contains("s3cr"), "Debug leaks the password");
         }
         assert_eq!(Pop3Config::from_url("pop3s://u@h?timeout=5").unwrap().timeout(), Duration::from_secs(5));
+        // Keys in any case, both protocols' spellings of STARTTLS, units in min_rate.
+        assert_eq!(Pop3Config::from_url("pop3://u@h?TLS=None").unwrap().tls(), TlsMode::None);
+        assert_eq!(Pop3Config::from_url("pop3://u@h?tls=StartTLS").unwrap().tls(), TlsMode::StartTls);
+        assert_eq!(Pop3Config::from_url("pop3://u@h?min_rate=4k").unwrap().min_rate, 4000);
+        assert_eq!(Pop3Config::from_url("pop3://u@h?min_rate=0").unwrap().min_rate, 0);
+        assert_eq!(
+            Pop3Config::from_url("pop3://u@h?auth=OAUTHBEARER").unwrap().auth(),
+            Some(AuthMethod::OAuthBearer)
+        );
     }
 
     #[test]
@@ -528,6 +433,9 @@ mod tests {
             "pop3://u@host:abc",
             "pop3://u@host/INBOX",
             "pop3://u@host/?tsl=none",
+            "pop3://u@host/?tls=none&tls=none",
+            "pop3://u@host/?tls=stls&TLS=none",
+            "pop3://u@host/?min_rate=fast",
             "pop3://u@host/?tls=maybe",
             "pop3://u@host/?auth=apop",
             "pop3s://u@host/?tls=none",
@@ -544,6 +452,13 @@ mod tests {
             let error = Pop3Config::from_url(url).expect_err(url);
             assert!(matches!(error, Error::Config { .. }), "{url}: {error:?}");
             assert!(!error.to_string().contains("hunter2"), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_query_rule_of_every_url() {
+        for pair in [("tls", "none"), ("auth", "user"), ("min_rate", "4k"), ("timeout", "5")] {
+            url_query::check_rule(Pop3Config::from_url, "pop3://u@h/", pair, URL_KEYS);
         }
     }
 

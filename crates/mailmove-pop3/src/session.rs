@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use mailmove_core::{Error, Result};
+use mailmove_net::token::TokenAttempts;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -106,28 +107,23 @@ impl Session {
                 .map(|mechanisms| mechanisms.split_whitespace().map(str::to_string).collect())
                 .unwrap_or_default(),
         };
-        // A provider's token is fetched for every login, so an expired one is refreshed first.
-        let provided = match &config.token_provider {
-            Some(provider) => Some(provider.access_token().await?),
-            None => None,
-        };
-        let credentials = Credentials {
-            user: &config.user,
-            password: config.password.as_ref(),
-            token: provided.as_ref().or(config.token.as_ref()),
-        };
-        let method = auth::choose(config.auth, &credentials, &offer);
-        match auth::login(&mut connection, method, &credentials).await {
-            Err(Error::Auth { .. }) if config.token_provider.is_some() && provided.is_some() => {
-                // The token may have been revoked or expired early: one fresh try.
-                let provider = config.token_provider.as_ref().expect("checked above");
-                provider.invalidate(provided.as_ref().expect("checked above"));
-                let fresh = provider.access_token().await?;
-                let credentials = Credentials { token: Some(&fresh), ..credentials };
-                auth::login(&mut connection, method, &credentials).await?;
+        // The token rule shared with IMAP: a provider is asked before every login, a refused
+        // token is invalidated and replaced once.
+        let mut tokens = TokenAttempts::first(config.token_provider.as_deref()).await?;
+        let method = loop {
+            let credentials = Credentials {
+                user: &config.user,
+                password: config.password.as_ref(),
+                token: tokens.token().or(config.token.as_ref()),
+                host: &config.host,
+                port: config.port,
+            };
+            let method = auth::choose(config.auth, &credentials, &offer);
+            match auth::login(&mut connection, method, &credentials).await {
+                Ok(()) => break method,
+                Err(error) => tokens.retry(error).await?,
             }
-            other => other?,
-        }
+        };
         tracing::debug!(peer = %peer, ?method, "POP3 session open");
         Ok(Session { connection, listing: None })
     }

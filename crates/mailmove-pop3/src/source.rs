@@ -236,15 +236,13 @@ impl MailSource for Pop3Source {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        // `SourceCapabilities` is non-exhaustive: start from the default and set every field.
-        let mut capabilities = SourceCapabilities::default();
-        capabilities.flags = false;
-        capabilities.keywords = false;
-        capabilities.internal_dates = false;
-        capabilities.folders = false;
-        capabilities.resume_after_key = false;
-        capabilities.max_concurrency = 1;
-        capabilities
+        SourceCapabilities::default()
+            .with_flags(false)
+            .with_keywords(false)
+            .with_internal_dates(false)
+            .with_folders(false)
+            .with_resume_after_key(false)
+            .with_max_concurrency(1)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {

@@ -5,53 +5,29 @@
 mod scripted;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use mailmove_core::{Error, FolderPath, MailSourceExt, Secret};
+use mailmove_net::testing::Issued;
 use mailmove_pop3::{Pop3Config, Pop3Source};
 use scripted::{Options, Server, PASSWORD};
-use tokio_rustls::rustls;
-
-/// A certificate and its key, made for one test.
-struct Issued {
-    certificate: rcgen::Certificate,
-    key: rcgen::KeyPair,
-}
 
 /// A certificate for `names`: self-signed when `issuer` is `None` (and marked CA:TRUE when `ca`,
 /// as `openssl req -x509` makes it), else signed by `issuer`.
 fn issue(names: &[&str], ca: bool, issuer: Option<&Issued>) -> Issued {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params =
-        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    if ca {
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    match issuer {
+        None => Issued::self_signed(names, ca, |_| {}),
+        Some(issuer) => issuer.issue(names, |_| {}),
     }
-    let certificate = match issuer {
-        None => params.self_signed(&key).unwrap(),
-        Some(issuer) => params.signed_by(&key, &issuer.certificate, &issuer.key).unwrap(),
-    };
-    Issued { certificate, key }
 }
 
 /// The scripted server offering STLS with `server`'s certificate, holding one message.
 async fn stls_server(server: &Issued) -> Server {
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(server.key.serialize_der().into());
-    let config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![server.certificate.der().clone()], key)
-            .unwrap();
-    let options = Options { stls: true, tls: Some(Arc::new(config)), ..Options::default() };
+    let options = Options { stls: true, tls: Some(server.server_config()), ..Options::default() };
     Server::start(vec![b"Subject: over TLS\r\n\r\nhello\r\n".to_vec()], options).await
 }
 
 fn ca_file(dir: &tempfile::TempDir, issued: &Issued) -> PathBuf {
-    let path = dir.path().join("ca.pem");
-    std::fs::write(&path, issued.certificate.pem()).unwrap();
-    path
+    issued.pem_file(dir.path(), "ca.pem")
 }
 
 async fn connect(server: &Server, host: &str, ca: Option<&Path>) -> Result<Pop3Source, Error> {

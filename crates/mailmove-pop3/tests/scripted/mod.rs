@@ -367,24 +367,7 @@ async fn serve(socket: TcpStream, state: Arc<State>, options: Options) -> std::i
 /// A throw-away CA and a server certificate for 127.0.0.1 / localhost: the server config and
 /// the CA's PEM.
 pub fn tls_config() -> (Arc<rustls::ServerConfig>, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&server_key, &ca, &ca_key)
-        .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into());
-    let config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![server.der().clone()], key)
-            .unwrap();
-    (Arc::new(config), ca.pem())
+    let ca = mailmove_net::testing::Issued::authority("scripted test CA");
+    let server = ca.issue(&["localhost", "127.0.0.1"], |_| {});
+    (server.server_config(), ca.certificate.pem())
 }
