@@ -41,13 +41,16 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mailmove_core::{Appended, Error, FolderPath, Message, Result};
+use mailmove_core::{fingerprint, Appended, Error, FolderPath, Message, Result};
 use tokio::sync::{Mutex as AsyncMutex, OwnedSemaphorePermit};
 
+use crate::capability::Capability;
+use crate::code::ResponseCode;
 use crate::conn::{Conn, Part};
 use crate::errors;
-use crate::sink::{flags_for_append, format_internal_date};
-use crate::store::{lock, Inner};
+use crate::lock::lock;
+use crate::protocol::append::{self, append_uid};
+use crate::store::Inner;
 use crate::wire::{Status, StatusResponse};
 
 /// Longest wait for a throttling hint inside `flush` before the error goes to the engine.
@@ -149,7 +152,7 @@ impl Lane {
         }
         self.pending.clear();
         if let Some((conn, permit)) = self.held.take() {
-            inner.release(conn, permit);
+            inner.pool.release(conn, permit);
         }
     }
 }
@@ -162,8 +165,8 @@ impl Inner {
         if let Some(limit) = limit.filter(|limit| size > *limit) {
             return Err(Error::TooBig { size, limit: Some(limit) });
         }
-        let binary = crate::sink::contains_nul(&message.body)?;
-        if binary && !self.caps.has("BINARY") {
+        let binary = append::contains_nul(&message.body)?;
+        if binary && !self.caps.offers(Capability::Binary) {
             return Err(Error::Refused {
                 reason: "the message contains NUL bytes and the server does not offer BINARY (RFC 3516)"
                     .into(),
@@ -174,7 +177,7 @@ impl Inner {
         }
         let mailbox = self.mailbox(folder)?;
         // What the folder listing said about this folder is out of date from now on.
-        lock(&self.listed_status).remove(&mailbox);
+        self.mailboxes.appending(&mailbox);
         let lane = self.lanes.get_or_create(&mailbox, folder);
         let mut lane = lane.lock().await;
         let result = if binary || self.config.pipeline == 0 || lane.synchronous {
@@ -239,7 +242,7 @@ impl Inner {
         let mut pooled = self.acquire_for(Some(mailbox)).await?;
         let conn = pooled.conn();
         let mut done = self.append_once(conn, mailbox, message, binary).await?;
-        if done.status == Status::No && done.has_code("TRYCREATE") {
+        if done.status == Status::No && done.has_code(ResponseCode::TryCreate) {
             self.create_after_trycreate(conn, folder, mailbox).await?;
             done = self.append_once(conn, mailbox, message, binary).await?;
         }
@@ -259,6 +262,39 @@ impl Inner {
         })
     }
 
+    /// Servers may re-encode binary MIME parts when they store a literal8 (Dovecot turns
+    /// `Content-Transfer-Encoding: binary` parts into base64). Such a copy is not the message: it
+    /// is removed again (our own just-appended UID only) and the message reported as refused.
+    pub(crate) async fn verify_binary_append(
+        &self,
+        conn: &mut Conn,
+        mailbox: &str,
+        uid: u32,
+        message: &Message,
+    ) -> Result<()> {
+        self.select_fresh(conn, mailbox, false).await?;
+        let stored = self.fetcher().bodies(conn, &[uid], "UID BODY.PEEK[]").await?;
+        let Some(body) = stored.get(&uid).and_then(|item| item.body.as_ref()) else {
+            return Ok(());
+        };
+        if fingerprint::strict(body)? == fingerprint::strict(&message.body)? {
+            return Ok(());
+        }
+        let mut removed = false;
+        if self.caps.offers(Capability::UidPlus) {
+            let flagged = conn.run(&format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"), |_| Ok(())).await?;
+            if flagged.status == Status::Ok {
+                removed = conn.run(&format!("UID EXPUNGE {uid}"), |_| Ok(())).await?.status == Status::Ok;
+            }
+        }
+        Err(Error::Refused {
+            reason: format!(
+                "the server re-encoded the message's binary content when storing it{}",
+                if removed { " (the altered copy was removed)" } else { "; an altered copy remains" }
+            ),
+        })
+    }
+
     /// Creates a folder the server said is missing (even if we believed it existed).
     async fn create_after_trycreate(
         &self,
@@ -266,7 +302,7 @@ impl Inner {
         folder: &FolderPath,
         mailbox: &str,
     ) -> Result<()> {
-        lock(&self.known).remove(mailbox);
+        self.mailboxes.forget(mailbox);
         self.create(conn, folder).await
     }
 
@@ -278,7 +314,7 @@ impl Inner {
         message: &'m Message,
         binary: bool,
     ) -> Result<[Part<'m>; 2]> {
-        let known = lock(&self.permanent_flags).get(mailbox).cloned();
+        let known = self.mailboxes.permanent_flags(mailbox);
         let permanent = match known {
             Some(flags) => Some(flags),
             // Learn the folder's PERMANENTFLAGS once (SELECT is read-write but changes nothing we
@@ -289,14 +325,7 @@ impl Inner {
                 Err(other) => return Err(other),
             },
         };
-        let flags = flags_for_append(&message.meta.flags, permanent.as_deref());
-        let mut command = format!("APPEND {} ({})", self.quoted(mailbox)?, flags.join(" "));
-        if let Some(date) = &message.meta.internal_date {
-            command.push(' ');
-            command.push_str(&format_internal_date(date));
-        }
-        command.push(' ');
-        Ok([Part::Text(command), Part::Literal { data: &message.body, binary }])
+        append::command(mailbox, message, permanent.as_deref(), binary)
     }
 
     async fn append_once(
@@ -335,7 +364,7 @@ impl Inner {
             Ok(Some(refused)) => {
                 // The server answered before taking the literal (synchronising literal): this
                 // message's fate is known now.
-                if refused.has_code("TRYCREATE") || is_retryable(&refused) {
+                if refused.has_code(ResponseCode::TryCreate) || is_retryable(&refused) {
                     self.settle(lane).await;
                     let folder = lane.folder.clone();
                     let mailbox = lane.mailbox.clone();
@@ -374,7 +403,7 @@ impl Inner {
                 lane.lost(self, &error);
             }
             Ok(done) if done.status == Status::Ok => {}
-            Ok(done) if done.has_code("TRYCREATE") || is_retryable(&done) => {
+            Ok(done) if done.has_code(ResponseCode::TryCreate) || is_retryable(&done) => {
                 let hint = errors::backoff_hint(&done.text);
                 lane.retry.push((pending.message, hint));
             }
@@ -403,7 +432,7 @@ impl Inner {
             self.collect_oldest(lane).await;
         }
         if let Some((conn, permit)) = lane.held.take() {
-            self.release(conn, permit);
+            self.pool.release(conn, permit);
         }
         if lane.unquiet {
             self.wait_quiet(lane).await;
@@ -488,13 +517,6 @@ impl Inner {
 /// A NO that sending the same message again later may cure.
 fn is_retryable(status: &StatusResponse) -> bool {
     status.status == Status::No && errors::from_status("APPEND", status, Some(0), None).is_transient()
-}
-
-/// The `APPENDUID` of a tagged OK: (UIDVALIDITY, UID).
-pub(crate) fn append_uid(done: &StatusResponse) -> Option<(u32, u32)> {
-    let code = done.code.as_ref().filter(|code| code.name == "APPENDUID")?;
-    let mut args = code.args.split_whitespace();
-    Some((args.next()?.parse().ok()?, args.next()?.parse().ok()?))
 }
 
 /// The transient error `flush` returns when a pipelined APPEND was refused: the engine then

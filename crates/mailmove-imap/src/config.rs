@@ -7,15 +7,20 @@
 //! `imap://` means port 143 with STARTTLS required; `imaps://` means implicit TLS on port 993.
 //! Plaintext happens only with an explicit `tls=none`. User and password are percent-decoded; the
 //! password is kept as a [`Secret`] and never shows in `Debug`, errors or [`ImapConfig::identity`].
+//! The URL's form (user, password, host, port, `tls=`, `ca=`, `timeout=`, `min_rate=`) is the one
+//! POP3 shares ([`mailmove_net::server_url`]); its query follows the rule of every mailmove URL
+//! ([`mailmove_core::url_query`]): keys in any case, an unknown or repeated key refused with the
+//! list of known keys. `tls=` also takes POP3's spelling `stls` (and `ssl` for `implicit`).
 //! Further query parameters:
 //!
 //! | parameter | meaning | default |
 //! | --- | --- | --- |
+//! | `ca=PATH` | PEM certificates trusted beside the system roots (a private CA, or the server's own self-signed certificate) | none |
 //! | `timeout=SECONDS` | time limit of each network operation, and the time a response may take before it must keep up `min_rate` | 60 |
-//! | `min_rate=BYTES` | slowest average rate a response may arrive at after `timeout` (`0`: none) | 4096 |
+//! | `min_rate=RATE` | slowest average rate a response may arrive at after `timeout` (`4k`; `0`: none) | 4096 |
 //! | `connections=N` | connections to the account (1–64), also the declared concurrency | 4 |
 //! | `pipeline=N` | APPENDs in flight per folder (0: one at a time) | 64 |
-//! | `rate=BYTES` | bytes per second over all connections, both ways (`2MB`, `500k`, `1MiB`) | none |
+//! | `rate=RATE` | bytes per second over all connections, both ways (`2MB`, `500k`, `1MiB`; units as in [`mailmove_core::units`]) | none |
 //! | `msgrate=N` | messages per second fetched or appended (may be fractional) | none |
 //! | `compress=on` | COMPRESS=DEFLATE when the server offers it (pays on slow links) | off |
 //! | `utf8=off` | do not ENABLE UTF8=ACCEPT | on |
@@ -24,20 +29,23 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mailmove_core::url_query::{self, QueryPair};
 use mailmove_core::{Error, Result, Secret, SpoolConfig, TokenProvider};
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
+use mailmove_net::server_url::{Protocol, Scheme, ServerUrl};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
-/// How the connection is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TlsMode {
-    /// TLS from the first byte (`imaps://`, port 993).
-    Implicit,
-    /// Plain TCP upgraded with STARTTLS, which must be advertised (never a silent fallback).
-    StartTls,
-    /// No TLS at all: only when asked for with `tls=none`.
-    None,
-}
+/// How the connection is protected: one type for IMAP and POP3 (`tls=starttls` and `tls=stls`
+/// both name [`TlsMode::StartTls`]).
+pub use mailmove_net::TlsMode;
+
+/// What `imap://` and `imaps://` URLs look like (see the module docs).
+const PROTOCOL: Protocol = Protocol {
+    name: "IMAP",
+    schemes: &[Scheme { name: "imap", implicit_tls: false }, Scheme { name: "imaps", implicit_tls: true }],
+    plain_port: 143,
+    tls_port: 993,
+    keys: &["auth", "connections", "pipeline", "rate", "msgrate", "compress", "utf8"],
+};
 
 /// How to authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +160,7 @@ impl ImapConfig {
             tls: TlsMode::StartTls,
             auth: AuthMethod::Auto,
             ca_file: None,
-            timeout: Duration::from_secs(60),
+            timeout: mailmove_net::server_url::DEFAULT_TIMEOUT,
             min_rate: mailmove_net::deadline::Pace::DEFAULT_MIN_RATE,
             max_connections: 4,
             utf8_accept: true,
@@ -183,155 +191,79 @@ impl ImapConfig {
     /// assert!(!format!("{config:?}").contains("s3cret"));
     /// ```
     pub fn from_url(text: &str) -> Result<ImapConfig> {
-        // Never echo the URL itself: it may hold the password.
-        let url =
-            url::Url::parse(text).map_err(|err| Error::config(format!("not a valid IMAP URL: {err}")))?;
-        let implicit = match url.scheme() {
-            "imap" => false,
-            "imaps" => true,
-            other => {
-                return Err(Error::config(format!("unsupported scheme {other:?} (use imap:// or imaps://)")))
-            }
-        };
-        let host = url
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| Error::config("the IMAP URL has no host"))?;
-        // url keeps brackets around IPv6 literals; the socket and certificate want the bare address.
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        let user = percent_decode_str(url.username())
-            .decode_utf8()
-            .map_err(|_| Error::config("the user name in the URL is not valid UTF-8"))?
-            .into_owned();
-        if user.is_empty() {
-            return Err(Error::config("the IMAP URL has no user name (imap://USER@HOST)"));
+        // Scheme, user, password, host, port and the keys shared with POP3 (tls, ca, timeout,
+        // min_rate) follow mailmove_net's one rule; the rest are IMAP's own.
+        let ServerUrl { user, password, host, port, tls, ca_file, timeout, min_rate, options, .. } =
+            ServerUrl::parse(&PROTOCOL, text)?;
+        let mut config =
+            ImapConfig { password, port, tls, ca_file, timeout, min_rate, ..ImapConfig::new(host, user) };
+        for QueryPair { key, value } in options {
+            config.read_key(key, &value)?;
         }
-        refuse_controls("user name", &user)?;
-        let password = match url.password() {
-            Some(encoded) => {
-                let decoded = percent_decode_str(encoded)
-                    .decode_utf8()
-                    .map_err(|_| Error::config("the password in the URL is not valid UTF-8"))?
-                    .into_owned();
-                refuse_controls("password", &decoded)?;
-                Some(Secret::new(decoded))
-            }
-            None => None,
-        };
-        let path = url.path();
-        if !(path.is_empty() || path == "/") {
-            return Err(Error::config("the IMAP URL must not have a path (folders are chosen with options)"));
-        }
+        Ok(config)
+    }
 
-        let mut config = ImapConfig::new(host, user);
-        config.password = password;
-        config.tls = if implicit { TlsMode::Implicit } else { TlsMode::StartTls };
-        for (key, value) in url.query_pairs() {
-            match key.as_ref() {
-                "tls" => {
-                    config.tls = match value.as_ref() {
-                        "implicit" => TlsMode::Implicit,
-                        "starttls" if !implicit => TlsMode::StartTls,
-                        "none" if !implicit => TlsMode::None,
-                        "starttls" | "none" => {
-                            return Err(Error::config(format!(
-                                "imaps:// always uses implicit TLS; tls={value} contradicts it"
-                            )))
-                        }
-                        other => {
-                            return Err(Error::config(format!(
-                                "unknown tls={other} (use starttls, implicit or none)"
-                            )))
-                        }
+    /// Takes the value of one of IMAP's own URL keys.
+    fn read_key(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "auth" => {
+                self.auth = match value.to_ascii_lowercase().as_str() {
+                    "auto" => AuthMethod::Auto,
+                    "login" => AuthMethod::Login,
+                    "plain" => AuthMethod::Plain,
+                    "xoauth2" => AuthMethod::XOAuth2,
+                    "oauthbearer" => AuthMethod::OAuthBearer,
+                    other => {
+                        return Err(Error::config(format!(
+                            "unknown auth={other} (use login, plain, xoauth2 or oauthbearer)"
+                        )))
                     }
                 }
-                "auth" => {
-                    config.auth = match value.to_ascii_lowercase().as_str() {
-                        "auto" => AuthMethod::Auto,
-                        "login" => AuthMethod::Login,
-                        "plain" => AuthMethod::Plain,
-                        "xoauth2" => AuthMethod::XOAuth2,
-                        "oauthbearer" => AuthMethod::OAuthBearer,
-                        other => {
-                            return Err(Error::config(format!(
-                                "unknown auth={other} (use login, plain, xoauth2 or oauthbearer)"
-                            )))
-                        }
-                    }
-                }
-                "ca" => {
-                    if value.is_empty() {
-                        return Err(Error::config("ca= needs the path of a PEM file"));
-                    }
-                    config.ca_file = Some(PathBuf::from(value.as_ref()));
-                }
-                "timeout" => {
-                    let seconds: u64 = value.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                        Error::config(format!("timeout={value} is not a positive number of seconds"))
+            }
+            "connections" => {
+                self.max_connections =
+                    value.parse().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| {
+                        Error::config(format!("connections={value} is not between 1 and 64"))
                     })?;
-                    config.timeout = Duration::from_secs(seconds);
-                }
-                "min_rate" => {
-                    config.min_rate = crate::rate::parse_bytes_per_second(&value)
-                        .filter(|rate| *rate < u64::MAX as f64)
-                        .map(|rate| rate as u64)
-                        .or_else(|| (value.as_ref() == "0").then_some(0))
-                        .ok_or_else(|| {
-                            Error::config(format!("min_rate={value} is not a byte rate (e.g. min_rate=4k)"))
-                        })?;
-                }
-                "connections" => {
-                    config.max_connections =
-                        value.parse().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| {
-                            Error::config(format!("connections={value} is not between 1 and 64"))
-                        })?;
-                }
-                "pipeline" => {
-                    config.pipeline = value.parse().ok().filter(|n| *n <= 1024).ok_or_else(|| {
+            }
+            "pipeline" => {
+                self.pipeline =
+                    value.parse().ok().filter(|n| *n <= 1024).ok_or_else(|| {
                         Error::config(format!("pipeline={value} is not between 0 and 1024"))
                     })?;
-                }
-                "rate" => {
-                    config.bytes_per_second =
-                        Some(crate::rate::parse_bytes_per_second(&value).ok_or_else(|| {
-                            Error::config(format!(
-                                "rate={value} is not a byte rate (e.g. rate=2MB, rate=500k)"
-                            ))
-                        })?);
-                }
-                "msgrate" => {
-                    config.messages_per_second =
-                        Some(value.parse::<f64>().ok().filter(|n| n.is_finite() && *n >= 0.001).ok_or_else(
-                            || {
-                                Error::config(format!(
-                                    "msgrate={value} is not a positive number of messages a second"
-                                ))
-                            },
-                        )?);
-                }
-                "compress" => {
-                    config.compress = match value.as_ref() {
-                        "on" | "yes" | "true" | "deflate" => true,
-                        "off" | "no" | "false" => false,
-                        other => return Err(Error::config(format!("compress={other} (use on or off)"))),
-                    }
-                }
-                "utf8" => {
-                    config.utf8_accept = match value.as_ref() {
-                        "on" | "yes" | "true" => true,
-                        "off" | "no" | "false" => false,
-                        other => return Err(Error::config(format!("utf8={other} (use on or off)"))),
-                    }
-                }
-                other => return Err(Error::config(format!("unknown IMAP URL parameter {other:?}"))),
             }
+            "rate" => {
+                self.bytes_per_second =
+                    Some(crate::rate::parse_bytes_per_second(value).ok_or_else(|| {
+                        Error::config(format!("rate={value} is not a byte rate (e.g. rate=2MB, rate=500k)"))
+                    })?);
+            }
+            "msgrate" => {
+                self.messages_per_second = Some(
+                    value.parse::<f64>().ok().filter(|n| n.is_finite() && *n >= 0.001).ok_or_else(|| {
+                        Error::config(format!(
+                            "msgrate={value} is not a positive number of messages a second"
+                        ))
+                    })?,
+                );
+            }
+            "compress" => {
+                self.compress = match value {
+                    "on" | "yes" | "true" | "deflate" => true,
+                    "off" | "no" | "false" => false,
+                    other => return Err(Error::config(format!("compress={other} (use on or off)"))),
+                }
+            }
+            "utf8" => {
+                self.utf8_accept = match value {
+                    "on" | "yes" | "true" => true,
+                    "off" | "no" | "false" => false,
+                    other => return Err(Error::config(format!("utf8={other} (use on or off)"))),
+                }
+            }
+            other => return Err(url_query::unknown_key("imap", other, &PROTOCOL.all_keys())),
         }
-        config.port = match url.port() {
-            Some(port) => port,
-            None if config.tls == TlsMode::Implicit => 993,
-            None => 143,
-        };
-        Ok(config)
+        Ok(())
     }
 
     /// Sets the password (the facade reads it from the environment rather than the URL).
@@ -436,7 +368,16 @@ mod tests {
                 "imap://u:p%C3%A4ss@h",
                 Some(("h", 143, TlsMode::StartTls, AuthMethod::Auto, "u", Some("päss"))),
             ),
+            // Keys in any case, both protocols' spellings of STARTTLS (the rule of every URL).
+            ("imap://u@h/?TLS=none", Some(("h", 143, TlsMode::None, AuthMethod::Auto, "u", None))),
+            (
+                "imap://u@h/?tls=STLS&Auth=Plain",
+                Some(("h", 143, TlsMode::StartTls, AuthMethod::Plain, "u", None)),
+            ),
+            ("IMAPS://u@h/?tls=Implicit", Some(("h", 993, TlsMode::Implicit, AuthMethod::Auto, "u", None))),
             // Refused:
+            ("imap://u@h/?tls=none&tls=none", None),
+            ("imap://u@h/?tls=starttls&TLS=none", None),
             ("imaps://u@h/?tls=none", None),
             ("imaps://u@h/?tls=starttls", None),
             ("imap://u@h/?tls=maybe", None),
@@ -486,6 +427,13 @@ mod tests {
     }
 
     #[test]
+    fn the_query_rule_of_every_url() {
+        for pair in [("tls", "none"), ("auth", "plain"), ("rate", "2MB"), ("ca", "/etc/ca.pem")] {
+            url_query::check_rule(ImapConfig::from_url, "imap://u@h/", pair, &PROTOCOL.all_keys());
+        }
+    }
+
+    #[test]
     fn options_and_identity() {
         let config = ImapConfig::from_url(
             "imap://u@Mail.Example.org/?ca=/tmp/ca.pem&timeout=5&connections=2&utf8=off",
@@ -510,6 +458,14 @@ mod tests {
         assert!(config.compress);
         assert_eq!(config.pipeline, 0);
         assert_eq!(config.bytes_per_second, Some(2e6));
+        let units = ImapConfig::from_url("imap://u@h/?min_rate=4k&rate=1MiB/s").unwrap();
+        assert_eq!((units.min_rate, units.bytes_per_second), (4000, Some(1_048_576.0)));
+        assert_eq!(ImapConfig::from_url("imap://u@h/?min_rate=0").unwrap().min_rate, 0);
+        let error = ImapConfig::from_url("imap://u@h/?tsl=none").unwrap_err().to_string();
+        assert!(
+            error.contains("valid keys are tls, ca, timeout, min_rate, auth, connections, pipeline, rate"),
+            "{error}"
+        );
         assert_eq!(config.messages_per_second, Some(0.5));
         let defaults = ImapConfig::from_url("imap://u@h").unwrap();
         assert_eq!(

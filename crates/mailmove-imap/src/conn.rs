@@ -8,21 +8,20 @@
 //! is marked broken and never reused.
 
 use std::collections::{HashSet, VecDeque};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use mailmove_core::{Error, MessageBody, Result, SpoolConfig};
 use mailmove_net::deadline::{Pace, ResponseClock};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::capability::{Capabilities, Capability, LITERAL_MINUS_MAX};
 use crate::compress::Deflate;
 use crate::errors;
+use crate::literal::{literal_length, LiteralPolicy, Oversized, MAX_DISCARDED_LITERAL};
 use crate::rate::RateLimit;
+use crate::stream::Transport;
 use crate::wire::{self, Frame, LiteralSlot, ParseError, Response, Status, StatusResponse, Value};
 
 /// Longest response line (without literals) we accept: a SEARCH of a million UIDs fits.
@@ -32,107 +31,11 @@ const MIN_INLINE_LITERAL: usize = 64 * 1024;
 /// Tagged answers of pipelined commands kept until asked for; a server that sends more answers
 /// than we have commands in flight is broken (or hostile) and cannot make us grow without bound.
 const MAX_COMPLETED: usize = 4096;
-/// Literals of responses other than message bodies (mailbox names, strings): anything larger
-/// is not kept (see [`LiteralPolicy`]).
-const MAX_SMALL_LITERAL: u64 = 1024 * 1024;
-/// Largest literal read at all (and then discarded) when a response announces more than it may
-/// hold; anything larger is refused before a byte of it is read, and the connection dropped.
-const MAX_DISCARDED_LITERAL: u64 = 256 * 1024 * 1024;
-/// Largest message body accepted when the server did not announce the message's size first.
-const MAX_BODY_LITERAL: u64 = 16 * 1024 * 1024 * 1024;
 /// Unparsable responses tolerated while one command runs (each is noted); past this the
 /// server is not speaking IMAP and the connection is dropped.
 const MAX_UNPARSED_PER_COMMAND: usize = 1000;
 /// Notes (unparsable responses) kept per connection until the store collects them.
 const MAX_NOTES: usize = 20;
-
-/// What a literal may be, by what the running command expects (see [`Conn::set_literal_policy`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum LiteralPolicy {
-    /// Strings and names: up to [`MAX_SMALL_LITERAL`].
-    #[default]
-    Small,
-    /// Message bodies of a FETCH: up to the `RFC822.SIZE` the same response announced before
-    /// the literal plus a margin (servers' sizes may differ a little from what they send), or
-    /// [`MAX_BODY_LITERAL`] when no size came first.
-    Bodies,
-}
-
-/// What became of an announced literal that is larger than the policy allows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Oversized {
-    /// The announced length.
-    pub length: u64,
-    /// The limit it broke, and why that limit.
-    pub limit: u64,
-    /// The `RFC822.SIZE` announced before it, when the limit came from one.
-    pub announced_size: Option<u64>,
-    /// The UID of the FETCH response it belongs to, when that came before it.
-    pub uid: Option<u32>,
-}
-
-/// The byte stream under a connection.
-pub(crate) enum Transport {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    /// `COMPRESS=DEFLATE` over either of the above.
-    Deflate(Box<Deflate<Transport>>),
-}
-
-impl AsyncRead for Transport {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
-            Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
-            Transport::Deflate(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Transport {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Transport::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
-            Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
-            Transport::Deflate(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(stream) => Pin::new(stream).poll_flush(cx),
-            Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
-            Transport::Deflate(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
-            Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
-            Transport::Deflate(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
-/// The server's capabilities, upper-cased.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Capabilities(HashSet<String>);
-
-impl Capabilities {
-    pub fn from_atoms<'a>(atoms: impl IntoIterator<Item = &'a str>) -> Self {
-        Capabilities(atoms.into_iter().map(|a| a.to_ascii_uppercase()).collect())
-    }
-    pub fn has(&self, name: &str) -> bool {
-        self.0.contains(&name.to_ascii_uppercase())
-    }
-    /// `APPENDLIMIT=n`, when advertised with a number.
-    pub fn append_limit(&self) -> Option<u64> {
-        self.0.iter().find_map(|c| c.strip_prefix("APPENDLIMIT=")).and_then(|n| n.parse().ok())
-    }
-}
 
 /// One piece of a command.
 pub(crate) enum Part<'a> {
@@ -399,7 +302,7 @@ impl Conn {
             let Some(length) = literal_length(&frame.bytes) else {
                 return Ok(frame);
             };
-            if let Some(oversized) = self.oversized_literal(&frame.bytes, length) {
+            if let Some(oversized) = self.literal_policy.verdict(&frame.bytes, length) {
                 // A message body larger than announced is not read on (it could be anything, of
                 // any size: `--max-size` and the spool trusted the announcement); a string is read
                 // and dropped when that is cheap, so that the rest of a listing still arrives.
@@ -447,21 +350,6 @@ impl Conn {
                 });
             }
         }
-    }
-
-    /// The policy's verdict on a literal of `length` announced at the end of `frame`: `None`
-    /// when it may be read.
-    fn oversized_literal(&self, frame: &[u8], length: u64) -> Option<Oversized> {
-        let (limit, announced_size) = match self.literal_policy {
-            LiteralPolicy::Small => (MAX_SMALL_LITERAL, None),
-            LiteralPolicy::Bodies => match item_number(frame, b"RFC822.SIZE ") {
-                // A margin for servers whose RFC822.SIZE is an estimate (Exchange's is).
-                Some(size) => (size.saturating_mul(2).saturating_add(64 * 1024), Some(size)),
-                None => (MAX_BODY_LITERAL, None),
-            },
-        };
-        let uid = item_number(frame, b"UID ").and_then(|uid| u32::try_from(uid).ok());
-        (length > limit).then_some(Oversized { length, limit, announced_size, uid })
     }
 
     /// Reads and parses one response. A tagged answer or a continuation ends the timing of the
@@ -529,7 +417,8 @@ impl Conn {
                     let length = data.len();
                     // RFC 7888: LITERAL+ allows any non-synchronising literal, LITERAL- only up
                     // to 4096 bytes.
-                    let non_sync = self.caps.has("LITERAL+") || (self.caps.has("LITERAL-") && length <= 4096);
+                    let non_sync = self.caps.offers(Capability::LiteralPlus)
+                        || (self.caps.offers(Capability::LiteralMinus) && length <= LITERAL_MINUS_MAX);
                     let marker = format!(
                         "{}{{{}{}}}\r\n",
                         if *binary { "~" } else { "" },
@@ -698,58 +587,5 @@ impl Conn {
         if !self.broken && self.io.is_some() {
             let _ = tokio::time::timeout(Duration::from_secs(5), self.run("LOGOUT", |_| Ok(()))).await;
         }
-    }
-}
-
-/// The number after the last FETCH item `name` (`RFC822.SIZE `, `UID `) in `frame`, which holds
-/// the response so far; only where the name starts an item (after `(` or a space).
-fn item_number(frame: &[u8], name: &[u8]) -> Option<u64> {
-    let at = frame
-        .windows(name.len())
-        .enumerate()
-        .rev()
-        .find(|(at, window)| {
-            window.eq_ignore_ascii_case(name) && *at > 0 && matches!(frame[at - 1], b'(' | b' ')
-        })?
-        .0;
-    let digits = &frame[at + name.len()..];
-    let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
-    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
-}
-
-/// The length announced by a line ending in `{n}`, `{n+}` or `~{n}` (then CRLF).
-pub(crate) fn literal_length(frame: &[u8]) -> Option<u64> {
-    let line = frame.strip_suffix(b"\n")?;
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let line = line.strip_suffix(b"}")?;
-    let open = line.iter().rposition(|&b| b == b'{')?;
-    let digits = &line[open + 1..];
-    let digits = digits.strip_suffix(b"+").unwrap_or(digits);
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn literal_markers() {
-        assert_eq!(literal_length(b"* 1 FETCH (BODY[] {12}\r\n"), Some(12));
-        assert_eq!(literal_length(b"* 1 FETCH (BINARY[] ~{3}\n"), Some(3));
-        assert_eq!(literal_length(b"a LOGIN {5+}\r\n"), Some(5));
-        assert_eq!(literal_length(b"* OK done\r\n"), None);
-        assert_eq!(literal_length(b"* OK {x}\r\n"), None);
-        assert_eq!(literal_length(b"* OK {}\r\n"), None);
-        assert_eq!(literal_length(b"* OK {99999999999999999999999}\r\n"), None);
-    }
-
-    #[test]
-    fn capabilities() {
-        let caps = Capabilities::from_atoms(["IMAP4rev1", "literal+", "APPENDLIMIT=35882577"]);
-        assert!(caps.has("LITERAL+"));
-        assert_eq!(caps.append_limit(), Some(35_882_577));
     }
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use mailmove_core::Error;
 
+use crate::code::ResponseCode;
 use crate::wire::{Status, StatusResponse};
 
 /// The Office 365 backoff hint: "Suggested Backoff Time: 2460 milliseconds".
@@ -30,11 +31,10 @@ pub(crate) fn backoff_hint(text: &str) -> Option<Duration> {
 }
 
 fn is_throttle(status: &StatusResponse) -> bool {
-    status
-        .code
-        .as_ref()
-        .is_some_and(|code| matches!(code.name.as_str(), "THROTTLED" | "UNAVAILABLE" | "INUSE"))
-        || backoff_hint(&status.text).is_some()
+    matches!(
+        status.code_kind(),
+        Some(ResponseCode::Throttled | ResponseCode::Unavailable | ResponseCode::InUse)
+    ) || backoff_hint(&status.text).is_some()
         || status.text.to_ascii_lowercase().contains("request is throttled")
 }
 
@@ -63,20 +63,20 @@ pub(crate) fn from_status(
             message: format!("{what}: {said}"),
         };
     }
-    match status.code.as_ref().map(|code| code.name.as_str()) {
-        Some("OVERQUOTA") => Error::QuotaExceeded { message: format!("{what}: {said}") },
-        Some("TOOBIG") | Some("LIMIT") => Error::TooBig { size: size.unwrap_or(0), limit },
-        Some("AUTHENTICATIONFAILED") | Some("AUTHORIZATIONFAILED") | Some("EXPIRED") => {
-            Error::Auth { message: format!("{what}: {said}") }
-        }
-        Some("NONEXISTENT") => Error::NotFound { what: format!("{what}: {said}") },
+    match status.code_kind() {
+        Some(ResponseCode::OverQuota) => Error::QuotaExceeded { message: format!("{what}: {said}") },
+        Some(ResponseCode::TooBig | ResponseCode::Limit) => Error::TooBig { size: size.unwrap_or(0), limit },
+        Some(
+            ResponseCode::AuthenticationFailed | ResponseCode::AuthorizationFailed | ResponseCode::Expired,
+        ) => Error::Auth { message: format!("{what}: {said}") },
+        Some(ResponseCode::NonExistent) => Error::NotFound { what: format!("{what}: {said}") },
         _ if size.is_some() => Error::Refused { reason: said },
         _ => Error::Backend {
             backend: "imap",
             message: format!("{what}: the server answered NO: {said}"),
             transient: matches!(
-                status.code.as_ref().map(|c| c.name.as_str()),
-                Some("SERVERBUG") | Some("EXPUNGEISSUED")
+                status.code_kind(),
+                Some(ResponseCode::ServerBug | ResponseCode::ExpungeIssued)
             ),
             source: None,
         },

@@ -5,12 +5,12 @@
 //!
 //! * bodies are hashed as they arrive, one response at a time, and dropped at once (memory does
 //!   not grow with the chunk), in chunks of [`CHUNK`] UIDs per command (one round trip each);
-//! * a cache of fingerprints by (mailbox, UIDVALIDITY, UID): within one UIDVALIDITY a UID names
-//!   one immutable message (RFC 3501 §2.3.1.1), so a message hashed once is never downloaded again
-//!   by this store. A second reconcile of the same folder (after another cut, say) fetches only
-//!   the messages that arrived since. The cache holds at most
-//!   [`ImapConfig::fingerprint_cache`](crate::ImapConfig) entries (about 80 bytes each); beyond
-//!   that, new entries are not kept.
+//! * a cache of fingerprints ([`crate::fingerprints`]) by (mailbox, UIDVALIDITY, UID): within one
+//!   UIDVALIDITY a UID names one immutable message (RFC 3501 §2.3.1.1), so a message hashed once is
+//!   never downloaded again by this store. A second reconcile of the same folder (after another cut,
+//!   say) fetches only the messages that arrived since. The cache holds at most
+//!   [`ImapConfig::fingerprint_cache`](crate::ImapConfig) entries (about 80 bytes each); beyond that,
+//!   new entries are not kept.
 //!
 //! A server finishes the commands it had received when a connection died, even after a client
 //! process was killed: the APPENDs a crashed run had in flight may be stored a moment after the
@@ -21,62 +21,20 @@
 //! killed run's APPENDs would have to be still unprocessed after this whole session started). A
 //! copy into a fresh account pays nothing; resuming into folders that hold messages, a second.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 
 use futures::stream::{self, BoxStream, StreamExt};
 use mailmove_core::{fingerprint, Error, ExistingMessage, Fingerprint, FolderPath, Result};
 
-use crate::conn::Untagged;
-use crate::errors;
-use crate::source::{absorb_fetch, search_finish, search_start, Fetched};
-use crate::store::{lock, uid_set, Inner, Selecting};
-use crate::wire::Status;
+use crate::capability::Capability;
+use crate::protocol::fetch::{has_nul_replacement, uid_fetch_each};
+use crate::protocol::list;
+use crate::protocol::search::{search_finish, search_start};
+use crate::protocol::select::{self, Selecting};
+use crate::store::Inner;
 
 /// UIDs per `UID FETCH` when hashing.
 const CHUNK: usize = 512;
-
-/// Fingerprints already computed, by mailbox.
-pub(crate) struct Cache {
-    capacity: usize,
-    state: Mutex<CacheState>,
-}
-
-/// UID → (size, fingerprint), within one UIDVALIDITY.
-type ByUid = HashMap<u32, (u64, Fingerprint)>;
-
-#[derive(Default)]
-struct CacheState {
-    entries: usize,
-    /// Mailbox → (UIDVALIDITY, its messages).
-    by_mailbox: HashMap<String, (u32, ByUid)>,
-}
-
-impl Cache {
-    pub fn new(capacity: usize) -> Self {
-        Cache { capacity, state: Mutex::new(CacheState::default()) }
-    }
-
-    fn get(&self, mailbox: &str, validity: u32, uid: u32) -> Option<(u64, Fingerprint)> {
-        let state = lock(&self.state);
-        let (stored, map) = state.by_mailbox.get(mailbox)?;
-        (*stored == validity).then(|| map.get(&uid).copied()).flatten()
-    }
-
-    fn insert(&self, mailbox: &str, validity: u32, uid: u32, size: u64, fingerprint: Fingerprint) {
-        let mut state = lock(&self.state);
-        let state = &mut *state;
-        let entry = state.by_mailbox.entry(mailbox.to_string()).or_insert_with(|| (validity, HashMap::new()));
-        if entry.0 != validity {
-            // A new UIDVALIDITY: the old UIDs name nothing any more.
-            state.entries -= entry.1.len();
-            *entry = (validity, HashMap::new());
-        }
-        if state.entries < self.capacity && entry.1.insert(uid, (size, fingerprint)).is_none() {
-            state.entries += 1;
-        }
-    }
-}
 
 /// One listed message, hashed.
 fn entry(validity: Option<u32>, uid: u32, size: u64, fingerprint: Fingerprint) -> ExistingMessage {
@@ -84,13 +42,13 @@ fn entry(validity: Option<u32>, uid: u32, size: u64, fingerprint: Fingerprint) -
 }
 
 impl Inner {
-    /// EXAMINE (fresh: see [`Inner::select_start`]) and every UID, in one round trip; `None` when
+    /// EXAMINE (fresh: see [`select::start`]) and every UID, in one round trip; `None` when
     /// the folder does not exist.
     async fn examine_existing(&self, mailbox: &str) -> Result<Option<(Option<u32>, Vec<u32>)>> {
         self.settle_mailbox(mailbox).await;
         let mut pooled = self.acquire_for(Some(mailbox)).await?;
         let conn = pooled.conn();
-        let selecting = self.select_start(conn, mailbox, true, true).await?;
+        let selecting = select::start(conn, mailbox, true, true).await?;
         let search = search_start(conn, 1).await?;
         let info = match selecting {
             Selecting::Already(info) => Ok(info),
@@ -99,15 +57,15 @@ impl Inner {
         let uids = search_finish(conn, &search, 1).await;
         let info = match info {
             Ok(info) => info,
-            Err(Error::NotFound { .. }) if !self.exists(conn, mailbox).await? => return Ok(None),
+            Err(Error::NotFound { .. }) if !list::exists(conn, mailbox).await? => return Ok(None),
             Err(error) => return Err(error),
         };
         let uids = uids?;
-        let first = lock(&self.quiet_checked).insert(mailbox.to_string());
+        let waits = self.mailboxes.first_reconcile_waits(mailbox);
         // A folder that never held a message (UIDNEXT 1) had nothing stored by a crashed run; its
         // APPENDs would have to be still unprocessed after this whole session started.
         let never_used = uids.is_empty() && info.uid_next.is_some_and(|next| next <= 1);
-        if first && !never_used && !lock(&self.created).contains(mailbox) {
+        if waits && !never_used {
             drop(pooled);
             self.wait_mailbox_quiet(mailbox).await;
             let mut pooled = self.acquire_for(Some(mailbox)).await?;
@@ -129,7 +87,7 @@ impl Inner {
         let mut out = Vec::with_capacity(uids.len());
         let mut missing: Vec<u32> = Vec::new();
         for &uid in uids {
-            match validity.and_then(|v| self.existing.get(mailbox, v, uid)) {
+            match validity.and_then(|v| self.fingerprints.get(mailbox, v, uid)) {
                 Some((size, fingerprint)) => out.push(entry(validity, uid, size, fingerprint)),
                 None => missing.push(uid),
             }
@@ -140,44 +98,23 @@ impl Inner {
         let mut pooled = self.acquire_for(Some(mailbox)).await?;
         let conn = pooled.conn();
         self.examine_checked(conn, mailbox, validity).await?;
-        let binary = self.caps.has("BINARY");
+        let binary = self.caps.offers(Capability::Binary);
         let mut hashed: BTreeMap<u32, (u64, Fingerprint)> = BTreeMap::new();
         let mut suspects: Vec<u32> = Vec::new();
-        let mut failure: Option<Error> = None;
-        let command = format!("UID FETCH {} (UID BODY.PEEK[])", uid_set(&missing));
-        let done = conn
-            .run(&command, |untagged| {
-                match untagged {
-                    Untagged::Data(values) => {
-                        let mut one: BTreeMap<u32, Fetched> = BTreeMap::new();
-                        absorb_fetch(values, &mut one);
-                        for (uid, item) in one {
-                            let Some(body) = item.body else { continue };
-                            // A 0x80 byte may be a NUL the server replaced: such bodies are
-                            // fetched again with BINARY below.
-                            if binary && crate::source::has_nul_replacement(&body)? {
-                                suspects.push(uid);
-                                continue;
-                            }
-                            hashed.insert(uid, (body.len(), fingerprint::strict(&body)?));
-                        }
-                    }
-                    Untagged::Unparsed(error) if error.excerpt.contains("FETCH") => {
-                        failure = Some(Error::protocol(format!("UID FETCH: {error}")))
-                    }
-                    _ => {}
-                }
-                Ok(())
-            })
-            .await?;
-        if done.status != Status::Ok {
-            return Err(errors::from_status("UID FETCH", &done, None, None));
-        }
-        if let Some(error) = failure {
-            return Err(error);
-        }
+        uid_fetch_each(conn, &missing, "UID BODY.PEEK[]", |uid, item| {
+            let Some(body) = item.body else { return Ok(()) };
+            // A 0x80 byte may be a NUL the server replaced: such bodies are fetched again with
+            // BINARY below.
+            if binary && has_nul_replacement(&body)? {
+                suspects.push(uid);
+                return Ok(());
+            }
+            hashed.insert(uid, (body.len(), fingerprint::strict(&body)?));
+            Ok(())
+        })
+        .await?;
         for chunk in suspects.chunks(16) {
-            let fetched = self.fetch_bodies(conn, chunk, "UID BODY.PEEK[]").await?;
+            let fetched = self.fetcher().bodies(conn, chunk, "UID BODY.PEEK[]").await?;
             for (uid, item) in fetched {
                 if let Some(body) = item.body {
                     hashed.insert(uid, (body.len(), fingerprint::strict(&body)?));
@@ -191,7 +128,7 @@ impl Inner {
                 continue;
             };
             if let Some(validity) = validity {
-                self.existing.insert(mailbox, validity, uid, size, fingerprint);
+                self.fingerprints.insert(mailbox, validity, uid, size, fingerprint);
             }
             out.push(entry(validity, uid, size, fingerprint));
         }
@@ -235,26 +172,5 @@ impl Inner {
                 }
             })
             .boxed()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cache_by_validity_and_capacity() {
-        let cache = Cache::new(2);
-        let fp = fingerprint::strict_of_bytes(b"x");
-        cache.insert("INBOX", 7, 1, 10, fp);
-        cache.insert("INBOX", 7, 2, 11, fp);
-        cache.insert("INBOX", 7, 3, 12, fp);
-        assert_eq!(cache.get("INBOX", 7, 1), Some((10, fp)));
-        assert_eq!(cache.get("INBOX", 7, 3), None, "over capacity: not kept");
-        assert_eq!(cache.get("INBOX", 8, 1), None, "another UIDVALIDITY");
-        cache.insert("INBOX", 8, 5, 13, fp);
-        assert_eq!(cache.get("INBOX", 7, 1), None, "the old UIDVALIDITY was dropped");
-        assert_eq!(cache.get("INBOX", 8, 5), Some((13, fp)));
-        assert_eq!(cache.get("Sent", 8, 5), None);
     }
 }

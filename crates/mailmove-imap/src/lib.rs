@@ -19,15 +19,15 @@
 //! ```
 //!
 //! # Design
-//! **Protocol layer.** The crate speaks IMAP through a thin layer of its own ([`conn`](crate) and
-//! `wire` modules) rather than async-imap's session: async-imap 0.12 parses with imap-proto, which
-//! cannot read a `NAMESPACE` response, 8-bit response text, LIST-EXTENDED data or literal8, and a
-//! response it cannot parse ends the connection; it also buffers each response whole, cannot send
-//! `LITERAL+`/literal8, drops APPENDUID and has no timeouts. Our layer frames responses line by
-//! line, streams large literals straight into [`SpoolConfig`](mailmove_core::SpoolConfig) files (a
-//! 40 MB message never sits in memory whole), keeps response codes as text so that `OVERQUOTA`,
-//! `TOOBIG`, `THROTTLED`, `APPENDUID` are all readable, and puts a time limit on every read and
-//! write ([`Error::Timeout`](mailmove_core::Error::Timeout)).
+//! **Protocol layer.** The crate speaks IMAP through a thin layer of its own (the `conn`, `wire` and
+//! `protocol` modules; see [Layers](#layers)) rather than async-imap's session: async-imap 0.12 parses with
+//! imap-proto, which cannot read a `NAMESPACE` response, 8-bit response text, LIST-EXTENDED data or literal8,
+//! and a response it cannot parse ends the connection; it also buffers each response whole, cannot send
+//! `LITERAL+`/literal8, drops APPENDUID and has no timeouts. Our layer frames responses line by line, streams
+//! large literals straight into [`SpoolConfig`](mailmove_core::SpoolConfig) files (a 40 MB message never sits
+//! in memory whole), keeps response codes as text so that `OVERQUOTA`, `TOOBIG`, `THROTTLED`, `APPENDUID` are
+//! all readable, and puts a time limit on every read and write
+//! ([`Error::Timeout`](mailmove_core::Error::Timeout)).
 //!
 //! **Connections and pipelining.** A pool of up to [`ImapConfig::max_connections`] authenticated
 //! connections (the declared concurrency; default 4, `connections=N`). Every read operation
@@ -96,6 +96,20 @@
 //! reconcile reads a fresh selection (a session that has a folder selected does not see what other
 //! sessions added until the server tells it).
 //!
+//! # Layers
+//! The modules form layers whose imports point down only (`tests/layers.rs` holds the table and
+//! fails when a module names one of a higher layer), so that each can be read and changed knowing
+//! only what is below it:
+//!
+//! | layer | modules | holds |
+//! | --- | --- | --- |
+//! | base | `capability`, `code`, [`utf7`], `lock` | capabilities and response codes, typed, with their RFCs; modified UTF-7 |
+//! | transport | `conn`, `stream`, `wire`, `literal`, `session`, `compress`, `rate`, `tls`, `config`, `errors` | one connection: bytes, framing, the response grammar, login, time limits; server answers as errors |
+//! | protocol | `protocol::{select, status, list, search, fetch, append, sequence}`, `names` | how each command is written and its answer read, over one connection |
+//! | pool | `pool` | the account's connections, borrowed per command sequence |
+//! | state | `mailbox`, `fingerprints` | what the store knows about the mailboxes (listed names, PERMANENTFLAGS, the listing's STATUS and UIDVALIDITY, what it created; fingerprints by UID), each piece with its rules |
+//! | store | `store`, `source`, `sink`, `folders`, `append` (lanes), `existing` (fingerprint index) | [`ImapStore`] and its operations |
+//!
 //! # Limits (documented, not hidden)
 //! * `list_existing` fetches every message body of the folder it has not hashed before: correct
 //!   but as costly as downloading the folder the first time.
@@ -118,24 +132,39 @@
 //! account with the synthetic mailbox (3,000 messages up to 4 MiB) and times IMAP→IMAP copies on
 //! loopback and through a 20 ms round-trip proxy, against mbsync on the same data when it is
 //! installed, with our peak RSS and a re-run over unchanged folders (see the bench's docs).
-#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
-mod append;
+// Layers, lowest first (tests/layers.rs holds the table and fails on an upward import).
+// Base: the protocol's vocabulary and locking.
+mod capability;
+mod code;
+mod lock;
+pub mod utf7;
+// Transport.
 mod compress;
 mod config;
 mod conn;
 mod errors;
-mod existing;
-mod folders;
-mod names;
+mod literal;
 mod rate;
 mod session;
+mod stream;
+mod tls;
+mod wire;
+// Protocol: one module per command family.
+mod names;
+mod protocol;
+// Connection pool.
+mod pool;
+// Mailbox state.
+mod fingerprints;
+mod mailbox;
+// The store and its operations.
+mod append;
+mod existing;
+mod folders;
 mod sink;
 mod source;
 mod store;
-mod tls;
-pub mod utf7;
-mod wire;
 
 pub use config::{AuthMethod, ImapConfig, TlsMode};
 pub use store::ImapStore;

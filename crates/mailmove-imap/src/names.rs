@@ -3,6 +3,7 @@
 
 use mailmove_core::{Error, FolderPath, Result};
 
+use crate::capability::Capability;
 use crate::conn::{Conn, Untagged};
 use crate::utf7;
 use crate::wire::{Status, Value};
@@ -150,7 +151,7 @@ pub(crate) enum Decoded {
 pub(crate) async fn discover(conn: &mut Conn, utf8: bool) -> Result<Naming> {
     let mut naming = Naming { prefix: String::new(), delimiter: None, foreign: Vec::new(), utf8 };
     let mut found_namespace = false;
-    if conn.caps.has("NAMESPACE") {
+    if conn.caps.offers(Capability::Namespace) {
         let mut namespaces: Option<Vec<Value>> = None;
         let done = conn
             .run("NAMESPACE", |untagged| {

@@ -32,7 +32,7 @@ impl RateLimit {
     /// How long the caller must wait before using `amount` units (and reserves them).
     fn reserve(&self, amount: f64, now: Instant) -> Duration {
         let share = Duration::try_from_secs_f64(amount / self.per_second).unwrap_or(Duration::MAX / 4);
-        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = crate::lock::lock(&self.next);
         let start = match *next {
             Some(next) if next > now => next,
             _ => now,
@@ -54,26 +54,11 @@ impl RateLimit {
     }
 }
 
-/// Parses a byte rate: a number with an optional unit (`500000`, `800k`, `2MB`, `1.5MiB`; `k`, `M`,
-/// `G` count in thousands, `KiB`, `MiB`, `GiB` in 1024s; a trailing `/s` is allowed).
+/// Parses a byte rate for `rate=`: a number with an optional unit, read by mailmove's one unit
+/// parser ([`mailmove_core::units`]: `800k` is 800,000, `1.5MiB` is 1.5 × 1,048,576, a trailing
+/// `/s` is allowed); at least one byte a second.
 pub(crate) fn parse_bytes_per_second(text: &str) -> Option<f64> {
-    let text = text.trim();
-    let text = text.strip_suffix("/s").unwrap_or(text);
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let factor = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    let rate = number * factor;
-    (rate.is_finite() && rate >= 1.0).then_some(rate)
+    mailmove_core::units::parse_rate(text).ok().filter(|rate| *rate >= 1.0)
 }
 
 #[cfg(test)]

@@ -3,16 +3,19 @@
 
 use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use mailmove_core::{Error, MessageBody, Result, Secret};
 use mailmove_net::deadline::Pace;
+use mailmove_net::sasl::{self, Login, Mechanism};
+use mailmove_net::token::TokenAttempts;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::ClientConfig;
 
+use crate::capability::{Capabilities, Capability};
+use crate::code::ResponseCode;
 use crate::config::{AuthMethod, ImapConfig, TlsMode};
-use crate::conn::{Capabilities, Conn, Part, Transport, Untagged};
+use crate::conn::{Conn, Part, Untagged};
 use crate::errors;
+use crate::stream::Transport;
 use crate::tls;
 use crate::wire::{quote, Response, Status, StatusResponse, Value};
 
@@ -42,7 +45,7 @@ pub(crate) async fn open(config: &ImapConfig, tls_config: &Arc<ClientConfig>) ->
         TlsMode::StartTls => {
             let mut conn = Conn::new(Transport::Plain(tcp), pace(config), config.spool.clone());
             greeting(&mut conn, config).await?;
-            if !conn.caps.has("STARTTLS") {
+            if !conn.caps.offers(Capability::StartTls) {
                 return Err(Error::config(format!(
                     "{}:{} does not offer STARTTLS; refusing to send credentials in plaintext (use imaps:// or, only if you accept plaintext, tls=none)",
                     config.host, config.port
@@ -72,30 +75,19 @@ pub(crate) async fn open(config: &ImapConfig, tls_config: &Arc<ClientConfig>) ->
             conn
         }
     };
-    // A token provider is asked before every connection, so that a token that expired during a
-    // long run is refreshed before reconnecting; a refused token is invalidated and replaced once.
-    let mut token = match &config.token_provider {
-        Some(provider) => Some(provider.access_token().await?),
-        None => None,
-    };
-    match authenticate(&mut conn, config, token.as_ref()).await {
-        Err(Error::Auth { .. }) if config.token_provider.is_some() => {
-            let provider = config.token_provider.as_ref().expect("checked");
-            if let Some(refused) = &token {
-                provider.invalidate(refused);
-            }
-            token = Some(provider.access_token().await?);
-            authenticate(&mut conn, config, token.as_ref()).await?;
-        }
-        other => other?,
+    // The token rule shared with POP3: a provider is asked before every connection, a refused
+    // token is invalidated and replaced once.
+    let mut tokens = TokenAttempts::first(config.token_provider.as_deref()).await?;
+    while let Err(error) = authenticate(&mut conn, config, tokens.token()).await {
+        tokens.retry(error).await?;
     }
-    if config.utf8_accept && conn.caps.has("UTF8=ACCEPT") {
+    if config.utf8_accept && conn.caps.offers(Capability::Utf8Accept) {
         let done = conn.run("ENABLE UTF8=ACCEPT", |_| Ok(())).await?;
         if done.status != Status::Ok {
             tracing::debug!("ENABLE UTF8=ACCEPT refused: {}", done.describe());
         }
     }
-    if config.compress && conn.caps.has("COMPRESS=DEFLATE") {
+    if config.compress && conn.caps.offers(Capability::CompressDeflate) {
         let done = conn.run("COMPRESS DEFLATE", |_| Ok(())).await?;
         if done.status == Status::Ok {
             conn.start_compression()?;
@@ -139,7 +131,8 @@ async fn greeting(conn: &mut Conn, config: &ImapConfig) -> Result<()> {
 }
 
 fn capability_code(status: &StatusResponse) -> Option<Capabilities> {
-    let code = status.code.as_ref().filter(|code| code.name == "CAPABILITY")?;
+    let code =
+        status.code.as_ref().filter(|code| ResponseCode::of(&code.name) == Some(ResponseCode::Capability))?;
     Some(Capabilities::from_atoms(code.args.split_whitespace()))
 }
 
@@ -179,41 +172,22 @@ fn secret_for<'a>(config: &'a ImapConfig, token: Option<&'a Secret>, oauth: bool
 
 async fn authenticate(conn: &mut Conn, config: &ImapConfig, token: Option<&Secret>) -> Result<()> {
     let method = match config.auth {
-        AuthMethod::Auto if conn.caps.has("AUTH=PLAIN") => AuthMethod::Plain,
+        AuthMethod::Auto if conn.caps.offers(Capability::AuthPlain) => AuthMethod::Plain,
         AuthMethod::Auto => AuthMethod::Login,
         other => other,
     };
     let user = config.user.as_str();
     let done = match method {
         AuthMethod::Login => {
-            if conn.caps.has("LOGINDISABLED") {
+            if conn.caps.offers(Capability::LoginDisabled) {
                 return Err(Error::config("the server disabled LOGIN on this connection (try auth=plain)"));
             }
             let password = secret_for(config, token, false)?;
             login(conn, user, password).await?
         }
-        AuthMethod::Plain => {
-            let password = secret_for(config, token, false)?;
-            let initial = format!("\0{user}\0{password}").into_bytes();
-            sasl(conn, "PLAIN", initial, &[]).await?
-        }
-        AuthMethod::XOAuth2 => {
-            let token = secret_for(config, token, true)?;
-            let initial = format!("user={user}\x01auth=Bearer {token}\x01\x01").into_bytes();
-            // On failure Google and Microsoft send a base64 JSON error as a challenge; the client
-            // answers with an empty response and gets the tagged NO.
-            sasl(conn, "XOAUTH2", initial, b"").await?
-        }
-        AuthMethod::OAuthBearer => {
-            let token = secret_for(config, token, true)?;
-            let initial = format!(
-                "n,a={user},\x01host={}\x01port={}\x01auth=Bearer {token}\x01\x01",
-                config.host, config.port
-            )
-            .into_bytes();
-            // RFC 7628 §3.2.3: the client answers an error challenge with a single %x01.
-            sasl(conn, "OAUTHBEARER", initial, b"\x01").await?
-        }
+        AuthMethod::Plain => sasl(conn, config, Mechanism::Plain, token).await?,
+        AuthMethod::XOAuth2 => sasl(conn, config, Mechanism::XOAuth2, token).await?,
+        AuthMethod::OAuthBearer => sasl(conn, config, Mechanism::OAuthBearer, token).await?,
         AuthMethod::Auto => return Err(Error::config("no authentication method")),
     };
     if done.status != Status::Ok {
@@ -247,21 +221,30 @@ async fn login(conn: &mut Conn, user: &str, password: &str) -> Result<StatusResp
     conn.run_parts(&parts, |_| Ok(())).await
 }
 
-/// Runs AUTHENTICATE with an initial response (SASL-IR when offered, else after the first `+`);
-/// any further challenge is answered with `on_error` (the mechanisms used here only send a
-/// challenge to report an error).
-async fn sasl(conn: &mut Conn, mechanism: &str, initial: Vec<u8>, on_error: &[u8]) -> Result<StatusResponse> {
-    if !conn.caps.has(&format!("AUTH={mechanism}")) {
-        return Err(Error::Unsupported { what: format!("the server does not offer AUTH={mechanism}") });
+/// Runs AUTHENTICATE with the mechanism's initial response ([`mailmove_net::sasl`]), sent with
+/// the command under SASL-IR, else after the first `+`; any further challenge reports an error
+/// and gets the mechanism's error reply (on failure Google and Microsoft send a base64 JSON
+/// error as a challenge, and the tagged NO follows the reply).
+async fn sasl(
+    conn: &mut Conn,
+    config: &ImapConfig,
+    mechanism: Mechanism,
+    token: Option<&Secret>,
+) -> Result<StatusResponse> {
+    let secret = secret_for(config, token, mechanism.uses_token())?;
+    let name = mechanism.name();
+    if !conn.caps.has(&format!("AUTH={name}")) {
+        return Err(Error::Unsupported { what: format!("the server does not offer AUTH={name}") });
     }
+    let login = Login { user: &config.user, secret, host: &config.host, port: config.port };
+    let encoded = mechanism.initial_response(&login)?;
     let tag = conn.tag();
-    let encoded = STANDARD.encode(&initial);
     let mut initial_sent = false;
-    if conn.caps.has("SASL-IR") {
-        conn.write(format!("{tag} AUTHENTICATE {mechanism} {encoded}\r\n").as_bytes()).await?;
+    if conn.caps.offers(Capability::SaslInitialResponse) {
+        conn.write(format!("{tag} AUTHENTICATE {name} {encoded}\r\n").as_bytes()).await?;
         initial_sent = true;
     } else {
-        conn.write(format!("{tag} AUTHENTICATE {mechanism}\r\n").as_bytes()).await?;
+        conn.write(format!("{tag} AUTHENTICATE {name}\r\n").as_bytes()).await?;
     }
     conn.flush().await?;
     let mut rounds = 0;
@@ -270,16 +253,14 @@ async fn sasl(conn: &mut Conn, mechanism: &str, initial: Vec<u8>, on_error: &[u8
             Ok(Response::Continue(challenge)) => {
                 rounds += 1;
                 if rounds > 4 {
-                    return Err(Error::protocol(format!("too many {mechanism} challenges")));
+                    return Err(Error::protocol(format!("too many {name} challenges")));
                 }
                 if !initial_sent {
                     conn.send_line(encoded.as_bytes()).await?;
                     initial_sent = true;
                 } else {
-                    if let Ok(decoded) = STANDARD.decode(challenge.trim()) {
-                        tracing::debug!("{mechanism} error challenge: {}", String::from_utf8_lossy(&decoded));
-                    }
-                    conn.send_line(STANDARD.encode(on_error).as_bytes()).await?;
+                    tracing::debug!("{name} error challenge: {}", sasl::challenge_text(&challenge));
+                    conn.send_line(mechanism.error_reply().as_bytes()).await?;
                 }
             }
             Ok(Response::Tagged { tag: got, status }) if got == tag => return Ok(status),

@@ -13,6 +13,8 @@
 use bytes::Bytes;
 use mailmove_core::MessageBody;
 
+use crate::code::ResponseCode;
+
 /// Deepest list nesting accepted (BODYSTRUCTURE of pathological messages is the deepest thing a
 /// server sends; we never ask for it).
 const MAX_DEPTH: usize = 64;
@@ -25,7 +27,7 @@ pub(crate) struct LiteralSlot {
     /// The data, when it was too large to stay in the frame (the frame then holds no data bytes).
     pub spooled: Option<MessageBody>,
     /// The literal was larger than the command allows and was read and dropped (the frame holds
-    /// no data bytes; see [`crate::conn::LiteralPolicy`]).
+    /// no data bytes; see [`crate::literal::LiteralPolicy`]).
     pub dropped: bool,
 }
 
@@ -121,6 +123,13 @@ pub(crate) struct Code {
     pub args: String,
 }
 
+impl Code {
+    /// The code, when it is one the crate acts on.
+    pub fn kind(&self) -> Option<ResponseCode> {
+        ResponseCode::of(&self.name)
+    }
+}
+
 /// A status response: tagged, untagged or the end of a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StatusResponse {
@@ -130,9 +139,19 @@ pub(crate) struct StatusResponse {
 }
 
 impl StatusResponse {
-    /// Whether the code is `name`.
-    pub fn has_code(&self, name: &str) -> bool {
-        self.code.as_ref().is_some_and(|code| code.name == name)
+    /// Whether the response carries `code`.
+    pub fn has_code(&self, code: ResponseCode) -> bool {
+        self.code.as_ref().is_some_and(|got| got.name == code.name())
+    }
+
+    /// The response code's arguments when the response carries `code`.
+    pub fn code_args(&self, code: ResponseCode) -> Option<&str> {
+        self.code.as_ref().filter(|got| got.name == code.name()).map(|got| got.args.as_str())
+    }
+
+    /// The response code, when it is one the crate acts on.
+    pub fn code_kind(&self) -> Option<ResponseCode> {
+        self.code.as_ref().and_then(Code::kind)
     }
 
     /// The text with the code, for messages (never contains anything we sent).
@@ -416,7 +435,7 @@ mod tests {
         let Response::Tagged { tag, status } = r else { panic!("{r:?}") };
         assert_eq!(tag, "A1");
         assert_eq!(status.status, Status::No);
-        assert!(status.has_code("OVERQUOTA"));
+        assert!(status.has_code(crate::code::ResponseCode::OverQuota));
         assert_eq!(status.text, "Quota exceeded (mailbox for user is full)");
 
         let r = parse(&frame(b"a2 OK [APPENDUID 1795237129 1] Append completed.\r\n")).unwrap();

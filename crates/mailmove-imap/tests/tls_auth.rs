@@ -3,6 +3,7 @@ mod common;
 
 use mailmove_core::{Error, Secret};
 use mailmove_imap::{ImapConfig, ImapStore};
+use mailmove_net::testing::Issued;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
@@ -165,43 +166,20 @@ async fn oauthbearer_answers_error_challenge_with_0x01() {
     assert_eq!(seen[1], "AQ==", "RFC 7628: a single 0x01");
 }
 
-/// A certificate and its key, made for one test.
-struct Issued {
-    certificate: rcgen::Certificate,
-    key: rcgen::KeyPair,
-}
-
 /// A certificate for `names`: self-signed when `issuer` is `None` (and marked CA:TRUE when `ca`,
 /// as `openssl req -x509` makes it), else signed by `issuer`.
 fn issue(names: &[&str], ca: bool, issuer: Option<&Issued>) -> Issued {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params =
-        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    if ca {
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    match issuer {
+        None => Issued::self_signed(names, ca, |_| {}),
+        Some(issuer) => issuer.issue(names, |_| {}),
     }
-    let certificate = match issuer {
-        None => params.self_signed(&key).unwrap(),
-        Some(issuer) => params.signed_by(&key, &issuer.certificate, &issuer.key).unwrap(),
-    };
-    Issued { certificate, key }
 }
 
 /// A one-connection IMAP server on implicit TLS with `server`'s certificate, answering just
 /// enough for `ImapStore::connect` and `close`. Returns the commands it received (verbs only,
 /// nothing of the credentials).
 async fn imaps_server(server: &Issued) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
-    use std::sync::Arc;
-    use tokio_rustls::rustls;
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(server.key.serialize_der().into());
-    let config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![server.certificate.der().clone()], key)
-            .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = tokio_rustls::TlsAcceptor::from(server.server_config());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let handle = tokio::spawn(async move {
@@ -237,9 +215,7 @@ async fn connect_imaps(port: u16, host: &str, ca: Option<&std::path::Path>) -> R
 }
 
 fn ca_file(dir: &tempfile::TempDir, issued: &Issued) -> std::path::PathBuf {
-    let path = dir.path().join("ca.pem");
-    std::fs::write(&path, issued.certificate.pem()).unwrap();
-    path
+    issued.pem_file(dir.path(), "ca.pem")
 }
 
 #[tokio::test]

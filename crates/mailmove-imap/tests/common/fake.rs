@@ -207,8 +207,10 @@ impl Fake {
     }
 
     /// `imap://u@127.0.0.1:PORT/?tls=none&...` plus `extra` options.
+    /// (A `timeout=` in `extra` replaces the default of 5 s: URL keys may be given only once.)
     pub fn url(&self, extra: &str) -> String {
-        format!("imap://u@127.0.0.1:{}/?tls=none&auth=login&timeout=5{extra}", self.port)
+        let timeout = if extra.contains("timeout=") { "" } else { "&timeout=5" };
+        format!("imap://u@127.0.0.1:{}/?tls=none&auth=login{timeout}{extra}", self.port)
     }
 
     pub fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
