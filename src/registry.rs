@@ -7,10 +7,55 @@
 //! | `imap://`, `imaps://` | IMAP server | yes | yes |
 //! | `pop3://`, `pop3s://` | POP3 server (INBOX only) | yes | no |
 //!
-//! A scheme whose backend crate was compiled out (cargo features `maildir`, `mbox`, `imap`,
-//! `pop3`) is still recognised and says which feature it needs.
+//! Each scheme names a [`Backend`], and opening dispatches on that enum: a new backend is a new
+//! variant that the compiler makes every `match` handle. A scheme whose backend crate was
+//! compiled out (cargo features `maildir`, `mbox`, `imap`, `pop3`) is still recognised, and
+//! opening it says which feature it needs ([`Backend::compiled_in`], [`Backend::feature`]).
 
-use mailmove_core::{Error, MailSink, MailSource, Result, Secret};
+use mailmove_core::{Error, MailSink, MailSource, Result};
+
+pub use crate::credentials::{Credentials, Side};
+
+/// A backend that URLs can name, with the cargo feature that compiles it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// Maildir trees (`mailmove-maildir`).
+    Maildir,
+    /// mbox files (`mailmove-mbox`).
+    Mbox,
+    /// IMAP servers (`mailmove-imap`).
+    Imap,
+    /// POP3 servers, as a source only (`mailmove-pop3`).
+    Pop3,
+}
+
+impl Backend {
+    /// The cargo feature that compiles this backend in.
+    pub const fn feature(self) -> &'static str {
+        match self {
+            Backend::Maildir => "maildir",
+            Backend::Mbox => "mbox",
+            Backend::Imap => "imap",
+            Backend::Pop3 => "pop3",
+        }
+    }
+
+    /// Whether this build of mailmove has the backend (its [feature](Backend::feature) was on).
+    pub const fn compiled_in(self) -> bool {
+        match self {
+            Backend::Maildir => cfg!(feature = "maildir"),
+            Backend::Mbox => cfg!(feature = "mbox"),
+            Backend::Imap => cfg!(feature = "imap"),
+            Backend::Pop3 => cfg!(feature = "pop3"),
+        }
+    }
+
+    /// Whether it can be a destination (every backend can be a source).
+    pub const fn writable(self) -> bool {
+        !matches!(self, Backend::Pop3)
+    }
+}
 
 /// One URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,12 +66,21 @@ pub struct Scheme {
     pub description: &'static str,
     /// An example URL.
     pub example: &'static str,
-    /// Whether it can be a source.
-    pub readable: bool,
-    /// Whether it can be a destination.
-    pub writable: bool,
-    /// The cargo feature that compiles it in.
-    pub feature: &'static str,
+    /// The backend that opens it.
+    pub backend: Backend,
+}
+
+impl Scheme {
+    /// The error for a scheme whose backend this build lacks, naming the feature it needs.
+    fn compiled_out(&self) -> Error {
+        Error::Unsupported {
+            what: format!(
+                "the {} scheme needs mailmove built with the `{}` cargo feature",
+                self.name,
+                self.backend.feature()
+            ),
+        }
+    }
 }
 
 /// Every scheme mailmove knows.
@@ -35,92 +89,39 @@ pub const SCHEMES: &[Scheme] = &[
         name: "maildir",
         description: "Maildir tree (Maildir++ layout, or ?layout=fs)",
         example: "maildir:/home/ana/Maildir",
-        readable: true,
-        writable: true,
-        feature: "maildir",
+        backend: Backend::Maildir,
     },
     Scheme {
         name: "mbox",
         description: "an mbox file (one folder) or a directory of mbox files",
         example: "mbox:/backup/ana.mbox",
-        readable: true,
-        writable: true,
-        feature: "mbox",
+        backend: Backend::Mbox,
     },
     Scheme {
         name: "imap",
         description: "IMAP server, STARTTLS required (tls=none to opt out)",
         example: "imap://ana@mail.example.org/",
-        readable: true,
-        writable: true,
-        feature: "imap",
+        backend: Backend::Imap,
     },
     Scheme {
         name: "imaps",
         description: "IMAP server over implicit TLS (port 993)",
         example: "imaps://ana@imap.example.org/",
-        readable: true,
-        writable: true,
-        feature: "imap",
+        backend: Backend::Imap,
     },
     Scheme {
         name: "pop3",
         description: "POP3 server (source only), STLS required (tls=none to opt out)",
         example: "pop3://ana@pop.example.org/",
-        readable: true,
-        writable: false,
-        feature: "pop3",
+        backend: Backend::Pop3,
     },
     Scheme {
         name: "pop3s",
         description: "POP3 server over implicit TLS (port 995, source only)",
         example: "pop3s://ana@pop.example.org/",
-        readable: true,
-        writable: false,
-        feature: "pop3",
+        backend: Backend::Pop3,
     },
 ];
-
-/// Credentials for one side, from the environment or files (never from logs or state).
-#[derive(Debug, Clone, Default)]
-pub struct Credentials {
-    /// A password (overrides one in the URL).
-    pub password: Option<Secret>,
-    /// An OAuth2 access token (for `auth=xoauth2` / `auth=oauthbearer`).
-    pub token: Option<Secret>,
-    /// Refreshes OAuth2 access tokens (see `mailmove-oauth`); takes precedence over `token`.
-    pub token_provider: Option<std::sync::Arc<dyn mailmove_core::TokenProvider>>,
-}
-
-/// Which side of a job a URL is on (chooses the environment variables for credentials).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The source (`MAILMOVE_SRC_PASSWORD`, `MAILMOVE_SRC_TOKEN`).
-    Source,
-    /// The destination (`MAILMOVE_DST_PASSWORD`, `MAILMOVE_DST_TOKEN`).
-    Destination,
-}
-
-impl Credentials {
-    /// Reads `MAILMOVE_SRC_PASSWORD`/`MAILMOVE_SRC_TOKEN` (or the `DST` pair).
-    pub fn from_env(side: Side) -> Credentials {
-        let prefix = match side {
-            Side::Source => "MAILMOVE_SRC",
-            Side::Destination => "MAILMOVE_DST",
-        };
-        let read = |name: &str| {
-            std::env::var(format!("{prefix}_{name}")).ok().filter(|v| !v.is_empty()).map(Secret::new)
-        };
-        Credentials { password: read("PASSWORD"), token: read("TOKEN"), token_provider: None }
-    }
-
-    /// Reads a secret from a file (first line, without the line ending).
-    pub fn read_secret_file(path: &std::path::Path) -> Result<Secret> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| Error::io(format!("reading {}", path.display()), err))?;
-        Ok(Secret::new(text.lines().next().unwrap_or_default().to_string()))
-    }
-}
 
 /// The scheme of a URL (`maildir:/x` → `maildir`).
 pub fn scheme_of(url: &str) -> Result<&'static Scheme> {
@@ -152,36 +153,20 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-fn compiled_out(scheme: &Scheme) -> Error {
-    Error::Unsupported {
-        what: format!(
-            "the {} scheme needs mailmove built with the `{}` cargo feature",
-            scheme.name, scheme.feature
-        ),
-    }
-}
-
 /// Opens a URL as a source.
 ///
 /// # Errors
-/// [`Error::Config`] for an unknown scheme or a malformed URL; the backend's errors when it cannot
-/// be opened (for example [`Error::Auth`]).
+/// [`Error::Config`] for an unknown scheme or a malformed URL; [`Error::Unsupported`] for a
+/// scheme whose backend was compiled out; the backend's errors when it cannot be opened (for
+/// example [`Error::Auth`]).
 pub async fn open_source(url: &str, credentials: &Credentials) -> Result<Box<dyn MailSource>> {
     let scheme = scheme_of(url)?;
-    let _ = credentials;
-    match scheme.feature {
-        #[cfg(feature = "maildir")]
-        "maildir" => Ok(Box::new(mailmove_maildir::MaildirStore::open_source(
-            mailmove_maildir::MaildirConfig::from_url(url)?,
-        )?)),
-        #[cfg(feature = "mbox")]
-        "mbox" => Ok(Box::new(mailmove_mbox::MboxStore::open(mailmove_mbox::MboxConfig::from_url(url)?)?)),
-        #[cfg(feature = "imap")]
-        "imap" => Ok(Box::new(open_imap(url, credentials).await?)),
-        #[cfg(feature = "pop3")]
-        "pop3" => Ok(Box::new(open_pop3(url, credentials).await?)),
-        _ => Err(compiled_out(scheme)),
+    // The one backend that only reads; every other one is a store, read or written alike.
+    #[cfg(feature = "pop3")]
+    if scheme.backend == Backend::Pop3 {
+        return Ok(Box::new(crate::pop3::open(url, credentials, false).await?));
     }
+    Ok(open_store(scheme, url, credentials, Direction::Read).await?)
 }
 
 /// Opens a URL as a destination.
@@ -190,66 +175,59 @@ pub async fn open_source(url: &str, credentials: &Credentials) -> Result<Box<dyn
 /// As [`open_source`], plus [`Error::Unsupported`] for a scheme that cannot be written (POP3).
 pub async fn open_sink(url: &str, credentials: &Credentials) -> Result<Box<dyn MailSink>> {
     let scheme = scheme_of(url)?;
-    let _ = credentials;
-    if !scheme.writable {
+    if !scheme.backend.writable() {
         return Err(Error::Unsupported {
             what: format!("{} can only be a source, not a destination", scheme.name),
         });
     }
-    match scheme.feature {
-        #[cfg(feature = "maildir")]
-        "maildir" => Ok(Box::new(mailmove_maildir::MaildirStore::open_sink(
-            mailmove_maildir::MaildirConfig::from_url(url)?,
-        )?)),
-        #[cfg(feature = "mbox")]
-        "mbox" => Ok(Box::new(mailmove_mbox::MboxStore::open(mailmove_mbox::MboxConfig::from_url(url)?)?)),
-        #[cfg(feature = "imap")]
-        "imap" => Ok(Box::new(open_imap(url, credentials).await?)),
-        _ => Err(compiled_out(scheme)),
-    }
+    Ok(open_store(scheme, url, credentials, Direction::Write).await?)
 }
 
-#[cfg(feature = "imap")]
-async fn open_imap(url: &str, credentials: &Credentials) -> Result<mailmove_imap::ImapStore> {
-    let mut config = mailmove_imap::ImapConfig::from_url(url)?;
-    if let Some(password) = &credentials.password {
-        config = config.with_password(password.clone());
-    }
-    if let Some(provider) = &credentials.token_provider {
-        // Asked before every connection, so tokens are refreshed before a reconnect.
-        config = config.with_token_provider(provider.clone());
-    } else if let Some(token) = &credentials.token {
-        config = config.with_token(token.clone());
-    }
-    mailmove_imap::ImapStore::connect(config).await
+/// Which way a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Read,
+    Write,
 }
 
-#[cfg(feature = "pop3")]
-async fn open_pop3(url: &str, credentials: &Credentials) -> Result<mailmove_pop3::Pop3Source> {
-    open_pop3_source(url, credentials, false).await
-}
+/// A backend that both reads and writes; it is opened once here for either use.
+trait MailStore: MailSource + MailSink {}
 
-/// Opens a POP3 source as its concrete type, for `--delete-after`: with `delete_after`, its
-/// [`delete_keys`](mailmove_pop3::Pop3Source::delete_keys) may remove messages from the server.
-///
-/// # Errors
-/// As [`open_source`].
-#[cfg(feature = "pop3")]
-pub async fn open_pop3_source(
+impl<T: MailSource + MailSink> MailStore for T {}
+
+/// Opens a [writable](Backend::writable) scheme's store, the dispatch of [`open_source`] and
+/// [`open_sink`] in one place.
+async fn open_store(
+    scheme: &Scheme,
     url: &str,
     credentials: &Credentials,
-    delete_after: bool,
-) -> Result<mailmove_pop3::Pop3Source> {
-    let mut config = mailmove_pop3::Pop3Config::from_url(url)?.with_delete_after(delete_after);
-    if let Some(password) = &credentials.password {
-        config = config.with_password(password.clone());
+    direction: Direction,
+) -> Result<Box<dyn MailStore>> {
+    // A build without some backends leaves some of these unread.
+    let _ = (url, credentials, direction);
+    match scheme.backend {
+        #[cfg(feature = "maildir")]
+        Backend::Maildir => {
+            let config = mailmove_maildir::MaildirConfig::from_url(url)?;
+            // A source must exist; a destination is created.
+            Ok(Box::new(match direction {
+                Direction::Read => mailmove_maildir::MaildirStore::open_source(config)?,
+                Direction::Write => mailmove_maildir::MaildirStore::open_sink(config)?,
+            }))
+        }
+        #[cfg(feature = "mbox")]
+        Backend::Mbox => {
+            Ok(Box::new(mailmove_mbox::MboxStore::open(mailmove_mbox::MboxConfig::from_url(url)?)?))
+        }
+        #[cfg(feature = "imap")]
+        Backend::Imap => Ok(Box::new(
+            mailmove_imap::ImapStore::connect(credentials.apply(mailmove_imap::ImapConfig::from_url(url)?))
+                .await?,
+        )),
+        // The backends compiled out of this build. POP3 comes here only then: `open_source`
+        // opens it itself and `open_sink` refuses it.
+        _ => Err(scheme.compiled_out()),
     }
-    if let Some(provider) = &credentials.token_provider {
-        config = config.with_token_provider(provider.clone());
-    } else if let Some(token) = &credentials.token {
-        config = config.with_token(token.clone());
-    }
-    mailmove_pop3::Pop3Source::connect(config).await
 }
 
 #[cfg(test)]
@@ -280,6 +258,55 @@ mod tests {
             assert!(err.contains(scheme.name), "{err}");
         }
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn url_to_backend() {
+        let cases = [
+            ("maildir:/tmp/x", Backend::Maildir, true),
+            ("MBOX:/tmp/a.mbox", Backend::Mbox, true),
+            ("imap://u@h/", Backend::Imap, true),
+            ("imaps://u:p@h/", Backend::Imap, true),
+            ("pop3://u@h/", Backend::Pop3, false),
+            ("POP3S://u@h:995/", Backend::Pop3, false),
+        ];
+        for (url, backend, writable) in cases {
+            let scheme = scheme_of(url).unwrap();
+            assert_eq!((scheme.backend, scheme.backend.writable()), (backend, writable), "{url}");
+        }
+    }
+
+    #[test]
+    fn every_backend_has_its_feature_and_is_in_the_default_build() {
+        for scheme in SCHEMES {
+            let feature = scheme.backend.feature();
+            assert!(scheme.name.starts_with(feature), "{}: {feature}", scheme.name);
+            // The default features compile every backend in (Cargo.toml).
+            #[cfg(all(feature = "maildir", feature = "mbox", feature = "imap", feature = "pop3"))]
+            assert!(scheme.backend.compiled_in(), "{}", scheme.name);
+        }
+    }
+
+    #[test]
+    fn a_compiled_out_scheme_names_its_feature() {
+        let imaps = scheme_of("imaps://h/").unwrap();
+        assert_eq!(
+            imaps.compiled_out().to_string(),
+            Error::Unsupported {
+                what: "the imaps scheme needs mailmove built with the `imap` cargo feature".into()
+            }
+            .to_string()
+        );
+    }
+
+    #[tokio::test]
+    async fn pop3_is_refused_as_a_destination_before_any_connection() {
+        for url in ["pop3://ana:hunter2@127.0.0.1:9/", "pop3s://ana@127.0.0.1:9/"] {
+            let err = open_sink(url, &Credentials::default()).await.expect_err("refused");
+            assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+            assert!(err.to_string().contains("can only be a source, not a destination"), "{err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
     }
 
     #[test]

@@ -72,6 +72,25 @@ fn unknown_schemes_and_bad_options_are_usage_errors() {
 }
 
 #[tokio::test]
+async fn delete_after_is_refused_for_anything_but_a_pop3_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("maildir:{}/src", dir.path().display());
+    let destination = format!("maildir:{}/dst", dir.path().display());
+    fill(&source, 5, 3, 10_000).await;
+    let output = run(dir.path(), &["copy", &source, &destination, "--delete-after"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--delete-after only applies to a pop3:// or pop3s:// source"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(total(&content(&source).await), 5, "the source is untouched");
+    // A dry run deletes nothing, so it has nothing to refuse.
+    let output = run(dir.path(), &["copy", &source, &destination, "--delete-after", "--dry-run"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+#[tokio::test]
 async fn filters_and_folder_mapping_select_what_travels() {
     let dir = tempfile::tempdir().unwrap();
     let source = format!("maildir:{}/src", dir.path().display());

@@ -129,27 +129,10 @@ pub fn parse_date(text: &str) -> Result<DateTime<FixedOffset>, UsageError> {
         .ok_or_else(|| UsageError(format!("bad date {text:?}")))
 }
 
-/// Parses a size: plain bytes, KB/MB/GB (powers of 1000) or K/M/G, KiB/MiB/GiB (powers of 1024).
+/// Parses a size with mailmove's one unit parser ([`mailmove::core::units`]): `k`, `M`, `G` (with
+/// or without `B`) count in powers of 1000, `Ki`, `Mi`, `Gi` in powers of 1024.
 pub fn parse_size(text: &str) -> Result<u64, UsageError> {
-    let trimmed = text.trim();
-    let split = trimmed.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let number: f64 = number.parse().map_err(|_| UsageError(format!("bad size {text:?}")))?;
-    let multiplier: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "k" | "kib" => 1024.0,
-        "m" | "mib" => 1024.0 * 1024.0,
-        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => {
-            return Err(UsageError(format!(
-                "bad size unit {other:?} in {text:?} (use B, KB, MB, GB, KiB, MiB, GiB)"
-            )))
-        }
-    };
-    Ok((number * multiplier).round() as u64)
+    mailmove::core::units::parse_size(text).map_err(|error| UsageError(error.to_string()))
 }
 
 impl JobArgs {
@@ -191,7 +174,7 @@ mod tests {
             ("1000", 1000),
             ("35MB", 35_000_000),
             ("20MiB", 20 * 1024 * 1024),
-            ("1.5k", 1536),
+            ("1.5k", 1500),
             ("2 GB", 2_000_000_000),
         ] {
             assert_eq!(parse_size(text).unwrap(), expected, "{text}");

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use clap::Args;
 use mailmove::core::engine::{Copier, CopyOptions, MessageNote, RunOutcome, RunReport};
 use mailmove::core::Secret;
-use mailmove::registry::{self, redact_url, Credentials};
+use mailmove::registry::{self, redact_url, Credentials, Side};
 use serde::Serialize;
 
 use super::args::{JobArgs, UsageError};
@@ -95,6 +95,20 @@ impl Account {
             return Ok(Some(Credentials::read_secret_file(Path::new(path))?));
         }
         Ok(None)
+    }
+
+    /// The credentials of one side: only the secrets the row names (`src_password_env`...), never
+    /// `MAILMOVE_SRC_PASSWORD` and the like, which would hand one secret to every account's server.
+    fn credentials(&self, side: Side) -> anyhow::Result<Credentials> {
+        let prefix = match side {
+            Side::Source => "src",
+            Side::Destination => "dst",
+        };
+        Ok(Credentials {
+            password: self.secret(&format!("{prefix}_password_env"), &format!("{prefix}_password_file"))?,
+            token: self.secret(&format!("{prefix}_token_env"), &format!("{prefix}_token_file"))?,
+            token_provider: None,
+        })
     }
 
     fn options(&self, dry_run: bool) -> anyhow::Result<CopyOptions> {
@@ -229,16 +243,8 @@ async fn run_account(
     let started = std::time::Instant::now();
     let result: anyhow::Result<RunReport> = async {
         let options = account.options(dry_run)?;
-        let source_credentials = Credentials {
-            password: account.secret("src_password_env", "src_password_file")?,
-            token: account.secret("src_token_env", "src_token_file")?,
-            token_provider: None,
-        };
-        let sink_credentials = Credentials {
-            password: account.secret("dst_password_env", "dst_password_file")?,
-            token: account.secret("dst_token_env", "dst_token_file")?,
-            token_provider: None,
-        };
+        let source_credentials = account.credentials(Side::Source)?;
+        let sink_credentials = account.credentials(Side::Destination)?;
         let source = registry::open_source(&source_url, &source_credentials).await?;
         let sink = registry::open_sink(&destination_url, &sink_credentials).await?;
         let state = match &state_dir {

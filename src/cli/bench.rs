@@ -10,7 +10,7 @@ use mailmove::registry::{self, Side};
 use serde::Serialize;
 
 use super::args::parse_size;
-use super::copy::credentials;
+use super::credentials::CredentialFiles;
 use super::output;
 use super::terminal::terminal_safe;
 use super::{EXIT_INCOMPLETE, EXIT_OK};
@@ -64,8 +64,9 @@ fn reset_peak_rss() {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
-    let source_credentials = credentials(Side::Source, None, None, None)?;
-    let sink_credentials = credentials(Side::Destination, None, None, None)?;
+    // No file options: the environment's credentials.
+    let source_credentials = CredentialFiles::default().read(Side::Source)?;
+    let sink_credentials = CredentialFiles::default().read(Side::Destination)?;
     let mut figures = Figures {
         generated: args.generate,
         generate_secs: None,

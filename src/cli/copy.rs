@@ -2,85 +2,71 @@
 
 use std::sync::Arc;
 
-#[cfg(feature = "pop3")]
-use mailmove::core::checkpoint::Checkpoint;
-#[cfg(feature = "pop3")]
-use mailmove::core::engine::RunOutcome;
 use mailmove::core::engine::{Copier, CopyOptions, RunReport};
-#[cfg(feature = "pop3")]
-use mailmove::core::FolderPath;
 use mailmove::core::MailSource;
-use mailmove::registry::{self, Credentials, Side};
-#[cfg(feature = "pop3")]
-use mailmove_pop3::Pop3Source;
-#[cfg(not(feature = "pop3"))]
-type Pop3Source = std::convert::Infallible;
+use mailmove::registry::{self, Backend, Credentials, Side};
 
 use super::args::{CopyArgs, UsageError};
 use super::output::{self, Display};
 use super::terminal::terminal_safe;
 use super::{run_exit_status, state};
 
-/// Reads the credentials of one side: file options, then environment. An OAuth2 refresh
-/// configuration (`--src-oauth FILE`) gives a refresher that renews access tokens as they expire.
-pub fn credentials(
-    side: Side,
-    password_file: Option<&std::path::Path>,
-    token_file: Option<&std::path::Path>,
-    oauth_file: Option<&std::path::Path>,
-) -> anyhow::Result<Credentials> {
-    let mut credentials = Credentials::from_env(side);
-    if let Some(path) = oauth_file {
-        credentials.token_provider = Some(Arc::new(mailmove_oauth::OAuthRefresher::from_toml_file(path)?));
-    }
-    if let Some(path) = password_file {
-        credentials.password = Some(Credentials::read_secret_file(path)?);
-    }
-    if let Some(path) = token_file {
-        credentials.token = Some(Credentials::read_secret_file(path)?);
-    }
-    Ok(credentials)
+/// What a copy leaves for after it has finished and its report is written.
+enum AfterCopy {
+    /// `--delete-after`: delete what arrived from the POP3 source the copy read.
+    #[cfg(feature = "pop3")]
+    DeleteFromPop3(Arc<mailmove::pop3::Pop3Source>),
 }
 
-/// Opens the source; with `--delete-after` also keeps the concrete POP3 source for the deletion.
+/// Opens the source; with `--delete-after`, as a POP3 source allowed to delete, kept for after
+/// the copy.
 async fn open_source(
     url: &str,
     credentials: &Credentials,
     delete_after: bool,
-) -> anyhow::Result<(Arc<dyn MailSource>, Option<Arc<Pop3Source>>)> {
+) -> anyhow::Result<(Arc<dyn MailSource>, Option<AfterCopy>)> {
     if !delete_after {
         return Ok((registry::open_source(url, credentials).await?.into(), None));
     }
-    if !matches!(registry::scheme_of(url)?.name, "pop3" | "pop3s") {
-        return Err(UsageError("--delete-after only applies to a pop3:// or pop3s:// source".into()).into());
+    let backend = registry::scheme_of(url)?.backend;
+    match backend {
+        // Before the arm that opens it, which a build without the feature does not have.
+        Backend::Pop3 if !backend.compiled_in() => Err(UsageError(format!(
+            "--delete-after needs mailmove built with the `{}` feature",
+            backend.feature()
+        ))
+        .into()),
+        #[cfg(feature = "pop3")]
+        Backend::Pop3 => {
+            let pop3 = Arc::new(mailmove::pop3::open(url, credentials, true).await?);
+            Ok((pop3.clone(), Some(AfterCopy::DeleteFromPop3(pop3))))
+        }
+        _ => Err(UsageError("--delete-after only applies to a pop3:// or pop3s:// source".into()).into()),
     }
-    #[cfg(feature = "pop3")]
-    {
-        let pop3 = Arc::new(registry::open_pop3_source(url, credentials, true).await?);
-        Ok((pop3.clone(), Some(pop3)))
-    }
-    #[cfg(not(feature = "pop3"))]
-    Err(UsageError("--delete-after needs mailmove built with the `pop3` feature".into()).into())
 }
 
-/// Deletes from the POP3 server what the checkpoint records as durable at the destination.
+/// Deletes from the POP3 server what the checkpoint records as durable at the destination, and
+/// says how many went.
 #[cfg(feature = "pop3")]
 async fn delete_copied(
-    pop3: &Pop3Source,
+    pop3: &mailmove::pop3::Pop3Source,
     state: &std::path::Path,
     report: &RunReport,
     display: Display,
 ) -> anyhow::Result<()> {
-    if report.outcome == RunOutcome::Paused {
+    let deleted = mailmove::pop3::delete_copied(pop3, state, report).await?;
+    if !deleted.attempted {
         return Ok(());
     }
-    let checkpoint = Checkpoint::open(state, &pop3.identity(), &report.destination)?;
-    let keys = checkpoint.done_keys(&FolderPath::inbox()).await?;
-    let deleted = pop3.delete_keys(&keys).await?;
     if display == Display::Json {
-        output::json_line(&serde_json::json!({ "event": "deleted_from_source", "messages": deleted }));
+        output::json_line(
+            &serde_json::json!({ "event": "deleted_from_source", "messages": deleted.deleted }),
+        );
     } else {
-        eprintln!("deleted {deleted} messages from the POP3 server (all durable at the destination)");
+        eprintln!(
+            "deleted {} messages from the POP3 server (all durable at the destination)",
+            deleted.deleted
+        );
     }
     Ok(())
 }
@@ -95,7 +81,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<u8> {
         options.limits.folder_concurrency = concurrency.max(1);
     }
     let display = Display::choose(job.json, job.quiet);
-    let Run { report, pop3, state_path } =
+    let Run { report, after_copy, state_path } =
         match execute(&args, source_url, destination_url, options, display).await {
             Ok(run) => run,
             Err(error) => {
@@ -118,11 +104,11 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<u8> {
     if let Some(path) = &job.report {
         output::write_report(path, &report)?;
     }
-    if let Some(pop3) = pop3 {
-        #[cfg(feature = "pop3")]
-        delete_copied(pop3.as_ref(), &state_path, &report, display).await?;
-        #[cfg(not(feature = "pop3"))]
-        match *pop3 {}
+    if let Some(after_copy) = after_copy {
+        match after_copy {
+            #[cfg(feature = "pop3")]
+            AfterCopy::DeleteFromPop3(pop3) => delete_copied(&pop3, &state_path, &report, display).await?,
+        }
     }
     if display == Display::Json {
         output::json_line(&report);
@@ -138,8 +124,8 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<u8> {
 /// A copy that ran (to its end, or until it paused).
 struct Run {
     report: RunReport,
-    /// The POP3 source to delete from, with `--delete-after`.
-    pop3: Option<Arc<Pop3Source>>,
+    /// What is left to do once the report is written (`--delete-after`).
+    after_copy: Option<AfterCopy>,
     state_path: std::path::PathBuf,
 }
 
@@ -152,19 +138,10 @@ async fn execute(
     display: Display,
 ) -> anyhow::Result<Run> {
     let job = &args.job;
-    let source_credentials = credentials(
-        Side::Source,
-        job.src_password_file.as_deref(),
-        job.src_token_file.as_deref(),
-        job.src_oauth.as_deref(),
-    )?;
-    let sink_credentials = credentials(
-        Side::Destination,
-        job.dst_password_file.as_deref(),
-        job.dst_token_file.as_deref(),
-        job.dst_oauth.as_deref(),
-    )?;
-    let (source, pop3) =
+    // Both sides' files are read before anything connects: a missing one is found first.
+    let (source_credentials, sink_credentials) =
+        (job.credentials(Side::Source)?, job.credentials(Side::Destination)?);
+    let (source, after_copy) =
         open_source(source_url, &source_credentials, args.delete_after && !args.dry_run).await?;
     let sink = registry::open_sink(destination_url, &sink_credentials).await?;
     let state_path =
@@ -178,5 +155,5 @@ async fn execute(
         .run()
         .await;
     progress.finish();
-    Ok(Run { report: report?, pop3, state_path })
+    Ok(Run { report: report?, after_copy, state_path })
 }

@@ -5,7 +5,7 @@ use mailmove::core::inventory::{self, Inventory, InventoryOptions};
 use mailmove::registry::{self, Side};
 
 use super::args::parse_size;
-use super::copy::credentials;
+use super::credentials::CredentialFiles;
 use super::output;
 use super::terminal::terminal_safe;
 use super::EXIT_OK;
@@ -33,8 +33,12 @@ pub struct InventoryArgs {
 
 pub async fn run(args: InventoryArgs) -> anyhow::Result<u8> {
     let limit = args.limit.as_deref().map(parse_size).transpose()?;
-    let credentials =
-        credentials(Side::Source, args.src_password_file.as_deref(), args.src_token_file.as_deref(), None)?;
+    let credentials = CredentialFiles {
+        password: args.src_password_file.as_deref(),
+        token: args.src_token_file.as_deref(),
+        oauth: None,
+    }
+    .read(Side::Source)?;
     let source = registry::open_source(&args.source, &credentials).await?;
     let report = inventory::take(source.as_ref(), &InventoryOptions { limit, largest: args.largest }).await?;
     if args.json {

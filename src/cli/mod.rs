@@ -9,6 +9,7 @@ mod batch;
 mod bench;
 mod config;
 mod copy;
+mod credentials;
 mod demo;
 mod inventory;
 mod output;

@@ -144,7 +144,7 @@ pub fn event_sink(display: Display) -> (EventSink, Progress) {
             let sink = EventSink::callback(move |event| {
                 if let Event::Progress { copied, skipped, failed, bytes_copied, messages_per_sec, .. } = event
                 {
-                    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut last = mailmove::core::sync::lock(&last);
                     if last.elapsed() >= Duration::from_secs(10) {
                         *last = Instant::now();
                         eprintln!(

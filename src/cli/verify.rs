@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use super::args::JobArgs;
 use super::config::JobFile;
-use super::copy::credentials;
 use super::output::{self, Display};
 use super::terminal::{escape_strings, terminal_safe, terminal_safe_lines};
 
@@ -110,27 +109,9 @@ async fn verify(
     destination_url: &str,
     options: VerifyOptions,
 ) -> anyhow::Result<u8> {
-    let source = registry::open_source(
-        source_url,
-        &credentials(
-            Side::Source,
-            job.src_password_file.as_deref(),
-            job.src_token_file.as_deref(),
-            job.src_oauth.as_deref(),
-        )?,
-    )
-    .await?;
+    let source = registry::open_source(source_url, &job.credentials(Side::Source)?).await?;
     // The destination is read back as a source: every backend can be read.
-    let destination = registry::open_source(
-        destination_url,
-        &credentials(
-            Side::Destination,
-            job.dst_password_file.as_deref(),
-            job.dst_token_file.as_deref(),
-            job.dst_oauth.as_deref(),
-        )?,
-    )
-    .await?;
+    let destination = registry::open_source(destination_url, &job.credentials(Side::Destination)?).await?;
     let display = Display::choose(job.json, job.quiet);
     let events = match display {
         Display::Json => VerifyEvents::callback(output::json_line),
