@@ -13,7 +13,8 @@
 //!   password may also be set later with [`Pop3Config::with_password`] (the facade reads it from
 //!   the environment or a file so it need not sit in a URL), an OAuth2 token with
 //!   [`Pop3Config::with_token`].
-//! * `ca=PATH` adds the PEM certificates of a private CA to the system roots; `timeout=SECS`
+//! * `ca=PATH` adds the PEM certificates of a private CA to the system roots (a self-signed server
+//!   certificate given this way is pinned, see `mailmove_net::tls`); `timeout=SECS`
 //!   bounds every network operation; `min_rate=RATE` (`4k`, `0` for none; units as in
 //!   [`mailmove_core::units`]) is the slowest average rate a reply may keep up after `timeout`.
 //! * The query follows the rule of every mailmove URL ([`mailmove_core::url_query`]): keys in

@@ -75,6 +75,28 @@ impl Connection {
         }
     }
 
+    /// Makes sure the read buffer holds bytes of the reply `what` (reading within the reply's
+    /// deadline); they are then in `self.io.buffer()`. A closed connection is an error.
+    async fn fill(&mut self, what: &str) -> Result<()> {
+        let wait = self.next_wait(what)?;
+        let peer = &self.peer;
+        match tokio::time::timeout(wait, self.io.fill_buf()).await {
+            Ok(Ok([])) => Err(Error::Connection {
+                message: format!("POP3 server {peer} closed the connection during {what}"),
+                source: None,
+            }),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(io_error(peer, what, error)),
+            Err(_) if wait < self.timeout => {
+                let clock = self.clock.as_ref().map(ResponseClock::describe).unwrap_or_default();
+                Err(Error::Timeout {
+                    what: format!("{what}: POP3 server {peer} answers too slowly ({clock})"),
+                })
+            }
+            Err(_) => Err(Error::Timeout { what: format!("{what} on POP3 server {peer}") }),
+        }
+    }
+
     pub(crate) fn peer(&self) -> &str {
         &self.peer
     }
@@ -122,25 +144,9 @@ impl Connection {
     pub(crate) async fn read_line(&mut self, what: &str) -> Result<Vec<u8>> {
         let mut line = Vec::new();
         loop {
-            let wait = self.next_wait(what)?;
+            self.fill(what).await?;
             let (found, used) = {
-                let peer = self.peer.clone();
-                let buffer = match tokio::time::timeout(wait, self.io.fill_buf()).await {
-                    Ok(Ok(buffer)) => buffer,
-                    Ok(Err(error)) => return Err(io_error(&peer, what, error)),
-                    Err(_) if wait < self.timeout => {
-                        let clock = self.clock.as_ref().map(ResponseClock::describe).unwrap_or_default();
-                        let what = format!("{what}: POP3 server {peer} answers too slowly ({clock})");
-                        return Err(Error::Timeout { what });
-                    }
-                    Err(_) => return Err(Error::Timeout { what: format!("{what} on POP3 server {peer}") }),
-                };
-                if buffer.is_empty() {
-                    return Err(Error::Connection {
-                        message: format!("POP3 server {peer} closed the connection during {what}"),
-                        source: None,
-                    });
-                }
+                let buffer = self.io.buffer();
                 match buffer.iter().position(|&b| b == b'\n') {
                     Some(offset) => {
                         line.extend_from_slice(&buffer[..offset]);
@@ -212,25 +218,9 @@ impl Connection {
         let mut decoder = DotDecoder::default();
         let mut out = Vec::with_capacity(64 * 1024);
         while !decoder.is_done() {
-            let wait = self.next_wait(what)?;
+            self.fill(what).await?;
             let used = {
-                let peer = self.peer.clone();
-                let buffer = match tokio::time::timeout(wait, self.io.fill_buf()).await {
-                    Ok(Ok(buffer)) => buffer,
-                    Ok(Err(error)) => return Err(io_error(&peer, what, error)),
-                    Err(_) if wait < self.timeout => {
-                        let clock = self.clock.as_ref().map(ResponseClock::describe).unwrap_or_default();
-                        let what = format!("{what}: POP3 server {peer} answers too slowly ({clock})");
-                        return Err(Error::Timeout { what });
-                    }
-                    Err(_) => return Err(Error::Timeout { what: format!("{what} on POP3 server {peer}") }),
-                };
-                if buffer.is_empty() {
-                    return Err(Error::Connection {
-                        message: format!("POP3 server {peer} closed the connection during {what}"),
-                        source: None,
-                    });
-                }
+                let buffer = self.io.buffer();
                 out.clear();
                 match decoder.feed(buffer, &mut out) {
                     Some(used) => used,
