@@ -78,6 +78,10 @@ pub struct SinkCapabilities {
     pub max_message_size: Option<u64>,
     /// How many appends may run at once.
     pub max_concurrency: usize,
+    /// Whether the sink stores every line ending as CRLF (IMAP, RFC 3501 §4.3): a message with
+    /// bare LF or lone CR is stored normalised ([`crate::crlf`]), the same message to the strict
+    /// fingerprint; the conformance kit then expects the normalised bytes back.
+    pub crlf_line_endings: bool,
 }
 
 impl Default for SinkCapabilities {
@@ -90,6 +94,7 @@ impl Default for SinkCapabilities {
             folders: true,
             max_message_size: None,
             max_concurrency: 1,
+            crlf_line_endings: false,
         }
     }
 }
@@ -172,6 +177,12 @@ impl SinkCapabilities {
     /// Sets `max_concurrency` (builder; the struct is `#[non_exhaustive]`).
     pub fn with_max_concurrency(mut self, value: usize) -> Self {
         self.max_concurrency = value;
+        self
+    }
+
+    /// Sets `crlf_line_endings` (builder).
+    pub fn with_crlf_line_endings(mut self, value: bool) -> Self {
+        self.crlf_line_endings = value;
         self
     }
 }

@@ -1,8 +1,9 @@
 //! Content fingerprints that survive a change of line endings.
 //!
-//! * **Strict**: BLAKE3 of the content with every bare LF turned into CRLF, so an mbox copy (LF) and
-//!   its IMAP copy (CRLF) of the same message hash the same. Bare CR is hashed as is. The hash is
-//!   computed incrementally, so spooled bodies are never loaded whole.
+//! * **Strict**: BLAKE3 of the content with its line endings normalised ([`crate::crlf`]: a lone
+//!   LF, a lone CR and a CRLF each count as one CRLF), so an mbox copy (LF) and its IMAP copy
+//!   (CRLF, as APPEND must send it) of the same message hash the same. The hash is computed
+//!   incrementally, so spooled bodies are never loaded whole.
 //! * **Lenient**: BLAKE3 of the unfolded, whitespace-collapsed `Message-ID`, `Date`, `From` and
 //!   `Subject` headers, for destinations that rewrite messages (Exchange adds headers).
 
@@ -95,7 +96,7 @@ pub enum FingerprintMode {
 #[derive(Default)]
 pub struct StrictHasher {
     hasher: blake3::Hasher,
-    previous_was_cr: bool,
+    line_endings: crate::crlf::Normalizer,
 }
 
 impl StrictHasher {
@@ -106,26 +107,19 @@ impl StrictHasher {
 
     /// Feeds the next chunk.
     pub fn update(&mut self, chunk: &[u8]) {
-        // Jump from newline to newline (memchr is vectorised): the bytes between them go to the
-        // hash in one piece, and a CR is inserted before every LF that lacks one.
-        let mut start = 0;
-        for index in memchr::memchr_iter(b'\n', chunk) {
-            let previous_is_cr = if index == 0 { self.previous_was_cr } else { chunk[index - 1] == b'\r' };
-            if !previous_is_cr {
-                self.hasher.update(&chunk[start..index]);
-                self.hasher.update(b"\r");
-                start = index;
-            }
-        }
-        self.hasher.update(&chunk[start..]);
-        if let Some(&last) = chunk.last() {
-            self.previous_was_cr = last == b'\r';
-        }
+        let hasher = &mut self.hasher;
+        self.line_endings.feed(chunk, |piece| {
+            hasher.update(piece);
+        });
     }
 
     /// The fingerprint.
     pub fn finish(&self) -> Fingerprint {
-        Fingerprint(*self.hasher.finalize().as_bytes())
+        let mut hasher = self.hasher.clone();
+        self.line_endings.clone().finish(|piece| {
+            hasher.update(piece);
+        });
+        Fingerprint(*hasher.finalize().as_bytes())
     }
 }
 
@@ -218,13 +212,25 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Every line ending (LF, CR, CRLF) as CRLF, written the obvious way.
     fn to_crlf(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        for (index, &byte) in data.iter().enumerate() {
-            if byte == b'\n' && (index == 0 || data[index - 1] != b'\r') {
-                out.push(b'\r');
+        let mut index = 0;
+        while index < data.len() {
+            match data[index] {
+                b'\r' if data.get(index + 1) == Some(&b'\n') => {
+                    out.extend_from_slice(b"\r\n");
+                    index += 2;
+                }
+                b'\r' | b'\n' => {
+                    out.extend_from_slice(b"\r\n");
+                    index += 1;
+                }
+                byte => {
+                    out.push(byte);
+                    index += 1;
+                }
             }
-            out.push(byte);
         }
         out
     }
@@ -246,7 +252,9 @@ mod tests {
     #[test]
     fn strict_distinguishes_content() {
         assert_ne!(strict_of_bytes(b"a\r\nb"), strict_of_bytes(b"a\r\nc"));
-        assert_ne!(strict_of_bytes(b"a\rb"), strict_of_bytes(b"a\r\nb"));
+        // A lone CR is a line ending like LF: the copy APPEND sends (CRLF) is the same message.
+        assert_eq!(strict_of_bytes(b"a\rb"), strict_of_bytes(b"a\r\nb"));
+        assert_ne!(strict_of_bytes(b"a\rb"), strict_of_bytes(b"a\r\r\nb"));
     }
 
     #[test]

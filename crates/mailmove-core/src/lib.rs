@@ -30,6 +30,7 @@
 
 pub mod backend;
 pub mod checkpoint;
+pub mod crlf;
 pub mod emitter;
 pub mod engine;
 pub mod error;

@@ -534,6 +534,12 @@ pub async fn check_round_trip(sink: &dyn MailSink, source: &dyn MailSource) -> K
         }
     }
     fixture.populate(sink).await.map_err(|e| backend_error("round_trip", e))?;
+    if sink_capabilities.crlf_line_endings {
+        // Stored as the protocol requires: every line ending CRLF (the same message).
+        for message in fixture.folders.iter_mut().flat_map(|folder| &mut folder.messages) {
+            message.body = crate::crlf::to_crlf_bytes(&message.body);
+        }
+    }
     check_source(source, &fixture).await
 }
 

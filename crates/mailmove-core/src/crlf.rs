@@ -1,0 +1,236 @@
+//! Line endings as Internet mail writes them: every line ends in CRLF (RFC 5322 §2.1, RFC 3501
+//! §4.3 for IMAP literals).
+//!
+//! Local stores keep LF (Maildir files, mbox), and damaged messages carry a lone CR now and then;
+//! strict servers refuse both ("Message contains bare newlines", Cyrus). The one rule, used by
+//! the strict fingerprint and by every backend that must send CRLF, is written here: a lone LF, a
+//! lone CR and a CRLF each become one CRLF; no other byte changes. Because the strict fingerprint
+//! hashes the normalised form, a message and its normalised copy are the same message to the
+//! engine (re-runs skip it) and to `verify` (identical).
+//!
+//! ```
+//! use mailmove_core::crlf::Normalizer;
+//! let mut out = Vec::new();
+//! let mut normalizer = Normalizer::default();
+//! normalizer.feed(b"a\nb\r", |piece| out.extend_from_slice(piece));
+//! normalizer.feed(b"\nc\rd", |piece| out.extend_from_slice(piece));
+//! normalizer.finish(|piece| out.extend_from_slice(piece));
+//! assert_eq!(out, b"a\r\nb\r\nc\r\nd");
+//! ```
+
+use crate::error::Result;
+use crate::message::{MessageBody, SpoolConfig};
+
+/// Streaming line-ending normaliser: feed chunks in order, then [`Normalizer::finish`]. Pieces of
+/// output go to a callback; a chunk that is already CRLF throughout goes out as one piece.
+#[derive(Debug, Clone, Default)]
+pub struct Normalizer {
+    /// The previous chunk ended in CR, not yet known to be part of a CRLF (nothing emitted for it).
+    pending_cr: bool,
+}
+
+impl Normalizer {
+    /// Normalises the next chunk.
+    pub fn feed(&mut self, chunk: &[u8], mut out: impl FnMut(&[u8])) {
+        let mut start = 0;
+        if std::mem::take(&mut self.pending_cr) {
+            out(b"\r\n");
+            if chunk.first() == Some(&b'\n') {
+                start = 1;
+            }
+        }
+        for index in memchr::memchr2_iter(b'\r', b'\n', chunk) {
+            if index < start {
+                continue;
+            }
+            if chunk[index] == b'\r' {
+                match chunk.get(index + 1) {
+                    // A CRLF stays in the run of bytes that go out unchanged.
+                    Some(b'\n') => {}
+                    Some(_) => {
+                        out(&chunk[start..=index]);
+                        out(b"\n");
+                        start = index + 1;
+                    }
+                    None => {
+                        out(&chunk[start..index]);
+                        self.pending_cr = true;
+                        start = chunk.len();
+                    }
+                }
+            } else if index == 0 || chunk[index - 1] != b'\r' || index - 1 < start {
+                // A LF without its CR (a CR before `start` was emitted with its own LF already).
+                out(&chunk[start..index]);
+                out(b"\r\n");
+                start = index + 1;
+            }
+        }
+        if start < chunk.len() {
+            out(&chunk[start..]);
+        }
+    }
+
+    /// Ends the input: a CR at the very end becomes CRLF.
+    pub fn finish(&mut self, mut out: impl FnMut(&[u8])) {
+        if std::mem::take(&mut self.pending_cr) {
+            out(b"\r\n");
+        }
+    }
+}
+
+/// `bytes` with CRLF line endings (bytes in memory; see [`to_crlf`] for bodies).
+pub fn to_crlf_bytes(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut normalizer = Normalizer::default();
+    normalizer.feed(bytes, |piece| out.extend_from_slice(piece));
+    normalizer.finish(|piece| out.extend_from_slice(piece));
+    out
+}
+
+/// Whether `body`'s line endings are all CRLF already (normalising would change nothing).
+///
+/// # Errors
+/// A spooled body that cannot be read.
+pub fn is_crlf(body: &MessageBody) -> Result<bool> {
+    let mut previous_cr = false;
+    let mut clean = true;
+    body.for_each_chunk(|chunk| {
+        if !clean {
+            return;
+        }
+        for index in memchr::memchr2_iter(b'\r', b'\n', chunk) {
+            let ok = if chunk[index] == b'\r' {
+                match chunk.get(index + 1) {
+                    Some(next) => *next == b'\n',
+                    // Judged with the next chunk's first byte.
+                    None => true,
+                }
+            } else if index == 0 {
+                previous_cr
+            } else {
+                chunk[index - 1] == b'\r'
+            };
+            if !ok {
+                clean = false;
+                return;
+            }
+        }
+        if previous_cr && chunk.first() != Some(&b'\n') && !chunk.is_empty() {
+            clean = false;
+        }
+        if let Some(&last) = chunk.last() {
+            previous_cr = last == b'\r';
+        }
+    })?;
+    Ok(clean && !previous_cr)
+}
+
+/// `body` with CRLF line endings, or `None` when it has them already (no copy is made then).
+/// A large body is normalised into a new spooled body, never into memory whole.
+///
+/// # Errors
+/// A spooled body that cannot be read, or a spool file that cannot be written.
+pub fn to_crlf(body: &MessageBody, spool: &SpoolConfig) -> Result<Option<MessageBody>> {
+    if is_crlf(body)? {
+        return Ok(None);
+    }
+    let mut builder = spool.builder();
+    let mut normalizer = Normalizer::default();
+    let mut failed = None;
+    body.for_each_chunk(|chunk| {
+        normalizer.feed(chunk, |piece| {
+            if failed.is_none() {
+                failed = builder.push(piece).err();
+            }
+        })
+    })?;
+    normalizer.finish(|piece| {
+        if failed.is_none() {
+            failed = builder.push(piece).err();
+        }
+    });
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    builder.finish().map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The rule, written the obvious way.
+    fn reference(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut index = 0;
+        while index < data.len() {
+            match data[index] {
+                b'\r' if data.get(index + 1) == Some(&b'\n') => {
+                    out.extend_from_slice(b"\r\n");
+                    index += 2;
+                }
+                b'\r' | b'\n' => {
+                    out.extend_from_slice(b"\r\n");
+                    index += 1;
+                }
+                byte => {
+                    out.push(byte);
+                    index += 1;
+                }
+            }
+        }
+        out
+    }
+
+    fn normalised(chunks: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut normalizer = Normalizer::default();
+        for chunk in chunks {
+            normalizer.feed(chunk, |piece| out.extend_from_slice(piece));
+        }
+        normalizer.finish(|piece| out.extend_from_slice(piece));
+        out
+    }
+
+    #[test]
+    fn examples() {
+        assert_eq!(normalised(&[b"a\nb"]), b"a\r\nb");
+        assert_eq!(normalised(&[b"a\r\nb"]), b"a\r\nb");
+        assert_eq!(normalised(&[b"a\rb\r"]), b"a\r\nb\r\n");
+        assert_eq!(normalised(&[b"a\r", b"\nb"]), b"a\r\nb");
+        assert_eq!(normalised(&[b"a\r", b"b"]), b"a\r\nb");
+        assert_eq!(normalised(&[b"\r", b"\r", b"\n"]), b"\r\n\r\n");
+        assert_eq!(normalised(&[b"\n\n\r\r"]), b"\r\n\r\n\r\n\r\n");
+    }
+
+    proptest! {
+        #[test]
+        fn streaming_matches_the_rule(
+            data in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(b'a')], 0..200),
+            splits in proptest::collection::vec(0usize..200, 0..4),
+        ) {
+            let mut cuts: Vec<usize> = splits.into_iter().map(|s| s.min(data.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut from = 0;
+            for cut in cuts {
+                chunks.push(&data[from..cut]);
+                from = cut;
+            }
+            chunks.push(&data[from..]);
+            let expected = reference(&data);
+            prop_assert_eq!(normalised(&chunks), expected.clone());
+            let body = MessageBody::from_bytes(data.clone());
+            prop_assert_eq!(is_crlf(&body).unwrap(), expected == data);
+            let spool = SpoolConfig { threshold: 16, dir: None };
+            match to_crlf(&body, &spool).unwrap() {
+                None => prop_assert_eq!(&expected, &data),
+                Some(converted) => {
+                    let bytes = converted.to_bytes().unwrap();
+                    prop_assert_eq!(bytes.as_ref(), expected.as_slice());
+                }
+            }
+        }
+    }
+}
