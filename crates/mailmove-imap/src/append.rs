@@ -41,7 +41,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mailmove_core::{fingerprint, Appended, Error, FolderPath, Message, Result};
+use mailmove_core::{crlf, fingerprint, Appended, Error, FolderPath, Message, Result};
 use tokio::sync::{Mutex as AsyncMutex, OwnedSemaphorePermit};
 
 use crate::capability::Capability;
@@ -160,6 +160,16 @@ impl Lane {
 impl Inner {
     /// Appends one message (see the module docs for when it is confirmed).
     pub(crate) async fn append_message(&self, folder: &FolderPath, message: &Message) -> Result<Appended> {
+        // IMAP messages are CRLF (RFC 3501 §4.3); strict servers refuse bare LF or CR (Cyrus).
+        // The copy is the same message to the engine and to verify (see `mailmove_core::crlf`).
+        let converted;
+        let message = match crlf::to_crlf(&message.body, &self.config.spool)? {
+            Some(body) => {
+                converted = Message::new(message.meta.clone(), body);
+                &converted
+            }
+            None => message,
+        };
         let size = message.body.len();
         let limit = self.caps.append_limit();
         if let Some(limit) = limit.filter(|limit| size > *limit) {
@@ -242,7 +252,7 @@ impl Inner {
         let mut pooled = self.acquire_for(Some(mailbox)).await?;
         let conn = pooled.conn();
         let mut done = self.append_once(conn, mailbox, message, binary).await?;
-        if done.status == Status::No && done.has_code(ResponseCode::TryCreate) {
+        if done.status == Status::No && done.mentions_code(ResponseCode::TryCreate) {
             self.create_after_trycreate(conn, folder, mailbox).await?;
             done = self.append_once(conn, mailbox, message, binary).await?;
         }
@@ -317,10 +327,15 @@ impl Inner {
         let known = self.mailboxes.permanent_flags(mailbox);
         let permanent = match known {
             Some(flags) => Some(flags),
-            // Learn the folder's PERMANENTFLAGS once (SELECT is read-write but changes nothing we
-            // carry; the connection never EXPUNGEs or CLOSEs).
+            // Learn the folder's PERMANENTFLAGS once: only a read-write SELECT tells them. The
+            // read-write selection is given up at once (EXAMINE of the same folder: no expunge):
+            // a server may rewrite the folder from a read-write session's view when that session
+            // ends, dropping what was appended meanwhile (GNU Mailutils imap4d does exactly that).
             None => match self.select(conn, mailbox, false).await {
-                Ok(info) => info.permanent_flags,
+                Ok(info) => {
+                    self.select_fresh(conn, mailbox, true).await?;
+                    info.permanent_flags
+                }
                 Err(Error::NotFound { .. }) => None,
                 Err(other) => return Err(other),
             },
@@ -364,7 +379,7 @@ impl Inner {
             Ok(Some(refused)) => {
                 // The server answered before taking the literal (synchronising literal): this
                 // message's fate is known now.
-                if refused.has_code(ResponseCode::TryCreate) || is_retryable(&refused) {
+                if refused.mentions_code(ResponseCode::TryCreate) || is_retryable(&refused) {
                     self.settle(lane).await;
                     let folder = lane.folder.clone();
                     let mailbox = lane.mailbox.clone();
@@ -403,7 +418,7 @@ impl Inner {
                 lane.lost(self, &error);
             }
             Ok(done) if done.status == Status::Ok => {}
-            Ok(done) if done.has_code(ResponseCode::TryCreate) || is_retryable(&done) => {
+            Ok(done) if done.mentions_code(ResponseCode::TryCreate) || is_retryable(&done) => {
                 let hint = errors::backoff_hint(&done.text);
                 lane.retry.push((pending.message, hint));
             }

@@ -41,6 +41,8 @@ pub(crate) enum Capability {
     AuthPlain,
     /// `COMPRESS=DEFLATE` (RFC 4978): a compressed connection (`compress=on`).
     CompressDeflate,
+    /// `CREATE-SPECIAL-USE` (RFC 6154 §3): a folder created with its role (`CREATE x (USE (\\Sent))`).
+    CreateSpecialUse,
 }
 
 /// Largest literal `LITERAL-` allows to be non-synchronising (RFC 7888 §4).
@@ -65,6 +67,7 @@ impl Capability {
             Capability::SaslInitialResponse => "SASL-IR",
             Capability::AuthPlain => "AUTH=PLAIN",
             Capability::CompressDeflate => "COMPRESS=DEFLATE",
+            Capability::CreateSpecialUse => "CREATE-SPECIAL-USE",
         }
     }
 }

@@ -44,11 +44,14 @@ pub(crate) enum ResponseCode {
     ServerBug,
     /// `EXPUNGEISSUED` (RFC 5530 §3): another session expunged meanwhile; trying again may work.
     ExpungeIssued,
+    /// `USEATTR` (RFC 6154 §6): the special-use attribute of a CREATE was refused (Cyrus allows
+    /// one folder per role).
+    UseAttr,
 }
 
 impl ResponseCode {
     /// Every code, for [`ResponseCode::of`].
-    const ALL: [ResponseCode; 19] = [
+    const ALL: [ResponseCode; 20] = [
         ResponseCode::UidValidity,
         ResponseCode::UidNext,
         ResponseCode::PermanentFlags,
@@ -68,6 +71,7 @@ impl ResponseCode {
         ResponseCode::Expired,
         ResponseCode::ServerBug,
         ResponseCode::ExpungeIssued,
+        ResponseCode::UseAttr,
     ];
 
     /// The code's name as servers send it.
@@ -92,6 +96,7 @@ impl ResponseCode {
             ResponseCode::Expired => "EXPIRED",
             ResponseCode::ServerBug => "SERVERBUG",
             ResponseCode::ExpungeIssued => "EXPUNGEISSUED",
+            ResponseCode::UseAttr => "USEATTR",
         }
     }
 

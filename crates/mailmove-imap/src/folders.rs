@@ -13,7 +13,7 @@ use crate::protocol::list::{self, ListedName};
 use crate::protocol::mailbox_argument;
 use crate::protocol::status;
 use crate::store::Inner;
-use crate::wire::Status;
+use crate::wire::{Status, StatusResponse};
 
 impl Inner {
     /// LIST of the personal namespace, with roles; STATUS of each selectable folder (all STATUS
@@ -147,6 +147,28 @@ impl Inner {
         Ok(())
     }
 
+    /// `CREATE mailbox`, with the folder's role as `(USE (\\Sent))` when the server offers
+    /// CREATE-SPECIAL-USE (RFC 6154 §3), so that a copied Sent folder is the destination's Sent
+    /// folder for its clients. A server may refuse the role (a second folder of a role is
+    /// `[USEATTR]` on Cyrus): then the folder is created without it, as before.
+    async fn create_command(
+        &self,
+        conn: &mut Conn,
+        path: &FolderPath,
+        mailbox: &str,
+    ) -> Result<StatusResponse> {
+        let plain = format!("CREATE {}", mailbox_argument(mailbox)?);
+        let role = path.role().filter(|role| *role != SpecialUse::Inbox);
+        if let Some(role) = role.filter(|_| self.caps.offers(Capability::CreateSpecialUse)) {
+            let done = conn.run(&format!("{plain} (USE ({}))", role.imap_attribute()), |_| Ok(())).await?;
+            if done.status == Status::Ok || done.has_code(ResponseCode::AlreadyExists) {
+                return Ok(done);
+            }
+            tracing::debug!("{mailbox}: {} (created without its role)", done.describe());
+        }
+        conn.run(&plain, |_| Ok(())).await
+    }
+
     /// CREATE of `mailbox` itself (see [`Inner::create`]).
     async fn create_exact(&self, conn: &mut Conn, path: &FolderPath, mailbox: &str) -> Result<()> {
         let mailbox = mailbox.to_string();
@@ -156,7 +178,7 @@ impl Inner {
             return Ok(());
         }
         for attempt in 0..2 {
-            let done = conn.run(&format!("CREATE {}", mailbox_argument(&mailbox)?), |_| Ok(())).await?;
+            let done = self.create_command(conn, path, &mailbox).await?;
             if done.status == Status::Ok {
                 self.mailboxes.created(&mailbox);
             }

@@ -25,6 +25,7 @@ impl MailSink for ImapStore {
             .with_folders(true)
             .with_max_message_size(self.inner.caps.append_limit())
             .with_max_concurrency(self.inner.config.max_connections)
+            .with_crlf_line_endings(true)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {

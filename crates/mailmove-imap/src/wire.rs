@@ -144,6 +144,13 @@ impl StatusResponse {
         self.code.as_ref().is_some_and(|got| got.name == code.name())
     }
 
+    /// Whether the response carries `code`, or names it in brackets inside its text: GNU Mailutils
+    /// imap4d answers `NO APPEND [TRYCREATE] failed`, the code after the command's name. Only for
+    /// codes whose meaning is safe to act on however they were written (TRYCREATE).
+    pub fn mentions_code(&self, code: ResponseCode) -> bool {
+        self.has_code(code) || self.text.contains(&format!("[{}]", code.name()))
+    }
+
     /// The response code's arguments when the response carries `code`.
     pub fn code_args(&self, code: ResponseCode) -> Option<&str> {
         self.code.as_ref().filter(|got| got.name == code.name()).map(|got| got.args.as_str())

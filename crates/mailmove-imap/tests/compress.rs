@@ -195,14 +195,16 @@ async fn compressed_session_appends_and_fetches_byte_exact() {
         store.append(&inbox, &message).await.unwrap();
     }
     store.flush(&inbox).await.unwrap();
-    assert_eq!(*server.messages.lock().unwrap(), bodies, "stored byte-exact through DEFLATE");
+    // Stored byte-exact through DEFLATE, with the line endings APPEND must send (CRLF).
+    let sent: Vec<Vec<u8>> = bodies.iter().map(|body| mailmove_core::crlf::to_crlf_bytes(body)).collect();
+    assert_eq!(*server.messages.lock().unwrap(), sent, "stored byte-exact through DEFLATE");
 
     let metas: Vec<_> = store.list_messages(&inbox, None).collect().await;
     let keys: Vec<SourceKey> = metas.into_iter().map(|m| m.unwrap().key).collect();
     let fetched: Vec<_> = store.fetch(&inbox, &keys).collect().await;
     let fetched: Vec<Vec<u8>> =
         fetched.into_iter().map(|m| m.unwrap().body.to_bytes().unwrap().to_vec()).collect();
-    assert_eq!(fetched, bodies, "read back byte-exact through DEFLATE");
+    assert_eq!(fetched, sent, "read back byte-exact through DEFLATE");
     assert!(server.compressed_commands.load(Ordering::Relaxed) >= 5, "the commands went compressed");
     store.close().await;
 }

@@ -426,3 +426,31 @@ async fn folders_that_differ_only_in_case_do_not_merge_on_a_case_insensitive_des
     assert!(failure.reason.contains("ignores case"), "{}", failure.reason);
     assert_eq!(fake.with(|state| state.mailboxes.len()), 2, "INBOX and one of the two");
 }
+
+#[tokio::test]
+async fn lf_and_lone_cr_are_sent_as_crlf_and_a_rerun_recognises_the_copies() {
+    // What strict servers require (Cyrus refuses "bare newlines"); the copies stay the same
+    // messages to the engine, so a second run (without the checkpoint) appends nothing.
+    let fake = Fake::start(&["UIDPLUS", "LITERAL+"]).await;
+    let source = MemoryStore::new("src");
+    let bodies: [&[u8]; 3] = [
+        b"From: a@example.org\nSubject: lf\n\nbody\n",
+        b"From: a@example.org\r\nSubject: cr\r\n\r\nbody\rmore\r",
+        b"From: a@example.org\r\nSubject: crlf\r\n\r\nbody\r\n",
+    ];
+    for body in bodies {
+        source.insert(&FolderPath::inbox(), body.to_vec(), Default::default(), None);
+    }
+    let sink = connect(&fake.url("")).await.unwrap();
+    assert_eq!(copy(&source, &sink).await.copied, 3);
+    let stored: Vec<Vec<u8>> =
+        fake.with(|state| state.mailboxes["INBOX"].messages.iter().map(|m| m.body.clone()).collect());
+    let expected: [&[u8]; 3] = [
+        b"From: a@example.org\r\nSubject: lf\r\n\r\nbody\r\n",
+        b"From: a@example.org\r\nSubject: cr\r\n\r\nbody\r\nmore\r\n",
+        b"From: a@example.org\r\nSubject: crlf\r\n\r\nbody\r\n",
+    ];
+    assert_eq!(stored, expected.map(<[u8]>::to_vec));
+    let again = copy(&source, &sink).await;
+    assert_eq!((again.copied, again.skipped), (0, 3), "{again:#?}");
+}
