@@ -1,18 +1,36 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: starts a throw-away Dovecot (installing it when missing),
-# checks formatting and lints, runs every test, doc test and example, then stops Dovecot.
+# The whole test suite, as CI runs it: starts a throw-away Dovecot, Cyrus IMAP and GNU Mailutils
+# imap4d (installing them when missing), checks formatting and lints, runs every test, doc test
+# and example, then stops the servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 dovecot_dir="$(mktemp -d /tmp/mailmove-dovecot.XXXXXX)"
-cleanup() { scripts/dovecot.sh stop "$dovecot_dir" >/dev/null 2>&1 || true; }
+# Short: Cyrus's unix sockets live below it (at most 60 characters).
+cyrus_dir="$(mktemp -d /tmp/mm-cyrus.XXXXXX)"
+mailutils_dir="$(mktemp -d /tmp/mm-mailutils.XXXXXX)"
+cleanup() {
+    scripts/dovecot.sh stop "$dovecot_dir" >/dev/null 2>&1 || true
+    scripts/cyrus.sh stop "$cyrus_dir" >/dev/null 2>&1 || true
+    scripts/mailutils.sh stop "$mailutils_dir" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 echo "== starting Dovecot for the IMAP and POP3 tests"
 scripts/dovecot.sh start "$dovecot_dir"
 # shellcheck disable=SC1091
 source "$dovecot_dir/env"
+
+echo "== starting Cyrus IMAP for the tests against a strict server"
+scripts/cyrus.sh start "$cyrus_dir"
+# shellcheck disable=SC1091
+source "$cyrus_dir/env"
+
+echo "== starting GNU Mailutils imap4d (a plain IMAP4rev1 server of the old school)"
+scripts/mailutils.sh start "$mailutils_dir"
+# shellcheck disable=SC1091
+source "$mailutils_dir/env"
 
 echo "== formatting and lints"
 cargo fmt --all -- --check

@@ -1,7 +1,9 @@
 //! Shared helpers for the tests against the throw-away Dovecot of `scripts/dovecot.sh`.
 #![allow(dead_code)]
 
+pub mod cyrus;
 pub mod fake;
+pub mod mailutils;
 pub mod proxy;
 
 use mailmove_core::Secret;
