@@ -156,12 +156,12 @@ pub fn to_crlf(body: &MessageBody, spool: &SpoolConfig) -> Result<Option<Message
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The rule, written the obvious way.
-    fn reference(data: &[u8]) -> Vec<u8> {
+    /// The rule, written the obvious way (also the reference of the strict fingerprint's tests).
+    pub(crate) fn reference(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         let mut index = 0;
         while index < data.len() {

@@ -212,28 +212,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Every line ending (LF, CR, CRLF) as CRLF, written the obvious way.
-    fn to_crlf(data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut index = 0;
-        while index < data.len() {
-            match data[index] {
-                b'\r' if data.get(index + 1) == Some(&b'\n') => {
-                    out.extend_from_slice(b"\r\n");
-                    index += 2;
-                }
-                b'\r' | b'\n' => {
-                    out.extend_from_slice(b"\r\n");
-                    index += 1;
-                }
-                byte => {
-                    out.push(byte);
-                    index += 1;
-                }
-            }
-        }
-        out
-    }
+    use crate::crlf::tests::reference as to_crlf;
 
     proptest! {
         #[test]
