@@ -69,6 +69,8 @@ struct State {
     faults: HashMap<usize, Fault>,
     flushes: usize,
     crash_after_flush: Option<usize>,
+    /// Flushes (1-based) that fail transiently, making nothing durable.
+    failing_flushes: std::collections::HashSet<usize>,
     crashed: bool,
     crash_notify: Option<tokio::sync::mpsc::UnboundedSender<usize>>,
     capabilities: Option<(SourceCapabilities, SinkCapabilities)>,
@@ -159,6 +161,13 @@ impl MemoryStore {
     /// messages survive, but the caller never learns that the flush succeeded.
     pub fn crash_after_flush(&self, n: usize) {
         self.lock().crash_after_flush = Some(n);
+    }
+
+    /// Makes flush number `n` (1-based, over all folders) fail with a transient error: what was
+    /// appended since the last durable point stays non-durable (an IMAP server whose answers to
+    /// pipelined APPENDs were lost).
+    pub fn fail_flush(&self, n: usize) {
+        self.lock().failing_flushes.insert(n);
     }
 
     /// How many appends were attempted so far.
@@ -417,11 +426,14 @@ impl MailSink for MemoryStore {
         self.hang_if_crashed().await;
         let crash = {
             let mut state = self.lock();
+            state.flushes += 1;
+            let number = state.flushes;
+            if state.failing_flushes.remove(&number) {
+                return Err(Error::connection(format!("simulated failure of flush {number}")));
+            }
             if let Some(entry) = state.folders.get_mut(folder) {
                 entry.durable = entry.messages.len();
             }
-            state.flushes += 1;
-            let number = state.flushes;
             if state.crash_after_flush == Some(number) {
                 state.crashed = true;
                 if let Some(notify) = &state.crash_notify {

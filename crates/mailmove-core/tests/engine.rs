@@ -161,6 +161,31 @@ async fn transient_failures_are_retried_without_duplicates() {
     assert_same(&source, &sink);
 }
 
+#[tokio::test]
+async fn a_retry_round_that_lists_again_does_not_count_the_folder_twice() {
+    // A failed flush ends the pass before the listing is complete; the retry round lists the
+    // folder again. `listed` is the folder's messages, not the sum over the rounds.
+    let source = source_with(&[("INBOX", 600)]);
+    let sink = MemoryStore::new("sink");
+    sink.fail_flush(2);
+    let report = run(&source, &sink, &Checkpoint::in_memory("a", "b").unwrap(), &fast_options()).await;
+    assert_eq!((report.copied + report.skipped, report.failed), (600, 0), "{:?}", report.failures);
+    assert_eq!(report.folders[0].listed, 600, "{:?}", report.folders);
+    assert_same(&source, &sink);
+}
+
+#[tokio::test]
+async fn a_transient_failure_of_the_first_flush_is_retried() {
+    // The first flush comes before the destination is listed for the index (only durable copies
+    // may vouch for a message): its failure is retried, not the end of the folder.
+    let source = source_with(&[("INBOX", 5)]);
+    let sink = MemoryStore::new("sink");
+    sink.fail_flush(1);
+    let report = run(&source, &sink, &Checkpoint::in_memory("a", "b").unwrap(), &fast_options()).await;
+    assert_eq!((report.copied, report.failed), (5, 0), "{:?}", report.failures);
+    assert_same(&source, &sink);
+}
+
 #[tokio::test(start_paused = true)]
 async fn throttling_hints_are_honoured() {
     let source = source_with(&[("INBOX", 3)]);

@@ -111,7 +111,10 @@ impl Pass<'_> {
     async fn rounds(&self, report: &mut FolderReport) -> Result<()> {
         let (context, state) = (self.context, self.state);
         let mut index = if state.fresh || state.pending > 0 || state.key_map_dropped {
-            Some(DestinationIndex::build(context, self.destination, state.id).await?)
+            // Building the index flushes the destination first: a transient failure there is
+            // retried like any other, not a failure of the folder.
+            let build = || DestinationIndex::build(context, self.destination, state.id);
+            Some(with_retries(context, &report.folder, build).await?)
         } else {
             None
         };
@@ -202,10 +205,12 @@ impl Pass<'_> {
         let ((produced, producer_report), (committed, committer_report)) =
             futures::join!(producer, committer);
         for part in [producer_report, committer_report] {
-            report.listed += part.listed;
+            // A retry round may list the folder again from the same place: the folder holds the
+            // most any pass listed (or left out by the filters), not their sum.
+            report.listed = report.listed.max(part.listed);
+            report.filtered = report.filtered.max(part.filtered);
             report.copied += part.copied;
             report.skipped += part.skipped;
-            report.filtered += part.filtered;
             report.failed += part.failed;
             report.damaged += part.damaged;
             report.bytes_copied += part.bytes_copied;

@@ -199,7 +199,8 @@ pub async fn copy(
         copied: totals.copied.load(Ordering::Relaxed),
         skipped: totals.skipped.load(Ordering::Relaxed),
         failed,
-        filtered: totals.filtered.load(Ordering::Relaxed),
+        // Per folder, not the running total: a folder listed again in a retry round counts once.
+        filtered: folders.iter().map(|folder| folder.filtered).sum(),
         bytes_copied: totals.bytes_copied.load(Ordering::Relaxed),
         planned: folders.iter().map(|f| f.planned).sum(),
         planned_bytes: folders.iter().map(|f| f.planned_bytes).sum(),
