@@ -32,6 +32,10 @@ pub struct Normalizer {
 impl Normalizer {
     /// Normalises the next chunk.
     pub fn feed(&mut self, chunk: &[u8], mut out: impl FnMut(&[u8])) {
+        if chunk.is_empty() {
+            // Nothing to judge a pending CR by: it waits for the next chunk.
+            return;
+        }
         let mut start = 0;
         if std::mem::take(&mut self.pending_cr) {
             out(b"\r\n");
@@ -202,6 +206,8 @@ pub(crate) mod tests {
         assert_eq!(normalised(&[b"a\r", b"b"]), b"a\r\nb");
         assert_eq!(normalised(&[b"\r", b"\r", b"\n"]), b"\r\n\r\n");
         assert_eq!(normalised(&[b"\n\n\r\r"]), b"\r\n\r\n\r\n\r\n");
+        // An empty chunk between a CR and its LF (found by the property test below).
+        assert_eq!(normalised(&[b"a\r", b"", b"\nb"]), b"a\r\nb");
     }
 
     proptest! {
