@@ -28,6 +28,7 @@ use crate::checkpoint::{IntentRow, Outcome, ResultRow};
 use crate::error::{Disposition, Error, Result};
 use crate::fingerprint::IdentityHeaders;
 use crate::message::{Message, MessageMeta};
+use crate::sync::lock;
 
 /// What the committer side of a pass left behind.
 #[derive(Default)]
@@ -122,12 +123,13 @@ impl<'p, 'i> Committer<'p, 'i> {
         if !appends.copied.is_empty() {
             if let Err(error) = context.sink.flush(self.pass.destination).await {
                 // Not durable: these stay intents, reconciled on the next round or run.
-                self.outcome.deferred.extend(
-                    to_append
-                        .iter()
-                        .filter(|f| appends.copied.iter().any(|c| c.key == f.message.meta.key))
-                        .map(|f| f.message.meta.clone()),
-                );
+                let sent: Vec<MessageMeta> = to_append
+                    .iter()
+                    .filter(|f| appends.copied.iter().any(|c| c.key == f.message.meta.key))
+                    .map(|f| f.message.meta.clone())
+                    .collect();
+                lock(&self.pass.unconfirmed).extend(sent.iter().map(|meta| meta.key.clone()));
+                self.outcome.deferred.extend(sent);
                 if !appends.failed.is_empty() {
                     context.checkpoint.record_results(folder_id, appends.failed).await?;
                 }
@@ -155,11 +157,25 @@ impl<'p, 'i> Committer<'p, 'i> {
             let results = matched.iter().map(|f| intent(f).resolve(Outcome::Matched)).collect();
             context.checkpoint.record_results(self.pass.state.id, results).await?;
             for fetched in &matched {
+                let meta = &fetched.message.meta;
+                if lock(&self.pass.unconfirmed).remove(&meta.key) {
+                    // Sent by this run, its storing confirmed only now: copied, not found.
+                    self.report.copied += 1;
+                    self.report.bytes_copied += meta.size;
+                    context.totals.copied.fetch_add(1, Ordering::Relaxed);
+                    context.totals.bytes_copied.fetch_add(meta.size, Ordering::Relaxed);
+                    context.events.emit(Event::MessageCopied {
+                        folder: self.pass.folder.to_string(),
+                        key: meta.key.to_string(),
+                        bytes: meta.size,
+                    });
+                    continue;
+                }
                 self.report.skipped += 1;
                 context.totals.skipped.fetch_add(1, Ordering::Relaxed);
                 context.events.emit(Event::MessageSkipped {
                     folder: self.pass.folder.to_string(),
-                    key: fetched.message.meta.key.to_string(),
+                    key: meta.key.to_string(),
                     reason: "at_destination",
                 });
             }
@@ -206,6 +222,7 @@ impl<'p, 'i> Committer<'p, 'i> {
                     // Maybe stored after all: deferred to the next round, which reconciles first.
                     retry.failed();
                     retry.backoff(&error).await;
+                    lock(&self.pass.unconfirmed).insert(meta.key.clone());
                     self.outcome.deferred.push(meta.clone());
                     self.outcome.last_error = Some(error);
                 }

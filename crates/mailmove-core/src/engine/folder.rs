@@ -21,7 +21,7 @@ use super::run::RunContext;
 use crate::checkpoint::{FolderState, Watermark};
 use crate::error::{Disposition, Error, Result};
 use crate::folder::{FolderInfo, FolderPath};
-use crate::message::MessageMeta;
+use crate::message::{MessageMeta, SourceKey};
 
 /// What every step of a pass over one folder needs, held once: the steps are methods of the
 /// [`Producer`] and the [`Committer`], which borrow it.
@@ -34,6 +34,10 @@ pub(super) struct Pass<'p> {
     pub destination: &'p FolderPath,
     /// What the checkpoint knew when the folder started; `state.id` keys its rows.
     pub state: &'p FolderState,
+    /// Messages this run sent to the sink whose storing was not confirmed (the flush failed, or
+    /// the append failed transiently): when a later round finds them at the destination, this
+    /// run copied them, and the report says so (not "already there").
+    pub unconfirmed: std::sync::Mutex<std::collections::HashSet<SourceKey>>,
 }
 
 /// Copies one folder; never fails as a whole: problems land in the report.
@@ -90,7 +94,9 @@ async fn copy_rounds(
 ) -> Result<()> {
     let state = context.checkpoint.folder(&info.path, info.epoch, destination).await?;
     with_retries(context, &report.folder, || context.sink.create_folder(destination)).await?;
-    Pass { context, folder: &info.path, destination, state: &state }.rounds(report).await
+    let pass =
+        Pass { context, folder: &info.path, destination, state: &state, unconfirmed: Default::default() };
+    pass.rounds(report).await
 }
 
 impl Pass<'_> {
