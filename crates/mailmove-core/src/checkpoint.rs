@@ -31,7 +31,10 @@
 //!    whole folder is reconciled by fingerprint; nothing is ever deleted at the destination on the
 //!    strength of stale keys.
 //! 7. **One run per job at a time.** [`Checkpoint::open`] takes an exclusive lock beside the file
-//!    (`<state>.lock`): two runs of one job at once would append the same messages twice.
+//!    (`<state>.lock`): two runs of one job at once would append the same messages twice. A run
+//!    whose caller dropped it still has writes in flight (blocking tasks are not cancelled): each
+//!    holds the lock until it has landed, and `open` waits a moment for them, so the next run never
+//!    reads the done records before such a write and the keys after it (which lost a duplicate).
 //!
 //! The database runs in WAL mode with `synchronous = FULL`: a committed intent survives a crash of
 //! the machine, which is what makes the reconciliation sound. Writes are batched into one
@@ -92,7 +95,29 @@ fn lock_job(path: &Path) -> Result<std::fs::File> {
         .write(true)
         .open(&lock_path)
         .map_err(|err| Error::io(format!("opening {}", lock_path.display()), err))?;
-    match file.try_lock() {
+    // A run of this process that was just dropped may hold the lock a moment longer, until its
+    // last checkpoint write has landed (see `Checkpoint::with`): wait that long, no longer.
+    let deadline = std::time::Instant::now() + JOB_LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            result => break result_of_lock(result, file, path, &lock_path),
+        }
+    }
+}
+
+/// How long [`Checkpoint::open`] waits for the job lock before saying that another run holds it.
+const JOB_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn result_of_lock(
+    result: std::result::Result<(), std::fs::TryLockError>,
+    file: std::fs::File,
+    path: &Path,
+    lock_path: &Path,
+) -> Result<std::fs::File> {
+    match result {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::config(format!(
             "another mailmove run is using the state file {} (two runs of one job at once would copy messages twice); wait for it to finish",
@@ -203,7 +228,13 @@ impl Checkpoint {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let connection = self.connection.clone();
+        // The job lock goes with the work: a `spawn_blocking` task is not cancelled when the
+        // future awaiting it is dropped (a run cancelled by its caller), so without this the next
+        // run could open the checkpoint while this write is still to land, and read the folder's
+        // done records (its destination index) before it and its keys after it.
+        let job_lock = self._lock.clone();
         tokio::task::spawn_blocking(move || {
+            let _job_lock = job_lock;
             let mut guard = lock(&connection);
             work(&mut guard)
         })
