@@ -28,6 +28,8 @@
 # Runs as root on Debian 12 with only package-registry network. Idempotent: `start` on a running
 # instance prints where it is; `stop` on a stopped one does nothing.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PASSWORD="mailmove-test"
 ADMIN="cyrus"
@@ -56,14 +58,6 @@ MCONF="$DIR/cyrus.conf"
 PIDFILE="$DIR/master.pid"
 LOG="$DIR/syslog.log"
 SERVERS="$CACHE/root/usr/lib/cyrus/bin"
-
-alive() {
-    # kill -0 also succeeds on a zombie (an init that does not reap leaves them): check the state too.
-    local pid=$1 state
-    kill -0 "$pid" 2>/dev/null || return 1
-    state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\).*/\1/p' "/proc/$pid/stat" 2>/dev/null || true)
-    [ "$state" != "Z" ]
-}
 
 pid_of() {
     # Prints the pid in file $1 when alive and its cmdline contains $2 (a recycled pid is not ours).
@@ -146,30 +140,6 @@ install_packages() {
     id -u cyrus >/dev/null 2>&1 || die "cyrus-common did not create the system user cyrus"
 }
 
-free_ports() {
-    # Prints 2 distinct free TCP ports on 127.0.0.1.
-    if command -v python3 >/dev/null 2>&1 && python3 -c 'import socket' 2>/dev/null; then
-        python3 - <<'EOF'
-import socket
-socks = []
-for _ in range(2):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-        return 0
-    fi
-    local ports=() p
-    while [ ${#ports[@]} -lt 2 ]; do
-        p=$((20000 + RANDOM % 40000))
-        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
-        case " ${ports[*]} " in *" $p "*) continue ;; esac
-        ports+=("$p")
-    done
-    echo "${ports[*]}"
-}
-
 make_dirs() {
     local d j
     mkdir -p "$DIR/config" "$DIR/spool" "$DIR/sieve"
@@ -249,15 +219,6 @@ EOF
         [ -S /dev/log ] && return 0
         sleep 0.1
     done
-}
-
-wait_port() {
-    local port=$1 i
-    for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
 }
 
 show_log() {
@@ -348,7 +309,7 @@ start() {
 
     local attempt ports imap pop3 ok=0 pid
     for attempt in 1 2 3; do
-        ports=$(free_ports)
+        ports=$(free_ports 2)
         read -r imap pop3 <<<"$ports"
         write_conf "$imap" "$pop3"
         rm -f "$PIDFILE"

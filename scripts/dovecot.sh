@@ -17,6 +17,8 @@
 # Runs as root on Debian 12 with only package-registry network. Idempotent: `start` on a running
 # instance only rewrites nothing and prints where it is; `stop` on a stopped one does nothing.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PASSWORD="mailmove-test"
 MAIL_USER="mailmovetest"
@@ -60,14 +62,6 @@ find_dovecot() {
     return 1
 }
 
-alive() {
-    # kill -0 also succeeds on a zombie (an init that does not reap leaves them): check the state too.
-    local pid=$1 state
-    kill -0 "$pid" 2>/dev/null || return 1
-    state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\).*/\1/p' "/proc/$pid/stat" 2>/dev/null || true)
-    [ "$state" != "Z" ]
-}
-
 master_pid() {
     # Prints the pid of this instance's master process when it is alive.
     local pid
@@ -81,33 +75,7 @@ master_pid() {
 }
 
 install_packages() {
-    local missing=() p
-    for p in dovecot-imapd dovecot-pop3d openssl; do
-        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-            missing+=("$p")
-        fi
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    [ "$(id -u)" -eq 0 ] || die "packages missing (${missing[*]}) and not root: install them first"
-    echo "dovecot.sh: installing ${missing[*]}" >&2
-    # Keep the package's service from starting: our instance runs with its own config.
-    local policy=/usr/sbin/policy-rc.d created_policy=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-        created_policy=1
-    fi
-    local rc=0
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >"$DIR/apt.log" 2>&1; then
-        apt-get update -q >>"$DIR/apt.log" 2>&1 || true
-        apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$DIR/apt.log" 2>&1 || rc=$?
-    fi
-    if [ "$created_policy" -eq 1 ]; then rm -f "$policy"; fi
-    if [ "$rc" -ne 0 ]; then
-        tail -n 30 "$DIR/apt.log" >&2 || true
-        die "apt-get install ${missing[*]} failed (log: $DIR/apt.log)"
-    fi
+    apt_install_missing dovecot.sh dovecot-imapd dovecot-pop3d openssl
     # Should a service manager have started the system instance anyway, stop it: it would hold
     # nothing of ours but it listens on the standard ports.
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet dovecot 2>/dev/null; then
@@ -152,31 +120,6 @@ EOF
     chmod 600 "$tmp/server.key" "$tmp/ca.key"
     mv "$tmp/ca.pem" "$tmp/ca.key" "$tmp/server.pem" "$tmp/server.key" "$DIR/"
     rm -rf "$tmp"
-}
-
-free_ports() {
-    # Prints 4 distinct free TCP ports on 127.0.0.1.
-    if command -v python3 >/dev/null 2>&1 && python3 -c 'import socket' 2>/dev/null; then
-        python3 - <<'EOF'
-import socket
-socks = []
-for _ in range(4):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-        return 0
-    fi
-    # Without python: random high ports that nothing answers on.
-    local ports=() p
-    while [ ${#ports[@]} -lt 4 ]; do
-        p=$((20000 + RANDOM % 40000))
-        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
-        case " ${ports[*]} " in *" $p "*) continue ;; esac
-        ports+=("$p")
-    done
-    echo "${ports[*]}"
 }
 
 write_conf() {
@@ -273,15 +216,6 @@ protocol imap {
 EOF
 }
 
-wait_port() {
-    local port=$1 i
-    for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
 stop_instance() {
     local pid children="" i dovecot
     if ! pid=$(master_pid); then
@@ -332,7 +266,7 @@ start() {
 
     local attempt ports imap imaps pop3 pop3s ok
     for attempt in 1 2 3; do
-        ports=$(free_ports)
+        ports=$(free_ports 4)
         read -r imap imaps pop3 pop3s <<<"$ports"
         write_conf "$imap" "$imaps" "$pop3" "$pop3s"
         if ! "$dovecot" -c "$CONF" -n >/dev/null 2>"$DIR/config-check.log"; then

@@ -34,6 +34,8 @@
 # Runs as root on Debian 12 with only package-registry network. Idempotent: `start` on a running
 # instance changes nothing and prints where it is; `stop` on a stopped one does nothing.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PASSWORD="mailmove-mu-test"
 POOL=${MAILMOVE_MAILUTILS_POOL:-20}
@@ -82,14 +84,6 @@ show_log() {
     done
 }
 
-alive() {
-    # kill -0 also succeeds on a zombie (an init that does not reap leaves them): check the state too.
-    local pid=$1 state
-    kill -0 "$pid" 2>/dev/null || return 1
-    state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\).*/\1/p' "/proc/$pid/stat" 2>/dev/null || true)
-    [ "$state" != "Z" ]
-}
-
 daemon_pid() {
     # daemon_pid PIDFILE CONF: prints the pid of our daemon when it is alive.
     local pidfile=$1 conf=$2 pid
@@ -107,63 +101,13 @@ running() {
 }
 
 install_packages() {
-    local missing=() p
-    for p in mailutils-imap4d mailutils-pop3d passwd; do
-        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-            missing+=("$p")
-        fi
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    [ "$(id -u)" -eq 0 ] || die "packages missing (${missing[*]}) and not root: install them first"
-    echo "mailutils.sh: installing ${missing[*]}" >&2
-    # Keep the packages' services from starting: our instance runs with its own config.
-    local policy=/usr/sbin/policy-rc.d created_policy=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-        created_policy=1
-    fi
-    local rc=0
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >"$DIR/apt.log" 2>&1; then
-        apt-get update -q >>"$DIR/apt.log" 2>&1 || true
-        apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$DIR/apt.log" 2>&1 || rc=$?
-    fi
-    if [ "$created_policy" -eq 1 ]; then rm -f "$policy"; fi
-    if [ "$rc" -ne 0 ]; then
-        tail -n 30 "$DIR/apt.log" >&2 || true
-        die "apt-get install ${missing[*]} failed (log: $DIR/apt.log)"
-    fi
+    apt_install_missing mailutils.sh mailutils-imap4d mailutils-pop3d passwd
     # Should a service manager have started the system services anyway, stop them.
     if command -v systemctl >/dev/null 2>&1; then
         for p in mailutils-imap4d mailutils-pop3d; do
             if systemctl is-active --quiet "$p" 2>/dev/null; then systemctl stop "$p" 2>/dev/null || true; fi
         done
     fi
-}
-
-free_ports() {
-    # Prints 2 distinct free TCP ports on 127.0.0.1.
-    if command -v python3 >/dev/null 2>&1 && python3 -c 'import socket' 2>/dev/null; then
-        python3 - <<'EOF'
-import socket
-socks = []
-for _ in range(2):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-        return 0
-    fi
-    local ports=() p
-    while [ ${#ports[@]} -lt 2 ]; do
-        p=$((20000 + RANDOM % 40000))
-        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
-        case " ${ports[*]} " in *" $p "*) continue ;; esac
-        ports+=("$p")
-    done
-    echo "${ports[*]}"
 }
 
 valid_name() {
@@ -228,15 +172,6 @@ auth { authorization system; authentication system; };
 $extra
 server 127.0.0.1:$port { tls-mode false; transcript $TRANSCRIPT; };
 EOF
-}
-
-wait_port() {
-    local port=$1 i
-    for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
 }
 
 stop_one() {
@@ -316,7 +251,7 @@ start() {
 
     local attempt ports imap pop3 ok=0
     for attempt in 1 2 3; do
-        ports=$(free_ports)
+        ports=$(free_ports 2)
         read -r imap pop3 <<<"$ports"
         # imap4d lets only this instance's users in; pop3d has no such statement (loopback only).
         write_conf "$IMAP_CONF" "$imap" "$IMAP_PID" "allow-groups ($GROUP);"
