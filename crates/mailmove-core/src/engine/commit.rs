@@ -27,7 +27,7 @@ use super::retry::Retry;
 use crate::checkpoint::{IntentRow, Outcome, ResultRow};
 use crate::error::{Disposition, Error, Result};
 use crate::fingerprint::IdentityHeaders;
-use crate::message::{Message, MessageMeta};
+use crate::message::{Message, MessageMeta, SourceKey};
 use crate::sync::lock;
 
 /// What the committer side of a pass left behind.
@@ -160,15 +160,7 @@ impl<'p, 'i> Committer<'p, 'i> {
                 let meta = &fetched.message.meta;
                 if lock(&self.pass.unconfirmed).remove(&meta.key) {
                     // Sent by this run, its storing confirmed only now: copied, not found.
-                    self.report.copied += 1;
-                    self.report.bytes_copied += meta.size;
-                    context.totals.copied.fetch_add(1, Ordering::Relaxed);
-                    context.totals.bytes_copied.fetch_add(meta.size, Ordering::Relaxed);
-                    context.events.emit(Event::MessageCopied {
-                        folder: self.pass.folder.to_string(),
-                        key: meta.key.to_string(),
-                        bytes: meta.size,
-                    });
+                    self.count_copied(&meta.key, meta.size);
                     continue;
                 }
                 self.report.skipped += 1;
@@ -237,6 +229,20 @@ impl<'p, 'i> Committer<'p, 'i> {
         appends
     }
 
+    /// Counts a durable copy made by this run: the folder's report, the run's totals, an event.
+    fn count_copied(&mut self, key: &SourceKey, size: u64) {
+        let context = self.pass.context;
+        self.report.copied += 1;
+        self.report.bytes_copied += size;
+        context.totals.copied.fetch_add(1, Ordering::Relaxed);
+        context.totals.bytes_copied.fetch_add(size, Ordering::Relaxed);
+        context.events.emit(Event::MessageCopied {
+            folder: self.pass.folder.to_string(),
+            key: key.to_string(),
+            bytes: size,
+        });
+    }
+
     /// Step 5: records the failures and the (now durable) copies, then counts and announces them.
     async fn record_results(&mut self, appends: Appends) -> Result<()> {
         let context = self.pass.context;
@@ -245,15 +251,7 @@ impl<'p, 'i> Committer<'p, 'i> {
         results.extend(copied.iter().cloned());
         context.checkpoint.record_results(self.pass.state.id, results).await?;
         for copy in copied {
-            self.report.copied += 1;
-            self.report.bytes_copied += copy.size;
-            context.totals.copied.fetch_add(1, Ordering::Relaxed);
-            context.totals.bytes_copied.fetch_add(copy.size, Ordering::Relaxed);
-            context.events.emit(Event::MessageCopied {
-                folder: self.pass.folder.to_string(),
-                key: copy.key.to_string(),
-                bytes: copy.size,
-            });
+            self.count_copied(&copy.key, copy.size);
         }
         for note in damaged {
             self.report.damaged += 1;
