@@ -27,6 +27,7 @@ use crate::error::Result;
 use crate::fingerprint::Fingerprint;
 use crate::folder::{FolderInfo, FolderPath};
 use crate::message::{Appended, Message, MessageMeta, SourceKey};
+use crate::stored::StoredAlteration;
 
 /// What a source can provide; the engine and the conformance kit read it instead of guessing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +83,10 @@ pub struct SinkCapabilities {
     /// bare LF or lone CR is stored normalised ([`crate::crlf`]), the same message to the strict
     /// fingerprint; the conformance kit then expects the normalised bytes back.
     pub crlf_line_endings: bool,
+    /// Whether raw 8-bit bytes in header fields are stored unchanged. When not (Cyrus IMAP
+    /// replaces them with `X`), the engine applies the named transform
+    /// [`headers8bit`](crate::headers8bit) before appending: the text survives, encoded.
+    pub raw_8bit_headers: bool,
 }
 
 impl Default for SinkCapabilities {
@@ -95,6 +100,7 @@ impl Default for SinkCapabilities {
             max_message_size: None,
             max_concurrency: 1,
             crlf_line_endings: false,
+            raw_8bit_headers: true,
         }
     }
 }
@@ -185,6 +191,12 @@ impl SinkCapabilities {
         self.crlf_line_endings = value;
         self
     }
+
+    /// Sets `raw_8bit_headers` (builder).
+    pub fn with_raw_8bit_headers(mut self, value: bool) -> Self {
+        self.raw_8bit_headers = value;
+        self
+    }
 }
 
 /// A message already at the destination, as the sink lists it for dedup and reconciliation.
@@ -266,6 +278,18 @@ pub trait MailSink: Send + Sync + std::fmt::Debug {
     /// engine records a copy only after this returned `Ok`, and flushes before it lists a folder
     /// to reconcile (see [exactly once](crate::checkpoint#exactly-once)).
     async fn flush(&self, folder: &FolderPath) -> Result<()>;
+
+    /// The post-store check: the messages appended to `folder` and made durable by `flush` since
+    /// the last call that the destination holds altered (see [`crate::stored`]). The engine calls
+    /// it after every successful `flush`. A sink checks what it stored cheaply by default (sizes,
+    /// header sections, a server's digest), completely when configured to.
+    ///
+    /// The default finds nothing: right for a sink that stores exactly the bytes it is given
+    /// (and says so at once, in [`Appended::alteration`], when it cannot).
+    async fn stored_alterations(&self, folder: &FolderPath) -> Result<Vec<StoredAlteration>> {
+        let _ = folder;
+        Ok(Vec::new())
+    }
 }
 
 /// Conveniences for every [`MailSource`].
@@ -373,6 +397,9 @@ macro_rules! forward_sink {
             }
             async fn flush(&self, folder: &FolderPath) -> Result<()> {
                 (**self).flush(folder).await
+            }
+            async fn stored_alterations(&self, folder: &FolderPath) -> Result<Vec<StoredAlteration>> {
+                (**self).stored_alterations(folder).await
             }
         }
     };

@@ -59,6 +59,7 @@ use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 use crate::folder::FolderPath;
 use crate::message::SourceKey;
+use crate::stored::Alteration;
 use crate::sync::lock;
 
 pub use rows::{
@@ -66,7 +67,7 @@ pub use rows::{
 };
 
 /// Current schema version (SQLite `user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The SQLite checkpoint of one job. Cheap to clone (shared connection).
 #[derive(Clone)]
@@ -203,6 +204,23 @@ impl Checkpoint {
                  COMMIT;",
             )?;
         }
+        if version < 2 {
+            // Version 2: copies the destination altered are recorded with the fingerprint of what
+            // it holds (NULL: the same as `fingerprint`), and what it made of a message is kept
+            // by content in `stored_forms`, which outlives a dropped key map.
+            connection.execute_batch(
+                "BEGIN;
+                 ALTER TABLE messages ADD COLUMN stored_fingerprint BLOB;
+                 CREATE TABLE IF NOT EXISTS stored_forms(
+                     folder_id INTEGER NOT NULL REFERENCES folders(id),
+                     fingerprint BLOB NOT NULL,
+                     stored_fingerprint BLOB NOT NULL,
+                     what TEXT NOT NULL,
+                     PRIMARY KEY(folder_id, fingerprint)) WITHOUT ROWID;
+                 PRAGMA user_version = 2;
+                 COMMIT;",
+            )?;
+        }
         for (key, value) in [("source", source), ("destination", destination)] {
             let stored: Option<String> = connection
                 .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0))
@@ -296,6 +314,11 @@ impl Checkpoint {
                 }) => {
                     if stored_epoch != epoch || stored_dest != dest_key {
                         transaction.execute("DELETE FROM messages WHERE folder_id = ?1", [id])?;
+                        if stored_dest != dest_key {
+                            // What another destination folder made of the messages says nothing
+                            // of this one (a new epoch at the source changes nothing there).
+                            transaction.execute("DELETE FROM stored_forms WHERE folder_id = ?1", [id])?;
+                        }
                         transaction.execute(
                             "UPDATE folders SET epoch = ?2, dest_folder = ?3, watermark = NULL, watermark_filter = NULL WHERE id = ?1",
                             params![id, epoch, dest_key],
@@ -385,7 +408,8 @@ impl Checkpoint {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT(folder_id, source_key) DO UPDATE SET
                         fingerprint = excluded.fingerprint, size = excluded.size, state = excluded.state,
-                        dest_key = NULL, reason = NULL, updated_at = excluded.updated_at",
+                        dest_key = NULL, reason = NULL, stored_fingerprint = NULL,
+                        updated_at = excluded.updated_at",
                 )?;
                 let now = now();
                 for IntentRow { key, fingerprint, size } in intents {
@@ -414,17 +438,34 @@ impl Checkpoint {
             let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
                 let mut statement = transaction.prepare_cached(
-                    "INSERT INTO messages(folder_id, source_key, fingerprint, size, state, dest_key, reason, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                    "INSERT INTO messages(folder_id, source_key, fingerprint, size, state, dest_key, reason,
+                                          stored_fingerprint, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                      ON CONFLICT(folder_id, source_key) DO UPDATE SET
                         fingerprint = excluded.fingerprint, size = excluded.size, state = excluded.state,
-                        dest_key = excluded.dest_key, reason = excluded.reason, updated_at = excluded.updated_at",
+                        dest_key = excluded.dest_key, reason = excluded.reason,
+                        stored_fingerprint = excluded.stored_fingerprint, updated_at = excluded.updated_at",
                 )?;
                 let now = now();
-                for ResultRow { key, fingerprint, size, outcome } in results {
+                let mut forms = transaction.prepare_cached(
+                    "INSERT OR REPLACE INTO stored_forms(folder_id, fingerprint, stored_fingerprint, what)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for row in results {
+                    let stored = row.alteration.as_ref().and_then(|a| a.stored_fingerprint);
+                    if let (Some(stored), Some(alteration)) = (stored, &row.alteration) {
+                        forms.execute(params![
+                            folder_id,
+                            &row.fingerprint.as_bytes()[..],
+                            &stored.as_bytes()[..],
+                            alteration.what
+                        ])?;
+                    }
+                    let altered = row.alteration.map(|alteration| alteration.what);
+                    let ResultRow { key, fingerprint, size, outcome, .. } = row;
                     let state = outcome.state();
                     let (dest_key, reason) = match outcome {
-                        Outcome::Copied { dest_key } => (dest_key, None),
+                        Outcome::Copied { dest_key } => (dest_key, altered),
                         Outcome::Matched => (None, None),
                         Outcome::Failed { reason } => (None, Some(reason)),
                     };
@@ -436,6 +477,7 @@ impl Checkpoint {
                         state.code(),
                         dest_key,
                         reason,
+                        stored.map(|fingerprint| fingerprint.as_bytes().to_vec()),
                         now
                     ])?;
                 }
@@ -446,12 +488,35 @@ impl Checkpoint {
         .await
     }
 
-    /// How many messages of the folder are known to be at the destination, per fingerprint.
+    /// What the destination made of messages it altered when storing them into this folder, by
+    /// the fingerprint of the message: kept by content, so it outlives a dropped key map, and
+    /// reconciliation recognises the altered copy of a message whose record is gone.
+    pub async fn stored_forms(&self, folder_id: i64) -> Result<HashMap<Fingerprint, Alteration>> {
+        self.with(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT fingerprint, stored_fingerprint, what FROM stored_forms WHERE folder_id = ?1",
+            )?;
+            let mut rows = statement.query([folder_id])?;
+            let mut out = HashMap::new();
+            while let Some(row) = rows.next()? {
+                let (message, stored): (Vec<u8>, Vec<u8>) = (row.get(0)?, row.get(1)?);
+                let what: String = row.get(2)?;
+                let alteration = Alteration::new(what).with_stored_fingerprint(blob_to_fingerprint(&stored)?);
+                out.insert(blob_to_fingerprint(&message)?, alteration);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// How many messages of the folder are known to be at the destination, per fingerprint of
+    /// what the destination holds (an altered copy counts under its stored fingerprint).
     /// Used to turn a destination listing into "what is there that no done record explains".
     pub async fn done_fingerprint_counts(&self, folder_id: i64) -> Result<HashMap<Fingerprint, u64>> {
         self.with(move |connection| {
             let mut statement = connection.prepare_cached(
-                "SELECT fingerprint, COUNT(*) FROM messages WHERE folder_id = ?1 AND state IN (?2, ?3) GROUP BY fingerprint",
+                "SELECT COALESCE(stored_fingerprint, fingerprint) AS held, COUNT(*) FROM messages
+                 WHERE folder_id = ?1 AND state IN (?2, ?3) GROUP BY held",
             )?;
             let [copied, matched] = MessageState::DONE.map(MessageState::code);
             let mut rows = statement.query([folder_id, copied, matched])?;
@@ -534,70 +599,4 @@ fn blob_to_fingerprint(blob: &[u8]) -> Result<Fingerprint> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fingerprint::strict_of_bytes;
-
-    #[tokio::test]
-    async fn intents_results_and_epoch_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("job.sqlite");
-        let checkpoint = Checkpoint::open(&path, "src", "dst").unwrap();
-        let folder = FolderPath::inbox();
-        let state = checkpoint.folder(&folder, Some(7), &folder).await.unwrap();
-        assert!(state.fresh && !state.key_map_dropped);
-        let fp = strict_of_bytes(b"a");
-        let intents = vec![IntentRow::new("1".into(), fp, 1), IntentRow::new("2".into(), fp, 1)];
-        checkpoint.record_intents(state.id, intents.clone()).await.unwrap();
-        checkpoint
-            .record_results(
-                state.id,
-                vec![intents[0].clone().resolve(Outcome::Copied { dest_key: Some("9".into()) })],
-            )
-            .await
-            .unwrap();
-        drop(checkpoint);
-
-        let checkpoint = Checkpoint::open(&path, "src", "dst").unwrap();
-        let state = checkpoint.folder(&folder, Some(7), &folder).await.unwrap();
-        assert_eq!((state.fresh, state.pending), (false, 1));
-        let records = checkpoint.lookup(state.id, vec!["1".into(), "2".into(), "3".into()]).await.unwrap();
-        assert_eq!(records[&SourceKey::from("1")].state, MessageState::Copied);
-        assert_eq!(records[&SourceKey::from("2")].state, MessageState::Intent);
-        assert!(!records.contains_key(&SourceKey::from("3")));
-        assert_eq!(checkpoint.done_fingerprint_counts(state.id).await.unwrap()[&fp], 1);
-        assert_eq!(checkpoint.done_keys(&folder).await.unwrap(), vec![SourceKey::from("1")]);
-
-        assert_eq!(
-            checkpoint.totals().await.unwrap(),
-            StateCounts { copied: 1, matched: 0, failed: 0, intents: 1 }
-        );
-
-        let changed = checkpoint.folder(&folder, Some(8), &folder).await.unwrap();
-        assert!(changed.key_map_dropped);
-        assert!(checkpoint.lookup(changed.id, vec!["1".into()]).await.unwrap().is_empty());
-    }
-
-    #[test]
-    fn one_run_at_a_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("job.sqlite");
-        let first = Checkpoint::open(&path, "src", "dst").unwrap();
-        let err = Checkpoint::open(&path, "src", "dst").unwrap_err();
-        assert!(
-            matches!(err, Error::Config { .. }) && err.to_string().contains("another mailmove run"),
-            "{err}"
-        );
-        drop(first);
-        Checkpoint::open(&path, "src", "dst").unwrap();
-    }
-
-    #[test]
-    fn refuses_another_jobs_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("job.sqlite");
-        drop(Checkpoint::open(&path, "src", "dst").unwrap());
-        let err = Checkpoint::open(&path, "src", "other").unwrap_err();
-        assert!(matches!(err, Error::Config { .. }), "{err}");
-    }
-}
+mod tests;

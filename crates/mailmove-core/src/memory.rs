@@ -20,6 +20,7 @@ use crate::fingerprint;
 use crate::flags::Flags;
 use crate::folder::{FolderInfo, FolderPath, SpecialUse};
 use crate::message::{Appended, Message, MessageBody, MessageMeta, SourceKey};
+use crate::stored::{compare_header_sections, header_section, Alteration, StoredAlteration};
 
 /// A fault to inject on a given append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +75,10 @@ struct State {
     crashed: bool,
     crash_notify: Option<tokio::sync::mpsc::UnboundedSender<usize>>,
     capabilities: Option<(SourceCapabilities, SinkCapabilities)>,
+    /// Store raw 8-bit header bytes as `X`, as Cyrus IMAP does ([`MemoryStore::rewrite_8bit_headers`]).
+    rewrite_8bit_headers: bool,
+    /// What was sent for each message stored since the last post-store check, per folder.
+    unchecked: BTreeMap<FolderPath, Vec<(SourceKey, u64, MessageBody)>>,
 }
 
 /// An in-memory mail store, source and sink at once. Cloning shares the store.
@@ -168,6 +173,12 @@ impl MemoryStore {
     /// pipelined APPENDs were lost).
     pub fn fail_flush(&self, n: usize) {
         self.lock().failing_flushes.insert(n);
+    }
+
+    /// Makes the store behave like Cyrus IMAP: raw 8-bit bytes in header fields are stored as
+    /// `X`. Its post-store check ([`MailSink::stored_alterations`]) names every such copy.
+    pub fn rewrite_8bit_headers(&self, rewrite: bool) {
+        self.lock().rewrite_8bit_headers = rewrite;
     }
 
     /// How many appends were attempted so far.
@@ -354,19 +365,23 @@ impl MailSink for MemoryStore {
         };
         let store = |this: &Self| -> Result<Appended> {
             let mut state = this.lock();
+            let rewrite = state.rewrite_8bit_headers;
             let entry = state
                 .folders
                 .get_mut(folder)
                 .ok_or_else(|| Error::NotFound { what: format!("folder {folder}") })?;
             let uid = entry.next_uid;
             entry.next_uid += 1;
+            let body = if rewrite { x_for_8bit_header_bytes(&message.body)? } else { message.body.clone() };
             entry.messages.push(StoredMessage {
                 uid,
-                body: message.body.clone(),
+                body,
                 flags: message.meta.flags.clone(),
                 internal_date: message.meta.internal_date,
                 labels: message.meta.labels.clone(),
             });
+            let sent = (message.meta.key.clone(), uid, message.body.clone());
+            state.unchecked.entry(folder.clone()).or_default().push(sent);
             Ok(Appended::with_key(uid.to_string()))
         };
         let crash = |this: &Self, number: usize| {
@@ -449,4 +464,47 @@ impl MailSink for MemoryStore {
         }
         Ok(())
     }
+
+    /// Compares what is stored with what was sent, message by message (the whole message: it is
+    /// in memory anyway).
+    async fn stored_alterations(&self, folder: &FolderPath) -> Result<Vec<StoredAlteration>> {
+        let mut state = self.lock();
+        let sent = state.unchecked.remove(folder).unwrap_or_default();
+        let mut out = Vec::new();
+        for (key, uid, body) in sent {
+            let Some(held) = state
+                .folders
+                .get(folder)
+                .and_then(|entry| entry.messages.iter().find(|message| message.uid == uid))
+            else {
+                continue;
+            };
+            if held.body.to_bytes()? == body.to_bytes()? {
+                continue;
+            }
+            let (sent_head, held_head) = (header_section(&body)?, header_section(&held.body)?);
+            let what = match (sent_head, held_head) {
+                (Some(sent), Some(held)) => compare_header_sections(&sent, &held),
+                _ => None,
+            };
+            let alteration = Alteration::new(what.unwrap_or_else(|| "content changed".into()))
+                .with_stored_fingerprint(fingerprint::strict(&held.body)?);
+            out.push(StoredAlteration::new(key, Some(uid.to_string()), alteration));
+        }
+        Ok(out)
+    }
+}
+
+/// The body with every byte above 0x7F in its header section replaced by `X`.
+fn x_for_8bit_header_bytes(body: &MessageBody) -> Result<MessageBody> {
+    let mut bytes = body.to_bytes()?.to_vec();
+    let end = memchr::memmem::find(&bytes, b"\r\n\r\n")
+        .or_else(|| memchr::memmem::find(&bytes, b"\n\n"))
+        .unwrap_or(bytes.len());
+    for byte in &mut bytes[..end] {
+        if *byte > 0x7f {
+            *byte = b'X';
+        }
+    }
+    Ok(MessageBody::from_bytes(bytes))
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::flags::Flags;
+use crate::stored::Alteration;
 
 /// A source's stable name for one message within one folder and epoch.
 ///
@@ -359,17 +360,26 @@ impl BodyBuilder {
 pub struct Appended {
     /// The destination's key for the new message (IMAP APPENDUID, a Maildir file name), when known.
     pub dest_key: Option<String>,
+    /// How the stored message differs from the one given, when the sink knows it at once (a
+    /// format that cannot hold the message exactly): named, never silent ([`crate::stored`]).
+    pub alteration: Option<Alteration>,
 }
 
 impl Appended {
     /// An outcome with a known destination key.
     pub fn with_key(key: impl Into<String>) -> Self {
-        Appended { dest_key: Some(key.into()) }
+        Appended { dest_key: Some(key.into()), alteration: None }
     }
 
     /// An outcome without a destination key.
     pub fn unknown() -> Self {
-        Appended { dest_key: None }
+        Appended { dest_key: None, alteration: None }
+    }
+
+    /// The message was stored in the closest form the destination can hold, not exactly (builder).
+    pub fn altered(mut self, alteration: Alteration) -> Self {
+        self.alteration = Some(alteration);
+        self
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 use crate::message::SourceKey;
+use crate::stored::Alteration;
 
 /// The state of one source message in the checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +111,7 @@ impl IntentRow {
 
     /// The result row of this message with `outcome`.
     pub fn resolve(self, outcome: Outcome) -> ResultRow {
-        ResultRow { key: self.key, fingerprint: self.fingerprint, size: self.size, outcome }
+        ResultRow { key: self.key, fingerprint: self.fingerprint, size: self.size, outcome, alteration: None }
     }
 }
 
@@ -127,6 +128,20 @@ pub struct ResultRow {
     pub size: u64,
     /// What became of it.
     pub outcome: Outcome,
+    /// How the destination's copy differs from the message, when it does ([`crate::stored`]):
+    /// recorded with the copy, and its stored fingerprint is what explains the copy when the
+    /// destination is reconciled.
+    pub alteration: Option<Alteration>,
+}
+
+impl ResultRow {
+    /// The fingerprint of what the destination holds for this message.
+    pub fn stored_fingerprint(&self) -> Fingerprint {
+        self.alteration
+            .as_ref()
+            .and_then(|alteration| alteration.stored_fingerprint)
+            .unwrap_or(self.fingerprint)
+    }
 }
 
 /// Where a listing may resume: the last key of the last complete pass and the filter it was made

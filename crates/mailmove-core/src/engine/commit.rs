@@ -12,7 +12,10 @@
 //! 3. **append** each; a transient failure defers the message to the next round (which reconciles
 //!    first), a permanent one fails it, quota or credentials pause the run;
 //! 4. **flush**, when anything was appended; if it fails, the appended messages stay intents;
-//! 5. **results**: failures, and the copies, only now.
+//!    then the sink's **post-store check** ([`MailSink::stored_alterations`](crate::MailSink::stored_alterations)):
+//!    a copy the destination altered is recorded with the fingerprint of what it holds;
+//! 5. **results**: failures, and the copies, only now; altered, damaged and transformed copies
+//!    are named.
 
 use std::sync::atomic::Ordering;
 
@@ -24,9 +27,11 @@ use super::produce::Fetched;
 use super::reconcile::DestinationIndex;
 use super::report::{FolderReport, MessageNote};
 use super::retry::Retry;
+use super::run::NoteKind;
 use crate::checkpoint::{IntentRow, Outcome, ResultRow};
 use crate::error::{Disposition, Error, Result};
 use crate::fingerprint::IdentityHeaders;
+use crate::folder::FolderPath;
 use crate::message::{Message, MessageMeta, SourceKey};
 use crate::sync::lock;
 
@@ -46,8 +51,14 @@ struct Appends {
     copied: Vec<ResultRow>,
     /// Failed permanently (nothing stored): recorded whether or not the flush succeeds.
     failed: Vec<ResultRow>,
-    /// Copied messages the source had to reconstruct: named once their copies are durable.
-    damaged: Vec<MessageNote>,
+    /// Notes on copied messages (reconstructed by the source, altered by the destination, stored
+    /// under a named transform): given once their copies are durable.
+    notes: Vec<(NoteKind, MessageNote)>,
+}
+
+/// What a report says of a message stored under the named transform `name`.
+fn transform_note(name: &str) -> String {
+    format!("{name}: raw 8-bit header bytes encoded (RFC 2047/2231) because the destination rewrites them")
 }
 
 /// The committer of one pass; its methods are the steps.
@@ -66,6 +77,18 @@ fn intent(fetched: &Fetched) -> IntentRow {
 
 fn message_id_of(message: &Message) -> Option<String> {
     message.meta.message_id.clone().or_else(|| IdentityHeaders::of_body(&message.body).ok()?.message_id)
+}
+
+/// A note on a copied message.
+fn note_on(folder: &FolderPath, fetched: &Fetched, reason: String) -> MessageNote {
+    let meta = &fetched.message.meta;
+    MessageNote {
+        folder: folder.to_string(),
+        source_key: meta.key.to_string(),
+        message_id: message_id_of(&fetched.message),
+        size: Some(meta.size),
+        reason,
+    }
 }
 
 impl<'p, 'i> Committer<'p, 'i> {
@@ -136,6 +159,11 @@ impl<'p, 'i> Committer<'p, 'i> {
                 return Err(error);
             }
         }
+        // 4b. What the destination made of them.
+        let mut appends = appends;
+        if !appends.copied.is_empty() {
+            self.check_stored(&to_append, &mut appends).await;
+        }
         // 5. Results: `flush` returned Ok (or nothing was appended).
         self.record_results(appends).await
     }
@@ -147,20 +175,40 @@ impl<'p, 'i> Committer<'p, 'i> {
         let mut matched = Vec::new();
         let mut to_append = Vec::new();
         for fetched in batch {
-            if self.index.as_mut().is_some_and(|index| index.take(&fetched.fingerprint)) {
-                matched.push(fetched);
-            } else {
-                to_append.push(fetched);
+            match self.index.as_mut().and_then(|index| self.pass.find(index, &fetched)) {
+                Some((held, alteration)) => matched.push((fetched, held, alteration)),
+                None => to_append.push(fetched),
             }
         }
         if !matched.is_empty() {
-            let results = matched.iter().map(|f| intent(f).resolve(Outcome::Matched)).collect();
+            let results = matched
+                .iter()
+                .map(|(fetched, held, alteration)| {
+                    let mut row = intent(fetched).resolve(Outcome::Matched);
+                    // The record says what the destination holds: a copy made without the
+                    // transform is the source's own bytes.
+                    if alteration.is_none() {
+                        row.fingerprint = *held;
+                    }
+                    row.alteration = alteration.clone();
+                    row
+                })
+                .collect();
             context.checkpoint.record_results(self.pass.state.id, results).await?;
-            for fetched in &matched {
+            for (fetched, held, alteration) in &matched {
                 let meta = &fetched.message.meta;
                 if lock(&self.pass.unconfirmed).remove(&meta.key) {
                     // Sent by this run, its storing confirmed only now: copied, not found.
                     self.count_copied(&meta.key, meta.size);
+                    let folder = self.pass.folder;
+                    let mut notes = Vec::new();
+                    if let Some((name, _)) = fetched.transformed.filter(|_| *held == fetched.fingerprint) {
+                        notes.push((NoteKind::Transformed, note_on(folder, fetched, transform_note(name))));
+                    }
+                    if let Some(alteration) = alteration {
+                        notes.push((NoteKind::Altered, note_on(folder, fetched, alteration.what.clone())));
+                    }
+                    self.give_notes(notes);
                     continue;
                 }
                 self.report.skipped += 1;
@@ -188,18 +236,22 @@ impl<'p, 'i> Committer<'p, 'i> {
             let error = match context.sink.append(self.pass.destination, &fetched.message).await {
                 Ok(appended) => {
                     retry.reset();
-                    appends
-                        .copied
-                        .push(intent(fetched).resolve(Outcome::Copied { dest_key: appended.dest_key }));
+                    let mut row = intent(fetched).resolve(Outcome::Copied { dest_key: appended.dest_key });
                     if let Some(damage) = &meta.damage {
-                        appends.damaged.push(MessageNote {
-                            folder: folder.to_string(),
-                            source_key: meta.key.to_string(),
-                            message_id: message_id_of(&fetched.message),
-                            size: Some(meta.size),
-                            reason: damage.clone(),
-                        });
+                        appends.notes.push((NoteKind::Damaged, note_on(folder, fetched, damage.clone())));
                     }
+                    if let Some((name, _)) = fetched.transformed {
+                        appends
+                            .notes
+                            .push((NoteKind::Transformed, note_on(folder, fetched, transform_note(name))));
+                    }
+                    if let Some(alteration) = appended.alteration {
+                        appends
+                            .notes
+                            .push((NoteKind::Altered, note_on(folder, fetched, alteration.what.clone())));
+                        row.alteration = Some(alteration);
+                    }
+                    appends.copied.push(row);
                     continue;
                 }
                 Err(error) => error,
@@ -246,18 +298,59 @@ impl<'p, 'i> Committer<'p, 'i> {
     /// Step 5: records the failures and the (now durable) copies, then counts and announces them.
     async fn record_results(&mut self, appends: Appends) -> Result<()> {
         let context = self.pass.context;
-        let Appends { copied, failed, damaged } = appends;
+        let Appends { copied, failed, notes } = appends;
         let mut results = failed;
         results.extend(copied.iter().cloned());
         context.checkpoint.record_results(self.pass.state.id, results).await?;
         for copy in copied {
             self.count_copied(&copy.key, copy.size);
         }
-        for note in damaged {
-            self.report.damaged += 1;
-            context.note_damage(note);
-        }
+        self.give_notes(notes);
         context.progress();
         Ok(())
+    }
+
+    /// Counts and announces notes on durable copies.
+    fn give_notes(&mut self, notes: Vec<(NoteKind, MessageNote)>) {
+        for (kind, note) in notes {
+            match kind {
+                NoteKind::Damaged => self.report.damaged += 1,
+                NoteKind::Altered => self.report.altered += 1,
+                NoteKind::Transformed => self.report.transformed += 1,
+            }
+            self.pass.context.note(kind, note);
+        }
+    }
+
+    /// Step 4b, after a successful flush: the sink's post-store check. An altered copy is
+    /// recorded with its alteration (and the fingerprint of what the destination holds) and
+    /// named; alterations of messages of earlier batches are kept for reconciliation. A check
+    /// that fails is a warning of the run: the copies are durable, only unchecked.
+    async fn check_stored(&mut self, batch: &[Fetched], appends: &mut Appends) {
+        let context = self.pass.context;
+        let destination = self.pass.destination;
+        let alterations = match context.sink.stored_alterations(destination).await {
+            Ok(alterations) => alterations,
+            Err(error) => {
+                context.warn(format!("the copies stored in {destination} could not be checked: {error}"));
+                return;
+            }
+        };
+        let mut elsewhere = Vec::new();
+        for stored in alterations {
+            let row = appends.copied.iter_mut().find(|row| row.key == stored.key);
+            let fetched = batch.iter().find(|fetched| fetched.message.meta.key == stored.key);
+            let (Some(row), Some(fetched)) = (row, fetched) else {
+                elsewhere.push(stored);
+                continue;
+            };
+            if let Some(dest_key) = stored.dest_key {
+                row.outcome = Outcome::Copied { dest_key: Some(dest_key) };
+            }
+            let note = note_on(self.pass.folder, fetched, stored.alteration.what.clone());
+            appends.notes.push((NoteKind::Altered, note));
+            row.alteration = Some(stored.alteration);
+        }
+        self.pass.keep_alterations(elsewhere);
     }
 }

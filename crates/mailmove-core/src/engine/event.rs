@@ -50,6 +50,12 @@ pub enum Event {
     /// A message was copied (a `MessageCopied` event came too) from a damaged source: its copy is
     /// what the source could make of it (see [`RunReport::damaged`](super::RunReport::damaged)).
     MessageDamaged(MessageNote),
+    /// A message was copied (a `MessageCopied` event came too) and the destination holds it
+    /// altered: the note says what changed (see [`RunReport::altered`](super::RunReport::altered)).
+    MessageAltered(MessageNote),
+    /// A message was copied (a `MessageCopied` event came too) under a named transform (see
+    /// [`RunReport::transformed`](super::RunReport::transformed)).
+    MessageTransformed(MessageNote),
     /// A transient problem: the engine waits and retries.
     Retrying {
         /// Source folder.

@@ -20,8 +20,10 @@ use super::retry::{with_retries, Retry};
 use super::run::RunContext;
 use crate::checkpoint::{FolderState, Watermark};
 use crate::error::{Disposition, Error, Result};
+use crate::fingerprint::Fingerprint;
 use crate::folder::{FolderInfo, FolderPath};
 use crate::message::{MessageMeta, SourceKey};
+use crate::stored::{Alteration, StoredAlteration};
 
 /// What every step of a pass over one folder needs, held once: the steps are methods of the
 /// [`Producer`] and the [`Committer`], which borrow it.
@@ -38,6 +40,10 @@ pub(super) struct Pass<'p> {
     /// the append failed transiently): when a later round finds them at the destination, this
     /// run copied them, and the report says so (not "already there").
     pub unconfirmed: std::sync::Mutex<std::collections::HashSet<SourceKey>>,
+    /// Alterations the sink's post-store check reported for messages not recorded as copied yet
+    /// (their flush failed): when reconciliation finds such a copy by its stored fingerprint, it
+    /// is that message's copy, recorded with its alteration (not appended again).
+    pub stored_as: std::sync::Mutex<std::collections::HashMap<SourceKey, Alteration>>,
 }
 
 /// Copies one folder; never fails as a whole: problems land in the report.
@@ -94,8 +100,14 @@ async fn copy_rounds(
 ) -> Result<()> {
     let state = context.checkpoint.folder(&info.path, info.epoch, destination).await?;
     with_retries(context, &report.folder, || context.sink.create_folder(destination)).await?;
-    let pass =
-        Pass { context, folder: &info.path, destination, state: &state, unconfirmed: Default::default() };
+    let pass = Pass {
+        context,
+        folder: &info.path,
+        destination,
+        state: &state,
+        unconfirmed: Default::default(),
+        stored_as: Default::default(),
+    };
     pass.rounds(report).await
 }
 
@@ -113,13 +125,45 @@ impl Pass<'_> {
         }
     }
 
+    /// Whether `index` holds a copy of `fetched` no done record explains, and takes it: a copy of
+    /// the message as appended, as the source holds it (made without the transform), or as the
+    /// post-store check said the destination stored it (in this run, or in an earlier one: the
+    /// checkpoint keeps it by content). Returns the fingerprint of the copy found
+    /// (what its record is to say the destination holds) and, for an altered copy, the alteration.
+    pub fn find(
+        &self,
+        index: &mut DestinationIndex,
+        fetched: &Fetched,
+    ) -> Option<(Fingerprint, Option<Alteration>)> {
+        if index.take(&fetched.fingerprint) {
+            return Some((fetched.fingerprint, None));
+        }
+        if let Some((_, own)) = fetched.transformed.filter(|(_, own)| index.take(own)) {
+            return Some((own, None));
+        }
+        let alteration = crate::sync::lock(&self.stored_as)
+            .get(&fetched.message.meta.key)
+            .or_else(|| index.stored_form(&fetched.fingerprint))
+            .cloned()?;
+        let stored = alteration.stored_fingerprint?;
+        index.take(&stored).then_some((fetched.fingerprint, Some(alteration)))
+    }
+
+    /// Keeps alterations the post-store check reported for messages this pass has not recorded.
+    pub fn keep_alterations(&self, alterations: impl IntoIterator<Item = StoredAlteration>) {
+        let mut stored_as = crate::sync::lock(&self.stored_as);
+        for stored in alterations {
+            stored_as.insert(stored.key, stored.alteration);
+        }
+    }
+
     /// The first pass, then retry rounds ([`Retry::rounds`]) while passes end on transient errors.
     async fn rounds(&self, report: &mut FolderReport) -> Result<()> {
         let (context, state) = (self.context, self.state);
         let mut index = if state.fresh || state.pending > 0 || state.key_map_dropped {
             // Building the index flushes the destination first: a transient failure there is
             // retried like any other, not a failure of the folder.
-            let build = || DestinationIndex::build(context, self.destination, state.id);
+            let build = || DestinationIndex::build(self);
             Some(with_retries(context, &report.folder, build).await?)
         } else {
             None
@@ -185,7 +229,7 @@ impl Pass<'_> {
             }
             retry.backoff(&error).await;
             // A transient failure may have stored the message anyway: reconcile before appending again.
-            index = Some(DestinationIndex::build(context, self.destination, state.id).await?);
+            index = Some(DestinationIndex::build(self).await?);
             keys = if !listing_complete {
                 // Listing again is safe: what is done is skipped through the checkpoint.
                 Keys::Listing(after.clone())
@@ -219,6 +263,8 @@ impl Pass<'_> {
             report.skipped += part.skipped;
             report.failed += part.failed;
             report.damaged += part.damaged;
+            report.altered += part.altered;
+            report.transformed += part.transformed;
             report.bytes_copied += part.bytes_copied;
         }
         (produced, committed)

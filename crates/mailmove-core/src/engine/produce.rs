@@ -14,15 +14,21 @@ use super::report::FolderReport;
 use super::retry::Retry;
 use crate::error::{Disposition, Error, Result};
 use crate::fingerprint::{self, Fingerprint};
-use crate::message::{Message, MessageMeta, SourceKey};
+use crate::headers8bit;
+use crate::message::{Message, MessageMeta, SourceKey, SpoolConfig};
 
 /// How many keys are looked up in the checkpoint at once.
 pub(super) const LOOKUP_BATCH: usize = 256;
 
 /// A fetched message on its way to the committer, holding its share of the budgets.
 pub(super) struct Fetched {
+    /// The message as it is appended (after a named transform, when one applies).
     pub message: Message,
+    /// The strict fingerprint of what the destination is to hold: the message as appended.
     pub fingerprint: Fingerprint,
+    /// When a named transform applied: its name and the fingerprint of the message as the
+    /// source holds it (a destination copy made without the transform is the same message too).
+    pub transformed: Option<(&'static str, Fingerprint)>,
     _message_permit: OwnedSemaphorePermit,
     _byte_permit: OwnedSemaphorePermit,
 }
@@ -263,9 +269,9 @@ impl<'p> Producer<'p> {
                 message.meta.message_id = listed.message_id;
             }
         }
-        let fingerprint = match fingerprint::strict(&message.body) {
-            Ok(fingerprint) => fingerprint,
-            Err(error) => return Err((message.meta.clone(), error)),
+        let (message, fingerprint, transformed) = match self.prepare(message) {
+            Ok(prepared) => prepared,
+            Err((meta, error)) => return Err((*meta, error)),
         };
         let kib = u32::try_from(message.body.len().div_ceil(1024))
             .unwrap_or(u32::MAX)
@@ -276,8 +282,41 @@ impl<'p> Producer<'p> {
         let Ok(byte_permit) = context.byte_budget.clone().acquire_many_owned(kib).await else {
             return Ok(false);
         };
-        let fetched =
-            Fetched { message, fingerprint, _message_permit: message_permit, _byte_permit: byte_permit };
+        let fetched = Fetched {
+            message,
+            fingerprint,
+            transformed,
+            _message_permit: message_permit,
+            _byte_permit: byte_permit,
+        };
         Ok(self.sender.send(fetched).await.is_ok())
+    }
+
+    /// The message as it is to be appended, with its fingerprint: raw 8-bit header bytes are
+    /// encoded first when the destination would rewrite them (the named transform
+    /// [`headers8bit`]; the source's own fingerprint is kept beside).
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &self,
+        message: Message,
+    ) -> std::result::Result<
+        (Message, Fingerprint, Option<(&'static str, Fingerprint)>),
+        (Box<MessageMeta>, Error),
+    > {
+        let failed = |message: &Message, error| (Box::new(message.meta.clone()), error);
+        let own = fingerprint::strict(&message.body).map_err(|error| failed(&message, error))?;
+        if self.pass.context.sink.capabilities().raw_8bit_headers {
+            return Ok((message, own, None));
+        }
+        match headers8bit::encode(&message.body, &SpoolConfig::default()) {
+            Ok(None) => Ok((message, own, None)),
+            Ok(Some(body)) => {
+                let stored = fingerprint::strict(&body).map_err(|error| failed(&message, error))?;
+                let mut meta = message.meta;
+                meta.size = body.len();
+                Ok((Message::new(meta, body), stored, Some((headers8bit::NAME, own))))
+            }
+            Err(error) => Err(failed(&message, error)),
+        }
     }
 }

@@ -9,19 +9,33 @@ use std::collections::HashMap;
 
 use futures::StreamExt;
 
-use super::run::RunContext;
+use super::folder::Pass;
 use crate::error::Result;
 use crate::fingerprint::Fingerprint;
-use crate::folder::FolderPath;
+use crate::stored::Alteration;
 
-/// The destination's messages that no done record explains, as a multiset of fingerprints.
-pub(super) struct DestinationIndex(HashMap<Fingerprint, u64>);
+/// The destination's messages that no done record explains, as a multiset of fingerprints, and
+/// what the destination made of the messages it altered ([`Checkpoint::stored_forms`]).
+///
+/// [`Checkpoint::stored_forms`]: crate::checkpoint::Checkpoint::stored_forms
+pub(super) struct DestinationIndex {
+    counts: HashMap<Fingerprint, u64>,
+    stored_forms: HashMap<Fingerprint, Alteration>,
+}
 
 impl DestinationIndex {
-    /// Flushes `destination` (only durable copies may vouch), lists it, and takes away what the
-    /// folder's done records explain.
-    pub async fn build(context: &RunContext<'_>, destination: &FolderPath, folder_id: i64) -> Result<Self> {
+    /// Flushes the pass's destination (only durable copies may vouch), lists it, and takes away
+    /// what the folder's done records explain. What the post-store check found after the flush is
+    /// kept in the pass ([`Pass::stored_as`]), so an altered copy is recognised as its message's.
+    pub async fn build(pass: &Pass<'_>) -> Result<Self> {
+        let (context, destination, folder_id) = (pass.context, pass.destination, pass.state.id);
         context.sink.flush(destination).await?;
+        match context.sink.stored_alterations(destination).await {
+            Ok(alterations) => pass.keep_alterations(alterations),
+            Err(error) => {
+                context.warn(format!("the copies stored in {destination} could not be checked: {error}"))
+            }
+        }
         let mut counts: HashMap<Fingerprint, u64> = HashMap::new();
         let mut listing = context.sink.list_existing(destination);
         while let Some(entry) = listing.next().await {
@@ -34,12 +48,18 @@ impl DestinationIndex {
             }
         }
         counts.retain(|_, count| *count > 0);
-        Ok(DestinationIndex(counts))
+        let stored_forms = context.checkpoint.stored_forms(folder_id).await?;
+        Ok(DestinationIndex { counts, stored_forms })
+    }
+
+    /// What the destination made of the message with this fingerprint when it altered it.
+    pub fn stored_form(&self, fingerprint: &Fingerprint) -> Option<&Alteration> {
+        self.stored_forms.get(fingerprint)
     }
 
     /// Takes one occurrence of `fingerprint`, if the destination has one unexplained.
     pub fn take(&mut self, fingerprint: &Fingerprint) -> bool {
-        match self.0.get_mut(fingerprint) {
+        match self.counts.get_mut(fingerprint) {
             Some(count) if *count > 0 => {
                 *count -= 1;
                 true

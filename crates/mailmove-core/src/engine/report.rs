@@ -36,7 +36,9 @@ pub struct MessageFailure {
 }
 
 /// A message that was copied but deserves a note: the source had to guess part of it (see
-/// [`MessageMeta::damage`](crate::MessageMeta::damage)).
+/// [`MessageMeta::damage`](crate::MessageMeta::damage)), the destination altered it when storing it
+/// (see [`crate::stored`]), or it was stored under a named transform (see
+/// [`crate::headers8bit`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageNote {
     /// Source folder.
@@ -47,7 +49,9 @@ pub struct MessageNote {
     pub message_id: Option<String>,
     /// Size in bytes, when known.
     pub size: Option<u64>,
-    /// What the source could not read as stored, and what it did instead.
+    /// What is to be said about it: what the source could not read as stored and what it did
+    /// instead (damaged), what the destination changed (altered), the transform applied
+    /// (transformed).
     pub reason: String,
 }
 
@@ -71,6 +75,13 @@ pub struct FolderReport {
     /// Copied, but damaged at the source (also counted in `copied`; see [`RunReport::damaged`]).
     #[serde(default)]
     pub damaged: u64,
+    /// Copied, but the destination holds it altered (also counted in `copied`; see
+    /// [`RunReport::altered`]).
+    #[serde(default)]
+    pub altered: u64,
+    /// Copied under a named transform (also counted in `copied`; see [`RunReport::transformed`]).
+    #[serde(default)]
+    pub transformed: u64,
     /// Bytes copied.
     pub bytes_copied: u64,
     /// Dry run: messages that would be copied.
@@ -122,10 +133,23 @@ pub struct RunReport {
     /// own exit status.
     #[serde(default)]
     pub damaged: Vec<MessageNote>,
+    /// Messages the destination stored altered (found by the sink at once or by its post-store
+    /// check): counted in `copied` too, each named with what changed. The copy is recorded under
+    /// the fingerprint of what the destination holds, so no later run appends the message again.
+    /// Not a failure, but not exact: the CLI gives them the exit status of damage.
+    #[serde(default)]
+    pub altered: Vec<MessageNote>,
+    /// Messages stored under a named transform because the destination would have altered them
+    /// otherwise (raw 8-bit header bytes encoded: [`crate::headers8bit`]): counted in `copied`
+    /// too. The text is the same; `verify` applies the same transform, so such a copy verifies
+    /// clean.
+    #[serde(default)]
+    pub transformed: Vec<MessageNote>,
     /// The error that stopped the run, when its outcome is `failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Damage the source found and worked around (see [`MailSource::warnings`](crate::MailSource::warnings)).
+    /// Damage the source found and worked around (see [`MailSource::warnings`](crate::MailSource::warnings)),
+    /// and checks the run could not make (a post-store check that failed).
     #[serde(default)]
     pub warnings: Vec<String>,
 }
@@ -136,9 +160,10 @@ impl RunReport {
         self.outcome == RunOutcome::Complete
     }
 
-    /// Whether everything selected arrived and no copy was reconstructed from a damaged source.
+    /// Whether everything selected arrived, no copy was reconstructed from a damaged source and
+    /// the destination altered none (a named transform is exact: the text is the same).
     pub fn is_exact(&self) -> bool {
-        self.is_complete() && self.damaged.is_empty()
+        self.is_complete() && self.damaged.is_empty() && self.altered.is_empty()
     }
 
     /// The report of a run that failed before it could finish: no counts, the error named (so
@@ -162,6 +187,8 @@ impl RunReport {
             folders: Vec::new(),
             failures: Vec::new(),
             damaged: Vec::new(),
+            altered: Vec::new(),
+            transformed: Vec::new(),
             error: Some(error.chain_to_string()),
             warnings: Vec::new(),
         }

@@ -33,10 +33,30 @@ pub(super) struct RunContext<'a> {
     pub byte_budget_kib: u32,
     pub totals: Totals,
     failures: Mutex<Vec<MessageFailure>>,
-    damaged: Mutex<Vec<MessageNote>>,
+    notes: Mutex<Notes>,
+    warnings: Mutex<Vec<String>>,
     paused: Mutex<Option<String>>,
     started: Instant,
     last_progress: Mutex<Instant>,
+}
+
+/// The messages of the run that were copied and deserve a note, by what is to be said.
+#[derive(Default)]
+struct Notes {
+    damaged: Vec<MessageNote>,
+    altered: Vec<MessageNote>,
+    transformed: Vec<MessageNote>,
+}
+
+/// What a [`MessageNote`] says about a copied message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NoteKind {
+    /// Reconstructed from a damaged source.
+    Damaged,
+    /// Stored altered by the destination.
+    Altered,
+    /// Stored under a named transform.
+    Transformed,
 }
 
 /// Counters over the whole run.
@@ -57,10 +77,23 @@ impl RunContext<'_> {
         lock(&self.failures).push(failure);
     }
 
-    /// Names a message copied from a damaged source: report and event.
-    pub fn note_damage(&self, note: MessageNote) {
-        self.events.emit(Event::MessageDamaged(note.clone()));
-        lock(&self.damaged).push(note);
+    /// Names a copied message that deserves a note: report and event.
+    pub fn note(&self, kind: NoteKind, note: MessageNote) {
+        let mut notes = lock(&self.notes);
+        let (event, list) = match kind {
+            NoteKind::Damaged => (Event::MessageDamaged(note.clone()), &mut notes.damaged),
+            NoteKind::Altered => (Event::MessageAltered(note.clone()), &mut notes.altered),
+            NoteKind::Transformed => (Event::MessageTransformed(note.clone()), &mut notes.transformed),
+        };
+        list.push(note);
+        drop(notes);
+        self.events.emit(event);
+    }
+
+    /// A check the run could not make, for the report's warnings.
+    pub fn warn(&self, warning: String) {
+        tracing::warn!("{warning}");
+        lock(&self.warnings).push(warning);
     }
 
     /// Stops the run (it stays resumable).
@@ -137,7 +170,8 @@ pub async fn copy(
         byte_budget_kib,
         totals: Totals::default(),
         failures: Mutex::new(Vec::new()),
-        damaged: Mutex::new(Vec::new()),
+        notes: Mutex::new(Notes::default()),
+        warnings: Mutex::new(Vec::new()),
         paused: Mutex::new(None),
         started,
         last_progress: Mutex::new(started),
@@ -176,7 +210,9 @@ pub async fn copy(
     folders.sort_by(|a, b| a.folder.cmp(&b.folder));
 
     let failures = std::mem::take(&mut *lock(&context.failures));
-    let damaged = std::mem::take(&mut *lock(&context.damaged));
+    let Notes { damaged, altered, transformed } = std::mem::take(&mut *lock(&context.notes));
+    let mut warnings = source.warnings();
+    warnings.append(&mut lock(&context.warnings));
     let paused_reason = lock(&context.paused).take();
     let totals = &context.totals;
     let failed = totals.failed.load(Ordering::Relaxed);
@@ -209,8 +245,10 @@ pub async fn copy(
         folders,
         failures,
         damaged,
+        altered,
+        transformed,
         error: None,
-        warnings: source.warnings(),
+        warnings,
     })
 }
 
