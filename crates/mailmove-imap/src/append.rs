@@ -51,6 +51,7 @@ use crate::errors;
 use crate::lock::lock;
 use crate::protocol::append::{self, append_uid};
 use crate::store::Inner;
+use crate::stored::{Confirmed, MAX_UNCHECKED};
 use crate::wire::{Status, StatusResponse};
 
 /// Longest wait for a throttling hint inside `flush` before the error goes to the engine.
@@ -106,6 +107,10 @@ pub(crate) struct Lane {
     /// A connection died with APPENDs unanswered: wait for the folder to be quiet before
     /// reporting it (see the module docs).
     unquiet: bool,
+    /// Messages the server confirmed, for the post-store check ([`crate::stored`]).
+    confirmed: Vec<Confirmed>,
+    /// Confirmed messages not kept for the check ([`MAX_UNCHECKED`] reached).
+    unchecked_dropped: usize,
 }
 
 struct Pending {
@@ -124,7 +129,18 @@ impl Lane {
             verdict: None,
             synchronous: false,
             unquiet: false,
+            confirmed: Vec::new(),
+            unchecked_dropped: 0,
         }
+    }
+
+    /// Keeps a message the server confirmed for the post-store check.
+    fn confirmed(&mut self, uid: Option<u32>, message: Message) {
+        if self.confirmed.len() >= MAX_UNCHECKED {
+            self.unchecked_dropped += 1;
+            return;
+        }
+        self.confirmed.push(Confirmed { uid, message });
     }
 
     /// Keeps the worse of two failures: one that stops the run wins over a transient one.
@@ -193,6 +209,9 @@ impl Inner {
         let result = if binary || self.config.pipeline == 0 || lane.synchronous {
             self.settle(&mut lane).await;
             let result = self.append_now(folder, &mailbox, message, binary).await;
+            if let Ok(appended) = &result {
+                lane.confirmed(stored_uid(appended), message.clone());
+            }
             if result.as_ref().is_err_and(|e| matches!(e, Error::Connection { .. } | Error::Timeout { .. })) {
                 // The APPEND may have been read whole by the server, which may store it after we
                 // saw the connection die: let the folder become quiet before the engine reconciles.
@@ -383,7 +402,9 @@ impl Inner {
                     self.settle(lane).await;
                     let folder = lane.folder.clone();
                     let mailbox = lane.mailbox.clone();
-                    return self.append_now(&folder, &mailbox, message, false).await;
+                    let appended = self.append_now(&folder, &mailbox, message, false).await?;
+                    lane.confirmed(stored_uid(&appended), message.clone());
+                    return Ok(appended);
                 }
                 let limit = self.caps.append_limit();
                 Err(errors::from_status(
@@ -417,7 +438,9 @@ impl Inner {
                 lane.pending.push_front(pending);
                 lane.lost(self, &error);
             }
-            Ok(done) if done.status == Status::Ok => {}
+            Ok(done) if done.status == Status::Ok => {
+                lane.confirmed(append_uid(&done).map(|(_, uid)| uid), pending.message);
+            }
             Ok(done) if done.mentions_code(ResponseCode::TryCreate) || is_retryable(&done) => {
                 let hint = errors::backoff_hint(&done.text);
                 lane.retry.push((pending.message, hint));
@@ -461,7 +484,10 @@ impl Inner {
                     tokio::time::sleep(wait.min(MAX_LOCAL_BACKOFF)).await;
                 }
                 match self.append_now(&lane.folder, &lane.mailbox, &message, false).await {
-                    Ok(_) => break,
+                    Ok(appended) => {
+                        lane.confirmed(stored_uid(&appended), message);
+                        break;
+                    }
                     Err(error) if error.is_transient() && attempt < LOCAL_ATTEMPTS => {
                         hint = Some(error.retry_after().unwrap_or(Duration::from_millis(250 << attempt)));
                     }
@@ -489,6 +515,14 @@ impl Inner {
             Some(error) => Err(error),
             None => Ok(()),
         }
+    }
+
+    /// The messages of `mailbox` the server confirmed since the last call, for the post-store
+    /// check, and how many were confirmed but not kept.
+    pub(crate) async fn take_confirmed(&self, mailbox: &str) -> (Vec<Confirmed>, usize) {
+        let Some(lane) = self.lanes.get(mailbox) else { return (Vec::new(), 0) };
+        let mut lane = lane.lock().await;
+        (std::mem::take(&mut lane.confirmed), std::mem::take(&mut lane.unchecked_dropped))
     }
 
     /// Reads the outstanding answers of one mailbox (before reading it back), keeping the verdict.
@@ -527,6 +561,11 @@ impl Inner {
             }
         }
     }
+}
+
+/// The UID of a message appended with a known destination key (`UIDVALIDITY:UID`).
+fn stored_uid(appended: &Appended) -> Option<u32> {
+    appended.dest_key.as_deref()?.split_once(':')?.1.parse().ok()
 }
 
 /// A NO that sending the same message again later may cure.

@@ -24,6 +24,8 @@
 //! | `msgrate=N` | messages per second fetched or appended (may be fractional) | none |
 //! | `compress=on` | COMPRESS=DEFLATE when the server offers it (pays on slow links) | off |
 //! | `utf8=off` | do not ENABLE UTF8=ACCEPT | on |
+//! | `check=cheap\|full\|off` | the post-store check of what the server stored (see [`StoreCheck`]) | cheap |
+//! | `headers8bit=auto\|encode\|raw` | encode raw 8-bit header bytes before APPEND (see [`Headers8bit`]) | auto |
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,8 +46,37 @@ const PROTOCOL: Protocol = Protocol {
     schemes: &[Scheme { name: "imap", implicit_tls: false }, Scheme { name: "imaps", implicit_tls: true }],
     plain_port: 143,
     tls_port: 993,
-    keys: &["auth", "connections", "pipeline", "rate", "msgrate", "compress", "utf8"],
+    keys: &["auth", "connections", "pipeline", "rate", "msgrate", "compress", "utf8", "check", "headers8bit"],
 };
+
+/// How much of what the server stored is checked against what was sent, after each flush
+/// ([`MailSink::stored_alterations`](mailmove_core::MailSink::stored_alterations)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreCheck {
+    /// The server's digest where it offers one (Cyrus: `DIGEST=SHA1`, a complete check at the
+    /// price of 40 bytes a message), else the stored size and header section. Messages that
+    /// differ are then read whole to name the change and fingerprint the copy.
+    Cheap,
+    /// Every stored message read back whole and compared.
+    Full,
+    /// No check (alterations go unnoticed: only for servers known to store exactly).
+    Off,
+}
+
+/// Whether raw 8-bit bytes in header fields are encoded (RFC 2047/2231, the named transform
+/// [`mailmove_core::headers8bit`]) before APPEND.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Headers8bit {
+    /// Encoded for servers known to rewrite them (Cyrus IMAP replaces each such byte with `X`).
+    Auto,
+    /// Always encoded.
+    Encode,
+    /// Never encoded (a server that rewrites them then alters the message, which the post-store
+    /// check names).
+    Raw,
+}
 
 /// How to authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +142,10 @@ pub struct ImapConfig {
     /// Where OAuth2 access tokens come from, asked before every connection (takes precedence
     /// over `token`).
     pub token_provider: Option<Arc<dyn TokenProvider>>,
+    /// The post-store check (`check=`).
+    pub store_check: StoreCheck,
+    /// Whether raw 8-bit header bytes are encoded before APPEND (`headers8bit=`).
+    pub headers_8bit: Headers8bit,
 }
 
 impl std::fmt::Debug for ImapConfig {
@@ -131,6 +166,8 @@ impl std::fmt::Debug for ImapConfig {
             .field("bytes_per_second", &self.bytes_per_second)
             .field("messages_per_second", &self.messages_per_second)
             .field("compress", &self.compress)
+            .field("store_check", &self.store_check)
+            .field("headers_8bit", &self.headers_8bit)
             .field("token_provider", &self.token_provider.is_some())
             .finish_non_exhaustive()
     }
@@ -173,6 +210,8 @@ impl ImapConfig {
             fingerprint_cache: 500_000,
             compress: false,
             token_provider: None,
+            store_check: StoreCheck::Cheap,
+            headers_8bit: Headers8bit::Auto,
         }
     }
 
@@ -252,6 +291,24 @@ impl ImapConfig {
                     "on" | "yes" | "true" | "deflate" => true,
                     "off" | "no" | "false" => false,
                     other => return Err(Error::config(format!("compress={other} (use on or off)"))),
+                }
+            }
+            "check" => {
+                self.store_check = match value.to_ascii_lowercase().as_str() {
+                    "cheap" => StoreCheck::Cheap,
+                    "full" => StoreCheck::Full,
+                    "off" | "no" => StoreCheck::Off,
+                    other => return Err(Error::config(format!("check={other} (use cheap, full or off)"))),
+                }
+            }
+            "headers8bit" => {
+                self.headers_8bit = match value.to_ascii_lowercase().as_str() {
+                    "auto" => Headers8bit::Auto,
+                    "encode" | "yes" => Headers8bit::Encode,
+                    "raw" | "no" => Headers8bit::Raw,
+                    other => {
+                        return Err(Error::config(format!("headers8bit={other} (use auto, encode or raw)")))
+                    }
                 }
             }
             "utf8" => {

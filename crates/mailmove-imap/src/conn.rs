@@ -68,6 +68,8 @@ pub(crate) struct Conn {
     timeout: Duration,
     spool: SpoolConfig,
     pub caps: Capabilities,
+    /// The text of the server's greeting (names the implementation: "Cyrus IMAP 3.6.1 server ready").
+    pub greeting: String,
     pub broken: bool,
     pub selected: Option<Selected>,
     pub last_used: Instant,
@@ -106,6 +108,7 @@ impl Conn {
             timeout: pace.allowance,
             spool,
             caps: Capabilities::default(),
+            greeting: String::new(),
             broken: false,
             selected: None,
             last_used: Instant::now(),

@@ -165,6 +165,7 @@ mod folders;
 mod sink;
 mod source;
 mod store;
+mod stored;
 
-pub use config::{AuthMethod, ImapConfig, TlsMode};
+pub use config::{AuthMethod, Headers8bit, ImapConfig, StoreCheck, TlsMode};
 pub use store::ImapStore;

@@ -111,6 +111,7 @@ async fn greeting(conn: &mut Conn, config: &ImapConfig) -> Result<()> {
         Response::Untagged(status) => status,
         _ => return Err(Error::protocol("the server did not greet with OK")),
     };
+    conn.greeting = status.text.clone();
     match status.status {
         Status::Ok => {}
         Status::PreAuth if config.tls == TlsMode::StartTls => {

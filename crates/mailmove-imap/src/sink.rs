@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use mailmove_core::{
     Appended, ExistingMessage, FolderInfo, FolderPath, MailSink, Message, Result, SinkCapabilities,
+    StoredAlteration,
 };
 
 use crate::capability::Capability;
@@ -26,6 +27,7 @@ impl MailSink for ImapStore {
             .with_max_message_size(self.inner.caps.append_limit())
             .with_max_concurrency(self.inner.config.max_connections)
             .with_crlf_line_endings(true)
+            .with_raw_8bit_headers(!self.inner.encodes_8bit_headers())
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
@@ -56,5 +58,11 @@ impl MailSink for ImapStore {
     /// confirmed all of them (an IMAP server answers OK only once the message is stored).
     async fn flush(&self, folder: &FolderPath) -> Result<()> {
         self.inner.flush_appends(folder).await
+    }
+
+    /// Checks what the server stored for every APPEND it confirmed since the last call (see
+    /// [`crate::stored`]; `check=` in the URL).
+    async fn stored_alterations(&self, folder: &FolderPath) -> Result<Vec<StoredAlteration>> {
+        self.inner.stored_alterations(folder).await
     }
 }

@@ -2,6 +2,7 @@
 //! lanes and fingerprint cache; and the operations both sides share (borrowing a connection,
 //! SELECT that keeps what it learns).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use mailmove_core::{FolderPath, Result};
 
 use crate::append::Lanes;
 use crate::capability::{Capabilities, Capability};
-use crate::config::ImapConfig;
+use crate::config::{Headers8bit, ImapConfig};
 use crate::conn::Conn;
 use crate::fingerprints::FingerprintCache;
 use crate::mailbox::MailboxState;
@@ -48,6 +49,9 @@ pub(crate) struct Inner {
     pub fingerprints: FingerprintCache,
     /// The account's message rate limit (`msgrate=`).
     pub message_rate: Option<RateLimit>,
+    /// The server rewrites raw 8-bit header bytes: known from its greeting (Cyrus IMAP) or seen
+    /// by the post-store check ([`crate::stored`]).
+    pub rewrites_8bit_headers: AtomicBool,
 }
 
 impl ImapStore {
@@ -71,6 +75,8 @@ impl ImapStore {
         let utf8 = config.utf8_accept && conn.caps.offers(Capability::Utf8Accept);
         let naming = names::discover(&mut conn, utf8).await?;
         let caps = conn.caps.clone();
+        // Cyrus IMAP stores raw 8-bit header bytes as `X` (its default `munge8bit: on`).
+        let rewrites_8bit_headers = AtomicBool::new(conn.greeting.to_ascii_lowercase().contains("cyrus"));
         pool.put_idle(conn);
         let message_rate = config.messages_per_second.map(RateLimit::new);
         let fingerprints = FingerprintCache::new(config.fingerprint_cache);
@@ -82,6 +88,7 @@ impl ImapStore {
             lanes: Lanes::default(),
             fingerprints,
             message_rate,
+            rewrites_8bit_headers,
         };
         inner.pool.warm_up();
         Ok(ImapStore { inner: Arc::new(inner) })
@@ -107,6 +114,15 @@ impl ImapStore {
 }
 
 impl Inner {
+    /// Whether raw 8-bit header bytes are to be encoded before APPEND (`headers8bit=`).
+    pub fn encodes_8bit_headers(&self) -> bool {
+        match self.config.headers_8bit {
+            Headers8bit::Encode => true,
+            Headers8bit::Raw => false,
+            _ => self.rewrites_8bit_headers.load(Ordering::Relaxed),
+        }
+    }
+
     /// A connection from the pool (preferably one that has `mailbox` selected already, which
     /// saves a round trip), or a new one.
     pub async fn acquire_for(&self, mailbox: Option<&str>) -> Result<Pooled<'_>> {

@@ -27,12 +27,18 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("state", &["mailbox", "fingerprints"]),
     // The store and its operations: both trait sides, folders, APPEND lanes, the existing-message
     // index.
-    ("store", &["store", "source", "sink", "append", "existing", "folders"]),
+    ("store", &["store", "source", "sink", "append", "existing", "folders", "stored"]),
 ];
 
 /// Items re-exported at the crate root, by the module that defines them.
-const ROOT_ITEMS: &[(&str, &str)] =
-    &[("ImapStore", "store"), ("ImapConfig", "config"), ("TlsMode", "config"), ("AuthMethod", "config")];
+const ROOT_ITEMS: &[(&str, &str)] = &[
+    ("ImapStore", "store"),
+    ("ImapConfig", "config"),
+    ("TlsMode", "config"),
+    ("AuthMethod", "config"),
+    ("StoreCheck", "config"),
+    ("Headers8bit", "config"),
+];
 
 /// The layer of a module path (`protocol::fetch`), by its longest listed prefix.
 fn layer_of(module: &str) -> Option<usize> {

@@ -101,6 +101,10 @@ pub(crate) struct Fetched {
     pub internal_date: Option<DateTime<FixedOffset>>,
     pub size: Option<u64>,
     pub body: Option<MessageBody>,
+    /// `BODY[HEADER]`: the header section (the post-store check).
+    pub header: Option<MessageBody>,
+    /// `DIGEST.SHA1` (Cyrus, `DIGEST=SHA1`): the stored message's SHA-1 in hex.
+    pub digest_sha1: Option<String>,
     /// `BINARY[]`, fetched only to recover NUL bytes (see [`restore_nul_bytes`]).
     pub binary: Option<MessageBody>,
     /// The stored message has NUL bytes that neither `BODY[]` nor `BINARY[]` gives back exactly.
@@ -173,6 +177,14 @@ pub(crate) fn absorb_fetch(values: &[Value], by_uid: &mut BTreeMap<u32, Fetched>
                 }
                 entry.body = body.or(entry.body.take());
             }
+            "BODY[HEADER]" => {
+                entry.header = match value {
+                    Value::Bytes(bytes) => Some(MessageBody::from_bytes(bytes.clone())),
+                    Value::Big(body) => Some(body.clone()),
+                    _ => None,
+                }
+            }
+            "DIGEST.SHA1" => entry.digest_sha1 = value.text(),
             "BINARY[]" => {
                 entry.binary = match value {
                     Value::Bytes(bytes) => Some(MessageBody::from_bytes(bytes.clone())),

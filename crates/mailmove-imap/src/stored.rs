@@ -1,0 +1,269 @@
+//! The post-store check: what the server holds for each message it confirmed, against what was
+//! sent ([`MailSink::stored_alterations`](mailmove_core::MailSink::stored_alterations)).
+//!
+//! Servers do not always store what they accept. Cyrus IMAP replaces every raw 8-bit header byte
+//! with `X`; GNU Mailutils imap4d adds `X-UID`, `X-IMAPbase` and `Status` headers. Both answer
+//! `OK`. So after a flush, every confirmed APPEND is checked (`check=` in the URL,
+//! [`StoreCheck`]):
+//!
+//! * **cheap** (default): `DIGEST.SHA1` where the server offers `DIGEST=SHA1` (Cyrus: a complete
+//!   check for 40 bytes a message), else `RFC822.SIZE` and `BODY.PEEK[HEADER]` (an altered body of
+//!   unchanged size passes this one);
+//! * **full**: every message read back whole;
+//! * **off**: nothing.
+//!
+//! A message that differs is read back whole: the change is named per header field
+//! ([`mailmove_core::stored::compare_header_sections`]) and the copy's strict fingerprint goes to
+//! the engine, which records it, so the altered copy is never taken for a missing message.
+//!
+//! The stored message is found by its `APPENDUID` (UIDPLUS). A server without UIDPLUS is asked
+//! `UID SEARCH HEADER Message-ID` instead; of the copies it names, one that matches exactly
+//! clears the message, else the newest is taken as this message's copy. A message without a
+//! Message-ID on such a server cannot be found again and stays unchecked (counted in a warning).
+//!
+//! When the check sees 8-bit header bytes replaced and `headers8bit=auto`, the store reports from
+//! then on that it does not keep raw 8-bit headers, so the engine encodes them for the rest of
+//! the run ([`mailmove_core::headers8bit`]).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::Ordering;
+
+use mailmove_core::stored::{compare_header_sections, header_section, Alteration, StoredAlteration};
+use mailmove_core::{fingerprint, FolderPath, Message, MessageBody, Result};
+
+use crate::capability::Capability;
+use crate::config::StoreCheck;
+use crate::conn::Conn;
+use crate::protocol::fetch::{uid_fetch, Fetched};
+use crate::protocol::search::uids_with_message_id;
+use crate::store::Inner;
+
+/// Most confirmed messages a lane keeps for the check: a caller that never asks for the check
+/// must not make the store hold every message it appended.
+pub(crate) const MAX_UNCHECKED: usize = 4096;
+
+/// UIDs per `UID FETCH` of the check.
+const PER_COMMAND: usize = 64;
+
+/// A message the server confirmed, kept until the check.
+pub(crate) struct Confirmed {
+    /// Its `APPENDUID`, when the server gave one.
+    pub uid: Option<u32>,
+    /// What was sent (line endings already CRLF).
+    pub message: Message,
+}
+
+/// What the check found out about one confirmed message.
+enum Verdict {
+    Exact,
+    Altered(Alteration, u32),
+    Unchecked,
+}
+
+impl Inner {
+    /// The post-store check of everything confirmed in `folder` since the last call.
+    pub(crate) async fn stored_alterations(&self, folder: &FolderPath) -> Result<Vec<StoredAlteration>> {
+        let mailbox = self.mailbox(folder)?;
+        let (confirmed, dropped) = self.take_confirmed(&mailbox).await;
+        if confirmed.is_empty() || self.config.store_check == StoreCheck::Off {
+            return Ok(Vec::new());
+        }
+        let mut pooled = self.acquire_for(Some(&mailbox)).await?;
+        let conn = pooled.conn();
+        // A fresh EXAMINE: the session must see the messages other connections appended.
+        let selected = self.select_fresh(conn, &mailbox, true).await?;
+        let verdicts = self.check(conn, &confirmed).await?;
+        let mut unchecked = dropped;
+        let mut out = Vec::new();
+        for (confirmed, verdict) in confirmed.iter().zip(verdicts) {
+            match verdict {
+                Verdict::Exact => {}
+                Verdict::Unchecked => unchecked += 1,
+                Verdict::Altered(alteration, uid) => {
+                    if alteration.what.contains(mailmove_core::stored::REPLACED_8BIT) {
+                        self.rewrites_8bit_headers.store(true, Ordering::Relaxed);
+                    }
+                    let key = confirmed.message.meta.key.clone();
+                    let dest_key = selected.uid_validity.map(|validity| format!("{validity}:{uid}"));
+                    out.push(StoredAlteration::new(key, dest_key, alteration));
+                }
+            }
+        }
+        if unchecked > 0 {
+            // Not an error: the copies are confirmed and durable, only this check is not possible.
+            tracing::warn!(
+                "{unchecked} stored messages in {folder} could not be checked (the server gives no APPENDUID \
+                 and they have no Message-ID to find them by)"
+            );
+        }
+        Ok(out)
+    }
+
+    /// The verdict for each confirmed message, in order.
+    async fn check(&self, conn: &mut Conn, confirmed: &[Confirmed]) -> Result<Vec<Verdict>> {
+        let uids = self.locate(conn, confirmed).await?;
+        let known: Vec<u32> =
+            uids.iter().flatten().flat_map(|candidates| candidates.iter().copied()).collect();
+        let full = self.config.store_check == StoreCheck::Full;
+        let digest = !full && self.caps.has("DIGEST=SHA1");
+        let items = if full {
+            "UID RFC822.SIZE BODY.PEEK[]"
+        } else if digest {
+            "UID RFC822.SIZE DIGEST.SHA1"
+        } else {
+            "UID RFC822.SIZE BODY.PEEK[HEADER]"
+        };
+        let first = fetch(conn, &known, items).await?;
+        // Candidates that differ by the cheap look are read whole, to name the change.
+        let mut suspects = Vec::new();
+        for (message, candidates) in confirmed.iter().zip(&uids) {
+            for uid in candidates.iter().flatten() {
+                if let Some(item) = first.get(uid) {
+                    if !full && !looks_same(&message.message.body, item, digest)? {
+                        suspects.push(*uid);
+                    }
+                }
+            }
+        }
+        let whole = if full { first } else { fetch(conn, &suspects, "UID BODY.PEEK[]").await? };
+        let suspects: HashSet<u32> = suspects.into_iter().collect();
+        let mut verdicts = Vec::with_capacity(confirmed.len());
+        for (message, candidates) in confirmed.iter().zip(uids) {
+            let Some(candidates) = candidates.filter(|candidates| !candidates.is_empty()) else {
+                verdicts.push(Verdict::Unchecked);
+                continue;
+            };
+            let sent = &message.message.body;
+            let mut verdict = Verdict::Unchecked;
+            for uid in candidates.iter().rev() {
+                let stored = match whole.get(uid).and_then(|item| item.body.as_ref()) {
+                    Some(body) => body,
+                    // Not a suspect: the cheap look found it the same.
+                    None if !full && !suspects.contains(uid) => {
+                        verdict = Verdict::Exact;
+                        break;
+                    }
+                    None => continue,
+                };
+                match alteration(sent, stored)? {
+                    None => {
+                        verdict = Verdict::Exact;
+                        break;
+                    }
+                    // The newest candidate stands for the message when none matches.
+                    Some(alteration) if matches!(verdict, Verdict::Unchecked) => {
+                        verdict = Verdict::Altered(alteration, *uid)
+                    }
+                    Some(_) => {}
+                }
+            }
+            verdicts.push(verdict);
+        }
+        Ok(verdicts)
+    }
+
+    /// The UIDs that may hold each confirmed message: its APPENDUID, or (no UIDPLUS) the
+    /// messages with its Message-ID, oldest first; `None` when it cannot be found again.
+    async fn locate(&self, conn: &mut Conn, confirmed: &[Confirmed]) -> Result<Vec<Option<Vec<u32>>>> {
+        let mut out = Vec::with_capacity(confirmed.len());
+        for message in confirmed {
+            if let Some(uid) = message.uid {
+                out.push(Some(vec![uid]));
+                continue;
+            }
+            if self.caps.offers(Capability::UidPlus) {
+                out.push(None);
+                continue;
+            }
+            let id = message.message.meta.message_id.clone().or_else(|| {
+                mailmove_core::fingerprint::IdentityHeaders::of_body(&message.message.body).ok()?.message_id
+            });
+            match id {
+                Some(id) => out.push(Some(uids_with_message_id(conn, &id).await?)),
+                None => out.push(None),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `UID FETCH` of `items` for `uids` (nothing for none); an error of the exchange is the result.
+async fn fetch(conn: &mut Conn, uids: &[u32], items: &str) -> Result<BTreeMap<u32, Fetched>> {
+    if uids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let mut uids = uids.to_vec();
+    uids.sort_unstable();
+    uids.dedup();
+    let answer = uid_fetch(conn, &uids, items, PER_COMMAND).await;
+    match answer.error {
+        Some(error) => Err(error),
+        None => Ok(answer.by_uid),
+    }
+}
+
+/// Whether the cheap look finds the stored message the same as the one sent: the digest, or the
+/// size and the header section.
+fn looks_same(sent: &MessageBody, stored: &Fetched, digest: bool) -> Result<bool> {
+    if stored.size.is_some_and(|size| size != sent.len()) {
+        return Ok(false);
+    }
+    if digest {
+        let Some(theirs) = &stored.digest_sha1 else { return Ok(false) };
+        return Ok(theirs.eq_ignore_ascii_case(&sha1_hex(sent)?));
+    }
+    let (Some(header), Some(sent_header)) = (&stored.header, header_section(sent)?) else {
+        return Ok(false);
+    };
+    Ok(header.to_bytes()?.as_ref() == sent_header.as_slice())
+}
+
+/// How `stored` differs from `sent`, or `None` when it is the same message.
+fn alteration(sent: &MessageBody, stored: &MessageBody) -> Result<Option<Alteration>> {
+    let theirs = fingerprint::strict(stored)?;
+    if theirs == fingerprint::strict(sent)? {
+        return Ok(None);
+    }
+    let what = match (header_section(sent)?, header_section(stored)?) {
+        (Some(sent_header), Some(stored_header)) => compare_header_sections(&sent_header, &stored_header),
+        _ => None,
+    };
+    let what =
+        what.unwrap_or_else(|| format!("body changed ({} bytes sent, {} stored)", sent.len(), stored.len()));
+    Ok(Some(Alteration::new(what).with_stored_fingerprint(theirs)))
+}
+
+/// The SHA-1 of a body, in lower-case hex (what `DIGEST.SHA1` answers).
+fn sha1_hex(body: &MessageBody) -> Result<String> {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    body.for_each_chunk(|chunk| context.update(chunk))?;
+    Ok(context.finish().as_ref().iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha1_of_a_body_is_what_cyrus_answers() {
+        // The digest Cyrus 3.6 gave for this message, stored unchanged.
+        let body = MessageBody::from_bytes(&b"Message-ID: <a@b>\r\nSubject: naXXve\r\n\r\nbody\r\n"[..]);
+        assert_eq!(sha1_hex(&body).unwrap(), "88c8b6209587acdd3a55f59361def93c281ec5bb");
+    }
+
+    #[test]
+    fn names_the_change_and_fingerprints_the_copy() {
+        let sent = MessageBody::from_bytes("Subject: na\u{ef}ve\r\n\r\nbody\r\n".as_bytes().to_vec());
+        let stored = MessageBody::from_bytes(&b"Subject: naXXve\r\n\r\nbody\r\n"[..]);
+        let found = alteration(&sent, &stored).unwrap().unwrap();
+        assert_eq!(found.what, "header changed: Subject (8-bit bytes replaced)");
+        assert_eq!(found.stored_fingerprint, Some(fingerprint::strict(&stored).unwrap()));
+        assert!(alteration(&sent, &sent).unwrap().is_none());
+        let body_changed =
+            MessageBody::from_bytes("Subject: na\u{ef}ve\r\n\r\nbody!\r\n".as_bytes().to_vec());
+        assert_eq!(
+            alteration(&sent, &body_changed).unwrap().unwrap().what,
+            "body changed (25 bytes sent, 26 stored)"
+        );
+    }
+}
