@@ -70,18 +70,84 @@ pub(crate) enum Scope {
     Sample,
 }
 
-/// Pairs the source and destination records of one identity and reports what differs.
+/// What pairs a group's records: the same identity, or a source message's transformed form and
+/// a destination message's content (such pairs are counted as `transformed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pairing {
+    Identity,
+    Transformed,
+}
+
+/// Where the records a group could not pair go: the next pairing stage.
+pub(crate) trait Unpaired {
+    /// A source record without a counterpart (so far).
+    fn source(&mut self, record: Record) -> Result<()>;
+    /// A destination record without a counterpart, in a group without source records.
+    fn destination(&mut self, record: Record) -> Result<()>;
+}
+
+/// Pairs the source and destination records of one key group and reports what differs.
 ///
 /// Pairs that agree on everything are taken first, so two copies of one message with different
-/// flags are not reported as changed merely because they were listed in another order.
+/// flags are not reported as changed merely because they were listed in another order. Surplus
+/// destination copies of a key the source has are a `duplicate` (full scope); source records
+/// without a copy, and destination records of a key the source lacks, go to `unpaired`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn compare_group(
     context: &Context<'_>,
     place: &Place,
-    source: &[Record],
-    destination: &[Record],
+    source: Vec<Record>,
+    destination: Vec<Record>,
     scope: Scope,
+    pairing: Pairing,
     counts: &mut FindingCounts,
-) {
+    unpaired: &mut dyn Unpaired,
+) -> Result<()> {
+    let settings = &context.settings;
+    let paired = pair(context, &source, &destination);
+    let mut used = vec![false; destination.len()];
+    for (at_source, slot) in source.iter().zip(&paired) {
+        let Some(j) = *slot else { continue };
+        used[j] = true;
+        if pairing == Pairing::Transformed {
+            context.count_transformed(counts);
+        }
+        let mut changed = finding(FindingKind::Changed, place, Some(at_source), Some(&destination[j]));
+        changed.differences = settings.differences(at_source, &destination[j]);
+        if !changed.differences.is_empty() {
+            context.report(changed, counts);
+        }
+    }
+    let surplus: Vec<&Record> =
+        destination.iter().zip(&used).filter(|(_, used)| !**used).map(|(record, _)| record).collect();
+    // Surplus copies exist only where every source record was paired.
+    if !surplus.is_empty() && !source.is_empty() && scope == Scope::Full {
+        let mut duplicate = finding(FindingKind::Duplicate, place, source.first(), surplus.first().copied());
+        duplicate.copies = Some(Copies {
+            source: source.len() as u64,
+            destination: destination.len() as u64,
+            surplus_keys: surplus.iter().map(|record| record.key.clone()).collect(),
+        });
+        context.report(duplicate, counts);
+    }
+    let (has_surplus, has_source) = (!surplus.is_empty(), !source.is_empty());
+    for (record, slot) in source.into_iter().zip(paired) {
+        if slot.is_none() {
+            unpaired.source(record)?;
+        }
+    }
+    if has_surplus && !has_source {
+        // It may still be a transformed or altered copy of a message the next stage holds.
+        for (record, _) in destination.into_iter().zip(used).filter(|(_, used)| !*used) {
+            unpaired.destination(record)?;
+        }
+    }
+    Ok(())
+}
+
+/// For each source record, the index of the destination record paired with it: first pairs that
+/// agree on everything (while the group is small enough), then the rest in listing order.
+fn pair(context: &Context<'_>, source: &[Record], destination: &[Record]) -> Vec<Option<usize>> {
     let settings = &context.settings;
     let mut used = vec![false; destination.len()];
     let mut paired: Vec<Option<usize>> = vec![None; source.len()];
@@ -96,50 +162,17 @@ pub(crate) fn compare_group(
         }
     }
     let mut next = 0;
-    for (index, slot) in paired.iter_mut().enumerate() {
-        if slot.is_some() {
-            continue;
-        }
+    for slot in paired.iter_mut().filter(|slot| slot.is_none()) {
         while next < destination.len() && used[next] {
             next += 1;
         }
-        if next < destination.len() {
-            used[next] = true;
-            *slot = Some(next);
-            let (at_source, at_destination) = (&source[index], &destination[next]);
-            let mut changed = finding(FindingKind::Changed, place, Some(at_source), Some(at_destination));
-            changed.differences = settings.differences(at_source, at_destination);
-            if !changed.differences.is_empty() {
-                context.report(changed, counts);
-            }
-        } else {
-            context.report(finding(FindingKind::Missing, place, Some(&source[index]), None), counts);
+        if next == destination.len() {
+            break;
         }
+        used[next] = true;
+        *slot = Some(next);
     }
-    if scope == Scope::Sample {
-        return;
-    }
-    let surplus: Vec<&Record> =
-        destination.iter().zip(&used).filter(|(_, used)| !**used).map(|(record, _)| record).collect();
-    if surplus.is_empty() {
-        return;
-    }
-    if source.is_empty() {
-        for record in surplus {
-            // A destination message the filter would not have copied is none of the copy's business.
-            if context.filter.message_matches(&record.as_meta()) {
-                context.report(finding(FindingKind::Extra, place, None, Some(record)), counts);
-            }
-        }
-    } else {
-        let mut duplicate = finding(FindingKind::Duplicate, place, Some(&source[0]), Some(surplus[0]));
-        duplicate.copies = Some(Copies {
-            source: source.len() as u64,
-            destination: destination.len() as u64,
-            surplus_keys: surplus.iter().map(|record| record.key.clone()).collect(),
-        });
-        context.report(duplicate, counts);
-    }
+    paired
 }
 
 /// Walks two record sequences sorted by identity and calls `group` once per identity with the
@@ -147,28 +180,40 @@ pub(crate) fn compare_group(
 pub(crate) fn merge_join(
     source: &mut dyn Iterator<Item = Result<Record>>,
     destination: &mut dyn Iterator<Item = Result<Record>>,
-    mut group: impl FnMut(Vec<Record>, Vec<Record>),
+    group: impl FnMut(Vec<Record>, Vec<Record>) -> Result<()>,
+) -> Result<()> {
+    merge_join_by(source, destination, |record| record.identity, |record| record.identity, group)
+}
+
+/// Walks two record sequences sorted by a key (computed differently on each side) and calls
+/// `group` once per key with the records of that key on each side (one of the two may be empty).
+pub(crate) fn merge_join_by<K: Ord>(
+    source: &mut dyn Iterator<Item = Result<Record>>,
+    destination: &mut dyn Iterator<Item = Result<Record>>,
+    source_key: impl Fn(&Record) -> K,
+    destination_key: impl Fn(&Record) -> K,
+    mut group: impl FnMut(Vec<Record>, Vec<Record>) -> Result<()>,
 ) -> Result<()> {
     let mut next_source = source.next().transpose()?;
     let mut next_destination = destination.next().transpose()?;
     loop {
-        let identity = match (&next_source, &next_destination) {
+        let key = match (&next_source, &next_destination) {
             (None, None) => return Ok(()),
-            (Some(a), None) => a.identity,
-            (None, Some(b)) => b.identity,
-            (Some(a), Some(b)) => a.identity.min(b.identity),
+            (Some(a), None) => source_key(a),
+            (None, Some(b)) => destination_key(b),
+            (Some(a), Some(b)) => source_key(a).min(destination_key(b)),
         };
         let mut at_source = Vec::new();
-        while let Some(record) = next_source.take_if(|record| record.identity == identity) {
+        while let Some(record) = next_source.take_if(|record| source_key(record) == key) {
             at_source.push(record);
             next_source = source.next().transpose()?;
         }
         let mut at_destination = Vec::new();
-        while let Some(record) = next_destination.take_if(|record| record.identity == identity) {
+        while let Some(record) = next_destination.take_if(|record| destination_key(record) == key) {
             at_destination.push(record);
             next_destination = destination.next().transpose()?;
         }
-        group(at_source, at_destination);
+        group(at_source, at_destination)?;
     }
 }
 
@@ -182,6 +227,7 @@ mod tests {
         Record {
             identity: Fingerprint::from_bytes([identity; 32]),
             content: Fingerprint::from_bytes([identity; 32]),
+            transformed: None,
             ordinal,
             folder: 0,
             key: format!("{identity}-{ordinal}"),
@@ -200,7 +246,8 @@ mod tests {
         let destination = vec![record(2, 0), record(3, 1), record(4, 2), record(4, 3)];
         let mut groups = Vec::new();
         merge_join(&mut source.into_iter().map(Ok), &mut destination.into_iter().map(Ok), |a, b| {
-            groups.push((a.len(), b.len()))
+            groups.push((a.len(), b.len()));
+            Ok(())
         })
         .unwrap();
         assert_eq!(groups, vec![(1, 0), (2, 1), (0, 1), (1, 2)]);
@@ -210,7 +257,10 @@ mod tests {
     fn merge_join_stops_at_the_first_error() {
         let source = vec![Ok(record(1, 0)), Err(mailmove_core::Error::protocol("broken"))];
         let mut groups = 0;
-        let result = merge_join(&mut source.into_iter(), &mut std::iter::empty(), |_, _| groups += 1);
+        let result = merge_join(&mut source.into_iter(), &mut std::iter::empty(), |_, _| {
+            groups += 1;
+            Ok(())
+        });
         assert!(result.is_err());
         assert_eq!(groups, 0);
     }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use mailmove_core::engine::CompiledFilter;
 use mailmove_core::sync::lock;
-use mailmove_core::{Flags, MailSource, Result};
+use mailmove_core::{Flags, MailSource, Result, SpoolConfig};
 
 use crate::event::{VerifyEvent, VerifyEvents};
 use crate::options::{VerifyMode, VerifyOptions};
@@ -73,7 +73,7 @@ impl Settings {
 pub(crate) struct Collected {
     pub counts: FindingCounts,
     pub truncated: bool,
-    pub lists: [Vec<Finding>; 5],
+    pub lists: [Vec<Finding>; 6],
 }
 
 pub(crate) fn list_index(kind: FindingKind) -> usize {
@@ -83,6 +83,7 @@ pub(crate) fn list_index(kind: FindingKind) -> usize {
         FindingKind::Changed => 2,
         FindingKind::Duplicate => 3,
         FindingKind::Unreadable => 4,
+        FindingKind::Altered => 5,
     }
 }
 
@@ -161,6 +162,18 @@ impl<'a> Context<'a> {
         } else {
             collected.truncated = true;
         }
+    }
+
+    /// Counts a pair that is exact under the named transform (not a finding: no event, no list).
+    pub fn count_transformed(&self, folder_counts: &mut FindingCounts) {
+        folder_counts.transformed += 1;
+        lock(&self.collected).counts.transformed += 1;
+    }
+
+    /// Where bodies produced by the named transform go while they are fingerprinted (large ones
+    /// to a file in the spill directory, like the records).
+    pub fn transform_spool(&self) -> SpoolConfig {
+        SpoolConfig { dir: self.options.spill_dir.clone(), ..SpoolConfig::default() }
     }
 
     /// Takes the findings at the end of the run.

@@ -3,9 +3,10 @@
 use futures::StreamExt;
 use mailmove_core::{FolderInfo, FolderPath, Result};
 
-use crate::compare::{compare_group, merge_join, Place, Scope};
+use crate::compare::{compare_group, merge_join, Pairing, Place, Scope};
 use crate::context::Context;
 use crate::event::VerifyEvent;
+use crate::leftover::Leftovers;
 use crate::reader::{fetch_records, Batch};
 use crate::record::Position;
 use crate::report::{FindingCounts, FolderVerdict, Side};
@@ -103,13 +104,28 @@ async fn verify_full(
     verdict.source_filtered = source_listed.filtered;
     verdict.destination_messages = destination_listed.messages;
     verdict.destination_bytes = destination_listed.bytes;
+    // What the identity join leaves unpaired is paired again (transformed, altered) before it is
+    // reported missing or extra.
+    let mut leftovers = Leftovers::new(context, place, Scope::Full);
     source_store.with_sorted(|source| {
         destination_store.with_sorted(|destination| {
             merge_join(source, destination, |at_source, at_destination| {
-                compare_group(context, place, &at_source, &at_destination, Scope::Full, counts)
+                compare_group(
+                    context,
+                    place,
+                    at_source,
+                    at_destination,
+                    Scope::Full,
+                    Pairing::Identity,
+                    counts,
+                    &mut leftovers,
+                )
             })
         })
-    })
+    })?;
+    // The identity join's stores are read; their memory goes before the leftovers are sorted.
+    drop((source_store, destination_store));
+    leftovers.resolve(counts)
 }
 
 /// Lists every source folder of the group (filtered) and fingerprints every selected message.

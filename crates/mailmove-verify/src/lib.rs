@@ -11,17 +11,28 @@
 //! # How messages are matched
 //! * [`VerifyMode::Strict`] (default): a message *is* its content, fingerprinted with line
 //!   endings normalised to CRLF ([`mailmove_core::fingerprint::strict`]), so an mbox message (LF)
-//!   and its IMAP copy (CRLF) are the same. Changed bytes show as `missing` plus `extra`; pairs
-//!   are then compared for flags and internal dates (`changed`).
+//!   and its IMAP copy (CRLF) are the same. Pairs are then compared for flags and internal dates
+//!   (`changed`).
 //! * [`VerifyMode::Headers`]: a message is its Message-ID, Date, From and Subject
 //!   ([`IdentityHeaders`](mailmove_core::fingerprint::IdentityHeaders)), for destinations that
 //!   rewrite messages; differing bytes are a `changed` finding naming `content`.
 //!
+//! What the identity join leaves unpaired on both sides is paired again before it is reported,
+//! for destinations that rewrite a message when storing it (Cyrus replaces raw 8-bit header bytes
+//! by `X`; Mailutils adds `X-UID` and `Status`):
+//! 1. a source message whose header has raw 8-bit bytes is also fingerprinted in the form the
+//!    named transform [`mailmove_core::headers8bit`] gives it (strict mode); a destination
+//!    message with that content is its exact copy under the transform, the copy's own doing:
+//!    not a finding, counted in [`FindingCounts::transformed`] (flags and dates are compared);
+//! 2. a source and a destination message with the same Message-ID (one to one, in listing
+//!    order) are one `altered` finding naming the content sizes (and flags and dates).
+//!
 //! Findings are `missing` (at the source only), `extra` (at the destination only), `changed`
-//! (same identity; each difference named), `duplicate` (an identity more often at the destination
-//! than at the source) and `unreadable` (a listed message a side would not return: never a silent
-//! pass). Flags are compared unless either side declares none (keywords only when both declare
-//! keywords); internal dates unless either side has none, within [`VerifyOptions::date_tolerance`].
+//! (same identity; each difference named), `altered` (altered at store: same Message-ID, different
+//! content), `duplicate` (an identity more often at the destination than at the source) and
+//! `unreadable` (a listed message a side would not return: never a silent pass). Flags are
+//! compared unless either side declares none (keywords only when both declare keywords); internal
+//! dates unless either side has none, within [`VerifyOptions::date_tolerance`].
 //!
 //! # Bounded memory
 //! Per destination folder, the verifier streams the metadata of both sides (at the same time),
@@ -32,16 +43,18 @@
 //! past that they are written to a temporary SQLite file that is deleted afterwards, so a
 //! million-message folder verifies in bounded memory (measured on small generated messages, both
 //! sides read: 1 M messages in 17 s with a peak RSS of 101 MB, 2 M in 36 s with 109 MB). The comparison is a merge join of both
-//! sides sorted by identity, holding one identity's copies at a time. Finding lists in the report
+//! sides sorted by identity, holding one identity's copies at a time; what it leaves unpaired goes
+//! to stores of the same kind (spilled past the same threshold) for the later pairings, which are
+//! merge joins by transformed fingerprint and by Message-ID. Finding lists in the report
 //! are capped ([`VerifyLimits::max_listed_findings`]); counts stay exact and every finding is also
 //! sent as a [`VerifyEvent::Finding`]. (Reading a spilled store back is blocking SQLite work on
 //! the verifier's task: run it on a multi-threaded runtime when other tasks must stay responsive.)
 //!
 //! # Sample mode
 //! [`VerifyOptions::sample`] checks a uniform random sample of N messages per source folder: only
-//! the sample and its candidate copies at the destination are fetched. `missing`, `changed` and
-//! `unreadable` are reported for the sample; `extra` and `duplicates` are not computed, and the
-//! report says so ([`SampleInfo`]).
+//! the sample and its candidate copies at the destination are fetched. `missing`, `changed`,
+//! `altered` and `unreadable` are reported for the sample (and copies under the named transform
+//! counted); `extra` and `duplicates` are not computed, and the report says so ([`SampleInfo`]).
 //!
 //! # Example
 //! ```
@@ -78,6 +91,7 @@ mod compare;
 mod context;
 mod event;
 mod folder;
+mod leftover;
 mod options;
 mod reader;
 mod record;

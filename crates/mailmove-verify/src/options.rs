@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 pub enum VerifyMode {
     /// Identity is the content: the strict fingerprint (BLAKE3 of the bytes with line endings
     /// normalised to CRLF), so an mbox copy (LF) and its IMAP copy (CRLF) are the same message.
-    /// A message whose bytes changed is therefore `missing` at the destination plus an `extra`
-    /// one; `changed` covers flags and internal dates.
+    /// A message whose bytes changed does not pair by identity: it is `altered` when its copy
+    /// has the same Message-ID, else `missing` at the destination plus an `extra` one (a copy
+    /// exact under the named transform [`headers8bit`](mailmove_core::headers8bit) is no
+    /// finding); `changed` covers flags and internal dates.
     #[default]
     Strict,
     /// Identity is the Message-ID, Date, From and Subject headers
@@ -64,7 +66,8 @@ pub struct VerifyLimits {
     pub fetch_batch_bytes: u64,
     /// Per-message records of one side of one folder kept in memory before they are spilled to a
     /// temporary SQLite file (a record is about 400 bytes; with
-    /// [`VerifyLimits::folder_concurrency`] folders at once, both sides count).
+    /// [`VerifyLimits::folder_concurrency`] folders at once, both sides count). The records the
+    /// identity pairing leaves unpaired are kept the same way, up to this many per side and stage.
     pub spill_threshold: usize,
     /// Findings of each kind kept in the report's lists; the counts stay exact beyond it (every
     /// finding is also sent as an event).

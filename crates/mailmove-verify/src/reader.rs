@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
-use mailmove_core::{Error, FolderPath, Message, MessageMeta, Result, SourceKey};
+use mailmove_core::{Error, FolderPath, Message, MessageMeta, Result, SourceKey, SpoolConfig};
 
 use crate::compare::Place;
 use crate::context::Context;
@@ -74,6 +74,10 @@ pub(crate) async fn fetch_records(
     counts: &mut FindingCounts,
 ) -> Result<()> {
     let store = context.side(side);
+    // Only a source message can have been stored under the transform; the destination holds the
+    // result, whose fingerprint is its own.
+    let transform = (side == Side::Source && context.settings.mode == VerifyMode::Strict)
+        .then(|| context.transform_spool());
     let mut pending = metas;
     let mut attempt = 0u32;
     // After a permanent error on a batch, ask one key at a time to tell the culprit apart.
@@ -106,7 +110,9 @@ pub(crate) async fn fetch_records(
                 }
             }
         }
-        for (message, listed, at, built) in fingerprint_all(arrived, context.settings.mode).await? {
+        for (message, listed, at, built) in
+            fingerprint_all(arrived, context.settings.mode, transform.clone()).await?
+        {
             context.read_one(side, message.body.len());
             match built {
                 Ok(record) => sink.accept(&message, record)?,
@@ -161,10 +167,12 @@ type Built = (Message, MessageMeta, Position, Result<Record>);
 
 /// Fingerprints a fetched batch on the blocking pool: hashing is CPU work (and file reads for
 /// spooled bodies) that must not stall the runtime, and it lets both sides (and several folders)
-/// hash on different cores. The batch is bounded by the fetch limits.
+/// hash on different cores. The batch is bounded by the fetch limits. With `transform`, messages
+/// with raw 8-bit header bytes are also transformed and fingerprinted ([`Record::transformed`]).
 async fn fingerprint_all(
     batch: Vec<(Message, MessageMeta, Position)>,
     mode: VerifyMode,
+    transform: Option<SpoolConfig>,
 ) -> Result<Vec<Built>> {
     if batch.is_empty() {
         return Ok(Vec::new());
@@ -173,7 +181,7 @@ async fn fingerprint_all(
         batch
             .into_iter()
             .map(|(message, listed, at)| {
-                let built = Record::build(&message, &listed, mode, at);
+                let built = Record::build(&message, &listed, mode, at, transform.as_ref());
                 (message, listed, at, built)
             })
             .collect()

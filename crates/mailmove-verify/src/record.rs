@@ -3,7 +3,7 @@
 use chrono::{DateTime, FixedOffset};
 use mail_parser::MessageParser;
 use mailmove_core::fingerprint::{self, Fingerprint, IdentityHeaders, HEADER_SCAN_LIMIT};
-use mailmove_core::{Flags, Message, MessageMeta, Result};
+use mailmove_core::{headers8bit, Flags, Message, MessageBody, MessageMeta, Result, SpoolConfig};
 
 use crate::options::VerifyMode;
 
@@ -11,14 +11,19 @@ use crate::options::VerifyMode;
 /// and a hostile 1 MB subject must not make records large.
 const MAX_HEADER_CHARS: usize = 256;
 
-/// What is kept of one message: its identity, content fingerprint, key, size, flags, date and a
-/// few header strings for the report (about 400 bytes with its heap parts).
+/// What is kept of one message: its identity, content fingerprint (and, for a source message with
+/// raw 8-bit header bytes, that of its transformed form), key, size, flags, date and a few header
+/// strings for the report (about 400 bytes with its heap parts).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Record {
     /// What pairs it with its copy (strict fingerprint, or identity headers).
     pub identity: Fingerprint,
     /// Strict fingerprint of the content.
     pub content: Fingerprint,
+    /// Source side, strict mode, header with raw 8-bit bytes only: the strict fingerprint of the
+    /// message under the named transform [`headers8bit::encode`], i.e. of what a destination
+    /// holds when the copy applied it.
+    pub transformed: Option<Fingerprint>,
     /// Position in the listing (stable order within a side).
     pub ordinal: u64,
     /// Index of the source folder within its group (always 0 at the destination).
@@ -48,9 +53,23 @@ pub(crate) struct Position {
 
 impl Record {
     /// Fingerprints a fetched message. Flags and the internal date come from the listing (the
-    /// source of truth for metadata; some sources fetch bodies only).
-    pub fn build(message: &Message, listed: &MessageMeta, mode: VerifyMode, at: Position) -> Result<Record> {
+    /// source of truth for metadata; some sources fetch bodies only). With `transform` (source
+    /// side, strict mode), a message whose header has raw 8-bit bytes also gets the fingerprint
+    /// of its transformed form, the transformed body going through that spool.
+    pub fn build(
+        message: &Message,
+        listed: &MessageMeta,
+        mode: VerifyMode,
+        at: Position,
+        transform: Option<&SpoolConfig>,
+    ) -> Result<Record> {
         let content = fingerprint::strict(&message.body)?;
+        let transformed = match transform {
+            Some(spool) if mode == VerifyMode::Strict => {
+                transformed_fingerprint(&message.body, spool).filter(|fingerprint| *fingerprint != content)
+            }
+            _ => None,
+        };
         let headers = IdentityHeaders::parse(&message.body.head(HEADER_SCAN_LIMIT)?);
         let has_identity = headers.message_id.is_some()
             || headers.date.is_some()
@@ -70,6 +89,7 @@ impl Record {
         Ok(Record {
             identity,
             content,
+            transformed,
             ordinal: at.ordinal,
             folder: at.folder,
             key: listed.key.to_string(),
@@ -87,6 +107,25 @@ impl Record {
         MessageMeta::new(self.key.as_str(), self.size)
             .with_flags(self.flags.clone())
             .with_internal_date(self.internal_date)
+    }
+}
+
+/// The strict fingerprint of `body` under the named transform, when it has raw 8-bit header
+/// bytes. A failure of the transform leaves the message without one rather than unreadable: it
+/// can still be verified by its own fingerprint, and a copy made with the transform then shows as
+/// a finding (never as a silent pass).
+fn transformed_fingerprint(body: &MessageBody, spool: &SpoolConfig) -> Option<Fingerprint> {
+    let encoded = match headers8bit::has_8bit_header(body) {
+        Ok(false) => return None,
+        Ok(true) => headers8bit::encode(body, spool),
+        Err(error) => Err(error),
+    };
+    match encoded.and_then(|encoded| encoded.as_ref().map(fingerprint::strict).transpose()) {
+        Ok(fingerprint) => fingerprint,
+        Err(error) => {
+            tracing::warn!("could not compute the {} form of a message: {error}", headers8bit::NAME);
+            None
+        }
     }
 }
 
@@ -124,13 +163,18 @@ pub(crate) struct SizeShape {
 }
 
 impl SizeShape {
-    /// Measures a body.
+    /// Measures a message's body.
     pub fn of(message: &Message) -> Result<SizeShape> {
+        SizeShape::of_body(&message.body)
+    }
+
+    /// Measures a body.
+    pub fn of_body(body: &MessageBody) -> Result<SizeShape> {
         let mut raw = 0u64;
         let mut newlines = 0u64;
         let mut bare = 0u64;
         let mut previous_cr = false;
-        message.body.for_each_chunk(|chunk| {
+        body.for_each_chunk(|chunk| {
             raw += chunk.len() as u64;
             for &byte in chunk {
                 if byte == b'\n' {
@@ -161,7 +205,7 @@ mod tests {
         let long = format!("Subject: {}\r\nMessage-ID: <a@b>\r\n\r\nbody", "x".repeat(1000));
         let msg = Message::new(MessageMeta::new("1", 0), MessageBody::from(long.into_bytes()));
         let at = Position { ordinal: 0, folder: 0 };
-        let record = Record::build(&msg, &msg.meta, VerifyMode::Headers, at).unwrap();
+        let record = Record::build(&msg, &msg.meta, VerifyMode::Headers, at, None).unwrap();
         assert_eq!(record.message_id.as_deref(), Some("a@b"));
         assert!(record.subject.as_ref().unwrap().chars().count() <= MAX_HEADER_CHARS + 1);
         assert_ne!(record.identity, record.content);
@@ -171,20 +215,48 @@ mod tests {
     fn encoded_subjects_are_decoded_for_display() {
         let msg = message(b"Subject: =?UTF-8?B?SGVsbG8gd8O2cmxk?=\r\n\r\nx");
         let at = Position { ordinal: 0, folder: 0 };
-        let record = Record::build(&msg, &msg.meta, VerifyMode::Strict, at).unwrap();
+        let record = Record::build(&msg, &msg.meta, VerifyMode::Strict, at, None).unwrap();
         assert_eq!(record.subject.as_deref(), Some("Hello wörld"));
     }
 
     #[test]
     fn header_less_messages_fall_back_to_content_identity() {
         let at = Position { ordinal: 0, folder: 0 };
-        let a =
-            Record::build(&message(b"\r\njust a body"), &MessageMeta::new("1", 0), VerifyMode::Headers, at);
-        let b =
-            Record::build(&message(b"\r\nanother body"), &MessageMeta::new("2", 0), VerifyMode::Headers, at);
+        let a = Record::build(
+            &message(b"\r\njust a body"),
+            &MessageMeta::new("1", 0),
+            VerifyMode::Headers,
+            at,
+            None,
+        );
+        let b = Record::build(
+            &message(b"\r\nanother body"),
+            &MessageMeta::new("2", 0),
+            VerifyMode::Headers,
+            at,
+            None,
+        );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!(a.identity, a.content);
         assert_ne!(a.identity, b.identity);
+    }
+
+    #[test]
+    fn the_transformed_form_is_fingerprinted_for_8bit_source_headers_in_strict_mode_only() {
+        let at = Position { ordinal: 0, folder: 0 };
+        let spool = SpoolConfig::default();
+        let eight_bit = message("Subject: Gr\u{fc}\u{df}e\r\nMessage-ID: <a@b>\r\n\r\nbody\r\n".as_bytes());
+        let build =
+            |msg: &Message, mode, transform| Record::build(msg, &msg.meta, mode, at, transform).unwrap();
+        // Whatever the transform gives (None while it has nothing to do).
+        let expected = headers8bit::encode(&eight_bit.body, &spool)
+            .unwrap()
+            .map(|encoded| fingerprint::strict(&encoded).unwrap());
+        assert_eq!(build(&eight_bit, VerifyMode::Strict, Some(&spool)).transformed, expected);
+        assert_eq!(build(&eight_bit, VerifyMode::Strict, None).transformed, None);
+        assert_eq!(build(&eight_bit, VerifyMode::Headers, Some(&spool)).transformed, None);
+        let ascii = message(b"Subject: plain\r\n\r\nbody\r\n");
+        assert_eq!(build(&ascii, VerifyMode::Strict, Some(&spool)).transformed, None);
     }
 
     #[test]

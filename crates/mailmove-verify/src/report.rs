@@ -48,6 +48,11 @@ pub enum FindingKind {
     /// A listed message the side would not return (it cannot be verified). Its copy on the other
     /// side, if any, then has no counterpart and shows as `extra` or `missing` too.
     Unreadable,
+    /// Altered at store: a message whose copy has the same Message-ID but different bytes (a
+    /// destination rewrote it when storing it, e.g. Cyrus replacing raw 8-bit header bytes by
+    /// `X`), reported once for the pair instead of as `missing` plus `extra`. Its differences
+    /// name the content (sizes on both sides), and flags and dates as for `changed`.
+    Altered,
 }
 
 impl FindingKind {
@@ -59,6 +64,7 @@ impl FindingKind {
             FindingKind::Changed => "changed",
             FindingKind::Duplicate => "duplicate",
             FindingKind::Unreadable => "unreadable",
+            FindingKind::Altered => "altered",
         }
     }
 }
@@ -68,7 +74,8 @@ impl FindingKind {
 #[serde(tag = "what", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Difference {
-    /// The bytes differ (headers mode only: in strict mode the bytes are the identity).
+    /// The bytes differ: a `changed` finding in headers mode (in strict mode the bytes are the
+    /// identity), and every `altered` finding.
     Content {
         /// Strict fingerprint at the source.
         source_fingerprint: String,
@@ -140,7 +147,7 @@ pub struct Finding {
     pub subject: Option<String>,
     /// Size in bytes (at the source when the message is there, else at the destination).
     pub size: u64,
-    /// What differs (`changed` only).
+    /// What differs (`changed` and `altered` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub differences: Vec<Difference>,
     /// Counts of both sides (`duplicate` only).
@@ -154,7 +161,7 @@ pub struct Finding {
     pub reason: Option<String>,
 }
 
-/// How many findings of each kind.
+/// How many findings of each kind, and how many copies were exact under a named transform.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FindingCounts {
     /// At the source, not at the destination.
@@ -167,17 +174,26 @@ pub struct FindingCounts {
     pub duplicates: u64,
     /// Listed messages that could not be read.
     pub unreadable: u64,
+    /// Same Message-ID, different content: altered by the destination when storing it.
+    #[serde(default)]
+    pub altered: u64,
+    /// Not a finding (not part of [`FindingCounts::total`]): copies that are exact under the
+    /// named transform [`mailmove_core::headers8bit::NAME`] (raw 8-bit header bytes encoded as
+    /// RFC 2047 words before storing), which the copy applies for destinations that would
+    /// otherwise alter such messages.
+    #[serde(default)]
+    pub transformed: u64,
 }
 
 impl FindingCounts {
-    /// Whether there is no finding at all.
+    /// Whether there is no finding at all (copies under a named transform are not findings).
     pub fn is_empty(&self) -> bool {
         self.total() == 0
     }
 
-    /// All findings.
+    /// All findings (copies under a named transform are not findings).
     pub fn total(&self) -> u64 {
-        self.missing + self.extra + self.changed + self.duplicates + self.unreadable
+        self.missing + self.extra + self.changed + self.duplicates + self.unreadable + self.altered
     }
 
     /// Adds another set of counts.
@@ -187,6 +203,8 @@ impl FindingCounts {
         self.changed += other.changed;
         self.duplicates += other.duplicates;
         self.unreadable += other.unreadable;
+        self.altered += other.altered;
+        self.transformed += other.transformed;
     }
 
     /// Counts one finding.
@@ -197,6 +215,7 @@ impl FindingCounts {
             FindingKind::Changed => self.changed += 1,
             FindingKind::Duplicate => self.duplicates += 1,
             FindingKind::Unreadable => self.unreadable += 1,
+            FindingKind::Altered => self.altered += 1,
         }
     }
 }
@@ -284,6 +303,9 @@ pub struct VerifyReport {
     pub extra: Vec<Finding>,
     /// Same message, different content, flags or internal date.
     pub changed: Vec<Finding>,
+    /// Same Message-ID, different content: altered by the destination when storing it.
+    #[serde(default)]
+    pub altered: Vec<Finding>,
     /// Identities more often at the destination than at the source.
     pub duplicates: Vec<Finding>,
     /// Listed messages a side would not return.
@@ -329,6 +351,7 @@ impl VerifyReport {
             FindingKind::Changed => &self.changed,
             FindingKind::Duplicate => &self.duplicates,
             FindingKind::Unreadable => &self.unreadable,
+            FindingKind::Altered => &self.altered,
         }
     }
 

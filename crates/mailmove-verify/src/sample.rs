@@ -10,6 +10,13 @@
 //! sampled message is only reported missing after every destination message that could be its
 //! copy was read, provided the destination lists sizes truthfully.
 //!
+//! The later pairing stages ([`crate::leftover`]) run for the sample too: a sampled message with
+//! raw 8-bit header bytes also makes the sizes of its transformed form candidates, and destination
+//! candidates whose content is a sampled transformed form or whose Message-ID is a sampled one are
+//! kept for them. A sampled message whose copy is missing can then be reported `altered` when the
+//! destination holds another message with its Message-ID (in a full run that one would pair with
+//! its own source message): a finding either way.
+//!
 //! Messages only at the destination and surplus copies are not looked for.
 
 use std::collections::{HashMap, HashSet};
@@ -17,13 +24,14 @@ use std::hash::{Hash, Hasher};
 
 use futures::StreamExt;
 use mailmove_core::fingerprint::Fingerprint;
-use mailmove_core::{FolderPath, MessageMeta, Result};
+use mailmove_core::{headers8bit, FolderPath, Message, MessageMeta, Result};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::compare::{compare_group, Place, Scope};
+use crate::compare::{compare_group, Pairing, Place, Scope, Unpaired};
 use crate::context::Context;
 use crate::folder::Group;
+use crate::leftover::Leftovers;
 use crate::options::VerifyMode;
 use crate::reader::{fetch_records, Batch};
 use crate::record::{normalise_message_id, Position, Record, SizeShape};
@@ -41,12 +49,14 @@ pub(crate) fn folder_seed(seed: u64, folder: &FolderPath) -> u64 {
 struct Entry {
     source: Vec<Record>,
     destination: Vec<Record>,
+    /// Destination messages found whose content is the transformed form of this identity.
+    transformed: usize,
 }
 
 impl Entry {
     /// Whether some sampled copy has no destination copy yet.
     fn unmatched(&self) -> bool {
-        self.destination.len() < self.source.len()
+        self.destination.len() + self.transformed < self.source.len()
     }
 }
 
@@ -123,10 +133,14 @@ pub(crate) async fn verify_sample(
     verdict.sampled = Some(drawn.len() as u64);
 
     // 2. Fingerprint the sample.
-    let mut sampled: Vec<(Record, SizeShape)> = Vec::with_capacity(drawn.len());
+    let mut sampled: Vec<(Record, SizeShape, Option<SizeShape>)> = Vec::with_capacity(drawn.len());
     {
-        let mut keep = |message: &mailmove_core::Message, record: Record| {
-            sampled.push((record, SizeShape::of(message)?));
+        let mut keep = |message: &Message, record: Record| {
+            let transformed = match record.transformed {
+                Some(_) => transformed_shape(context, message),
+                None => None,
+            };
+            sampled.push((record, SizeShape::of(message)?, transformed));
             Ok(())
         };
         for chunk in drawn_batches(context, drawn) {
@@ -134,16 +148,28 @@ pub(crate) async fn verify_sample(
             fetch_records(context, Side::Source, folder, place, chunk, &mut keep, counts).await?;
         }
     }
-    sampled.sort_by_key(|(record, _)| record.ordinal);
+    sampled.sort_by_key(|(record, ..)| record.ordinal);
     let mut order: Vec<Fingerprint> = Vec::new();
-    let mut destination = Candidates { context, group, place, entries: HashMap::new() };
+    let mut destination = Candidates {
+        context,
+        group,
+        place,
+        entries: HashMap::new(),
+        transformed_of: HashMap::new(),
+        message_ids: HashSet::new(),
+        others: Vec::new(),
+    };
     let mut exact_sizes: HashSet<u64> = HashSet::new();
-    let mut message_ids: HashSet<String> = HashSet::new();
     let mut shapes: Vec<(Fingerprint, SizeShape)> = Vec::new();
-    for (record, shape) in sampled {
-        exact_sizes.extend([shape.raw, shape.lf, shape.crlf]);
-        message_ids.extend(record.message_id.clone());
-        shapes.push((record.identity, shape));
+    for (record, shape, transformed_shape) in sampled {
+        for shape in std::iter::once(shape).chain(transformed_shape) {
+            exact_sizes.extend([shape.raw, shape.lf, shape.crlf]);
+            shapes.push((record.identity, shape));
+        }
+        destination.message_ids.extend(record.message_id.clone());
+        if let Some(transformed) = record.transformed {
+            destination.transformed_of.insert(transformed, record.identity);
+        }
         let entry = destination.entries.entry(record.identity).or_default();
         if entry.source.is_empty() {
             order.push(record.identity);
@@ -153,6 +179,7 @@ pub(crate) async fn verify_sample(
 
     // 3. Destination: a first pass over exact candidates, a wider one for what is still unmatched.
     if group.destination_info.is_some() && !destination.entries.is_empty() {
+        let message_ids = destination.message_ids.clone();
         let candidate = |meta: &MessageMeta| {
             exact_sizes.contains(&meta.size)
                 || meta
@@ -183,13 +210,41 @@ pub(crate) async fn verify_sample(
         }
     }
 
-    // 4. Compare each sampled identity with what was found.
+    // 4. Compare each sampled identity with what was found, then pair what is left (transformed
+    //    and altered copies) among the other candidates.
+    let mut leftovers = Leftovers::new(context, place, Scope::Sample);
     for identity in order {
-        if let Some(entry) = destination.entries.get(&identity) {
-            compare_group(context, place, &entry.source, &entry.destination, Scope::Sample, counts);
+        if let Some(entry) = destination.entries.remove(&identity) {
+            compare_group(
+                context,
+                place,
+                entry.source,
+                entry.destination,
+                Scope::Sample,
+                Pairing::Identity,
+                counts,
+                &mut leftovers,
+            )?;
         }
     }
-    Ok(())
+    for record in destination.others {
+        leftovers.destination(record)?;
+    }
+    leftovers.resolve(counts)
+}
+
+/// The size shape of a sampled message's transformed form, so that its copy under the transform
+/// is a candidate. Encoded again (the record keeps only the fingerprint), for sampled messages
+/// with raw 8-bit header bytes only. A failure only makes that copy harder to find (never a
+/// silent pass).
+fn transformed_shape(context: &Context<'_>, message: &Message) -> Option<SizeShape> {
+    match headers8bit::encode(&message.body, &context.transform_spool()) {
+        Ok(encoded) => encoded.and_then(|body| SizeShape::of_body(&body).ok()),
+        Err(error) => {
+            tracing::debug!("sample: no {} form for a message: {error}", headers8bit::NAME);
+            None
+        }
+    }
 }
 
 /// Splits the drawn messages into fetch batches that each stay within one source folder.
@@ -221,11 +276,19 @@ struct Candidates<'s> {
     place: &'s Place,
     /// The sampled records per identity, and the destination records found for each.
     entries: HashMap<Fingerprint, Entry>,
+    /// Sampled transformed fingerprints, and the identity each belongs to.
+    transformed_of: HashMap<Fingerprint, Fingerprint>,
+    /// Sampled Message-IDs (as records keep them).
+    message_ids: HashSet<String>,
+    /// Destination messages of another identity whose content is a sampled transformed form or
+    /// whose Message-ID is a sampled one: for the later pairing stages.
+    others: Vec<Record>,
 }
 
 impl Candidates<'_> {
     /// One pass over the destination listing: fetches the selected messages and keeps those whose
-    /// identity was sampled. The first pass also counts the destination. Returns the keys fetched.
+    /// identity was sampled, and those the later stages may pair with a sampled message. The
+    /// first pass also counts the destination. Returns the keys fetched.
     async fn read(
         &mut self,
         count: bool,
@@ -233,13 +296,20 @@ impl Candidates<'_> {
         verdict: &mut FolderVerdict,
         counts: &mut FindingCounts,
     ) -> Result<Vec<String>> {
-        let Candidates { context, group, place, entries } = self;
+        let Candidates { context, group, place, entries, transformed_of, message_ids, others } = self;
         let (context, place) = (*context, *place);
         let folder = &group.destination;
         let mut chosen: Vec<String> = Vec::new();
-        let mut keep = |_: &mailmove_core::Message, record: Record| {
+        let mut keep = |_: &Message, record: Record| {
             if let Some(entry) = entries.get_mut(&record.identity) {
                 entry.destination.push(record);
+            } else if let Some(identity) = transformed_of.get(&record.content) {
+                if let Some(entry) = entries.get_mut(identity) {
+                    entry.transformed += 1;
+                }
+                others.push(record);
+            } else if record.message_id.as_ref().is_some_and(|id| message_ids.contains(id)) {
+                others.push(record);
             }
             Ok(())
         };

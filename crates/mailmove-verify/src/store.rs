@@ -5,8 +5,10 @@
 //! stay in a `Vec`; past it they move to a private SQLite file in the spill directory (journal off,
 //! small page cache), which is deleted when the store is dropped. Either way the comparison reads
 //! the records back sorted by identity, so it is a merge join of two sorted sequences that holds
-//! one identity group at a time.
+//! one identity group at a time. The records left unpaired by that join go to stores of the same
+//! kind sorted by another key ([`SortKey`]) for the second pairing stage.
 
+use std::cmp::Ordering;
 use std::path::PathBuf;
 
 use chrono::{DateTime, FixedOffset};
@@ -19,8 +21,45 @@ use crate::record::Record;
 /// Records written to SQLite in one transaction.
 const INSERT_BATCH: usize = 4096;
 
+/// What a store's records are read back sorted by (then by listing order). The orders in memory
+/// and in SQLite agree: fingerprints are BLOBs and text is UTF-8 compared bytewise, both as
+/// `memcmp` does, and a missing value (NULL, `None`) comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SortKey {
+    /// [`Record::identity`]: the first pairing stage.
+    Identity,
+    /// [`Record::content`]: destination records, to meet transformed source records.
+    Content,
+    /// [`Record::transformed`]: source records under the named transform.
+    Transformed,
+    /// [`Record::message_id`]: the last pairing stage.
+    MessageId,
+}
+
+impl SortKey {
+    fn compare(self, a: &Record, b: &Record) -> Ordering {
+        match self {
+            SortKey::Identity => a.identity.cmp(&b.identity),
+            SortKey::Content => a.content.cmp(&b.content),
+            SortKey::Transformed => a.transformed.cmp(&b.transformed),
+            SortKey::MessageId => a.message_id.cmp(&b.message_id),
+        }
+        .then(a.ordinal.cmp(&b.ordinal))
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            SortKey::Identity => "identity",
+            SortKey::Content => "content",
+            SortKey::Transformed => "transformed",
+            SortKey::MessageId => "message_id",
+        }
+    }
+}
+
 /// One side's records of one folder.
 pub(crate) struct RecordStore {
+    key: SortKey,
     threshold: usize,
     spill_dir: Option<PathBuf>,
     memory: Vec<Record>,
@@ -44,13 +83,17 @@ fn spill_error(context: &'static str) -> impl Fn(rusqlite::Error) -> Error {
 }
 
 impl RecordStore {
-    /// An empty store that spills past `threshold` records.
+    /// An empty store that spills past `threshold` records, read back sorted by identity.
     pub fn new(threshold: usize, spill_dir: Option<PathBuf>) -> Self {
-        RecordStore { threshold, spill_dir, memory: Vec::new(), spill: None, len: 0 }
+        RecordStore::sorted_by(SortKey::Identity, threshold, spill_dir)
+    }
+
+    /// An empty store that spills past `threshold` records, read back sorted by `key`.
+    pub fn sorted_by(key: SortKey, threshold: usize, spill_dir: Option<PathBuf>) -> Self {
+        RecordStore { key, threshold, spill_dir, memory: Vec::new(), spill: None, len: 0 }
     }
 
     /// Records stored.
-    #[cfg(test)]
     pub fn len(&self) -> u64 {
         self.len
     }
@@ -92,7 +135,7 @@ impl RecordStore {
                      identity BLOB NOT NULL, ordinal INTEGER NOT NULL, content BLOB NOT NULL,
                      folder INTEGER NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL,
                      flags INTEGER NOT NULL, keywords TEXT, date_secs INTEGER, date_nanos INTEGER, date_offset INTEGER,
-                     message_id TEXT, date TEXT, subject TEXT);",
+                     message_id TEXT, date TEXT, subject TEXT, transformed BLOB);",
             )
             .map_err(spill_error("creating the table"))?;
         Ok(Spill { connection, _path: path })
@@ -109,8 +152,8 @@ impl RecordStore {
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT INTO records (identity, ordinal, content, folder, key, size, flags, keywords,
-                     date_secs, date_nanos, date_offset, message_id, date, subject)
-                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)",
+                     date_secs, date_nanos, date_offset, message_id, date, subject, transformed)
+                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
                 )
                 .map_err(spill_error("preparing an insert"))?;
             for record in self.memory.drain(..) {
@@ -131,6 +174,7 @@ impl RecordStore {
                         record.message_id,
                         record.date,
                         record.subject,
+                        record.transformed.as_ref().map(|fingerprint| &fingerprint.as_bytes()[..]),
                     ])
                     .map_err(spill_error("inserting"))?;
             }
@@ -138,30 +182,34 @@ impl RecordStore {
         transaction.commit().map_err(spill_error("committing"))
     }
 
-    /// Calls `each` with the records sorted by identity, then listing order.
+    /// Calls `each` with the records sorted by the store's key, then listing order.
     pub fn with_sorted<R>(
         &mut self,
         each: impl FnOnce(&mut dyn Iterator<Item = Result<Record>>) -> Result<R>,
     ) -> Result<R> {
         if self.spill.is_none() {
             let mut records = std::mem::take(&mut self.memory);
-            records.sort_unstable_by(|a, b| a.identity.cmp(&b.identity).then(a.ordinal.cmp(&b.ordinal)));
+            let key = self.key;
+            records.sort_unstable_by(|a, b| key.compare(a, b));
             return each(&mut records.into_iter().map(Ok));
         }
         if !self.memory.is_empty() {
             self.write_out()?;
         }
         let Some(spill) = self.spill.as_ref() else { return each(&mut std::iter::empty()) };
+        let column = self.key.column();
         spill
             .connection
-            .execute_batch("CREATE INDEX IF NOT EXISTS records_by_identity ON records (identity, ordinal);")
+            .execute_batch(&format!(
+                "CREATE INDEX IF NOT EXISTS records_by_key ON records ({column}, ordinal);"
+            ))
             .map_err(spill_error("indexing"))?;
         let mut select = spill
             .connection
-            .prepare(
+            .prepare(&format!(
                 "SELECT identity, ordinal, content, folder, key, size, flags, keywords, date_secs, date_nanos,
-                 date_offset, message_id, date, subject FROM records ORDER BY identity, ordinal",
-            )
+                 date_offset, message_id, date, subject, transformed FROM records ORDER BY {column}, ordinal"
+            ))
             .map_err(spill_error("preparing the read"))?;
         let rows = select.query_map([], decode_row).map_err(spill_error("reading"))?;
         let mut records = rows.map(|row| row.map_err(spill_error("reading")).and_then(|record| record));
@@ -232,11 +280,13 @@ fn decode_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Record>> {
     let message_id: Option<String> = row.get(11)?;
     let date: Option<String> = row.get(12)?;
     let subject: Option<String> = row.get(13)?;
+    let transformed: Option<Vec<u8>> = row.get(14)?;
     Ok((|| {
         Ok(Record {
             identity: fingerprint(identity)?,
             ordinal: u64::try_from(ordinal).map_err(|_| corrupt("negative ordinal".into()))?,
             content: fingerprint(content)?,
+            transformed: transformed.map(fingerprint).transpose()?,
             folder,
             key,
             size: u64::try_from(size).map_err(|_| corrupt("negative size".into()))?,
@@ -271,38 +321,46 @@ mod tests {
             proptest::option::of(".{0,10}"),
             proptest::option::of(".{0,10}"),
             proptest::option::of(".{0,10}"),
+            // Few distinct values, so that equal keys (ordered by listing order) occur.
+            proptest::option::of(0u8..3),
         )
             .prop_map(
-                |(identity, content, ordinal, folder, key, size, (bits, keywords), date, id, d, s)| Record {
-                    identity: Fingerprint::from_bytes(identity),
-                    content: Fingerprint::from_bytes(content),
-                    ordinal,
-                    folder,
-                    key,
-                    size,
-                    flags: Flags {
-                        seen: bits[0],
-                        answered: bits[1],
-                        flagged: bits[2],
-                        deleted: bits[3],
-                        draft: bits[4],
-                        keywords,
-                    },
-                    internal_date: date.and_then(|(offset, secs)| {
-                        FixedOffset::east_opt(offset).and_then(|tz| tz.timestamp_opt(secs, 0).single())
-                    }),
-                    message_id: id,
-                    date: d,
-                    subject: s,
+                |(identity, content, ordinal, folder, key, size, (bits, keywords), date, id, d, s, t)| {
+                    Record {
+                        identity: Fingerprint::from_bytes(identity),
+                        content: Fingerprint::from_bytes(content),
+                        transformed: t.map(|byte| Fingerprint::from_bytes([byte; 32])),
+                        ordinal,
+                        folder,
+                        key,
+                        size,
+                        flags: Flags {
+                            seen: bits[0],
+                            answered: bits[1],
+                            flagged: bits[2],
+                            deleted: bits[3],
+                            draft: bits[4],
+                            keywords,
+                        },
+                        internal_date: date.and_then(|(offset, secs)| {
+                            FixedOffset::east_opt(offset).and_then(|tz| tz.timestamp_opt(secs, 0).single())
+                        }),
+                        message_id: id,
+                        date: d,
+                        subject: s,
+                    }
                 },
             )
     }
 
-    fn sorted(records: &[Record]) -> Vec<Record> {
+    fn sorted(records: &[Record], key: SortKey) -> Vec<Record> {
         let mut out = records.to_vec();
-        out.sort_by(|a, b| a.identity.cmp(&b.identity).then(a.ordinal.cmp(&b.ordinal)));
+        out.sort_by(|a, b| key.compare(a, b));
         out
     }
+
+    const KEYS: [SortKey; 4] =
+        [SortKey::Identity, SortKey::Content, SortKey::Transformed, SortKey::MessageId];
 
     fn read_all(store: &mut RecordStore) -> Vec<Record> {
         store.with_sorted(|records| records.collect::<Result<Vec<_>>>()).unwrap()
@@ -311,16 +369,17 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(32))]
         #[test]
-        fn spilled_records_read_back_sorted_and_unchanged(records in proptest::collection::vec(arb_record(), 0..40), threshold in 0usize..20) {
+        fn spilled_records_read_back_sorted_and_unchanged(records in proptest::collection::vec(arb_record(), 0..40), threshold in 0usize..20, key in 0usize..4) {
             // Distinct ordinals, as in a real listing.
             let records: Vec<Record> = records.into_iter().enumerate().map(|(i, mut r)| { r.ordinal = i as u64; r }).collect();
-            let mut store = RecordStore::new(threshold, None);
+            let key = KEYS[key];
+            let mut store = RecordStore::sorted_by(key, threshold, None);
             for record in &records {
                 store.push(record.clone()).unwrap();
             }
             prop_assert_eq!(store.is_spilled(), records.len() > threshold);
             prop_assert_eq!(store.len(), records.len() as u64);
-            prop_assert_eq!(read_all(&mut store), sorted(&records));
+            prop_assert_eq!(read_all(&mut store), sorted(&records, key));
         }
     }
 
@@ -333,6 +392,7 @@ mod tests {
                 .push(Record {
                     identity: Fingerprint::from_bytes([ordinal as u8; 32]),
                     content: Fingerprint::from_bytes([0; 32]),
+                    transformed: None,
                     ordinal,
                     folder: 0,
                     key: ordinal.to_string(),

@@ -2,6 +2,8 @@
 
 use std::fmt::Write;
 
+use mailmove_core::headers8bit;
+
 use crate::report::{Difference, Finding, FindingKind, FolderVerdict, VerifyReport};
 
 /// Findings of each kind listed in the summary before "and N more".
@@ -34,6 +36,21 @@ impl VerifyReport {
                 sample.checked, sample.per_folder, sample.seed
             );
         }
+        if self.counts.altered > 0 {
+            let _ = writeln!(
+                out,
+                "  altered:     {} altered at store (same Message-ID, different content)",
+                self.counts.altered
+            );
+        }
+        if self.counts.transformed > 0 {
+            let _ = writeln!(
+                out,
+                "  transformed: {} stored under the named transform {}",
+                self.counts.transformed,
+                headers8bit::NAME
+            );
+        }
         if self.truncated {
             let _ =
                 writeln!(out, "  note:        finding lists in the JSON report are capped; counts are exact");
@@ -45,6 +62,7 @@ impl VerifyReport {
             FindingKind::Missing,
             FindingKind::Extra,
             FindingKind::Changed,
+            FindingKind::Altered,
             FindingKind::Duplicate,
             FindingKind::Unreadable,
         ] {
@@ -88,7 +106,7 @@ impl VerifyReport {
             labels.iter().map(|label| label.chars().count()).max().unwrap_or(0).clamp(6, FOLDER_COLUMN_MAX);
         let _ = writeln!(
             out,
-            "{:<width$}  {:>9} {:>10}  {:>9} {:>10}  {:>7} {:>7} {:>7} {:>5} {:>6}",
+            "{:<width$}  {:>9} {:>10}  {:>9} {:>10}  {:>7} {:>7} {:>7} {:>7} {:>5} {:>6}",
             "Folder",
             "Src msgs",
             "Src bytes",
@@ -97,6 +115,7 @@ impl VerifyReport {
             "Missing",
             "Extra",
             "Changed",
+            "Altered",
             "Dupl",
             "Unread"
         );
@@ -121,6 +140,7 @@ impl VerifyReport {
             FindingKind::Changed => self.counts.changed,
             FindingKind::Duplicate => self.counts.duplicates,
             FindingKind::Unreadable => self.counts.unreadable,
+            FindingKind::Altered => self.counts.altered,
         };
         if count == 0 {
             return;
@@ -131,6 +151,7 @@ impl VerifyReport {
             FindingKind::Changed => "Changed",
             FindingKind::Duplicate => "Duplicated at the destination",
             FindingKind::Unreadable => "Unreadable",
+            FindingKind::Altered => "Altered at store (same Message-ID, different content)",
         };
         let _ = writeln!(out, "\n{title} ({count}):");
         let listed = self.findings(kind);
@@ -148,7 +169,7 @@ fn write_row(out: &mut String, label: &str, folder: &FolderVerdict, width: usize
     let findings = &folder.findings;
     let _ = writeln!(
         out,
-        "{:<width$}  {:>9} {:>10}  {:>9} {:>10}  {:>7} {:>7} {:>7} {:>5} {:>6}",
+        "{:<width$}  {:>9} {:>10}  {:>9} {:>10}  {:>7} {:>7} {:>7} {:>7} {:>5} {:>6}",
         label,
         folder.source_messages,
         human_bytes(folder.source_bytes),
@@ -157,6 +178,7 @@ fn write_row(out: &mut String, label: &str, folder: &FolderVerdict, width: usize
         findings.missing,
         findings.extra,
         findings.changed,
+        findings.altered,
         findings.duplicates,
         findings.unreadable,
     );

@@ -131,8 +131,9 @@ pub async fn verify(
         context.emit_progress();
     }
     let complete = folders.iter().all(|folder| folder.error.is_none());
-    let [missing, extra, changed, duplicates, unreadable] = collected.lists;
+    let [missing, extra, changed, duplicates, unreadable, altered] = collected.lists;
     debug_assert_eq!(list_index(crate::report::FindingKind::Unreadable), 4);
+    debug_assert_eq!(list_index(crate::report::FindingKind::Altered), 5);
     Ok(VerifyReport {
         identical: complete && collected.counts.is_empty(),
         complete,
@@ -158,6 +159,7 @@ pub async fn verify(
         missing,
         extra,
         changed,
+        altered,
         duplicates,
         unreadable,
         started_at,
