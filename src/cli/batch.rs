@@ -196,6 +196,9 @@ pub struct AccountSummary {
     pub failed: u64,
     /// Copied from a damaged source (also counted in `copied`).
     pub damaged: u64,
+    /// Copied, but stored altered by the destination (also counted in `copied`; named in the
+    /// account's report file).
+    pub altered: u64,
     pub bytes_copied: u64,
     pub duration_secs: f64,
     pub error: Option<String>,
@@ -213,6 +216,7 @@ pub struct BatchSummary {
     pub copied: u64,
     pub failed: u64,
     pub damaged: u64,
+    pub altered: u64,
     pub bytes_copied: u64,
     pub rows: Vec<AccountSummary>,
 }
@@ -234,6 +238,7 @@ async fn run_account(
         skipped: 0,
         failed: 0,
         damaged: 0,
+        altered: 0,
         bytes_copied: 0,
         duration_secs: 0.0,
         error: None,
@@ -272,6 +277,7 @@ async fn run_account(
             summary.failed = report.failed;
             summary.damaged = report.damaged.len() as u64;
             summary.damaged_messages = report.damaged.clone();
+            summary.altered = report.altered.len() as u64;
             summary.bytes_copied = report.bytes_copied;
             report
         }
@@ -329,6 +335,7 @@ pub async fn run(args: BatchArgs) -> anyhow::Result<u8> {
         copied: rows.iter().map(|r| r.copied).sum(),
         failed: rows.iter().map(|r| r.failed).sum(),
         damaged: rows.iter().map(|r| r.damaged).sum(),
+        altered: rows.iter().map(|r| r.altered).sum(),
         bytes_copied: rows.iter().map(|r| r.bytes_copied).sum(),
         rows,
     };
@@ -343,11 +350,12 @@ pub async fn run(args: BatchArgs) -> anyhow::Result<u8> {
     Ok(exit_status(&summary))
 }
 
-/// As for one copy: an account that did not complete outranks damage in completed ones.
+/// As for one copy: an account that did not complete outranks damage and alterations in
+/// completed ones.
 fn exit_status(summary: &BatchSummary) -> u8 {
     if summary.incomplete > 0 {
         EXIT_INCOMPLETE
-    } else if summary.damaged > 0 {
+    } else if summary.damaged > 0 || summary.altered > 0 {
         EXIT_DAMAGED
     } else {
         EXIT_OK
@@ -358,32 +366,34 @@ fn exit_status(summary: &BatchSummary) -> u8 {
 /// both go through [`terminal_safe`].
 fn render(summary: &BatchSummary) -> String {
     let mut out = format!(
-        "{:<20} {:<10} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8}  error\n",
-        "account", "status", "copied", "skipped", "failed", "damaged", "MB", "seconds"
+        "{:<20} {:<10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8}  error\n",
+        "account", "status", "copied", "skipped", "failed", "damaged", "altered", "MB", "seconds"
     );
     for row in &summary.rows {
         out.push_str(&format!(
-            "{:<20} {:<10} {:>8} {:>8} {:>8} {:>8} {:>10.1} {:>8.1}  {}\n",
+            "{:<20} {:<10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10.1} {:>8.1}  {}\n",
             terminal_safe(&row.name),
             row.status,
             row.copied,
             row.skipped,
             row.failed,
             row.damaged,
+            row.altered,
             row.bytes_copied as f64 / 1e6,
             row.duration_secs,
             terminal_safe(row.error.as_deref().unwrap_or(""))
         ));
     }
     out.push_str(&format!(
-        "{} accounts: {} complete, {} incomplete; {} messages ({:.1} MB) copied, {} failed, {} damaged\n",
+        "{} accounts: {} complete, {} incomplete; {} messages ({:.1} MB) copied, {} failed, {} damaged, {} altered\n",
         summary.accounts,
         summary.complete,
         summary.incomplete,
         summary.copied,
         summary.bytes_copied as f64 / 1e6,
         summary.failed,
-        summary.damaged
+        summary.damaged,
+        summary.altered
     ));
     const SHOWN: usize = 20;
     let damaged: Vec<(&str, &MessageNote)> = summary
@@ -424,6 +434,7 @@ mod tests {
             skipped: 0,
             failed: 0,
             damaged: damaged.len() as u64,
+            altered: 0,
             bytes_copied: 0,
             duration_secs: 0.0,
             error: None,
@@ -440,6 +451,7 @@ mod tests {
             copied: rows.iter().map(|r| r.copied).sum(),
             failed: 0,
             damaged: rows.iter().map(|r| r.damaged).sum(),
+            altered: rows.iter().map(|r| r.altered).sum(),
             bytes_copied: 0,
             rows,
         }

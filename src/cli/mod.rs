@@ -1,8 +1,9 @@
 //! Command-line interface: subcommands, exit statuses, output.
 //!
 //! Exit statuses: 0 everything arrived (or verified identical), 3 finished with per-message
-//! failures (or differences found), 4 everything arrived but some messages were reconstructed
-//! from a damaged source, 1 error (including a paused run), 2 usage.
+//! failures (or differences found), 4 everything arrived but some copies are not exact
+//! (reconstructed from a damaged source, or altered by the destination when it stored them),
+//! 1 error (including a paused run), 2 usage.
 
 mod args;
 mod batch;
@@ -32,13 +33,15 @@ pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status: finished, but some messages failed or differ.
 pub const EXIT_INCOMPLETE: u8 = 3;
-/// Exit status: everything arrived, but some copies were reconstructed from a damaged source (an
-/// mbox with broken separators): a status of its own so that a script neither takes them for
-/// exact copies (0) nor for missing messages (3).
+/// Exit status: everything arrived, but some copies are not exact: reconstructed from a damaged
+/// source (an mbox with broken separators) or altered by the destination when it stored them
+/// (Cyrus's `X` for raw 8-bit header bytes): a status of its own so that a script neither takes
+/// them for exact copies (0) nor for missing messages (3). Copies under a named transform are
+/// exact (0).
 pub const EXIT_DAMAGED: u8 = 4;
 
-/// The exit status of a copy run. Failures outrank damage: a message that did not arrive matters
-/// more than one that arrived as well as its source allowed.
+/// The exit status of a copy run. Failures outrank damage and alterations: a message that did not
+/// arrive matters more than one that arrived as well as its source and destination allowed.
 pub fn run_exit_status(report: &RunReport) -> u8 {
     match report.outcome {
         RunOutcome::Complete if report.is_exact() => EXIT_OK,

@@ -189,36 +189,40 @@ pub fn copy_summary(report: &RunReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "{:<32} {:<32} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}\n",
+        "{:<32} {:<32} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}\n",
         "folder",
         "destination",
         "copied",
         "skipped",
         "failed",
         "damaged",
+        "altered",
         if report.dry_run { "planned" } else { "filtered" },
         "MB"
     ));
     for folder in &report.folders {
         out.push_str(&format!(
-            "{:<32} {:<32} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10.1}\n",
+            "{:<32} {:<32} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10.1}\n",
             terminal_safe(&folder.folder),
             terminal_safe(&folder.destination),
             folder.copied,
             folder.skipped,
             folder.failed,
             folder.damaged,
+            folder.altered,
             if report.dry_run { folder.planned } else { folder.filtered },
             if report.dry_run { folder.planned_bytes } else { folder.bytes_copied } as f64 / 1e6
         ));
     }
     out.push_str(&format!(
-        "total: {} copied ({:.1} MB), {} skipped, {} failed, {} damaged, {} filtered in {:.1} s\n",
+        "total: {} copied ({:.1} MB), {} skipped, {} failed, {} damaged, {} altered, {} transformed, {} filtered in {:.1} s\n",
         report.copied,
         report.bytes_copied as f64 / 1e6,
         report.skipped,
         report.failed,
         report.damaged.len(),
+        report.altered.len(),
+        report.transformed.len(),
         report.filtered,
         report.duration_secs
     ));
@@ -246,11 +250,24 @@ pub fn copy_summary(report: &RunReport) -> String {
             report.damaged.len() - SHOWN
         ));
     }
+    let named = [
+        (&report.altered, "ALTERED (copied, but the destination stored it changed)", "altered"),
+        (&report.transformed, "TRANSFORMED (copied under a named transform, text unchanged)", "transformed"),
+    ];
+    for (notes, label, what) in named {
+        for note in notes.iter().take(SHOWN) {
+            out.push_str(&format!(
+                "{label} {}: {}\n",
+                message_label(&note.folder, &note.source_key, note.message_id.as_deref()),
+                terminal_safe(&note.reason)
+            ));
+        }
+        if notes.len() > SHOWN {
+            out.push_str(&format!("... and {} more {what} messages (see --report)\n", notes.len() - SHOWN));
+        }
+    }
     for warning in report.warnings.iter().take(SHOWN) {
-        out.push_str(&format!(
-            "WARNING (source damage, imported as well as possible): {}\n",
-            terminal_safe(warning)
-        ));
+        out.push_str(&format!("WARNING: {}\n", terminal_safe(warning)));
     }
     if report.warnings.len() > SHOWN {
         out.push_str(&format!("... and {} more warnings (see --report)\n", report.warnings.len() - SHOWN));
@@ -326,6 +343,29 @@ mod tests {
         assert_eq!(run_exit_status(&report(RunOutcome::Paused)), EXIT_ERROR);
         assert_eq!(run_exit_status(&report(RunOutcome::Failed)), EXIT_ERROR);
         assert_eq!(EXIT_DAMAGED, 4);
+    }
+
+    #[test]
+    fn altered_copies_are_named_with_the_exit_status_of_damage_and_transforms_are_exact() {
+        let mut altered = report(RunOutcome::Complete);
+        altered.copied = 2;
+        altered.folders =
+            vec![FolderReport { folder: "INBOX".into(), copied: 2, altered: 1, ..FolderReport::default() }];
+        altered.altered = vec![MessageNote {
+            reason: "header changed: Subject (8-bit bytes replaced)".into(),
+            ..note("INBOX")
+        }];
+        let text = copy_summary(&altered);
+        assert!(text.contains("0 damaged, 1 altered, 0 transformed"), "{text}");
+        let line = text.lines().find(|l| l.starts_with("ALTERED")).expect("the altered message listed");
+        assert!(line.contains("INBOX key 7") && line.contains("Subject (8-bit bytes replaced)"), "{line}");
+        assert_eq!(run_exit_status(&altered), EXIT_DAMAGED);
+
+        let mut transformed = report(RunOutcome::Complete);
+        transformed.transformed =
+            vec![MessageNote { reason: "8bit-headers-encoded".into(), ..note("INBOX") }];
+        assert!(copy_summary(&transformed).lines().any(|l| l.starts_with("TRANSFORMED")));
+        assert_eq!(run_exit_status(&transformed), EXIT_OK);
     }
 
     #[test]
