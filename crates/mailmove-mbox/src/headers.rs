@@ -40,6 +40,19 @@ enum Target {
     ReturnPath,
 }
 
+impl Target {
+    /// The field's name as the mbox writes it (for the fields the filter strips).
+    fn name(self) -> &'static str {
+        match self {
+            Target::Status => "Status",
+            Target::XStatus => "X-Status",
+            Target::XKeywords => "X-Keywords",
+            Target::NoFinalNewline => NO_FINAL_NEWLINE,
+            _ => "",
+        }
+    }
+}
+
 /// Values of the headers the backend reads (first occurrence, except the flag lines which
 /// accumulate).
 #[derive(Debug, Default, Clone)]
@@ -95,6 +108,7 @@ pub(crate) struct HeaderFilter {
     field_target: Target,
     captured: Captured,
     stripped_fields: u64,
+    stripped_names: Vec<&'static str>,
     first_kept_is_field: Option<bool>,
     insertion: Option<Vec<u8>>,
 }
@@ -112,6 +126,7 @@ impl HeaderFilter {
             field_target: Target::None,
             captured: Captured::default(),
             stripped_fields: 0,
+            stripped_names: Vec::new(),
             first_kept_is_field: None,
             insertion: None,
         }
@@ -135,6 +150,12 @@ impl HeaderFilter {
     /// How many flag header fields (and [`NO_FINAL_NEWLINE`] marks) were removed.
     pub(crate) fn stripped_fields(&self) -> u64 {
         self.stripped_fields
+    }
+
+    /// The names of the fields [`stripped_fields`](Self::stripped_fields) counts, each once, in
+    /// the order first met (spelled as the mbox writes them).
+    pub(crate) fn stripped_names(&self) -> &[&'static str] {
+        &self.stripped_names
     }
 
     /// Whether the first line kept is not a header field (a header-less or empty message).
@@ -220,12 +241,16 @@ impl HeaderFilter {
                 Some(name) => classify(name),
                 None => (false, Target::None),
             };
-            let target = self.claim(target);
             if strip {
                 self.stripped_fields += 1;
+                // Named before `claim`, which gives the mark's lines no target.
+                if !self.stripped_names.contains(&target.name()) {
+                    self.stripped_names.push(target.name());
+                }
             } else if self.first_kept_is_field.is_none() {
                 self.first_kept_is_field = Some(name.is_some());
             }
+            let target = self.claim(target);
             self.line_strip = strip;
             self.line_target = target;
             self.field_strip = strip;
@@ -343,6 +368,7 @@ mod tests {
             assert_eq!(filter.captured().message_id.as_deref(), Some(&b" <1@x>\r\n"[..]));
             assert!(!filter.header_less());
             assert_eq!(filter.stripped_fields(), 3);
+            assert_eq!(filter.stripped_names(), ["Status", "X-Keywords", "X-Status"]);
         }
     }
 

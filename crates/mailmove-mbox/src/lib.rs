@@ -79,20 +79,34 @@
 //! its `From `-lines quoted by one more `>`, one blank line; line endings as given. A message
 //! without a final newline gets one, and an `X-Mailmove-No-Final-Newline: yes` header line that
 //! tells mailmove's reader to take it away again: without it the next separator would not follow
-//! a blank line (other readers see the message with a final newline). See [`writer`] for the two
-//! shapes of message it refuses rather than alter. Appends are crash-safe through a
-//! `<mbox>.mailmove-committed` sidecar recording the length at the last durability point; on
-//! reopening after a crash, unconfirmed bytes are cut off ([`sidecar`]). Appending to a file
-//! another program wrote that does not end with a blank line first adds one (warning
+//! a blank line (other readers see the message with a final newline). Appends are crash-safe
+//! through a `<mbox>.mailmove-committed` sidecar recording the length at the last durability
+//! point; on reopening after a crash, unconfirmed bytes are cut off ([`sidecar`]). Appending to a
+//! file another program wrote that does not end with a blank line first adds one (warning
 //! [`BlankLineAdded`](WarningKind::BlankLineAdded)).
 //! [`MailSink::list_existing`](mailmove_core::MailSink::list_existing) fingerprints the messages
 //! exactly as the source would yield them, so dedup and reconciliation work. The mbox must not be
 //! written by another program while mailmove writes it (mailmove takes no dot-lock).
 //!
-//! A message that itself carries `Status:`, `X-Status:`, `X-Keywords:` or
-//! `X-Mailmove-No-Final-Newline:` lines cannot keep them: an mbox has no way to tell them from its
-//! own. The sink replaces them (with a warning), so
-//! such a message's fingerprint at the destination differs from the source's.
+//! **Altered, named, never refused.** A message the format cannot hold exactly is stored in the
+//! closest form it can hold — an archive that silently lacks a message is a loss — and the append
+//! says what changed in [`Appended::alteration`](mailmove_core::Appended), with the strict
+//! fingerprint of what the reader gives back when that differs from the message's own (read back
+//! from the file, streaming), so the engine counts the message as copied, names it as altered and
+//! records the copy under that fingerprint. Three shapes, details in [`writer`]:
+//!
+//! * a message carrying its own `Status:`, `X-Status:`, `X-Keywords:` or
+//!   `X-Mailmove-No-Final-Newline:` lines: an mbox cannot tell them from its own, so they are left
+//!   out (the flag lines are written from the message's flags; a
+//!   [`FlagHeadersReplaced`](WarningKind::FlagHeadersReplaced) warning is recorded as before);
+//! * a header-less message that starts with white space and has no final newline (it cannot take
+//!   the mark), a final bare CR included: stored with a final line feed — after a bare CR that
+//!   leaves the strict fingerprint unchanged;
+//! * a message whose own Content-Length the reader would trust where it counts the wrong bytes
+//!   (its body after quoting, the separator's line ending, not its final CR): stored with one or
+//!   two line endings added at its end, so that the length is not trusted.
+//!
+//! A message without a final newline that the mark gives back exactly is not altered.
 //!
 //! # Example
 //! ```
@@ -122,6 +136,7 @@ pub mod flag_headers;
 pub mod from_line;
 mod headers;
 mod input;
+mod landing;
 mod names;
 pub mod reader;
 pub mod sidecar;

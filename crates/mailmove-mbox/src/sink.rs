@@ -7,6 +7,12 @@
 //! writing, unconfirmed bytes after a `dirty` mark are cut off. Every sink entry point
 //! (`create_folder`, `append`, `list_existing`, `flush`) opens the file that way first, so the
 //! engine never sees, and never appends after, the remains of a crashed run.
+//!
+//! A message the format cannot hold exactly is stored in its closest form (see
+//! [`crate::writer`]) and the append says so: [`Appended::alteration`] names what changed and,
+//! when what the reader gives back fingerprints differently from the message, carries that
+//! fingerprint — read back from the file by the reader itself, streaming, so that it is what
+//! [`MailSink::list_existing`] will list and reconciliation recognises the copy.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -15,8 +21,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
+use mailmove_core::stored::Alteration;
 use mailmove_core::{
-    Appended, Error, ExistingMessage, FolderInfo, FolderPath, MailSink, Message, Result, SinkCapabilities,
+    fingerprint, Appended, Error, ExistingMessage, Fingerprint, FolderInfo, FolderPath, MailSink, Message,
+    Result, SinkCapabilities,
 };
 
 use crate::reader::{MboxReader, Want};
@@ -25,6 +33,15 @@ use crate::store::{blocking, blocking_stream, lock, Inner, MboxStore};
 use crate::tree;
 use crate::warning::{MboxWarning, WarningKind};
 use crate::writer::{self, CountingWriter};
+
+/// How an altered message reads back.
+#[derive(Debug)]
+enum Stored {
+    /// With the strict fingerprint of the message given (only line endings differ).
+    AsGiven,
+    /// With this other strict fingerprint.
+    Fingerprint(Fingerprint),
+}
 
 /// A file being appended to.
 #[derive(Debug)]
@@ -122,7 +139,7 @@ impl Appender {
         let lead_in = self.lead_in;
         let result = self.write(path, message);
         match result {
-            Ok((offset, written, end)) => {
+            Ok((offset, written, end, stored)) => {
                 if !lead_in.is_empty() {
                     // The file's last message now reads with a final newline: say so.
                     inner.warnings.record(MboxWarning {
@@ -150,7 +167,19 @@ impl Appender {
                         detail,
                     });
                 }
-                Ok(Appended::with_key(key))
+                let appended = Appended::with_key(key);
+                Ok(match stored {
+                    None => appended,
+                    Some(stored) => {
+                        let alteration = Alteration::new(written.alterations.join("; "));
+                        appended.altered(match stored {
+                            Stored::AsGiven => alteration,
+                            Stored::Fingerprint(fingerprint) => {
+                                alteration.with_stored_fingerprint(fingerprint)
+                            }
+                        })
+                    }
+                })
             }
             Err(error) => {
                 // Leave no partial message behind.
@@ -162,7 +191,12 @@ impl Appender {
         }
     }
 
-    fn write(&mut self, path: &Path, message: &Message) -> Result<(u64, writer::Written, u64)> {
+    /// Writes the message; for one stored altered, also what the reader gives back.
+    fn write(
+        &mut self,
+        path: &Path,
+        message: &Message,
+    ) -> Result<(u64, writer::Written, u64, Option<Stored>)> {
         let mut out = CountingWriter::new(BufWriter::with_capacity(64 * 1024, &self.file));
         // A foreign file whose last message is not followed by a blank line (or ends in the
         // middle of a line): without one our From line would be read as part of that message.
@@ -174,7 +208,42 @@ impl Appender {
         })?;
         let end = self.len + out.written();
         out.into_inner().flush().map_err(io_at(path, "writing"))?;
-        Ok((offset, written, end))
+        let stored = if written.alterations.is_empty() {
+            None
+        } else {
+            Some(self.stored_form(path, offset, &written.key_hash, message)?)
+        };
+        Ok((offset, written, end, stored))
+    }
+
+    /// What the reader gives back for the message just written at `offset`, compared with the
+    /// message given: read back from the file (the page cache holds it), so the fingerprint is
+    /// the reader's by construction, in constant memory however large the message.
+    fn stored_form(&self, path: &Path, offset: u64, key_hash: &str, message: &Message) -> Result<Stored> {
+        let mut reader = MboxReader::new(&self.file, path.display().to_string());
+        reader.seek(offset)?;
+        let parsed = reader.next_message(&Want::Fingerprint, true)?;
+        let Some((key, Some(stored))) = parsed.map(|parsed| (parsed.key, parsed.fingerprint)) else {
+            return Err(Error::Backend {
+                backend: "mbox",
+                message: format!(
+                    "the message just written at byte {offset} of {} reads back as none",
+                    path.display()
+                ),
+                transient: false,
+                source: None,
+            });
+        };
+        debug_assert_eq!(
+            key,
+            format!("{offset}-{key_hash}"),
+            "the writer and the reader key a message alike"
+        );
+        Ok(if stored == fingerprint::strict(&message.body)? {
+            Stored::AsGiven
+        } else {
+            Stored::Fingerprint(stored)
+        })
     }
 
     fn flush(&mut self, path: &Path) -> Result<()> {

@@ -68,8 +68,10 @@ pub enum WarningKind {
     /// program) and added the line ending(s) a separator needs before it; the file's last
     /// message now reads with a final newline it may not have had.
     BlankLineAdded,
-    /// A message given to the sink carried its own `Status:`/`X-Status:`/`X-Keywords:` lines;
-    /// they were replaced by lines written from the message's flags (mbox keeps flags there).
+    /// A message given to the sink carried its own `Status:`/`X-Status:`/`X-Keywords:` (or
+    /// `X-Mailmove-No-Final-Newline:`) lines; they were replaced by lines written from the
+    /// message's flags (mbox keeps flags there). The append also names this as the message's
+    /// alteration ([`Appended::alteration`](mailmove_core::Appended)).
     FlagHeadersReplaced,
     /// The sink could not store (all of) a message's flags: keywords that are not atoms, or a
     /// header-less message starting with white space that cannot take flag lines.

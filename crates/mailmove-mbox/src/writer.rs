@@ -22,11 +22,27 @@
 //! (they would read back as its folded continuation); a keyword that is not an atom is left out.
 //! Both are reported as [`FlagsNotStored`](crate::WarningKind::FlagsNotStored).
 //!
-//! Line endings inside the message are never changed. Two rare shapes cannot be written so that
-//! they read back identically, and are refused ([`Error::Refused`]) rather than altered: a
-//! header-less message that starts with white space and has no final newline (it can take no
-//! mark), and a message whose own `Content-Length` header would, after quoting, count its body
-//! exactly (the reader would trust it and not unquote).
+//! Line endings inside the message are never changed. A few messages cannot be written so that
+//! they read back identically. They are not refused — an archive that silently lacks a message
+//! is a loss — but stored in the closest form the format holds, and the change is named: the
+//! sink returns it as the append's [`Alteration`](mailmove_core::stored::Alteration), with the
+//! strict fingerprint of what the reader gives back when that differs from the message's own, so
+//! the engine reports the message as altered and later runs recognise the copy.
+//!
+//! * **The message's own `Status:`, `X-Status:`, `X-Keywords:` or `X-Mailmove-No-Final-Newline:`
+//!   lines**: an mbox keeps its flags (and mailmove its mark) in these fields and cannot tell the
+//!   message's own from them. They are left out (the flag lines are written from the message's
+//!   flags), so the message reads back without them.
+//! * **A header-less message that starts with white space and has no final newline**: it can
+//!   take no mark (a header line before it would read back as its folded continuation). It is
+//!   stored with a final `\n`, which reads back; a final bare CR then ends a CRLF line, which
+//!   leaves the strict fingerprint as it was.
+//! * **A message whose own `Content-Length` the reader would trust but which counts the wrong
+//!   bytes** — its body after `From ` quoting, or with the separator's line ending, or without
+//!   a final `\r` — and so would read back wrongly, or differently while it is the last message
+//!   of the file. It is stored with one or two line endings added at its end, so that the length
+//!   lands nowhere the reader trusts (see the `landing` module for why this, and not a changed
+//!   header).
 
 use std::io::{self, Read, Write};
 
@@ -35,6 +51,7 @@ use mailmove_core::{Error, Message, MessageBody, Result};
 use crate::flag_headers;
 use crate::from_line;
 use crate::headers::{blank_line_offset, HeaderFilter, NO_FINAL_NEWLINE};
+use crate::landing::{self, RegionEnd};
 use crate::warning::WarningKind;
 
 /// Bytes of a message scanned for the end of its header block.
@@ -85,7 +102,8 @@ struct Quoter {
     mid_line: bool,
     gt: u64,
     probe: Vec<u8>,
-    body_bytes: u64,
+    /// The bytes after the header block, as written (for the Content-Length check).
+    region: RegionEnd,
     quoted_in_body: bool,
 }
 
@@ -137,7 +155,7 @@ impl Quoter {
 
     fn put(&mut self, out: &mut impl Write, bytes: &[u8], in_body: bool) -> io::Result<()> {
         if in_body {
-            self.body_bytes += bytes.len() as u64;
+            self.region.push(bytes);
         }
         out.write_all(bytes)
     }
@@ -157,6 +175,9 @@ pub(crate) struct Written {
     pub key_hash: String,
     /// Things to report.
     pub warnings: Vec<(WarningKind, String)>,
+    /// What the mbox could not hold exactly and stored in the closest form, for people; empty
+    /// when the reader gives the message back byte for byte.
+    pub alterations: Vec<String>,
 }
 
 /// Writes one message (From line, flags, quoted bytes, separator) to `out`, which must be
@@ -177,18 +198,25 @@ pub(crate) fn write_message<W: Write>(out: &mut CountingWriter<W>, message: &Mes
             .push((WarningKind::FlagsNotStored, format!("keywords not storable in X-Keywords: {dropped:?}")));
     }
     let unmarkable = blank.is_none() && matches!(head.first(), Some(b' ' | b'\t'));
-    if needs_no_final_newline_mark(&body_tail(&message.body)?) {
+    let tail = body_tail(&message.body)?;
+    // A final newline of the writer's own that the reader keeps: the closest form of a message
+    // that needs the mark but cannot take it (every mbox reader gives it back so).
+    let mut final_newline_added = None;
+    if needs_no_final_newline_mark(&tail) {
         if unmarkable {
-            return Err(Error::Refused {
-                reason: "a message without a header that starts with white space and has no final newline \
-                         cannot be stored in mbox exactly"
-                    .into(),
+            final_newline_added = Some(if tail.ends_with(b"\r") {
+                "mbox cannot end a message in a bare CR when it has no header and starts with white space: \
+                 stored with a final line feed (the CR now ends a CRLF line)"
+            } else {
+                "mbox cannot store a message without a final newline when it has no header and starts with \
+                 white space: stored with a final line feed"
             });
+        } else {
+            mark = true;
+            lines.extend_from_slice(NO_FINAL_NEWLINE.as_bytes());
+            lines.extend_from_slice(b": yes");
+            lines.extend_from_slice(eol);
         }
-        mark = true;
-        lines.extend_from_slice(NO_FINAL_NEWLINE.as_bytes());
-        lines.extend_from_slice(b": yes");
-        lines.extend_from_slice(eol);
     }
     if unmarkable {
         // Lines inserted before a line starting with white space would swallow it as a folded
@@ -239,39 +267,59 @@ pub(crate) fn write_message<W: Write>(out: &mut CountingWriter<W>, message: &Mes
         filter.finish(&mut sink)?;
     }
     quoter.finish(out, last_in_body).map_err(io)?;
-    if mark {
-        // The final newline the message lacks, which the mark tells the reader to take away.
+    let mut region = std::mem::take(&mut quoter.region);
+    if mark || final_newline_added.is_some() {
+        // The final newline the message lacks: the mark tells the reader to take it away again;
+        // without the mark it stays.
         out.write_all(b"\n").map_err(io)?;
+        region.push(b"\n");
     }
-    out.write_all(b"\n").map_err(io)?;
-
     let content_length = filter
         .captured()
         .content_length
         .as_deref()
         .and_then(|raw| std::str::from_utf8(raw).ok())
-        .and_then(|text| text.trim().parse::<u64>().ok());
-    // A marked message's body does not end with `\n`, and the reader trusts a length only when
-    // a blank line follows the body: it cannot be misread.
-    if !mark && quoter.quoted_in_body && content_length == Some(quoter.body_bytes) {
-        return Err(Error::Refused {
-            reason:
-                "the message's Content-Length would count its mbox-quoted body exactly, so it could not be \
-                     read back unchanged"
-                    .into(),
-        });
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        // The reader looks at a Content-Length only once the header block has ended.
+        .filter(|_| !filter.in_header());
+    let mut content_length_moved = None;
+    if let Some(length) = content_length {
+        // After the mark's newline only a `\n` reads back as one (see `landing`).
+        let ending: &[u8] =
+            if !mark && final_newline_added.is_none() && region.ends_with(b"\r\n") { b"\r\n" } else { b"\n" };
+        let verbatim_is_right = !quoter.quoted_in_body && !mark;
+        let padding = landing::padding(length, &region, ending, verbatim_is_right);
+        for _ in 0..padding {
+            out.write_all(ending).map_err(io)?;
+        }
+        if padding > 0 {
+            content_length_moved = Some(format!(
+                "its Content-Length ({length}) would land where mbox readers trust it and take the wrong \
+                 bytes as its body (mbox quotes 'From ' lines and ends each message with a blank line): \
+                 stored with {} added at its end, so that the length is not trusted",
+                if padding == 1 { "a line ending" } else { "two line endings" }
+            ));
+        }
     }
-    if filter.stripped_fields() > 0 {
+    out.write_all(b"\n").map_err(io)?;
+
+    let mut alterations = Vec::new();
+    if !filter.stripped_names().is_empty() {
+        let names = filter.stripped_names().join(", ");
         warnings.push((
             WarningKind::FlagHeadersReplaced,
-            format!(
-                "{} Status/X-Status/X-Keywords/{NO_FINAL_NEWLINE} field(s) replaced by the mbox's own",
-                filter.stripped_fields()
-            ),
+            format!("{} {names} field(s) replaced by the mbox's own", filter.stripped_fields()),
+        ));
+        alterations.push(format!(
+            "its own header line(s) {names} removed: an mbox keeps its flags (and mailmove its \
+             no-final-newline mark) in these fields and cannot tell the message's own from them; \
+             the message's flags are written there instead"
         ));
     }
+    alterations.extend(final_newline_added.map(str::to_string));
+    alterations.extend(content_length_moved);
     let hash = out.tap.take().map(|(hasher, _)| hasher.finalize().to_hex().to_string()).unwrap_or_default();
-    Ok(Written { key_hash: hash[..12].to_string(), warnings })
+    Ok(Written { key_hash: hash[..12].to_string(), warnings, alterations })
 }
 
 /// The last (up to) three bytes of a body. A spooled body is read through once more for them:

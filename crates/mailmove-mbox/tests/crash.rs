@@ -5,6 +5,7 @@ use std::io::Write;
 
 use mailmove_core::{
     Error, Flags, FolderPath, MailSink, MailSinkExt, MailSourceExt, Message, MessageBody, MessageMeta,
+    SpoolConfig,
 };
 use mailmove_mbox::{MboxConfig, MboxStore, WarningKind};
 
@@ -129,7 +130,9 @@ async fn existing_foreign_file_without_sidecar_or_final_newline() {
 }
 
 #[tokio::test]
-async fn refused_message_leaves_the_file_unchanged() {
+async fn failed_append_leaves_the_file_unchanged() {
+    // (This used a message the writer refused; none is refused now — such messages are stored in
+    // their closest form and named, see tests/altered.rs — so the append fails another way.)
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("box.mbox");
     let store = open(&path);
@@ -137,10 +140,17 @@ async fn refused_message_leaves_the_file_unchanged() {
     store.create_folder(&inbox).await.unwrap();
     store.append(&inbox, &message(0)).await.unwrap();
     let before = std::fs::read(&path).unwrap();
-    // No header, starts with white space (so it can take no header line), no final newline.
-    let odd =
-        Message::new(MessageMeta::new("odd", 0), MessageBody::from_bytes(b" folded? no: text".to_vec()));
-    assert!(matches!(store.append(&inbox, &odd).await, Err(Error::Refused { .. })));
+    // A spooled body whose spool file is gone: it cannot be read, so the append fails.
+    let spool = tempfile::tempdir().unwrap();
+    let mut builder = SpoolConfig { threshold: 8, dir: Some(spool.path().to_path_buf()) }.builder();
+    builder.push(b"Subject: gone\r\n\r\nits spool file is removed before the append\r\n").unwrap();
+    let body = builder.finish().unwrap();
+    assert!(body.is_spooled());
+    for entry in std::fs::read_dir(spool.path()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let gone = Message::new(MessageMeta::new("gone", 0), body);
+    assert!(matches!(store.append(&inbox, &gone).await, Err(Error::Io { .. })));
     assert_eq!(std::fs::read(&path).unwrap(), before);
     store.append(&inbox, &message(1)).await.unwrap();
     store.flush(&inbox).await.unwrap();

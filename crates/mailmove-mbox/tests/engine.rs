@@ -1,6 +1,7 @@
 //! Through the copy engine: memory → mbox tree → memory is byte-exact with flags and dates, a
-//! second run after new mail resumes after the last key, and a message whose boundaries the
-//! reader had to guess is named in the run report.
+//! second run after new mail resumes after the last key, a message whose boundaries the reader
+//! had to guess is named in the run report, and so are messages the mbox stored in their closest
+//! form (which later runs do not append again).
 
 use mailmove_core::engine::Copier;
 use mailmove_core::memory::MemoryStore;
@@ -113,4 +114,109 @@ async fn damaged_messages_are_named_in_the_report() {
     let bodies: Vec<Vec<u8>> = destination.contents(&inbox).into_iter().map(|(bytes, _, _)| bytes).collect();
     assert!(bodies.contains(&b"second half\n".to_vec()));
     assert!(bodies.contains(&b"Subject: three\n\nFrom here on, fine too.\n".to_vec()));
+}
+
+#[tokio::test]
+async fn messages_stored_altered_are_copied_named_and_not_appended_again() {
+    use mailmove_core::checkpoint::Checkpoint;
+    use mailmove_core::engine::{self, CopyOptions, Event, EventSink};
+    use mailmove_core::fingerprint::strict_of_bytes;
+    use mailmove_core::{MailSinkExt, MailSource};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("archive.mbox");
+    let inbox = FolderPath::inbox();
+    let source = MemoryStore::new("source");
+    // Stored with a final line feed: the strict fingerprint is unchanged (CR, CRLF alike).
+    let bare_cr = source.insert(&inbox, b" no header, ends in a bare CR\r".to_vec(), Flags::empty(), None);
+    // Stored without its own flag lines: another fingerprint.
+    let own_status = source.insert(
+        &inbox,
+        b"Subject: s\nStatus: O\nX-Keywords: Work\n\nbody\n".to_vec(),
+        Flags::empty(),
+        None,
+    );
+    // Stored with a line ending added, so the reader does not trust the length: another fingerprint.
+    let content_length = source.insert(
+        &inbox,
+        b"Subject: c\nContent-Length: 12\n\nFrom there\n".to_vec(),
+        Flags::empty(),
+        None,
+    );
+    let plain = source.insert(&inbox, b"Subject: p\n\nplain\n".to_vec(), Flags::empty(), None);
+    let mbox = MboxStore::open(MboxConfig::new(&path)).unwrap();
+    let options = CopyOptions::default();
+    let checkpoint =
+        Checkpoint::in_memory(&MailSource::identity(&source), &MailSink::identity(&mbox)).unwrap();
+
+    let (events, mut received) = EventSink::channel();
+    let report = engine::copy(&source, &mbox, &options, &checkpoint, &events).await.unwrap();
+    assert_eq!((report.copied, report.skipped, report.failed), (4, 0, 0), "{report:?}");
+    let mut named: Vec<&str> = report.altered.iter().map(|note| note.source_key.as_str()).collect();
+    named.sort_unstable();
+    let mut expected = [bare_cr.as_str(), own_status.as_str(), content_length.as_str()];
+    expected.sort_unstable();
+    assert_eq!(named, expected, "{:?}", report.altered);
+    assert!(!named.contains(&plain.as_str()));
+    let reason = |key: &mailmove_core::SourceKey| {
+        report.altered.iter().find(|note| note.source_key == key.as_str()).unwrap().reason.clone()
+    };
+    assert!(reason(&bare_cr).contains("bare CR"), "{}", reason(&bare_cr));
+    assert!(reason(&own_status).contains("Status, X-Keywords"), "{}", reason(&own_status));
+    assert!(reason(&content_length).contains("Content-Length"), "{}", reason(&content_length));
+    assert_eq!(report.folders.iter().map(|folder| folder.altered).sum::<u64>(), 3, "{:?}", report.folders);
+    assert!(!report.is_exact());
+    let mut altered_events = 0;
+    while let Ok(event) = received.try_recv() {
+        altered_events += usize::from(matches!(event, Event::MessageAltered(_)));
+    }
+    assert_eq!(altered_events, 3);
+    // What the mbox holds: the closest forms.
+    let mut held = Vec::new();
+    for meta in mailmove_core::MailSourceExt::collect_messages(&mbox, &inbox).await.unwrap() {
+        let message = mailmove_core::MailSourceExt::fetch_one(&mbox, &inbox, &meta.key).await.unwrap();
+        held.push(message.body.to_bytes().unwrap().to_vec());
+    }
+    held.sort();
+    let mut closest: Vec<Vec<u8>> = [
+        &b" no header, ends in a bare CR\r\n"[..],
+        b"Subject: s\n\nbody\n",
+        b"Subject: c\nContent-Length: 12\n\nFrom there\n\n",
+        b"Subject: p\n\nplain\n",
+    ]
+    .map(<[u8]>::to_vec)
+    .into();
+    closest.sort();
+    assert_eq!(held, closest);
+    let file = std::fs::read(&path).unwrap();
+
+    // Again with the same checkpoint: nothing more is appended.
+    let report = engine::copy(&source, &mbox, &options, &checkpoint, &EventSink::none()).await.unwrap();
+    assert_eq!((report.copied, report.failed), (0, 0), "{report:?}");
+    assert!(report.altered.is_empty());
+    assert_eq!(std::fs::read(&path).unwrap(), file);
+
+    // With a fresh checkpoint, reconciliation goes by fingerprint: the plain message and the one
+    // whose stored form fingerprints like the original are found; the two stored under another
+    // fingerprint cannot be told from different messages (nothing records what they were) and
+    // are appended again — named as altered again.
+    let fresh = Checkpoint::in_memory(&MailSource::identity(&source), &MailSink::identity(&mbox)).unwrap();
+    let report = engine::copy(&source, &mbox, &options, &fresh, &EventSink::none()).await.unwrap();
+    assert_eq!((report.copied, report.skipped, report.failed), (2, 2, 0), "{report:?}");
+    let mut named: Vec<&str> = report.altered.iter().map(|note| note.source_key.as_str()).collect();
+    named.sort_unstable();
+    let mut expected = [own_status.as_str(), content_length.as_str()];
+    expected.sort_unstable();
+    assert_eq!(named, expected);
+    let listed = mbox.collect_existing(&inbox).await.unwrap();
+    assert_eq!(listed.len(), 6);
+    assert_eq!(
+        listed.iter().filter(|e| e.fingerprint == strict_of_bytes(b"Subject: s\n\nbody\n")).count(),
+        2,
+        "the copy without its own flag lines, twice"
+    );
+    // From then on that checkpoint knows them too.
+    let report = engine::copy(&source, &mbox, &options, &fresh, &EventSink::none()).await.unwrap();
+    assert_eq!((report.copied, report.failed), (0, 0), "{report:?}");
+    assert_eq!(mbox.collect_existing(&inbox).await.unwrap().len(), 6);
 }
