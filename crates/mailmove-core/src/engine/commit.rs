@@ -33,6 +33,7 @@ use crate::error::{Disposition, Error, Result};
 use crate::fingerprint::IdentityHeaders;
 use crate::folder::FolderPath;
 use crate::message::{Message, MessageMeta, SourceKey};
+use crate::stored::StoredAlteration;
 use crate::sync::lock;
 
 /// What the committer side of a pass left behind.
@@ -153,6 +154,15 @@ impl<'p, 'i> Committer<'p, 'i> {
                     .collect();
                 lock(&self.pass.unconfirmed).extend(sent.iter().map(|meta| meta.key.clone()));
                 self.outcome.deferred.extend(sent);
+                // What the sink said it stored altered is kept: reconciliation must recognise it.
+                self.pass.keep_alterations(appends.copied.iter().filter_map(|row| {
+                    let alteration = row.alteration.clone()?;
+                    let dest_key = match &row.outcome {
+                        Outcome::Copied { dest_key } => dest_key.clone(),
+                        _ => None,
+                    };
+                    Some(StoredAlteration::new(row.key.clone(), dest_key, alteration))
+                }));
                 if !appends.failed.is_empty() {
                     context.checkpoint.record_results(folder_id, appends.failed).await?;
                 }
