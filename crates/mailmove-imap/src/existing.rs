@@ -109,6 +109,7 @@ impl Inner {
                 suspects.push(uid);
                 return Ok(());
             }
+            let body = self.as_stored(uid, body)?;
             hashed.insert(uid, (body.len(), fingerprint::strict(&body)?));
             Ok(())
         })
@@ -117,6 +118,7 @@ impl Inner {
             let fetched = self.fetcher().bodies(conn, chunk, "UID BODY.PEEK[]").await?;
             for (uid, item) in fetched {
                 if let Some(body) = item.body {
+                    let body = self.as_stored(uid, body)?;
                     hashed.insert(uid, (body.len(), fingerprint::strict(&body)?));
                 }
             }

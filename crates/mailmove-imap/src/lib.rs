@@ -61,10 +61,19 @@
 //! `append` returns once the message is sent and `flush` reads the answers, returning `Ok` only
 //! when the server confirmed every one; see the `append` module for how refusals, quota,
 //! throttling and cuts become errors. Messages with NUL bytes go one at a time as literal8 when the
-//! server offers BINARY (and are refused otherwise); `[TRYCREATE]` creates the folder and retries.
+//! server offers BINARY (and are refused otherwise); `[TRYCREATE]` creates the folder and retries,
+//! unless the folder exists (then the message may have been stored: the engine reconciles first).
 //! `list_existing` hashes bodies as they arrive and remembers fingerprints by UID, so a second
 //! reconcile of a folder downloads only what is new. Nothing trusts `APPENDUID` for correctness:
 //! it only becomes the informational destination key of synchronous appends.
+//!
+//! **What was stored.** After each flush the sink checks what the server holds against what it
+//! sent (`check=cheap|full|off`, the `stored` module): `DIGEST.SHA1` where offered, else size and
+//! header section, read back whole when they differ; each altered copy goes to the engine with what
+//! changed and its fingerprint. Raw 8-bit header bytes are encoded before APPEND
+//! ([`mailmove_core::headers8bit`]) for a server known or seen to rewrite them
+//! (`headers8bit=auto|encode|raw`). A server's mbox bookkeeping headers (imap4d's `X-UID`) are not
+//! part of the message: once seen, messages are read without them (the `bookkeeping` module).
 //!
 //! **Rate limits and compression.** `rate=2MB` (bytes per second, both directions) and
 //! `msgrate=10` (messages per second, fetched or appended) hold for the account over all its
@@ -96,6 +105,25 @@
 //! reconcile reads a fresh selection (a session that has a folder selected does not see what other
 //! sessions added until the server tells it).
 //!
+//! # Servers as they are
+//! What the test suite found on the three servers it runs against (`scripts/dovecot.sh`,
+//! `scripts/cyrus.sh`, `scripts/mailutils.sh`), and what the crate does about it:
+//!
+//! | | Dovecot 2.3 | Cyrus IMAP 3.6 | GNU Mailutils imap4d 3.15 |
+//! | --- | --- | --- | --- |
+//! | separator, namespace | `/` or `.`, personal `""` | `.`, personal `INBOX.`; intermediate levels are real mailboxes | `/`, personal `""`, one mbox file per folder |
+//! | bare LF / lone CR in APPEND | stored | refused ("Message contains bare newlines"): we always send CRLF | stored |
+//! | raw 8-bit header bytes | stored | each replaced by `X`, answered OK: we encode them first | stored |
+//! | NUL bytes | BINARY; a `binary` part is re-encoded as base64: named as altered | BINARY; the same | no BINARY: refused by name |
+//! | invalid header field name (`Fro :x`) | stored | refused ("invalid header") | `NO [TRYCREATE]`, sometimes after storing it: not sent again before a reconcile |
+//! | message without a final newline | stored | stored | stored with one: named as altered |
+//! | UIDPLUS / APPENDUID | yes | yes | no: the check reads back what arrived since the lane's UIDNEXT |
+//! | DIGEST=SHA1 | no | yes: the cheap check is complete | no |
+//! | special-use | `\Sent` ... listed | only with CREATE-SPECIAL-USE; one folder per role (`[USEATTR]`) | none |
+//! | keywords | `\*` in PERMANENTFLAGS | `\*` | no `\*`: keywords are not stored (flags are) |
+//! | COMPRESS=DEFLATE | when configured | yes | no |
+//! | other | | `sasl_pwcheck_method: alwaystrue` for throw-away users; INBOX created by the admin | a read-write session rewrites the mbox when it ends (we SELECT only to learn PERMANENTFLAGS, then EXAMINE); `X-UID`, `X-IMAPbase`, `Status` headers shown in `BODY[]`; `[TRYCREATE]` after the command name |
+//!
 //! # Layers
 //! The modules form layers whose imports point down only (`tests/layers.rs` holds the table and
 //! fails when a module names one of a higher layer), so that each can be read and changed knowing
@@ -105,10 +133,10 @@
 //! | --- | --- | --- |
 //! | base | `capability`, `code`, [`utf7`], `lock` | capabilities and response codes, typed, with their RFCs; modified UTF-7 |
 //! | transport | `conn`, `stream`, `wire`, `literal`, `session`, `compress`, `rate`, `tls`, `config`, `errors` | one connection: bytes, framing, the response grammar, login, time limits; server answers as errors |
-//! | protocol | `protocol::{select, status, list, search, fetch, append, sequence}`, `names` | how each command is written and its answer read, over one connection |
+//! | protocol | `protocol::{select, status, list, search, fetch, append, sequence}`, `names`, `bookkeeping` | how each command is written and its answer read, over one connection; a server's mbox bookkeeping headers |
 //! | pool | `pool` | the account's connections, borrowed per command sequence |
 //! | state | `mailbox`, `fingerprints` | what the store knows about the mailboxes (listed names, PERMANENTFLAGS, the listing's STATUS and UIDVALIDITY, what it created; fingerprints by UID), each piece with its rules |
-//! | store | `store`, `source`, `sink`, `folders`, `append` (lanes), `existing` (fingerprint index) | [`ImapStore`] and its operations |
+//! | store | `store`, `source`, `sink`, `folders`, `append` (lanes; `append::single`), `existing` (fingerprint index), `stored` (the post-store check) | [`ImapStore`] and its operations |
 //!
 //! # Limits (documented, not hidden)
 //! * `list_existing` fetches every message body of the folder it has not hashed before: correct
@@ -151,6 +179,7 @@ mod stream;
 mod tls;
 mod wire;
 // Protocol: one module per command family.
+mod bookkeeping;
 mod names;
 mod protocol;
 // Connection pool.

@@ -61,7 +61,7 @@ impl MailSink for ImapStore {
     }
 
     /// Checks what the server stored for every APPEND it confirmed since the last call (see
-    /// [`crate::stored`]; `check=` in the URL).
+    /// the crate docs, "What was stored"; `check=` in the URL).
     async fn stored_alterations(&self, folder: &FolderPath) -> Result<Vec<StoredAlteration>> {
         self.inner.stored_alterations(folder).await
     }

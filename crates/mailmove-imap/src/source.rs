@@ -183,6 +183,13 @@ impl Inner {
                 });
                 continue;
             }
+            let body = match self.as_stored(*uid, body) {
+                Ok(body) => body,
+                Err(error) => {
+                    failures.push(error);
+                    continue;
+                }
+            };
             let mut meta = MessageMeta::new(uid.to_string(), body.len());
             meta.flags = item.flags.unwrap_or_default();
             meta.internal_date = item.internal_date;

@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailmove_core::{FolderPath, Result};
+use mailmove_core::stored::header_section;
+use mailmove_core::{FolderPath, MessageBody, Result};
 
 use crate::append::Lanes;
+use crate::bookkeeping;
 use crate::capability::{Capabilities, Capability};
 use crate::config::{Headers8bit, ImapConfig};
 use crate::conn::Conn;
@@ -52,6 +54,9 @@ pub(crate) struct Inner {
     /// The server rewrites raw 8-bit header bytes: known from its greeting (Cyrus IMAP) or seen
     /// by the post-store check ([`crate::stored`]).
     pub rewrites_8bit_headers: AtomicBool,
+    /// The server shows its mbox bookkeeping headers in messages ([`crate::bookkeeping`]):
+    /// messages are read without them.
+    pub shows_bookkeeping: AtomicBool,
 }
 
 impl ImapStore {
@@ -89,6 +94,7 @@ impl ImapStore {
             fingerprints,
             message_rate,
             rewrites_8bit_headers,
+            shows_bookkeeping: AtomicBool::new(false),
         };
         inner.pool.warm_up();
         Ok(ImapStore { inner: Arc::new(inner) })
@@ -121,6 +127,23 @@ impl Inner {
             Headers8bit::Raw => false,
             _ => self.rewrites_8bit_headers.load(Ordering::Relaxed),
         }
+    }
+
+    /// The message with this UID as it was stored: without the server's mbox bookkeeping
+    /// headers once the server is seen to show them (see [`crate::bookkeeping`]).
+    pub fn as_stored(&self, uid: u32, body: MessageBody) -> Result<MessageBody> {
+        if !self.shows_bookkeeping.load(Ordering::Relaxed) {
+            let shows = match header_section(&body)? {
+                Some(header) => bookkeeping::shows_bookkeeping(&header, uid),
+                None => false,
+            };
+            if !shows {
+                return Ok(body);
+            }
+            tracing::info!("{}: the server shows its mbox bookkeeping headers (X-UID...); messages are read without them", self.config.identity());
+            self.shows_bookkeeping.store(true, Ordering::Relaxed);
+        }
+        Ok(bookkeeping::strip(&body, &self.config.spool)?.unwrap_or(body))
     }
 
     /// A connection from the pool (preferably one that has `mailbox` selected already, which

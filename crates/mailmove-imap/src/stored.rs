@@ -13,13 +13,18 @@
 //! * **off**: nothing.
 //!
 //! A message that differs is read back whole: the change is named per header field
-//! ([`mailmove_core::stored::compare_header_sections`]) and the copy's strict fingerprint goes to
-//! the engine, which records it, so the altered copy is never taken for a missing message.
+//! ([`mailmove_core::stored::compare_header_sections`]) and the body by its length, and the
+//! copy's strict fingerprint goes to the engine, which records it, so the altered copy is never
+//! taken for a missing message. A server's own mbox bookkeeping headers (imap4d's `X-UID`) are
+//! not counted as an alteration: the store reads every message without them
+//! ([`crate::bookkeeping`]), as Dovecot's mbox driver hides them.
 //!
-//! The stored message is found by its `APPENDUID` (UIDPLUS). A server without UIDPLUS is asked
-//! `UID SEARCH HEADER Message-ID` instead; of the copies it names, one that matches exactly
-//! clears the message, else the newest is taken as this message's copy. A message without a
-//! Message-ID on such a server cannot be found again and stays unchecked (counted in a warning).
+//! The stored message is found by its `APPENDUID` (UIDPLUS). Without UIDPLUS (imap4d), the lane
+//! remembers the mailbox's UIDNEXT before its appends, and the check reads back whole what
+//! arrived since, pairing exact copies first and then, in order, plausible altered ones. A
+//! message that pairs with nothing stays unchecked (counted in a warning). A message the server
+//! answered with a NO that may still have stored it (imap4d's `[TRYCREATE]`) is looked for too:
+//! found, it is that message's copy, and the engine does not append it again.
 //!
 //! When the check sees 8-bit header bytes replaced and `headers8bit=auto`, the store reports from
 //! then on that it does not keep raw 8-bit headers, so the engine encodes them for the rest of
@@ -35,7 +40,7 @@ use crate::capability::Capability;
 use crate::config::StoreCheck;
 use crate::conn::Conn;
 use crate::protocol::fetch::{uid_fetch, Fetched};
-use crate::protocol::search::uids_with_message_id;
+use crate::protocol::search::{search_finish, search_start};
 use crate::store::Inner;
 
 /// Most confirmed messages a lane keeps for the check: a caller that never asks for the check
@@ -64,15 +69,19 @@ impl Inner {
     /// The post-store check of everything confirmed in `folder` since the last call.
     pub(crate) async fn stored_alterations(&self, folder: &FolderPath) -> Result<Vec<StoredAlteration>> {
         let mailbox = self.mailbox(folder)?;
-        let (confirmed, dropped) = self.take_confirmed(&mailbox).await;
-        if confirmed.is_empty() || self.config.store_check == StoreCheck::Off {
-            return Ok(Vec::new());
-        }
         let mut pooled = self.acquire_for(Some(&mailbox)).await?;
         let conn = pooled.conn();
         // A fresh EXAMINE: the session must see the messages other connections appended.
         let selected = self.select_fresh(conn, &mailbox, true).await?;
-        let verdicts = self.check(conn, &confirmed).await?;
+        let (confirmed, dropped, floor) = self.take_confirmed(&mailbox, selected.uid_next).await;
+        if confirmed.is_empty() || self.config.store_check == StoreCheck::Off {
+            return Ok(Vec::new());
+        }
+        let verdicts = if self.caps.offers(Capability::UidPlus) {
+            self.check(conn, &confirmed).await?
+        } else {
+            self.check_arrivals(conn, &confirmed, floor.unwrap_or(1)).await?
+        };
         let mut unchecked = dropped;
         let mut out = Vec::new();
         for (confirmed, verdict) in confirmed.iter().zip(verdicts) {
@@ -101,7 +110,9 @@ impl Inner {
 
     /// The verdict for each confirmed message, in order.
     async fn check(&self, conn: &mut Conn, confirmed: &[Confirmed]) -> Result<Vec<Verdict>> {
-        let uids = self.locate(conn, confirmed).await?;
+        // With UIDPLUS, each confirmed message's copy is at its APPENDUID.
+        let uids: Vec<Option<Vec<u32>>> =
+            confirmed.iter().map(|message| message.uid.map(|uid| vec![uid])).collect();
         let known: Vec<u32> =
             uids.iter().flatten().flat_map(|candidates| candidates.iter().copied()).collect();
         let full = self.config.store_check == StoreCheck::Full;
@@ -145,7 +156,8 @@ impl Inner {
                     }
                     None => continue,
                 };
-                match alteration(sent, stored)? {
+                let read = self.as_stored(*uid, stored.clone())?;
+                match alteration(sent, &read)? {
                     None => {
                         verdict = Verdict::Exact;
                         break;
@@ -162,28 +174,55 @@ impl Inner {
         Ok(verdicts)
     }
 
-    /// The UIDs that may hold each confirmed message: its APPENDUID, or (no UIDPLUS) the
-    /// messages with its Message-ID, oldest first; `None` when it cannot be found again.
-    async fn locate(&self, conn: &mut Conn, confirmed: &[Confirmed]) -> Result<Vec<Option<Vec<u32>>>> {
-        let mut out = Vec::with_capacity(confirmed.len());
+    /// The check without UIDPLUS: the messages that arrived since `floor` are read whole and
+    /// paired with what was sent, in order: an exact copy first; then, for the rest, the next
+    /// arrival in order when it is plausibly the same message (size within 1 % + 256 bytes), which
+    /// is then named as altered; otherwise the message stays unchecked. Another writer's messages
+    /// among the arrivals are passed over.
+    async fn check_arrivals(
+        &self,
+        conn: &mut Conn,
+        confirmed: &[Confirmed],
+        floor: u32,
+    ) -> Result<Vec<Verdict>> {
+        let tag = search_start(conn, floor).await?;
+        let arrivals = search_finish(conn, &tag, floor).await?;
+        let fetched = fetch(conn, &arrivals, "UID BODY.PEEK[]").await?;
+        let mut read = Vec::with_capacity(arrivals.len());
+        for uid in &arrivals {
+            let Some(raw) = fetched.get(uid).and_then(|item| item.body.clone()) else { continue };
+            let stored = self.as_stored(*uid, raw)?;
+            read.push((*uid, stored.clone(), fingerprint::strict(&stored)?));
+        }
+        let mut used = vec![false; read.len()];
+        let mut verdicts: Vec<Option<Verdict>> = Vec::with_capacity(confirmed.len());
         for message in confirmed {
-            if let Some(uid) = message.uid {
-                out.push(Some(vec![uid]));
+            let sent = fingerprint::strict(&message.message.body)?;
+            let exact = read.iter().enumerate().position(|(i, (_, _, fp))| !used[i] && *fp == sent);
+            verdicts.push(exact.map(|i| {
+                used[i] = true;
+                Verdict::Exact
+            }));
+        }
+        let mut next = 0;
+        for (message, verdict) in confirmed.iter().zip(verdicts.iter_mut()) {
+            if verdict.is_some() {
                 continue;
             }
-            if self.caps.offers(Capability::UidPlus) {
-                out.push(None);
+            while next < read.len() && used[next] {
+                next += 1;
+            }
+            let Some((uid, stored, _)) = read.get(next) else { break };
+            let (sent, theirs) = (message.message.body.len(), stored.len());
+            if sent.abs_diff(theirs) > sent / 100 + 256 {
                 continue;
             }
-            let id = message.message.meta.message_id.clone().or_else(|| {
-                mailmove_core::fingerprint::IdentityHeaders::of_body(&message.message.body).ok()?.message_id
-            });
-            match id {
-                Some(id) => out.push(Some(uids_with_message_id(conn, &id).await?)),
-                None => out.push(None),
+            used[next] = true;
+            if let Some(alteration) = alteration(&message.message.body, stored)? {
+                *verdict = Some(Verdict::Altered(alteration, *uid));
             }
         }
-        Ok(out)
+        Ok(verdicts.into_iter().map(|verdict| verdict.unwrap_or(Verdict::Unchecked)).collect())
     }
 }
 
@@ -219,18 +258,29 @@ fn looks_same(sent: &MessageBody, stored: &Fetched, digest: bool) -> Result<bool
 }
 
 /// How `stored` differs from `sent`, or `None` when it is the same message.
-fn alteration(sent: &MessageBody, stored: &MessageBody) -> Result<Option<Alteration>> {
-    let theirs = fingerprint::strict(stored)?;
+/// How `read` (the stored message as this store reads it: without the server's bookkeeping
+/// headers, see [`crate::bookkeeping`]) differs from `sent`, or `None` when it is the same message.
+fn alteration(sent: &MessageBody, read: &MessageBody) -> Result<Option<Alteration>> {
+    let theirs = fingerprint::strict(read)?;
     if theirs == fingerprint::strict(sent)? {
         return Ok(None);
     }
-    let what = match (header_section(sent)?, header_section(stored)?) {
-        (Some(sent_header), Some(stored_header)) => compare_header_sections(&sent_header, &stored_header),
-        _ => None,
+    Ok(Some(Alteration::new(describe(sent, read)?).with_stored_fingerprint(theirs)))
+}
+
+/// What differs between two messages: per header field, and the body when its length changed.
+fn describe(sent: &MessageBody, stored: &MessageBody) -> Result<String> {
+    let (Some(sent_header), Some(stored_header)) = (header_section(sent)?, header_section(stored)?) else {
+        return Ok(format!("changed ({} bytes sent, {} stored)", sent.len(), stored.len()));
     };
-    let what =
-        what.unwrap_or_else(|| format!("body changed ({} bytes sent, {} stored)", sent.len(), stored.len()));
-    Ok(Some(Alteration::new(what).with_stored_fingerprint(theirs)))
+    let body = |whole: &MessageBody, header: &[u8]| whole.len().saturating_sub(header.len() as u64);
+    let (sent_body, stored_body) = (body(sent, &sent_header), body(stored, &stored_header));
+    let body_changed = format!("body changed ({sent_body} bytes sent, {stored_body} stored)");
+    Ok(match compare_header_sections(&sent_header, &stored_header) {
+        Some(header) if sent_body != stored_body => format!("{header}; {body_changed}"),
+        Some(header) => header,
+        None => body_changed,
+    })
 }
 
 /// The SHA-1 of a body, in lower-case hex (what `DIGEST.SHA1` answers).
@@ -263,7 +313,7 @@ mod tests {
             MessageBody::from_bytes("Subject: na\u{ef}ve\r\n\r\nbody!\r\n".as_bytes().to_vec());
         assert_eq!(
             alteration(&sent, &body_changed).unwrap().unwrap().what,
-            "body changed (25 bytes sent, 26 stored)"
+            "body changed (6 bytes sent, 7 stored)"
         );
     }
 }

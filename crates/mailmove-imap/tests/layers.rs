@@ -20,7 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["config", "tls", "compress", "stream", "rate", "wire", "literal", "errors", "conn", "session"],
     ),
     // One module per command family over one connection; NAMESPACE and folder-name mapping.
-    ("protocol", &["protocol", "names"]),
+    ("protocol", &["protocol", "names", "bookkeeping"]),
     // The account's connections.
     ("pool", &["pool"]),
     // What the store knows about the account's mailboxes, with its rules.

@@ -35,24 +35,28 @@
 //! Messages with NUL bytes (sent as literal8, then read back to verify) and sessions with
 //! `pipeline=0` use the synchronous path, which returns the `APPENDUID` as the destination key.
 
+mod single;
+
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mailmove_core::{crlf, fingerprint, Appended, Error, FolderPath, Message, Result};
+use mailmove_core::{crlf, Appended, Error, FolderPath, Message, Result};
 use tokio::sync::{Mutex as AsyncMutex, OwnedSemaphorePermit};
 
 use crate::capability::Capability;
 use crate::code::ResponseCode;
-use crate::conn::{Conn, Part};
+use crate::conn::Conn;
 use crate::errors;
 use crate::lock::lock;
 use crate::protocol::append::{self, append_uid};
+use crate::protocol::list;
 use crate::store::Inner;
 use crate::stored::{Confirmed, MAX_UNCHECKED};
 use crate::wire::{Status, StatusResponse};
+use single::{is_maybe_stored, stored_uid, trycreate_for_existing};
 
 /// Longest wait for a throttling hint inside `flush` before the error goes to the engine.
 const MAX_LOCAL_BACKOFF: Duration = Duration::from_secs(30);
@@ -98,7 +102,7 @@ pub(crate) struct Lane {
     /// APPENDs sent and not yet answered, oldest first.
     pending: VecDeque<Pending>,
     /// Messages to send again one at a time (throttled, `[TRYCREATE]`), with the server's hint.
-    retry: Vec<(Message, Option<Duration>)>,
+    retry: Vec<Resend>,
     /// What `flush` must report: the worst failure since the last `flush`.
     verdict: Option<Error>,
     /// A pipelined APPEND was refused: from now on this mailbox gets one APPEND at a time, so
@@ -111,11 +115,22 @@ pub(crate) struct Lane {
     confirmed: Vec<Confirmed>,
     /// Confirmed messages not kept for the check ([`MAX_UNCHECKED`] reached).
     unchecked_dropped: usize,
+    /// Without UIDPLUS: the mailbox's UIDNEXT before the messages awaiting the check were
+    /// appended (the check reads what arrived since: see [`crate::stored`]).
+    uid_floor: Option<u32>,
 }
 
 struct Pending {
     tag: String,
     message: Message,
+}
+
+/// A pipelined message to send again one at a time, with the server's hint.
+struct Resend {
+    message: Message,
+    hint: Option<Duration>,
+    /// Answered `[TRYCREATE]`: sent again only if the folder really is missing.
+    trycreate: Option<String>,
 }
 
 impl Lane {
@@ -131,6 +146,7 @@ impl Lane {
             unquiet: false,
             confirmed: Vec::new(),
             unchecked_dropped: 0,
+            uid_floor: None,
         }
     }
 
@@ -206,11 +222,16 @@ impl Inner {
         self.mailboxes.appending(&mailbox);
         let lane = self.lanes.get_or_create(&mailbox, folder);
         let mut lane = lane.lock().await;
+        self.set_uid_floor(&mut lane).await;
         let result = if binary || self.config.pipeline == 0 || lane.synchronous {
             self.settle(&mut lane).await;
             let result = self.append_now(folder, &mailbox, message, binary).await;
-            if let Ok(appended) = &result {
-                lane.confirmed(stored_uid(appended), message.clone());
+            // A binary message was checked already (and any alteration named in its result).
+            match &result {
+                Ok(appended) if !binary => lane.confirmed(stored_uid(appended), message.clone()),
+                // Maybe stored: the check looks for it too, so that an altered copy is recognised.
+                Err(error) if is_maybe_stored(error) => lane.confirmed(None, message.clone()),
+                _ => {}
             }
             if result.as_ref().is_err_and(|e| matches!(e, Error::Connection { .. } | Error::Timeout { .. })) {
                 // The APPEND may have been read whole by the server, which may store it after we
@@ -257,120 +278,6 @@ impl Inner {
             tokio::time::sleep(QUIET_POLL).await;
         }
         tracing::warn!("{mailbox} did not become quiet within {QUIET_MAX:?}");
-    }
-
-    /// One APPEND, waiting for its answer; `[TRYCREATE]` creates the folder and tries once more.
-    pub(crate) async fn append_now(
-        &self,
-        folder: &FolderPath,
-        mailbox: &str,
-        message: &Message,
-        binary: bool,
-    ) -> Result<Appended> {
-        let size = message.body.len();
-        let mut pooled = self.acquire_for(Some(mailbox)).await?;
-        let conn = pooled.conn();
-        let mut done = self.append_once(conn, mailbox, message, binary).await?;
-        if done.status == Status::No && done.mentions_code(ResponseCode::TryCreate) {
-            self.create_after_trycreate(conn, folder, mailbox).await?;
-            done = self.append_once(conn, mailbox, message, binary).await?;
-        }
-        if done.status != Status::Ok {
-            let limit = self.caps.append_limit();
-            return Err(errors::from_status(&format!("APPEND to {folder}"), &done, Some(size), limit));
-        }
-        let appended = append_uid(&done);
-        if binary {
-            if let Some((_, uid)) = appended {
-                self.verify_binary_append(conn, mailbox, uid, message).await?;
-            }
-        }
-        Ok(match appended {
-            Some((validity, uid)) => Appended::with_key(format!("{validity}:{uid}")),
-            None => Appended::unknown(),
-        })
-    }
-
-    /// Servers may re-encode binary MIME parts when they store a literal8 (Dovecot turns
-    /// `Content-Transfer-Encoding: binary` parts into base64). Such a copy is not the message: it
-    /// is removed again (our own just-appended UID only) and the message reported as refused.
-    pub(crate) async fn verify_binary_append(
-        &self,
-        conn: &mut Conn,
-        mailbox: &str,
-        uid: u32,
-        message: &Message,
-    ) -> Result<()> {
-        self.select_fresh(conn, mailbox, false).await?;
-        let stored = self.fetcher().bodies(conn, &[uid], "UID BODY.PEEK[]").await?;
-        let Some(body) = stored.get(&uid).and_then(|item| item.body.as_ref()) else {
-            return Ok(());
-        };
-        if fingerprint::strict(body)? == fingerprint::strict(&message.body)? {
-            return Ok(());
-        }
-        let mut removed = false;
-        if self.caps.offers(Capability::UidPlus) {
-            let flagged = conn.run(&format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"), |_| Ok(())).await?;
-            if flagged.status == Status::Ok {
-                removed = conn.run(&format!("UID EXPUNGE {uid}"), |_| Ok(())).await?.status == Status::Ok;
-            }
-        }
-        Err(Error::Refused {
-            reason: format!(
-                "the server re-encoded the message's binary content when storing it{}",
-                if removed { " (the altered copy was removed)" } else { "; an altered copy remains" }
-            ),
-        })
-    }
-
-    /// Creates a folder the server said is missing (even if we believed it existed).
-    async fn create_after_trycreate(
-        &self,
-        conn: &mut Conn,
-        folder: &FolderPath,
-        mailbox: &str,
-    ) -> Result<()> {
-        self.mailboxes.forget(mailbox);
-        self.create(conn, folder).await
-    }
-
-    /// The APPEND command for a message, up to its literal.
-    async fn append_parts<'m>(
-        &self,
-        conn: &mut Conn,
-        mailbox: &str,
-        message: &'m Message,
-        binary: bool,
-    ) -> Result<[Part<'m>; 2]> {
-        let known = self.mailboxes.permanent_flags(mailbox);
-        let permanent = match known {
-            Some(flags) => Some(flags),
-            // Learn the folder's PERMANENTFLAGS once: only a read-write SELECT tells them. The
-            // read-write selection is given up at once (EXAMINE of the same folder: no expunge):
-            // a server may rewrite the folder from a read-write session's view when that session
-            // ends, dropping what was appended meanwhile (GNU Mailutils imap4d does exactly that).
-            None => match self.select(conn, mailbox, false).await {
-                Ok(info) => {
-                    self.select_fresh(conn, mailbox, true).await?;
-                    info.permanent_flags
-                }
-                Err(Error::NotFound { .. }) => None,
-                Err(other) => return Err(other),
-            },
-        };
-        append::command(mailbox, message, permanent.as_deref(), binary)
-    }
-
-    async fn append_once(
-        &self,
-        conn: &mut Conn,
-        mailbox: &str,
-        message: &Message,
-        binary: bool,
-    ) -> Result<StatusResponse> {
-        let parts = self.append_parts(conn, mailbox, message, binary).await?;
-        conn.run_parts(&parts, |_| Ok(())).await
     }
 
     async fn append_pipelined(&self, lane: &mut Lane, message: &Message) -> Result<Appended> {
@@ -443,7 +350,8 @@ impl Inner {
             }
             Ok(done) if done.mentions_code(ResponseCode::TryCreate) || is_retryable(&done) => {
                 let hint = errors::backoff_hint(&done.text);
-                lane.retry.push((pending.message, hint));
+                let trycreate = done.mentions_code(ResponseCode::TryCreate).then(|| done.text.clone());
+                lane.retry.push(Resend { message: pending.message, hint, trycreate });
             }
             Ok(done) => {
                 let size = pending.message.body.len();
@@ -476,7 +384,25 @@ impl Inner {
             self.wait_quiet(lane).await;
         }
         let retry = std::mem::take(&mut lane.retry);
-        for (message, mut hint) in retry {
+        for Resend { message, mut hint, trycreate } in retry {
+            if let Some(text) = trycreate {
+                let exists = match self.acquire_for(Some(&lane.mailbox)).await {
+                    Ok(mut pooled) => list::exists(pooled.conn(), &lane.mailbox).await,
+                    Err(error) => Err(error),
+                };
+                match exists {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        lane.record(trycreate_for_existing(&lane.folder, &text));
+                        lane.confirmed(None, message);
+                        continue;
+                    }
+                    Err(error) => {
+                        lane.record(error);
+                        continue;
+                    }
+                }
+            }
             let mut attempt = 0;
             loop {
                 attempt += 1;
@@ -488,7 +414,9 @@ impl Inner {
                         lane.confirmed(stored_uid(&appended), message);
                         break;
                     }
-                    Err(error) if error.is_transient() && attempt < LOCAL_ATTEMPTS => {
+                    // Only a refusal to take the message now is sent again here: after a cut, or a
+                    // NO that may have stored it, the engine reconciles before anything is resent.
+                    Err(error @ Error::Throttled { .. }) if attempt < LOCAL_ATTEMPTS => {
                         hint = Some(error.retry_after().unwrap_or(Duration::from_millis(250 << attempt)));
                     }
                     Err(error) if error.is_message_failure() => {
@@ -517,12 +445,33 @@ impl Inner {
         }
     }
 
-    /// The messages of `mailbox` the server confirmed since the last call, for the post-store
-    /// check, and how many were confirmed but not kept.
-    pub(crate) async fn take_confirmed(&self, mailbox: &str) -> (Vec<Confirmed>, usize) {
-        let Some(lane) = self.lanes.get(mailbox) else { return (Vec::new(), 0) };
+    /// The messages of `mailbox` the server confirmed (or may have stored) since the last call,
+    /// for the post-store check, how many were confirmed but not kept, and (without UIDPLUS) the
+    /// UIDNEXT before they were appended. `uid_next` is the mailbox's UIDNEXT now: the floor of
+    /// the next check.
+    pub(crate) async fn take_confirmed(
+        &self,
+        mailbox: &str,
+        uid_next: Option<u32>,
+    ) -> (Vec<Confirmed>, usize, Option<u32>) {
+        let Some(lane) = self.lanes.get(mailbox) else { return (Vec::new(), 0, None) };
         let mut lane = lane.lock().await;
-        (std::mem::take(&mut lane.confirmed), std::mem::take(&mut lane.unchecked_dropped))
+        let next_floor = uid_next.or(lane.uid_floor);
+        let floor = std::mem::replace(&mut lane.uid_floor, next_floor);
+        (std::mem::take(&mut lane.confirmed), std::mem::take(&mut lane.unchecked_dropped), floor)
+    }
+
+    /// Without UIDPLUS, the post-store check finds the stored messages among those that arrived
+    /// since the lane's floor: learn it before the lane's first APPEND.
+    async fn set_uid_floor(&self, lane: &mut Lane) {
+        if lane.uid_floor.is_some() || self.caps.offers(Capability::UidPlus) {
+            return;
+        }
+        if let Ok(mut pooled) = self.acquire_for(Some(&lane.mailbox)).await {
+            if let Ok(info) = self.select_fresh(pooled.conn(), &lane.mailbox, true).await {
+                lane.uid_floor = info.uid_next;
+            }
+        }
     }
 
     /// Reads the outstanding answers of one mailbox (before reading it back), keeping the verdict.
@@ -561,11 +510,6 @@ impl Inner {
             }
         }
     }
-}
-
-/// The UID of a message appended with a known destination key (`UIDVALIDITY:UID`).
-fn stored_uid(appended: &Appended) -> Option<u32> {
-    appended.dest_key.as_deref()?.split_once(':')?.1.parse().ok()
 }
 
 /// A NO that sending the same message again later may cure.

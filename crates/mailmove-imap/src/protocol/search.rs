@@ -2,12 +2,12 @@
 
 use std::collections::HashSet;
 
-use mailmove_core::{Error, Result};
+use mailmove_core::Result;
 
 use crate::conn::{Conn, Part, Untagged};
 use crate::errors;
 use crate::protocol::sequence::uid_set;
-use crate::wire::{quote, Status, Value};
+use crate::wire::{Status, Value};
 
 /// Sends `UID SEARCH UID from:*` (or `ALL`) without waiting.
 pub(crate) async fn search_start(conn: &mut Conn, from: u32) -> Result<String> {
@@ -49,21 +49,4 @@ pub(crate) async fn uids_present(conn: &mut Conn, uids: &[u32]) -> Result<HashSe
     conn.send_parts(&tag, &[Part::Text(command)], &mut |_| Ok(())).await?;
     let found = search_finish(conn, &tag, 0).await?;
     Ok(found.into_iter().collect())
-}
-
-/// The UIDs of the selected mailbox's messages with this Message-ID (`UID SEARCH HEADER
-/// Message-ID`), oldest first; none for an id that cannot travel in a quoted string.
-pub(crate) async fn uids_with_message_id(conn: &mut Conn, message_id: &str) -> Result<Vec<u32>> {
-    let Ok(quoted) = quote(message_id) else { return Ok(Vec::new()) };
-    if !message_id.is_ascii() {
-        // A charset would have to be named, and servers differ in what they accept.
-        return Ok(Vec::new());
-    }
-    let tag = conn.tag();
-    let command = format!("UID SEARCH HEADER Message-ID {quoted}");
-    conn.send_parts(&tag, &[Part::Text(command)], &mut |_| Ok(())).await?;
-    search_finish(conn, &tag, 0).await.map_err(|error| match error {
-        Error::Refused { reason } => Error::protocol(format!("UID SEARCH HEADER refused: {reason}")),
-        other => other,
-    })
 }
