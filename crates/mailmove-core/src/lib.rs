@@ -15,6 +15,12 @@
 //! rounds of passes, a pass being a producer (list, look up, fetch) and a committer (the commit
 //! step, in its own module) that borrow one per-pass state; retry state is one value.
 //!
+//! No silent change: a sink that stores a message otherwise than it was given says so, at once
+//! ([`Appended::alteration`]) or after its durability point ([`MailSink::stored_alterations`], the
+//! post-store check); the engine names each such copy as altered and records it under the
+//! fingerprint of what the destination holds ([`stored`]). A sink that would rewrite raw 8-bit
+//! header bytes gets them encoded first, a named transform ([`headers8bit`]).
+//!
 //! Messages are carried byte-for-byte ([`MessageBody`]); bodies above a threshold are spooled to
 //! temporary files, and the engine bounds both the number and the bytes of messages in flight, so
 //! memory does not grow with mailbox or message size.

@@ -151,6 +151,11 @@
 //! * A pipelined APPEND refused for good (`[TOOBIG]`, content) is reported at `flush`, which cannot
 //!   name the message: `flush` fails transiently, the engine reconciles, and the folder's appends
 //!   go one at a time from then on so that the refusal lands on its message.
+//! * A server that shows mbox bookkeeping headers (imap4d) lists sizes (`RFC822.SIZE`) that include
+//!   them, while its bodies are read without them: the listed size of such a message is a little
+//!   larger than the message.
+//! * Keywords go only to a folder whose PERMANENTFLAGS has `\*` (imap4d has none): elsewhere they are
+//!   left out of the APPEND, and `verify` reports the flags as changed.
 //! * OAuth2: a token given with [`ImapConfig::with_token`] is used as given; give a
 //!   [`TokenProvider`](mailmove_core::TokenProvider) with [`ImapConfig::with_token_provider`] for
 //!   long runs (asked before every connection, a refused token invalidated and replaced once).

@@ -62,3 +62,56 @@ fn refuses_another_jobs_file() {
     let err = Checkpoint::open(&path, "src", "other").unwrap_err();
     assert!(matches!(err, Error::Config { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn a_version_1_file_is_upgraded_and_keeps_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.sqlite");
+    let fingerprint = strict_of_bytes(b"Subject: old\r\n\r\nbody\r\n");
+    {
+        // The schema of version 1, as files written before stored fingerprints hold it.
+        let connection = Connection::open(&path).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 CREATE TABLE folders(id INTEGER PRIMARY KEY, source_folder TEXT NOT NULL UNIQUE, epoch INTEGER,
+                     dest_folder TEXT NOT NULL, watermark TEXT, watermark_filter TEXT);
+                 CREATE TABLE messages(folder_id INTEGER NOT NULL REFERENCES folders(id), source_key TEXT NOT NULL,
+                     fingerprint BLOB NOT NULL, size INTEGER NOT NULL, state INTEGER NOT NULL, dest_key TEXT,
+                     reason TEXT, updated_at INTEGER NOT NULL, PRIMARY KEY(folder_id, source_key)) WITHOUT ROWID;
+                 CREATE INDEX messages_state ON messages(folder_id, state);
+                 INSERT INTO meta VALUES ('source', 'src'), ('destination', 'dst');
+                 INSERT INTO folders(id, source_folder, epoch, dest_folder) VALUES (1, 'INBOX', 7, 'INBOX');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        connection
+            .execute(
+                "INSERT INTO messages VALUES (1, '1', ?1, 20, 1, NULL, NULL, 0)",
+                [&fingerprint.as_bytes()[..]],
+            )
+            .unwrap();
+    }
+    let checkpoint = Checkpoint::open(&path, "src", "dst").unwrap();
+    let folder = FolderPath::inbox();
+    let state = checkpoint.folder(&folder, Some(7), &folder).await.unwrap();
+    assert!(!state.fresh && !state.key_map_dropped);
+    assert_eq!(checkpoint.done_fingerprint_counts(state.id).await.unwrap()[&fingerprint], 1);
+    assert!(checkpoint.stored_forms(state.id).await.unwrap().is_empty());
+
+    // An altered copy recorded now counts under what the destination holds, and its stored form
+    // outlives a dropped key map.
+    let stored = strict_of_bytes(b"Subject: oXd\r\n\r\nbody\r\n");
+    let other = strict_of_bytes(b"Subject: \xc3\xb6ld\r\n\r\nbody\r\n");
+    let mut row = IntentRow::new("2".into(), other, 20).resolve(Outcome::Copied { dest_key: None });
+    row.alteration = Some(Alteration::new("header changed").with_stored_fingerprint(stored));
+    checkpoint.record_results(state.id, vec![row]).await.unwrap();
+    let counts = checkpoint.done_fingerprint_counts(state.id).await.unwrap();
+    assert_eq!((counts.get(&stored), counts.get(&other)), (Some(&1), None));
+    drop(checkpoint);
+    let reopened = Checkpoint::open(&path, "src", "dst").unwrap();
+    let renumbered = reopened.folder(&folder, Some(8), &folder).await.unwrap();
+    assert!(renumbered.key_map_dropped);
+    let forms = reopened.stored_forms(renumbered.id).await.unwrap();
+    assert_eq!(forms[&other].stored_fingerprint, Some(stored));
+}
