@@ -28,7 +28,11 @@
 //!   session and commits with `QUIT` — POP3 servers delete only when `QUIT` succeeds, so a cut
 //!   connection deletes nothing — and it refuses to run unless the configuration allows it
 //!   ([`Pop3Config::with_delete_after`]). Call it only with keys the engine has confirmed durable
-//!   at the destination and recorded in the checkpoint.
+//!   at the destination and recorded in the checkpoint. One server changes its mailbox on its own
+//!   when a session ends, even a dropped one: GNU Mailutils pop3d rewrites its mbox with
+//!   `Status: OR` (read) and `X-UIDL` on every message read, and holds the mailbox locked for the
+//!   whole session (its IMAP access waits); `tests/other_servers.rs` shows it. mailmove cannot stop
+//!   that; the checkpoint is keyed by UIDL, so a re-run is not confused by the changed bytes.
 //! * **Failures.** Every network operation has a timeout (60 s by default, per read, not per
 //!   message) that ends in [`Error::Timeout`](mailmove_core::Error::Timeout); a cut connection is
 //!   [`Error::Connection`](mailmove_core::Error::Connection). Both are transient: the session is
