@@ -107,6 +107,11 @@ pub struct CopyArgs {
     /// Show what would be copied (counts and bytes per folder); write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Do not carry flag changes made at the source since a message was copied to its copy (by
+    /// default they are merged three ways: the destination's own changes stay, the source wins on
+    /// the same flag).
+    #[arg(long)]
+    pub no_sync_flags: bool,
     /// Folders copied at once.
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,

@@ -77,6 +77,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<u8> {
     let (source_url, destination_url) = job.urls()?;
     let mut options = job.copy_options()?;
     options.dry_run = args.dry_run;
+    options.sync_flags = !args.no_sync_flags;
     if let Some(concurrency) = args.concurrency {
         options.limits.folder_concurrency = concurrency.max(1);
     }

@@ -25,9 +25,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::fingerprint::Fingerprint;
+use crate::flags::FlagChange;
 use crate::folder::{FolderInfo, FolderPath};
 use crate::message::{Appended, Message, MessageMeta, SourceKey};
-use crate::stored::StoredAlteration;
+use crate::stored::StoredCopy;
 
 /// What a source can provide; the engine and the conformance kit read it instead of guessing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +88,9 @@ pub struct SinkCapabilities {
     /// replaces them with `X`), the engine applies the named transform
     /// [`headers8bit`](crate::headers8bit) before appending: the text survives, encoded.
     pub raw_8bit_headers: bool,
+    /// Whether [`MailSink::update_flags`] changes the flags of a stored message (the engine then
+    /// carries flag changes made at the source since the copy).
+    pub flag_updates: bool,
 }
 
 impl Default for SinkCapabilities {
@@ -101,6 +105,7 @@ impl Default for SinkCapabilities {
             max_concurrency: 1,
             crlf_line_endings: false,
             raw_8bit_headers: true,
+            flag_updates: false,
         }
     }
 }
@@ -192,6 +197,12 @@ impl SinkCapabilities {
         self
     }
 
+    /// Sets `flag_updates` (builder).
+    pub fn with_flag_updates(mut self, value: bool) -> Self {
+        self.flag_updates = value;
+        self
+    }
+
     /// Sets `raw_8bit_headers` (builder).
     pub fn with_raw_8bit_headers(mut self, value: bool) -> Self {
         self.raw_8bit_headers = value;
@@ -279,16 +290,28 @@ pub trait MailSink: Send + Sync + std::fmt::Debug {
     /// to reconcile (see [exactly once](crate::checkpoint#exactly-once)).
     async fn flush(&self, folder: &FolderPath) -> Result<()>;
 
-    /// The post-store check: the messages appended to `folder` and made durable by `flush` since
-    /// the last call that the destination holds altered (see [`crate::stored`]). The engine calls
-    /// it after every successful `flush`. A sink checks what it stored cheaply by default (sizes,
-    /// header sections, a server's digest), completely when configured to.
+    /// The post-store check: what became of the messages appended to `folder` and made durable
+    /// by `flush` since the last call (see [`crate::stored`]): for each it checked, the
+    /// destination's key (which a pipelined append could not return) and, when the destination
+    /// holds it altered, what changed. The engine calls it after every successful `flush`. A sink
+    /// checks what it stored cheaply by default (sizes, header sections, a server's digest),
+    /// completely when configured to.
     ///
-    /// The default finds nothing: right for a sink that stores exactly the bytes it is given
+    /// The default reports nothing: right for a sink that stores exactly the bytes it is given
     /// (and says so at once, in [`Appended::alteration`], when it cannot).
-    async fn stored_alterations(&self, folder: &FolderPath) -> Result<Vec<StoredAlteration>> {
+    async fn stored_copies(&self, folder: &FolderPath) -> Result<Vec<StoredCopy>> {
         let _ = folder;
         Ok(Vec::new())
+    }
+
+    /// Makes `change` to the flags of the message stored as `dest_key` (the key its append
+    /// returned): sets what `change.add` holds, clears what `change.remove` holds, leaves the rest
+    /// (what the destination changed on its own stays). Only called when
+    /// [`SinkCapabilities::flag_updates`] is set; [`Error::NotFound`](crate::Error::NotFound) when
+    /// the message is gone.
+    async fn update_flags(&self, folder: &FolderPath, dest_key: &str, change: &FlagChange) -> Result<()> {
+        let _ = (folder, dest_key, change);
+        Err(crate::Error::Unsupported { what: "updating the flags of stored messages".into() })
     }
 }
 
@@ -398,8 +421,16 @@ macro_rules! forward_sink {
             async fn flush(&self, folder: &FolderPath) -> Result<()> {
                 (**self).flush(folder).await
             }
-            async fn stored_alterations(&self, folder: &FolderPath) -> Result<Vec<StoredAlteration>> {
-                (**self).stored_alterations(folder).await
+            async fn stored_copies(&self, folder: &FolderPath) -> Result<Vec<StoredCopy>> {
+                (**self).stored_copies(folder).await
+            }
+            async fn update_flags(
+                &self,
+                folder: &FolderPath,
+                dest_key: &str,
+                change: &FlagChange,
+            ) -> Result<()> {
+                (**self).update_flags(folder, dest_key, change).await
             }
         }
     };

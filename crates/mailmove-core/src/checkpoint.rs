@@ -57,6 +57,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
+use crate::flags::Flags;
 use crate::folder::FolderPath;
 use crate::message::SourceKey;
 use crate::stored::Alteration;
@@ -67,7 +68,7 @@ pub use rows::{
 };
 
 /// Current schema version (SQLite `user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The SQLite checkpoint of one job. Cheap to clone (shared connection).
 #[derive(Clone)]
@@ -218,6 +219,15 @@ impl Checkpoint {
                      what TEXT NOT NULL,
                      PRIMARY KEY(folder_id, fingerprint)) WITHOUT ROWID;
                  PRAGMA user_version = 2;
+                 COMMIT;",
+            )?;
+        }
+        if version < 3 {
+            // Version 3: the source's flags as last copied or synced, the base of flag sync.
+            connection.execute_batch(
+                "BEGIN;
+                 ALTER TABLE messages ADD COLUMN flags TEXT;
+                 PRAGMA user_version = 3;
                  COMMIT;",
             )?;
         }
@@ -373,19 +383,24 @@ impl Checkpoint {
     ) -> Result<HashMap<SourceKey, MessageRecord>> {
         self.with(move |connection| {
             let mut statement = connection.prepare_cached(
-                "SELECT state, fingerprint FROM messages WHERE folder_id = ?1 AND source_key = ?2",
+                "SELECT state, fingerprint, flags, dest_key FROM messages WHERE folder_id = ?1 AND source_key = ?2",
             )?;
             let mut out = HashMap::new();
             for key in keys {
-                let row: Option<(i64, Vec<u8>)> = statement
-                    .query_row(params![folder_id, key.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                type Row = (i64, Vec<u8>, Option<String>, Option<String>);
+                let row: Option<Row> = statement
+                    .query_row(params![folder_id, key.as_str()], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    })
                     .optional()?;
-                if let Some((state, fingerprint)) = row {
+                if let Some((state, fingerprint, flags, dest_key)) = row {
                     out.insert(
                         key,
                         MessageRecord {
                             state: MessageState::from_code(state)?,
                             fingerprint: blob_to_fingerprint(&fingerprint)?,
+                            flags: flags.map(|text| Flags::from_imap_list(text.split_whitespace())),
+                            dest_key,
                         },
                     );
                 }
@@ -412,7 +427,7 @@ impl Checkpoint {
                         updated_at = excluded.updated_at",
                 )?;
                 let now = now();
-                for IntentRow { key, fingerprint, size } in intents {
+                for IntentRow { key, fingerprint, size, .. } in intents {
                     statement.execute(params![
                         folder_id,
                         key.as_str(),
@@ -421,6 +436,28 @@ impl Checkpoint {
                         MessageState::Intent.code(),
                         now
                     ])?;
+                }
+            }
+            transaction.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records the source's flags of messages whose flags were synced to their copies.
+    pub async fn record_flags(&self, folder_id: i64, synced: Vec<(SourceKey, Flags)>) -> Result<()> {
+        if synced.is_empty() {
+            return Ok(());
+        }
+        self.with(move |connection| {
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut statement = transaction.prepare_cached(
+                    "UPDATE messages SET flags = ?3, updated_at = ?4 WHERE folder_id = ?1 AND source_key = ?2",
+                )?;
+                let now = now();
+                for (key, flags) in synced {
+                    statement.execute(params![folder_id, key.as_str(), flags.to_string(), now])?;
                 }
             }
             transaction.commit()?;
@@ -439,12 +476,13 @@ impl Checkpoint {
             {
                 let mut statement = transaction.prepare_cached(
                     "INSERT INTO messages(folder_id, source_key, fingerprint, size, state, dest_key, reason,
-                                          stored_fingerprint, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                                          stored_fingerprint, flags, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                      ON CONFLICT(folder_id, source_key) DO UPDATE SET
                         fingerprint = excluded.fingerprint, size = excluded.size, state = excluded.state,
                         dest_key = excluded.dest_key, reason = excluded.reason,
-                        stored_fingerprint = excluded.stored_fingerprint, updated_at = excluded.updated_at",
+                        stored_fingerprint = excluded.stored_fingerprint, flags = excluded.flags,
+                        updated_at = excluded.updated_at",
                 )?;
                 let now = now();
                 let mut forms = transaction.prepare_cached(
@@ -462,8 +500,9 @@ impl Checkpoint {
                         ])?;
                     }
                     let altered = row.alteration.map(|alteration| alteration.what);
-                    let ResultRow { key, fingerprint, size, outcome, .. } = row;
+                    let ResultRow { key, fingerprint, size, outcome, flags, .. } = row;
                     let state = outcome.state();
+                    let flags = state.is_done().then(|| flags.to_string());
                     let (dest_key, reason) = match outcome {
                         Outcome::Copied { dest_key } => (dest_key, altered),
                         Outcome::Matched => (None, None),
@@ -478,6 +517,7 @@ impl Checkpoint {
                         dest_key,
                         reason,
                         stored.map(|fingerprint| fingerprint.as_bytes().to_vec()),
+                        flags,
                         now
                     ])?;
                 }

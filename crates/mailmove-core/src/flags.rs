@@ -98,6 +98,67 @@ impl Flags {
     }
 }
 
+/// What changed in a message's flags between two moments: flags set and flags cleared.
+///
+/// Flag sync is a three-way merge: the change the source made since the flags the checkpoint
+/// recorded ([`Flags::change_since`]) is applied to whatever the destination holds now
+/// ([`FlagChange::apply`]), so a change made at the destination meanwhile stays unless the source
+/// changed the same flag, and then the source wins.
+///
+/// ```
+/// use mailmove_core::Flags;
+/// let recorded = Flags::from_imap_list(["\\Seen"]);
+/// let source_now = Flags::from_imap_list(["\\Flagged"]);
+/// let change = source_now.change_since(&recorded);
+/// let destination_now = Flags::from_imap_list(["\\Seen", "$Label1"]);
+/// assert_eq!(change.apply(&destination_now), Flags::from_imap_list(["\\Flagged", "$Label1"]));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlagChange {
+    /// Set since.
+    pub add: Flags,
+    /// Cleared since.
+    pub remove: Flags,
+}
+
+impl FlagChange {
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
+
+    /// `flags` with this change made: added flags set, removed ones cleared, the rest as they are.
+    pub fn apply(&self, flags: &Flags) -> Flags {
+        let pick = |now: bool, add: bool, remove: bool| (now || add) && !remove;
+        let mut keywords = flags.keywords.clone();
+        keywords.retain(|keyword| !self.remove.keywords.contains(keyword));
+        keywords.extend(self.add.keywords.iter().cloned());
+        Flags {
+            seen: pick(flags.seen, self.add.seen, self.remove.seen),
+            answered: pick(flags.answered, self.add.answered, self.remove.answered),
+            flagged: pick(flags.flagged, self.add.flagged, self.remove.flagged),
+            deleted: pick(flags.deleted, self.add.deleted, self.remove.deleted),
+            draft: pick(flags.draft, self.add.draft, self.remove.draft),
+            keywords,
+        }
+    }
+}
+
+impl Flags {
+    /// What changed from `before` to `self`.
+    pub fn change_since(&self, before: &Flags) -> FlagChange {
+        let only = |a: &Flags, b: &Flags| Flags {
+            seen: a.seen && !b.seen,
+            answered: a.answered && !b.answered,
+            flagged: a.flagged && !b.flagged,
+            deleted: a.deleted && !b.deleted,
+            draft: a.draft && !b.draft,
+            keywords: a.keywords.difference(&b.keywords).cloned().collect(),
+        };
+        FlagChange { add: only(self, before), remove: only(before, self) }
+    }
+}
+
 impl fmt::Display for Flags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_imap_list().join(" "))
@@ -109,7 +170,35 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn flags(list: &[&str]) -> Flags {
+        Flags::from_imap_list(list.iter().copied())
+    }
+
+    #[test]
+    fn a_three_way_merge_keeps_the_destinations_changes_and_the_source_wins_on_the_same_flag() {
+        let recorded = flags(&["\\Seen", "$Work"]);
+        let source_now = flags(&["\\Flagged", "$Work", "$Later"]);
+        let change = source_now.change_since(&recorded);
+        assert_eq!(change.add, flags(&["\\Flagged", "$Later"]));
+        assert_eq!(change.remove, flags(&["\\Seen"]));
+        // The user marked it answered and read again at the destination meanwhile.
+        let destination_now = flags(&["\\Seen", "\\Answered", "$Work", "$Personal"]);
+        assert_eq!(
+            change.apply(&destination_now),
+            flags(&["\\Answered", "\\Flagged", "$Work", "$Later", "$Personal"]),
+            "source's \\Seen removal wins, the destination's \\Answered and $Personal stay"
+        );
+        assert!(source_now.change_since(&source_now).is_empty());
+    }
+
     proptest! {
+        #[test]
+        fn applying_the_change_since_a_to_a_gives_b(a_list in proptest::collection::vec("[$A-Z][a-z]{0,3}|\\\\(Seen|Answered|Flagged|Deleted|Draft)", 0..6),
+                                                    b_list in proptest::collection::vec("[$A-Z][a-z]{0,3}|\\\\(Seen|Answered|Flagged|Deleted|Draft)", 0..6)) {
+            let (a, b) = (Flags::from_imap_list(a_list), Flags::from_imap_list(b_list));
+            prop_assert_eq!(b.change_since(&a).apply(&a), b);
+        }
+
         #[test]
         fn imap_list_round_trips(seen: bool, answered: bool, flagged: bool, deleted: bool, draft: bool,
                                  keywords in proptest::collection::btree_set("[$A-Za-z][A-Za-z0-9_]{0,10}", 0..4)) {

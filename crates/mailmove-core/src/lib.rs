@@ -16,7 +16,7 @@
 //! step, in its own module) that borrow one per-pass state; retry state is one value.
 //!
 //! No silent change: a sink that stores a message otherwise than it was given says so, at once
-//! ([`Appended::alteration`]) or after its durability point ([`MailSink::stored_alterations`], the
+//! ([`Appended::alteration`]) or after its durability point ([`MailSink::stored_copies`], the
 //! post-store check); the engine names each such copy as altered and records it under the
 //! fingerprint of what the destination holds ([`stored`]). A sink that would rewrite raw 8-bit
 //! header bytes gets them encoded first, a named transform ([`headers8bit`]).
@@ -59,11 +59,11 @@ pub use backend::{
 pub use error::Disposition;
 pub use error::{BoxError, Error, Result};
 pub use fingerprint::{Fingerprint, FingerprintMode};
-pub use flags::Flags;
+pub use flags::{FlagChange, Flags};
 pub use folder::{FolderInfo, FolderPath, SpecialUse};
 pub use message::{Appended, BodyBuilder, Message, MessageBody, MessageMeta, SourceKey, SpoolConfig};
 pub use secret::{Secret, StaticToken, TokenProvider};
-pub use stored::{Alteration, StoredAlteration};
+pub use stored::{Alteration, StoredCopy};
 pub mod memory;
 pub mod mutf7;
 #[cfg(any(test, feature = "testkit"))]

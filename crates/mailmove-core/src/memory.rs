@@ -17,10 +17,10 @@ use futures::stream::{self, BoxStream, StreamExt};
 use crate::backend::{ExistingMessage, MailSink, MailSource, SinkCapabilities, SourceCapabilities};
 use crate::error::{Error, Result};
 use crate::fingerprint;
-use crate::flags::Flags;
+use crate::flags::{FlagChange, Flags};
 use crate::folder::{FolderInfo, FolderPath, SpecialUse};
 use crate::message::{Appended, Message, MessageBody, MessageMeta, SourceKey};
-use crate::stored::{compare_header_sections, header_section, Alteration, StoredAlteration};
+use crate::stored::{compare_header_sections, header_section, Alteration, StoredCopy};
 
 /// A fault to inject on a given append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,8 +175,23 @@ impl MemoryStore {
         self.lock().failing_flushes.insert(n);
     }
 
+    /// Sets the flags of the message `key` (as another client would); `false` when there is none.
+    pub fn set_flags(&self, folder: &FolderPath, key: &SourceKey, flags: Flags) -> bool {
+        let mut state = self.lock();
+        let message = state.folders.get_mut(folder).and_then(|entry| {
+            entry.messages.iter_mut().find(|message| message.uid.to_string() == key.as_str())
+        });
+        match message {
+            Some(message) => {
+                message.flags = flags;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Makes the store behave like Cyrus IMAP: raw 8-bit bytes in header fields are stored as
-    /// `X`. Its post-store check ([`MailSink::stored_alterations`]) names every such copy.
+    /// `X`. Its post-store check ([`MailSink::stored_copies`]) names every such copy.
     pub fn rewrite_8bit_headers(&self, rewrite: bool) {
         self.lock().rewrite_8bit_headers = rewrite;
     }
@@ -339,7 +354,7 @@ impl MailSink for MemoryStore {
         if let Some((_, sink)) = &self.lock().capabilities {
             return sink.clone();
         }
-        SinkCapabilities::default().with_max_concurrency(8)
+        SinkCapabilities::default().with_max_concurrency(8).with_flag_updates(true)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
@@ -465,9 +480,20 @@ impl MailSink for MemoryStore {
         Ok(())
     }
 
+    async fn update_flags(&self, folder: &FolderPath, dest_key: &str, change: &FlagChange) -> Result<()> {
+        let mut state = self.lock();
+        let message = state
+            .folders
+            .get_mut(folder)
+            .and_then(|entry| entry.messages.iter_mut().find(|message| message.uid.to_string() == dest_key))
+            .ok_or_else(|| Error::NotFound { what: format!("message {dest_key} in {folder}") })?;
+        message.flags = change.apply(&message.flags);
+        Ok(())
+    }
+
     /// Compares what is stored with what was sent, message by message (the whole message: it is
     /// in memory anyway).
-    async fn stored_alterations(&self, folder: &FolderPath) -> Result<Vec<StoredAlteration>> {
+    async fn stored_copies(&self, folder: &FolderPath) -> Result<Vec<StoredCopy>> {
         let mut state = self.lock();
         let sent = state.unchecked.remove(folder).unwrap_or_default();
         let mut out = Vec::new();
@@ -480,6 +506,7 @@ impl MailSink for MemoryStore {
                 continue;
             };
             if held.body.to_bytes()? == body.to_bytes()? {
+                out.push(StoredCopy::exact(key, Some(uid.to_string())));
                 continue;
             }
             let (sent_head, held_head) = (header_section(&body)?, header_section(&held.body)?);
@@ -489,7 +516,7 @@ impl MailSink for MemoryStore {
             };
             let alteration = Alteration::new(what.unwrap_or_else(|| "content changed".into()))
                 .with_stored_fingerprint(fingerprint::strict(&held.body)?);
-            out.push(StoredAlteration::new(key, Some(uid.to_string()), alteration));
+            out.push(StoredCopy::altered(key, Some(uid.to_string()), alteration));
         }
         Ok(out)
     }

@@ -5,8 +5,9 @@
 //! unable to hold a message's last bytes exactly. A copy that says "copied" for such a message
 //! silently changed it. So every alteration is *named*: the sink says so, either at once
 //! ([`Appended::alteration`](crate::Appended), for what it knows it does) or after its
-//! durability point ([`MailSink::stored_alterations`](crate::MailSink::stored_alterations), the
-//! post-store check, for what the destination did on its own). The engine then counts the message
+//! durability point ([`MailSink::stored_copies`](crate::MailSink::stored_copies), the
+//! post-store check, for what the destination did on its own; it also gives the keys of copies
+//! the sink could not name at append time). The engine then counts the message
 //! as altered beside copied, lists it (folder, key, Message-ID, what changed) in the report, the
 //! events and the summary, and records the copy with the destination's fingerprint, so that no
 //! later run takes the altered copy for a different message and appends the original again.
@@ -53,22 +54,29 @@ impl Alteration {
     }
 }
 
-/// A message the post-store check found altered at the destination.
+/// What the post-store check learned about one stored message: where the copy is (a key the sink
+/// could not give at append time, such as the UID of a pipelined IMAP APPEND) and whether the
+/// destination altered it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct StoredAlteration {
+pub struct StoredCopy {
     /// The message's key at the source (as in the [`Message`](crate::Message) appended).
     pub key: SourceKey,
-    /// The destination's key of the altered copy, when known.
+    /// The destination's key of the copy, when known.
     pub dest_key: Option<String>,
-    /// What changed.
-    pub alteration: Alteration,
+    /// What changed, when the destination altered the message.
+    pub alteration: Option<Alteration>,
 }
 
-impl StoredAlteration {
+impl StoredCopy {
+    /// The message `key`, stored exactly as `dest_key`.
+    pub fn exact(key: SourceKey, dest_key: Option<String>) -> Self {
+        StoredCopy { key, dest_key, alteration: None }
+    }
+
     /// The message `key`, stored as `dest_key`, altered as `alteration` says.
-    pub fn new(key: SourceKey, dest_key: Option<String>, alteration: Alteration) -> Self {
-        StoredAlteration { key, dest_key, alteration }
+    pub fn altered(key: SourceKey, dest_key: Option<String>, alteration: Alteration) -> Self {
+        StoredCopy { key, dest_key, alteration: Some(alteration) }
     }
 }
 

@@ -21,7 +21,8 @@
 //! (default 3000) and `$MAILMOVE_BENCH_MAX_SIZE` (bytes, default 4 MiB).
 //! `MAILMOVE_BENCH_MBSYNC=0` times ours only. `$MAILMOVE_BENCH_REPEAT` (default 1) runs each copy that many times, alternating the tools,
 //! and keeps each one's best time. `$MAILMOVE_BENCH_URL_OPTIONS` adds query options to our URLs
-//! (e.g. `connections=8`, `pipeline=0`).
+//! (e.g. `connections=8`, `pipeline=0`). `MAILMOVE_BENCH_SYNC_FLAGS=0` turns flag sync off (a
+//! re-run then lists only what is new).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -181,7 +182,9 @@ fn child() {
         let (source, sink) = tokio::join!(open(src.clone()), open(dst.clone()));
         let checkpoint = Checkpoint::in_memory(&MailSource::identity(&source), &MailSink::identity(&sink))
             .expect("checkpoint");
-        let options = CopyOptions::default();
+        // Flag sync (on by default) lists every message on a re-run; `MAILMOVE_BENCH_SYNC_FLAGS=0`
+        // measures the watermark's fast path instead.
+        let options = CopyOptions { sync_flags: env_or("MAILMOVE_BENCH_SYNC_FLAGS", "1") != "0", ..CopyOptions::default() };
         let report =
             engine::copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.expect("copy");
         let seconds = started.elapsed().as_secs_f64();

@@ -50,7 +50,7 @@ const PROTOCOL: Protocol = Protocol {
 };
 
 /// How much of what the server stored is checked against what was sent, after each flush
-/// ([`MailSink::stored_alterations`](mailmove_core::MailSink::stored_alterations)).
+/// ([`MailSink::stored_copies`](mailmove_core::MailSink::stored_copies)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoreCheck {

@@ -195,6 +195,7 @@ mod mailbox;
 // The store and its operations.
 mod append;
 mod existing;
+mod flag_update;
 mod folders;
 mod sink;
 mod source;

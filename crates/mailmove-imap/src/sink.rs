@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use mailmove_core::{
-    Appended, ExistingMessage, FolderInfo, FolderPath, MailSink, Message, Result, SinkCapabilities,
-    StoredAlteration,
+    Appended, ExistingMessage, FlagChange, FolderInfo, FolderPath, MailSink, Message, Result,
+    SinkCapabilities, StoredCopy,
 };
 
 use crate::capability::Capability;
@@ -28,6 +28,7 @@ impl MailSink for ImapStore {
             .with_max_concurrency(self.inner.config.max_connections)
             .with_crlf_line_endings(true)
             .with_raw_8bit_headers(!self.inner.encodes_8bit_headers())
+            .with_flag_updates(true)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
@@ -62,7 +63,12 @@ impl MailSink for ImapStore {
 
     /// Checks what the server stored for every APPEND it confirmed since the last call (see
     /// the crate docs, "What was stored"; `check=` in the URL).
-    async fn stored_alterations(&self, folder: &FolderPath) -> Result<Vec<StoredAlteration>> {
-        self.inner.stored_alterations(folder).await
+    async fn stored_copies(&self, folder: &FolderPath) -> Result<Vec<StoredCopy>> {
+        self.inner.stored_copies(folder).await
+    }
+
+    /// `UID STORE +FLAGS.SILENT` / `-FLAGS.SILENT` on the copy (see the crate docs).
+    async fn update_flags(&self, folder: &FolderPath, dest_key: &str, change: &FlagChange) -> Result<()> {
+        self.inner.update_flags(folder, dest_key, change).await
     }
 }

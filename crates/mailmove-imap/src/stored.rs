@@ -1,5 +1,5 @@
 //! The post-store check: what the server holds for each message it confirmed, against what was
-//! sent ([`MailSink::stored_alterations`](mailmove_core::MailSink::stored_alterations)).
+//! sent ([`MailSink::stored_copies`](mailmove_core::MailSink::stored_copies)).
 //!
 //! Servers do not always store what they accept. Cyrus IMAP replaces every raw 8-bit header byte
 //! with `X`; GNU Mailutils imap4d adds `X-UID`, `X-IMAPbase` and `Status` headers. Both answer
@@ -33,7 +33,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 
-use mailmove_core::stored::{compare_header_sections, header_section, Alteration, StoredAlteration};
+use mailmove_core::stored::{compare_header_sections, header_section, Alteration, StoredCopy};
 use mailmove_core::{fingerprint, FolderPath, Message, MessageBody, Result};
 
 use crate::capability::Capability;
@@ -60,14 +60,15 @@ pub(crate) struct Confirmed {
 
 /// What the check found out about one confirmed message.
 enum Verdict {
-    Exact,
+    /// Stored exactly, at this UID.
+    Exact(u32),
     Altered(Alteration, u32),
     Unchecked,
 }
 
 impl Inner {
     /// The post-store check of everything confirmed in `folder` since the last call.
-    pub(crate) async fn stored_alterations(&self, folder: &FolderPath) -> Result<Vec<StoredAlteration>> {
+    pub(crate) async fn stored_copies(&self, folder: &FolderPath) -> Result<Vec<StoredCopy>> {
         let mailbox = self.mailbox(folder)?;
         let mut pooled = self.acquire_for(Some(&mailbox)).await?;
         let conn = pooled.conn();
@@ -84,17 +85,17 @@ impl Inner {
         };
         let mut unchecked = dropped;
         let mut out = Vec::new();
+        let dest_key = |uid: u32| selected.uid_validity.map(|validity| format!("{validity}:{uid}"));
         for (confirmed, verdict) in confirmed.iter().zip(verdicts) {
+            let key = confirmed.message.meta.key.clone();
             match verdict {
-                Verdict::Exact => {}
+                Verdict::Exact(uid) => out.push(StoredCopy::exact(key, dest_key(uid))),
                 Verdict::Unchecked => unchecked += 1,
                 Verdict::Altered(alteration, uid) => {
                     if alteration.what.contains(mailmove_core::stored::REPLACED_8BIT) {
                         self.rewrites_8bit_headers.store(true, Ordering::Relaxed);
                     }
-                    let key = confirmed.message.meta.key.clone();
-                    let dest_key = selected.uid_validity.map(|validity| format!("{validity}:{uid}"));
-                    out.push(StoredAlteration::new(key, dest_key, alteration));
+                    out.push(StoredCopy::altered(key, dest_key(uid), alteration));
                 }
             }
         }
@@ -151,7 +152,7 @@ impl Inner {
                     Some(body) => body,
                     // Not a suspect: the cheap look found it the same.
                     None if !full && !suspects.contains(uid) => {
-                        verdict = Verdict::Exact;
+                        verdict = Verdict::Exact(*uid);
                         break;
                     }
                     None => continue,
@@ -159,7 +160,7 @@ impl Inner {
                 let read = self.as_stored(*uid, stored.clone())?;
                 match alteration(sent, &read)? {
                     None => {
-                        verdict = Verdict::Exact;
+                        verdict = Verdict::Exact(*uid);
                         break;
                     }
                     // The newest candidate stands for the message when none matches.
@@ -201,7 +202,7 @@ impl Inner {
             let exact = read.iter().enumerate().position(|(i, (_, _, fp))| !used[i] && *fp == sent);
             verdicts.push(exact.map(|i| {
                 used[i] = true;
-                Verdict::Exact
+                Verdict::Exact(read[i].0)
             }));
         }
         let mut next = 0;

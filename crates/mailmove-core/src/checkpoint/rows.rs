@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
+use crate::flags::Flags;
 use crate::message::SourceKey;
 use crate::stored::Alteration;
 
@@ -54,11 +55,18 @@ impl MessageState {
 
 /// What the checkpoint knows about one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MessageRecord {
     /// Its state.
     pub state: MessageState,
     /// The strict fingerprint recorded with the intent.
     pub fingerprint: Fingerprint,
+    /// The source's flags when the message was copied or its flags last synced (`None` in files
+    /// written before flags were recorded): the base of the three-way merge
+    /// ([`FlagChange`](crate::FlagChange)).
+    pub flags: Option<Flags>,
+    /// The destination's key of the copy, when the sink gave one.
+    pub dest_key: Option<String>,
 }
 
 /// The outcome of one message, recorded after the durability point.
@@ -94,6 +102,7 @@ impl Outcome {
 ///
 /// [`Checkpoint::record_intents`]: super::Checkpoint::record_intents
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IntentRow {
     /// The message's key at the source.
     pub key: SourceKey,
@@ -101,17 +110,32 @@ pub struct IntentRow {
     pub fingerprint: Fingerprint,
     /// Its size in bytes.
     pub size: u64,
+    /// Its flags at the source, recorded with the copy as the base of later flag syncs.
+    pub flags: Flags,
 }
 
 impl IntentRow {
     /// An intent for the message `key` with this fingerprint and size.
     pub fn new(key: SourceKey, fingerprint: Fingerprint, size: u64) -> Self {
-        IntentRow { key, fingerprint, size }
+        IntentRow { key, fingerprint, size, flags: Flags::empty() }
+    }
+
+    /// Sets the flags (builder).
+    pub fn with_flags(mut self, flags: Flags) -> Self {
+        self.flags = flags;
+        self
     }
 
     /// The result row of this message with `outcome`.
     pub fn resolve(self, outcome: Outcome) -> ResultRow {
-        ResultRow { key: self.key, fingerprint: self.fingerprint, size: self.size, outcome, alteration: None }
+        ResultRow {
+            key: self.key,
+            fingerprint: self.fingerprint,
+            size: self.size,
+            outcome,
+            alteration: None,
+            flags: self.flags,
+        }
     }
 }
 
@@ -132,6 +156,8 @@ pub struct ResultRow {
     /// recorded with the copy, and its stored fingerprint is what explains the copy when the
     /// destination is reconciled.
     pub alteration: Option<Alteration>,
+    /// The source's flags recorded with a copy or a match (the base of later flag syncs).
+    pub flags: Flags,
 }
 
 impl ResultRow {

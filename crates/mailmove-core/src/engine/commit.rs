@@ -12,7 +12,7 @@
 //! 3. **append** each; a transient failure defers the message to the next round (which reconciles
 //!    first), a permanent one fails it, quota or credentials pause the run;
 //! 4. **flush**, when anything was appended; if it fails, the appended messages stay intents;
-//!    then the sink's **post-store check** ([`MailSink::stored_alterations`](crate::MailSink::stored_alterations)):
+//!    then the sink's **post-store check** ([`MailSink::stored_copies`](crate::MailSink::stored_copies)):
 //!    a copy the destination altered is recorded with the fingerprint of what it holds;
 //! 5. **results**: failures, and the copies, only now; altered, damaged and transformed copies
 //!    are named.
@@ -33,7 +33,7 @@ use crate::error::{Disposition, Error, Result};
 use crate::fingerprint::IdentityHeaders;
 use crate::folder::FolderPath;
 use crate::message::{Message, MessageMeta, SourceKey};
-use crate::stored::StoredAlteration;
+use crate::stored::StoredCopy;
 use crate::sync::lock;
 
 /// What the committer side of a pass left behind.
@@ -73,7 +73,7 @@ pub(super) struct Committer<'p, 'i> {
 
 fn intent(fetched: &Fetched) -> IntentRow {
     let meta = &fetched.message.meta;
-    IntentRow::new(meta.key.clone(), fetched.fingerprint, meta.size)
+    IntentRow::new(meta.key.clone(), fetched.fingerprint, meta.size).with_flags(meta.flags.clone())
 }
 
 fn message_id_of(message: &Message) -> Option<String> {
@@ -161,7 +161,7 @@ impl<'p, 'i> Committer<'p, 'i> {
                         Outcome::Copied { dest_key } => dest_key.clone(),
                         _ => None,
                     };
-                    Some(StoredAlteration::new(row.key.clone(), dest_key, alteration))
+                    Some(StoredCopy::altered(row.key.clone(), dest_key, alteration))
                 }));
                 if !appends.failed.is_empty() {
                     context.checkpoint.record_results(folder_id, appends.failed).await?;
@@ -332,22 +332,23 @@ impl<'p, 'i> Committer<'p, 'i> {
         }
     }
 
-    /// Step 4b, after a successful flush: the sink's post-store check. An altered copy is
-    /// recorded with its alteration (and the fingerprint of what the destination holds) and
-    /// named; alterations of messages of earlier batches are kept for reconciliation. A check
+    /// Step 4b, after a successful flush: the sink's post-store check. A copy's key the sink
+    /// learned only now is recorded; an altered copy is recorded with its alteration (and the
+    /// fingerprint of what the destination holds) and named; alterations of messages of earlier
+    /// batches are kept for reconciliation. A check
     /// that fails is a warning of the run: the copies are durable, only unchecked.
     async fn check_stored(&mut self, batch: &[Fetched], appends: &mut Appends) {
         let context = self.pass.context;
         let destination = self.pass.destination;
-        let alterations = match context.sink.stored_alterations(destination).await {
-            Ok(alterations) => alterations,
+        let copies = match context.sink.stored_copies(destination).await {
+            Ok(copies) => copies,
             Err(error) => {
                 context.warn(format!("the copies stored in {destination} could not be checked: {error}"));
                 return;
             }
         };
         let mut elsewhere = Vec::new();
-        for stored in alterations {
+        for stored in copies {
             let row = appends.copied.iter_mut().find(|row| row.key == stored.key);
             let fetched = batch.iter().find(|fetched| fetched.message.meta.key == stored.key);
             let (Some(row), Some(fetched)) = (row, fetched) else {
@@ -357,9 +358,11 @@ impl<'p, 'i> Committer<'p, 'i> {
             if let Some(dest_key) = stored.dest_key {
                 row.outcome = Outcome::Copied { dest_key: Some(dest_key) };
             }
-            let note = note_on(self.pass.folder, fetched, stored.alteration.what.clone());
-            appends.notes.push((NoteKind::Altered, note));
-            row.alteration = Some(stored.alteration);
+            if let Some(alteration) = stored.alteration {
+                let note = note_on(self.pass.folder, fetched, alteration.what.clone());
+                appends.notes.push((NoteKind::Altered, note));
+                row.alteration = Some(alteration);
+            }
         }
         self.pass.keep_alterations(elsewhere);
     }

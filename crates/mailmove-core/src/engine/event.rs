@@ -56,6 +56,17 @@ pub enum Event {
     /// A message was copied (a `MessageCopied` event came too) under a named transform (see
     /// [`RunReport::transformed`](super::RunReport::transformed)).
     MessageTransformed(MessageNote),
+    /// The flags of a copy were updated with the changes made at the source since it was copied.
+    FlagsUpdated {
+        /// Source folder.
+        folder: String,
+        /// Source key.
+        key: String,
+        /// Flags set.
+        added: Vec<String>,
+        /// Flags cleared.
+        removed: Vec<String>,
+    },
     /// A transient problem: the engine waits and retries.
     Retrying {
         /// Source folder.

@@ -23,7 +23,7 @@ use crate::error::{Disposition, Error, Result};
 use crate::fingerprint::Fingerprint;
 use crate::folder::{FolderInfo, FolderPath};
 use crate::message::{MessageMeta, SourceKey};
-use crate::stored::{Alteration, StoredAlteration};
+use crate::stored::{Alteration, StoredCopy};
 
 /// What every step of a pass over one folder needs, held once: the steps are methods of the
 /// [`Producer`] and the [`Committer`], which borrow it.
@@ -44,6 +44,8 @@ pub(super) struct Pass<'p> {
     /// (their flush failed): when reconciliation finds such a copy by its stored fingerprint, it
     /// is that message's copy, recorded with its alteration (not appended again).
     pub stored_as: std::sync::Mutex<std::collections::HashMap<SourceKey, Alteration>>,
+    /// Flag changes of copied messages, made once the folder's copy is done ([`super::flag_sync`]).
+    pub flag_syncs: std::sync::Mutex<Vec<super::flag_sync::FlagSync>>,
 }
 
 /// Copies one folder; never fails as a whole: problems land in the report.
@@ -107,8 +109,10 @@ async fn copy_rounds(
         state: &state,
         unconfirmed: Default::default(),
         stored_as: Default::default(),
+        flag_syncs: Default::default(),
     };
-    pass.rounds(report).await
+    pass.rounds(report).await?;
+    pass.sync_flags(report).await
 }
 
 impl Pass<'_> {
@@ -150,10 +154,12 @@ impl Pass<'_> {
     }
 
     /// Keeps alterations the post-store check reported for messages this pass has not recorded.
-    pub fn keep_alterations(&self, alterations: impl IntoIterator<Item = StoredAlteration>) {
+    pub fn keep_alterations(&self, alterations: impl IntoIterator<Item = StoredCopy>) {
         let mut stored_as = crate::sync::lock(&self.stored_as);
         for stored in alterations {
-            stored_as.insert(stored.key, stored.alteration);
+            if let Some(alteration) = stored.alteration {
+                stored_as.insert(stored.key, alteration);
+            }
         }
     }
 
@@ -170,8 +176,10 @@ impl Pass<'_> {
         };
         let signature = context.filter.signature();
         let after = match &state.watermark {
+            // Flag sync needs every message listed: one whose flags changed may lie below the watermark.
             Some(watermark)
-                if context.source.capabilities().resume_after_key
+                if !self.syncs_flags()
+                    && context.source.capabilities().resume_after_key
                     && state.pending == 0
                     && watermark.filter == signature =>
             {

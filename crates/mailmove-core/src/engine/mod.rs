@@ -44,6 +44,7 @@
 mod commit;
 mod event;
 mod filter;
+mod flag_sync;
 mod folder;
 mod mapping;
 mod options;

@@ -100,7 +100,7 @@ mod millis {
 }
 
 /// Everything that shapes a copy run.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CopyOptions {
     /// Which source folder lands in which destination folder.
@@ -113,6 +113,25 @@ pub struct CopyOptions {
     pub limits: Limits,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
+    /// Carry flag changes made at the source since a message was copied to its copy (a
+    /// three-way merge, see [`FlagChange`](crate::FlagChange)), where the sink can update flags
+    /// ([`SinkCapabilities::flag_updates`](crate::SinkCapabilities::flag_updates)). On by
+    /// default; such a run lists every message of a folder (the checkpoint's watermark would skip
+    /// the ones whose flags changed).
+    pub sync_flags: bool,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions {
+            mapping: FolderMapping::default(),
+            filter: MessageFilter::default(),
+            dry_run: false,
+            limits: Limits::default(),
+            retry: RetryPolicy::default(),
+            sync_flags: true,
+        }
+    }
 }
 
 #[cfg(test)]

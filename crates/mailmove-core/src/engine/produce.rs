@@ -133,10 +133,14 @@ impl<'p> Producer<'p> {
         let (context, folder) = (self.pass.context, self.pass.folder);
         let keys = metas.iter().map(|m| m.key.clone()).collect();
         let records = context.checkpoint.lookup(self.pass.state.id, keys).await?;
+        let syncs_flags = self.pass.syncs_flags();
         let mut wanted: Vec<MessageMeta> = Vec::new();
         for meta in metas {
             match records.get(&meta.key) {
                 Some(record) if record.state.is_done() => {
+                    if syncs_flags {
+                        self.pass.note_flag_change(&meta, record.flags.as_ref(), record.dest_key.as_deref());
+                    }
                     self.report.skipped += 1;
                     context.totals.skipped.fetch_add(1, Ordering::Relaxed);
                     context.events.emit(Event::MessageSkipped {

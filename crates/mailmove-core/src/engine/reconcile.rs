@@ -30,7 +30,7 @@ impl DestinationIndex {
     pub async fn build(pass: &Pass<'_>) -> Result<Self> {
         let (context, destination, folder_id) = (pass.context, pass.destination, pass.state.id);
         context.sink.flush(destination).await?;
-        match context.sink.stored_alterations(destination).await {
+        match context.sink.stored_copies(destination).await {
             Ok(alterations) => pass.keep_alterations(alterations),
             Err(error) => {
                 context.warn(format!("the copies stored in {destination} could not be checked: {error}"))

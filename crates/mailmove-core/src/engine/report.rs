@@ -82,6 +82,9 @@ pub struct FolderReport {
     /// Copied under a named transform (also counted in `copied`; see [`RunReport::transformed`]).
     #[serde(default)]
     pub transformed: u64,
+    /// Copies whose flags were updated with the source's changes since the copy.
+    #[serde(default)]
+    pub flags_updated: u64,
     /// Bytes copied.
     pub bytes_copied: u64,
     /// Dry run: messages that would be copied.
@@ -113,6 +116,9 @@ pub struct RunReport {
     pub failed: u64,
     /// Messages left out by filters.
     pub filtered: u64,
+    /// Copies whose flags were updated with the source's changes since the copy (flag sync).
+    #[serde(default)]
+    pub flags_updated: u64,
     /// Bytes copied in this run.
     pub bytes_copied: u64,
     /// Dry run: messages that would be copied.
@@ -179,6 +185,7 @@ impl RunReport {
             skipped: 0,
             failed: 0,
             filtered: 0,
+            flags_updated: 0,
             bytes_copied: 0,
             planned: 0,
             planned_bytes: 0,

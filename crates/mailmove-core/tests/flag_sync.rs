@@ -1,0 +1,82 @@
+//! Flag sync: flag changes made at the source after a message was copied reach its copy on the
+//! next run, merged three ways with what the destination changed meanwhile.
+
+use mailmove_core::checkpoint::Checkpoint;
+use mailmove_core::engine::{copy, CopyOptions, Event, EventSink, RetryPolicy, RunReport};
+use mailmove_core::memory::MemoryStore;
+use mailmove_core::{Flags, FolderPath, MailSourceExt, SourceKey};
+
+fn flags(list: &[&str]) -> Flags {
+    Flags::from_imap_list(list.iter().copied())
+}
+
+async fn run(
+    source: &MemoryStore,
+    sink: &MemoryStore,
+    checkpoint: &Checkpoint,
+    options: &CopyOptions,
+) -> RunReport {
+    copy(source, sink, options, checkpoint, &EventSink::none()).await.expect("run")
+}
+
+fn options() -> CopyOptions {
+    CopyOptions { retry: RetryPolicy::immediate(3), ..CopyOptions::default() }
+}
+
+/// The flags of the destination's copies, by Message-ID order of insertion.
+async fn destination_flags(sink: &MemoryStore) -> Vec<Flags> {
+    sink.collect_messages(&FolderPath::inbox()).await.unwrap().into_iter().map(|m| m.flags).collect()
+}
+
+#[tokio::test]
+async fn source_changes_reach_the_copies_and_the_destinations_own_changes_stay() {
+    let inbox = FolderPath::inbox();
+    let source = MemoryStore::new("source");
+    source.create(&inbox, None);
+    for i in 0..4 {
+        let body = format!("Message-ID: <m{i}@t>\r\nSubject: {i}\r\n\r\nbody\r\n");
+        source.insert(&inbox, body.into_bytes(), flags(&["\\Seen", "$Work"]), None);
+    }
+    let destination = MemoryStore::new("destination");
+    let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
+    let first = run(&source, &destination, &checkpoint, &options()).await;
+    assert_eq!((first.copied, first.flags_updated), (4, 0));
+
+    // At the source: message 1 unread and flagged, message 2 loses $Work and gains $Later.
+    assert!(source.set_flags(&inbox, &SourceKey::from("1"), flags(&["\\Flagged", "$Work"])));
+    assert!(source.set_flags(&inbox, &SourceKey::from("2"), flags(&["\\Seen", "$Later"])));
+    // At the destination, meanwhile: the user answered message 1 and re-read... and labels message 3.
+    assert!(destination.set_flags(&inbox, &SourceKey::from("1"), flags(&["\\Seen", "\\Answered", "$Work"])));
+    assert!(destination.set_flags(&inbox, &SourceKey::from("3"), flags(&["\\Seen", "$Work", "$Mine"])));
+
+    let events: std::sync::Arc<std::sync::Mutex<Vec<Event>>> = Default::default();
+    let seen = events.clone();
+    let sink = EventSink::callback(move |event| seen.lock().unwrap().push(event.clone()));
+    let delta = copy(&source, &destination, &options(), &checkpoint, &sink).await.unwrap();
+    assert_eq!((delta.copied, delta.flags_updated), (0, 2), "{delta:#?}");
+    assert_eq!(delta.folders[0].flags_updated, 2);
+    let updates = events.lock().unwrap().iter().filter(|e| matches!(e, Event::FlagsUpdated { .. })).count();
+    assert_eq!(updates, 2);
+    assert_eq!(
+        destination_flags(&destination).await,
+        vec![
+            // Source: \Seen cleared, \Flagged set; the destination's \Answered stays.
+            flags(&["\\Answered", "\\Flagged", "$Work"]),
+            flags(&["\\Seen", "$Later"]),
+            flags(&["\\Seen", "$Work", "$Mine"]),
+            flags(&["\\Seen", "$Work"]),
+        ]
+    );
+
+    // Nothing changed since: a further run changes nothing.
+    let again = run(&source, &destination, &checkpoint, &options()).await;
+    assert_eq!((again.copied, again.flags_updated), (0, 0), "{again:#?}");
+
+    // Turned off, a change at the source stays at the source.
+    assert!(source.set_flags(&inbox, &SourceKey::from("4"), flags(&["\\Deleted"])));
+    let off = CopyOptions { sync_flags: false, ..options() };
+    assert_eq!(run(&source, &destination, &checkpoint, &off).await.flags_updated, 0);
+    assert_eq!(destination_flags(&destination).await[3], flags(&["\\Seen", "$Work"]));
+    assert_eq!(run(&source, &destination, &checkpoint, &options()).await.flags_updated, 1);
+    assert_eq!(destination_flags(&destination).await[3], flags(&["\\Deleted"]));
+}

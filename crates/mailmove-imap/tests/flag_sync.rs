@@ -1,0 +1,134 @@
+//! Flag sync between real servers (issue 14): after a copy, flags changed at the source reach the
+//! copies on the next run, and what the user changed at the destination meanwhile stays (a
+//! three-way merge against the flags the checkpoint recorded). Dovecot → Cyrus and Cyrus →
+//! Dovecot. Fails (never skips) without the servers.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use mailmove_core::checkpoint::Checkpoint;
+use mailmove_core::engine::{copy, CopyOptions, EventSink, RetryPolicy, RunReport};
+use mailmove_core::{
+    Flags, FolderPath, MailSink, MailSource, MailSourceExt, Message, MessageBody, MessageMeta,
+};
+use mailmove_imap::ImapStore;
+
+use common::cyrus;
+
+fn flags(list: &[&str]) -> Flags {
+    Flags::from_imap_list(list.iter().copied())
+}
+
+/// The INBOX's flags by Message-ID number (the subject is the number).
+async fn flags_by_subject(store: &ImapStore) -> BTreeMap<String, Flags> {
+    let inbox = FolderPath::inbox();
+    let metas = store.collect_messages(&inbox).await.unwrap();
+    let keys: Vec<_> = metas.iter().map(|m| m.key.clone()).collect();
+    let mut out = BTreeMap::new();
+    let mut fetched = store.fetch(&inbox, &keys);
+    while let Some(message) = futures::StreamExt::next(&mut fetched).await {
+        let message = message.unwrap();
+        let body = message.body.to_bytes().unwrap();
+        let text = String::from_utf8_lossy(&body);
+        let subject = text.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap().to_string();
+        out.insert(subject, message.meta.flags);
+    }
+    out
+}
+
+/// Changes the flags of the INBOX message with this subject, as another client would.
+async fn set(store: &ImapStore, subject: &str, change_to: Flags) {
+    let inbox = FolderPath::inbox();
+    let epoch = MailSource::list_folders(store)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.path.is_inbox())
+        .unwrap()
+        .epoch
+        .unwrap();
+    let metas = store.collect_messages(&inbox).await.unwrap();
+    let keys: Vec<_> = metas.iter().map(|m| m.key.clone()).collect();
+    let mut fetched = store.fetch(&inbox, &keys);
+    while let Some(message) = futures::StreamExt::next(&mut fetched).await {
+        let message = message.unwrap();
+        let body = String::from_utf8_lossy(&message.body.to_bytes().unwrap()).into_owned();
+        if body.contains(&format!("Subject: {subject}\r\n")) {
+            let change = change_to.change_since(&message.meta.flags);
+            let key = format!("{epoch}:{}", message.meta.key);
+            store.update_flags(&inbox, &key, &change).await.unwrap();
+            return;
+        }
+    }
+    panic!("no message {subject}");
+}
+
+async fn run(source: &ImapStore, sink: &ImapStore, checkpoint: &Checkpoint) -> RunReport {
+    let options = CopyOptions { retry: RetryPolicy::immediate(3), ..CopyOptions::default() };
+    let report = copy(source, sink, &options, checkpoint, &EventSink::none())
+        .await
+        .unwrap_or_else(|e| panic!("copy: {}", e.chain_to_string()));
+    sink.close().await;
+    report
+}
+
+async fn scenario(source: ImapStore, sink: ImapStore, reader: ImapStore, what: &str) {
+    let inbox = FolderPath::inbox();
+    for i in 1..=4 {
+        let bytes = format!("Subject: {i}\r\nMessage-ID: <fs{i}@t>\r\n\r\nbody {i}\r\n").into_bytes();
+        let meta =
+            MessageMeta::new(format!("k{i}"), bytes.len() as u64).with_flags(flags(&["\\Seen", "$Work"]));
+        source.append(&inbox, &Message::new(meta, MessageBody::from(bytes))).await.unwrap();
+    }
+    source.flush(&inbox).await.unwrap();
+    source.close().await;
+    let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
+    let first = run(&source, &sink, &checkpoint).await;
+    assert_eq!((first.copied, first.flags_updated), (4, 0), "{what}: {first:#?}");
+
+    // At the source: 1 unread and flagged, 2 loses $Work and gains $Later.
+    set(&source, "1", flags(&["\\Flagged", "$Work"])).await;
+    set(&source, "2", flags(&["\\Seen", "$Later"])).await;
+    // At the destination meanwhile: the user answered 1, and labelled 3.
+    set(&reader, "1", flags(&["\\Seen", "\\Answered", "$Work"])).await;
+    set(&reader, "3", flags(&["\\Seen", "$Work", "$Mine"])).await;
+
+    let delta = run(&source, &sink, &checkpoint).await;
+    assert_eq!((delta.copied, delta.flags_updated), (0, 2), "{what}: {delta:#?}");
+    let now = flags_by_subject(&reader).await;
+    let expected: BTreeMap<String, Flags> = [
+        ("1", flags(&["\\Answered", "\\Flagged", "$Work"])),
+        ("2", flags(&["\\Seen", "$Later"])),
+        ("3", flags(&["\\Seen", "$Work", "$Mine"])),
+        ("4", flags(&["\\Seen", "$Work"])),
+    ]
+    .into_iter()
+    .map(|(subject, flags)| (subject.to_string(), flags))
+    .collect();
+    assert_eq!(now, expected, "{what}");
+
+    let again = run(&source, &sink, &checkpoint).await;
+    assert_eq!((again.copied, again.flags_updated), (0, 0), "{what}: {again:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dovecot_to_cyrus() {
+    let from = common::user("fs-dc");
+    let to = cyrus::new_user("fs-dc-cy").await;
+    scenario(common::store(&from).await, cyrus::store(&to).await, cyrus::store(&to).await, "Dovecot → Cyrus")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cyrus_to_dovecot() {
+    let from = cyrus::new_user("fs-cy").await;
+    let to = common::user("fs-cy-dc");
+    scenario(
+        cyrus::store(&from).await,
+        common::store(&to).await,
+        common::store(&to).await,
+        "Cyrus → Dovecot",
+    )
+    .await;
+}
