@@ -91,6 +91,8 @@ pub struct SinkCapabilities {
     /// Whether [`MailSink::update_flags`] changes the flags of a stored message (the engine then
     /// carries flag changes made at the source since the copy).
     pub flag_updates: bool,
+    /// Whether the store keeps subscriptions ([`MailSink::subscribe`]).
+    pub subscriptions: bool,
 }
 
 impl Default for SinkCapabilities {
@@ -106,6 +108,7 @@ impl Default for SinkCapabilities {
             crlf_line_endings: false,
             raw_8bit_headers: true,
             flag_updates: false,
+            subscriptions: false,
         }
     }
 }
@@ -194,6 +197,12 @@ impl SinkCapabilities {
     /// Sets `crlf_line_endings` (builder).
     pub fn with_crlf_line_endings(mut self, value: bool) -> Self {
         self.crlf_line_endings = value;
+        self
+    }
+
+    /// Sets `subscriptions` (builder).
+    pub fn with_subscriptions(mut self, value: bool) -> Self {
+        self.subscriptions = value;
         self
     }
 
@@ -313,6 +322,14 @@ pub trait MailSink: Send + Sync + std::fmt::Debug {
         let _ = (folder, dest_key, change);
         Err(crate::Error::Unsupported { what: "updating the flags of stored messages".into() })
     }
+
+    /// Subscribes the user to `folder` (it exists: the engine created it). Only called when
+    /// [`SinkCapabilities::subscriptions`] is set, for folders subscribed at the source;
+    /// subscribing twice succeeds.
+    async fn subscribe(&self, folder: &FolderPath) -> Result<()> {
+        let _ = folder;
+        Err(crate::Error::Unsupported { what: "subscriptions".into() })
+    }
 }
 
 /// Conveniences for every [`MailSource`].
@@ -423,6 +440,9 @@ macro_rules! forward_sink {
             }
             async fn stored_copies(&self, folder: &FolderPath) -> Result<Vec<StoredCopy>> {
                 (**self).stored_copies(folder).await
+            }
+            async fn subscribe(&self, folder: &FolderPath) -> Result<()> {
+                (**self).subscribe(folder).await
             }
             async fn update_flags(
                 &self,

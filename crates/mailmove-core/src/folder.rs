@@ -320,12 +320,30 @@ pub struct FolderInfo {
     /// Its `path` is then only a name for reports (built from the raw name), never opened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// Whether the user subscribed to the folder (IMAP `\Subscribed`, Maildir++'s
+    /// `subscriptions` file); `None` when the store has no subscriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribed: Option<bool>,
 }
 
 impl FolderInfo {
     /// A selectable folder with nothing else known.
     pub fn new(path: FolderPath) -> Self {
-        FolderInfo { path, epoch: None, messages: None, bytes: None, selectable: true, problem: None }
+        FolderInfo {
+            path,
+            epoch: None,
+            messages: None,
+            bytes: None,
+            selectable: true,
+            problem: None,
+            subscribed: None,
+        }
+    }
+
+    /// Sets `subscribed` (builder).
+    pub fn with_subscribed(mut self, subscribed: Option<bool>) -> Self {
+        self.subscribed = subscribed;
+        self
     }
 
     /// A folder that exists but cannot be read or represented, with the reason (see

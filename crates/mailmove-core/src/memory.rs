@@ -61,6 +61,8 @@ struct Folder {
     messages: Vec<StoredMessage>,
     /// How many of `messages` are durable (survive a simulated crash).
     durable: usize,
+    /// The user subscribed to it.
+    subscribed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -173,6 +175,17 @@ impl MemoryStore {
     /// pipelined APPENDs were lost).
     pub fn fail_flush(&self, n: usize) {
         self.lock().failing_flushes.insert(n);
+    }
+
+    /// Subscribes to (or unsubscribes from) a folder, as the user would; `false` when there is none.
+    pub fn set_subscribed(&self, folder: &FolderPath, subscribed: bool) -> bool {
+        match self.lock().folders.get_mut(folder) {
+            Some(entry) => {
+                entry.subscribed = subscribed;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sets the flags of the message `key` (as another client would); `false` when there is none.
@@ -304,6 +317,7 @@ impl MailSource for MemoryStore {
                 bytes: Some(folder.messages.iter().map(|m| m.body.len()).sum()),
                 selectable: true,
                 problem: None,
+                subscribed: Some(folder.subscribed),
             })
             .collect())
     }
@@ -354,7 +368,7 @@ impl MailSink for MemoryStore {
         if let Some((_, sink)) = &self.lock().capabilities {
             return sink.clone();
         }
-        SinkCapabilities::default().with_max_concurrency(8).with_flag_updates(true)
+        SinkCapabilities::default().with_max_concurrency(8).with_flag_updates(true).with_subscriptions(true)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
@@ -477,6 +491,16 @@ impl MailSink for MemoryStore {
         if crash {
             futures::future::pending::<()>().await;
         }
+        Ok(())
+    }
+
+    async fn subscribe(&self, folder: &FolderPath) -> Result<()> {
+        let mut state = self.lock();
+        let entry = state
+            .folders
+            .get_mut(folder)
+            .ok_or_else(|| Error::NotFound { what: format!("folder {folder}") })?;
+        entry.subscribed = true;
         Ok(())
     }
 

@@ -80,3 +80,29 @@ async fn source_changes_reach_the_copies_and_the_destinations_own_changes_stay()
     assert_eq!(run(&source, &destination, &checkpoint, &options()).await.flags_updated, 1);
     assert_eq!(destination_flags(&destination).await[3], flags(&["\\Deleted"]));
 }
+
+#[tokio::test]
+async fn subscriptions_are_carried_on_every_run() {
+    let (projects, old) = (FolderPath::parse("Projects"), FolderPath::parse("Old"));
+    let source = MemoryStore::new("source");
+    for folder in [&projects, &old] {
+        source.create(folder, None);
+        source.insert(folder, b"Subject: x\r\n\r\nx\r\n".to_vec(), Flags::empty(), None);
+    }
+    assert!(source.set_subscribed(&projects, true));
+    let destination = MemoryStore::new("destination");
+    let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
+    let report = run(&source, &destination, &checkpoint, &options()).await;
+    let subscribed =
+        |report: &RunReport, name: &str| report.folders.iter().find(|f| f.folder == name).unwrap().subscribed;
+    assert!(subscribed(&report, "Projects") && !subscribed(&report, "Old"), "{report:#?}");
+    let listed = mailmove_core::MailSource::list_folders(&destination).await.unwrap();
+    let at_destination = |path: &FolderPath| listed.iter().find(|f| &f.path == path).unwrap().subscribed;
+    assert_eq!((at_destination(&projects), at_destination(&old)), (Some(true), Some(false)));
+
+    // Subscribed at the source after the first run: carried by the next one.
+    assert!(source.set_subscribed(&old, true));
+    run(&source, &destination, &checkpoint, &options()).await;
+    let listed = mailmove_core::MailSource::list_folders(&destination).await.unwrap();
+    assert_eq!(listed.iter().find(|f| f.path == old).unwrap().subscribed, Some(true));
+}

@@ -98,8 +98,10 @@ impl Inner {
             .filter_map(|(_, raw)| raw.as_deref())
             .collect();
         let statuses = status::statuses(conn, &wanted, self.caps.offers(Capability::StatusSize)).await?;
+        let subscribed = list::subscribed(conn).await?;
         for (info, raw) in out.iter_mut().zip(&raws) {
             let Some(raw) = raw else { continue };
+            info.subscribed = subscribed.as_ref().map(|names| names.contains(raw.as_str()));
             let Some(status) = statuses.get(raw.as_str()) else { continue };
             info.messages = status.messages;
             info.epoch = status.validity.map(u64::from);
@@ -145,6 +147,12 @@ impl Inner {
             });
         }
         Ok(())
+    }
+
+    /// `SUBSCRIBE` to a folder (the sink's [`subscribe`](mailmove_core::MailSink::subscribe)).
+    pub async fn subscribe(&self, conn: &mut Conn, path: &FolderPath) -> Result<()> {
+        let mailbox = self.mailbox(path)?;
+        list::subscribe(conn, &mailbox).await
     }
 
     /// `CREATE mailbox`, with the folder's role as `(USE (\\Sent))` when the server offers

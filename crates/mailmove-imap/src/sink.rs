@@ -29,6 +29,7 @@ impl MailSink for ImapStore {
             .with_crlf_line_endings(true)
             .with_raw_8bit_headers(!self.inner.encodes_8bit_headers())
             .with_flag_updates(true)
+            .with_subscriptions(true)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
@@ -65,6 +66,12 @@ impl MailSink for ImapStore {
     /// the crate docs, "What was stored"; `check=` in the URL).
     async fn stored_copies(&self, folder: &FolderPath) -> Result<Vec<StoredCopy>> {
         self.inner.stored_copies(folder).await
+    }
+
+    /// `SUBSCRIBE` (subscribing twice succeeds).
+    async fn subscribe(&self, folder: &FolderPath) -> Result<()> {
+        let mut pooled = self.inner.acquire().await?;
+        self.inner.subscribe(pooled.conn(), folder).await
     }
 
     /// `UID STORE +FLAGS.SILENT` / `-FLAGS.SILENT` on the copy (see the crate docs).

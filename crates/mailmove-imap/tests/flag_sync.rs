@@ -1,7 +1,7 @@
 //! Flag sync between real servers (issue 14): after a copy, flags changed at the source reach the
 //! copies on the next run, and what the user changed at the destination meanwhile stays (a
-//! three-way merge against the flags the checkpoint recorded). Dovecot → Cyrus and Cyrus →
-//! Dovecot. Fails (never skips) without the servers.
+//! three-way merge against the flags the checkpoint recorded); subscriptions are carried. Dovecot →
+//! Cyrus and Cyrus → Dovecot. Fails (never skips) without the servers.
 
 mod common;
 
@@ -82,10 +82,20 @@ async fn scenario(source: ImapStore, sink: ImapStore, reader: ImapStore, what: &
         source.append(&inbox, &Message::new(meta, MessageBody::from(bytes))).await.unwrap();
     }
     source.flush(&inbox).await.unwrap();
+    // Two more folders, one of them subscribed.
+    let (subscribed, unsubscribed) = (FolderPath::parse("Projects"), FolderPath::parse("Old"));
+    for folder in [&subscribed, &unsubscribed] {
+        source.create_folder(folder).await.unwrap();
+    }
+    source.subscribe(&subscribed).await.unwrap();
     source.close().await;
     let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
     let first = run(&source, &sink, &checkpoint).await;
     assert_eq!((first.copied, first.flags_updated), (4, 0), "{what}: {first:#?}");
+    let listed = MailSource::list_folders(&reader).await.unwrap();
+    let subscription = |path: &FolderPath| listed.iter().find(|f| &f.path == path).map(|f| f.subscribed);
+    assert_eq!(subscription(&subscribed), Some(Some(true)), "{what}: {listed:#?}");
+    assert_eq!(subscription(&unsubscribed), Some(Some(false)), "{what}: {listed:#?}");
 
     // At the source: 1 unread and flagged, 2 loses $Work and gains $Later.
     set(&source, "1", flags(&["\\Flagged", "$Work"])).await;

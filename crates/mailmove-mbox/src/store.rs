@@ -147,6 +147,7 @@ impl Inner {
                 bytes: folder.file.is_some().then_some(folder.bytes),
                 selectable: folder.file.is_some(),
                 problem: None,
+                subscribed: None,
             })
             .collect())
     }

@@ -102,6 +102,12 @@ async fn copy_rounds(
 ) -> Result<()> {
     let state = context.checkpoint.folder(&info.path, info.epoch, destination).await?;
     with_retries(context, &report.folder, || context.sink.create_folder(destination)).await?;
+    if info.subscribed == Some(true) && context.sink.capabilities().subscriptions {
+        // Subscribing again is harmless: done on every run, so a subscription made at the
+        // source since the last run is carried too.
+        with_retries(context, &report.folder, || context.sink.subscribe(destination)).await?;
+        report.subscribed = true;
+    }
     let pass = Pass {
         context,
         folder: &info.path,

@@ -85,6 +85,9 @@ pub struct FolderReport {
     /// Copies whose flags were updated with the source's changes since the copy.
     #[serde(default)]
     pub flags_updated: u64,
+    /// The folder is subscribed at the source, and now at the destination.
+    #[serde(default)]
+    pub subscribed: bool,
     /// Bytes copied.
     pub bytes_copied: u64,
     /// Dry run: messages that would be copied.

@@ -1,5 +1,7 @@
 //! LIST (RFC 3501 §6.3.8, with RFC 5258's RETURN and RFC 6154's SPECIAL-USE): entries as the
-//! server sent them, names too long to be names kept apart as such.
+//! server sent them, names too long to be names kept apart as such; LSUB and SUBSCRIBE.
+
+use std::collections::HashSet;
 
 use mailmove_core::{FolderPath, Result};
 
@@ -26,6 +28,34 @@ pub(crate) async fn list_all(conn: &mut Conn, special_use: bool) -> Result<Vec<L
         return Err(errors::from_status("LIST", &done, None, None));
     }
     Ok(listed)
+}
+
+/// `LSUB "" "*"` (RFC 3501 §6.3.9, which every server has): the raw names of the subscribed
+/// mailboxes; `None` when the server refuses it.
+pub(crate) async fn subscribed(conn: &mut Conn) -> Result<Option<HashSet<String>>> {
+    let mut names = HashSet::new();
+    let done = conn
+        .run("LSUB \"\" \"*\"", |untagged| {
+            if let Untagged::Data(values) = untagged {
+                if values.first().is_some_and(|v| v.is_atom("LSUB")) {
+                    if let Some(Listed { name: ListedName::Text(name), .. }) = Listed::from_values(values) {
+                        names.insert(name);
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    Ok((done.status == Status::Ok).then_some(names))
+}
+
+/// `SUBSCRIBE mailbox`.
+pub(crate) async fn subscribe(conn: &mut Conn, mailbox: &str) -> Result<()> {
+    let done = conn.run(&format!("SUBSCRIBE {}", mailbox_argument(mailbox)?), |_| Ok(())).await?;
+    if done.status != Status::Ok {
+        return Err(errors::from_status(&format!("SUBSCRIBE {mailbox}"), &done, None, None));
+    }
+    Ok(())
 }
 
 /// Whether a mailbox exists (LIST of exactly that name).
