@@ -112,6 +112,10 @@ pub struct CopyArgs {
     /// the same flag).
     #[arg(long)]
     pub no_sync_flags: bool,
+    /// Remove from the destination the copies this job made whose source message is gone (never
+    /// a message the job did not copy: mail delivered there after the switch stays).
+    #[arg(long)]
+    pub sync_deletions: bool,
     /// Folders copied at once.
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,

@@ -78,6 +78,7 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<u8> {
     let mut options = job.copy_options()?;
     options.dry_run = args.dry_run;
     options.sync_flags = !args.no_sync_flags;
+    options.sync_deletions = args.sync_deletions;
     if let Some(concurrency) = args.concurrency {
         options.limits.folder_concurrency = concurrency.max(1);
     }

@@ -215,7 +215,7 @@ pub fn copy_summary(report: &RunReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "total: {} copied ({:.1} MB), {} skipped, {} failed, {} damaged, {} altered, {} transformed, {} filtered, {} flags updated in {:.1} s\n",
+        "total: {} copied ({:.1} MB), {} skipped, {} failed, {} damaged, {} altered, {} transformed, {} filtered, {} flags updated, {} removed in {:.1} s\n",
         report.copied,
         report.bytes_copied as f64 / 1e6,
         report.skipped,
@@ -225,6 +225,7 @@ pub fn copy_summary(report: &RunReport) -> String {
         report.transformed.len(),
         report.filtered,
         report.flags_updated,
+        report.removed,
         report.duration_secs
     ));
     for failure in report.failures.iter().take(SHOWN) {

@@ -93,6 +93,8 @@ pub struct SinkCapabilities {
     pub flag_updates: bool,
     /// Whether the store keeps subscriptions ([`MailSink::subscribe`]).
     pub subscriptions: bool,
+    /// Whether [`MailSink::remove`] removes a stored message (and only it).
+    pub removals: bool,
 }
 
 impl Default for SinkCapabilities {
@@ -109,6 +111,7 @@ impl Default for SinkCapabilities {
             raw_8bit_headers: true,
             flag_updates: false,
             subscriptions: false,
+            removals: false,
         }
     }
 }
@@ -197,6 +200,12 @@ impl SinkCapabilities {
     /// Sets `crlf_line_endings` (builder).
     pub fn with_crlf_line_endings(mut self, value: bool) -> Self {
         self.crlf_line_endings = value;
+        self
+    }
+
+    /// Sets `removals` (builder).
+    pub fn with_removals(mut self, value: bool) -> Self {
+        self.removals = value;
         self
     }
 
@@ -323,6 +332,15 @@ pub trait MailSink: Send + Sync + std::fmt::Debug {
         Err(crate::Error::Unsupported { what: "updating the flags of stored messages".into() })
     }
 
+    /// Removes the message stored as `dest_key` (a copy this job made whose source message is
+    /// gone: `sync_deletions`), and nothing else (an IMAP sink expunges that UID only). Removing a
+    /// message that is gone already succeeds. Only called when [`SinkCapabilities::removals`] is
+    /// set.
+    async fn remove(&self, folder: &FolderPath, dest_key: &str) -> Result<()> {
+        let _ = (folder, dest_key);
+        Err(crate::Error::Unsupported { what: "removing stored messages".into() })
+    }
+
     /// Subscribes the user to `folder` (it exists: the engine created it). Only called when
     /// [`SinkCapabilities::subscriptions`] is set, for folders subscribed at the source;
     /// subscribing twice succeeds.
@@ -443,6 +461,9 @@ macro_rules! forward_sink {
             }
             async fn subscribe(&self, folder: &FolderPath) -> Result<()> {
                 (**self).subscribe(folder).await
+            }
+            async fn remove(&self, folder: &FolderPath, dest_key: &str) -> Result<()> {
+                (**self).remove(folder, dest_key).await
             }
             async fn update_flags(
                 &self,

@@ -60,7 +60,6 @@ use crate::fingerprint::Fingerprint;
 use crate::flags::Flags;
 use crate::folder::FolderPath;
 use crate::message::SourceKey;
-use crate::stored::Alteration;
 use crate::sync::lock;
 
 pub use rows::{
@@ -68,7 +67,7 @@ pub use rows::{
 };
 
 /// Current schema version (SQLite `user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The SQLite checkpoint of one job. Cheap to clone (shared connection).
 #[derive(Clone)]
@@ -228,6 +227,16 @@ impl Checkpoint {
                 "BEGIN;
                  ALTER TABLE messages ADD COLUMN flags TEXT;
                  PRAGMA user_version = 3;
+                 COMMIT;",
+            )?;
+        }
+        if version < 4 {
+            // Version 4: which listing of its folder last saw each message (`sync_deletions`).
+            connection.execute_batch(
+                "BEGIN;
+                 ALTER TABLE messages ADD COLUMN listed_run INTEGER;
+                 ALTER TABLE folders ADD COLUMN listing_run INTEGER NOT NULL DEFAULT 0;
+                 PRAGMA user_version = 4;
                  COMMIT;",
             )?;
         }
@@ -419,45 +428,24 @@ impl Checkpoint {
             let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
                 let mut statement = transaction.prepare_cached(
-                    "INSERT INTO messages(folder_id, source_key, fingerprint, size, state, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                    "INSERT INTO messages(folder_id, source_key, fingerprint, size, state, listed_run, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT(folder_id, source_key) DO UPDATE SET
                         fingerprint = excluded.fingerprint, size = excluded.size, state = excluded.state,
                         dest_key = NULL, reason = NULL, stored_fingerprint = NULL,
-                        updated_at = excluded.updated_at",
+                        listed_run = COALESCE(excluded.listed_run, listed_run), updated_at = excluded.updated_at",
                 )?;
                 let now = now();
-                for IntentRow { key, fingerprint, size, .. } in intents {
+                for IntentRow { key, fingerprint, size, listed_run, .. } in intents {
                     statement.execute(params![
                         folder_id,
                         key.as_str(),
                         &fingerprint.as_bytes()[..],
                         size as i64,
                         MessageState::Intent.code(),
+                        listed_run,
                         now
                     ])?;
-                }
-            }
-            transaction.commit()?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Records the source's flags of messages whose flags were synced to their copies.
-    pub async fn record_flags(&self, folder_id: i64, synced: Vec<(SourceKey, Flags)>) -> Result<()> {
-        if synced.is_empty() {
-            return Ok(());
-        }
-        self.with(move |connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            {
-                let mut statement = transaction.prepare_cached(
-                    "UPDATE messages SET flags = ?3, updated_at = ?4 WHERE folder_id = ?1 AND source_key = ?2",
-                )?;
-                let now = now();
-                for (key, flags) in synced {
-                    statement.execute(params![folder_id, key.as_str(), flags.to_string(), now])?;
                 }
             }
             transaction.commit()?;
@@ -476,13 +464,13 @@ impl Checkpoint {
             {
                 let mut statement = transaction.prepare_cached(
                     "INSERT INTO messages(folder_id, source_key, fingerprint, size, state, dest_key, reason,
-                                          stored_fingerprint, flags, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                          stored_fingerprint, flags, listed_run, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                      ON CONFLICT(folder_id, source_key) DO UPDATE SET
                         fingerprint = excluded.fingerprint, size = excluded.size, state = excluded.state,
                         dest_key = excluded.dest_key, reason = excluded.reason,
                         stored_fingerprint = excluded.stored_fingerprint, flags = excluded.flags,
-                        updated_at = excluded.updated_at",
+                        listed_run = COALESCE(excluded.listed_run, listed_run), updated_at = excluded.updated_at",
                 )?;
                 let now = now();
                 let mut forms = transaction.prepare_cached(
@@ -500,7 +488,7 @@ impl Checkpoint {
                         ])?;
                     }
                     let altered = row.alteration.map(|alteration| alteration.what);
-                    let ResultRow { key, fingerprint, size, outcome, flags, .. } = row;
+                    let ResultRow { key, fingerprint, size, outcome, flags, listed_run, .. } = row;
                     let state = outcome.state();
                     let flags = state.is_done().then(|| flags.to_string());
                     let (dest_key, reason) = match outcome {
@@ -518,33 +506,13 @@ impl Checkpoint {
                         reason,
                         stored.map(|fingerprint| fingerprint.as_bytes().to_vec()),
                         flags,
+                        listed_run,
                         now
                     ])?;
                 }
             }
             transaction.commit()?;
             Ok(())
-        })
-        .await
-    }
-
-    /// What the destination made of messages it altered when storing them into this folder, by
-    /// the fingerprint of the message: kept by content, so it outlives a dropped key map, and
-    /// reconciliation recognises the altered copy of a message whose record is gone.
-    pub async fn stored_forms(&self, folder_id: i64) -> Result<HashMap<Fingerprint, Alteration>> {
-        self.with(move |connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT fingerprint, stored_fingerprint, what FROM stored_forms WHERE folder_id = ?1",
-            )?;
-            let mut rows = statement.query([folder_id])?;
-            let mut out = HashMap::new();
-            while let Some(row) = rows.next()? {
-                let (message, stored): (Vec<u8>, Vec<u8>) = (row.get(0)?, row.get(1)?);
-                let what: String = row.get(2)?;
-                let alteration = Alteration::new(what).with_stored_fingerprint(blob_to_fingerprint(&stored)?);
-                out.insert(blob_to_fingerprint(&message)?, alteration);
-            }
-            Ok(out)
         })
         .await
     }
@@ -638,5 +606,6 @@ fn blob_to_fingerprint(blob: &[u8]) -> Result<Fingerprint> {
     Ok(Fingerprint::from_bytes(bytes))
 }
 
+mod delta;
 #[cfg(test)]
 mod tests;

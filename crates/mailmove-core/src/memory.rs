@@ -368,7 +368,11 @@ impl MailSink for MemoryStore {
         if let Some((_, sink)) = &self.lock().capabilities {
             return sink.clone();
         }
-        SinkCapabilities::default().with_max_concurrency(8).with_flag_updates(true).with_subscriptions(true)
+        SinkCapabilities::default()
+            .with_max_concurrency(8)
+            .with_flag_updates(true)
+            .with_subscriptions(true)
+            .with_removals(true)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
@@ -490,6 +494,20 @@ impl MailSink for MemoryStore {
         };
         if crash {
             futures::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, folder: &FolderPath, dest_key: &str) -> Result<()> {
+        let mut state = self.lock();
+        if let Some(entry) = state.folders.get_mut(folder) {
+            let before = entry.messages.len();
+            let durable_removed =
+                entry.messages.iter().take(entry.durable).any(|m| m.uid.to_string() == dest_key);
+            entry.messages.retain(|message| message.uid.to_string() != dest_key);
+            if entry.messages.len() < before && durable_removed {
+                entry.durable -= 1;
+            }
         }
         Ok(())
     }

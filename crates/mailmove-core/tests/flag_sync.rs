@@ -106,3 +106,52 @@ async fn subscriptions_are_carried_on_every_run() {
     let listed = mailmove_core::MailSource::list_folders(&destination).await.unwrap();
     assert_eq!(listed.iter().find(|f| f.path == old).unwrap().subscribed, Some(true));
 }
+
+#[tokio::test]
+async fn copies_whose_source_message_is_gone_are_removed_and_nothing_else() {
+    let inbox = FolderPath::inbox();
+    let source = MemoryStore::new("source");
+    source.create(&inbox, None);
+    for i in 0..5 {
+        source.insert(&inbox, format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes(), Flags::empty(), None);
+    }
+    let destination = MemoryStore::new("destination");
+    // Already at the destination before the job (found, not copied by it): never removed.
+    destination.create(&inbox, None);
+    destination.insert(&inbox, b"Subject: 0\r\n\r\nbody 0\r\n".to_vec(), Flags::empty(), None);
+    let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
+    let sync = CopyOptions { sync_deletions: true, ..options() };
+    let first = run(&source, &destination, &checkpoint, &sync).await;
+    assert_eq!((first.copied, first.skipped, first.removed), (4, 1, 0), "{first:#?}");
+
+    // At the source, three are deleted: the one found at the destination, and two copied.
+    for key in ["1", "2", "3"] {
+        assert!(source.remove(&inbox, &SourceKey::from(key)));
+    }
+    // Mail delivered to the destination after the switch.
+    destination.insert(
+        &inbox,
+        b"Subject: new\r\n\r\narrived after the switch\r\n".to_vec(),
+        Flags::empty(),
+        None,
+    );
+
+    // Without the option nothing is removed.
+    assert_eq!(run(&source, &destination, &checkpoint, &options()).await.removed, 0);
+    assert_eq!(destination.contents(&inbox).len(), 6);
+
+    let delta = run(&source, &destination, &checkpoint, &sync).await;
+    assert_eq!((delta.copied, delta.removed), (0, 2), "{delta:#?}");
+    let subjects: Vec<String> = destination
+        .contents(&inbox)
+        .iter()
+        .map(|(body, ..)| String::from_utf8_lossy(body).lines().next().unwrap().to_string())
+        .collect();
+    assert_eq!(subjects, ["Subject: 0", "Subject: 3", "Subject: 4", "Subject: new"], "{subjects:?}");
+
+    // Nothing more to do, and a new message at the source is copied as ever.
+    source.insert(&inbox, b"Subject: 5\r\n\r\nbody 5\r\n".to_vec(), Flags::empty(), None);
+    let again = run(&source, &destination, &checkpoint, &sync).await;
+    assert_eq!((again.copied, again.removed), (1, 0), "{again:#?}");
+    assert_eq!(destination.contents(&inbox).len(), 5);
+}

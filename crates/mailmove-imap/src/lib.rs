@@ -194,8 +194,8 @@ mod fingerprints;
 mod mailbox;
 // The store and its operations.
 mod append;
+mod copy_changes;
 mod existing;
-mod flag_update;
 mod folders;
 mod sink;
 mod source;

@@ -30,6 +30,7 @@ impl MailSink for ImapStore {
             .with_raw_8bit_headers(!self.inner.encodes_8bit_headers())
             .with_flag_updates(true)
             .with_subscriptions(true)
+            .with_removals(self.inner.caps.offers(Capability::UidPlus))
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
@@ -66,6 +67,11 @@ impl MailSink for ImapStore {
     /// the crate docs, "What was stored"; `check=` in the URL).
     async fn stored_copies(&self, folder: &FolderPath) -> Result<Vec<StoredCopy>> {
         self.inner.stored_copies(folder).await
+    }
+
+    /// `\Deleted` and `UID EXPUNGE` of the copy's UID alone (UIDPLUS servers only).
+    async fn remove(&self, folder: &FolderPath, dest_key: &str) -> Result<()> {
+        self.inner.remove(folder, dest_key).await
     }
 
     /// `SUBSCRIBE` (subscribing twice succeeds).

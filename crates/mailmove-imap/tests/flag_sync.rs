@@ -142,3 +142,70 @@ async fn cyrus_to_dovecot() {
     )
     .await;
 }
+
+/// `sync_deletions` between real servers: a copy whose source message is gone is expunged (its
+/// UID alone), mail delivered to the destination after the switch stays.
+async fn deletions(source: ImapStore, sink: ImapStore, reader: ImapStore, what: &str) {
+    let inbox = FolderPath::inbox();
+    for i in 1..=3 {
+        let bytes = format!("Subject: {i}\r\nMessage-ID: <del{i}@t>\r\n\r\nbody {i}\r\n").into_bytes();
+        let meta = MessageMeta::new(format!("k{i}"), bytes.len() as u64);
+        source.append(&inbox, &Message::new(meta, MessageBody::from(bytes))).await.unwrap();
+    }
+    source.flush(&inbox).await.unwrap();
+    source.close().await;
+    let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
+    let options =
+        CopyOptions { retry: RetryPolicy::immediate(3), sync_deletions: true, ..CopyOptions::default() };
+    let first = copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.unwrap();
+    assert_eq!((first.copied, first.removed), (3, 0), "{what}: {first:#?}");
+
+    // Deleted at the source; delivered at the destination after the switch.
+    let epoch = MailSource::list_folders(&source)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.path.is_inbox())
+        .unwrap()
+        .epoch;
+    let metas = source.collect_messages(&inbox).await.unwrap();
+    source.remove(&inbox, &format!("{}:{}", epoch.unwrap(), metas[1].key)).await.unwrap();
+    let delivered = b"Subject: new\r\nMessage-ID: <new@t>\r\n\r\narrived after the switch\r\n".to_vec();
+    let meta = MessageMeta::new("new", delivered.len() as u64);
+    reader.append(&inbox, &Message::new(meta, MessageBody::from(delivered))).await.unwrap();
+    reader.flush(&inbox).await.unwrap();
+
+    let delta = copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.unwrap();
+    sink.close().await;
+    assert_eq!((delta.copied, delta.removed), (0, 1), "{what}: {delta:#?}");
+    let left: Vec<String> = flags_by_subject(&reader).await.into_keys().collect();
+    assert_eq!(left, ["1", "3", "new"], "{what}");
+    let again = copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.unwrap();
+    assert_eq!((again.copied, again.removed), (0, 0), "{what}: {again:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deletions_dovecot_to_cyrus() {
+    let from = common::user("del-dc");
+    let to = cyrus::new_user("del-dc-cy").await;
+    deletions(
+        common::store(&from).await,
+        cyrus::store(&to).await,
+        cyrus::store(&to).await,
+        "Dovecot → Cyrus",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deletions_cyrus_to_dovecot() {
+    let from = cyrus::new_user("del-cy").await;
+    let to = common::user("del-cy-dc");
+    deletions(
+        cyrus::store(&from).await,
+        common::store(&to).await,
+        common::store(&to).await,
+        "Cyrus → Dovecot",
+    )
+    .await;
+}

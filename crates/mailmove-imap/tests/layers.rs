@@ -27,7 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("state", &["mailbox", "fingerprints"]),
     // The store and its operations: both trait sides, folders, APPEND lanes, the existing-message
     // index.
-    ("store", &["store", "source", "sink", "append", "existing", "folders", "stored", "flag_update"]),
+    ("store", &["store", "source", "sink", "append", "existing", "folders", "stored", "copy_changes"]),
 ];
 
 /// Items re-exported at the crate root, by the module that defines them.

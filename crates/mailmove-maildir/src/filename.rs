@@ -185,6 +185,56 @@ pub(crate) fn info_suffix(letters: &BTreeSet<u8>, keyword_letters: &[u8]) -> Str
     out
 }
 
+/// The letter a keyword read from an unnamed letter stands for, so that a flag update writes it
+/// back unchanged: `$MaildirKeyword_x` when `x` has no name in `keywords` (it must not gain one,
+/// which would add an entry to `dovecot-keywords` under a made-up name), `$MaildirFlag_xHH` for
+/// a byte that is neither a letter nor a digit. `None` for every other keyword, and for bytes that
+/// cannot stand among flag letters (`,` ends them, `:` starts an info, `/` and NUL are no file
+/// name bytes).
+pub(crate) fn raw_letter(keyword: &str, keywords: &KeywordTable) -> Option<u8> {
+    if let Some(rest) = keyword.strip_prefix(UNKNOWN_KEYWORD_PREFIX) {
+        return match rest.as_bytes() {
+            [letter @ b'a'..=b'z'] if keywords.name_of(*letter).is_none() => Some(*letter),
+            _ => None,
+        };
+    }
+    let hex = keyword.strip_prefix(UNKNOWN_FLAG_PREFIX)?.strip_prefix('x')?;
+    if hex.len() != 2 {
+        return None;
+    }
+    let byte = u8::from_str_radix(hex, 16).ok()?;
+    // Upper-case hex only: `flags_from_letters` writes `{:02X}`, and the mapping stays one-to-one.
+    let canonical = format!("{byte:02X}") == hex;
+    let odd = !byte.is_ascii_alphanumeric() && !matches!(byte, b',' | b':' | b'/' | 0);
+    (canonical && odd).then_some(byte)
+}
+
+/// `name` with its flag letters replaced by `letters` (in ASCII order), as Dovecot renames a
+/// message: everything before the last `:` stays (so the unique part, the key, and fields such as
+/// `,S=` stay), the info becomes `2,<letters>`, and a further `,`-separated part of an old `2,`
+/// info is kept. A name without info (a message in `new/`) gains `:2,<letters>`.
+pub(crate) fn with_flag_letters(name: &[u8], letters: &BTreeSet<u8>) -> Vec<u8> {
+    let last_colon = name.iter().rposition(|&b| b == b':');
+    let (base, tail): (&[u8], &[u8]) = match last_colon {
+        None => (name, &[]),
+        Some(colon) => {
+            let info = &name[colon + 1..];
+            let tail = match info.strip_prefix(b"2,") {
+                Some(old) => &old[old.iter().position(|&b| b == b',').unwrap_or(old.len())..],
+                // Another kind of info has no flags we could keep: replaced, as Dovecot does.
+                None => &[],
+            };
+            (&name[..colon], tail)
+        }
+    };
+    let mut out = Vec::with_capacity(base.len() + 3 + letters.len() + tail.len());
+    out.extend_from_slice(base);
+    out.extend_from_slice(b":2,");
+    out.extend(letters.iter().copied());
+    out.extend_from_slice(tail);
+    out
+}
+
 static DELIVERIES: AtomicU64 = AtomicU64::new(0);
 
 /// A new unique name: `<secs>.M<micros>P<pid>Q<counter>R<random>.<host>`.
@@ -276,6 +326,42 @@ mod tests {
         assert_eq!(plan.letters.iter().map(|&b| b as char).collect::<String>(), "9DFPRSTX");
         assert!(plan.keywords.contains(&"Work".to_string()));
         assert_eq!(info_suffix(&plan.letters, b"ca"), ":2,9DFPRSTXac");
+    }
+
+    #[test]
+    fn flag_letters_are_replaced_and_the_key_stays() {
+        let letters = |text: &str| text.bytes().collect::<BTreeSet<u8>>();
+        let cases: [(&[u8], &str, &[u8]); 7] = [
+            (b"1.M1P1.h,S=12:2,S", "FS", b"1.M1P1.h,S=12:2,FS"),
+            (b"1.M1P1.h,S=12:2,FS", "", b"1.M1P1.h,S=12:2,"),
+            (b"1.M1P1.h", "S", b"1.M1P1.h:2,S"),
+            (b"1.M1P1.h,S=5,W=6", "RS", b"1.M1P1.h,S=5,W=6:2,RS"),
+            (b"1.h:2,Sa,extra", "T", b"1.h:2,T,extra"),
+            (b"1.h:1,experimental", "S", b"1.h:2,S"),
+            (b"a:b:2,S", "D", b"a:b:2,D"),
+        ];
+        for (name, new, expected) in cases {
+            let renamed = with_flag_letters(name, &letters(new));
+            assert_eq!(renamed, expected, "{}", String::from_utf8_lossy(name));
+            let (before, after) = (FileName::parse(name), FileName::parse(&renamed));
+            assert_eq!((after.key(), after.fields), (before.key(), before.fields));
+            assert_eq!(after.flag_letters(), new.as_bytes());
+        }
+    }
+
+    #[test]
+    fn unnamed_letters_are_written_back_as_they_were() {
+        let mut table = KeywordTable::default();
+        table.insert(0, "Work".into());
+        let read = flags_from_letters(b"Sbz~", &table);
+        let mut raw: Vec<u8> = read.keywords.iter().filter_map(|k| raw_letter(k, &table)).collect();
+        raw.sort_unstable();
+        assert_eq!(raw, b"bz~");
+        for keyword in ["Work", "$MaildirKeyword_a", "$MaildirFlag_X", "$MaildirFlag_x2C", "$MaildirFlag_x41"]
+        {
+            assert_eq!(raw_letter(keyword, &table), None, "{keyword}");
+        }
+        assert_eq!(raw_letter("$MaildirFlag_x7e", &table), None, "lower-case hex is not what was read");
     }
 
     #[test]

@@ -67,19 +67,45 @@
 //! * Dovecot's own files (`dovecot-uidlist`, `dovecot.index*`, `dovecot.list.index*`,
 //!   `subscriptions`, `maildirfolder`) are never read as messages or folders.
 //!
+//! # Flag updates (the cut-over delta)
+//! [`MailSink::update_flags`](mailmove_core::MailSink::update_flags) renames the message file:
+//! its flags are its name. The message is found by its key in `cur/` or `new/`, the change is made
+//! to the flags its name holds now (so what a mail client changed there stays), and the file is
+//! renamed with `rename(2)` to the same name with the new `:2,` info — within `cur/`, or from
+//! `new/` to `cur/`, as every Maildir reader moves a message that gets flags. The unique part
+//! stays, so the key stays valid. Keywords are stored as Dovecot keyword letters (as by an
+//! append); letters nobody named are written back unchanged. `cur/` (and `new/` after a move) is
+//! fsynced before the update returns. A client renaming the same file at the same moment is
+//! followed: the message is looked up once more by its key and the change made to its new name;
+//! a message that is gone is [`Error::NotFound`](mailmove_core::Error). Details in the
+//! `flag_update` module.
+//!
+//! # Subscriptions (Maildir++ only)
+//! The root's `subscriptions` file lists one subscribed folder a line, named like its directory
+//! without the leading dot (`Archive.2019`, `INBOX.Child`); Dovecot's version 2 files (a
+//! `V<tab>2` header, segments separated by tabs) are read too and keep their version.
+//! `list_folders` reports [`FolderInfo::subscribed`](mailmove_core::FolderInfo::subscribed) from
+//! it (INBOX always subscribed), on the source and the sink side;
+//! [`MailSink::subscribe`](mailmove_core::MailSink::subscribe) adds a missing line crash-safely
+//! the way Dovecot does (new content written to `subscriptions.lock`, Dovecot's own lock file,
+//! fsynced, renamed over the file, root fsynced). The fs layout keeps no subscriptions: folders
+//! report `None` and the sink does not offer them. Courier's `courierimapsubscribed` file is not
+//! read.
+//!
 //! # Delivery and durability
 //! `append` writes `tmp/<unique>` (unique = `<secs>.M<micros>P<pid>Q<counter>R<random>.<host>`,
 //! host with `/` → `\057`, `:` → `\072`), streams the body from
 //! [`MessageBody::reader`](mailmove_core::MessageBody::reader), sets the mtime, fsyncs the file and
 //! renames it into `cur/` — always `cur/`, so that flags persist — as `<unique>,S=<size>:2,<flags>`.
 //! [`MailSink::flush`](mailmove_core::MailSink::flush) fsyncs the folder's `cur/` and `new/`
-//! directories: that is the durability point. Folder creation and `dovecot-keywords` updates
-//! (temporary file, fsync, rename) are made durable at once. All file-system work runs in
+//! directories: that is the durability point. Folder creation, flag updates (rename, fsync of the
+//! directories), `dovecot-keywords` and `subscriptions` updates (temporary file, fsync, rename)
+//! are made durable at once. All file-system work runs in
 //! `tokio::task::spawn_blocking`.
 //!
 //! # Reading is read-only
 //! The source side never creates, renames or touches a file: listings and fetches only read
-//! directories and files (a test compares a full listing with mtimes before and after). A store
+//! directories and files (the `subscriptions` file included) (a test compares a full listing with mtimes before and after). A store
 //! opened with [`MaildirStore::open_source`] also refuses every sink operation.
 //!
 //! # Symbolic links and what is trusted
@@ -129,6 +155,7 @@ compile_error!("mailmove-maildir needs a Unix file system API (openat, O_NOFOLLO
 
 mod config;
 mod filename;
+mod flag_update;
 mod fsat;
 mod keywords;
 mod naming;
@@ -136,6 +163,7 @@ mod scan;
 mod sink;
 mod source;
 mod store;
+mod subscriptions;
 mod warning;
 
 pub use config::{Layout, MaildirConfig, URL_KEYS};

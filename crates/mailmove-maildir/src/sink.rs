@@ -1,5 +1,6 @@
 //! The sink side: folder creation, delivery (tmp/ → fsync → rename into cur/), keyword letters,
-//! listing of what a folder holds with strict fingerprints, and the durability point.
+//! listing of what a folder holds with strict fingerprints, and the durability point. Flag
+//! updates live in [`crate::flag_update`], subscriptions in [`crate::subscriptions`].
 //!
 //! Nothing is written through a symbolic link. Every directory from the root down to a folder's
 //! `cur/`, `new/` and `tmp/` is created and opened relative to its parent's descriptor with
@@ -20,7 +21,8 @@ use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
 use mailmove_core::fingerprint::StrictHasher;
 use mailmove_core::{
-    Appended, Error, ExistingMessage, FolderInfo, FolderPath, MailSink, Message, Result, SinkCapabilities,
+    Appended, Error, ExistingMessage, FlagChange, FolderInfo, FolderPath, MailSink, Message, Result,
+    SinkCapabilities,
 };
 
 use crate::config::Layout;
@@ -41,21 +43,21 @@ const SUBDIRECTORIES: [&str; 3] = ["cur", "new", "tmp"];
 /// A destination folder opened for writing: its directory and those of `cur/`, `new/` and
 /// `tmp/` that exist, all reached without following a link.
 #[derive(Debug)]
-struct Target {
-    path: PathBuf,
-    dir: OwnedFd,
-    cur: Option<OwnedFd>,
-    new: Option<OwnedFd>,
-    tmp: Option<OwnedFd>,
+pub(crate) struct Target {
+    pub(crate) path: PathBuf,
+    pub(crate) dir: OwnedFd,
+    pub(crate) cur: Option<OwnedFd>,
+    pub(crate) new: Option<OwnedFd>,
+    pub(crate) tmp: Option<OwnedFd>,
 }
 
-fn borrow(fd: &Option<OwnedFd>) -> Option<BorrowedFd<'_>> {
+pub(crate) fn borrow(fd: &Option<OwnedFd>) -> Option<BorrowedFd<'_>> {
     fd.as_ref().map(AsFd::as_fd)
 }
 
 /// The error for a sink operation on `folder` that failed with `err`: a link or another
 /// unexpected kind of file on the way refuses the folder, naming it and what is in the way.
-fn folder_error(folder: &FolderPath, context: String, err: std::io::Error) -> Error {
+pub(crate) fn folder_error(folder: &FolderPath, context: String, err: std::io::Error) -> Error {
     match fsat::unexpected_in(&err) {
         Some(unexpected) => Error::InvalidFolderName {
             name: folder.to_string(),
@@ -68,7 +70,7 @@ fn folder_error(folder: &FolderPath, context: String, err: std::io::Error) -> Er
 impl MaildirStore {
     /// Opens the directories of an existing destination folder; `None` when its directory does
     /// not exist. Refuses the folder when a link (or no directory) is anywhere on the way.
-    fn open_target(&self, folder: &FolderPath) -> Result<Option<Target>> {
+    pub(crate) fn open_target(&self, folder: &FolderPath) -> Result<Option<Target>> {
         let path = self.folder_dir(folder)?;
         let dir = match fsat::open_below(&self.inner.root, &path) {
             Ok(dir) => dir,
@@ -136,7 +138,7 @@ impl MaildirStore {
 
     /// The keyword letters for `names` in the maildir `dir` (at `path`), adding missing ones to
     /// its `dovecot-keywords` file.
-    fn keyword_letters(
+    pub(crate) fn keyword_letters(
         &self,
         dir: BorrowedFd<'_>,
         path: &Path,
@@ -371,6 +373,9 @@ impl MailSink for MaildirStore {
             .with_folders(true)
             .with_max_message_size(None)
             .with_max_concurrency(4)
+            .with_flag_updates(true)
+            // The `subscriptions` file belongs to the Maildir++ layout (see `crate::subscriptions`).
+            .with_subscriptions(self.inner.layout == Layout::MaildirPlusPlus)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
@@ -404,6 +409,24 @@ impl MailSink for MaildirStore {
             |mut existing| async move { existing.next().await.map(|item| (item, existing)) },
         )
         .boxed()
+    }
+
+    /// Renames the message file to its new flags (see the
+    /// [crate docs](crate#flag-updates-the-cut-over-delta)). Keywords are stored as Dovecot keyword
+    /// letters, like those of an append.
+    async fn update_flags(&self, folder: &FolderPath, dest_key: &str, change: &FlagChange) -> Result<()> {
+        self.writable()?;
+        let (store, folder, dest_key, change) =
+            (self.clone(), folder.clone(), dest_key.to_string(), change.clone());
+        blocking(move || store.update_flags_blocking(&folder, &dest_key, &change)).await
+    }
+
+    /// Adds the folder to the root's `subscriptions` file (Maildir++ only; see the
+    /// [crate docs](crate#subscriptions-maildir-only)).
+    async fn subscribe(&self, folder: &FolderPath) -> Result<()> {
+        self.writable()?;
+        let (store, folder) = (self.clone(), folder.clone());
+        blocking(move || store.subscribe_blocking(&folder)).await
     }
 
     async fn flush(&self, folder: &FolderPath) -> Result<()> {

@@ -4,7 +4,9 @@
 //! symbolic link below the root (see [`crate::fsat`]). A link where a folder directory would be
 //! is skipped with a warning; a folder directory that cannot be read (its `cur` or `new` is a
 //! link or no directory, or reading it fails) is listed with [`FolderInfo::problem`] set, so that
-//! the run fails that folder by name and copies the others.
+//! the run fails that folder by name and copies the others. In the Maildir++ layout every folder
+//! also reports whether it is subscribed ([`FolderInfo::subscribed`], from the root's
+//! `subscriptions` file, see [`crate::subscriptions`]); in the fs layout it reports `None`.
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
@@ -17,6 +19,7 @@ use crate::config::{Layout, MaildirConfig};
 use crate::fsat::{self, Entries, Kind};
 use crate::naming;
 use crate::scan::{self, Entry, Maildir, Probe};
+use crate::subscriptions::{self, Subscriptions};
 use crate::warning::Warnings;
 
 /// How deep the fs layout is walked (a guard against pathological trees).
@@ -41,6 +44,8 @@ pub(crate) struct Inner {
     pub(crate) host: String,
     /// Serialises changes of `dovecot-keywords` files within this process.
     pub(crate) keywords_lock: Mutex<()>,
+    /// Serialises changes of the `subscriptions` file within this process.
+    pub(crate) subscriptions_lock: Mutex<()>,
     /// What was skipped or worked around while reading (links not followed...).
     pub(crate) warnings: Warnings,
     locations: Mutex<LocationCache>,
@@ -128,6 +133,7 @@ impl MaildirStore {
                 identity,
                 host: crate::filename::local_host(),
                 keywords_lock: Mutex::new(()),
+                subscriptions_lock: Mutex::new(()),
                 warnings: Warnings::default(),
                 locations: Mutex::new(LocationCache::default()),
             }),
@@ -256,6 +262,11 @@ impl MaildirStore {
         };
         let mut found = Found::default();
         let root_is_inbox = self.examine(&root_dir, FolderPath::inbox(), &mut found);
+        let subscriptions = match self.inner.layout {
+            Layout::MaildirPlusPlus => Some(subscriptions::load(root_dir.fd(), root, &self.inner.warnings)),
+            // Subscriptions are kept for Maildir++ trees only: folders then report `None`.
+            Layout::Fs => None,
+        };
         match self.inner.layout {
             Layout::MaildirPlusPlus => {
                 for (name, kind) in self.entries(&root_dir)? {
@@ -296,7 +307,7 @@ impl MaildirStore {
             }
             Layout::Fs => self.walk_fs(&root_dir, root_is_inbox, &mut Vec::new(), 0, &mut found)?,
         }
-        Ok(found.into_infos())
+        Ok(found.into_infos(subscriptions.as_ref()))
     }
 
     /// Adds `dir` as `folder` when it is a maildir (with its message count) or a maildir that
@@ -429,7 +440,8 @@ impl Found {
         self.0.push((folder, Err(problem)));
     }
 
-    fn into_infos(mut self) -> Vec<FolderInfo> {
+    /// The folder infos, sorted; `subscribed` set from `subscriptions` when the tree has them.
+    fn into_infos(mut self, subscriptions: Option<&Subscriptions>) -> Vec<FolderInfo> {
         self.0.sort_by(|a, b| a.0.cmp(&b.0));
         self.0
             .into_iter()
@@ -440,14 +452,16 @@ impl Found {
                     None
                 };
                 let folder = folder.with_role(role);
-                match state {
+                let subscribed = subscriptions.map(|subscriptions| subscriptions.contains(&folder));
+                let info = match state {
                     Ok(count) => {
                         let mut info = FolderInfo::new(folder);
                         info.messages = Some(count);
                         info
                     }
                     Err(problem) => FolderInfo::unusable(folder, problem),
-                }
+                };
+                info.with_subscribed(subscribed)
             })
             .collect()
     }

@@ -18,12 +18,20 @@ pub enum MessageState {
     Matched,
     /// Failed permanently in an earlier run (retried on the next run).
     Failed,
+    /// Its source message is gone and its copy is being removed (`sync_deletions`): the removal
+    /// is made again if a crash interrupted it.
+    Deleting,
 }
 
 impl MessageState {
     /// Every state, for decoding.
-    const ALL: [MessageState; 4] =
-        [MessageState::Intent, MessageState::Copied, MessageState::Matched, MessageState::Failed];
+    const ALL: [MessageState; 5] = [
+        MessageState::Intent,
+        MessageState::Copied,
+        MessageState::Matched,
+        MessageState::Failed,
+        MessageState::Deleting,
+    ];
 
     /// The states that mean "at the destination" ([`MessageState::is_done`]).
     pub(super) const DONE: [MessageState; 2] = [MessageState::Copied, MessageState::Matched];
@@ -36,6 +44,7 @@ impl MessageState {
             MessageState::Copied => 1,
             MessageState::Matched => 2,
             MessageState::Failed => 3,
+            MessageState::Deleting => 4,
         }
     }
 
@@ -112,12 +121,21 @@ pub struct IntentRow {
     pub size: u64,
     /// Its flags at the source, recorded with the copy as the base of later flag syncs.
     pub flags: Flags,
+    /// The listing of its folder that saw it, when the run marks listings
+    /// ([`Checkpoint::start_listing`](super::Checkpoint::start_listing)).
+    pub listed_run: Option<i64>,
 }
 
 impl IntentRow {
     /// An intent for the message `key` with this fingerprint and size.
     pub fn new(key: SourceKey, fingerprint: Fingerprint, size: u64) -> Self {
-        IntentRow { key, fingerprint, size, flags: Flags::empty() }
+        IntentRow { key, fingerprint, size, flags: Flags::empty(), listed_run: None }
+    }
+
+    /// Sets the listing that saw the message (builder).
+    pub fn with_listed_run(mut self, run: Option<i64>) -> Self {
+        self.listed_run = run;
+        self
     }
 
     /// Sets the flags (builder).
@@ -135,6 +153,7 @@ impl IntentRow {
             outcome,
             alteration: None,
             flags: self.flags,
+            listed_run: self.listed_run,
         }
     }
 }
@@ -158,6 +177,8 @@ pub struct ResultRow {
     pub alteration: Option<Alteration>,
     /// The source's flags recorded with a copy or a match (the base of later flag syncs).
     pub flags: Flags,
+    /// The listing of its folder that saw it (see [`IntentRow::listed_run`]).
+    pub listed_run: Option<i64>,
 }
 
 impl ResultRow {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::fingerprint::strict_of_bytes;
+use crate::stored::Alteration;
 
 #[tokio::test]
 async fn intents_results_and_epoch_change() {

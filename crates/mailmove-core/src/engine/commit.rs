@@ -71,9 +71,11 @@ pub(super) struct Committer<'p, 'i> {
     outcome: CommitOutcome,
 }
 
-fn intent(fetched: &Fetched) -> IntentRow {
+fn intent(fetched: &Fetched, listed_run: Option<i64>) -> IntentRow {
     let meta = &fetched.message.meta;
-    IntentRow::new(meta.key.clone(), fetched.fingerprint, meta.size).with_flags(meta.flags.clone())
+    IntentRow::new(meta.key.clone(), fetched.fingerprint, meta.size)
+        .with_flags(meta.flags.clone())
+        .with_listed_run(listed_run)
 }
 
 fn message_id_of(message: &Message) -> Option<String> {
@@ -140,7 +142,10 @@ impl<'p, 'i> Committer<'p, 'i> {
             return Ok(());
         }
         // 2. Intents, committed before any append.
-        context.checkpoint.record_intents(folder_id, to_append.iter().map(intent).collect()).await?;
+        context
+            .checkpoint
+            .record_intents(folder_id, to_append.iter().map(|f| intent(f, self.pass.listing_run)).collect())
+            .await?;
         // 3. Appends.
         let appends = self.append(&to_append).await;
         // 4. Flush: the sink's durability point.
@@ -194,7 +199,7 @@ impl<'p, 'i> Committer<'p, 'i> {
             let results = matched
                 .iter()
                 .map(|(fetched, held, alteration)| {
-                    let mut row = intent(fetched).resolve(Outcome::Matched);
+                    let mut row = intent(fetched, self.pass.listing_run).resolve(Outcome::Matched);
                     // The record says what the destination holds: a copy made without the
                     // transform is the source's own bytes.
                     if alteration.is_none() {
@@ -246,7 +251,8 @@ impl<'p, 'i> Committer<'p, 'i> {
             let error = match context.sink.append(self.pass.destination, &fetched.message).await {
                 Ok(appended) => {
                     retry.reset();
-                    let mut row = intent(fetched).resolve(Outcome::Copied { dest_key: appended.dest_key });
+                    let mut row = intent(fetched, self.pass.listing_run)
+                        .resolve(Outcome::Copied { dest_key: appended.dest_key });
                     if let Some(damage) = &meta.damage {
                         appends.notes.push((NoteKind::Damaged, note_on(folder, fetched, damage.clone())));
                     }
@@ -284,7 +290,9 @@ impl<'p, 'i> Committer<'p, 'i> {
                     self.report.failed += 1;
                     context.fail(self.pass.failure(meta, message_id_of(&fetched.message), &error));
                     let reason = error.chain_to_string();
-                    appends.failed.push(intent(fetched).resolve(Outcome::Failed { reason }));
+                    appends
+                        .failed
+                        .push(intent(fetched, self.pass.listing_run).resolve(Outcome::Failed { reason }));
                 }
             }
         }

@@ -67,6 +67,15 @@ pub enum Event {
         /// Flags cleared.
         removed: Vec<String>,
     },
+    /// A copy was removed from the destination: its source message is gone (`sync_deletions`).
+    MessageRemoved {
+        /// Source folder.
+        folder: String,
+        /// Source key (of the message that is gone).
+        key: String,
+        /// The destination's key of the removed copy.
+        dest_key: String,
+    },
     /// A transient problem: the engine waits and retries.
     Retrying {
         /// Source folder.

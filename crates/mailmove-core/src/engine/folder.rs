@@ -46,6 +46,11 @@ pub(super) struct Pass<'p> {
     pub stored_as: std::sync::Mutex<std::collections::HashMap<SourceKey, Alteration>>,
     /// Flag changes of copied messages, made once the folder's copy is done ([`super::flag_sync`]).
     pub flag_syncs: std::sync::Mutex<Vec<super::flag_sync::FlagSync>>,
+    /// The number of this run's listing of the folder, when it marks what it lists
+    /// ([`super::deletions`]).
+    pub listing_run: Option<i64>,
+    /// A listing of the whole folder completed in this run.
+    pub listing_complete: std::sync::atomic::AtomicBool,
 }
 
 /// Copies one folder; never fails as a whole: problems land in the report.
@@ -108,6 +113,12 @@ async fn copy_rounds(
         with_retries(context, &report.folder, || context.sink.subscribe(destination)).await?;
         report.subscribed = true;
     }
+    let marks_listing =
+        context.options.sync_deletions && !context.options.dry_run && context.sink.capabilities().removals;
+    let listing_run = match marks_listing {
+        true => Some(context.checkpoint.start_listing(state.id).await?),
+        false => None,
+    };
     let pass = Pass {
         context,
         folder: &info.path,
@@ -116,9 +127,15 @@ async fn copy_rounds(
         unconfirmed: Default::default(),
         stored_as: Default::default(),
         flag_syncs: Default::default(),
+        listing_run,
+        listing_complete: Default::default(),
     };
     pass.rounds(report).await?;
-    pass.sync_flags(report).await
+    pass.sync_flags(report).await?;
+    if pass.syncs_deletions() && pass.listing_complete.load(std::sync::atomic::Ordering::Relaxed) {
+        pass.remove_gone(report).await?;
+    }
+    Ok(())
 }
 
 impl Pass<'_> {
@@ -185,6 +202,7 @@ impl Pass<'_> {
             // Flag sync needs every message listed: one whose flags changed may lie below the watermark.
             Some(watermark)
                 if !self.syncs_flags()
+                    && !self.syncs_deletions()
                     && context.source.capabilities().resume_after_key
                     && state.pending == 0
                     && watermark.filter == signature =>
@@ -210,6 +228,7 @@ impl Pass<'_> {
             }
             if listing && produced.complete {
                 listing_complete = true;
+                self.listing_complete.store(after.is_none(), std::sync::atomic::Ordering::Relaxed);
                 listing_last_key = produced.last_key.clone().or(after.clone());
             }
             let mut deferred = produced.deferred;

@@ -42,6 +42,7 @@
 //! ```
 
 mod commit;
+mod deletions;
 mod event;
 mod filter;
 mod flag_sync;

@@ -119,6 +119,11 @@ pub struct CopyOptions {
     /// default; such a run lists every message of a folder (the checkpoint's watermark would skip
     /// the ones whose flags changed).
     pub sync_flags: bool,
+    /// Remove from the destination the copies this job made whose source message is gone
+    /// (`--sync-deletions`): never a message the job did not copy (mail delivered there after
+    /// the switch, or filed by the user), never on a folder whose listing was incomplete or
+    /// whose UIDVALIDITY changed. Off by default.
+    pub sync_deletions: bool,
 }
 
 impl Default for CopyOptions {
@@ -130,6 +135,7 @@ impl Default for CopyOptions {
             limits: Limits::default(),
             retry: RetryPolicy::default(),
             sync_flags: true,
+            sync_deletions: false,
         }
     }
 }

@@ -77,14 +77,29 @@ impl<'p> Producer<'p> {
         };
         let max_size = context.sink.capabilities().max_message_size;
         let mut batch: Vec<MessageMeta> = Vec::new();
+        // Every key a listing sees, filtered or not, is marked when the run removes what is gone.
+        let marking = self.pass.listing_run.filter(|_| is_listing);
+        let mut seen: Vec<SourceKey> = Vec::new();
         loop {
             let next = metas.next().await;
             let end = next.is_none();
+            if let Some(run) = marking {
+                if seen.len() >= LOOKUP_BATCH || (end && !seen.is_empty()) {
+                    let keys = std::mem::take(&mut seen);
+                    if let Err(error) = context.checkpoint.mark_listed(self.pass.state.id, run, keys).await {
+                        self.outcome.listing_error = Some(error);
+                        break;
+                    }
+                }
+            }
             match next {
                 Some(Ok(meta)) => {
                     self.outcome.last_key = Some(meta.key.clone());
                     if is_listing {
                         self.report.listed += 1;
+                    }
+                    if marking.is_some() {
+                        seen.push(meta.key.clone());
                     }
                     if !context.filter.message_matches(&meta) {
                         self.report.filtered += 1;

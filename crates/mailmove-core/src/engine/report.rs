@@ -85,6 +85,9 @@ pub struct FolderReport {
     /// Copies whose flags were updated with the source's changes since the copy.
     #[serde(default)]
     pub flags_updated: u64,
+    /// Copies removed because their source message is gone (`sync_deletions`).
+    #[serde(default)]
+    pub removed: u64,
     /// The folder is subscribed at the source, and now at the destination.
     #[serde(default)]
     pub subscribed: bool,
@@ -122,6 +125,9 @@ pub struct RunReport {
     /// Copies whose flags were updated with the source's changes since the copy (flag sync).
     #[serde(default)]
     pub flags_updated: u64,
+    /// Copies removed because their source message is gone (`sync_deletions`).
+    #[serde(default)]
+    pub removed: u64,
     /// Bytes copied in this run.
     pub bytes_copied: u64,
     /// Dry run: messages that would be copied.
@@ -189,6 +195,7 @@ impl RunReport {
             failed: 0,
             filtered: 0,
             flags_updated: 0,
+            removed: 0,
             bytes_copied: 0,
             planned: 0,
             planned_bytes: 0,

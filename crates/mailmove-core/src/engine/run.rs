@@ -68,6 +68,7 @@ pub(super) struct Totals {
     pub filtered: AtomicU64,
     pub bytes_copied: AtomicU64,
     pub flags_updated: AtomicU64,
+    pub removed: AtomicU64,
 }
 
 impl RunContext<'_> {
@@ -239,6 +240,7 @@ pub async fn copy(
         // Per folder, not the running total: a folder listed again in a retry round counts once.
         filtered: folders.iter().map(|folder| folder.filtered).sum(),
         flags_updated: totals.flags_updated.load(Ordering::Relaxed),
+        removed: totals.removed.load(Ordering::Relaxed),
         bytes_copied: totals.bytes_copied.load(Ordering::Relaxed),
         planned: folders.iter().map(|f| f.planned).sum(),
         planned_bytes: folders.iter().map(|f| f.planned_bytes).sum(),

@@ -1,0 +1,171 @@
+//! What the checkpoint keeps for the runs after the first copy (the cut-over delta): what the
+//! destination made of altered messages (kept by content), the flags each copy was last synced
+//! with, which listing last saw each message, and copies being removed.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, TransactionBehavior};
+
+use super::{blob_to_fingerprint, now, Checkpoint, MessageState};
+use crate::error::Result;
+use crate::fingerprint::Fingerprint;
+use crate::flags::Flags;
+use crate::message::SourceKey;
+use crate::stored::Alteration;
+
+impl Checkpoint {
+    /// What the destination made of messages it altered when storing them into this folder, by
+    /// the fingerprint of the message: kept by content, so it outlives a dropped key map, and
+    /// reconciliation recognises the altered copy of a message whose record is gone.
+    pub async fn stored_forms(&self, folder_id: i64) -> Result<HashMap<Fingerprint, Alteration>> {
+        self.with(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT fingerprint, stored_fingerprint, what FROM stored_forms WHERE folder_id = ?1",
+            )?;
+            let mut rows = statement.query([folder_id])?;
+            let mut out = HashMap::new();
+            while let Some(row) = rows.next()? {
+                let (message, stored): (Vec<u8>, Vec<u8>) = (row.get(0)?, row.get(1)?);
+                let what: String = row.get(2)?;
+                let alteration = Alteration::new(what).with_stored_fingerprint(blob_to_fingerprint(&stored)?);
+                out.insert(blob_to_fingerprint(&message)?, alteration);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Starts a listing of the folder that marks what it sees ([`Checkpoint::mark_listed`]):
+    /// returns its number.
+    pub async fn start_listing(&self, folder_id: i64) -> Result<i64> {
+        self.with(move |connection| {
+            Ok(connection.query_row(
+                "UPDATE folders SET listing_run = listing_run + 1 WHERE id = ?1 RETURNING listing_run",
+                [folder_id],
+                |row| row.get(0),
+            )?)
+        })
+        .await
+    }
+
+    /// Marks these keys as seen by the listing `run`.
+    pub async fn mark_listed(&self, folder_id: i64, run: i64, keys: Vec<SourceKey>) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.with(move |connection| {
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut statement = transaction.prepare_cached(
+                    "UPDATE messages SET listed_run = ?3 WHERE folder_id = ?1 AND source_key = ?2",
+                )?;
+                for key in keys {
+                    statement.execute(params![folder_id, key.as_str(), run])?;
+                }
+            }
+            transaction.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Up to `limit` copies this job made (state copied, or a removal a crash interrupted) whose
+    /// source message the complete listing `run` did not see, after `after` in key order: their
+    /// keys and the destination's keys of their copies. Matched messages (found at the
+    /// destination, not copied by the job) are never among them.
+    pub async fn unlisted_copies(
+        &self,
+        folder_id: i64,
+        run: i64,
+        after: Option<SourceKey>,
+        limit: usize,
+    ) -> Result<Vec<(SourceKey, String)>> {
+        self.with(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT source_key, dest_key FROM messages
+                 WHERE folder_id = ?1 AND state IN (?2, ?3) AND dest_key IS NOT NULL
+                   AND (listed_run IS NULL OR listed_run != ?4) AND source_key > ?5
+                 ORDER BY source_key LIMIT ?6",
+            )?;
+            let after = after.map(|key| key.as_str().to_string()).unwrap_or_default();
+            let mut rows = statement.query(params![
+                folder_id,
+                MessageState::Copied.code(),
+                MessageState::Deleting.code(),
+                run,
+                after,
+                limit as i64
+            ])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let (key, dest_key): (String, String) = (row.get(0)?, row.get(1)?);
+                out.push((SourceKey::new(key), dest_key));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Marks copies as being removed (before the removal: a crash leaves them to be removed again).
+    pub async fn record_deleting(&self, folder_id: i64, keys: Vec<SourceKey>) -> Result<()> {
+        self.set_state(folder_id, keys, Some(MessageState::Deleting)).await
+    }
+
+    /// Forgets messages whose copies were removed.
+    pub async fn forget(&self, folder_id: i64, keys: Vec<SourceKey>) -> Result<()> {
+        self.set_state(folder_id, keys, None).await
+    }
+
+    /// Sets the state of these keys, or deletes their rows (`None`).
+    async fn set_state(
+        &self,
+        folder_id: i64,
+        keys: Vec<SourceKey>,
+        state: Option<MessageState>,
+    ) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.with(move |connection| {
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut update = transaction.prepare_cached(
+                    "UPDATE messages SET state = ?3 WHERE folder_id = ?1 AND source_key = ?2",
+                )?;
+                let mut delete = transaction
+                    .prepare_cached("DELETE FROM messages WHERE folder_id = ?1 AND source_key = ?2")?;
+                for key in keys {
+                    match state {
+                        Some(state) => update.execute(params![folder_id, key.as_str(), state.code()])?,
+                        None => delete.execute(params![folder_id, key.as_str()])?,
+                    };
+                }
+            }
+            transaction.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records the source's flags of messages whose flags were synced to their copies.
+    pub async fn record_flags(&self, folder_id: i64, synced: Vec<(SourceKey, Flags)>) -> Result<()> {
+        if synced.is_empty() {
+            return Ok(());
+        }
+        self.with(move |connection| {
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut statement = transaction.prepare_cached(
+                    "UPDATE messages SET flags = ?3, updated_at = ?4 WHERE folder_id = ?1 AND source_key = ?2",
+                )?;
+                let now = now();
+                for (key, flags) in synced {
+                    statement.execute(params![folder_id, key.as_str(), flags.to_string(), now])?;
+                }
+            }
+            transaction.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,86 @@
+//! `sync_deletions`: a copy this job made whose source message is gone is removed from the
+//! destination (issue 14, the cut-over delta).
+//!
+//! Safe after go-live, unlike a mirror: only a message the checkpoint records as *copied by this
+//! job* is ever removed (never one found there already, never mail delivered to the destination
+//! after the MX switch or filed there by the user), and only when a listing of the whole folder
+//! completed in this run and did not see its source message. How "did not see" is known without
+//! holding the folder's keys in memory: each listing has a number
+//! ([`Checkpoint::start_listing`]), every key it lists is marked with it
+//! ([`Checkpoint::mark_listed`]), and copies made in the run carry it from the start; what is left
+//! unmarked is gone. A UIDVALIDITY change drops the folder's records, so it never counts as a
+//! deletion.
+//!
+//! Exactly once: the rows are marked `Deleting` before the sink removes anything and forgotten
+//! after; a crash between leaves them `Deleting`, and the next run removes them again (removing a
+//! message that is gone succeeds).
+//!
+//! [`Checkpoint::start_listing`]: crate::checkpoint::Checkpoint::start_listing
+//! [`Checkpoint::mark_listed`]: crate::checkpoint::Checkpoint::mark_listed
+
+use std::sync::atomic::Ordering;
+
+use super::event::Event;
+use super::folder::Pass;
+use super::report::FolderReport;
+use crate::error::Result;
+
+/// Rows read and removed at a time.
+const PAGE: usize = 500;
+
+impl Pass<'_> {
+    /// Whether this run removes copies whose source message is gone.
+    pub fn syncs_deletions(&self) -> bool {
+        let context = self.context;
+        context.options.sync_deletions && !context.options.dry_run && context.sink.capabilities().removals
+    }
+
+    /// Removes the copies whose source messages the run's complete listing did not see.
+    pub async fn remove_gone(&self, report: &mut FolderReport) -> Result<()> {
+        let context = self.context;
+        let Some(run) = self.listing_run else { return Ok(()) };
+        let folder_id = self.state.id;
+        let mut after = None;
+        let mut problems = 0usize;
+        let mut last_problem = None;
+        loop {
+            let page = context.checkpoint.unlisted_copies(folder_id, run, after.clone(), PAGE).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            context
+                .checkpoint
+                .record_deleting(folder_id, page.iter().map(|(key, _)| key.clone()).collect())
+                .await?;
+            let mut removed = Vec::new();
+            for (key, dest_key) in page {
+                match context.sink.remove(self.destination, &dest_key).await {
+                    Ok(()) => {
+                        report.removed += 1;
+                        context.totals.removed.fetch_add(1, Ordering::Relaxed);
+                        context.events.emit(Event::MessageRemoved {
+                            folder: self.folder.to_string(),
+                            key: key.to_string(),
+                            dest_key,
+                        });
+                        removed.push(key);
+                    }
+                    Err(error) if error.stops_run() => return Err(error),
+                    // Left `Deleting`: removed again on the next run.
+                    Err(error) => {
+                        problems += 1;
+                        last_problem = Some(error);
+                    }
+                }
+            }
+            context.checkpoint.forget(folder_id, removed).await?;
+        }
+        if let Some(error) = last_problem {
+            context.warn(format!(
+                "{problems} copies whose source message is gone were not removed from {} (tried again next run): {}",
+                self.destination,
+                error.chain_to_string()
+            ));
+        }
+        Ok(())
+    }
+}
