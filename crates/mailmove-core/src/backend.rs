@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::fingerprint::Fingerprint;
-use crate::flags::FlagChange;
+use crate::flags::{FlagChange, FlagUpdate};
 use crate::folder::{FolderInfo, FolderPath};
 use crate::message::{Appended, Message, MessageMeta, SourceKey};
 use crate::stored::StoredCopy;
@@ -322,13 +322,15 @@ pub trait MailSink: Send + Sync + std::fmt::Debug {
         Ok(Vec::new())
     }
 
-    /// Makes `change` to the flags of the message stored as `dest_key` (the key its append
-    /// returned): sets what `change.add` holds, clears what `change.remove` holds, leaves the rest
-    /// (what the destination changed on its own stays). Only called when
-    /// [`SinkCapabilities::flag_updates`] is set; [`Error::NotFound`](crate::Error::NotFound) when
-    /// the message is gone.
-    async fn update_flags(&self, folder: &FolderPath, dest_key: &str, change: &FlagChange) -> Result<()> {
-        let _ = (folder, dest_key, change);
+    /// Makes each update's change to the flags of the message stored as its `dest_key` (the key
+    /// its append returned): sets what `change.add` holds, clears what `change.remove` holds,
+    /// leaves the rest (what the destination changed on its own stays). One result per update, in
+    /// order ([`Error::NotFound`](crate::Error::NotFound) for a message that is gone); `Err` when
+    /// none could be made. A batch lets a server take the changes in a few commands (IMAP: one
+    /// `UID STORE` per distinct change). Only called when [`SinkCapabilities::flag_updates`] is
+    /// set.
+    async fn update_flags(&self, folder: &FolderPath, updates: &[FlagUpdate]) -> Result<Vec<Result<()>>> {
+        let _ = (folder, updates);
         Err(crate::Error::Unsupported { what: "updating the flags of stored messages".into() })
     }
 
@@ -391,6 +393,20 @@ pub trait MailSinkExt: MailSink {
 }
 
 impl<T: MailSink + ?Sized> MailSinkExt for T {}
+
+/// One flag change ([`MailSink::update_flags`] for a single copy), for callers with one message
+/// at hand (another client's change in a test, a tool).
+#[async_trait]
+pub trait MailSinkFlagsExt: MailSink {
+    /// Makes `change` to the copy stored as `dest_key`.
+    async fn update_flags_of(&self, folder: &FolderPath, dest_key: &str, change: &FlagChange) -> Result<()> {
+        let updates = [FlagUpdate::new(dest_key, change.clone())];
+        let mut results = self.update_flags(folder, &updates).await?;
+        results.pop().unwrap_or_else(|| Err(crate::Error::protocol("the sink answered no flag update")))
+    }
+}
+
+impl<T: MailSink + ?Sized> MailSinkFlagsExt for T {}
 
 macro_rules! forward_source {
     ($wrapper:ty) => {
@@ -468,10 +484,9 @@ macro_rules! forward_sink {
             async fn update_flags(
                 &self,
                 folder: &FolderPath,
-                dest_key: &str,
-                change: &FlagChange,
-            ) -> Result<()> {
-                (**self).update_flags(folder, dest_key, change).await
+                updates: &[FlagUpdate],
+            ) -> Result<Vec<Result<()>>> {
+                (**self).update_flags(folder, updates).await
             }
         }
     };

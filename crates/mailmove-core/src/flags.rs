@@ -144,6 +144,24 @@ impl FlagChange {
     }
 }
 
+/// A flag change to make to one stored copy ([`MailSink::update_flags`](crate::MailSink::update_flags)):
+/// the key its append gave, and the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlagUpdate {
+    /// The destination's key of the copy.
+    pub dest_key: String,
+    /// What to set and clear.
+    pub change: FlagChange,
+}
+
+impl FlagUpdate {
+    /// `change` for the copy stored as `dest_key`.
+    pub fn new(dest_key: impl Into<String>, change: FlagChange) -> Self {
+        FlagUpdate { dest_key: dest_key.into(), change }
+    }
+}
+
 impl Flags {
     /// What changed from `before` to `self`.
     pub fn change_since(&self, before: &Flags) -> FlagChange {

@@ -54,12 +54,13 @@ pub mod units;
 pub mod url_query;
 
 pub use backend::{
-    ExistingMessage, MailSink, MailSinkExt, MailSource, MailSourceExt, SinkCapabilities, SourceCapabilities,
+    ExistingMessage, MailSink, MailSinkExt, MailSinkFlagsExt, MailSource, MailSourceExt, SinkCapabilities,
+    SourceCapabilities,
 };
 pub use error::Disposition;
 pub use error::{BoxError, Error, Result};
 pub use fingerprint::{Fingerprint, FingerprintMode};
-pub use flags::{FlagChange, Flags};
+pub use flags::{FlagChange, FlagUpdate, Flags};
 pub use folder::{FolderInfo, FolderPath, SpecialUse};
 pub use message::{Appended, BodyBuilder, Message, MessageBody, MessageMeta, SourceKey, SpoolConfig};
 pub use secret::{Secret, StaticToken, TokenProvider};

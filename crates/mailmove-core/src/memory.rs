@@ -17,7 +17,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use crate::backend::{ExistingMessage, MailSink, MailSource, SinkCapabilities, SourceCapabilities};
 use crate::error::{Error, Result};
 use crate::fingerprint;
-use crate::flags::{FlagChange, Flags};
+use crate::flags::{FlagUpdate, Flags};
 use crate::folder::{FolderInfo, FolderPath, SpecialUse};
 use crate::message::{Appended, Message, MessageBody, MessageMeta, SourceKey};
 use crate::stored::{compare_header_sections, header_section, Alteration, StoredCopy};
@@ -522,15 +522,26 @@ impl MailSink for MemoryStore {
         Ok(())
     }
 
-    async fn update_flags(&self, folder: &FolderPath, dest_key: &str, change: &FlagChange) -> Result<()> {
+    async fn update_flags(&self, folder: &FolderPath, updates: &[FlagUpdate]) -> Result<Vec<Result<()>>> {
         let mut state = self.lock();
-        let message = state
+        let entry = state
             .folders
             .get_mut(folder)
-            .and_then(|entry| entry.messages.iter_mut().find(|message| message.uid.to_string() == dest_key))
-            .ok_or_else(|| Error::NotFound { what: format!("message {dest_key} in {folder}") })?;
-        message.flags = change.apply(&message.flags);
-        Ok(())
+            .ok_or_else(|| Error::NotFound { what: format!("folder {folder}") })?;
+        Ok(updates
+            .iter()
+            .map(|update| {
+                let message = entry
+                    .messages
+                    .iter_mut()
+                    .find(|message| message.uid.to_string() == update.dest_key)
+                    .ok_or_else(|| Error::NotFound {
+                        what: format!("message {} in {folder}", update.dest_key),
+                    })?;
+                message.flags = update.change.apply(&message.flags);
+                Ok(())
+            })
+            .collect())
     }
 
     /// Compares what is stored with what was sent, message by message (the whole message: it is

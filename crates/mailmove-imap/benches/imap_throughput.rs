@@ -22,7 +22,8 @@
 //! `MAILMOVE_BENCH_MBSYNC=0` times ours only. `$MAILMOVE_BENCH_REPEAT` (default 1) runs each copy that many times, alternating the tools,
 //! and keeps each one's best time. `$MAILMOVE_BENCH_URL_OPTIONS` adds query options to our URLs
 //! (e.g. `connections=8`, `pipeline=0`). `MAILMOVE_BENCH_SYNC_FLAGS=0` turns flag sync off (a
-//! re-run then lists only what is new).
+//! re-run then lists only what is new). `MAILMOVE_BENCH_FLAG_CHANGES=N` toggles `\Flagged` on N
+//! source messages before each tool's re-run, which then carries N flag changes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +34,7 @@ use std::time::{Duration, Instant};
 use mailmove_core::checkpoint::Checkpoint;
 use mailmove_core::engine::{self, CopyOptions, EventSink};
 use mailmove_core::synthetic::SyntheticMailbox;
-use mailmove_core::{MailSink, MailSource, Secret};
+use mailmove_core::{MailSink, MailSinkFlagsExt, MailSource, Secret};
 use mailmove_imap::{ImapConfig, ImapStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -188,8 +189,10 @@ fn child() {
         let report =
             engine::copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.expect("copy");
         let seconds = started.elapsed().as_secs_f64();
-        // The fast delta: the same job again over the unchanged folders, with new sessions (as a
-        // new run would open them) and the same checkpoint.
+        // The delta: the same job again with new sessions (as a new run would open them) and the
+        // same checkpoint, over unchanged folders or after `$MAILMOVE_BENCH_FLAG_CHANGES` flag
+        // changes at the source.
+        toggle_flags(&source, flag_changes()).await;
         let started = Instant::now();
         let (source, sink) = tokio::join!(open(src), open(dst));
         let again =
@@ -207,8 +210,8 @@ fn child() {
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
             .unwrap_or(0);
         println!(
-            "copied={} failed={} bytes={} seconds={seconds:.3} vmhwm_kib={hwm} rerun_seconds={rerun:.3} rerun_copied={} cpu_user={user:.2} cpu_system={system:.2}",
-            report.copied, report.failed, report.bytes_copied, again.copied
+            "copied={} failed={} bytes={} seconds={seconds:.3} vmhwm_kib={hwm} rerun_seconds={rerun:.3} rerun_copied={} rerun_flags_updated={} cpu_user={user:.2} cpu_system={system:.2}",
+            report.copied, report.failed, report.bytes_copied, again.copied, again.flags_updated
         );
         if report.failed > 0 {
             eprintln!("failures: {:?}", report.failures);
@@ -246,6 +249,8 @@ fn run_ours(server: &Server, source: &str, destination: &str, port: u16) -> Timi
     };
     assert_eq!(field("failed").as_deref(), Some("0"), "copy child: {text}");
     assert_eq!(field("rerun_copied").as_deref(), Some("0"), "copy child: {text}");
+    // The delta carried every flag change made at the source.
+    assert_eq!(field("rerun_flags_updated"), Some(flag_changes().to_string()), "copy child: {text}");
     let peak = field("vmhwm_kib").and_then(|k| k.parse::<f64>().ok()).map(|k| k / 1024.0);
     let rerun_seconds = field("rerun_seconds").and_then(|s| s.parse().ok()).unwrap_or(f64::NAN);
     // The parent's clock covers the child's start and both runs; the copy alone is the child's.
@@ -273,6 +278,38 @@ fn best(previous: Option<Timing>, next: Timing) -> Timing {
             },
         },
     }
+}
+
+/// How many messages get a flag changed at the source before the delta (`$MAILMOVE_BENCH_FLAG_CHANGES`).
+fn flag_changes() -> usize {
+    env_or("MAILMOVE_BENCH_FLAG_CHANGES", "0").parse().expect("MAILMOVE_BENCH_FLAG_CHANGES")
+}
+
+/// Toggles `\Flagged` on the first `count` messages of the source, as another client would: each
+/// tool's delta then has `count` flag changes to carry.
+async fn toggle_flags(source: &ImapStore, count: usize) {
+    if count == 0 {
+        return;
+    }
+    let mut left = count;
+    for folder in MailSource::list_folders(source).await.expect("folders") {
+        if left == 0 || !folder.selectable {
+            continue;
+        }
+        let epoch = folder.epoch.expect("UIDVALIDITY");
+        let metas = mailmove_core::MailSourceExt::collect_messages(source, &folder.path).await.expect("list");
+        for meta in metas.into_iter().take(left) {
+            let mut now = meta.flags.clone();
+            now.flagged = !now.flagged;
+            let change = now.change_since(&meta.flags);
+            source
+                .update_flags_of(&folder.path, &format!("{epoch}:{}", meta.key), &change)
+                .await
+                .expect("STORE");
+            left -= 1;
+        }
+    }
+    source.close().await;
 }
 
 fn mbsync_installed() -> bool {
@@ -311,6 +348,11 @@ fn run_mbsync(server: &Server, source: &str, destination: &str, port: u16, work:
         started.elapsed().as_secs_f64()
     };
     let seconds = sync();
+    if flag_changes() > 0 {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime
+            .block_on(async { toggle_flags(&server.store(source, server.port).await, flag_changes()).await });
+    }
     let rerun_seconds = sync();
     Timing { seconds, peak_rss_mib: None, rerun_seconds, cpu_seconds: None }
 }
@@ -385,8 +427,12 @@ fn main() {
         }
         let ours = ours.expect("at least one round");
         let mib = source_bytes as f64 / 1048576.0;
+        let rerun = match flag_changes() {
+            0 => "re-run unchanged".to_string(),
+            n => format!("delta ({n} flags)"),
+        };
         println!(
-            "{label:>10}: ours   {:7.2} s {:6.1} MiB/s, peak RSS {:5.1} MiB, re-run unchanged {:5.2} s \
+            "{label:>10}: ours   {:7.2} s {:6.1} MiB/s, peak RSS {:5.1} MiB, {rerun} {:5.2} s \
              (CPU {:.2} s)",
             ours.seconds,
             mib / ours.seconds,
@@ -396,7 +442,7 @@ fn main() {
         );
         if let Some(theirs) = &theirs {
             println!(
-                "{:>10}  mbsync {:7.2} s {:6.1} MiB/s,                    re-run unchanged {:5.2} s",
+                "{:>10}  mbsync {:7.2} s {:6.1} MiB/s,                    {rerun} {:5.2} s",
                 "",
                 theirs.seconds,
                 mib / theirs.seconds,

@@ -13,11 +13,14 @@
 //! for APPEND: GNU Mailutils imap4d rewrites a folder from a read-write session's view when it
 //! ends.
 
-use mailmove_core::{Error, FlagChange, FolderPath, Result};
+use std::collections::BTreeMap;
+
+use mailmove_core::{Error, FlagUpdate, FolderPath, Result};
 
 use crate::capability::Capability;
 use crate::errors;
 use crate::protocol::append::flags_for_append;
+use crate::protocol::sequence::uid_set;
 use crate::store::Inner;
 use crate::wire::Status;
 
@@ -63,39 +66,63 @@ impl Inner {
         result
     }
 
-    /// `MailSink::update_flags`.
+    /// `MailSink::update_flags`: in one read-write selection, one `UID STORE` per distinct flag
+    /// change and sign over the set of UIDs it applies to (300 changes of one kind are one
+    /// command, not 300 round trips).
     pub(crate) async fn update_flags(
         &self,
         folder: &FolderPath,
-        dest_key: &str,
-        change: &FlagChange,
-    ) -> Result<()> {
-        let not_found = || Error::NotFound { what: format!("message {dest_key} in {folder}") };
-        let (validity, uid) = parse_key(folder, dest_key)?;
+        updates: &[FlagUpdate],
+    ) -> Result<Vec<Result<()>>> {
         let mailbox = self.mailbox(folder)?;
-        // Answers of APPENDs still in flight to this folder first: the copy must be there.
+        // Answers of APPENDs still in flight to this folder first: the copies must be there.
         self.settle_mailbox(&mailbox).await;
         let mut pooled = self.acquire_for(Some(&mailbox)).await?;
         let conn = pooled.conn();
         let info = self.select_fresh(conn, &mailbox, false).await?;
-        let mut result = Ok(());
-        if info.uid_validity != Some(validity) {
-            result = Err(not_found());
-        } else {
-            for (sign, flags) in [("+", &change.add), ("-", &change.remove)] {
-                let list = flags_for_append(flags, info.permanent_flags.as_deref());
-                if list.is_empty() {
-                    continue;
+        let mut results: Vec<Result<()>> = Vec::with_capacity(updates.len());
+        // The UIDs of each (sign, flag list), and which updates they serve.
+        let mut groups: BTreeMap<(char, Vec<String>), (Vec<u32>, Vec<usize>)> = BTreeMap::new();
+        for (index, update) in updates.iter().enumerate() {
+            match parse_key(folder, &update.dest_key) {
+                Ok((validity, uid)) if info.uid_validity == Some(validity) => {
+                    results.push(Ok(()));
+                    for (sign, flags) in [('+', &update.change.add), ('-', &update.change.remove)] {
+                        let list = flags_for_append(flags, info.permanent_flags.as_deref());
+                        if !list.is_empty() {
+                            let group = groups.entry((sign, list)).or_default();
+                            group.0.push(uid);
+                            group.1.push(index);
+                        }
+                    }
                 }
-                let command = format!("UID STORE {uid} {sign}FLAGS.SILENT ({})", list.join(" "));
-                let done = conn.run(&command, |_| Ok(())).await?;
-                if done.status != Status::Ok {
-                    result = Err(errors::from_status("UID STORE", &done, None, None));
+                // Another UIDVALIDITY: the folder no longer holds that copy.
+                Ok(_) | Err(_) => results
+                    .push(Err(Error::NotFound { what: format!("message {} in {folder}", update.dest_key) })),
+            }
+        }
+        let mut failure = None;
+        for ((sign, list), (mut uids, served)) in groups {
+            uids.sort_unstable();
+            uids.dedup();
+            let command = format!("UID STORE {} {sign}FLAGS.SILENT ({})", uid_set(&uids), list.join(" "));
+            let done = match conn.run(&command, |_| Ok(())).await {
+                Ok(done) => done,
+                Err(error) => {
+                    failure = Some(error);
                     break;
+                }
+            };
+            if done.status != Status::Ok {
+                for index in served {
+                    results[index] = Err(errors::from_status("UID STORE", &done, None, None));
                 }
             }
         }
+        if let Some(error) = failure {
+            return Err(error);
+        }
         self.select_fresh(conn, &mailbox, true).await?;
-        result
+        Ok(results)
     }
 }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use mailmove_core::{
-    Appended, ExistingMessage, FlagChange, FolderInfo, FolderPath, MailSink, Message, Result,
+    Appended, ExistingMessage, FlagUpdate, FolderInfo, FolderPath, MailSink, Message, Result,
     SinkCapabilities, StoredCopy,
 };
 
@@ -81,7 +81,7 @@ impl MailSink for ImapStore {
     }
 
     /// `UID STORE +FLAGS.SILENT` / `-FLAGS.SILENT` on the copy (see the crate docs).
-    async fn update_flags(&self, folder: &FolderPath, dest_key: &str, change: &FlagChange) -> Result<()> {
-        self.inner.update_flags(folder, dest_key, change).await
+    async fn update_flags(&self, folder: &FolderPath, updates: &[FlagUpdate]) -> Result<Vec<Result<()>>> {
+        self.inner.update_flags(folder, updates).await
     }
 }

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use mailmove_core::checkpoint::Checkpoint;
 use mailmove_core::engine::{copy, CopyOptions, EventSink, RetryPolicy, RunReport};
 use mailmove_core::{
-    Flags, FolderPath, MailSink, MailSource, MailSourceExt, Message, MessageBody, MessageMeta,
+    Flags, FolderPath, MailSink, MailSinkFlagsExt, MailSource, MailSourceExt, Message, MessageBody,
+    MessageMeta,
 };
 use mailmove_imap::ImapStore;
 
@@ -57,7 +58,7 @@ async fn set(store: &ImapStore, subject: &str, change_to: Flags) {
         if body.contains(&format!("Subject: {subject}\r\n")) {
             let change = change_to.change_since(&message.meta.flags);
             let key = format!("{epoch}:{}", message.meta.key);
-            store.update_flags(&inbox, &key, &change).await.unwrap();
+            store.update_flags_of(&inbox, &key, &change).await.unwrap();
             return;
         }
     }

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
 use mailmove_core::fingerprint::StrictHasher;
 use mailmove_core::{
-    Appended, Error, ExistingMessage, FlagChange, FolderInfo, FolderPath, MailSink, Message, Result,
+    Appended, Error, ExistingMessage, FlagUpdate, FolderInfo, FolderPath, MailSink, Message, Result,
     SinkCapabilities,
 };
 
@@ -414,11 +414,16 @@ impl MailSink for MaildirStore {
     /// Renames the message file to its new flags (see the
     /// [crate docs](crate#flag-updates-the-cut-over-delta)). Keywords are stored as Dovecot keyword
     /// letters, like those of an append.
-    async fn update_flags(&self, folder: &FolderPath, dest_key: &str, change: &FlagChange) -> Result<()> {
+    async fn update_flags(&self, folder: &FolderPath, updates: &[FlagUpdate]) -> Result<Vec<Result<()>>> {
         self.writable()?;
-        let (store, folder, dest_key, change) =
-            (self.clone(), folder.clone(), dest_key.to_string(), change.clone());
-        blocking(move || store.update_flags_blocking(&folder, &dest_key, &change)).await
+        let (store, folder, updates) = (self.clone(), folder.clone(), updates.to_vec());
+        blocking(move || {
+            Ok(updates
+                .iter()
+                .map(|update| store.update_flags_blocking(&folder, &update.dest_key, &update.change))
+                .collect())
+        })
+        .await
     }
 
     /// Adds the folder to the root's `subscriptions` file (Maildir++ only; see the

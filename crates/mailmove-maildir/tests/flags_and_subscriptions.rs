@@ -9,8 +9,8 @@ use mailmove_core::checkpoint::Checkpoint;
 use mailmove_core::engine::{copy, CopyOptions, EventSink, RetryPolicy, RunReport};
 use mailmove_core::memory::MemoryStore;
 use mailmove_core::{
-    Error, FlagChange, Flags, FolderPath, MailSink, MailSource, MailSourceExt, Message, MessageBody,
-    MessageMeta, SourceKey,
+    Error, FlagChange, Flags, FolderPath, MailSink, MailSinkFlagsExt, MailSource, MailSourceExt, Message,
+    MessageBody, MessageMeta, SourceKey,
 };
 use mailmove_maildir::{Layout, MaildirConfig, MaildirStore};
 
@@ -89,20 +89,20 @@ async fn an_update_renames_the_file_and_the_key_stays_valid() {
     store.flush(&folder).await.unwrap();
     let maildir = dir.path().join("Maildir/.Archive.2019");
 
-    store.update_flags(&folder, &key, &change(&["\\Flagged", "\\Answered"], &["\\Seen"])).await.unwrap();
+    store.update_flags_of(&folder, &key, &change(&["\\Flagged", "\\Answered"], &["\\Seen"])).await.unwrap();
     let file = file_of(&maildir, &key);
     assert!(file.to_str().unwrap().ends_with(":2,DFR"), "{file:?}");
     assert!(file.starts_with(maildir.join("cur")));
     assert_eq!(fetched_flags(&store, &folder, &key).await, flags(&["\\Draft", "\\Flagged", "\\Answered"]));
 
     // Keywords take Dovecot keyword letters, as in an append; clearing every flag leaves `:2,`.
-    store.update_flags(&folder, &key, &change(&["$Work", "\\Deleted"], &[])).await.unwrap();
+    store.update_flags_of(&folder, &key, &change(&["$Work", "\\Deleted"], &[])).await.unwrap();
     assert_eq!(std::fs::read_to_string(maildir.join("dovecot-keywords")).unwrap(), "0 $Work\n");
     assert!(file_of(&maildir, &key).to_str().unwrap().ends_with(":2,DFRTa"));
     let all = flags(&["\\Draft", "\\Flagged", "\\Answered", "\\Deleted", "$Work"]);
     assert_eq!(fetched_flags(&store, &folder, &key).await, all);
     store
-        .update_flags(
+        .update_flags_of(
             &folder,
             &key,
             &change(&[], &["\\Draft", "\\Flagged", "\\Answered", "\\Deleted", "$Work"]),
@@ -131,10 +131,10 @@ async fn a_message_in_new_moves_to_cur_when_it_gets_flags() {
     std::fs::write(root.join("new/1700000001.M2P1.mx"), b"Subject: b\r\n\r\nbody\r\n").unwrap();
 
     // A change that changes nothing (clearing a flag it has not) renames nothing.
-    store.update_flags(&inbox, "1700000001.M2P1.mx", &change(&[], &["\\Seen"])).await.unwrap();
+    store.update_flags_of(&inbox, "1700000001.M2P1.mx", &change(&[], &["\\Seen"])).await.unwrap();
     assert_eq!(names(&root.join("new")), ["1700000000.M1P1.mx,S=20", "1700000001.M2P1.mx"]);
 
-    store.update_flags(&inbox, "1700000000.M1P1.mx", &change(&["\\Seen"], &[])).await.unwrap();
+    store.update_flags_of(&inbox, "1700000000.M1P1.mx", &change(&["\\Seen"], &[])).await.unwrap();
     assert_eq!(names(&root.join("new")), ["1700000001.M2P1.mx"]);
     assert_eq!(names(&root.join("cur")), ["1700000000.M1P1.mx,S=20:2,S"]);
     assert_eq!(fetched_flags(&store, &inbox, "1700000000.M1P1.mx").await, flags(&["\\Seen"]));
@@ -142,7 +142,7 @@ async fn a_message_in_new_moves_to_cur_when_it_gets_flags() {
     // Without a `cur/` (removed by some tool while empty), it is created.
     std::fs::remove_file(root.join("cur/1700000000.M1P1.mx,S=20:2,S")).unwrap();
     std::fs::remove_dir(root.join("cur")).unwrap();
-    store.update_flags(&inbox, "1700000001.M2P1.mx", &change(&["\\Flagged"], &[])).await.unwrap();
+    store.update_flags_of(&inbox, "1700000001.M2P1.mx", &change(&["\\Flagged"], &[])).await.unwrap();
     assert_eq!(names(&root.join("cur")), ["1700000001.M2P1.mx:2,F"]);
     assert!(names(&root.join("new")).is_empty());
 }
@@ -155,19 +155,19 @@ async fn a_missing_message_or_folder_is_not_found_and_a_source_refuses() {
     store.create_folder(&inbox).await.unwrap();
     let key = store.append(&inbox, &message(1, &[])).await.unwrap().dest_key.unwrap();
     let seen = change(&["\\Seen"], &[]);
-    let err = store.update_flags(&inbox, "1700000000.nope", &seen).await.unwrap_err();
+    let err = store.update_flags_of(&inbox, "1700000000.nope", &seen).await.unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
-    let err = store.update_flags(&FolderPath::parse("Nowhere"), &key, &seen).await.unwrap_err();
+    let err = store.update_flags_of(&FolderPath::parse("Nowhere"), &key, &seen).await.unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
 
     // Deleted after a listing remembered where it was.
     store.collect_messages(&inbox).await.unwrap();
     std::fs::remove_file(file_of(&dir.path().join("Maildir"), &key)).unwrap();
-    let err = store.update_flags(&inbox, &key, &seen).await.unwrap_err();
+    let err = store.update_flags_of(&inbox, &key, &seen).await.unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
 
     let source = MaildirStore::open_source(MaildirConfig::new(dir.path().join("Maildir"))).unwrap();
-    let err = source.update_flags(&inbox, &key, &seen).await.unwrap_err();
+    let err = source.update_flags_of(&inbox, &key, &seen).await.unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err}");
 }
 
@@ -183,12 +183,12 @@ async fn a_client_renaming_the_file_meanwhile_is_followed_and_its_change_kept() 
     store.collect_messages(&folder).await.unwrap();
     client_adds_letters(&file_of(&maildir, &key), "R");
 
-    store.update_flags(&folder, &key, &change(&["\\Flagged"], &[])).await.unwrap();
+    store.update_flags_of(&folder, &key, &change(&["\\Flagged"], &[])).await.unwrap();
     assert_eq!(fetched_flags(&store, &folder, &key).await, flags(&["\\Seen", "\\Answered", "\\Flagged"]));
     assert!(file_of(&maildir, &key).to_str().unwrap().ends_with(":2,FRS"));
 
     // The store's own rename is remembered: the next update needs no lookup and finds the file.
-    store.update_flags(&folder, &key, &change(&[], &["\\Seen"])).await.unwrap();
+    store.update_flags_of(&folder, &key, &change(&[], &["\\Seen"])).await.unwrap();
     assert!(file_of(&maildir, &key).to_str().unwrap().ends_with(":2,FR"));
     assert_eq!(names(&maildir.join("cur")).len(), 1);
 }

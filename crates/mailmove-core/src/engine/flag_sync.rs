@@ -19,9 +19,12 @@ use super::event::Event;
 use super::folder::Pass;
 use super::report::FolderReport;
 use crate::error::{Error, Result};
-use crate::flags::{FlagChange, Flags};
+use crate::flags::{FlagChange, FlagUpdate, Flags};
 use crate::message::{MessageMeta, SourceKey};
 use crate::sync::lock;
+
+/// Flag changes sent to the sink at a time.
+const BATCH: usize = 1000;
 
 /// A flag change to carry to one copy.
 pub(super) struct FlagSync {
@@ -70,30 +73,44 @@ impl Pass<'_> {
     pub async fn sync_flags(&self, report: &mut FolderReport) -> Result<()> {
         let context = self.context;
         let syncs = std::mem::take(&mut *lock(&self.flag_syncs));
-        let mut synced = Vec::new();
         let mut problems = 0usize;
         let mut last_problem = None;
-        for sync in syncs {
-            match context.sink.update_flags(self.destination, &sync.dest_key, &sync.change).await {
-                Ok(()) => {
-                    report.flags_updated += 1;
-                    context.totals.flags_updated.fetch_add(1, Ordering::Relaxed);
-                    context.events.emit(Event::FlagsUpdated {
-                        folder: self.folder.to_string(),
-                        key: sync.key.to_string(),
-                        added: sync.change.add.to_imap_list(),
-                        removed: sync.change.remove.to_imap_list(),
-                    });
-                    synced.push((sync.key, sync.flags));
-                }
+        for chunk in syncs.chunks(BATCH) {
+            let updates: Vec<FlagUpdate> = chunk
+                .iter()
+                .map(|sync| FlagUpdate::new(sync.dest_key.clone(), sync.change.clone()))
+                .collect();
+            let results = match context.sink.update_flags(self.destination, &updates).await {
+                Ok(results) => results,
                 Err(error) if error.stops_run() => return Err(error),
                 Err(error) => {
-                    problems += 1;
+                    problems += chunk.len();
                     last_problem = Some(error);
+                    continue;
+                }
+            };
+            let mut synced = Vec::new();
+            for (sync, result) in chunk.iter().zip(results) {
+                match result {
+                    Ok(()) => {
+                        report.flags_updated += 1;
+                        context.totals.flags_updated.fetch_add(1, Ordering::Relaxed);
+                        context.events.emit(Event::FlagsUpdated {
+                            folder: self.folder.to_string(),
+                            key: sync.key.to_string(),
+                            added: sync.change.add.to_imap_list(),
+                            removed: sync.change.remove.to_imap_list(),
+                        });
+                        synced.push((sync.key.clone(), sync.flags.clone()));
+                    }
+                    Err(error) => {
+                        problems += 1;
+                        last_problem = Some(error);
+                    }
                 }
             }
+            context.checkpoint.record_flags(self.state.id, synced).await?;
         }
-        context.checkpoint.record_flags(self.state.id, synced).await?;
         if let Some(error) = last_problem {
             context.warn(format!(
                 "{problems} flag changes not carried to their copies in {} (tried again next run): {}",
