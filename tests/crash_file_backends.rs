@@ -52,17 +52,6 @@ fn ignoring_folders(content: &BTreeMap<(String, Fingerprint), usize>) -> BTreeMa
     out
 }
 
-fn seed() -> u64 {
-    let seed = std::env::var("MAILMOVE_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-    });
-    eprintln!("crash test seed {seed} (set MAILMOVE_CRASH_SEED to replay)");
-    seed
-}
-
 /// Fills `source`, copies it to `destination` through six random `kill -9`s and a final run, and
 /// proves that every source message arrived exactly once.
 async fn crash_scenario(source_path: &str, destination_path: &str, fill_seed: u64) {

@@ -18,36 +18,6 @@ use support::*;
 
 const MESSAGES: u64 = 600;
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: run the tests through scripts/test.sh, which starts a throw-away Dovecot \
-             (scripts/dovecot.sh start DIR) and exports MAILMOVE_TEST_* from DIR/env"
-        )
-    })
-}
-
-/// `imap://USER[:PASSWORD]@127.0.0.1:PORT/?tls=starttls&ca=CA`.
-fn url(user: &str, with_password: bool) -> String {
-    let password = if with_password { format!(":{}", env("MAILMOVE_TEST_PASSWORD")) } else { String::new() };
-    format!(
-        "imap://{user}{password}@127.0.0.1:{}/?tls=starttls&ca={}",
-        env("MAILMOVE_TEST_IMAP_PORT"),
-        env("MAILMOVE_TEST_CA")
-    )
-}
-
-fn seed() -> u64 {
-    let seed = std::env::var("MAILMOVE_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-    });
-    eprintln!("crash test seed {seed} (set MAILMOVE_CRASH_SEED to replay)");
-    seed
-}
-
 /// `mailmove copy` with the passwords in the environment and the state under `state`.
 fn copy_command(state: &std::path::Path, source: &str, destination: &str) -> std::process::Command {
     let password = env("MAILMOVE_TEST_PASSWORD");

@@ -35,25 +35,6 @@ const KILLS: usize = 8;
 /// Messages that arrive in the source after the kills, before the last run.
 const LATE: u64 = 30;
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: run the tests through scripts/test.sh, which starts a throw-away Dovecot \
-             (scripts/dovecot.sh) and Cyrus (scripts/cyrus.sh) and exports MAILMOVE_TEST_* from their DIR/env"
-        )
-    })
-}
-
-/// The Dovecot source: `imap://USER[:PASSWORD]@127.0.0.1:PORT/?tls=starttls&ca=CA`.
-fn dovecot_url(user: &str, with_password: bool) -> String {
-    let password = if with_password { format!(":{}", env("MAILMOVE_TEST_PASSWORD")) } else { String::new() };
-    format!(
-        "imap://{user}{password}@127.0.0.1:{}/?tls=starttls&ca={}",
-        env("MAILMOVE_TEST_IMAP_PORT"),
-        env("MAILMOVE_TEST_CA")
-    )
-}
-
 /// The Cyrus destination: `imap://USER[:PASSWORD]@127.0.0.1:PORT/?tls=none` (plaintext only).
 fn cyrus_url(user: &str, with_password: bool) -> String {
     let password =
@@ -98,17 +79,6 @@ async fn create_cyrus_user(user: &str) {
     }
 }
 
-fn seed() -> u64 {
-    let seed = std::env::var("MAILMOVE_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-    });
-    eprintln!("crash test seed {seed} (set MAILMOVE_CRASH_SEED to replay)");
-    seed
-}
-
 /// `mailmove copy` with the passwords in the environment and the state under `state`.
 fn copy_command(state: &std::path::Path, source: &str, destination: &str) -> std::process::Command {
     let mut command = mailmove();
@@ -132,7 +102,6 @@ fn interrupted_copy(
     kills: usize,
     seed: u64,
 ) -> (usize, usize) {
-    use std::os::unix::process::ExitStatusExt;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let (mut killed, mut mid_copy) = (0, 0);
     for round in 0..kills {
@@ -163,14 +132,11 @@ fn interrupted_copy(
                 }
             }
         }
-        if child.try_wait().expect("wait").is_none() {
-            child.kill().expect("kill -9"); // SIGKILL on Unix: no cleanup runs.
-        }
-        let status = child.wait().expect("reap");
+        let by_signal = kill_and_reap(&mut child);
         drop(lines);
         // A run that had finished its work may still be exiting when the kill comes: only a
         // SIGKILL status after a reported copy proves an interrupted copy.
-        let by_signal = status.signal() == Some(9);
+
         killed += usize::from(by_signal);
         mid_copy += usize::from(by_signal && copied > 0);
         let how = if timed { "after a random delay".to_string() } else { format!("after {copied} copies") };
@@ -221,11 +187,11 @@ async fn kill_9_during_an_imap_copy_to_cyrus_then_resume() {
     let tag = format!("{:08x}", rand::random::<u32>());
     let (source_user, destination_user) = (format!("crashcy-src-{tag}"), format!("crashcy-dst-{tag}"));
     create_cyrus_user(&destination_user).await;
-    fill(&dovecot_url(&source_user, true), MESSAGES, 23, MAX_SIZE).await;
+    fill(&url(&source_user, true), MESSAGES, 23, MAX_SIZE).await;
     eprintln!("filled the source in {:.1} s", started.elapsed().as_secs_f64());
     let state = tempfile::tempdir().unwrap();
     let seed = seed();
-    let (source, destination) = (dovecot_url(&source_user, false), cyrus_url(&destination_user, false));
+    let (source, destination) = (url(&source_user, false), cyrus_url(&destination_user, false));
     let (killed, mid_copy) = tokio::task::spawn_blocking({
         let (state, source, destination) = (state.path().to_path_buf(), source.clone(), destination.clone());
         move || interrupted_copy(&state, &source, &destination, KILLS, seed)
@@ -241,7 +207,7 @@ async fn kill_9_during_an_imap_copy_to_cyrus_then_resume() {
     // New mail arrives before the last run (another seed: other Message-IDs), so that the last
     // run surely copies messages, 8-bit headers among them (the synthetic message 0 has one),
     // whatever the kills left.
-    fill(&dovecot_url(&source_user, true), LATE, 29, MAX_SIZE).await;
+    fill(&url(&source_user, true), LATE, 29, MAX_SIZE).await;
     let last = tokio::task::spawn_blocking(move || {
         copy_command(state.path(), &source, &destination).arg("--json").output().expect("final run")
     })
@@ -267,8 +233,7 @@ async fn kill_9_during_an_imap_copy_to_cyrus_then_resume() {
     // Every source message exactly once, per folder, as mailmove stores it on Cyrus.
     let spool = SpoolConfig::default();
     let encode = |body: &mailmove::core::MessageBody| headers8bit::encode(body, &spool).expect("transform");
-    let (expected, source_folders, transformed) =
-        imap_content(&dovecot_url(&source_user, true), encode).await;
+    let (expected, source_folders, transformed) = imap_content(&url(&source_user, true), encode).await;
     let (stored, destination_folders, _) = imap_content(&cyrus_url(&destination_user, true), |_| None).await;
     assert_eq!(total(&expected), (MESSAGES + LATE) as usize);
     assert!(transformed > 0, "no synthetic message had an 8-bit header: the transform went untested");

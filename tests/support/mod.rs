@@ -117,3 +117,48 @@ pub async fn detailed_content(source: &dyn MailSource, with_meta: bool) -> Detai
     }
     out
 }
+
+/// A `MAILMOVE_TEST_*` variable; fails the test (never skips it) when missing.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the tests through scripts/test.sh, which starts the throw-away \
+             servers (scripts/dovecot.sh, scripts/cyrus.sh, scripts/mailutils.sh) and exports \
+             MAILMOVE_TEST_* from their DIR/env"
+        )
+    })
+}
+
+/// The throw-away Dovecot: `imap://USER[:PASSWORD]@127.0.0.1:PORT/?tls=starttls&ca=CA`.
+pub fn url(user: &str, with_password: bool) -> String {
+    let password = if with_password { format!(":{}", env("MAILMOVE_TEST_PASSWORD")) } else { String::new() };
+    format!(
+        "imap://{user}{password}@127.0.0.1:{}/?tls=starttls&ca={}",
+        env("MAILMOVE_TEST_IMAP_PORT"),
+        env("MAILMOVE_TEST_CA")
+    )
+}
+
+/// The seed of a crash test's random kills: `MAILMOVE_CRASH_SEED` to replay one, else the clock;
+/// printed either way.
+pub fn seed() -> u64 {
+    let seed = std::env::var("MAILMOVE_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    eprintln!("crash test seed {seed} (set MAILMOVE_CRASH_SEED to replay)");
+    seed
+}
+
+/// Kills a `mailmove` child with SIGKILL (no cleanup runs) unless it has ended, reaps it, and says
+/// whether the kill ended it: a run that had finished may still be exiting when the kill comes,
+/// and only a SIGKILL status proves an interrupted run.
+pub fn kill_and_reap(child: &mut std::process::Child) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    if child.try_wait().expect("wait").is_none() {
+        child.kill().expect("kill -9");
+    }
+    child.wait().expect("reap").signal() == Some(9)
+}

@@ -155,3 +155,50 @@ async fn copies_whose_source_message_is_gone_are_removed_and_nothing_else() {
     assert_eq!((again.copied, again.removed), (1, 0), "{again:#?}");
     assert_eq!(destination.contents(&inbox).len(), 5);
 }
+
+/// A run killed after the destination made its copies durable but before they were recorded: the
+/// next run finds them by fingerprint and records them as the job's own copies, with their keys,
+/// so flag changes and deletions at the source still reach them (found with kill -9 on Dovecot:
+/// they used to be recorded as "found at the destination" and left alone from then on).
+#[tokio::test]
+async fn copies_a_killed_run_did_not_record_are_still_the_jobs_own() {
+    let inbox = FolderPath::inbox();
+    let source = MemoryStore::new("source");
+    source.create(&inbox, None);
+    for i in 0..3 {
+        source.insert(
+            &inbox,
+            format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes(),
+            flags(&["\\Seen"]),
+            None,
+        );
+    }
+    let destination = MemoryStore::new("destination");
+    destination.crash_after_flush(2);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.sqlite");
+    let checkpoint = Checkpoint::open(&state, "source", "destination").unwrap();
+    let sync = CopyOptions { sync_deletions: true, ..options() };
+    let mut crashed = destination.crash_signal();
+    let no_events = EventSink::none();
+    tokio::select! {
+        _ = copy(&source, &destination, &sync, &checkpoint, &no_events) => panic!("the run should hang at the crash"),
+        _ = crashed.recv() => {}
+    }
+    drop(checkpoint);
+    destination.recover();
+    assert_eq!(destination.contents(&inbox).len(), 3, "durable before the crash");
+
+    let checkpoint = Checkpoint::open(&state, "source", "destination").unwrap();
+    let resumed = run(&source, &destination, &checkpoint, &sync).await;
+    assert_eq!((resumed.copied, resumed.failed), (0, 0), "{resumed:#?}");
+    assert_eq!(destination.contents(&inbox).len(), 3);
+
+    assert!(source.set_flags(&inbox, &SourceKey::from("1"), flags(&["\\Flagged"])));
+    assert!(source.remove(&inbox, &SourceKey::from("2")));
+    let delta = run(&source, &destination, &checkpoint, &sync).await;
+    assert_eq!((delta.flags_updated, delta.removed), (1, 1), "{delta:#?}");
+    let left = destination.contents(&inbox);
+    assert_eq!(left.len(), 2);
+    assert_eq!(left[0].1, flags(&["\\Flagged"]));
+}

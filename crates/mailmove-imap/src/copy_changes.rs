@@ -24,6 +24,9 @@ use crate::protocol::sequence::uid_set;
 use crate::store::Inner;
 use crate::wire::Status;
 
+/// The UIDs one `UID STORE` changes, and the indices of the updates it serves.
+type StoreGroup = (Vec<u32>, Vec<usize>);
+
 /// The UIDVALIDITY and UID of a copy's key (`UIDVALIDITY:UID`).
 fn parse_key(folder: &FolderPath, dest_key: &str) -> Result<(u32, u32)> {
     let not_found = || Error::NotFound { what: format!("message {dest_key} in {folder}") };
@@ -82,7 +85,7 @@ impl Inner {
         let info = self.select_fresh(conn, &mailbox, false).await?;
         let mut results: Vec<Result<()>> = Vec::with_capacity(updates.len());
         // The UIDs of each (sign, flag list), and which updates they serve.
-        let mut groups: BTreeMap<(char, Vec<String>), (Vec<u32>, Vec<usize>)> = BTreeMap::new();
+        let mut groups: BTreeMap<(char, Vec<String>), StoreGroup> = BTreeMap::new();
         for (index, update) in updates.iter().enumerate() {
             match parse_key(folder, &update.dest_key) {
                 Ok((validity, uid)) if info.uid_validity == Some(validity) => {

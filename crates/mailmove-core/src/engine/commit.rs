@@ -191,28 +191,39 @@ impl<'p, 'i> Committer<'p, 'i> {
         let mut to_append = Vec::new();
         for fetched in batch {
             match self.index.as_mut().and_then(|index| self.pass.find(index, &fetched)) {
-                Some((held, alteration)) => matched.push((fetched, held, alteration)),
+                Some(found) => {
+                    // Sent by this run (its storing confirmed only now) or by a run that died
+                    // before recording it (its intent was pending): the job's own copy, recorded
+                    // as copied with its key, so flag sync and `sync_deletions` know it.
+                    let this_run = lock(&self.pass.unconfirmed).remove(&fetched.message.meta.key);
+                    let ours = this_run || fetched.intent_pending;
+                    matched.push((fetched, found, this_run, ours));
+                }
                 None => to_append.push(fetched),
             }
         }
         if !matched.is_empty() {
             let results = matched
                 .iter()
-                .map(|(fetched, held, alteration)| {
-                    let mut row = intent(fetched, self.pass.listing_run).resolve(Outcome::Matched);
+                .map(|(fetched, found, _, ours)| {
+                    let outcome = match ours {
+                        true => Outcome::Copied { dest_key: found.dest_key.clone() },
+                        false => Outcome::Matched,
+                    };
+                    let mut row = intent(fetched, self.pass.listing_run).resolve(outcome);
                     // The record says what the destination holds: a copy made without the
                     // transform is the source's own bytes.
-                    if alteration.is_none() {
-                        row.fingerprint = *held;
+                    if found.alteration.is_none() {
+                        row.fingerprint = found.held;
                     }
-                    row.alteration = alteration.clone();
+                    row.alteration = found.alteration.clone();
                     row
                 })
                 .collect();
             context.checkpoint.record_results(self.pass.state.id, results).await?;
-            for (fetched, held, alteration) in &matched {
-                let meta = &fetched.message.meta;
-                if lock(&self.pass.unconfirmed).remove(&meta.key) {
+            for (fetched, found, this_run, _) in &matched {
+                let (meta, held, alteration) = (&fetched.message.meta, &found.held, &found.alteration);
+                if *this_run {
                     // Sent by this run, its storing confirmed only now: copied, not found.
                     self.count_copied(&meta.key, meta.size);
                     let folder = self.pass.folder;

@@ -53,6 +53,16 @@ pub(super) struct Pass<'p> {
     pub listing_complete: std::sync::atomic::AtomicBool,
 }
 
+/// A copy of a message found at the destination by reconciliation.
+pub(super) struct Found {
+    /// The fingerprint of what the destination holds (what its record is to say).
+    pub held: Fingerprint,
+    /// How the destination altered it, when it did.
+    pub alteration: Option<Alteration>,
+    /// The destination's key of the copy, when the sink gives keys.
+    pub dest_key: Option<String>,
+}
+
 /// Copies one folder; never fails as a whole: problems land in the report.
 pub(super) async fn copy_folder(
     context: &RunContext<'_>,
@@ -155,25 +165,23 @@ impl Pass<'_> {
     /// Whether `index` holds a copy of `fetched` no done record explains, and takes it: a copy of
     /// the message as appended, as the source holds it (made without the transform), or as the
     /// post-store check said the destination stored it (in this run, or in an earlier one: the
-    /// checkpoint keeps it by content). Returns the fingerprint of the copy found
-    /// (what its record is to say the destination holds) and, for an altered copy, the alteration.
-    pub fn find(
-        &self,
-        index: &mut DestinationIndex,
-        fetched: &Fetched,
-    ) -> Option<(Fingerprint, Option<Alteration>)> {
-        if index.take(&fetched.fingerprint) {
-            return Some((fetched.fingerprint, None));
+    /// checkpoint keeps it by content).
+    pub fn find(&self, index: &mut DestinationIndex, fetched: &Fetched) -> Option<Found> {
+        if let Some(dest_key) = index.take(&fetched.fingerprint) {
+            return Some(Found { held: fetched.fingerprint, alteration: None, dest_key });
         }
-        if let Some((_, own)) = fetched.transformed.filter(|(_, own)| index.take(own)) {
-            return Some((own, None));
+        if let Some((_, own)) = fetched.transformed {
+            if let Some(dest_key) = index.take(&own) {
+                return Some(Found { held: own, alteration: None, dest_key });
+            }
         }
         let alteration = crate::sync::lock(&self.stored_as)
             .get(&fetched.message.meta.key)
             .or_else(|| index.stored_form(&fetched.fingerprint))
             .cloned()?;
         let stored = alteration.stored_fingerprint?;
-        index.take(&stored).then_some((fetched.fingerprint, Some(alteration)))
+        let dest_key = index.take(&stored)?;
+        Some(Found { held: fetched.fingerprint, alteration: Some(alteration), dest_key })
     }
 
     /// Keeps alterations the post-store check reported for messages this pass has not recorded.

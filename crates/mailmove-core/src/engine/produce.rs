@@ -12,6 +12,7 @@ use super::event::Event;
 use super::folder::Pass;
 use super::report::FolderReport;
 use super::retry::Retry;
+use crate::checkpoint::MessageState;
 use crate::error::{Disposition, Error, Result};
 use crate::fingerprint::{self, Fingerprint};
 use crate::headers8bit;
@@ -29,6 +30,9 @@ pub(super) struct Fetched {
     /// When a named transform applied: its name and the fingerprint of the message as the
     /// source holds it (a destination copy made without the transform is the same message too).
     pub transformed: Option<(&'static str, Fingerprint)>,
+    /// The checkpoint holds an intent for it: an earlier run appended it and died before
+    /// recording the result, so a copy found at the destination is the job's own.
+    pub intent_pending: bool,
     _message_permit: OwnedSemaphorePermit,
     _byte_permit: OwnedSemaphorePermit,
 }
@@ -56,6 +60,8 @@ pub(super) struct ProduceOutcome {
 /// The producer of one pass; its methods are the steps.
 pub(super) struct Producer<'p> {
     pass: &'p Pass<'p>,
+    /// Keys of the current lookup batch whose intent is pending in the checkpoint.
+    pending_intents: HashSet<SourceKey>,
     sender: mpsc::Sender<Fetched>,
     report: FolderReport,
     outcome: ProduceOutcome,
@@ -63,7 +69,13 @@ pub(super) struct Producer<'p> {
 
 impl<'p> Producer<'p> {
     pub fn new(pass: &'p Pass<'p>, sender: mpsc::Sender<Fetched>) -> Self {
-        Producer { pass, sender, report: FolderReport::default(), outcome: ProduceOutcome::default() }
+        Producer {
+            pass,
+            pending_intents: HashSet::new(),
+            sender,
+            report: FolderReport::default(),
+            outcome: ProduceOutcome::default(),
+        }
     }
 
     /// Lists (or takes the deferred list), filters, and looks up and fetches in batches. Returns
@@ -148,6 +160,7 @@ impl<'p> Producer<'p> {
         let (context, folder) = (self.pass.context, self.pass.folder);
         let keys = metas.iter().map(|m| m.key.clone()).collect();
         let records = context.checkpoint.lookup(self.pass.state.id, keys).await?;
+        self.pending_intents.clear();
         let syncs_flags = self.pass.syncs_flags();
         let mut wanted: Vec<MessageMeta> = Vec::new();
         for meta in metas {
@@ -163,6 +176,10 @@ impl<'p> Producer<'p> {
                         key: meta.key.to_string(),
                         reason: "checkpoint",
                     });
+                }
+                Some(record) if record.state == MessageState::Intent => {
+                    self.pending_intents.insert(meta.key.clone());
+                    wanted.push(meta)
                 }
                 _ => wanted.push(meta),
             }
@@ -301,10 +318,12 @@ impl<'p> Producer<'p> {
         let Ok(byte_permit) = context.byte_budget.clone().acquire_many_owned(kib).await else {
             return Ok(false);
         };
+        let intent_pending = self.pending_intents.contains(&message.meta.key);
         let fetched = Fetched {
             message,
             fingerprint,
             transformed,
+            intent_pending,
             _message_permit: message_permit,
             _byte_permit: byte_permit,
         };

@@ -14,12 +14,15 @@ use crate::error::Result;
 use crate::fingerprint::Fingerprint;
 use crate::stored::Alteration;
 
-/// The destination's messages that no done record explains, as a multiset of fingerprints, and
+/// The destination's messages that no done record explains, as a multiset of fingerprints with
+/// their keys, and
 /// what the destination made of the messages it altered ([`Checkpoint::stored_forms`]).
 ///
 /// [`Checkpoint::stored_forms`]: crate::checkpoint::Checkpoint::stored_forms
 pub(super) struct DestinationIndex {
-    counts: HashMap<Fingerprint, u64>,
+    /// Per fingerprint, the destination's keys of the copies no done record explains (`None`
+    /// where the sink gives no key).
+    copies: HashMap<Fingerprint, Vec<Option<String>>>,
     stored_forms: HashMap<Fingerprint, Alteration>,
 }
 
@@ -36,20 +39,23 @@ impl DestinationIndex {
                 context.warn(format!("the copies stored in {destination} could not be checked: {error}"))
             }
         }
-        let mut counts: HashMap<Fingerprint, u64> = HashMap::new();
+        let mut copies: HashMap<Fingerprint, Vec<Option<String>>> = HashMap::new();
         let mut listing = context.sink.list_existing(destination);
         while let Some(entry) = listing.next().await {
-            *counts.entry(entry?.fingerprint).or_default() += 1;
+            let entry = entry?;
+            copies.entry(entry.fingerprint).or_default().push(entry.dest_key);
         }
         drop(listing);
         for (fingerprint, done) in context.checkpoint.done_fingerprint_counts(folder_id).await? {
-            if let Some(count) = counts.get_mut(&fingerprint) {
-                *count = count.saturating_sub(done);
+            if let Some(keys) = copies.get_mut(&fingerprint) {
+                // Which of identical copies a done record explains is not known: any of them (the
+                // content is the same; only their keys differ).
+                keys.truncate(keys.len().saturating_sub(done as usize));
             }
         }
-        counts.retain(|_, count| *count > 0);
+        copies.retain(|_, keys| !keys.is_empty());
         let stored_forms = context.checkpoint.stored_forms(folder_id).await?;
-        Ok(DestinationIndex { counts, stored_forms })
+        Ok(DestinationIndex { copies, stored_forms })
     }
 
     /// What the destination made of the message with this fingerprint when it altered it.
@@ -57,14 +63,9 @@ impl DestinationIndex {
         self.stored_forms.get(fingerprint)
     }
 
-    /// Takes one occurrence of `fingerprint`, if the destination has one unexplained.
-    pub fn take(&mut self, fingerprint: &Fingerprint) -> bool {
-        match self.counts.get_mut(fingerprint) {
-            Some(count) if *count > 0 => {
-                *count -= 1;
-                true
-            }
-            _ => false,
-        }
+    /// Takes one occurrence of `fingerprint`, if the destination has one unexplained: `Some`
+    /// with the destination's key of that copy, when the sink gave one.
+    pub fn take(&mut self, fingerprint: &Fingerprint) -> Option<Option<String>> {
+        self.copies.get_mut(fingerprint)?.pop()
     }
 }
