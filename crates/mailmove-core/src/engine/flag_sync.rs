@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use super::event::Event;
 use super::folder::Pass;
 use super::report::FolderReport;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::flags::{FlagChange, FlagUpdate, Flags};
 use crate::message::{MessageMeta, SourceKey};
 use crate::sync::lock;
@@ -115,13 +115,9 @@ impl Pass<'_> {
             context.warn(format!(
                 "{problems} flag changes not carried to their copies in {} (tried again next run): {}",
                 self.destination,
-                describe(&error)
+                error.chain_to_string()
             ));
         }
         Ok(())
     }
-}
-
-fn describe(error: &Error) -> String {
-    error.chain_to_string()
 }
