@@ -28,6 +28,8 @@ use mailmove_imap::{ImapConfig, ImapStore};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+mod support;
+
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
@@ -51,19 +53,7 @@ impl Cyrus {
             };
         }
         let dir = PathBuf::from(env_or("MAILMOVE_BENCH_CYRUS_DIR", "/tmp/mm-cyb"));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/cyrus.sh");
-        let output = Command::new(&script).arg("start").arg(&dir).output().expect("run scripts/cyrus.sh");
-        assert!(
-            output.status.success(),
-            "scripts/cyrus.sh start: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let env = std::fs::read_to_string(dir.join("env")).expect("DIR/env");
-        let vars: BTreeMap<String, String> = env
-            .lines()
-            .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let vars = support::start_server("cyrus.sh", &dir);
         Cyrus {
             port: vars["MAILMOVE_TEST_CYRUS_IMAP_PORT"].parse().expect("port"),
             admin: vars["MAILMOVE_TEST_CYRUS_ADMIN"].clone(),

@@ -40,6 +40,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+mod support;
+
 const CHILD: &str = "MAILMOVE_BENCH_CHILD";
 
 fn env_or(name: &str, default: &str) -> String {
@@ -59,18 +61,7 @@ impl Server {
     fn start(dir: &Path) -> Server {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/dovecot.sh");
         let running = Command::new(&script).arg("status").arg(dir).output().is_ok_and(|o| o.status.success());
-        let output = Command::new(&script).arg("start").arg(dir).output().expect("run scripts/dovecot.sh");
-        assert!(
-            output.status.success(),
-            "scripts/dovecot.sh start failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let env = std::fs::read_to_string(dir.join("env")).expect("DIR/env");
-        let vars: BTreeMap<String, String> = env
-            .lines()
-            .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let vars = support::start_server("dovecot.sh", dir);
         Server {
             dir: dir.to_path_buf(),
             port: vars["MAILMOVE_TEST_IMAP_PORT"].parse().expect("port"),
