@@ -14,6 +14,8 @@ cleanup() {
     scripts/dovecot.sh stop "$dovecot_dir" >/dev/null 2>&1 || true
     scripts/cyrus.sh stop "$cyrus_dir" >/dev/null 2>&1 || true
     scripts/mailutils.sh stop "$mailutils_dir" >/dev/null 2>&1 || true
+    # The servers' throw-away data (mail stores, logs) can reach a gigabyte: leave no trace.
+    rm -rf "$dovecot_dir" "$cyrus_dir" "$mailutils_dir"
 }
 trap cleanup EXIT
 
