@@ -187,6 +187,12 @@ pub fn copy_summary(report: &RunReport) -> String {
             report.skipped,
             report.filtered
         ));
+        if report.planned_flag_updates + report.planned_removals > 0 {
+            out.push_str(&format!(
+                "Dry run: {} copies would get the source's flag changes, {} copies whose source message is gone would be removed\n",
+                report.planned_flag_updates, report.planned_removals
+            ));
+        }
     }
     out.push_str(&format!(
         "{:<32} {:<32} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}\n",
@@ -215,7 +221,7 @@ pub fn copy_summary(report: &RunReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "total: {} copied ({:.1} MB), {} skipped, {} failed, {} damaged, {} altered, {} transformed, {} filtered, {} flags updated, {} removed in {:.1} s\n",
+        "total: {} copied ({:.1} MB), {} skipped, {} failed, {} damaged, {} altered, {} transformed, {} filtered, {} flags updated, {} moved, {} removed, {} folders unchanged in {:.1} s\n",
         report.copied,
         report.bytes_copied as f64 / 1e6,
         report.skipped,
@@ -225,7 +231,9 @@ pub fn copy_summary(report: &RunReport) -> String {
         report.transformed.len(),
         report.filtered,
         report.flags_updated,
+        report.moved,
         report.removed,
+        report.folders.iter().filter(|folder| folder.unchanged).count(),
         report.duration_secs
     ));
     for failure in report.failures.iter().take(SHOWN) {
@@ -267,6 +275,26 @@ pub fn copy_summary(report: &RunReport) -> String {
         if notes.len() > SHOWN {
             out.push_str(&format!("... and {} more {what} messages (see --report)\n", notes.len() - SHOWN));
         }
+    }
+    for folder in report.folders.iter().filter(|folder| folder.gone) {
+        let what = if report.dry_run {
+            format!(
+                "{} copies would be removed from {}",
+                folder.planned_removals,
+                terminal_safe(&folder.destination)
+            )
+        } else if folder.removed > 0 {
+            format!("{} copies removed from {}", folder.removed, terminal_safe(&folder.destination))
+        } else {
+            format!(
+                "its copies in {} are left (--sync-deletions removes them)",
+                terminal_safe(&folder.destination)
+            )
+        };
+        out.push_str(&format!(
+            "GONE at the source (deleted or renamed) {}: {what}\n",
+            terminal_safe(&folder.folder)
+        ));
     }
     for warning in report.warnings.iter().take(SHOWN) {
         out.push_str(&format!("WARNING: {}\n", terminal_safe(warning)));

@@ -95,6 +95,8 @@ pub struct SinkCapabilities {
     pub subscriptions: bool,
     /// Whether [`MailSink::remove`] removes a stored message (and only it).
     pub removals: bool,
+    /// Whether [`MailSink::move_copy`] moves a stored message to another folder of the store.
+    pub moves: bool,
 }
 
 impl Default for SinkCapabilities {
@@ -112,6 +114,7 @@ impl Default for SinkCapabilities {
             flag_updates: false,
             subscriptions: false,
             removals: false,
+            moves: false,
         }
     }
 }
@@ -206,6 +209,12 @@ impl SinkCapabilities {
     /// Sets `removals` (builder).
     pub fn with_removals(mut self, value: bool) -> Self {
         self.removals = value;
+        self
+    }
+
+    /// Sets `moves` (builder).
+    pub fn with_moves(mut self, value: bool) -> Self {
+        self.moves = value;
         self
     }
 
@@ -341,6 +350,17 @@ pub trait MailSink: Send + Sync + std::fmt::Debug {
     async fn remove(&self, folder: &FolderPath, dest_key: &str) -> Result<()> {
         let _ = (folder, dest_key);
         Err(crate::Error::Unsupported { what: "removing stored messages".into() })
+    }
+
+    /// Moves the message stored as `dest_key` in `from` to the folder `to` (which exists: the
+    /// engine created it), within the store and without sending the message again; returns its
+    /// key in `to` when the store tells it. A message moved at the source between two folders is
+    /// moved so at the destination (`sync_deletions`). [`Error::NotFound`](crate::Error::NotFound)
+    /// when there is no such message in `from` (then nothing was moved). Only called when
+    /// [`SinkCapabilities::moves`] is set.
+    async fn move_copy(&self, from: &FolderPath, dest_key: &str, to: &FolderPath) -> Result<Option<String>> {
+        let _ = (from, dest_key, to);
+        Err(crate::Error::Unsupported { what: "moving stored messages".into() })
     }
 
     /// Subscribes the user to `folder` (it exists: the engine created it). Only called when
@@ -480,6 +500,14 @@ macro_rules! forward_sink {
             }
             async fn remove(&self, folder: &FolderPath, dest_key: &str) -> Result<()> {
                 (**self).remove(folder, dest_key).await
+            }
+            async fn move_copy(
+                &self,
+                from: &FolderPath,
+                dest_key: &str,
+                to: &FolderPath,
+            ) -> Result<Option<String>> {
+                (**self).move_copy(from, dest_key, to).await
             }
             async fn update_flags(
                 &self,

@@ -42,12 +42,16 @@
 //!
 //! # Layout (inspect it with `sqlite3`)
 //! * `meta(key, value)`: schema version, source and destination identities (never secrets).
-//! * `folders(id, source_folder, epoch, dest_folder, watermark, watermark_filter)`: one row per
-//!   source folder (see rule 6 above for what an epoch change does).
+//! * `folders(id, source_folder, epoch, dest_folder, watermark, watermark_filter, listing_run,
+//!   settled)`: one row per source folder (see rule 6 above for what an epoch change does);
+//!   `settled` is the folder's revision when a run last left it with nothing to do.
 //! * `messages(folder_id, source_key, fingerprint, size, state, dest_key, reason, updated_at)`;
 //!   `state` holds the codes of [`MessageState`] (intent 0, copied 1, matched 2, failed 3).
 
+mod known_folders;
+mod moves;
 mod rows;
+mod schema;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -62,12 +66,14 @@ use crate::folder::FolderPath;
 use crate::message::SourceKey;
 use crate::sync::lock;
 
+pub use known_folders::KnownFolder;
+pub use moves::CopyElsewhere;
 pub use rows::{
     FolderState, IntentRow, MessageRecord, MessageState, Outcome, ResultRow, StateCounts, Watermark,
 };
 
 /// Current schema version (SQLite `user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The SQLite checkpoint of one job. Cheap to clone (shared connection).
 #[derive(Clone)]
@@ -172,74 +178,7 @@ impl Checkpoint {
         connection.busy_timeout(std::time::Duration::from_secs(30))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
-        let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(Error::config(format!(
-                "checkpoint schema {version} is newer than this mailmove understands ({SCHEMA_VERSION}); use a newer mailmove"
-            )));
-        }
-        if version < 1 {
-            connection.execute_batch(
-                "BEGIN;
-                 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                 CREATE TABLE IF NOT EXISTS folders(
-                     id INTEGER PRIMARY KEY,
-                     source_folder TEXT NOT NULL UNIQUE,
-                     epoch INTEGER,
-                     dest_folder TEXT NOT NULL,
-                     watermark TEXT,
-                     watermark_filter TEXT);
-                 CREATE TABLE IF NOT EXISTS messages(
-                     folder_id INTEGER NOT NULL REFERENCES folders(id),
-                     source_key TEXT NOT NULL,
-                     fingerprint BLOB NOT NULL,
-                     size INTEGER NOT NULL,
-                     state INTEGER NOT NULL,
-                     dest_key TEXT,
-                     reason TEXT,
-                     updated_at INTEGER NOT NULL,
-                     PRIMARY KEY(folder_id, source_key)) WITHOUT ROWID;
-                 CREATE INDEX IF NOT EXISTS messages_state ON messages(folder_id, state);
-                 PRAGMA user_version = 1;
-                 COMMIT;",
-            )?;
-        }
-        if version < 2 {
-            // Version 2: copies the destination altered are recorded with the fingerprint of what
-            // it holds (NULL: the same as `fingerprint`), and what it made of a message is kept
-            // by content in `stored_forms`, which outlives a dropped key map.
-            connection.execute_batch(
-                "BEGIN;
-                 ALTER TABLE messages ADD COLUMN stored_fingerprint BLOB;
-                 CREATE TABLE IF NOT EXISTS stored_forms(
-                     folder_id INTEGER NOT NULL REFERENCES folders(id),
-                     fingerprint BLOB NOT NULL,
-                     stored_fingerprint BLOB NOT NULL,
-                     what TEXT NOT NULL,
-                     PRIMARY KEY(folder_id, fingerprint)) WITHOUT ROWID;
-                 PRAGMA user_version = 2;
-                 COMMIT;",
-            )?;
-        }
-        if version < 3 {
-            // Version 3: the source's flags as last copied or synced, the base of flag sync.
-            connection.execute_batch(
-                "BEGIN;
-                 ALTER TABLE messages ADD COLUMN flags TEXT;
-                 PRAGMA user_version = 3;
-                 COMMIT;",
-            )?;
-        }
-        if version < 4 {
-            // Version 4: which listing of its folder last saw each message (`sync_deletions`).
-            connection.execute_batch(
-                "BEGIN;
-                 ALTER TABLE messages ADD COLUMN listed_run INTEGER;
-                 ALTER TABLE folders ADD COLUMN listing_run INTEGER NOT NULL DEFAULT 0;
-                 PRAGMA user_version = 4;
-                 COMMIT;",
-            )?;
-        }
+        schema::migrate(&connection)?;
         for (key, value) in [("source", source), ("destination", destination)] {
             let stored: Option<String> = connection
                 .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0))
@@ -297,7 +236,7 @@ impl Checkpoint {
             let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let row: Option<FolderRow> = transaction
                 .query_row(
-                    "SELECT id, epoch, dest_folder, watermark, watermark_filter FROM folders WHERE source_folder = ?1",
+                    "SELECT id, epoch, dest_folder, watermark, watermark_filter, settled FROM folders WHERE source_folder = ?1",
                     [&source_key],
                     |row| {
                         Ok(FolderRow {
@@ -306,6 +245,7 @@ impl Checkpoint {
                             dest_folder: row.get(2)?,
                             watermark: row.get(3)?,
                             watermark_filter: row.get(4)?,
+                            settled: row.get(5)?,
                         })
                     },
                 )
@@ -322,6 +262,7 @@ impl Checkpoint {
                         key_map_dropped: false,
                         pending: 0,
                         watermark: None,
+                        settled: None,
                     }
                 }
                 Some(FolderRow {
@@ -330,6 +271,7 @@ impl Checkpoint {
                     dest_folder: stored_dest,
                     watermark,
                     watermark_filter: filter,
+                    settled,
                 }) => {
                     if stored_epoch != epoch || stored_dest != dest_key {
                         transaction.execute("DELETE FROM messages WHERE folder_id = ?1", [id])?;
@@ -339,10 +281,10 @@ impl Checkpoint {
                             transaction.execute("DELETE FROM stored_forms WHERE folder_id = ?1", [id])?;
                         }
                         transaction.execute(
-                            "UPDATE folders SET epoch = ?2, dest_folder = ?3, watermark = NULL, watermark_filter = NULL WHERE id = ?1",
+                            "UPDATE folders SET epoch = ?2, dest_folder = ?3, watermark = NULL, watermark_filter = NULL, settled = NULL WHERE id = ?1",
                             params![id, epoch, dest_key],
                         )?;
-                        FolderState { id, fresh: true, key_map_dropped: true, pending: 0, watermark: None }
+                        FolderState { id, fresh: true, key_map_dropped: true, pending: 0, watermark: None, settled: None }
                     } else {
                         let count: i64 =
                             transaction.query_row("SELECT COUNT(*) FROM messages WHERE folder_id = ?1", [id], |r| r.get(0))?;
@@ -359,6 +301,7 @@ impl Checkpoint {
                             watermark: watermark
                                 .zip(filter)
                                 .map(|(key, filter)| Watermark { key: SourceKey::new(key), filter }),
+                            settled,
                         }
                     }
                 }
@@ -408,7 +351,7 @@ impl Checkpoint {
                         MessageRecord {
                             state: MessageState::from_code(state)?,
                             fingerprint: blob_to_fingerprint(&fingerprint)?,
-                            flags: flags.map(|text| Flags::from_imap_list(text.split_whitespace())),
+                            flags: flags.as_deref().map(recorded_flags),
                             dest_key,
                         },
                     );
@@ -596,6 +539,12 @@ struct FolderRow {
     dest_folder: String,
     watermark: Option<String>,
     watermark_filter: Option<String>,
+    settled: Option<String>,
+}
+
+/// Flags as a `flags` column holds them: what [`Flags`]' `Display` wrote.
+fn recorded_flags(text: &str) -> Flags {
+    Flags::from_imap_list(text.split_whitespace())
 }
 
 fn blob_to_fingerprint(blob: &[u8]) -> Result<Fingerprint> {

@@ -324,6 +324,17 @@ pub struct FolderInfo {
     /// `subscriptions` file); `None` when the store has no subscriptions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscribed: Option<bool>,
+    /// A value that differs whenever a message was added to or removed from the folder or its
+    /// flags changed, when the store can tell cheaply (IMAP with CONDSTORE: UIDVALIDITY, UIDNEXT,
+    /// MESSAGES and HIGHESTMODSEQ from STATUS); `None` otherwise.
+    ///
+    /// A run that finds the revision the last complete run left the folder at skips it without
+    /// listing a message: an unchanged folder costs nothing however many messages it holds, even
+    /// when flag changes and deletions are carried (which otherwise need every message listed).
+    /// It must change with any change of the folder's messages or flags; a store that cannot
+    /// promise that leaves it `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 impl FolderInfo {
@@ -337,6 +348,7 @@ impl FolderInfo {
             selectable: true,
             problem: None,
             subscribed: None,
+            revision: None,
         }
     }
 

@@ -65,6 +65,21 @@ struct Folder {
     subscribed: bool,
 }
 
+impl Folder {
+    /// The folder's [`FolderInfo::revision`]: its epoch, next UID, and a hash of every message's
+    /// UID, flags and labels (this store has no modification sequence to count changes with).
+    fn revision(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for message in &self.messages {
+            message.uid.hash(&mut hasher);
+            message.flags.to_imap_list().hash(&mut hasher);
+            message.labels.hash(&mut hasher);
+        }
+        format!("{}.{}.{}.{:x}", self.epoch, self.next_uid, self.messages.len(), hasher.finish())
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     folders: BTreeMap<FolderPath, Folder>,
@@ -79,6 +94,9 @@ struct State {
     capabilities: Option<(SourceCapabilities, SinkCapabilities)>,
     /// Store raw 8-bit header bytes as `X`, as Cyrus IMAP does ([`MemoryStore::rewrite_8bit_headers`]).
     rewrite_8bit_headers: bool,
+    /// Moves still to be answered with a transient error after they were made (a connection
+    /// cut after the server moved the message): [`MemoryStore::cut_after_moves`].
+    moves_to_cut: usize,
     /// What was sent for each message stored since the last post-store check, per folder.
     unchecked: BTreeMap<FolderPath, Vec<(SourceKey, u64, MessageBody)>>,
 }
@@ -145,6 +163,17 @@ impl MemoryStore {
         entry.messages.retain(|message| message.uid.to_string() != key.as_str());
         entry.durable = entry.durable.min(entry.messages.len());
         before != entry.messages.len()
+    }
+
+    /// Makes the next `n` moves ([`MailSink::move_copy`]) fail transiently after moving the
+    /// message (the answer lost in a cut).
+    pub fn cut_after_moves(&self, n: usize) {
+        self.lock().moves_to_cut = n;
+    }
+
+    /// Deletes a folder and its messages (simulates the user deleting it at the source).
+    pub fn delete_folder(&self, folder: &FolderPath) -> bool {
+        self.lock().folders.remove(folder).is_some()
     }
 
     /// Renumbers every message of a folder and bumps its epoch (an IMAP UIDVALIDITY change).
@@ -318,6 +347,7 @@ impl MailSource for MemoryStore {
                 selectable: true,
                 problem: None,
                 subscribed: Some(folder.subscribed),
+                revision: Some(folder.revision()),
             })
             .collect())
     }
@@ -373,6 +403,7 @@ impl MailSink for MemoryStore {
             .with_flag_updates(true)
             .with_subscriptions(true)
             .with_removals(true)
+            .with_moves(true)
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
@@ -510,6 +541,31 @@ impl MailSink for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn move_copy(&self, from: &FolderPath, dest_key: &str, to: &FolderPath) -> Result<Option<String>> {
+        let mut state = self.lock();
+        let not_found = || Error::NotFound { what: format!("message {dest_key} in {from}") };
+        let origin = state.folders.get_mut(from).ok_or_else(not_found)?;
+        let index =
+            origin.messages.iter().position(|m| m.uid.to_string() == dest_key).ok_or_else(not_found)?;
+        let mut message = origin.messages.remove(index);
+        if index < origin.durable {
+            origin.durable -= 1;
+        }
+        let target =
+            state.folders.get_mut(to).ok_or_else(|| Error::NotFound { what: format!("folder {to}") })?;
+        message.uid = target.next_uid;
+        target.next_uid += 1;
+        let uid = message.uid;
+        // A move is durable at once: it joins the durable prefix.
+        target.messages.insert(target.durable, message);
+        target.durable += 1;
+        if state.moves_to_cut > 0 {
+            state.moves_to_cut -= 1;
+            return Err(Error::connection("connection cut after the move"));
+        }
+        Ok(Some(uid.to_string()))
     }
 
     async fn subscribe(&self, folder: &FolderPath) -> Result<()> {

@@ -18,6 +18,10 @@
 //! # });
 //! ```
 
+mod revision;
+
+pub use revision::check_revision;
+
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 

@@ -202,3 +202,181 @@ async fn copies_a_killed_run_did_not_record_are_still_the_jobs_own() {
     assert_eq!(left.len(), 2);
     assert_eq!(left[0].1, flags(&["\\Flagged"]));
 }
+
+/// A folder whose revision is the one the last complete run left it at is skipped without being
+/// listed, even with flag sync and deletion sync on; any change at the source, or a run that
+/// carries more than the last one did, lists it again.
+#[tokio::test]
+async fn an_unchanged_folder_is_skipped_until_something_changes() {
+    let inbox = FolderPath::inbox();
+    let source = MemoryStore::new("source");
+    source.create(&inbox, None);
+    for i in 0..3 {
+        source.insert(&inbox, format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes(), Flags::empty(), None);
+    }
+    let destination = MemoryStore::new("destination");
+    let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
+    let first = run(&source, &destination, &checkpoint, &options()).await;
+    assert_eq!((first.copied, first.folders[0].unchanged), (3, false));
+
+    let again = run(&source, &destination, &checkpoint, &options()).await;
+    assert!(again.folders[0].unchanged, "{again:#?}");
+    assert_eq!((again.folders[0].listed, again.skipped), (0, 0));
+
+    // A flag change at the source: listed, carried, then settled again.
+    assert!(source.set_flags(&inbox, &SourceKey::from("2"), flags(&["\\Flagged"])));
+    let changed = run(&source, &destination, &checkpoint, &options()).await;
+    assert_eq!((changed.folders[0].unchanged, changed.flags_updated), (false, 1), "{changed:#?}");
+    assert_eq!(changed.folders[0].listed, 3);
+    assert!(run(&source, &destination, &checkpoint, &options()).await.folders[0].unchanged);
+
+    // Deletions were not carried by the runs so far: the first run that carries them lists the
+    // folder (a message deleted before it must go), the next one skips it again.
+    assert!(source.remove(&inbox, &SourceKey::from("1")));
+    let no_sync = run(&source, &destination, &checkpoint, &options()).await;
+    assert_eq!((no_sync.folders[0].unchanged, no_sync.removed), (false, 0));
+    let sync = CopyOptions { sync_deletions: true, ..options() };
+    let removed = run(&source, &destination, &checkpoint, &sync).await;
+    assert_eq!((removed.folders[0].unchanged, removed.removed), (false, 1), "{removed:#?}");
+    assert!(run(&source, &destination, &checkpoint, &sync).await.folders[0].unchanged);
+
+    // A new message.
+    source.insert(&inbox, b"Subject: 3\r\n\r\nbody 3\r\n".to_vec(), Flags::empty(), None);
+    let new = run(&source, &destination, &checkpoint, &sync).await;
+    assert_eq!((new.folders[0].unchanged, new.copied), (false, 1));
+    assert_eq!(destination.contents(&inbox).len(), 3);
+
+    // A run that failed a message does not settle the folder: the next one tries again.
+    source.insert(&inbox, b"Subject: 4\r\n\r\nbody 4\r\n".to_vec(), Flags::empty(), None);
+    destination.fail_append(destination.append_count() + 1, mailmove_core::memory::Fault::Refuse);
+    let failed = run(&source, &destination, &checkpoint, &sync).await;
+    assert_eq!((failed.copied, failed.failed), (0, 1), "{failed:#?}");
+    let retried = run(&source, &destination, &checkpoint, &sync).await;
+    assert!(!retried.folders[0].unchanged, "{retried:#?}");
+}
+
+/// `dry_run` counts the flag updates and removals the delta would make, writes nothing, and the
+/// real run then makes exactly those.
+#[tokio::test]
+async fn a_dry_run_counts_the_flag_updates_and_removals_of_the_delta() {
+    let inbox = FolderPath::inbox();
+    let source = MemoryStore::new("source");
+    source.create(&inbox, None);
+    for i in 0..6 {
+        source.insert(
+            &inbox,
+            format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes(),
+            flags(&["\\Seen"]),
+            None,
+        );
+    }
+    let destination = MemoryStore::new("destination");
+    let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
+    let sync = CopyOptions { sync_deletions: true, ..options() };
+    assert_eq!(run(&source, &destination, &checkpoint, &sync).await.copied, 6);
+
+    // Two flag changes, three deletions (one of a message whose flags also changed), one new.
+    assert!(source.set_flags(&inbox, &SourceKey::from("1"), flags(&["\\Flagged"])));
+    assert!(source.set_flags(&inbox, &SourceKey::from("2"), flags(&["\\Seen", "$Later"])));
+    for key in ["2", "3", "4"] {
+        assert!(source.remove(&inbox, &SourceKey::from(key)));
+    }
+    source.insert(&inbox, b"Subject: 6\r\n\r\nbody 6\r\n".to_vec(), Flags::empty(), None);
+
+    let dry = CopyOptions { dry_run: true, ..sync.clone() };
+    let plan = run(&source, &destination, &checkpoint, &dry).await;
+    assert_eq!((plan.planned, plan.planned_flag_updates, plan.planned_removals), (1, 1, 3), "{plan:#?}");
+    assert_eq!((plan.copied, plan.flags_updated, plan.removed), (0, 0, 0));
+    assert_eq!(destination.contents(&inbox).len(), 6, "a dry run changes nothing");
+    // Without deletion sync, no removal is planned.
+    let dry_no_deletions = CopyOptions { dry_run: true, ..options() };
+    assert_eq!(run(&source, &destination, &checkpoint, &dry_no_deletions).await.planned_removals, 0);
+
+    let delta = run(&source, &destination, &checkpoint, &sync).await;
+    assert_eq!((delta.copied, delta.flags_updated, delta.removed), (1, 1, 3), "{delta:#?}");
+    let after = run(&source, &destination, &checkpoint, &dry).await;
+    assert_eq!((after.planned, after.planned_flag_updates, after.planned_removals), (0, 0, 0));
+}
+
+/// A folder deleted (or renamed) at the source since the last run is named in the report; with
+/// `sync_deletions` the job's copies in it are removed, what the user filed there stays, and the
+/// folder is then forgotten.
+#[tokio::test]
+async fn a_folder_gone_at_the_source_is_named_and_its_copies_removed() {
+    let (inbox, projects) = (FolderPath::inbox(), FolderPath::parse("Projects"));
+    let source = MemoryStore::new("source");
+    for folder in [&inbox, &projects] {
+        source.create(folder, None);
+        for i in 0..2 {
+            let body = format!("Subject: {folder} {i}\r\n\r\nbody\r\n");
+            source.insert(folder, body.into_bytes(), Flags::empty(), None);
+        }
+    }
+    let destination = MemoryStore::new("destination");
+    let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
+    assert_eq!(run(&source, &destination, &checkpoint, &options()).await.copied, 4);
+
+    assert!(source.delete_folder(&projects));
+    destination.insert(
+        &projects,
+        b"Subject: filed by the user\r\n\r\nmine\r\n".to_vec(),
+        Flags::empty(),
+        None,
+    );
+    let gone = |report: &RunReport| -> Vec<(String, u64)> {
+        report.folders.iter().filter(|f| f.gone).map(|f| (f.folder.clone(), f.removed)).collect()
+    };
+
+    let named = run(&source, &destination, &checkpoint, &options()).await;
+    assert_eq!(gone(&named), [("Projects".to_string(), 0)], "{named:#?}");
+    assert_eq!(destination.contents(&projects).len(), 3, "without sync_deletions nothing is removed");
+
+    // Left out by the filters, it is not gone: just not selected.
+    let only_inbox = CopyOptions {
+        filter: mailmove_core::engine::MessageFilter { include: vec!["INBOX".into()], ..Default::default() },
+        ..options()
+    };
+    assert!(gone(&run(&source, &destination, &checkpoint, &only_inbox).await).is_empty());
+
+    let sync = CopyOptions { sync_deletions: true, ..options() };
+    let dry = run(&source, &destination, &checkpoint, &CopyOptions { dry_run: true, ..sync.clone() }).await;
+    assert_eq!(dry.planned_removals, 2, "{dry:#?}");
+    let emptied = run(&source, &destination, &checkpoint, &sync).await;
+    assert_eq!(gone(&emptied), [("Projects".to_string(), 2)], "{emptied:#?}");
+    assert_eq!(emptied.removed, 2);
+    let left = destination.contents(&projects);
+    assert_eq!(left.len(), 1);
+    assert!(left[0].0.starts_with(b"Subject: filed by the user"));
+    // Forgotten: the next run has nothing to say of it.
+    assert!(gone(&run(&source, &destination, &checkpoint, &sync).await).is_empty());
+}
+
+/// A destination that cannot update a stored message's flags (mbox): the flag changes made at the
+/// source are named (counted, with a warning) on every run while they differ, never dropped
+/// silently, and the folder is not taken as settled.
+#[tokio::test]
+async fn flag_changes_a_destination_cannot_carry_are_named() {
+    let inbox = FolderPath::inbox();
+    let source = MemoryStore::new("source");
+    source.create(&inbox, None);
+    for i in 0..3 {
+        source.insert(&inbox, format!("Subject: {i}\r\n\r\nbody\r\n").into_bytes(), flags(&["\\Seen"]), None);
+    }
+    let destination = MemoryStore::new("destination");
+    let like_mbox = mailmove_core::SinkCapabilities::default().with_max_concurrency(8);
+    destination.set_capabilities(mailmove_core::MailSource::capabilities(&destination), like_mbox);
+    let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
+    assert_eq!(run(&source, &destination, &checkpoint, &options()).await.copied, 3);
+    assert!(run(&source, &destination, &checkpoint, &options()).await.folders[0].unchanged);
+
+    assert!(source.set_flags(&inbox, &SourceKey::from("2"), flags(&["\\Flagged"])));
+    for _ in 0..2 {
+        let report = run(&source, &destination, &checkpoint, &options()).await;
+        assert_eq!((report.flags_updated, report.flags_not_carried), (0, 1), "{report:#?}");
+        assert!(!report.folders[0].unchanged);
+        assert!(report.warnings.iter().any(|w| w.contains("1 copies in INBOX keep flags")), "{report:#?}");
+    }
+    // Turned off, nothing is looked for.
+    let off = CopyOptions { sync_flags: false, ..options() };
+    assert_eq!(run(&source, &destination, &checkpoint, &off).await.flags_not_carried, 0);
+}

@@ -61,3 +61,11 @@ async fn a_failed_source_check_names_the_behaviour() {
         .push(testkit::FixtureFolder { path: FolderPath::parse("Never/Made"), messages: Vec::new() });
     assert_eq!(testkit::check_source(&store, &unknown).await.unwrap_err().check, "source_folders");
 }
+
+#[tokio::test]
+async fn memory_revision_changes_with_every_change() {
+    let store = MemoryStore::new("revision");
+    testkit::check_revision(&store, &store).await.unwrap();
+    let folders = MailSource::list_folders(&store).await.unwrap();
+    assert!(folders.iter().all(|f| f.revision.is_some()), "the kit checked a revision: {folders:?}");
+}

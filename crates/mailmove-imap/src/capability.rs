@@ -43,6 +43,15 @@ pub(crate) enum Capability {
     CompressDeflate,
     /// `CREATE-SPECIAL-USE` (RFC 6154 §3): a folder created with its role (`CREATE x (USE (\\Sent))`).
     CreateSpecialUse,
+    /// `CONDSTORE` (RFC 7162 §3.1): modification sequences; `HIGHESTMODSEQ` in STATUS, which
+    /// changes with every flag change, so a folder's revision can be read without selecting it.
+    Condstore,
+    /// `QRESYNC` (RFC 7162 §3.2): implies CONDSTORE.
+    Qresync,
+    /// `MOVE` (RFC 6851): `UID MOVE`, a message moved to another mailbox in one command.
+    Move,
+    /// `UNSELECT` (RFC 3691): leave the selected mailbox without expunging anything.
+    Unselect,
 }
 
 /// Largest literal `LITERAL-` allows to be non-synchronising (RFC 7888 §4).
@@ -68,6 +77,10 @@ impl Capability {
             Capability::AuthPlain => "AUTH=PLAIN",
             Capability::CompressDeflate => "COMPRESS=DEFLATE",
             Capability::CreateSpecialUse => "CREATE-SPECIAL-USE",
+            Capability::Condstore => "CONDSTORE",
+            Capability::Qresync => "QRESYNC",
+            Capability::Move => "MOVE",
+            Capability::Unselect => "UNSELECT",
         }
     }
 }

@@ -18,6 +18,9 @@ pub(crate) enum ResponseCode {
     TryCreate,
     /// `APPENDUID validity uid` (RFC 4315 §3): where an APPEND stored the message.
     AppendUid,
+    /// `COPYUID validity source-uids destination-uids` (RFC 4315 §3, RFC 6851 §4.3): where a
+    /// COPY or MOVE put the messages.
+    CopyUid,
     /// `ALREADYEXISTS` (RFC 5530 §3): CREATE of a mailbox that exists.
     AlreadyExists,
     /// `NONEXISTENT` (RFC 5530 §3): the mailbox does not exist.
@@ -51,13 +54,14 @@ pub(crate) enum ResponseCode {
 
 impl ResponseCode {
     /// Every code, for [`ResponseCode::of`].
-    const ALL: [ResponseCode; 20] = [
+    const ALL: [ResponseCode; 21] = [
         ResponseCode::UidValidity,
         ResponseCode::UidNext,
         ResponseCode::PermanentFlags,
         ResponseCode::Capability,
         ResponseCode::TryCreate,
         ResponseCode::AppendUid,
+        ResponseCode::CopyUid,
         ResponseCode::AlreadyExists,
         ResponseCode::NonExistent,
         ResponseCode::OverQuota,
@@ -83,6 +87,7 @@ impl ResponseCode {
             ResponseCode::Capability => "CAPABILITY",
             ResponseCode::TryCreate => "TRYCREATE",
             ResponseCode::AppendUid => "APPENDUID",
+            ResponseCode::CopyUid => "COPYUID",
             ResponseCode::AlreadyExists => "ALREADYEXISTS",
             ResponseCode::NonExistent => "NONEXISTENT",
             ResponseCode::OverQuota => "OVERQUOTA",

@@ -12,17 +12,25 @@
 //! allow is sent. The read-write selection is given up at once (EXAMINE of the same folder), as
 //! for APPEND: GNU Mailutils imap4d rewrites a folder from a read-write session's view when it
 //! ends.
+//!
+//! A copy whose source message moved to another folder is moved too
+//! ([`MailSink::move_copy`](mailmove_core::MailSink::move_copy)): `UID MOVE` (RFC 6851) where
+//! offered, else `UID COPY` then `\Deleted` and `UID EXPUNGE` of that UID; its new key comes from
+//! the `COPYUID` response code (RFC 4315), both only with UIDPLUS.
 
 use std::collections::BTreeMap;
 
 use mailmove_core::{Error, FlagUpdate, FolderPath, Result};
 
 use crate::capability::Capability;
+use crate::code::ResponseCode;
+use crate::conn::Untagged;
 use crate::errors;
 use crate::protocol::append::flags_for_append;
+use crate::protocol::mailbox_argument;
 use crate::protocol::sequence::uid_set;
 use crate::store::Inner;
-use crate::wire::Status;
+use crate::wire::{Status, StatusResponse};
 
 /// The UIDs one `UID STORE` changes, and the indices of the updates it serves.
 type StoreGroup = (Vec<u32>, Vec<usize>);
@@ -32,6 +40,14 @@ fn parse_key(folder: &FolderPath, dest_key: &str) -> Result<(u32, u32)> {
     let not_found = || Error::NotFound { what: format!("message {dest_key} in {folder}") };
     let (validity, uid) = dest_key.split_once(':').ok_or_else(not_found)?;
     Ok((validity.parse().map_err(|_| not_found())?, uid.parse().map_err(|_| not_found())?))
+}
+
+/// The destination UIDVALIDITY and UID of a one-message `COPYUID` (RFC 4315 §3).
+fn copy_uid(status: &StatusResponse) -> Option<(u32, u32)> {
+    let mut args = status.code_args(ResponseCode::CopyUid)?.split_whitespace();
+    let validity = args.next()?.parse().ok()?;
+    let _source = args.next()?;
+    Some((validity, args.next()?.parse().ok()?))
 }
 
 impl Inner {
@@ -67,6 +83,68 @@ impl Inner {
         }
         self.select_fresh(conn, &mailbox, true).await?;
         result
+    }
+
+    /// `MailSink::move_copy`: the copy's UID alone is moved to `to` (which exists); its key there
+    /// from COPYUID. A folder whose UIDVALIDITY changed, or an answer without COPYUID (the UID is
+    /// gone), is [`Error::NotFound`]: nothing moved.
+    pub(crate) async fn move_copy(
+        &self,
+        from: &FolderPath,
+        dest_key: &str,
+        to: &FolderPath,
+    ) -> Result<Option<String>> {
+        if !self.caps.offers(Capability::UidPlus) {
+            return Err(Error::Unsupported { what: "moving one message on a server without UIDPLUS".into() });
+        }
+        let (validity, uid) = parse_key(from, dest_key)?;
+        let (mailbox, target) = (self.mailbox(from)?, self.mailbox(to)?);
+        self.settle_mailbox(&mailbox).await;
+        let mut pooled = self.acquire_for(Some(&mailbox)).await?;
+        let conn = pooled.conn();
+        let info = self.select_fresh(conn, &mailbox, false).await?;
+        if info.uid_validity != Some(validity) {
+            self.select_fresh(conn, &mailbox, true).await?;
+            return Err(Error::NotFound { what: format!("message {dest_key} in {from}") });
+        }
+        self.mailboxes.appending(&target);
+        let target_argument = mailbox_argument(&target)?;
+        let commands = if self.caps.offers(Capability::Move) {
+            vec![format!("UID MOVE {uid} {target_argument}")]
+        } else {
+            vec![
+                format!("UID COPY {uid} {target_argument}"),
+                format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"),
+                format!("UID EXPUNGE {uid}"),
+            ]
+        };
+        let mut copied_to = None;
+        let mut result = Ok(());
+        for command in commands {
+            // MOVE gives COPYUID in an untagged OK before the expunge (RFC 6851 §4.3), COPY in
+            // its tagged OK.
+            let done = conn
+                .run(&command, |untagged| {
+                    if let Untagged::Status(status) = untagged {
+                        copied_to = copied_to.or_else(|| copy_uid(status));
+                    }
+                    Ok(())
+                })
+                .await?;
+            copied_to = copied_to.or_else(|| copy_uid(&done));
+            if done.status != Status::Ok {
+                result = Err(errors::from_status(&command, &done, None, None));
+                break;
+            }
+        }
+        self.select_fresh(conn, &mailbox, true).await?;
+        result?;
+        // A UIDPLUS server names what it moved; nothing named is nothing moved (the UID was gone),
+        // and the engine sends the message instead.
+        match copied_to {
+            Some((validity, uid)) => Ok(Some(format!("{validity}:{uid}"))),
+            None => Err(Error::NotFound { what: format!("message {dest_key} in {from}") }),
+        }
     }
 
     /// `MailSink::update_flags`: in one read-write selection, one `UID STORE` per distinct flag

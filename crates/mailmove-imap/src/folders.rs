@@ -97,7 +97,27 @@ impl Inner {
             .filter(|(info, _)| info.selectable)
             .filter_map(|(_, raw)| raw.as_deref())
             .collect();
-        let statuses = status::statuses(conn, &wanted, self.caps.offers(Capability::StatusSize)).await?;
+        // STATUS of the mailbox this connection has selected answers from the session's view,
+        // which may predate what other clients changed since (Dovecot does so): leave it first
+        // (UNSELECT expunges nothing), or, without UNSELECT, trust no revision of it.
+        let mut stale_view = None;
+        if let Some(selected) = conn.selected.clone() {
+            if self.caps.offers(Capability::Unselect) {
+                let done = conn.run("UNSELECT", |_| Ok(())).await?;
+                if done.status == Status::Ok {
+                    conn.selected = None;
+                } else {
+                    stale_view = Some(selected.mailbox);
+                }
+            } else {
+                stale_view = Some(selected.mailbox);
+            }
+        }
+        let extras = status::Extras {
+            size: self.caps.offers(Capability::StatusSize),
+            highest_modseq: self.caps.offers(Capability::Condstore) || self.caps.offers(Capability::Qresync),
+        };
+        let statuses = status::statuses(conn, &wanted, extras).await?;
         let subscribed = list::subscribed(conn).await?;
         for (info, raw) in out.iter_mut().zip(&raws) {
             let Some(raw) = raw else { continue };
@@ -106,6 +126,7 @@ impl Inner {
             info.messages = status.messages;
             info.epoch = status.validity.map(u64::from);
             info.bytes = status.size;
+            info.revision = status.revision().filter(|_| stale_view.as_deref() != Some(raw.as_str()));
             self.mailboxes.listed_status(raw, *status);
         }
         Ok(out)

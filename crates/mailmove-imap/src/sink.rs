@@ -31,6 +31,7 @@ impl MailSink for ImapStore {
             .with_flag_updates(true)
             .with_subscriptions(true)
             .with_removals(self.inner.caps.offers(Capability::UidPlus))
+            .with_moves(self.inner.caps.offers(Capability::UidPlus))
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
@@ -72,6 +73,12 @@ impl MailSink for ImapStore {
     /// `\Deleted` and `UID EXPUNGE` of the copy's UID alone (UIDPLUS servers only).
     async fn remove(&self, folder: &FolderPath, dest_key: &str) -> Result<()> {
         self.inner.remove(folder, dest_key).await
+    }
+
+    /// `UID MOVE` where the server offers MOVE, else `UID COPY`, `\Deleted` and `UID EXPUNGE`
+    /// of that UID (UIDPLUS servers only); the new key from COPYUID.
+    async fn move_copy(&self, from: &FolderPath, dest_key: &str, to: &FolderPath) -> Result<Option<String>> {
+        self.inner.move_copy(from, dest_key, to).await
     }
 
     /// `SUBSCRIBE` (subscribing twice succeeds).

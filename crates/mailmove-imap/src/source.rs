@@ -14,7 +14,6 @@ use mailmove_core::{
     Error, FolderInfo, FolderPath, MailSource, Message, MessageMeta, Result, SourceCapabilities, SourceKey,
 };
 
-use crate::capability::Capability;
 use crate::conn::Conn;
 use crate::protocol::fetch::{uid_fetch, FetchAnswer};
 use crate::protocol::search::{search_finish, search_start, uids_present};
@@ -46,7 +45,7 @@ impl Inner {
         let selected = conn.selected.as_ref().is_some_and(|s| s.mailbox == mailbox);
         // STATUS of the selected mailbox is discouraged (RFC 3501 §6.3.10): then SEARCH directly.
         if from > 1 && !selected {
-            let status = status::status(conn, &mailbox, self.caps.offers(Capability::StatusSize)).await?;
+            let status = status::status(conn, &mailbox, status::Extras::default()).await?;
             self.mailboxes.check_listed_validity(&mailbox, status.validity)?;
             if status.uid_next.is_some_and(|next| next <= from) {
                 return Ok((status.validity, Vec::new()));

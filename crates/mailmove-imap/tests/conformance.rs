@@ -39,3 +39,12 @@ async fn copy_is_idempotent() {
     let shared: Arc<dyn MailSink> = Arc::new(common::store(&common::user("kit-idem-arc")).await);
     testkit::check_copy_idempotent(shared.as_ref()).await.unwrap();
 }
+
+/// Dovecot offers CONDSTORE: every folder has a revision, and it changes with every change.
+#[tokio::test]
+async fn revision_changes_with_every_change() {
+    let store = common::store(&common::user("kit-revision")).await;
+    testkit::check_revision(&store, &store).await.unwrap();
+    let folders = MailSource::list_folders(&store).await.unwrap();
+    assert!(folders.iter().all(|f| f.revision.is_some()), "the kit checked a revision: {folders:?}");
+}

@@ -262,3 +262,12 @@ async fn synchronous_appends_return_the_appenduid() {
     let listed: Vec<String> = existing.into_iter().filter_map(|e| e.dest_key).collect();
     assert_eq!(listed, keys, "the dest keys name the stored messages");
 }
+
+/// Cyrus offers CONDSTORE: every folder has a revision, and it changes with every change.
+#[tokio::test]
+async fn kit_revision_changes_with_every_change() {
+    let (_, store) = cyrus::fresh_store("cy-kit-rev").await;
+    kit(testkit::check_revision(&store, &store).await, "check_revision");
+    let folders = mailmove_core::MailSource::list_folders(&store).await.unwrap();
+    assert!(folders.iter().all(|f| f.revision.is_some()), "the kit checked a revision: {folders:?}");
+}

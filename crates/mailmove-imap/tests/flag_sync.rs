@@ -121,6 +121,19 @@ async fn scenario(source: ImapStore, sink: ImapStore, reader: ImapStore, what: &
 
     let again = run(&source, &sink, &checkpoint).await;
     assert_eq!((again.copied, again.flags_updated), (0, 0), "{what}: {again:#?}");
+    // CONDSTORE's HIGHESTMODSEQ says nothing changed: no folder is even listed.
+    for folder in &again.folders {
+        assert!(folder.unchanged && folder.listed == 0, "{what}: {folder:#?}");
+    }
+
+    // One more change at the source: that folder alone is listed again, and the change carried.
+    set(&source, "4", flags(&["\\Seen", "\\Flagged", "$Work"])).await;
+    let changed = run(&source, &sink, &checkpoint).await;
+    assert_eq!(changed.flags_updated, 1, "{what}: {changed:#?}");
+    for folder in &changed.folders {
+        assert_eq!(folder.unchanged, folder.folder != "INBOX", "{what}: {folder:#?}");
+    }
+    assert_eq!(flags_by_subject(&reader).await["4"], flags(&["\\Seen", "\\Flagged", "$Work"]), "{what}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -183,6 +196,7 @@ async fn deletions(source: ImapStore, sink: ImapStore, reader: ImapStore, what: 
     assert_eq!(left, ["1", "3", "new"], "{what}");
     let again = copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.unwrap();
     assert_eq!((again.copied, again.removed), (0, 0), "{what}: {again:#?}");
+    assert!(again.folders.iter().all(|folder| folder.unchanged), "{what}: {again:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -209,4 +223,88 @@ async fn deletions_cyrus_to_dovecot() {
         "Cyrus → Dovecot",
     )
     .await;
+}
+
+/// The subjects of a folder, sorted.
+async fn subjects_of(store: &ImapStore, folder: &FolderPath) -> Vec<String> {
+    let metas = store.collect_messages(folder).await.unwrap();
+    let keys: Vec<_> = metas.iter().map(|m| m.key.clone()).collect();
+    let mut out = Vec::new();
+    let mut fetched = store.fetch(folder, &keys);
+    while let Some(message) = futures::StreamExt::next(&mut fetched).await {
+        let body = message.unwrap().body.to_bytes().unwrap();
+        let text = String::from_utf8_lossy(&body).into_owned();
+        out.push(text.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap().to_string());
+    }
+    out.sort();
+    out
+}
+
+/// A message moved between folders at the source (by another client, with `UID MOVE`) is moved
+/// at the destination with `--sync-deletions` (`UID MOVE` there too, or COPY and EXPUNGE): not
+/// sent again, the old copy gone. (A folder renamed at the source is the engine's test's, in
+/// mailmove-core's tests/moves.rs: the same moves, from a folder that is gone.)
+async fn moves(source: ImapStore, sink: ImapStore, reader: ImapStore, what: &str) {
+    let (inbox, archive, projects) =
+        (FolderPath::inbox(), FolderPath::parse("Archive"), FolderPath::parse("Projects"));
+    for folder in [&archive, &projects] {
+        source.create_folder(folder).await.unwrap();
+    }
+    for (folder, subject) in
+        [(&inbox, "1"), (&inbox, "2"), (&inbox, "3"), (&projects, "p1"), (&projects, "p2")]
+    {
+        let bytes = format!("Subject: {subject}\r\nMessage-ID: <mv{subject}@t>\r\n\r\nbody {subject}\r\n")
+            .into_bytes();
+        let meta = MessageMeta::new(subject.to_string(), bytes.len() as u64).with_flags(flags(&["\\Seen"]));
+        source.append(folder, &Message::new(meta, MessageBody::from(bytes))).await.unwrap();
+        source.flush(folder).await.unwrap();
+    }
+    source.close().await;
+    let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
+    let options =
+        CopyOptions { retry: RetryPolicy::immediate(3), sync_deletions: true, ..CopyOptions::default() };
+    let first = copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.unwrap();
+    assert_eq!(first.copied, 5, "{what}: {first:#?}");
+
+    // Another client moves "2" to Archive, and every message of Projects to a new folder Work.
+    let listed = MailSource::list_folders(&source).await.unwrap();
+    let epoch_of = |path: &FolderPath| listed.iter().find(|f| &f.path == path).unwrap().epoch.unwrap();
+    let key_of = |metas: &[MessageMeta], index: usize, folder: &FolderPath| {
+        format!("{}:{}", epoch_of(folder), metas[index].key)
+    };
+    let inbox_metas = source.collect_messages(&inbox).await.unwrap();
+    source.move_copy(&inbox, &key_of(&inbox_metas, 1, &inbox), &archive).await.unwrap();
+    let work = FolderPath::parse("Work");
+    source.create_folder(&work).await.unwrap();
+    let project_metas = source.collect_messages(&projects).await.unwrap();
+    for index in 0..project_metas.len() {
+        source.move_copy(&projects, &key_of(&project_metas, index, &projects), &work).await.unwrap();
+    }
+    source.close().await;
+
+    let delta = copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.unwrap();
+    sink.close().await;
+    assert_eq!((delta.moved, delta.copied, delta.removed), (3, 0, 0), "{what}: {delta:#?}");
+    assert_eq!(subjects_of(&reader, &inbox).await, ["1", "3"], "{what}");
+    assert_eq!(subjects_of(&reader, &archive).await, ["2"], "{what}");
+    assert_eq!(subjects_of(&reader, &work).await, ["p1", "p2"], "{what}");
+    assert!(subjects_of(&reader, &projects).await.is_empty(), "{what}");
+    let again = copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.unwrap();
+    assert_eq!((again.moved, again.copied, again.removed), (0, 0, 0), "{what}: {again:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn moves_dovecot_to_cyrus() {
+    let from = common::user("mv-dc");
+    let to = cyrus::new_user("mv-dc-cy").await;
+    moves(common::store(&from).await, cyrus::store(&to).await, cyrus::store(&to).await, "Dovecot → Cyrus")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn moves_cyrus_to_dovecot() {
+    let from = cyrus::new_user("mv-cy").await;
+    let to = common::user("mv-cy-dc");
+    moves(cyrus::store(&from).await, common::store(&to).await, common::store(&to).await, "Cyrus → Dovecot")
+        .await;
 }

@@ -141,13 +141,9 @@ impl Inner {
         Ok(tree::list(&self.root, &self.warnings)?
             .into_iter()
             .map(|folder| FolderInfo {
-                path: folder.path,
-                epoch: None,
-                messages: None,
                 bytes: folder.file.is_some().then_some(folder.bytes),
                 selectable: folder.file.is_some(),
-                problem: None,
-                subscribed: None,
+                ..FolderInfo::new(folder.path)
             })
             .collect())
     }

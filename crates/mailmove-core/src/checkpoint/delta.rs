@@ -1,6 +1,7 @@
 //! What the checkpoint keeps for the runs after the first copy (the cut-over delta): what the
 //! destination made of altered messages (kept by content), the flags each copy was last synced
-//! with, which listing last saw each message, and copies being removed.
+//! with, which listing last saw each message, copies being removed, and what a run that left a
+//! folder with nothing to do knew of it.
 
 use std::collections::HashMap;
 
@@ -14,6 +15,18 @@ use crate::message::SourceKey;
 use crate::stored::Alteration;
 
 impl Checkpoint {
+    /// Records what the folder was when a run left it with nothing to do (its revision, with
+    /// what the run covered), or clears it (`None`) when a run starts work on the folder: a run
+    /// that stops half-way then leaves nothing that would let the next one skip the folder.
+    pub async fn settle(&self, folder_id: i64, settled: Option<String>) -> Result<()> {
+        self.with(move |connection| {
+            connection
+                .execute("UPDATE folders SET settled = ?2 WHERE id = ?1", params![folder_id, settled])?;
+            Ok(())
+        })
+        .await
+    }
+
     /// What the destination made of messages it altered when storing them into this folder, by
     /// the fingerprint of the message: kept by content, so it outlives a dropped key map, and
     /// reconciliation recognises the altered copy of a message whose record is gone.
@@ -31,6 +44,21 @@ impl Checkpoint {
                 out.insert(blob_to_fingerprint(&message)?, alteration);
             }
             Ok(out)
+        })
+        .await
+    }
+
+    /// How many copies this job made into the folder that it could remove (its own copies with
+    /// the destination's key, including those being removed): a dry run's planned removals are
+    /// these less the ones its listing saw.
+    pub async fn removable_copies(&self, folder_id: i64) -> Result<u64> {
+        self.with(move |connection| {
+            let count: i64 = connection.query_row(
+                "SELECT COUNT(*) FROM messages WHERE folder_id = ?1 AND state IN (?2, ?3) AND dest_key IS NOT NULL",
+                params![folder_id, MessageState::Copied.code(), MessageState::Deleting.code()],
+                |row| row.get(0),
+            )?;
+            Ok(count as u64)
         })
         .await
     }

@@ -214,6 +214,10 @@ pub struct FolderState {
     pub pending: u64,
     /// The last key of the last complete pass and the filter signature it was made under.
     pub watermark: Option<Watermark>,
+    /// What the last run that left the folder with nothing to do recorded of it
+    /// ([`Checkpoint::settle`](super::Checkpoint::settle)): the folder's revision and what the
+    /// run covered. `None` once a run started work on the folder.
+    pub settled: Option<String>,
 }
 
 /// Counts of messages per state over the whole job ([`Checkpoint::totals`]).

@@ -7,7 +7,8 @@
 //! [exactly once](crate::checkpoint#exactly-once) is kept; [`Committer::commit`] shows the steps
 //! in order:
 //! 1. **match**: a message whose fingerprint the [`DestinationIndex`] holds unexplained is
-//!    recorded as matched and not appended;
+//!    recorded as matched and not appended; a message whose content the job copied into another
+//!    folder is held back as a possible move ([`super::moves`]);
 //! 2. **intents** for the others, committed in one transaction;
 //! 3. **append** each; a transient failure defers the message to the next round (which reconciles
 //!    first), a permanent one fails it, quota or credentials pause the run;
@@ -136,8 +137,9 @@ impl<'p, 'i> Committer<'p, 'i> {
     /// The commit step for one batch (see the [module docs](self)).
     async fn commit(&mut self, batch: Vec<Fetched>) -> Result<()> {
         let (context, folder_id) = (self.pass.context, self.pass.state.id);
-        // 1. Match what the destination holds already.
+        // 1. Match what the destination holds already; hold back possible moves.
         let to_append = self.record_matches(batch).await?;
+        let to_append = self.pass.divert_moves(to_append).await?;
         if to_append.is_empty() {
             return Ok(());
         }

@@ -23,22 +23,28 @@ use std::sync::atomic::Ordering;
 use super::event::Event;
 use super::folder::Pass;
 use super::report::FolderReport;
+use super::run::RunContext;
 use crate::error::Result;
 
 /// Rows read and removed at a time.
 const PAGE: usize = 500;
 
+/// Whether a run of `context` removes copies whose source message is gone (or, dry, would).
+pub(super) fn carries_deletions(context: &RunContext<'_>) -> bool {
+    context.options.sync_deletions && context.sink.capabilities().removals
+}
+
 impl Pass<'_> {
     /// Whether this run removes copies whose source message is gone.
     pub fn syncs_deletions(&self) -> bool {
-        let context = self.context;
-        context.options.sync_deletions && !context.options.dry_run && context.sink.capabilities().removals
+        carries_deletions(self.context) && !self.context.options.dry_run
     }
 
-    /// Removes the copies whose source messages the run's complete listing did not see.
-    pub async fn remove_gone(&self, report: &mut FolderReport) -> Result<()> {
+    /// Removes the copies whose source messages the run's complete listing did not see. Returns
+    /// how many were left (tried again next run).
+    pub async fn remove_gone(&self, report: &mut FolderReport) -> Result<usize> {
         let context = self.context;
-        let Some(run) = self.listing_run else { return Ok(()) };
+        let Some(run) = self.listing_run else { return Ok(0) };
         let folder_id = self.state.id;
         let mut after = None;
         let mut problems = 0usize;
@@ -81,6 +87,6 @@ impl Pass<'_> {
                 error.chain_to_string()
             ));
         }
-        Ok(())
+        Ok(problems)
     }
 }

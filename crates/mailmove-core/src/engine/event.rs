@@ -76,6 +76,18 @@ pub enum Event {
         /// The destination's key of the removed copy.
         dest_key: String,
     },
+    /// A copy was moved between destination folders: its source message was moved between
+    /// source folders (`sync_deletions`).
+    MessageMoved {
+        /// The source folder it was in.
+        from_folder: String,
+        /// The source folder it is in now.
+        folder: String,
+        /// Its source key there.
+        key: String,
+        /// The destination's key of the copy in its new folder, when the sink told it.
+        dest_key: Option<String>,
+    },
     /// A transient problem: the engine waits and retries.
     Retrying {
         /// Source folder.

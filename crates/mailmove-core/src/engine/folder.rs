@@ -51,6 +51,40 @@ pub(super) struct Pass<'p> {
     pub listing_run: Option<i64>,
     /// A listing of the whole folder completed in this run.
     pub listing_complete: std::sync::atomic::AtomicBool,
+    /// Flag changes at the source the sink cannot carry ([`super::flag_sync`]).
+    pub flags_not_carried: std::sync::atomic::AtomicU64,
+    /// New messages whose content the job copied into another folder may be moves
+    /// ([`super::moves`]); off for the pass that appends what turned out not to be.
+    pub moves_allowed: bool,
+    /// Messages of this pass held back as possible moves.
+    pub diverted: std::sync::atomic::AtomicU64,
+}
+
+impl<'p> Pass<'p> {
+    /// A pass over `folder` (whose state the checkpoint gave), marking what it lists with
+    /// `listing_run` when there is one.
+    pub fn new(
+        context: &'p RunContext<'p>,
+        folder: &'p FolderPath,
+        destination: &'p FolderPath,
+        state: &'p FolderState,
+        listing_run: Option<i64>,
+    ) -> Self {
+        Pass {
+            context,
+            folder,
+            destination,
+            state,
+            unconfirmed: Default::default(),
+            stored_as: Default::default(),
+            flag_syncs: Default::default(),
+            listing_run,
+            listing_complete: Default::default(),
+            flags_not_carried: Default::default(),
+            moves_allowed: true,
+            diverted: Default::default(),
+        }
+    }
 }
 
 /// A copy of a message found at the destination by reconciliation.
@@ -116,36 +150,99 @@ async fn copy_rounds(
     report: &mut FolderReport,
 ) -> Result<()> {
     let state = context.checkpoint.folder(&info.path, info.epoch, destination).await?;
-    with_retries(context, &report.folder, || context.sink.create_folder(destination)).await?;
+    let settled = settled_form(context, info);
+    let unchanged = settled.is_some() && settled == state.settled && state.pending == 0;
+    if !unchanged {
+        with_retries(context, &report.folder, || context.sink.create_folder(destination)).await?;
+    }
     if info.subscribed == Some(true) && context.sink.capabilities().subscriptions {
         // Subscribing again is harmless: done on every run, so a subscription made at the
         // source since the last run is carried too.
         with_retries(context, &report.folder, || context.sink.subscribe(destination)).await?;
         report.subscribed = true;
     }
-    let marks_listing =
-        context.options.sync_deletions && !context.options.dry_run && context.sink.capabilities().removals;
+    if unchanged {
+        tracing::debug!("{}: unchanged since the last complete run", info.path);
+        report.unchanged = true;
+        return Ok(());
+    }
+    if state.settled.is_some() {
+        // Work starts: a run that stops half-way must not leave the folder looking settled.
+        context.checkpoint.settle(state.id, None).await?;
+    }
+    let marks_listing = super::deletions::carries_deletions(context) && !context.options.dry_run;
     let listing_run = match marks_listing {
         true => Some(context.checkpoint.start_listing(state.id).await?),
         false => None,
     };
-    let pass = Pass {
-        context,
-        folder: &info.path,
-        destination,
-        state: &state,
-        unconfirmed: Default::default(),
-        stored_as: Default::default(),
-        flag_syncs: Default::default(),
-        listing_run,
-        listing_complete: Default::default(),
-    };
+    let pass = Pass::new(context, &info.path, destination, &state, listing_run);
     pass.rounds(report).await?;
-    pass.sync_flags(report).await?;
-    if pass.syncs_deletions() && pass.listing_complete.load(std::sync::atomic::Ordering::Relaxed) {
-        pass.remove_gone(report).await?;
+    let left_undone = pass.sync_flags(report).await?;
+    let end = FolderEnd {
+        info: info.clone(),
+        destination: destination.clone(),
+        listing_run,
+        listing_complete: pass.listing_complete.load(std::sync::atomic::Ordering::Relaxed),
+        left_undone,
+        failed: report.failed,
+        settled,
+        diverted: pass.diverted.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        state: state.clone(),
+    };
+    if pass.syncs_deletions() {
+        // Removals wait for the end of the run, after every folder was listed: a copy whose
+        // source message went to another folder is moved there, not removed ([`super::moves`]).
+        crate::sync::lock(&context.folder_ends).push(end);
+        return Ok(());
     }
-    Ok(())
+    end.settle_if_done(context).await
+}
+
+/// What the end of the run needs of a folder whose copy is done: its removals and moves wait
+/// until every folder was listed ([`super::moves`]), and its settling after them.
+#[derive(Clone)]
+pub(super) struct FolderEnd {
+    /// The source folder.
+    pub info: FolderInfo,
+    /// Where its messages go.
+    pub destination: FolderPath,
+    /// Its checkpoint state.
+    pub state: FolderState,
+    /// This run's listing of it, when listings are marked.
+    pub listing_run: Option<i64>,
+    /// A listing of the whole folder completed.
+    pub listing_complete: bool,
+    /// Flag changes not carried.
+    pub left_undone: usize,
+    /// Messages that failed.
+    pub failed: u64,
+    /// What settling it records ([`settled_form`]).
+    pub settled: Option<String>,
+    /// Messages were held back as possible moves.
+    pub diverted: bool,
+}
+
+impl FolderEnd {
+    /// Records the folder as settled when the run left it with nothing to do: everything listed
+    /// done, nothing failed, every change carried, the run not paused.
+    pub async fn settle_if_done(&self, context: &RunContext<'_>) -> Result<()> {
+        let done = self.left_undone == 0 && self.failed == 0 && !self.diverted && !context.is_paused();
+        if let (true, Some(settled)) = (done, &self.settled) {
+            context.checkpoint.settle(self.state.id, Some(settled.clone())).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What a run that leaves the folder with nothing to do records of it, to skip it next time while
+/// nothing changes: the folder's revision (when the source gives one) and what the run covered
+/// (the filters, whether flag changes and deletions were carried). A run that covers more than
+/// the last one (flag sync turned on, another filter) does not skip the folder.
+fn settled_form(context: &RunContext<'_>, info: &FolderInfo) -> Option<String> {
+    let revision = info.revision.as_deref()?;
+    let flags = super::flag_sync::detects_flag_changes(context);
+    let deletions = super::deletions::carries_deletions(context);
+    Some(format!("{revision} filter={} flags={flags} deletions={deletions}", context.filter.signature()))
 }
 
 impl Pass<'_> {
@@ -283,7 +380,7 @@ impl Pass<'_> {
     }
 
     /// One pass: the producer and the committer side by side; their counts join the report.
-    async fn run_pass(
+    pub async fn run_pass(
         &self,
         index: &mut Option<DestinationIndex>,
         keys: Keys,

@@ -1,19 +1,25 @@
-//! Dry run: what would be copied, from the listing and the checkpoint, without writing anything.
+//! Dry run: what would be copied, and which flag updates and removals the delta would make, from
+//! the listing and the checkpoint, without writing anything.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
 
+use super::deletions::carries_deletions;
+use super::flag_sync::{carries_flags, change_since};
 use super::produce::LOOKUP_BATCH;
 use super::report::FolderReport;
 use super::run::RunContext;
+use crate::checkpoint::MessageState;
 use crate::error::Result;
 use crate::folder::FolderInfo;
 use crate::message::MessageMeta;
 
 /// Counts what a copy of the folder would do: listed, filtered, skipped (done in the checkpoint)
-/// and planned messages and bytes.
+/// and planned messages and bytes; copies whose flags would be updated (flag sync) and copies
+/// that would be removed (`sync_deletions`: the job's own copies its listing did not see, counted
+/// without holding the listing).
 pub(super) async fn plan_folder(
     context: &RunContext<'_>,
     info: &FolderInfo,
@@ -21,19 +27,24 @@ pub(super) async fn plan_folder(
 ) -> Result<()> {
     let state = context.checkpoint.peek_folder(&info.path, info.epoch).await?;
     let mut metas = context.source.list_messages(&info.path, None);
-    let mut batch: Vec<MessageMeta> = Vec::new();
+    // Each listed message with whether the filters select it: a message they leave out is looked
+    // up too, since its source message is there (its copy is not removed).
+    let mut batch: Vec<(MessageMeta, bool)> = Vec::new();
     let mut done = false;
+    let flags = carries_flags(context);
+    // The job's removable copies whose source message the listing saw.
+    let mut removable_seen = 0u64;
     while !done {
         match metas.next().await {
             Some(meta) => {
                 let meta = meta?;
                 report.listed += 1;
-                if context.filter.message_matches(&meta) {
-                    batch.push(meta);
-                } else {
+                let selected = context.filter.message_matches(&meta);
+                if !selected {
                     report.filtered += 1;
                     context.totals.filtered.fetch_add(1, Ordering::Relaxed);
                 }
+                batch.push((meta, selected));
             }
             None => done = true,
         }
@@ -41,20 +52,36 @@ pub(super) async fn plan_folder(
             let chunk = std::mem::take(&mut batch);
             let records = match state {
                 Some(id) => {
-                    context.checkpoint.lookup(id, chunk.iter().map(|m| m.key.clone()).collect()).await?
+                    context.checkpoint.lookup(id, chunk.iter().map(|(m, _)| m.key.clone()).collect()).await?
                 }
                 None => HashMap::new(),
             };
-            for meta in chunk {
-                if records.get(&meta.key).is_some_and(|r| r.state.is_done()) {
-                    report.skipped += 1;
-                    context.totals.skipped.fetch_add(1, Ordering::Relaxed);
-                } else {
+            for (meta, selected) in chunk {
+                let record = records.get(&meta.key).filter(|r| r.state.is_done());
+                let removable = record.is_some_and(|r| {
+                    r.dest_key.is_some() && matches!(r.state, MessageState::Copied | MessageState::Deleting)
+                });
+                removable_seen += u64::from(removable);
+                if !selected {
+                    continue;
+                }
+                let Some(record) = record else {
                     report.planned += 1;
                     report.planned_bytes += meta.size;
+                    continue;
+                };
+                report.skipped += 1;
+                context.totals.skipped.fetch_add(1, Ordering::Relaxed);
+                let base = record.flags.as_ref().filter(|_| flags && record.dest_key.is_some());
+                if base.is_some_and(|base| change_since(context, &meta, base).is_some()) {
+                    report.planned_flag_updates += 1;
                 }
             }
         }
+    }
+    if let (Some(id), true) = (state, carries_deletions(context)) {
+        let removable = context.checkpoint.removable_copies(id).await?;
+        report.planned_removals = removable.saturating_sub(removable_seen);
     }
     Ok(())
 }

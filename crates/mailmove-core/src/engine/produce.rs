@@ -167,7 +167,7 @@ impl<'p> Producer<'p> {
             match records.get(&meta.key) {
                 Some(record) if record.state.is_done() => {
                     if syncs_flags {
-                        self.pass.note_flag_change(&meta, record.flags.as_ref(), record.dest_key.as_deref());
+                        self.pass.note_flag_change(&meta, record);
                     }
                     self.report.skipped += 1;
                     context.totals.skipped.fetch_add(1, Ordering::Relaxed);

@@ -85,18 +85,44 @@ pub struct FolderReport {
     /// Copies whose flags were updated with the source's changes since the copy.
     #[serde(default)]
     pub flags_updated: u64,
+    /// Copies whose flags the source changed since the copy but the destination cannot update
+    /// (mbox, or a copy without a destination key): named on every run while they differ.
+    #[serde(default)]
+    pub flags_not_carried: u64,
     /// Copies removed because their source message is gone (`sync_deletions`).
     #[serde(default)]
     pub removed: u64,
+    /// Messages moved into this folder at the source whose copy was moved here at the
+    /// destination from the old folder's (`sync_deletions`), not sent again.
+    #[serde(default)]
+    pub moved: u64,
     /// The folder is subscribed at the source, and now at the destination.
     #[serde(default)]
     pub subscribed: bool,
+    /// Nothing changed at the source since the last complete run ([`FolderInfo::revision`]):
+    /// the folder was skipped without listing its messages.
+    ///
+    /// [`FolderInfo::revision`]: crate::FolderInfo::revision
+    #[serde(default)]
+    pub unchanged: bool,
+    /// The folder is gone at the source (deleted or renamed there) since an earlier run of the
+    /// job; with `sync_deletions` the job's copies in `destination` were removed (`removed`),
+    /// otherwise they are left. The destination folder itself is never deleted.
+    #[serde(default)]
+    pub gone: bool,
     /// Bytes copied.
     pub bytes_copied: u64,
     /// Dry run: messages that would be copied.
     pub planned: u64,
     /// Dry run: bytes that would be copied.
     pub planned_bytes: u64,
+    /// Dry run: copies whose flags would be updated with the source's changes (flag sync).
+    #[serde(default)]
+    pub planned_flag_updates: u64,
+    /// Dry run: copies that would be removed because their source message is gone
+    /// (`sync_deletions`).
+    #[serde(default)]
+    pub planned_removals: u64,
     /// A folder-level error, when the folder could not be processed.
     pub error: Option<String>,
 }
@@ -125,15 +151,30 @@ pub struct RunReport {
     /// Copies whose flags were updated with the source's changes since the copy (flag sync).
     #[serde(default)]
     pub flags_updated: u64,
+    /// Copies whose flags the source changed but the destination cannot update (see
+    /// [`FolderReport::flags_not_carried`]).
+    #[serde(default)]
+    pub flags_not_carried: u64,
     /// Copies removed because their source message is gone (`sync_deletions`).
     #[serde(default)]
     pub removed: u64,
+    /// Copies moved between destination folders because their source message was moved
+    /// between source folders (`sync_deletions`).
+    #[serde(default)]
+    pub moved: u64,
     /// Bytes copied in this run.
     pub bytes_copied: u64,
     /// Dry run: messages that would be copied.
     pub planned: u64,
     /// Dry run: bytes that would be copied.
     pub planned_bytes: u64,
+    /// Dry run: copies whose flags would be updated with the source's changes (flag sync).
+    #[serde(default)]
+    pub planned_flag_updates: u64,
+    /// Dry run: copies that would be removed because their source message is gone
+    /// (`sync_deletions`).
+    #[serde(default)]
+    pub planned_removals: u64,
     /// Wall time in seconds.
     pub duration_secs: f64,
     /// Start time (RFC 3339).
@@ -195,10 +236,14 @@ impl RunReport {
             failed: 0,
             filtered: 0,
             flags_updated: 0,
+            flags_not_carried: 0,
+            moved: 0,
             removed: 0,
             bytes_copied: 0,
             planned: 0,
             planned_bytes: 0,
+            planned_flag_updates: 0,
+            planned_removals: 0,
             duration_secs: 0.0,
             started_at: chrono::Utc::now().to_rfc3339(),
             folders: Vec::new(),

@@ -38,6 +38,10 @@ pub(super) struct RunContext<'a> {
     paused: Mutex<Option<String>>,
     started: Instant,
     last_progress: Mutex<Instant>,
+    /// Folders whose removals (and moves) wait for the end of the run ([`super::moves`]).
+    pub folder_ends: Mutex<Vec<super::folder::FolderEnd>>,
+    /// Messages held back as possible moves ([`super::moves`]).
+    pub move_candidates: Mutex<Vec<super::moves::MoveCandidate>>,
 }
 
 /// The messages of the run that were copied and deserve a note, by what is to be said.
@@ -69,6 +73,7 @@ pub(super) struct Totals {
     pub bytes_copied: AtomicU64,
     pub flags_updated: AtomicU64,
     pub removed: AtomicU64,
+    pub moved: AtomicU64,
 }
 
 impl RunContext<'_> {
@@ -177,6 +182,8 @@ pub async fn copy(
         paused: Mutex::new(None),
         started,
         last_progress: Mutex::new(started),
+        folder_ends: Mutex::new(Vec::new()),
+        move_candidates: Mutex::new(Vec::new()),
     };
 
     let source_folders =
@@ -209,6 +216,11 @@ pub async fn copy(
         .collect()
         .await;
     folders.append(&mut unusable);
+    let ends = std::mem::take(&mut *lock(&context.folder_ends));
+    super::moves::finish_folders(&context, ends, &source_folders, &mut folders).await?;
+    if !context.is_paused() {
+        folders.append(&mut super::gone_folders::handle_gone_folders(&context, &source_folders).await?);
+    }
     folders.sort_by(|a, b| a.folder.cmp(&b.folder));
 
     let failures = std::mem::take(&mut *lock(&context.failures));
@@ -240,10 +252,14 @@ pub async fn copy(
         // Per folder, not the running total: a folder listed again in a retry round counts once.
         filtered: folders.iter().map(|folder| folder.filtered).sum(),
         flags_updated: totals.flags_updated.load(Ordering::Relaxed),
+        flags_not_carried: folders.iter().map(|f| f.flags_not_carried).sum(),
         removed: totals.removed.load(Ordering::Relaxed),
+        moved: totals.moved.load(Ordering::Relaxed),
         bytes_copied: totals.bytes_copied.load(Ordering::Relaxed),
         planned: folders.iter().map(|f| f.planned).sum(),
         planned_bytes: folders.iter().map(|f| f.planned_bytes).sum(),
+        planned_flag_updates: folders.iter().map(|f| f.planned_flag_updates).sum(),
+        planned_removals: folders.iter().map(|f| f.planned_removals).sum(),
         duration_secs: started.elapsed().as_secs_f64(),
         started_at,
         folders,

@@ -9,16 +9,24 @@ use crate::conn::{Conn, Part, Untagged};
 use crate::protocol::mailbox_argument;
 use crate::wire::{Status, Value};
 
+/// What STATUS asks beyond MESSAGES, UIDNEXT and UIDVALIDITY: only what the server offers.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Extras {
+    /// SIZE (`STATUS=SIZE`, RFC 8438).
+    pub size: bool,
+    /// HIGHESTMODSEQ (`CONDSTORE`, RFC 7162 §3.1.6).
+    pub highest_modseq: bool,
+}
+
 /// STATUS of several mailboxes, pipelined. A mailbox the server refuses (it vanished between
 /// LIST and STATUS) is left out.
-///
-/// `with_size` asks for SIZE too (only when the server offers `STATUS=SIZE`).
 pub(crate) async fn statuses(
     conn: &mut Conn,
     mailboxes: &[&str],
-    with_size: bool,
+    extras: Extras,
 ) -> Result<HashMap<String, MailboxStatus>> {
-    let size = if with_size { " SIZE" } else { "" };
+    let size = if extras.size { " SIZE" } else { "" };
+    let modseq = if extras.highest_modseq { " HIGHESTMODSEQ" } else { "" };
     let mut by_name: HashMap<String, MailboxStatus> = HashMap::new();
     // In batches, so that a server with thousands of folders never sees an unbounded burst.
     for batch in mailboxes.chunks(100) {
@@ -26,7 +34,7 @@ pub(crate) async fn statuses(
         for mailbox in batch {
             let tag = conn.tag();
             let command =
-                format!("STATUS {} (MESSAGES UIDNEXT UIDVALIDITY{size})", mailbox_argument(mailbox)?);
+                format!("STATUS {} (MESSAGES UIDNEXT UIDVALIDITY{size}{modseq})", mailbox_argument(mailbox)?);
             conn.send_parts(&tag, &[Part::Text(command)], &mut |_| Ok(())).await?;
             tags.push((tag, *mailbox));
         }
@@ -53,8 +61,8 @@ pub(crate) async fn statuses(
 }
 
 /// STATUS of one mailbox.
-pub(crate) async fn status(conn: &mut Conn, mailbox: &str, with_size: bool) -> Result<MailboxStatus> {
-    let mut statuses = statuses(conn, &[mailbox], with_size).await?;
+pub(crate) async fn status(conn: &mut Conn, mailbox: &str, extras: Extras) -> Result<MailboxStatus> {
+    let mut statuses = statuses(conn, &[mailbox], extras).await?;
     statuses.remove(mailbox).ok_or_else(|| Error::NotFound { what: format!("folder {mailbox}") })
 }
 
@@ -65,6 +73,20 @@ pub(crate) struct MailboxStatus {
     pub uid_next: Option<u32>,
     pub validity: Option<u32>,
     pub size: Option<u64>,
+    /// HIGHESTMODSEQ; `Some(0)` is a mailbox without modification sequences (RFC 7162's
+    /// `NOMODSEQ`), which says nothing of its changes.
+    pub highest_modseq: Option<u64>,
+}
+
+impl MailboxStatus {
+    /// The mailbox's [`FolderInfo::revision`](mailmove_core::FolderInfo::revision), when STATUS
+    /// gave everything it needs: UIDNEXT and MESSAGES equal means nothing was added nor expunged
+    /// (a message added and another expunged moves UIDNEXT), HIGHESTMODSEQ equal means no flag
+    /// changed (RFC 7162 §3.1.1: every flag change takes a new mod-sequence).
+    pub fn revision(&self) -> Option<String> {
+        let modseq = self.highest_modseq.filter(|modseq| *modseq > 0)?;
+        Some(format!("{}.{}.{}.{modseq}", self.validity?, self.uid_next?, self.messages?))
+    }
 }
 
 /// Reads `* STATUS name (MESSAGES n UIDNEXT n ...)` into `status`.
@@ -82,6 +104,8 @@ fn absorb_status(values: &[Value], status: &mut MailboxStatus) {
             status.validity = u32::try_from(value).ok();
         } else if key.is_atom("SIZE") {
             status.size = Some(value);
+        } else if key.is_atom("HIGHESTMODSEQ") {
+            status.highest_modseq = Some(value);
         }
     }
 }

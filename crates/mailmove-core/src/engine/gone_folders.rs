@@ -1,0 +1,72 @@
+//! Folders gone at the source since an earlier run of the job (deleted there, or renamed: a
+//! renamed folder is a new folder to copy and a gone one), issue 14.
+//!
+//! Each is named in the report ([`FolderReport::gone`]), so a delta never passes over a folder
+//! the user removed without saying so. With `sync_deletions`, the job's own copies in its
+//! destination folder are removed as for any message gone at the source (the same exactly-once
+//! steps as [`super::deletions`]: a listing that saw nothing), then the folder's records are
+//! dropped; what the job did not copy there stays, and so does the destination folder itself.
+//! A folder the filters leave out now is not gone: it is just not selected.
+
+use super::folder::Pass;
+use super::report::FolderReport;
+use super::run::RunContext;
+use super::{deletions::carries_deletions, event::Event};
+use crate::checkpoint::KnownFolder;
+use crate::error::Result;
+use crate::folder::FolderInfo;
+
+/// Reports (and with `sync_deletions` empties) the folders the checkpoint knows that the source
+/// no longer lists.
+pub(super) async fn handle_gone_folders(
+    context: &RunContext<'_>,
+    source_folders: &[FolderInfo],
+) -> Result<Vec<FolderReport>> {
+    let listed: std::collections::HashSet<String> =
+        source_folders.iter().map(|info| info.path.storage_key()).collect();
+    let mut reports = Vec::new();
+    for known in context.checkpoint.known_folders().await? {
+        if listed.contains(&known.source.storage_key()) || !context.filter.folder_matches(&known.source) {
+            continue;
+        }
+        let mut report = FolderReport {
+            folder: known.source.to_string(),
+            destination: known.destination.to_string(),
+            gone: true,
+            ..FolderReport::default()
+        };
+        if let Err(error) = empty_gone_folder(context, &known, &mut report).await {
+            if error.stops_run() {
+                context.pause(&error);
+            }
+            report.error = Some(error.chain_to_string());
+        }
+        context.events.emit(Event::FolderFinished(report.clone()));
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// Removes the job's copies of a gone folder (or, dry, counts them) when deletions are carried.
+async fn empty_gone_folder(
+    context: &RunContext<'_>,
+    known: &KnownFolder,
+    report: &mut FolderReport,
+) -> Result<()> {
+    if !carries_deletions(context) || context.is_paused() {
+        return Ok(());
+    }
+    if context.options.dry_run {
+        report.planned_removals = context.checkpoint.removable_copies(known.id).await?;
+        return Ok(());
+    }
+    let state = context.checkpoint.folder(&known.source, known.epoch, &known.destination).await?;
+    // A listing that saw nothing: every copy the job made there is gone at the source.
+    let listing_run = Some(context.checkpoint.start_listing(state.id).await?);
+    let pass = Pass::new(context, &known.source, &known.destination, &state, listing_run);
+    pass.listing_complete.store(true, std::sync::atomic::Ordering::Relaxed);
+    if pass.remove_gone(report).await? == 0 {
+        context.checkpoint.drop_folder(state.id).await?;
+    }
+    Ok(())
+}
