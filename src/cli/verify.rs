@@ -1,5 +1,6 @@
 //! `mailmove verify SRC DST`: prove every message arrived.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -39,6 +40,12 @@ pub struct VerifyArgs {
     /// Do not compare flags.
     #[arg(long)]
     pub no_flags: bool,
+    /// The checkpoint file of the copy (`copy --state`, or the `state:` line a copy prints), so
+    /// that verify knows the job: destination messages it never copied are listed as arrived and
+    /// flags changed at the destination after the copy as such, information rather than
+    /// differences. Read only; a state file of another job is refused.
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
 }
 
 /// What `--report FILE` holds when an error stopped the verification before it had a report: the
@@ -85,6 +92,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
     options.seed = args.seed;
     options.date_tolerance = Duration::from_secs(args.date_tolerance);
     options.compare_flags = !args.no_flags;
+    options.state = args.state;
 
     match verify(&job, source_url, destination_url, options).await {
         Ok(code) => Ok(code),

@@ -48,6 +48,7 @@
 //! * `messages(folder_id, source_key, fingerprint, size, state, dest_key, reason, updated_at)`;
 //!   `state` holds the codes of [`MessageState`] (intent 0, copied 1, matched 2, failed 3).
 
+mod job_view;
 mod known_folders;
 mod moves;
 mod rows;
@@ -66,6 +67,7 @@ use crate::folder::FolderPath;
 use crate::message::SourceKey;
 use crate::sync::lock;
 
+pub use job_view::{JobRecord, JobView};
 pub use known_folders::KnownFolder;
 pub use moves::CopyElsewhere;
 pub use rows::{

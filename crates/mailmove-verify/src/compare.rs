@@ -1,8 +1,9 @@
 //! Pairing the records of one identity on both sides, and the findings that follow.
 
-use mailmove_core::Result;
+use mailmove_core::{FolderPath, Result};
 
 use crate::context::Context;
+use crate::job;
 use crate::record::Record;
 use crate::report::{Copies, Finding, FindingCounts, FindingKind};
 
@@ -11,14 +12,27 @@ use crate::report::{Copies, Finding, FindingCounts, FindingKind};
 /// must not cost a trillion comparisons).
 const BEST_PAIRING_LIMIT: usize = 1_000_000;
 
-/// Where a group's messages live: its source folders and the destination folder.
+/// Where a group's messages live: its source folders and the destination folder, as reports
+/// name them and as paths (which the job's checkpoint is keyed by).
 #[derive(Debug, Clone)]
 pub(crate) struct Place {
     pub sources: Vec<String>,
     pub destination: String,
+    pub source_paths: Vec<FolderPath>,
+    pub destination_path: FolderPath,
 }
 
 impl Place {
+    /// The place of a group of these source folders and this destination folder.
+    pub fn new(sources: &[FolderPath], destination: &FolderPath) -> Self {
+        Place {
+            sources: sources.iter().map(ToString::to_string).collect(),
+            destination: destination.to_string(),
+            source_paths: sources.to_vec(),
+            destination_path: destination.clone(),
+        }
+    }
+
     /// The source folder with this index in the group.
     pub fn source_folder(&self, index: u32) -> Option<String> {
         self.sources.get(index as usize).cloned()
@@ -115,6 +129,10 @@ pub(crate) fn compare_group(
         let mut changed = finding(FindingKind::Changed, place, Some(at_source), Some(&destination[j]));
         changed.differences = settings.differences(at_source, &destination[j]);
         if !changed.differences.is_empty() {
+            if job::changed_at_destination(context, place, at_source, &destination[j], &changed.differences)?
+            {
+                changed.kind = FindingKind::FlagsChangedAtDestination;
+            }
             context.report(changed, counts);
         }
     }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use mailmove_core::checkpoint::JobView;
 use mailmove_core::engine::CompiledFilter;
 use mailmove_core::sync::lock;
 use mailmove_core::{Flags, MailSource, Result, SpoolConfig};
@@ -37,8 +38,7 @@ impl Settings {
             });
         }
         if self.flags {
-            let view = |flags: &Flags| if self.keywords { flags.clone() } else { flags.without_keywords() };
-            let (a, b) = (view(&source.flags), view(&destination.flags));
+            let (a, b) = (self.flag_view(&source.flags), self.flag_view(&destination.flags));
             if a != b {
                 out.push(Difference::Flags { source: a.to_string(), destination: b.to_string() });
             }
@@ -66,6 +66,15 @@ impl Settings {
         }
         out
     }
+
+    /// The part of `flags` that is compared: keywords only when both sides declare them.
+    pub fn flag_view(&self, flags: &Flags) -> Flags {
+        if self.keywords {
+            flags.clone()
+        } else {
+            flags.without_keywords()
+        }
+    }
 }
 
 /// Findings over the whole run: exact counts, lists capped per kind.
@@ -73,7 +82,7 @@ impl Settings {
 pub(crate) struct Collected {
     pub counts: FindingCounts,
     pub truncated: bool,
-    pub lists: [Vec<Finding>; 6],
+    pub lists: [Vec<Finding>; 8],
 }
 
 pub(crate) fn list_index(kind: FindingKind) -> usize {
@@ -84,6 +93,8 @@ pub(crate) fn list_index(kind: FindingKind) -> usize {
         FindingKind::Duplicate => 3,
         FindingKind::Unreadable => 4,
         FindingKind::Altered => 5,
+        FindingKind::Arrived => 6,
+        FindingKind::FlagsChangedAtDestination => 7,
     }
 }
 
@@ -105,6 +116,8 @@ pub(crate) struct Context<'a> {
     pub events: &'a VerifyEvents,
     pub filter: CompiledFilter,
     pub settings: Settings,
+    /// The copy's checkpoint, when the verification knows the job ([`crate::job`]).
+    pub job: Option<JobView>,
     collected: Mutex<Collected>,
     progress: Progress,
 }
@@ -126,6 +139,7 @@ impl<'a> Context<'a> {
             events,
             filter,
             settings,
+            job: None,
             collected: Mutex::new(Collected::default()),
             progress: Progress {
                 source_messages: AtomicU64::new(0),
@@ -138,6 +152,12 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// Knows the job by its checkpoint (builder).
+    pub fn with_job(mut self, job: Option<JobView>) -> Self {
+        self.job = job;
+        self
+    }
+
     /// The store on one side.
     pub fn side(&self, side: Side) -> &'a dyn MailSource {
         match side {
@@ -146,10 +166,13 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Records a finding: the folder's counts, the run's counts and list, an event.
+    /// Records a finding: the folder's counts, the run's counts and list, an event. (Progress
+    /// counts differences only: an informational finding is no reason for alarm.)
     pub fn report(&self, finding: Finding, folder_counts: &mut FindingCounts) {
         folder_counts.add(finding.kind);
-        self.progress.findings.fetch_add(1, Ordering::Relaxed);
+        if !finding.kind.is_informational() {
+            self.progress.findings.fetch_add(1, Ordering::Relaxed);
+        }
         if self.events.is_active() {
             self.events.emit(VerifyEvent::Finding(finding.clone()));
         }

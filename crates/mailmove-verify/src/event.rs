@@ -50,7 +50,9 @@ pub enum VerifyEvent {
         /// Attempt number.
         attempt: u32,
     },
-    /// A difference was found.
+    /// A difference was found, or an informational finding
+    /// ([`FindingKind::is_informational`](crate::FindingKind::is_informational): a verification
+    /// that knows the job tells what happened at the destination after the copy).
     Finding(Finding),
     /// A destination folder is done.
     FolderFinished(FolderVerdict),
@@ -62,7 +64,7 @@ pub enum VerifyEvent {
         destination_messages: u64,
         /// Bytes read on both sides so far.
         bytes: u64,
-        /// Findings so far.
+        /// Findings so far (differences only, not informational findings).
         findings: u64,
         /// Seconds since the start.
         elapsed_secs: f64,

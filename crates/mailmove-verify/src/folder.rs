@@ -27,10 +27,8 @@ pub(crate) struct Group {
 
 impl Group {
     fn place(&self) -> Place {
-        Place {
-            sources: self.sources.iter().map(|info| info.path.to_string()).collect(),
-            destination: self.destination.to_string(),
-        }
+        let sources: Vec<FolderPath> = self.sources.iter().map(|info| info.path.clone()).collect();
+        Place::new(&sources, &self.destination)
     }
 }
 

@@ -27,6 +27,7 @@ use mailmove_core::Result;
 
 use crate::compare::{compare_group, finding, merge_join_by, Pairing, Place, Scope, Unpaired};
 use crate::context::Context;
+use crate::job::Arrivals;
 use crate::options::VerifyMode;
 use crate::record::Record;
 use crate::report::{Difference, FindingCounts, FindingKind};
@@ -61,7 +62,13 @@ impl<'c> Leftovers<'c> {
             transformed: store(SortKey::Transformed),
             contents: store(SortKey::Content),
             by_id: ByMessageId {
-                report: Reporter { context, place, scope, counts: FindingCounts::default() },
+                report: Reporter {
+                    context,
+                    place,
+                    scope,
+                    counts: FindingCounts::default(),
+                    arrivals: Arrivals::new(context),
+                },
                 source: store(SortKey::MessageId),
                 destination: store(SortKey::MessageId),
             },
@@ -160,7 +167,7 @@ impl ByMessageId<'_> {
                     };
                     match (order, &at_source, &at_destination) {
                         (Ordering::Less, Some(a), _) => report.missing(a),
-                        (Ordering::Greater, _, Some(b)) => report.extra(b),
+                        (Ordering::Greater, _, Some(b)) => report.extra(b)?,
                         (Ordering::Equal, Some(a), Some(b)) => report.altered(a, b),
                         _ => {}
                     }
@@ -173,6 +180,7 @@ impl ByMessageId<'_> {
                 }
             })
         })?;
+        report.finish()?;
         counts.absorb(report.counts);
         Ok(())
     }
@@ -192,10 +200,7 @@ impl Unpaired for ByMessageId<'_> {
     fn destination(&mut self, record: Record) -> Result<()> {
         match record.message_id {
             Some(_) => self.destination.push(record),
-            None => {
-                self.report.extra(&record);
-                Ok(())
-            }
+            None => self.report.extra(&record),
         }
     }
 }
@@ -206,6 +211,9 @@ struct Reporter<'c> {
     place: &'c Place,
     scope: Scope,
     counts: FindingCounts,
+    /// When the verification knows the job: the extras, held back until the end of the stage to
+    /// be told apart from arrivals ([`crate::job`]).
+    arrivals: Option<Arrivals>,
 }
 
 impl Reporter<'_> {
@@ -213,12 +221,27 @@ impl Reporter<'_> {
         self.context.report(finding(FindingKind::Missing, self.place, Some(record), None), &mut self.counts);
     }
 
-    fn extra(&mut self, record: &Record) {
+    fn extra(&mut self, record: &Record) -> Result<()> {
         // Sample mode read only part of the destination; a destination message the filter would
         // not have copied is none of the copy's business.
-        if self.scope == Scope::Full && self.context.filter.message_matches(&record.as_meta()) {
-            self.context
-                .report(finding(FindingKind::Extra, self.place, None, Some(record)), &mut self.counts);
+        if self.scope != Scope::Full || !self.context.filter.message_matches(&record.as_meta()) {
+            return Ok(());
+        }
+        match &mut self.arrivals {
+            Some(arrivals) => arrivals.push(record.clone()),
+            None => {
+                self.context
+                    .report(finding(FindingKind::Extra, self.place, None, Some(record)), &mut self.counts);
+                Ok(())
+            }
+        }
+    }
+
+    /// Reports what was held back (the extras of a verification that knows the job).
+    fn finish(&mut self) -> Result<()> {
+        match self.arrivals.take() {
+            Some(arrivals) => arrivals.resolve(self.context, self.place, &mut self.counts),
+            None => Ok(()),
         }
     }
 
@@ -250,7 +273,7 @@ mod tests {
 
     use mailmove_core::fingerprint::Fingerprint;
     use mailmove_core::memory::MemoryStore;
-    use mailmove_core::Flags;
+    use mailmove_core::{Flags, FolderPath};
 
     use super::*;
     use crate::context::{list_index, Collected, Settings};
@@ -291,7 +314,7 @@ mod tests {
             };
             let filter = options.filter.compile().unwrap();
             let context = Context::new(&store, &store, &options, &events, filter, settings, Instant::now());
-            let place = Place { sources: vec!["INBOX".into()], destination: "INBOX".into() };
+            let place = Place::new(&[FolderPath::inbox()], &FolderPath::inbox());
             let mut leftovers = Leftovers::new(&context, &place, scope);
             source.iter().cloned().try_for_each(|record| leftovers.source(record)).unwrap();
             destination.iter().cloned().try_for_each(|record| leftovers.destination(record)).unwrap();

@@ -34,6 +34,28 @@
 //! compared unless either side declares none (keywords only when both declare keywords); internal
 //! dates unless either side has none, within [`VerifyOptions::date_tolerance`].
 //!
+//! # Knowing the job
+//! After a cut-over the destination is in use: mail delivered after the MX switch lands there,
+//! users file messages there and read or flag their copies. Compared with the old server alone,
+//! each of those is a difference, so a clean delta would never verify clean. Given the copy's
+//! checkpoint ([`VerifyOptions::state`], `mailmove verify --state FILE`), the verifier knows what
+//! the job did (it opens the file read-only, without the job's lock, and refuses another job's):
+//! * a destination-only message whose content the job never put or found in that folder is
+//!   [`FindingKind::Arrived`], not `extra`; one the job did copy there stays `extra` (its source
+//!   message is gone and the copy stayed: stale);
+//! * a `changed` finding only about flags, where the source's flags are still those the
+//!   checkpoint recorded with that copy, is [`FindingKind::FlagsChangedAtDestination`]; when the
+//!   source changed them since, it stays `changed` (the next delta carries them).
+//!
+//! Both are informational ([`FindingKind::is_informational`]): counted
+//! ([`FindingCounts::arrived`], [`FindingCounts::flags_changed_at_destination`]) and listed in
+//! the report and the summary, never part of [`FindingCounts::total`], so they leave a report
+//! [`identical`](VerifyReport::identical) with exit status [`EXIT_IDENTICAL`]. The flag rule
+//! applies in sample mode too (which never looks for extras). Whatever the checkpoint cannot
+//! vouch for stays a difference. Memory stays bounded: the extras of a folder wait in a store
+//! like the others and are merge-joined with the checkpoint's fingerprints for that folder,
+//! which SQLite streams in order; flags are one indexed lookup per flags-only `changed` pair.
+//!
 //! # Bounded memory
 //! Per destination folder, the verifier streams the metadata of both sides (at the same time),
 //! fetches bodies in batches bounded by count and bytes, fingerprints each body as it arrives and
@@ -91,6 +113,7 @@ mod compare;
 mod context;
 mod event;
 mod folder;
+mod job;
 mod leftover;
 mod options;
 mod reader;

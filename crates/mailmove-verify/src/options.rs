@@ -123,6 +123,14 @@ pub struct VerifyOptions {
     pub spill_dir: Option<PathBuf>,
     /// Retries of transient listing and fetch failures.
     pub retry: RetryPolicy,
+    /// The checkpoint of the copy being verified (`copy --state`), so that the verification
+    /// knows the job: a destination-only message the job neither put nor found there is
+    /// [`FindingKind::Arrived`](crate::FindingKind::Arrived) (information) instead of `extra`,
+    /// and flags changed at the destination after the copy are
+    /// [`FindingKind::FlagsChangedAtDestination`](crate::FindingKind::FlagsChangedAtDestination)
+    /// instead of `changed`. Opened read-only; the file must belong to this source and
+    /// destination ([`JobView::open`](mailmove_core::checkpoint::JobView::open)).
+    pub state: Option<PathBuf>,
 }
 
 impl Default for VerifyOptions {
@@ -139,6 +147,7 @@ impl Default for VerifyOptions {
             limits: VerifyLimits::default(),
             spill_dir: None,
             retry: RetryPolicy::default(),
+            state: None,
         }
     }
 }

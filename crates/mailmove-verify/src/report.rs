@@ -53,6 +53,18 @@ pub enum FindingKind {
     /// `X`), reported once for the pair instead of as `missing` plus `extra`. Its differences
     /// name the content (sizes on both sides), and flags and dates as for `changed`.
     Altered,
+    /// Information, not a difference (only when the verification knows the job,
+    /// [`VerifyOptions::state`](crate::VerifyOptions::state)): at the destination only, and not
+    /// a message the job put or found there: mail delivered after the MX switch, or filed there
+    /// by its user. (A destination-only message the job did copy there stays `extra`: a stale
+    /// copy whose source message is gone.)
+    Arrived,
+    /// Information, not a difference (only when the verification knows the job): a copy whose
+    /// flags differ from its source message's while the source's flags are still those the
+    /// checkpoint recorded with the copy, so the change was made at the destination after the
+    /// copy. (When the source changed them since, the finding stays `changed`: the next delta
+    /// carries them.)
+    FlagsChangedAtDestination,
 }
 
 impl FindingKind {
@@ -65,7 +77,16 @@ impl FindingKind {
             FindingKind::Duplicate => "duplicate",
             FindingKind::Unreadable => "unreadable",
             FindingKind::Altered => "altered",
+            FindingKind::Arrived => "arrived",
+            FindingKind::FlagsChangedAtDestination => "flags_changed_at_destination",
         }
+    }
+
+    /// Whether findings of this kind are information about what happened at the destination
+    /// after the copy rather than differences: they are counted and listed, but never make a
+    /// verification not identical (nor its exit status [`EXIT_DIFFERENCES`]).
+    pub fn is_informational(self) -> bool {
+        matches!(self, FindingKind::Arrived | FindingKind::FlagsChangedAtDestination)
     }
 }
 
@@ -147,7 +168,7 @@ pub struct Finding {
     pub subject: Option<String>,
     /// Size in bytes (at the source when the message is there, else at the destination).
     pub size: u64,
-    /// What differs (`changed` and `altered` only).
+    /// What differs (`changed`, `altered` and `flags_changed_at_destination` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub differences: Vec<Difference>,
     /// Counts of both sides (`duplicate` only).
@@ -183,15 +204,24 @@ pub struct FindingCounts {
     /// otherwise alter such messages.
     #[serde(default)]
     pub transformed: u64,
+    /// Not a finding (not part of [`FindingCounts::total`]): destination-only messages the job
+    /// neither put nor found there ([`FindingKind::Arrived`]).
+    #[serde(default)]
+    pub arrived: u64,
+    /// Not a finding (not part of [`FindingCounts::total`]): copies whose flags were changed at
+    /// the destination after the copy ([`FindingKind::FlagsChangedAtDestination`]).
+    #[serde(default)]
+    pub flags_changed_at_destination: u64,
 }
 
 impl FindingCounts {
-    /// Whether there is no finding at all (copies under a named transform are not findings).
+    /// Whether there is no finding at all (copies under a named transform and informational
+    /// findings are not findings).
     pub fn is_empty(&self) -> bool {
         self.total() == 0
     }
 
-    /// All findings (copies under a named transform are not findings).
+    /// All findings (copies under a named transform and informational findings are not findings).
     pub fn total(&self) -> u64 {
         self.missing + self.extra + self.changed + self.duplicates + self.unreadable + self.altered
     }
@@ -205,6 +235,8 @@ impl FindingCounts {
         self.unreadable += other.unreadable;
         self.altered += other.altered;
         self.transformed += other.transformed;
+        self.arrived += other.arrived;
+        self.flags_changed_at_destination += other.flags_changed_at_destination;
     }
 
     /// Counts one finding.
@@ -216,6 +248,22 @@ impl FindingCounts {
             FindingKind::Duplicate => self.duplicates += 1,
             FindingKind::Unreadable => self.unreadable += 1,
             FindingKind::Altered => self.altered += 1,
+            FindingKind::Arrived => self.arrived += 1,
+            FindingKind::FlagsChangedAtDestination => self.flags_changed_at_destination += 1,
+        }
+    }
+
+    /// How many findings of `kind` were counted.
+    pub fn of(&self, kind: FindingKind) -> u64 {
+        match kind {
+            FindingKind::Missing => self.missing,
+            FindingKind::Extra => self.extra,
+            FindingKind::Changed => self.changed,
+            FindingKind::Duplicate => self.duplicates,
+            FindingKind::Unreadable => self.unreadable,
+            FindingKind::Altered => self.altered,
+            FindingKind::Arrived => self.arrived,
+            FindingKind::FlagsChangedAtDestination => self.flags_changed_at_destination,
         }
     }
 }
@@ -276,7 +324,8 @@ pub struct SampleInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerifyReport {
     /// Whether every selected folder was verified completely and nothing differs (in sample mode:
-    /// nothing differs for the sample).
+    /// nothing differs for the sample). Informational findings ([`FindingKind::is_informational`])
+    /// do not count.
     pub identical: bool,
     /// Whether every folder could be verified (no folder `error`).
     pub complete: bool,
@@ -310,6 +359,18 @@ pub struct VerifyReport {
     pub duplicates: Vec<Finding>,
     /// Listed messages a side would not return.
     pub unreadable: Vec<Finding>,
+    /// The checkpoint of the copy the verification knew the job by
+    /// ([`VerifyOptions::state`](crate::VerifyOptions::state)), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Information (job known only): at the destination only, neither put nor found there by the
+    /// job ([`FindingKind::Arrived`]).
+    #[serde(default)]
+    pub arrived: Vec<Finding>,
+    /// Information (job known only): flags changed at the destination after the copy
+    /// ([`FindingKind::FlagsChangedAtDestination`]).
+    #[serde(default)]
+    pub flags_changed_at_destination: Vec<Finding>,
     /// Start time (RFC 3339).
     pub started_at: String,
     /// Wall time in seconds.
@@ -352,6 +413,8 @@ impl VerifyReport {
             FindingKind::Duplicate => &self.duplicates,
             FindingKind::Unreadable => &self.unreadable,
             FindingKind::Altered => &self.altered,
+            FindingKind::Arrived => &self.arrived,
+            FindingKind::FlagsChangedAtDestination => &self.flags_changed_at_destination,
         }
     }
 

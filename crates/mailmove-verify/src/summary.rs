@@ -51,6 +51,25 @@ impl VerifyReport {
                 headers8bit::NAME
             );
         }
+        if let Some(state) = &self.state {
+            let _ = writeln!(out, "  job:         known by its state file {state}");
+        }
+        if self.counts.arrived > 0 {
+            let _ = writeln!(
+                out,
+                "  arrived:     {} at the destination only, not copied by this job (delivered after the \
+                 switch or filed there): information, not differences",
+                self.counts.arrived
+            );
+        }
+        if self.counts.flags_changed_at_destination > 0 {
+            let _ = writeln!(
+                out,
+                "  flags:       {} copies with flags changed at the destination after the copy: \
+                 information, not differences",
+                self.counts.flags_changed_at_destination
+            );
+        }
         if self.truncated {
             let _ =
                 writeln!(out, "  note:        finding lists in the JSON report are capped; counts are exact");
@@ -65,6 +84,8 @@ impl VerifyReport {
             FindingKind::Altered,
             FindingKind::Duplicate,
             FindingKind::Unreadable,
+            FindingKind::Arrived,
+            FindingKind::FlagsChangedAtDestination,
         ] {
             self.write_findings(&mut out, kind);
         }
@@ -134,14 +155,7 @@ impl VerifyReport {
     }
 
     fn write_findings(&self, out: &mut String, kind: FindingKind) {
-        let count = match kind {
-            FindingKind::Missing => self.counts.missing,
-            FindingKind::Extra => self.counts.extra,
-            FindingKind::Changed => self.counts.changed,
-            FindingKind::Duplicate => self.counts.duplicates,
-            FindingKind::Unreadable => self.counts.unreadable,
-            FindingKind::Altered => self.counts.altered,
-        };
+        let count = self.counts.of(kind);
         if count == 0 {
             return;
         }
@@ -152,6 +166,12 @@ impl VerifyReport {
             FindingKind::Duplicate => "Duplicated at the destination",
             FindingKind::Unreadable => "Unreadable",
             FindingKind::Altered => "Altered at store (same Message-ID, different content)",
+            FindingKind::Arrived => {
+                "Arrived at the destination, not copied by this job (information, not a difference)"
+            }
+            FindingKind::FlagsChangedAtDestination => {
+                "Flags changed at the destination after the copy (information, not a difference)"
+            }
         };
         let _ = writeln!(out, "\n{title} ({count}):");
         let listed = self.findings(kind);

@@ -62,7 +62,8 @@ impl<'a> Verifier<'a> {
     ///
     /// # Errors
     /// Only for failures that prevent the verification as a whole: invalid options (a bad folder
-    /// glob), a side whose folders cannot be listed, and errors that stop any run
+    /// glob, a [state file](VerifyOptions::state) that is missing or another job's), a side
+    /// whose folders cannot be listed, and errors that stop any run
     /// ([`Error::stops_run`](mailmove_core::Error::stops_run): authentication, configuration).
     /// A folder that cannot be read completely is a report with that folder's `error` set and
     /// `complete: false`; differences are findings in the report.
@@ -93,7 +94,9 @@ pub async fn verify(
         dates: source_caps.internal_dates && destination_caps.internal_dates,
         tolerance: chrono::Duration::from_std(options.date_tolerance).unwrap_or(chrono::Duration::MAX),
     };
-    let context = Context::new(source, destination, options, events, filter, settings, started);
+    // Before anything is listed: a state file of another job is the command line's mistake.
+    let job = crate::job::open(options, source, destination)?;
+    let context = Context::new(source, destination, options, events, filter, settings, started).with_job(job);
 
     let source_folders = context.with_retries(Side::Source, "folders", || source.list_folders()).await?;
     let destination_folders =
@@ -131,9 +134,11 @@ pub async fn verify(
         context.emit_progress();
     }
     let complete = folders.iter().all(|folder| folder.error.is_none());
-    let [missing, extra, changed, duplicates, unreadable, altered] = collected.lists;
+    let [missing, extra, changed, duplicates, unreadable, altered, arrived, flags_changed_at_destination] =
+        collected.lists;
     debug_assert_eq!(list_index(crate::report::FindingKind::Unreadable), 4);
     debug_assert_eq!(list_index(crate::report::FindingKind::Altered), 5);
+    debug_assert_eq!(list_index(crate::report::FindingKind::FlagsChangedAtDestination), 7);
     Ok(VerifyReport {
         identical: complete && collected.counts.is_empty(),
         complete,
@@ -162,6 +167,9 @@ pub async fn verify(
         altered,
         duplicates,
         unreadable,
+        state: options.state.as_ref().map(|path| path.display().to_string()),
+        arrived,
+        flags_changed_at_destination,
         started_at,
         duration_secs: started.elapsed().as_secs_f64(),
     })
