@@ -89,7 +89,7 @@ impl MaildirStore {
 
     /// Scans `new/` then `cur/` of the folder for `key`, remembering every message seen (so the
     /// next updates in this folder need no scan). The `cur/` entry wins over a `new/` one.
-    fn scan_for(&self, folder: &FolderPath, target: &Target, key: &str) -> Result<Option<Entry>> {
+    pub(crate) fn scan_for(&self, folder: &FolderPath, target: &Target, key: &str) -> Result<Option<Entry>> {
         let context = || format!("listing {}", target.path.display());
         let dir = target.dir.try_clone().map_err(|err| map_io(context(), err))?;
         let mut walker = Walker::new(Maildir::from_fd(target.path.clone(), dir));
@@ -185,8 +185,9 @@ impl MaildirStore {
 
     /// The flag letters for `new`, the flags `old` (read from a name with `table`) after a
     /// change. Keywords that were read from letters nobody named keep their letter; other
-    /// keywords get their Dovecot letter, new ones added to `dovecot-keywords`.
-    fn letters_for(
+    /// keywords get their Dovecot letter, new ones added to `dovecot-keywords`. A move
+    /// ([`crate::relocate`]) asks it with `old` = `new` and the new folder's table and target.
+    pub(crate) fn letters_for(
         &self,
         target: &Target,
         table: &KeywordTable,

@@ -260,6 +260,30 @@ pub(crate) fn rename(
     Ok(rustix::fs::renameat(from_dir, from, to_dir, to)?)
 }
 
+/// Renames `from` in `from_dir` to `to` in `to_dir` without replacing anything: fails with
+/// [`io::ErrorKind::AlreadyExists`] when an entry is at `to`, because a message moved in must not
+/// replace another file. Linux's `renameat2(RENAME_NOREPLACE)` makes that check and the rename
+/// one atomic step. Elsewhere, and on file systems that refuse the flag (`EINVAL`), the check is
+/// made just before a plain `renameat`: an entry created at that name in between would be
+/// replaced, which unique names make a message colliding with itself.
+pub(crate) fn rename_noreplace(
+    from_dir: BorrowedFd<'_>,
+    from: &OsStr,
+    to_dir: BorrowedFd<'_>,
+    to: &OsStr,
+) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    match rustix::fs::renameat_with(from_dir, from, to_dir, to, rustix::fs::RenameFlags::NOREPLACE) {
+        // No such flag on this file system or kernel: check, then rename.
+        Err(Errno::INVAL | Errno::NOSYS) => {}
+        result => return Ok(result?),
+    }
+    if kind_at(to_dir, to)?.is_some() {
+        return Err(io::ErrorKind::AlreadyExists.into());
+    }
+    rename(from_dir, from, to_dir, to)
+}
+
 /// Removes the file `name` from `dir` (a link is removed, not its target).
 pub(crate) fn remove_file(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
     Ok(rustix::fs::unlinkat(dir, name, AtFlags::empty())?)

@@ -80,6 +80,18 @@
 //! a message that is gone is [`Error::NotFound`](mailmove_core::Error). Details in the
 //! `flag_update` module.
 //!
+//! # Removals and moves (the cut-over delta)
+//! With `--sync-deletions`, [`MailSink::remove`](mailmove_core::MailSink::remove) unlinks the
+//! copy whose source message is gone (found by its key in `cur/` or `new/`; one already gone is
+//! removed), and [`MailSink::move_copy`](mailmove_core::MailSink::move_copy) moves the copy of a
+//! message moved between folders at the source with one `rename(2)` from the old folder's `cur/`
+//! (or `new/`) to the new folder's, instead of sending it again. The unique part, hence the key,
+//! stays. Keyword letters are given the new folder's letters for the same keywords (its
+//! `dovecot-keywords`), so no keyword changes meaning. Both fsync the directories before they
+//! return (a move: the new folder first, so a crash can leave the message in both folders but
+//! never in neither); nothing is ever replaced, and nothing else removed. A folder on another file
+//! system is not moved into (the engine then sends the message). Details in the `relocate` module.
+//!
 //! # Subscriptions (Maildir++ only)
 //! The root's `subscriptions` file lists one subscribed folder a line, named like its directory
 //! without the leading dot (`Archive.2019`, `INBOX.Child`); Dovecot's version 2 files (a
@@ -98,8 +110,8 @@
 //! [`MessageBody::reader`](mailmove_core::MessageBody::reader), sets the mtime, fsyncs the file and
 //! renames it into `cur/` — always `cur/`, so that flags persist — as `<unique>,S=<size>:2,<flags>`.
 //! [`MailSink::flush`](mailmove_core::MailSink::flush) fsyncs the folder's `cur/` and `new/`
-//! directories: that is the durability point. Folder creation, flag updates (rename, fsync of the
-//! directories), `dovecot-keywords` and `subscriptions` updates (temporary file, fsync, rename)
+//! directories: that is the durability point. Folder creation, flag updates, removals and moves
+//! (rename or unlink, fsync of the directories), `dovecot-keywords` and `subscriptions` updates (temporary file, fsync, rename)
 //! are made durable at once. All file-system work runs in
 //! `tokio::task::spawn_blocking`.
 //!
@@ -159,6 +171,7 @@ mod flag_update;
 mod fsat;
 mod keywords;
 mod naming;
+mod relocate;
 mod scan;
 mod sink;
 mod source;

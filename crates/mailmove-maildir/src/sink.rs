@@ -1,6 +1,7 @@
 //! The sink side: folder creation, delivery (tmp/ → fsync → rename into cur/), keyword letters,
 //! listing of what a folder holds with strict fingerprints, and the durability point. Flag
-//! updates live in [`crate::flag_update`], subscriptions in [`crate::subscriptions`].
+//! updates live in [`crate::flag_update`], removals and moves in [`crate::relocate`],
+//! subscriptions in [`crate::subscriptions`].
 //!
 //! Nothing is written through a symbolic link. Every directory from the root down to a folder's
 //! `cur/`, `new/` and `tmp/` is created and opened relative to its parent's descriptor with
@@ -374,6 +375,9 @@ impl MailSink for MaildirStore {
             .with_max_message_size(None)
             .with_max_concurrency(4)
             .with_flag_updates(true)
+            // Unlinks and renames (see `crate::relocate`): not for a store opened as a source.
+            .with_removals(!self.inner.read_only)
+            .with_moves(!self.inner.read_only)
             // The `subscriptions` file belongs to the Maildir++ layout (see `crate::subscriptions`).
             .with_subscriptions(self.inner.layout == Layout::MaildirPlusPlus)
     }
@@ -424,6 +428,23 @@ impl MailSink for MaildirStore {
                 .collect())
         })
         .await
+    }
+
+    /// Unlinks the message file (see the
+    /// [crate docs](crate#removals-and-moves-the-cut-over-delta)); a message that is gone already
+    /// is removed.
+    async fn remove(&self, folder: &FolderPath, dest_key: &str) -> Result<()> {
+        self.writable()?;
+        let (store, folder, key) = (self.clone(), folder.clone(), dest_key.to_string());
+        blocking(move || store.remove_blocking(&folder, &key)).await
+    }
+
+    /// Renames the message file into the other folder (see the
+    /// [crate docs](crate#removals-and-moves-the-cut-over-delta)); the key stays, and is returned.
+    async fn move_copy(&self, from: &FolderPath, dest_key: &str, to: &FolderPath) -> Result<Option<String>> {
+        self.writable()?;
+        let (store, from, key, to) = (self.clone(), from.clone(), dest_key.to_string(), to.clone());
+        blocking(move || store.move_copy_blocking(&from, &key, &to)).await.map(Some)
     }
 
     /// Adds the folder to the root's `subscriptions` file (Maildir++ only; see the

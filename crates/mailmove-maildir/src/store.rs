@@ -194,6 +194,14 @@ impl MaildirStore {
         }
     }
 
+    /// Forgets where the message `key` of `maildir` was (it was removed or moved away), so that
+    /// no lookup tries a name that is gone. Its place in the eviction order stays until it comes
+    /// round: the cache stays bounded, and a later entry for the same key may be evicted early,
+    /// which only costs a scan.
+    pub(crate) fn forget(&self, maildir: &Path, key: &str) {
+        lock(&self.inner.locations).map.remove(&(maildir.to_path_buf(), key.to_string()));
+    }
+
     pub(crate) fn recall(&self, maildir: &Path, key: &str) -> Option<Entry> {
         lock(&self.inner.locations).map.get(&(maildir.to_path_buf(), key.to_string())).cloned()
     }
