@@ -12,6 +12,8 @@
 //!   the label: the merge applies the source's change, it does not overwrite;
 //! * the copies of messages deleted at the source are gone, also those whose removal a kill
 //!   interrupted;
+//! * the messages moved between folders at the source are in their new folder exactly once and
+//!   nowhere else, whether a kill came before, during or after their move at the destination;
 //! * the mail delivered straight into the destination's INBOX after the MX switch is untouched
 //!   (same bytes, same flags): `--sync-deletions` removes only copies the job made;
 //! * nothing else is at the destination, and one more run has nothing left to do (copied 0,
@@ -51,6 +53,7 @@ const MAX_SIZE: u64 = 100_000;
 /// What happens at the source between the pre-copy and the delta.
 const FLAG_CHANGES: usize = 100;
 const DELETIONS: usize = 40;
+const MOVES: usize = 30;
 const LATE: u64 = 20;
 /// What the user does at the destination meanwhile.
 const LABELLED: usize = 10;
@@ -85,8 +88,11 @@ fn finished_run(state: &Path, source: &str, destination: &str, what: &str) -> se
 }
 
 /// The `--json` event a killed round waits for before the kill; `None`: a random delay instead.
-const STEERING: [Option<&str>; 4] =
-    [Some("message_copied"), Some("flags_updated"), Some("message_removed"), None];
+const STEERING: [Option<&str>; 5] =
+    [Some("message_copied"), Some("flags_updated"), Some("message_removed"), Some("message_moved"), None];
+
+/// The kinds of `--json` events of the delta's work.
+const KINDS: [&str; 4] = ["message_copied", "flags_updated", "message_removed", "message_moved"];
 
 /// Runs the delta `KILLS` times, each killed unless it ends first: after a random, small number
 /// of events of the kind the round waits for (so the kill lands in that phase of the delta, with
@@ -117,7 +123,7 @@ fn interrupted_delta(
         let steer = STEERING[round % STEERING.len()];
         let target = match steer {
             Some("message_copied") => rng.gen_range(1..=4),
-            Some("message_removed") => rng.gen_range(1..=8),
+            Some("message_removed") | Some("message_moved") => rng.gen_range(1..=8),
             Some(_) => rng.gen_range(1..=15),
             None => 0,
         };
@@ -127,7 +133,7 @@ fn interrupted_delta(
             Some(wanted) => {
                 for line in lines.by_ref() {
                     let Ok(line) = line else { break };
-                    for kind in ["message_copied", "flags_updated", "message_removed"] {
+                    for kind in KINDS {
                         if line.contains(&format!("\"event\":\"{kind}\"")) {
                             *seen.entry(kind).or_default() += 1;
                         }
@@ -275,7 +281,8 @@ async fn kill_9_during_the_cut_over_delta_then_resume() {
     before.shuffle(&mut rng);
     let changed = &before[..FLAG_CHANGES];
     let deleted = &before[FLAG_CHANGES..FLAG_CHANGES + DELETIONS];
-    let unchanged = &before[FLAG_CHANGES + DELETIONS..];
+    let moved = &before[FLAG_CHANGES + DELETIONS..FLAG_CHANGES + DELETIONS + MOVES];
+    let unchanged = &before[FLAG_CHANGES + DELETIONS + MOVES..];
     let source_sink = open_sink(&source_admin, &Credentials::default()).await.expect("source as a sink");
     let mut kinds = [0usize; 3];
     for message in changed {
@@ -299,10 +306,19 @@ async fn kill_9_during_the_cut_over_delta_then_resume() {
     for message in deleted {
         source_sink.remove(&message.folder, &message.dest_key).await.expect("delete at the source");
     }
+    // Moved to another of the six folders (the next one, by name).
+    let mut folders: Vec<FolderPath> = before.iter().map(|m| m.folder.clone()).collect();
+    folders.sort_by_key(|folder| folder.to_string());
+    folders.dedup_by_key(|folder| folder.to_string());
+    for message in moved {
+        let at = folders.iter().position(|f| f.to_string() == message.folder.to_string()).unwrap();
+        let to = &folders[(at + 1) % folders.len()];
+        source_sink.move_copy(&message.folder, &message.dest_key, to).await.expect("move at the source");
+    }
     drop(source_sink);
     fill(&source_admin, LATE, 43, MAX_SIZE).await;
     eprintln!(
-        "source: {} flagged, {} marked unread, {} labelled {LATER}; {DELETIONS} deleted, {LATE} arrived",
+        "source: {} flagged, {} marked unread, {} labelled {LATER}; {DELETIONS} deleted, {MOVES} moved, {LATE} arrived",
         kinds[0], kinds[1], kinds[2]
     );
 
@@ -350,7 +366,7 @@ async fn kill_9_during_the_cut_over_delta_then_resume() {
     .await
     .unwrap();
     eprintln!("{killed} delta runs were killed; after their first event of each kind: {mid:?}");
-    for kind in ["message_copied", "flags_updated", "message_removed"] {
+    for kind in KINDS {
         assert!(
             mid.get(kind).copied().unwrap_or(0) >= 1,
             "no run was killed after a {kind} event (seed {seed}): that phase went untested"
@@ -363,8 +379,8 @@ async fn kill_9_during_the_cut_over_delta_then_resume() {
     .await
     .unwrap();
     eprintln!(
-        "last delta run: copied {}, flags updated {}, removed {}, skipped {}",
-        last["copied"], last["flags_updated"], last["removed"], last["skipped"]
+        "last delta run: copied {}, flags updated {}, removed {}, moved {}, skipped {}",
+        last["copied"], last["flags_updated"], last["removed"], last["moved"], last["skipped"]
     );
     since("delta done");
 
@@ -420,7 +436,7 @@ async fn kill_9_during_the_cut_over_delta_then_resume() {
         tokio::task::spawn_blocking(move || finished_run(&state, &source, &destination, "further run"))
             .await
             .unwrap();
-    for count in ["copied", "flags_updated", "removed"] {
+    for count in ["copied", "flags_updated", "removed", "moved"] {
         assert_eq!(again[count], 0, "a further run still had work ({count}): {again}");
     }
     since("done");
