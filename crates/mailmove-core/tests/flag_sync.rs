@@ -6,18 +6,9 @@ use mailmove_core::engine::{copy, CopyOptions, Event, EventSink, RetryPolicy, Ru
 use mailmove_core::memory::MemoryStore;
 use mailmove_core::{Flags, FolderPath, MailSourceExt, SourceKey};
 
-fn flags(list: &[&str]) -> Flags {
-    Flags::from_imap_list(list.iter().copied())
-}
+mod common;
 
-async fn run(
-    source: &MemoryStore,
-    sink: &MemoryStore,
-    checkpoint: &Checkpoint,
-    options: &CopyOptions,
-) -> RunReport {
-    copy(source, sink, options, checkpoint, &EventSink::none()).await.expect("run")
-}
+use common::{flags, inbox_source, run};
 
 fn options() -> CopyOptions {
     CopyOptions { retry: RetryPolicy::immediate(3), ..CopyOptions::default() }
@@ -110,11 +101,7 @@ async fn subscriptions_are_carried_on_every_run() {
 #[tokio::test]
 async fn copies_whose_source_message_is_gone_are_removed_and_nothing_else() {
     let inbox = FolderPath::inbox();
-    let source = MemoryStore::new("source");
-    source.create(&inbox, None);
-    for i in 0..5 {
-        source.insert(&inbox, format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes(), Flags::empty(), None);
-    }
+    let source = inbox_source(5, &[]);
     let destination = MemoryStore::new("destination");
     // Already at the destination before the job (found, not copied by it): never removed.
     destination.create(&inbox, None);
@@ -163,16 +150,7 @@ async fn copies_whose_source_message_is_gone_are_removed_and_nothing_else() {
 #[tokio::test]
 async fn copies_a_killed_run_did_not_record_are_still_the_jobs_own() {
     let inbox = FolderPath::inbox();
-    let source = MemoryStore::new("source");
-    source.create(&inbox, None);
-    for i in 0..3 {
-        source.insert(
-            &inbox,
-            format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes(),
-            flags(&["\\Seen"]),
-            None,
-        );
-    }
+    let source = inbox_source(3, &["\\Seen"]);
     let destination = MemoryStore::new("destination");
     destination.crash_after_flush(2);
     let dir = tempfile::tempdir().unwrap();
@@ -209,11 +187,7 @@ async fn copies_a_killed_run_did_not_record_are_still_the_jobs_own() {
 #[tokio::test]
 async fn an_unchanged_folder_is_skipped_until_something_changes() {
     let inbox = FolderPath::inbox();
-    let source = MemoryStore::new("source");
-    source.create(&inbox, None);
-    for i in 0..3 {
-        source.insert(&inbox, format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes(), Flags::empty(), None);
-    }
+    let source = inbox_source(3, &[]);
     let destination = MemoryStore::new("destination");
     let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
     let first = run(&source, &destination, &checkpoint, &options()).await;
@@ -260,16 +234,7 @@ async fn an_unchanged_folder_is_skipped_until_something_changes() {
 #[tokio::test]
 async fn a_dry_run_counts_the_flag_updates_and_removals_of_the_delta() {
     let inbox = FolderPath::inbox();
-    let source = MemoryStore::new("source");
-    source.create(&inbox, None);
-    for i in 0..6 {
-        source.insert(
-            &inbox,
-            format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes(),
-            flags(&["\\Seen"]),
-            None,
-        );
-    }
+    let source = inbox_source(6, &["\\Seen"]);
     let destination = MemoryStore::new("destination");
     let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
     let sync = CopyOptions { sync_deletions: true, ..options() };
@@ -357,11 +322,7 @@ async fn a_folder_gone_at_the_source_is_named_and_its_copies_removed() {
 #[tokio::test]
 async fn flag_changes_a_destination_cannot_carry_are_named() {
     let inbox = FolderPath::inbox();
-    let source = MemoryStore::new("source");
-    source.create(&inbox, None);
-    for i in 0..3 {
-        source.insert(&inbox, format!("Subject: {i}\r\n\r\nbody\r\n").into_bytes(), flags(&["\\Seen"]), None);
-    }
+    let source = inbox_source(3, &["\\Seen"]);
     let destination = MemoryStore::new("destination");
     let like_mbox = mailmove_core::SinkCapabilities::default().with_max_concurrency(8);
     destination.set_capabilities(mailmove_core::MailSource::capabilities(&destination), like_mbox);

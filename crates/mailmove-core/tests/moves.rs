@@ -2,26 +2,16 @@
 //! at the source is moved at the destination (not sent again) and keeps what the user did to it
 //! there; a message copied between folders is copied; a renamed folder's messages are moved.
 
+mod common;
+
+use common::{flags, run};
 use mailmove_core::checkpoint::Checkpoint;
-use mailmove_core::engine::{copy, CopyOptions, EventSink, RetryPolicy, RunReport};
+use mailmove_core::engine::{CopyOptions, RetryPolicy};
 use mailmove_core::memory::MemoryStore;
 use mailmove_core::{Flags, FolderPath, SourceKey};
 
-fn flags(list: &[&str]) -> Flags {
-    Flags::from_imap_list(list.iter().copied())
-}
-
 fn sync() -> CopyOptions {
     CopyOptions { retry: RetryPolicy::immediate(3), sync_deletions: true, ..CopyOptions::default() }
-}
-
-async fn run(
-    source: &MemoryStore,
-    sink: &MemoryStore,
-    checkpoint: &Checkpoint,
-    options: &CopyOptions,
-) -> RunReport {
-    copy(source, sink, options, checkpoint, &EventSink::none()).await.expect("run")
 }
 
 fn body(subject: &str) -> Vec<u8> {

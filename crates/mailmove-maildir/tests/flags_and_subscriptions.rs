@@ -5,55 +5,24 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
+use common::{flags, message, names, sink};
 use mailmove_core::checkpoint::Checkpoint;
 use mailmove_core::engine::{copy, CopyOptions, EventSink, RetryPolicy, RunReport};
 use mailmove_core::memory::MemoryStore;
 use mailmove_core::{
-    Error, FlagChange, Flags, FolderPath, MailSink, MailSinkFlagsExt, MailSource, MailSourceExt, Message,
-    MessageBody, MessageMeta, SourceKey,
+    Error, FlagChange, Flags, FolderPath, MailSink, MailSinkFlagsExt, MailSource, MailSourceExt, SourceKey,
 };
 use mailmove_maildir::{Layout, MaildirConfig, MaildirStore};
-
-fn flags(list: &[&str]) -> Flags {
-    Flags::from_imap_list(list.iter().copied())
-}
 
 fn change(add: &[&str], remove: &[&str]) -> FlagChange {
     FlagChange { add: flags(add), remove: flags(remove) }
 }
 
-fn sink(dir: &Path, layout: Layout) -> MaildirStore {
-    MaildirStore::open_sink(MaildirConfig::new(dir.join("Maildir")).with_layout(layout)).unwrap()
-}
-
-fn message(n: u32, flag_list: &[&str]) -> Message {
-    let body = format!("Message-ID: <m{n}@t>\r\nSubject: {n}\r\n\r\nbody {n}\r\n");
-    Message::new(
-        MessageMeta::new("k", 0).with_flags(flags(flag_list)),
-        MessageBody::from_bytes(body.into_bytes()),
-    )
-}
-
-/// The names of the files in `dir` (sorted), none when it does not exist.
-fn names(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut out: Vec<String> = entries.map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    out.sort();
-    out
-}
-
 /// The file of the message `key` in the maildir `dir` (in `cur/` or `new/`).
 fn file_of(dir: &Path, key: &str) -> PathBuf {
-    let found: Vec<PathBuf> = ["cur", "new"]
-        .iter()
-        .flat_map(|sub| names(&dir.join(sub)).into_iter().map(move |name| dir.join(sub).join(name)))
-        .filter(|path| {
-            let name = path.file_name().unwrap().to_str().unwrap();
-            name == key || name.starts_with(&format!("{key},")) || name.starts_with(&format!("{key}:"))
-        })
-        .collect();
-    assert_eq!(found.len(), 1, "{key}: {found:?}");
-    found.into_iter().next().unwrap()
+    common::file_of(dir, key).unwrap_or_else(|| panic!("no file of {key} in {}", dir.display()))
 }
 
 /// Renames a message file as a mail client does when it adds flag letters.
@@ -194,7 +163,7 @@ async fn a_client_renaming_the_file_meanwhile_is_followed_and_its_change_kept() 
 }
 
 fn body(n: u32) -> Vec<u8> {
-    format!("Message-ID: <m{n}@t>\r\nSubject: {n}\r\n\r\nbody {n}\r\n").into_bytes()
+    common::body(n).into_bytes()
 }
 
 async fn run(source: &MemoryStore, sink: &MaildirStore, checkpoint: &Checkpoint) -> RunReport {

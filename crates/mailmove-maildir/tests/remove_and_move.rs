@@ -6,41 +6,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod common;
+
+use common::{body, file_of, flags, message, names, sink};
 use mailmove_core::checkpoint::Checkpoint;
 use mailmove_core::engine::{copy, CopyOptions, EventSink, RetryPolicy, RunReport};
 use mailmove_core::memory::MemoryStore;
-use mailmove_core::{
-    Error, Flags, FolderPath, MailSink, MailSource, MailSourceExt, Message, MessageBody, MessageMeta,
-    SourceKey,
-};
+use mailmove_core::{Error, Flags, FolderPath, MailSink, MailSource, MailSourceExt, SourceKey};
 use mailmove_maildir::{Layout, MaildirConfig, MaildirStore};
-
-fn flags(list: &[&str]) -> Flags {
-    Flags::from_imap_list(list.iter().copied())
-}
-
-fn body(n: u32) -> String {
-    format!("Message-ID: <m{n}@t>\r\nSubject: {n}\r\n\r\nbody {n}\r\n")
-}
-
-fn message(n: u32, flag_list: &[&str]) -> Message {
-    Message::new(
-        MessageMeta::new("k", 0).with_flags(flags(flag_list)),
-        MessageBody::from_bytes(body(n).into_bytes()),
-    )
-}
-
-fn sink(dir: &Path, layout: Layout) -> MaildirStore {
-    MaildirStore::open_sink(MaildirConfig::new(dir.join("Maildir")).with_layout(layout)).unwrap()
-}
-
-/// The names of the files in `dir` (sorted), none when it does not exist.
-fn names(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut out: Vec<String> = entries.map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    out.sort();
-    out
-}
 
 /// Every file below `dir` with its content (links as `-> target`), to compare whole trees.
 fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -65,21 +38,6 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-/// The file of the message `key` in the maildir `dir` (in `cur/` or `new/`), when exactly one.
-fn file_of(dir: &Path, key: &str) -> Option<PathBuf> {
-    let found: Vec<PathBuf> = ["cur", "new"]
-        .iter()
-        .flat_map(|sub| names(&dir.join(sub)).into_iter().map(move |name| dir.join(sub).join(name)))
-        .filter(|path| {
-            let name = path.file_name().unwrap().to_str().unwrap();
-            name == key || name.starts_with(&format!("{key},")) || name.starts_with(&format!("{key}:"))
-        })
-        .collect();
-    assert!(found.len() <= 1, "{key}: {found:?}");
-    found.into_iter().next()
-}
-
-/// The name of a file.
 fn name(path: &Path) -> &str {
     path.file_name().unwrap().to_str().unwrap()
 }
