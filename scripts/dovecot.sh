@@ -154,6 +154,14 @@ passdb {
   driver = static
   args = password=$PASSWORD
 }
+# A user with a quota or a size limit has a file of its own in quota-users/, written by a test
+# (name::uid:gid::home::userdb_quota_rule=*:storage=20M userdb_quota_max_mail_size=1M; the
+# userdb_ prefix is what makes a passwd-file userdb take them): one file a user, so that no
+# test's line waits for Dovecot to notice that a shared file changed. Everyone else has none.
+userdb {
+  driver = passwd-file
+  args = $DIR/quota-users/%u
+}
 userdb {
   driver = static
   args = uid=$MAIL_USER gid=$MAIL_USER home=$DIR/home/%u
@@ -161,6 +169,12 @@ userdb {
 first_valid_uid = 1
 first_valid_gid = 1
 mail_location = maildir:~/Maildir
+# Quotas (RFC 9208 GETQUOTAROOT, OVERQUOTA) and a largest message, per user from quota-users.
+mail_plugins = \$mail_plugins quota
+plugin {
+  quota = count:User quota
+  quota_vsizes = yes
+}
 mail_max_userip_connections = 200
 
 namespace inbox {
@@ -212,6 +226,7 @@ service pop3-login {
 }
 protocol imap {
   mail_max_userip_connections = 200
+  mail_plugins = \$mail_plugins imap_quota
 }
 EOF
 }
@@ -263,6 +278,8 @@ start() {
     chown "$MAIL_USER:$MAIL_USER" "$DIR/home"
     chmod 755 "$DIR/home"
     make_certs
+    mkdir -p "$DIR/quota-users"
+    chmod 755 "$DIR/quota-users"
 
     local attempt ports imap imaps pop3 pop3s ok
     for attempt in 1 2 3; do
@@ -298,6 +315,7 @@ export MAILMOVE_TEST_POP3_PORT=$pop3
 export MAILMOVE_TEST_POP3S_PORT=$pop3s
 export MAILMOVE_TEST_CA=$DIR/ca.pem
 export MAILMOVE_TEST_PASSWORD=$PASSWORD
+export MAILMOVE_TEST_DOVECOT_QUOTA_USERS=$DIR/quota-users
 export MAILMOVE_TEST_HOME=$DIR/home
 export MAILMOVE_TEST_MAIL_USER=$MAIL_USER
 EOF
