@@ -20,6 +20,9 @@ pub enum Command {
     Copy(CopyArgs),
     /// Compare any source with any destination: missing, extra, changed and duplicated messages.
     Verify(super::verify::VerifyArgs),
+    /// The preflight: what a copy would do and whether it can succeed (quota, size limits),
+    /// before anything is written.
+    Plan(super::plan::PlanArgs),
     /// The embedded default: a sample mbox copied into a fresh Maildir, copied again, verified.
     Demo(super::demo::DemoArgs),
     /// Audit a source: folders, counts, bytes, dates, roles, largest messages.
@@ -116,6 +119,12 @@ pub struct CopyArgs {
     /// a message the job did not copy: mail delivered there after the switch stays).
     #[arg(long)]
     pub sync_deletions: bool,
+    /// Store every message the destination refuses for good (too big, invalid) in this store
+    /// instead (`mbox:/path/refused.mbox`, a `maildir:` tree, any destination URL; opened with
+    /// the destination's credentials): each is named in the report with the refusal, and the run
+    /// exits 0 when every message is somewhere.
+    #[arg(long, value_name = "URL")]
+    pub refused_to: Option<String>,
     /// Folders copied at once.
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,

@@ -149,13 +149,12 @@ async fn execute(
     let state_path =
         args.state.clone().unwrap_or_else(|| state::default_state_path(&source.identity(), &sink.identity()));
 
+    let mut copier = Copier::from_arcs(source, sink.into()).options(options).checkpoint_path(&state_path);
+    if let Some(url) = &args.refused_to {
+        copier = copier.refused_to(registry::open_sink(url, &sink_credentials).await?.into());
+    }
     let (events, progress) = output::event_sink(display);
-    let report = Copier::from_arcs(source, sink.into())
-        .options(options)
-        .checkpoint_path(&state_path)
-        .events(events)
-        .run()
-        .await;
+    let report = copier.events(events).run().await;
     progress.finish();
     Ok(Run { report: report?, after_copy, state_path })
 }

@@ -3,7 +3,7 @@
 //! Exit statuses: 0 everything arrived (or verified identical), 3 finished with per-message
 //! failures (or differences found), 4 everything arrived but some copies are not exact
 //! (reconstructed from a damaged source, or altered by the destination when it stored them),
-//! 1 error (including a paused run), 2 usage.
+//! 1 error (including a paused run), 2 usage, 5 (`plan`) the copy cannot succeed as planned.
 
 mod args;
 mod batch;
@@ -14,6 +14,7 @@ mod credentials;
 mod demo;
 mod inventory;
 mod output;
+mod plan;
 mod state;
 mod terminal;
 mod verify;
@@ -31,6 +32,9 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_ERROR: u8 = 1;
 /// Exit status: the command line was wrong.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit status of `plan`: the copy cannot succeed as planned (each reason named): too little
+/// room at the destination, messages larger than it takes, folders that cannot be read.
+pub const EXIT_CANNOT: u8 = 5;
 /// Exit status: finished, but some messages failed or differ.
 pub const EXIT_INCOMPLETE: u8 = 3;
 /// Exit status: everything arrived, but some copies are not exact: reconstructed from a damaged
@@ -70,6 +74,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Copy(args) => copy::run(args).await,
             Command::Verify(args) => verify::run(args).await,
+            Command::Plan(args) => plan::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Inventory(args) => inventory::run(args).await,
             Command::Batch(args) => batch::run(args).await,

@@ -221,7 +221,7 @@ pub fn copy_summary(report: &RunReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "total: {} copied ({:.1} MB), {} skipped, {} failed, {} damaged, {} altered, {} transformed, {} filtered, {} flags updated, {} moved, {} removed, {} folders unchanged in {:.1} s\n",
+        "total: {} copied ({:.1} MB), {} skipped, {} failed, {} damaged, {} altered, {} transformed, {} set aside, {} filtered, {} flags updated, {} moved, {} removed, {} folders unchanged in {:.1} s\n",
         report.copied,
         report.bytes_copied as f64 / 1e6,
         report.skipped,
@@ -229,6 +229,7 @@ pub fn copy_summary(report: &RunReport) -> String {
         report.damaged.len(),
         report.altered.len(),
         report.transformed.len(),
+        report.set_aside.len(),
         report.filtered,
         report.flags_updated,
         report.moved,
@@ -263,6 +264,7 @@ pub fn copy_summary(report: &RunReport) -> String {
     let named = [
         (&report.altered, "ALTERED (copied, but the destination stored it changed)", "altered"),
         (&report.transformed, "TRANSFORMED (copied under a named transform, text unchanged)", "transformed"),
+        (&report.set_aside, "SET ASIDE (refused by the destination, stored in the side store)", "set-aside"),
     ];
     for (notes, label, what) in named {
         for note in notes.iter().take(SHOWN) {

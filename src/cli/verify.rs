@@ -41,9 +41,10 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub no_flags: bool,
     /// The checkpoint file of the copy (`copy --state`, or the `state:` line a copy prints), so
-    /// that verify knows the job: destination messages it never copied are listed as arrived and
-    /// flags changed at the destination after the copy as such, information rather than
-    /// differences. Read only; a state file of another job is refused.
+    /// that verify knows the job: destination messages it never copied are listed as arrived,
+    /// flags changed at the destination after the copy as such, and messages the destination
+    /// refused that the copy stored in its side store (`--refused-to`) as set aside: information
+    /// rather than differences. Read only; a state file of another job is refused.
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
 }

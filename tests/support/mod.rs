@@ -129,6 +129,21 @@ pub fn env(name: &str) -> String {
     })
 }
 
+/// A new user of the throw-away Dovecot with these userdb fields (`userdb_quota_rule=*:storage=20M`,
+/// `userdb_quota_max_mail_size=1M`): its own file in the instance's quota-users directory.
+pub fn dovecot_user_with(prefix: &str, fields: &str) -> String {
+    let user = format!("{prefix}-{}-{}", std::process::id(), rand::random::<u32>());
+    let id = |flag: &str| {
+        let out = Command::new("id").arg(flag).arg(env("MAILMOVE_TEST_MAIL_USER")).output().expect("id");
+        String::from_utf8(out.stdout).expect("id prints a number").trim().to_string()
+    };
+    let home = format!("{}/{user}", env("MAILMOVE_TEST_HOME"));
+    let line = format!("{user}::{}:{}::{home}::{fields}\n", id("-u"), id("-g"));
+    let file = Path::new(&env("MAILMOVE_TEST_DOVECOT_QUOTA_USERS")).join(&user);
+    std::fs::write(&file, line).expect("the Dovecot of scripts/dovecot.sh has a quota-users directory");
+    user
+}
+
 /// The throw-away Dovecot: `imap://USER[:PASSWORD]@127.0.0.1:PORT/?tls=starttls&ca=CA`.
 pub fn url(user: &str, with_password: bool) -> String {
     let password = if with_password { format!(":{}", env("MAILMOVE_TEST_PASSWORD")) } else { String::new() };

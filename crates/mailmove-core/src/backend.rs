@@ -363,6 +363,13 @@ pub trait MailSink: Send + Sync + std::fmt::Debug {
         Err(crate::Error::Unsupported { what: "moving stored messages".into() })
     }
 
+    /// The account's quota, when the store has one and says it (IMAP `GETQUOTAROOT`): read by the
+    /// preflight ([`engine::preflight`](crate::engine::preflight)) before anything is written.
+    /// The default says nothing.
+    async fn quota(&self) -> Result<Option<crate::Quota>> {
+        Ok(None)
+    }
+
     /// Subscribes the user to `folder` (it exists: the engine created it). Only called when
     /// [`SinkCapabilities::subscriptions`] is set, for folders subscribed at the source;
     /// subscribing twice succeeds.
@@ -497,6 +504,9 @@ macro_rules! forward_sink {
             }
             async fn subscribe(&self, folder: &FolderPath) -> Result<()> {
                 (**self).subscribe(folder).await
+            }
+            async fn quota(&self) -> Result<Option<crate::Quota>> {
+                (**self).quota().await
             }
             async fn remove(&self, folder: &FolderPath, dest_key: &str) -> Result<()> {
                 (**self).remove(folder, dest_key).await

@@ -46,7 +46,8 @@
 //!   settled)`: one row per source folder (see rule 6 above for what an epoch change does);
 //!   `settled` is the folder's revision when a run last left it with nothing to do.
 //! * `messages(folder_id, source_key, fingerprint, size, state, dest_key, reason, updated_at)`;
-//!   `state` holds the codes of [`MessageState`] (intent 0, copied 1, matched 2, failed 3).
+//!   `state` holds the codes of [`MessageState`] (intent 0, copied 1, matched 2, failed 3,
+//!   deleting 4, set aside 5).
 
 mod job_view;
 mod known_folders;
@@ -439,7 +440,7 @@ impl Checkpoint {
                     let (dest_key, reason) = match outcome {
                         Outcome::Copied { dest_key } => (dest_key, altered),
                         Outcome::Matched => (None, None),
-                        Outcome::Failed { reason } => (None, Some(reason)),
+                        Outcome::Failed { reason } | Outcome::SetAside { reason } => (None, Some(reason)),
                     };
                     statement.execute(params![
                         folder_id,

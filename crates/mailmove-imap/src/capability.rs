@@ -52,6 +52,8 @@ pub(crate) enum Capability {
     Move,
     /// `UNSELECT` (RFC 3691): leave the selected mailbox without expunging anything.
     Unselect,
+    /// `QUOTA` (RFC 9208, formerly RFC 2087): `GETQUOTAROOT`, the account's use and limits.
+    Quota,
 }
 
 /// Largest literal `LITERAL-` allows to be non-synchronising (RFC 7888 §4).
@@ -81,6 +83,7 @@ impl Capability {
             Capability::Qresync => "QRESYNC",
             Capability::Move => "MOVE",
             Capability::Unselect => "UNSELECT",
+            Capability::Quota => "QUOTA",
         }
     }
 }

@@ -187,6 +187,7 @@ mod wire;
 mod bookkeeping;
 mod names;
 mod protocol;
+mod quota;
 // Connection pool.
 mod pool;
 // Mailbox state.

@@ -81,6 +81,11 @@ impl MailSink for ImapStore {
         self.inner.move_copy(from, dest_key, to).await
     }
 
+    /// `GETQUOTAROOT INBOX` where the server offers QUOTA (RFC 9208).
+    async fn quota(&self) -> Result<Option<mailmove_core::Quota>> {
+        self.inner.quota().await
+    }
+
     /// `SUBSCRIBE` (subscribing twice succeeds).
     async fn subscribe(&self, folder: &FolderPath) -> Result<()> {
         let mut pooled = self.inner.acquire().await?;

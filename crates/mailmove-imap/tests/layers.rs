@@ -27,7 +27,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("state", &["mailbox", "fingerprints"]),
     // The store and its operations: both trait sides, folders, APPEND lanes, the existing-message
     // index.
-    ("store", &["store", "source", "sink", "append", "existing", "folders", "stored", "copy_changes"]),
+    (
+        "store",
+        &["store", "source", "sink", "append", "existing", "folders", "stored", "copy_changes", "quota"],
+    ),
 ];
 
 /// Items re-exported at the crate root, by the module that defines them.

@@ -82,7 +82,7 @@ impl Settings {
 pub(crate) struct Collected {
     pub counts: FindingCounts,
     pub truncated: bool,
-    pub lists: [Vec<Finding>; 8],
+    pub lists: [Vec<Finding>; 9],
 }
 
 pub(crate) fn list_index(kind: FindingKind) -> usize {
@@ -95,6 +95,7 @@ pub(crate) fn list_index(kind: FindingKind) -> usize {
         FindingKind::Altered => 5,
         FindingKind::Arrived => 6,
         FindingKind::FlagsChangedAtDestination => 7,
+        FindingKind::SetAside => 8,
     }
 }
 

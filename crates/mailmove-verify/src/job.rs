@@ -1,4 +1,4 @@
-//! Knowing the job: what the copy's checkpoint says turns two kinds of difference into
+//! Knowing the job: what the copy's checkpoint says turns three kinds of difference into
 //! information.
 //!
 //! After a cut-over the destination is in use: new mail arrives there, users file messages there
@@ -13,13 +13,18 @@
 //!   gone and the copy was not removed: stale);
 //! * a `changed` finding that is only about flags, where the source's flags are still those the
 //!   checkpoint recorded with that copy, is [`FindingKind::FlagsChangedAtDestination`]; when the
-//!   source changed them since, it stays `changed` (the delta has not carried them yet).
+//!   source changed them since, it stays `changed` (the delta has not carried them yet);
+//! * a `missing` message (at the source only, after every pairing) that the checkpoint records
+//!   as set aside (the destination refused it for good and the copy stored it in the side store,
+//!   `--refused-to`) is [`FindingKind::SetAside`], carrying the checkpoint's reason (the refusal
+//!   and the side store), in sample mode too: the job did not lose it, it put it elsewhere on
+//!   purpose, and the report says where.
 //!
-//! Both are informational: counted and listed, never a difference. Whatever the checkpoint
+//! All three are informational: counted and listed, never a difference. Whatever the checkpoint
 //! cannot vouch for (no record, another destination folder, another message under the key, no
-//! recorded flags) stays a difference.
+//! recorded flags, another state) stays a difference.
 
-use mailmove_core::checkpoint::JobView;
+use mailmove_core::checkpoint::{JobRecord, JobView, MessageState};
 use mailmove_core::{MailSource, Result, SourceKey};
 
 use crate::compare::{finding, Place};
@@ -58,22 +63,39 @@ pub(crate) fn changed_at_destination(
     if differences.is_empty() || !flags_only {
         return Ok(false);
     }
-    let Some(folder) = place.source_paths.get(source.folder as usize) else { return Ok(false) };
-    let Some(record) = job.record(folder, &SourceKey::new(source.key.as_str()))? else { return Ok(false) };
-    // The record must be of this message (a key can be reused: IMAP after a UIDVALIDITY change),
-    // as appended (under the transform when it applied) and held as this destination message.
-    let same_message = record.fingerprint == source.content || Some(record.fingerprint) == source.transformed;
-    if !record.state.is_done()
-        || record.destination_folder != place.destination_path.storage_key()
-        || !same_message
-        || record.held != destination.content
-    {
+    let Some(record) = record_of(job, place, source)? else { return Ok(false) };
+    // Held as this destination message.
+    if !record.state.is_done() || record.held != destination.content {
         return Ok(false);
     }
     let settings = &context.settings;
     Ok(record
         .flags
         .is_some_and(|recorded| settings.flag_view(&recorded) == settings.flag_view(&source.flags)))
+}
+
+/// What the checkpoint recorded of the source message `source` that would be reported
+/// `missing`, when the job set it aside: refused by the destination and stored in the side store
+/// (the record then says why and where). `None` when the verification does not know the job or
+/// the checkpoint cannot vouch for that: the message stays `missing`.
+pub(crate) fn set_aside(context: &Context<'_>, place: &Place, source: &Record) -> Result<Option<JobRecord>> {
+    let Some(job) = &context.job else { return Ok(None) };
+    let record = record_of(job, place, source)?;
+    Ok(record.filter(|record| record.state == MessageState::SetAside))
+}
+
+/// The checkpoint's record of the source message `source`, when it is one of this very message
+/// bound for this place's destination folder (whatever became of it); `None` otherwise.
+///
+/// A key can be reused (IMAP after a UIDVALIDITY change, a Maildir file replaced), so the record
+/// must carry this message's fingerprint, as appended (under the transform when it applied); and
+/// a record of another destination folder (the mapping changed since) says nothing about this one.
+fn record_of(job: &JobView, place: &Place, source: &Record) -> Result<Option<JobRecord>> {
+    let Some(folder) = place.source_paths.get(source.folder as usize) else { return Ok(None) };
+    let Some(record) = job.record(folder, &SourceKey::new(source.key.as_str()))? else { return Ok(None) };
+    let same_message = record.fingerprint == source.content || Some(record.fingerprint) == source.transformed;
+    let same_folder = record.destination_folder == place.destination_path.storage_key();
+    Ok((same_message && same_folder).then_some(record))
 }
 
 /// The `extra` messages of one destination folder, held back until they are told apart from

@@ -27,7 +27,7 @@ use mailmove_core::Result;
 
 use crate::compare::{compare_group, finding, merge_join_by, Pairing, Place, Scope, Unpaired};
 use crate::context::Context;
-use crate::job::Arrivals;
+use crate::job::{self, Arrivals};
 use crate::options::VerifyMode;
 use crate::record::Record;
 use crate::report::{Difference, FindingCounts, FindingKind};
@@ -166,7 +166,7 @@ impl ByMessageId<'_> {
                         (Some(a), Some(b)) => a.message_id.cmp(&b.message_id),
                     };
                     match (order, &at_source, &at_destination) {
-                        (Ordering::Less, Some(a), _) => report.missing(a),
+                        (Ordering::Less, Some(a), _) => report.missing(a)?,
                         (Ordering::Greater, _, Some(b)) => report.extra(b)?,
                         (Ordering::Equal, Some(a), Some(b)) => report.altered(a, b),
                         _ => {}
@@ -190,10 +190,7 @@ impl Unpaired for ByMessageId<'_> {
     fn source(&mut self, record: Record) -> Result<()> {
         match record.message_id {
             Some(_) => self.source.push(record),
-            None => {
-                self.report.missing(&record);
-                Ok(())
-            }
+            None => self.report.missing(&record),
         }
     }
 
@@ -217,8 +214,16 @@ struct Reporter<'c> {
 }
 
 impl Reporter<'_> {
-    fn missing(&mut self, record: &Record) {
-        self.context.report(finding(FindingKind::Missing, self.place, Some(record), None), &mut self.counts);
+    /// A source message left unpaired by every stage: `missing`, unless the job set it aside
+    /// ([`crate::job::set_aside`]), which the report then tells with the checkpoint's reason.
+    fn missing(&mut self, record: &Record) -> Result<()> {
+        let mut missing = finding(FindingKind::Missing, self.place, Some(record), None);
+        if let Some(set_aside) = job::set_aside(self.context, self.place, record)? {
+            missing.kind = FindingKind::SetAside;
+            missing.reason = set_aside.reason;
+        }
+        self.context.report(missing, &mut self.counts);
+        Ok(())
     }
 
     fn extra(&mut self, record: &Record) -> Result<()> {

@@ -45,16 +45,22 @@
 //!   message is gone and the copy stayed: stale);
 //! * a `changed` finding only about flags, where the source's flags are still those the
 //!   checkpoint recorded with that copy, is [`FindingKind::FlagsChangedAtDestination`]; when the
-//!   source changed them since, it stays `changed` (the next delta carries them).
+//!   source changed them since, it stays `changed` (the next delta carries them);
+//! * a source message missing at the destination (after every pairing) that the checkpoint
+//!   records, as this very message, as set aside (refused by the destination for good and stored
+//!   in the side store, `mailmove copy --refused-to`) is [`FindingKind::SetAside`], with the
+//!   checkpoint's reason ([`Finding::reason`]: the refusal and the side store): the copy put it
+//!   elsewhere on purpose, and the report says where to find it.
 //!
-//! Both are informational ([`FindingKind::is_informational`]): counted
-//! ([`FindingCounts::arrived`], [`FindingCounts::flags_changed_at_destination`]) and listed in
-//! the report and the summary, never part of [`FindingCounts::total`], so they leave a report
-//! [`identical`](VerifyReport::identical) with exit status [`EXIT_IDENTICAL`]. The flag rule
-//! applies in sample mode too (which never looks for extras). Whatever the checkpoint cannot
-//! vouch for stays a difference. Memory stays bounded: the extras of a folder wait in a store
-//! like the others and are merge-joined with the checkpoint's fingerprints for that folder,
-//! which SQLite streams in order; flags are one indexed lookup per flags-only `changed` pair.
+//! All three are informational ([`FindingKind::is_informational`]): counted
+//! ([`FindingCounts::arrived`], [`FindingCounts::flags_changed_at_destination`],
+//! [`FindingCounts::set_aside`]) and listed in the report and the summary, never part of
+//! [`FindingCounts::total`], so they leave a report [`identical`](VerifyReport::identical) with
+//! exit status [`EXIT_IDENTICAL`]. The flag and set-aside rules apply in sample mode too (which
+//! never looks for extras). Whatever the checkpoint cannot vouch for stays a difference. Memory
+//! stays bounded: the extras of a folder wait in a store like the others and are merge-joined
+//! with the checkpoint's fingerprints for that folder, which SQLite streams in order; flags and
+//! set-aside messages are one indexed lookup per flags-only `changed` pair or `missing` message.
 //!
 //! # Bounded memory
 //! Per destination folder, the verifier streams the metadata of both sides (at the same time),

@@ -65,6 +65,12 @@ pub enum FindingKind {
     /// copy. (When the source changed them since, the finding stays `changed`: the next delta
     /// carries them.)
     FlagsChangedAtDestination,
+    /// Information, not a difference (only when the verification knows the job): a source
+    /// message missing at the destination that the job did not lose: the destination refused it
+    /// for good and the copy stored it in the side store instead (`--refused-to`). The finding's
+    /// [`Finding::reason`] is the checkpoint's word on the refusal and the side store. (Without a
+    /// record of this very message in that state, it stays `missing`.)
+    SetAside,
 }
 
 impl FindingKind {
@@ -79,14 +85,16 @@ impl FindingKind {
             FindingKind::Altered => "altered",
             FindingKind::Arrived => "arrived",
             FindingKind::FlagsChangedAtDestination => "flags_changed_at_destination",
+            FindingKind::SetAside => "set_aside",
         }
     }
 
-    /// Whether findings of this kind are information about what happened at the destination
-    /// after the copy rather than differences: they are counted and listed, but never make a
-    /// verification not identical (nor its exit status [`EXIT_DIFFERENCES`]).
+    /// Whether findings of this kind are information the job's checkpoint vouches for (what
+    /// happened at the destination after the copy, what the copy deliberately put elsewhere)
+    /// rather than differences: they are counted and listed, but never make a verification not
+    /// identical (nor its exit status [`EXIT_DIFFERENCES`]).
     pub fn is_informational(self) -> bool {
-        matches!(self, FindingKind::Arrived | FindingKind::FlagsChangedAtDestination)
+        matches!(self, FindingKind::Arrived | FindingKind::FlagsChangedAtDestination | FindingKind::SetAside)
     }
 }
 
@@ -177,7 +185,8 @@ pub struct Finding {
     /// Which side could not be read (`unreadable` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub side: Option<Side>,
-    /// Why it could not be read (`unreadable` only).
+    /// Why it could not be read (`unreadable`), or, as the checkpoint recorded it, why the
+    /// destination refused it and where it was stored instead (`set_aside`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -212,6 +221,10 @@ pub struct FindingCounts {
     /// the destination after the copy ([`FindingKind::FlagsChangedAtDestination`]).
     #[serde(default)]
     pub flags_changed_at_destination: u64,
+    /// Not a finding (not part of [`FindingCounts::total`]): source messages the destination
+    /// refused and the job stored in the side store instead ([`FindingKind::SetAside`]).
+    #[serde(default)]
+    pub set_aside: u64,
 }
 
 impl FindingCounts {
@@ -237,6 +250,7 @@ impl FindingCounts {
         self.transformed += other.transformed;
         self.arrived += other.arrived;
         self.flags_changed_at_destination += other.flags_changed_at_destination;
+        self.set_aside += other.set_aside;
     }
 
     /// Counts one finding.
@@ -250,6 +264,7 @@ impl FindingCounts {
             FindingKind::Altered => self.altered += 1,
             FindingKind::Arrived => self.arrived += 1,
             FindingKind::FlagsChangedAtDestination => self.flags_changed_at_destination += 1,
+            FindingKind::SetAside => self.set_aside += 1,
         }
     }
 
@@ -264,6 +279,7 @@ impl FindingCounts {
             FindingKind::Altered => self.altered,
             FindingKind::Arrived => self.arrived,
             FindingKind::FlagsChangedAtDestination => self.flags_changed_at_destination,
+            FindingKind::SetAside => self.set_aside,
         }
     }
 }
@@ -371,6 +387,10 @@ pub struct VerifyReport {
     /// ([`FindingKind::FlagsChangedAtDestination`]).
     #[serde(default)]
     pub flags_changed_at_destination: Vec<Finding>,
+    /// Information (job known only): refused by the destination and stored in the side store by
+    /// the job ([`FindingKind::SetAside`]).
+    #[serde(default)]
+    pub set_aside: Vec<Finding>,
     /// Start time (RFC 3339).
     pub started_at: String,
     /// Wall time in seconds.
@@ -415,6 +435,7 @@ impl VerifyReport {
             FindingKind::Altered => &self.altered,
             FindingKind::Arrived => &self.arrived,
             FindingKind::FlagsChangedAtDestination => &self.flags_changed_at_destination,
+            FindingKind::SetAside => &self.set_aside,
         }
     }
 

@@ -70,6 +70,14 @@ impl VerifyReport {
                 self.counts.flags_changed_at_destination
             );
         }
+        if self.counts.set_aside > 0 {
+            let _ = writeln!(
+                out,
+                "  set aside:   {} refused by the destination and stored in the side store by the job: \
+                 information, not differences",
+                self.counts.set_aside
+            );
+        }
         if self.truncated {
             let _ =
                 writeln!(out, "  note:        finding lists in the JSON report are capped; counts are exact");
@@ -86,6 +94,7 @@ impl VerifyReport {
             FindingKind::Unreadable,
             FindingKind::Arrived,
             FindingKind::FlagsChangedAtDestination,
+            FindingKind::SetAside,
         ] {
             self.write_findings(&mut out, kind);
         }
@@ -171,6 +180,10 @@ impl VerifyReport {
             }
             FindingKind::FlagsChangedAtDestination => {
                 "Flags changed at the destination after the copy (information, not a difference)"
+            }
+            FindingKind::SetAside => {
+                "Set aside: refused by the destination and stored in the side store (information, not a \
+                 difference)"
             }
         };
         let _ = writeln!(out, "\n{title} ({count}):");
@@ -275,8 +288,15 @@ fn finding_line(finding: &Finding) -> String {
     if let Some(copies) = &finding.copies {
         let _ = write!(line, "  [{} at source, {} at destination]", copies.source, copies.destination);
     }
-    if let (Some(side), Some(reason)) = (&finding.side, &finding.reason) {
-        let _ = write!(line, "  [{side}: {reason}]");
+    match (&finding.side, &finding.reason) {
+        (Some(side), Some(reason)) => {
+            let _ = write!(line, "  [{side}: {reason}]");
+        }
+        // A set-aside message: where it went is what the reader looks for.
+        (None, Some(reason)) => {
+            let _ = write!(line, "  [{reason}]");
+        }
+        _ => {}
     }
     line
 }

@@ -134,11 +134,12 @@ pub async fn verify(
         context.emit_progress();
     }
     let complete = folders.iter().all(|folder| folder.error.is_none());
-    let [missing, extra, changed, duplicates, unreadable, altered, arrived, flags_changed_at_destination] =
+    let [missing, extra, changed, duplicates, unreadable, altered, arrived, flags_changed_at_destination, set_aside] =
         collected.lists;
     debug_assert_eq!(list_index(crate::report::FindingKind::Unreadable), 4);
     debug_assert_eq!(list_index(crate::report::FindingKind::Altered), 5);
     debug_assert_eq!(list_index(crate::report::FindingKind::FlagsChangedAtDestination), 7);
+    debug_assert_eq!(list_index(crate::report::FindingKind::SetAside), 8);
     Ok(VerifyReport {
         identical: complete && collected.counts.is_empty(),
         complete,
@@ -170,6 +171,7 @@ pub async fn verify(
         state: options.state.as_ref().map(|path| path.display().to_string()),
         arrived,
         flags_changed_at_destination,
+        set_aside,
         started_at,
         duration_secs: started.elapsed().as_secs_f64(),
     })

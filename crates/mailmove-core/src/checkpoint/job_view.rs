@@ -75,6 +75,11 @@ pub struct JobRecord {
     /// The source's flags when the message was copied or its flags last synced (copied and
     /// matched messages; `None` for other states and for rows written before flags were kept).
     pub flags: Option<Flags>,
+    /// The row's `reason`, kept as the copy wrote it: why the destination refused the message and
+    /// where it was stored instead ([`MessageState::SetAside`]), why it failed
+    /// ([`MessageState::Failed`]), or what the destination altered when storing a copy; `None`
+    /// when the row has none. A verification quotes it rather than guessing where a message went.
+    pub reason: Option<String>,
 }
 
 impl JobView {
@@ -135,17 +140,19 @@ impl JobView {
     pub fn record(&self, source_folder: &FolderPath, key: &SourceKey) -> Result<Option<JobRecord>> {
         let connection = lock(&self.connection);
         let mut statement = connection.prepare_cached(
-            "SELECT m.state, f.dest_folder, m.fingerprint, m.stored_fingerprint, m.flags
+            "SELECT m.state, f.dest_folder, m.fingerprint, m.stored_fingerprint, m.flags, m.reason
              FROM folders f JOIN messages m ON m.folder_id = f.id
              WHERE f.source_folder = ?1 AND m.source_key = ?2",
         )?;
-        type Row = (i64, String, Vec<u8>, Option<Vec<u8>>, Option<String>);
+        type Row = (i64, String, Vec<u8>, Option<Vec<u8>>, Option<String>, Option<String>);
         let row: Option<Row> = statement
             .query_row(params![source_folder.storage_key(), key.as_str()], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
             })
             .optional()?;
-        let Some((state, destination_folder, fingerprint, stored, flags)) = row else { return Ok(None) };
+        let Some((state, destination_folder, fingerprint, stored, flags, reason)) = row else {
+            return Ok(None);
+        };
         let state = MessageState::from_code(state)?;
         let fingerprint = blob_to_fingerprint(&fingerprint)?;
         let held = stored.as_deref().map(blob_to_fingerprint).transpose()?.unwrap_or(fingerprint);
@@ -156,6 +163,7 @@ impl JobView {
             held,
             // Only a copy or a match records flags; another state's column is no copy's base.
             flags: flags.filter(|_| state.is_done()).map(|text| recorded_flags(&text)),
+            reason,
         }))
     }
 
@@ -165,8 +173,9 @@ impl JobView {
     ///
     /// Every message the job holds a record of counts except failed ones (which stored nothing):
     /// copies and matches, and also intents (an append whose outcome is unknown may have stored
-    /// the message) and copies being removed (`--sync-deletions` interrupted), so that nothing
-    /// the job may have written passes for a message it did not.
+    /// the message), copies being removed (`--sync-deletions` interrupted) and messages set aside
+    /// (refused, but an earlier attempt's outcome is not on record), so that nothing the job may
+    /// have written passes for a message it did not.
     ///
     /// The connection is held while `each` runs: `each` must not call back into this view.
     ///
@@ -310,6 +319,37 @@ mod tests {
         assert_eq!(record("5").unwrap().state, MessageState::Intent);
         assert_eq!(record("6"), None);
         assert_eq!(view.record(&FolderPath::parse("Sent"), &SourceKey::from("2")).unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn records_carry_the_reason_of_a_message_set_aside_or_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.sqlite");
+        let checkpoint = Checkpoint::open(&path, "src", "dst").unwrap();
+        let inbox = FolderPath::inbox();
+        let folder = checkpoint.folder(&inbox, Some(1), &inbox).await.unwrap();
+        let [aside, failed, copied] = [b"a", b"b", b"c"].map(|bytes| strict_of_bytes(bytes));
+        let intents: Vec<IntentRow> = [("1", aside), ("2", failed), ("3", copied)]
+            .map(|(key, fp)| IntentRow::new(key.into(), fp, 1))
+            .into();
+        checkpoint.record_intents(folder.id, intents.clone()).await.unwrap();
+        let why = "refused by the destination (too big); stored in mbox:///x/refused.mbox folder INBOX";
+        let results = vec![
+            intents[0].clone().resolve(Outcome::SetAside { reason: why.into() }),
+            intents[1].clone().resolve(Outcome::Failed { reason: "too large".into() }),
+            intents[2].clone().resolve(Outcome::Copied { dest_key: Some("7".into()) }),
+        ];
+        checkpoint.record_results(folder.id, results).await.unwrap();
+        drop(checkpoint);
+
+        let view = JobView::open(&path, "src", "dst").unwrap();
+        let record = |key: &str| view.record(&inbox, &SourceKey::from(key)).unwrap().unwrap();
+        let set_aside = record("1");
+        assert_eq!((set_aside.state, set_aside.fingerprint), (MessageState::SetAside, aside));
+        assert_eq!(set_aside.reason.as_deref(), Some(why));
+        assert_eq!(set_aside.flags, None, "nothing was copied: no flags to compare with");
+        assert_eq!(record("2").reason.as_deref(), Some("too large"));
+        assert_eq!(record("3").reason, None);
     }
 
     #[tokio::test]

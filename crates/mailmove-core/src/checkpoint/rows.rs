@@ -21,16 +21,20 @@ pub enum MessageState {
     /// Its source message is gone and its copy is being removed (`sync_deletions`): the removal
     /// is made again if a crash interrupted it.
     Deleting,
+    /// The destination refused it for good and it was stored in the side store instead
+    /// (`--refused-to`): not copied again, not stored aside again.
+    SetAside,
 }
 
 impl MessageState {
     /// Every state, for decoding.
-    const ALL: [MessageState; 5] = [
+    const ALL: [MessageState; 6] = [
         MessageState::Intent,
         MessageState::Copied,
         MessageState::Matched,
         MessageState::Failed,
         MessageState::Deleting,
+        MessageState::SetAside,
     ];
 
     /// The states that mean "at the destination" ([`MessageState::is_done`]).
@@ -45,6 +49,7 @@ impl MessageState {
             MessageState::Matched => 2,
             MessageState::Failed => 3,
             MessageState::Deleting => 4,
+            MessageState::SetAside => 5,
         }
     }
 
@@ -59,6 +64,12 @@ impl MessageState {
     /// Whether the message is known to be at the destination.
     pub fn is_done(self) -> bool {
         Self::DONE.contains(&self)
+    }
+
+    /// Whether nothing is left to do for the message: at the destination, or refused there and
+    /// stored in the side store.
+    pub fn is_handled(self) -> bool {
+        self.is_done() || self == MessageState::SetAside
     }
 }
 
@@ -94,6 +105,11 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// Refused by the destination for good, stored in the side store instead (`--refused-to`).
+    SetAside {
+        /// Why the destination refused it, and where it was stored.
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -103,6 +119,7 @@ impl Outcome {
             Outcome::Copied { .. } => MessageState::Copied,
             Outcome::Matched => MessageState::Matched,
             Outcome::Failed { .. } => MessageState::Failed,
+            Outcome::SetAside { .. } => MessageState::SetAside,
         }
     }
 }

@@ -15,8 +15,10 @@
 //! 4. **flush**, when anything was appended; if it fails, the appended messages stay intents;
 //!    then the sink's **post-store check** ([`MailSink::stored_copies`](crate::MailSink::stored_copies)):
 //!    a copy the destination altered is recorded with the fingerprint of what it holds;
-//! 5. **results**: failures, and the copies, only now; altered, damaged and transformed copies
-//!    are named.
+//!    then what the destination refused for good goes to the side store, when the run has one
+//!    (`--refused-to`), flushed there before it is recorded as set aside;
+//! 5. **results**: failures, and the copies, only now; altered, damaged, transformed and set-aside
+//!    messages are named.
 
 use std::sync::atomic::Ordering;
 
@@ -56,6 +58,11 @@ struct Appends {
     /// Notes on copied messages (reconstructed by the source, altered by the destination, stored
     /// under a named transform): given once their copies are durable.
     notes: Vec<(NoteKind, MessageNote)>,
+    /// Refused for good by the sink, with the refusal (an index into the batch): stored in the
+    /// side store after the flush, when the run has one ([`Committer::set_aside`]).
+    refused: Vec<(usize, Error)>,
+    /// Stored in the side store: recorded with the results.
+    set_aside: Vec<ResultRow>,
 }
 
 /// What a report says of a message stored under the named transform `name`.
@@ -181,6 +188,10 @@ impl<'p, 'i> Committer<'p, 'i> {
         if !appends.copied.is_empty() {
             self.check_stored(&to_append, &mut appends).await;
         }
+        // 4c. What it refused for good goes to the side store (`--refused-to`).
+        if !appends.refused.is_empty() {
+            self.set_aside(&to_append, &mut appends).await;
+        }
         // 5. Results: `flush` returned Ok (or nothing was appended).
         self.record_results(appends).await
     }
@@ -256,7 +267,7 @@ impl<'p, 'i> Committer<'p, 'i> {
         let (context, folder) = (self.pass.context, self.pass.folder);
         let mut appends = Appends::default();
         let mut retry = Retry::append_failures(context, folder.to_string());
-        for fetched in to_append {
+        for (index, fetched) in to_append.iter().enumerate() {
             if context.is_paused() {
                 break;
             }
@@ -299,6 +310,10 @@ impl<'p, 'i> Committer<'p, 'i> {
                     self.outcome.deferred.push(meta.clone());
                     self.outcome.last_error = Some(error);
                 }
+                Disposition::FailMessage if context.refused_to.is_some() => {
+                    // Nothing was stored: the side store gets it once the batch is flushed.
+                    appends.refused.push((index, error));
+                }
                 Disposition::FailMessage | Disposition::FailOperation => {
                     self.report.failed += 1;
                     context.fail(self.pass.failure(meta, message_id_of(&fetched.message), &error));
@@ -329,8 +344,9 @@ impl<'p, 'i> Committer<'p, 'i> {
     /// Step 5: records the failures and the (now durable) copies, then counts and announces them.
     async fn record_results(&mut self, appends: Appends) -> Result<()> {
         let context = self.pass.context;
-        let Appends { copied, failed, notes } = appends;
+        let Appends { copied, failed, notes, set_aside, .. } = appends;
         let mut results = failed;
+        results.extend(set_aside);
         results.extend(copied.iter().cloned());
         context.checkpoint.record_results(self.pass.state.id, results).await?;
         for copy in copied {
@@ -348,8 +364,64 @@ impl<'p, 'i> Committer<'p, 'i> {
                 NoteKind::Damaged => self.report.damaged += 1,
                 NoteKind::Altered => self.report.altered += 1,
                 NoteKind::Transformed => self.report.transformed += 1,
+                NoteKind::SetAside => self.report.set_aside += 1,
             }
             self.pass.context.note(kind, note);
+        }
+    }
+
+    /// Step 4c: stores the messages the sink refused for good in the side store, flushes it, and
+    /// turns each into a set-aside result (named in the report) or, when the side store fails
+    /// too, a failure naming both refusals.
+    async fn set_aside(&mut self, batch: &[Fetched], appends: &mut Appends) {
+        let context = self.pass.context;
+        let refused = std::mem::take(&mut appends.refused);
+        let Some(side) = context.refused_to else { return };
+        // A side store without folders (one mbox file) takes every folder's refusals.
+        let folder =
+            if side.capabilities().folders { self.pass.destination.clone() } else { FolderPath::inbox() };
+        let mut stored = Vec::new();
+        let mut failed = Vec::new();
+        match side.create_folder(&folder).await {
+            Err(error) => {
+                let error = error.chain_to_string();
+                failed.extend(refused.into_iter().map(|(index, refusal)| (index, refusal, error.clone())));
+            }
+            Ok(()) => {
+                for (index, refusal) in refused {
+                    match side.append(&folder, &batch[index].message).await {
+                        Ok(_) => stored.push((index, refusal)),
+                        Err(error) => failed.push((index, refusal, error.chain_to_string())),
+                    }
+                }
+            }
+        }
+        if !stored.is_empty() {
+            if let Err(error) = side.flush(&folder).await {
+                let error = error.chain_to_string();
+                failed.extend(stored.drain(..).map(|(index, refusal)| (index, refusal, error.clone())));
+            }
+        }
+        let place = format!("{} folder {folder}", side.identity());
+        for (index, refusal) in stored {
+            let fetched = &batch[index];
+            let reason =
+                format!("refused by the destination ({}); stored in {place}", refusal.chain_to_string());
+            appends.notes.push((NoteKind::SetAside, note_on(self.pass.folder, fetched, reason.clone())));
+            appends
+                .set_aside
+                .push(intent(fetched, self.pass.listing_run).resolve(Outcome::SetAside { reason }));
+        }
+        for (index, refusal, error) in failed {
+            let fetched = &batch[index];
+            let meta = &fetched.message.meta;
+            self.report.failed += 1;
+            let mut failure = self.pass.failure(meta, message_id_of(&fetched.message), &refusal);
+            failure.reason = format!("{}; not stored in {place} either: {error}", refusal.chain_to_string());
+            context.fail(failure.clone());
+            appends.failed.push(
+                intent(fetched, self.pass.listing_run).resolve(Outcome::Failed { reason: failure.reason }),
+            );
         }
     }
 

@@ -56,6 +56,9 @@ pub enum Event {
     /// A message was copied (a `MessageCopied` event came too) under a named transform (see
     /// [`RunReport::transformed`](super::RunReport::transformed)).
     MessageTransformed(MessageNote),
+    /// A message the destination refused for good was stored in the side store instead (see
+    /// [`RunReport::set_aside`](super::RunReport::set_aside)).
+    MessageSetAside(MessageNote),
     /// The flags of a copy were updated with the changes made at the source since it was copied.
     FlagsUpdated {
         /// Source folder.

@@ -403,6 +403,7 @@ impl Pass<'_> {
             report.damaged += part.damaged;
             report.altered += part.altered;
             report.transformed += part.transformed;
+            report.set_aside += part.set_aside;
             report.bytes_copied += part.bytes_copied;
         }
         (produced, committed)

@@ -18,15 +18,22 @@
 //!    Transient errors are retried with exponential backoff and jitter (honouring the peer's
 //!    hint); a failed append may still have stored the message, so it is retried by the next
 //!    round, which reconciles first. Permanent ones are reported with their reason and the run
-//!    goes on. [`Error::QuotaExceeded`](crate::Error::QuotaExceeded) and authentication errors
-//!    pause the run; it resumes where it stopped.
+//!    goes on, or, with a side store ([`Copier::refused_to`]), the message is stored there and
+//!    named ([`RunReport::set_aside`]). [`Error::QuotaExceeded`](crate::Error::QuotaExceeded)
+//!    and authentication errors pause the run; it resumes where it stopped.
+//! 6. The delta (later runs of the same job): flag changes made at the source reach the copies
+//!    (`flag_sync`), a folder whose [revision](crate::FolderInfo::revision) did not change is
+//!    skipped without listing, and with [`CopyOptions::sync_deletions`] copies whose source
+//!    message is gone are removed (`deletions`), moved ones moved (`moves`), and folders gone at
+//!    the source named (`gone_folders`), once every folder was listed.
 //!
 //! # Where things are
 //! One private module per role: `run` (planning, shared budgets, totals, the report), `folder`
 //! (one folder's rounds and the per-pass state every step borrows), `produce` (list, filter, look
 //! up, fetch), `commit` (intents → append → flush → results), `reconcile` (the destination's
 //! fingerprints), `retry` (retry state: attempts of an operation, consecutive append failures,
-//! rounds of a folder) and `plan` (dry runs); the public types live in `options`, `filter`,
+//! rounds of a folder), `plan` (dry runs), and the delta's `flag_sync`, `deletions`, `moves` and
+//! `gone_folders`; the public types live in `options`, `filter`,
 //! `mapping`, `event` and `report`.
 //!
 //! ```
@@ -52,6 +59,7 @@ mod mapping;
 mod moves;
 mod options;
 mod plan;
+mod preflight;
 mod produce;
 mod reconcile;
 mod report;
@@ -65,8 +73,9 @@ pub use event::{Event, EventSink};
 pub use filter::{CompiledFilter, MessageFilter};
 pub use mapping::{FolderMapping, MappingResolver};
 pub use options::{CopyOptions, Limits, RetryPolicy};
+pub use preflight::{preflight, Preflight, TOO_BIG_LISTED};
 pub use report::{FolderReport, MessageFailure, MessageNote, RunOutcome, RunReport};
-pub use run::copy;
+pub use run::{copy, copy_setting_aside};
 
 use crate::backend::{MailSink, MailSource};
 use crate::checkpoint::Checkpoint;
@@ -77,6 +86,7 @@ use crate::error::Result;
 pub struct Copier {
     source: Arc<dyn MailSource>,
     sink: Arc<dyn MailSink>,
+    refused_to: Option<Arc<dyn MailSink>>,
     options: CopyOptions,
     checkpoint: CheckpointChoice,
     events: EventSink,
@@ -101,6 +111,7 @@ impl Copier {
         Copier {
             source,
             sink,
+            refused_to: None,
             options: CopyOptions::default(),
             checkpoint: CheckpointChoice::InMemory,
             events: EventSink::none(),
@@ -122,6 +133,13 @@ impl Copier {
     /// Uses an open checkpoint.
     pub fn checkpoint(mut self, checkpoint: Checkpoint) -> Self {
         self.checkpoint = CheckpointChoice::Given(checkpoint);
+        self
+    }
+
+    /// Stores every message the sink refuses for good (too big, invalid) in `side` instead
+    /// (`--refused-to`): see [`RunReport::set_aside`].
+    pub fn refused_to(mut self, side: Arc<dyn MailSink>) -> Self {
+        self.refused_to = Some(side);
         self
     }
 
@@ -148,6 +166,15 @@ impl Copier {
             }
             CheckpointChoice::Path(path) => Checkpoint::open(&path, &source_identity, &sink_identity)?,
         };
-        copy(self.source.as_ref(), self.sink.as_ref(), &self.options, &checkpoint, &self.events).await
+        let side = self.refused_to.as_deref();
+        copy_setting_aside(
+            self.source.as_ref(),
+            self.sink.as_ref(),
+            side,
+            &self.options,
+            &checkpoint,
+            &self.events,
+        )
+        .await
     }
 }

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use super::deletions::carries_deletions;
 use super::flag_sync::{carries_flags, change_since};
 use super::produce::LOOKUP_BATCH;
-use super::report::FolderReport;
+use super::report::{FolderReport, MessageNote};
 use super::run::RunContext;
 use crate::checkpoint::MessageState;
 use crate::error::Result;
@@ -32,6 +32,7 @@ pub(super) async fn plan_folder(
     let mut batch: Vec<(MessageMeta, bool)> = Vec::new();
     let mut done = false;
     let flags = carries_flags(context);
+    let size_limit = context.sink.capabilities().max_message_size;
     // The job's removable copies whose source message the listing saw.
     let mut removable_seen = 0u64;
     while !done {
@@ -65,9 +66,17 @@ pub(super) async fn plan_folder(
                 if !selected {
                     continue;
                 }
+                if records.get(&meta.key).is_some_and(|r| r.state == MessageState::SetAside) {
+                    // Stored in the side store by an earlier run: nothing to do.
+                    report.skipped += 1;
+                    continue;
+                }
                 let Some(record) = record else {
                     report.planned += 1;
                     report.planned_bytes += meta.size;
+                    if size_limit.is_some_and(|limit| meta.size > limit) {
+                        note_too_big(context, report, &meta);
+                    }
                     continue;
                 };
                 report.skipped += 1;
@@ -84,4 +93,19 @@ pub(super) async fn plan_folder(
         report.planned_removals = removable.saturating_sub(removable_seen);
     }
     Ok(())
+}
+
+/// Counts a message larger than the destination takes, and lists it among the first ones.
+fn note_too_big(context: &RunContext<'_>, report: &mut FolderReport, meta: &MessageMeta) {
+    report.planned_too_big += 1;
+    let mut listed = crate::sync::lock(&context.too_big);
+    if listed.len() < super::TOO_BIG_LISTED {
+        listed.push(MessageNote {
+            folder: report.folder.clone(),
+            source_key: meta.key.to_string(),
+            message_id: meta.message_id.clone(),
+            size: Some(meta.size),
+            reason: format!("{} bytes", meta.size),
+        });
+    }
 }

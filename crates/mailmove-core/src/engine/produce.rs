@@ -177,6 +177,17 @@ impl<'p> Producer<'p> {
                         reason: "checkpoint",
                     });
                 }
+                Some(record) if record.state == MessageState::SetAside => {
+                    // Refused by the destination and stored in the side store by an earlier run:
+                    // neither copied again nor stored aside again.
+                    self.report.skipped += 1;
+                    context.totals.skipped.fetch_add(1, Ordering::Relaxed);
+                    context.events.emit(Event::MessageSkipped {
+                        folder: folder.to_string(),
+                        key: meta.key.to_string(),
+                        reason: "set_aside",
+                    });
+                }
                 Some(record) if record.state == MessageState::Intent => {
                     self.pending_intents.insert(meta.key.clone());
                     wanted.push(meta)

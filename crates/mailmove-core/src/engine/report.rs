@@ -82,6 +82,10 @@ pub struct FolderReport {
     /// Copied under a named transform (also counted in `copied`; see [`RunReport::transformed`]).
     #[serde(default)]
     pub transformed: u64,
+    /// Refused by the destination for good and stored in the side store instead (see
+    /// [`RunReport::set_aside`]); not counted in `copied` nor in `failed`.
+    #[serde(default)]
+    pub set_aside: u64,
     /// Copies whose flags were updated with the source's changes since the copy.
     #[serde(default)]
     pub flags_updated: u64,
@@ -123,6 +127,9 @@ pub struct FolderReport {
     /// (`sync_deletions`).
     #[serde(default)]
     pub planned_removals: u64,
+    /// Dry run: messages that would be copied but are larger than the destination takes.
+    #[serde(default)]
+    pub planned_too_big: u64,
     /// A folder-level error, when the folder could not be processed.
     pub error: Option<String>,
 }
@@ -201,6 +208,16 @@ pub struct RunReport {
     /// clean.
     #[serde(default)]
     pub transformed: Vec<MessageNote>,
+    /// Messages the destination refused for good (too big, invalid) that were stored in the side
+    /// store instead (`--refused-to`), each named with the refusal and where it went. Not a
+    /// failure: every message is somewhere, and the run can be complete. Later runs neither copy
+    /// them nor store them aside again.
+    #[serde(default)]
+    pub set_aside: Vec<MessageNote>,
+    /// Dry run: messages that would be copied but are larger than the destination takes (the
+    /// first [`TOO_BIG_LISTED`](super::TOO_BIG_LISTED); each folder counts them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub too_big: Vec<MessageNote>,
     /// The error that stopped the run, when its outcome is `failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -251,6 +268,8 @@ impl RunReport {
             damaged: Vec::new(),
             altered: Vec::new(),
             transformed: Vec::new(),
+            set_aside: Vec::new(),
+            too_big: Vec::new(),
             error: Some(error.chain_to_string()),
             warnings: Vec::new(),
         }

@@ -22,6 +22,8 @@ use crate::sync::lock;
 pub(super) struct RunContext<'a> {
     pub source: &'a dyn MailSource,
     pub sink: &'a dyn MailSink,
+    /// Where messages the sink refuses for good are stored instead (`--refused-to`).
+    pub refused_to: Option<&'a dyn MailSink>,
     pub options: &'a CopyOptions,
     pub checkpoint: &'a Checkpoint,
     pub events: &'a EventSink,
@@ -42,6 +44,8 @@ pub(super) struct RunContext<'a> {
     pub folder_ends: Mutex<Vec<super::folder::FolderEnd>>,
     /// Messages held back as possible moves ([`super::moves`]).
     pub move_candidates: Mutex<Vec<super::moves::MoveCandidate>>,
+    /// Dry run: messages larger than the destination takes, the first ones ([`super::plan`]).
+    pub too_big: Mutex<Vec<MessageNote>>,
 }
 
 /// The messages of the run that were copied and deserve a note, by what is to be said.
@@ -50,6 +54,7 @@ struct Notes {
     damaged: Vec<MessageNote>,
     altered: Vec<MessageNote>,
     transformed: Vec<MessageNote>,
+    set_aside: Vec<MessageNote>,
 }
 
 /// What a [`MessageNote`] says about a copied message.
@@ -61,6 +66,8 @@ pub(super) enum NoteKind {
     Altered,
     /// Stored under a named transform.
     Transformed,
+    /// Refused by the destination, stored in the side store.
+    SetAside,
 }
 
 /// Counters over the whole run.
@@ -91,6 +98,7 @@ impl RunContext<'_> {
             NoteKind::Damaged => (Event::MessageDamaged(note.clone()), &mut notes.damaged),
             NoteKind::Altered => (Event::MessageAltered(note.clone()), &mut notes.altered),
             NoteKind::Transformed => (Event::MessageTransformed(note.clone()), &mut notes.transformed),
+            NoteKind::SetAside => (Event::MessageSetAside(note.clone()), &mut notes.set_aside),
         };
         list.push(note);
         drop(notes);
@@ -160,6 +168,23 @@ pub async fn copy(
     checkpoint: &Checkpoint,
     events: &EventSink,
 ) -> Result<RunReport> {
+    copy_setting_aside(source, sink, None, options, checkpoint, events).await
+}
+
+/// [`copy`], storing every message `sink` refuses for good (too big, invalid) in `refused_to`
+/// instead, when given: the report names each ([`RunReport::set_aside`]), and nothing refused is
+/// lost. What [`Copier::refused_to`](super::Copier::refused_to) runs.
+///
+/// # Errors
+/// See [`Copier::run`](super::Copier::run).
+pub async fn copy_setting_aside(
+    source: &dyn MailSource,
+    sink: &dyn MailSink,
+    refused_to: Option<&dyn MailSink>,
+    options: &CopyOptions,
+    checkpoint: &Checkpoint,
+    events: &EventSink,
+) -> Result<RunReport> {
     let started = Instant::now();
     let started_at = chrono::Utc::now().to_rfc3339();
     let filter = options.filter.compile()?;
@@ -168,6 +193,7 @@ pub async fn copy(
     let context = RunContext {
         source,
         sink,
+        refused_to,
         options,
         checkpoint,
         events,
@@ -184,6 +210,7 @@ pub async fn copy(
         last_progress: Mutex::new(started),
         folder_ends: Mutex::new(Vec::new()),
         move_candidates: Mutex::new(Vec::new()),
+        too_big: Mutex::new(Vec::new()),
     };
 
     let source_folders =
@@ -224,7 +251,8 @@ pub async fn copy(
     folders.sort_by(|a, b| a.folder.cmp(&b.folder));
 
     let failures = std::mem::take(&mut *lock(&context.failures));
-    let Notes { damaged, altered, transformed } = std::mem::take(&mut *lock(&context.notes));
+    let Notes { damaged, altered, transformed, set_aside } = std::mem::take(&mut *lock(&context.notes));
+    let too_big = std::mem::take(&mut *lock(&context.too_big));
     let mut warnings = source.warnings();
     warnings.append(&mut lock(&context.warnings));
     let paused_reason = lock(&context.paused).take();
@@ -267,6 +295,8 @@ pub async fn copy(
         damaged,
         altered,
         transformed,
+        set_aside,
+        too_big,
         error: None,
         warnings,
     })
