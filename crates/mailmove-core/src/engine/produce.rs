@@ -153,11 +153,23 @@ impl<'p> Producer<'p> {
         (self.outcome, self.report)
     }
 
+    /// Counts a listed message that needs nothing (done, or set aside) and says why.
+    fn skip(&mut self, meta: &MessageMeta, reason: &'static str) {
+        let context = self.pass.context;
+        self.report.skipped += 1;
+        context.totals.skipped.fetch_add(1, Ordering::Relaxed);
+        context.events.emit(Event::MessageSkipped {
+            folder: self.pass.folder.to_string(),
+            key: meta.key.to_string(),
+            reason,
+        });
+    }
+
     /// Skips what the checkpoint says is done; fetches the rest in batches bounded by count and
     /// bytes. Intents (maybe stored: the committer reconciles), earlier failures (retried every
     /// run) and unknown keys are all fetched.
     async fn look_up_and_fetch(&mut self, metas: Vec<MessageMeta>) -> Result<()> {
-        let (context, folder) = (self.pass.context, self.pass.folder);
+        let context = self.pass.context;
         let keys = metas.iter().map(|m| m.key.clone()).collect();
         let records = context.checkpoint.lookup(self.pass.state.id, keys).await?;
         self.pending_intents.clear();
@@ -169,25 +181,11 @@ impl<'p> Producer<'p> {
                     if syncs_flags {
                         self.pass.note_flag_change(&meta, record);
                     }
-                    self.report.skipped += 1;
-                    context.totals.skipped.fetch_add(1, Ordering::Relaxed);
-                    context.events.emit(Event::MessageSkipped {
-                        folder: folder.to_string(),
-                        key: meta.key.to_string(),
-                        reason: "checkpoint",
-                    });
+                    self.skip(&meta, "checkpoint");
                 }
-                Some(record) if record.state == MessageState::SetAside => {
-                    // Refused by the destination and stored in the side store by an earlier run:
-                    // neither copied again nor stored aside again.
-                    self.report.skipped += 1;
-                    context.totals.skipped.fetch_add(1, Ordering::Relaxed);
-                    context.events.emit(Event::MessageSkipped {
-                        folder: folder.to_string(),
-                        key: meta.key.to_string(),
-                        reason: "set_aside",
-                    });
-                }
+                // Refused by the destination and stored in the side store by an earlier run:
+                // neither copied again nor stored aside again.
+                Some(record) if record.state == MessageState::SetAside => self.skip(&meta, "set_aside"),
                 Some(record) if record.state == MessageState::Intent => {
                     self.pending_intents.insert(meta.key.clone());
                     wanted.push(meta)
