@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 use clap::{Args, Parser, Subcommand};
 use mailmove::core::engine::{CopyOptions, FolderMapping, MessageFilter};
+use mailmove::core::Provider;
+use mailmove::registry::Side;
 
 /// Move mailboxes between IMAP, Maildir, MBOX and POP3 with zero message loss.
 #[derive(Debug, Parser)]
@@ -88,6 +90,15 @@ pub struct JobArgs {
     /// OAuth2 refresh configuration of the destination.
     #[arg(long, value_name = "FILE")]
     pub dst_oauth: Option<PathBuf>,
+    /// The source's provider profile (gmail, microsoft365, exchange, zimbra): its folders that
+    /// hold no mail (calendars, contacts...) are left out and listed. `auto` (the default)
+    /// recognises Gmail and Microsoft 365 by the server's host name; `none` applies none.
+    #[arg(long, value_name = "NAME", default_value = "auto")]
+    pub src_provider: String,
+    /// The destination's provider profile (same names): `plan` checks its reserved folder names
+    /// and, when the server does not say, its largest message.
+    #[arg(long, value_name = "NAME", default_value = "auto")]
+    pub dst_provider: String,
     /// Print JSON lines on stdout: one event per line, the final report last.
     #[arg(long)]
     pub json: bool,
@@ -134,6 +145,19 @@ pub struct CopyArgs {
     pub delete_after: bool,
 }
 
+/// The host of a server URL (`imaps://user@imap.gmail.com:993/` → `imap.gmail.com`); `None` for
+/// file stores.
+fn host_of(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next()?,
+        None => host_port.split(':').next()?,
+    };
+    (!host.is_empty()).then(|| host.to_string())
+}
+
 /// Parses `2024-01-31` (midnight UTC) or an RFC 3339 timestamp.
 pub fn parse_date(text: &str) -> Result<DateTime<FixedOffset>, UsageError> {
     if let Ok(date) = DateTime::parse_from_rfc3339(text) {
@@ -164,6 +188,22 @@ impl JobArgs {
         }
     }
 
+    /// The provider profile of one side: named, recognised by its URL's host (`auto`), or none.
+    pub fn provider(&self, side: Side) -> Result<Option<Provider>, UsageError> {
+        let (choice, url) = match side {
+            Side::Source => (&self.src_provider, self.source.as_deref()),
+            Side::Destination => (&self.dst_provider, self.destination.as_deref()),
+        };
+        match choice.to_ascii_lowercase().as_str() {
+            "none" => Ok(None),
+            "auto" => Ok(url.and_then(host_of).as_deref().and_then(Provider::from_host)),
+            name => Provider::parse(name).map(Some).ok_or_else(|| {
+                let names: Vec<&str> = Provider::ALL.iter().map(|p| p.name()).collect();
+                UsageError(format!("unknown provider {name:?}: one of {}, auto or none", names.join(", ")))
+            }),
+        }
+    }
+
     /// The copy options these arguments describe.
     pub fn copy_options(&self) -> anyhow::Result<CopyOptions> {
         let mut mapping = FolderMapping { map_roles: !self.no_role_mapping, ..FolderMapping::default() };
@@ -176,6 +216,7 @@ impl JobArgs {
             since: self.since.as_deref().map(parse_date).transpose()?,
             before: self.before.as_deref().map(parse_date).transpose()?,
             max_size: self.max_size.as_deref().map(parse_size).transpose()?,
+            left_out: self.provider(Side::Source)?.map(Provider::left_out).unwrap_or_default(),
         };
         filter.compile().map_err(|err| UsageError(err.to_string()))?;
         Ok(CopyOptions { mapping, filter, ..CopyOptions::default() })
@@ -185,6 +226,14 @@ impl JobArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_of_urls() {
+        assert_eq!(host_of("imaps://ana%40x@imap.gmail.com:993/?ca=x").as_deref(), Some("imap.gmail.com"));
+        assert_eq!(host_of("imap://u@[::1]:143/").as_deref(), Some("::1"));
+        assert_eq!(host_of("pop3s://outlook.office365.com").as_deref(), Some("outlook.office365.com"));
+        assert_eq!(host_of("maildir:/srv/mail"), None);
+    }
 
     #[test]
     fn sizes() {

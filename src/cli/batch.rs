@@ -129,6 +129,8 @@ impl Account {
             dst_token_file: None,
             src_oauth: None,
             dst_oauth: None,
+            src_provider: self.get("src_provider").unwrap_or("auto").to_string(),
+            dst_provider: self.get("dst_provider").unwrap_or("auto").to_string(),
             json: false,
             report: None,
             quiet: true,

@@ -278,6 +278,14 @@ pub fn copy_summary(report: &RunReport) -> String {
             out.push_str(&format!("... and {} more {what} messages (see --report)\n", notes.len() - SHOWN));
         }
     }
+    for left_out in &report.left_out {
+        let messages = left_out.messages.map(|n| format!(" ({n} messages)")).unwrap_or_default();
+        out.push_str(&format!(
+            "LEFT OUT {}{messages}: {}\n",
+            terminal_safe(&left_out.folder),
+            terminal_safe(&left_out.reason)
+        ));
+    }
     for folder in report.folders.iter().filter(|folder| folder.gone) {
         let what = if report.dry_run {
             format!(

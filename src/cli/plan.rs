@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use mailmove::core::checkpoint::Checkpoint;
-use mailmove::core::engine::{preflight, Preflight};
+use mailmove::core::engine::{preflight, Preflight, PreflightOptions};
 use mailmove::registry::{self, Side};
 
 use super::args::JobArgs;
@@ -45,8 +45,10 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<u8> {
         true => Checkpoint::open(&path, &source_identity, &sink_identity)?,
         false => Checkpoint::in_memory(&source_identity, &sink_identity)?,
     };
-    let found =
-        preflight(source.as_ref(), sink.as_ref(), &options, &checkpoint, args.refused_to.is_some()).await?;
+    let wanted = PreflightOptions::default()
+        .with_refused_to(args.refused_to.is_some())
+        .with_destination(job.provider(Side::Destination)?);
+    let found = preflight(source.as_ref(), sink.as_ref(), &options, &checkpoint, &wanted).await?;
     if let Some(path) = &job.report {
         output::write_report(path, &found)?;
     }

@@ -26,6 +26,34 @@ pub struct MessageFilter {
     pub before: Option<DateTime<FixedOffset>>,
     /// Only messages of at most this many bytes.
     pub max_size: Option<u64>,
+    /// Folders left out for a reason the report names (a provider profile's folders that hold
+    /// no mail, [`Provider::left_out`](crate::Provider::left_out)): each with its subfolders,
+    /// matched without regard to case. Unlike `exclude`, every folder left out is listed
+    /// ([`RunReport::left_out`](super::RunReport::left_out)).
+    pub left_out: Vec<LeftOut>,
+}
+
+/// A folder left out of a run, with its subfolders, and why ([`MessageFilter::left_out`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LeftOut {
+    /// The folder's `/`-separated name (any case).
+    pub folder: String,
+    /// Why it is left out.
+    pub reason: String,
+}
+
+impl LeftOut {
+    /// `folder` (and its subfolders) left out for `reason`.
+    pub fn new(folder: impl Into<String>, reason: impl Into<String>) -> Self {
+        LeftOut { folder: folder.into(), reason: reason.into() }
+    }
+
+    /// Whether it covers `display` (a folder's `/`-separated name).
+    fn covers(&self, display: &str) -> bool {
+        let (name, folder) = (display.to_lowercase(), self.folder.to_lowercase());
+        name == folder || name.strip_prefix(&folder).is_some_and(|rest| rest.starts_with('/'))
+    }
 }
 
 /// A compiled [`MessageFilter`].
@@ -64,7 +92,15 @@ impl CompiledFilter {
     /// Whether the folder is part of the run.
     pub fn folder_matches(&self, folder: &FolderPath) -> bool {
         let display = folder.to_string();
-        self.include.as_ref().is_none_or(|set| set.is_match(&display)) && !self.exclude.is_match(&display)
+        self.include.as_ref().is_none_or(|set| set.is_match(&display))
+            && !self.exclude.is_match(&display)
+            && self.left_out(folder).is_none()
+    }
+
+    /// Why the folder is left out, when [`MessageFilter::left_out`] covers it.
+    pub fn left_out(&self, folder: &FolderPath) -> Option<&LeftOut> {
+        let display = folder.to_string();
+        self.filter.left_out.iter().find(|left_out| left_out.covers(&display))
     }
 
     /// Whether the message is part of the run.
@@ -100,6 +136,20 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
+    fn left_out_folders_cover_their_subfolders_in_any_case() {
+        let filter =
+            MessageFilter { left_out: vec![LeftOut::new("Calendar", "not mail")], ..Default::default() };
+        let compiled = filter.compile().unwrap();
+        for name in ["Calendar", "calendar", "Calendar/Birthdays"] {
+            assert!(!compiled.folder_matches(&FolderPath::parse(name)), "{name}");
+            assert_eq!(compiled.left_out(&FolderPath::parse(name)).unwrap().reason, "not mail");
+        }
+        for name in ["Calendars", "INBOX", "Archive/Calendar"] {
+            assert!(compiled.folder_matches(&FolderPath::parse(name)), "{name}");
+        }
+    }
+
+    #[test]
     fn folders_and_messages() {
         let filter = MessageFilter {
             include: vec!["INBOX".into(), "Archive/**".into(), "Work/*".into()],
@@ -107,6 +157,7 @@ mod tests {
             since: FixedOffset::east_opt(0).unwrap().with_ymd_and_hms(2020, 1, 1, 0, 0, 0).single(),
             before: None,
             max_size: Some(100),
+            left_out: Vec::new(),
         }
         .compile()
         .unwrap();

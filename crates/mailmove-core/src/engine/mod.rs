@@ -70,11 +70,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use event::{Event, EventSink};
-pub use filter::{CompiledFilter, MessageFilter};
+pub use filter::{CompiledFilter, LeftOut, MessageFilter};
 pub use mapping::{FolderMapping, MappingResolver};
 pub use options::{CopyOptions, Limits, RetryPolicy};
-pub use preflight::{preflight, Preflight, TOO_BIG_LISTED};
-pub use report::{FolderReport, MessageFailure, MessageNote, RunOutcome, RunReport};
+pub use preflight::{preflight, Preflight, PreflightOptions, TOO_BIG_LISTED};
+pub use report::{FolderReport, LeftOutFolder, MessageFailure, MessageNote, RunOutcome, RunReport};
 pub use run::{copy, copy_setting_aside};
 
 use crate::backend::{MailSink, MailSource};

@@ -5,16 +5,22 @@
 //! listing and the checkpoint) compared with what the destination says of itself: its quota
 //! ([`MailSink::quota`]: a copy that does not fit would pause half-way with `OVERQUOTA`) and the
 //! largest message it takes ([`SinkCapabilities::max_message_size`](crate::SinkCapabilities),
-//! IMAP `APPENDLIMIT`: such messages would fail, or go to the side store). Each reason the copy
-//! cannot succeed as planned is a sentence in [`Preflight::problems`].
+//! IMAP `APPENDLIMIT`, else the destination [provider](crate::Provider)'s known limit: such
+//! messages would fail, or go to the side store), and the folder names the provider refuses.
+//! Each reason the copy cannot succeed as planned is a sentence in [`Preflight::problems`].
 
 use serde::{Deserialize, Serialize};
 
 use super::report::{MessageNote, RunReport};
 use super::{copy, CopyOptions, EventSink};
-use crate::backend::{MailSink, MailSource};
+use futures::stream::BoxStream;
+
+use crate::backend::{ExistingMessage, MailSink, MailSource, SinkCapabilities};
 use crate::checkpoint::Checkpoint;
 use crate::error::Result;
+use crate::folder::{FolderInfo, FolderPath};
+use crate::message::{Appended, Message};
+use crate::provider::Provider;
 use crate::quota::Quota;
 
 /// What the preflight found ([`preflight`]).
@@ -46,9 +52,33 @@ impl Preflight {
     }
 }
 
+/// What the preflight knows of the copy beyond its [`CopyOptions`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct PreflightOptions {
+    /// The copy will have a side store (`--refused-to`): messages over the size limit are then no
+    /// problem, they will be set aside.
+    pub refused_to: bool,
+    /// The destination's provider, for its reserved names and its known size limit.
+    pub destination: Option<Provider>,
+}
+
+impl PreflightOptions {
+    /// With (or without) a side store.
+    pub fn with_refused_to(mut self, refused_to: bool) -> Self {
+        self.refused_to = refused_to;
+        self
+    }
+
+    /// With the destination's provider.
+    pub fn with_destination(mut self, provider: Option<Provider>) -> Self {
+        self.destination = provider;
+        self
+    }
+}
+
 /// Runs the preflight of copying `source` to `sink` under `options` (made a dry run here), with
-/// what `checkpoint` says is done already. `refused_to` tells whether the copy will have a side
-/// store: then messages over the size limit are no problem, they will be set aside.
+/// what `checkpoint` says is done already.
 ///
 /// # Errors
 /// As [`copy`]: only what prevents the dry run as a whole; the destination's quota not read is
@@ -58,10 +88,14 @@ pub async fn preflight(
     sink: &dyn MailSink,
     options: &CopyOptions,
     checkpoint: &Checkpoint,
-    refused_to: bool,
+    preflight: &PreflightOptions,
 ) -> Result<Preflight> {
+    let refused_to = preflight.refused_to;
     let options = CopyOptions { dry_run: true, ..options.clone() };
-    let plan = copy(source, sink, &options, checkpoint, &EventSink::none()).await?;
+    let size_limit =
+        sink.capabilities().max_message_size.or(preflight.destination.and_then(Provider::max_message_size));
+    let limited = WithSizeLimit { sink, size_limit };
+    let plan = copy(source, &limited, &options, checkpoint, &EventSink::none()).await?;
     let quota = match sink.quota().await {
         Ok(quota) => quota,
         Err(error) => {
@@ -69,7 +103,6 @@ pub async fn preflight(
             None
         }
     };
-    let size_limit = sink.capabilities().max_message_size;
     let too_big_count = plan.folders.iter().map(|folder| folder.planned_too_big).sum();
     let too_big = plan.too_big.clone();
     let mut problems = Vec::new();
@@ -96,6 +129,19 @@ pub async fn preflight(
              --refused-to keeps them in a side store, --max-size leaves them out"
         ));
     }
+    if let Some(provider) = preflight.destination {
+        for folder in &plan.folders {
+            let top = folder.destination.split('/').next().unwrap_or_default();
+            if provider.reserved_names().iter().any(|name| name.eq_ignore_ascii_case(top)) {
+                problems.push(format!(
+                    "{} would be created as {}, a name {} refuses: --map it to another name or --exclude it",
+                    folder.folder,
+                    folder.destination,
+                    provider.name()
+                ));
+            }
+        }
+    }
     if plan.failed > 0 {
         problems
             .push(format!("{} folders or messages cannot be read (see the plan's failures)", plan.failed));
@@ -105,4 +151,43 @@ pub async fn preflight(
 
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
+}
+
+/// The sink as the dry run sees it: its largest message the one the preflight knows (the
+/// server's, else the provider's). A dry run only lists the sink's folders.
+#[derive(Debug)]
+struct WithSizeLimit<'s> {
+    sink: &'s dyn MailSink,
+    size_limit: Option<u64>,
+}
+
+#[async_trait::async_trait]
+impl MailSink for WithSizeLimit<'_> {
+    fn identity(&self) -> String {
+        self.sink.identity()
+    }
+
+    fn capabilities(&self) -> SinkCapabilities {
+        self.sink.capabilities().with_max_message_size(self.size_limit)
+    }
+
+    async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
+        self.sink.list_folders().await
+    }
+
+    async fn create_folder(&self, folder: &FolderPath) -> Result<()> {
+        self.sink.create_folder(folder).await
+    }
+
+    async fn append(&self, folder: &FolderPath, message: &Message) -> Result<Appended> {
+        self.sink.append(folder, message).await
+    }
+
+    fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>> {
+        self.sink.list_existing(folder)
+    }
+
+    async fn flush(&self, folder: &FolderPath) -> Result<()> {
+        self.sink.flush(folder).await
+    }
 }

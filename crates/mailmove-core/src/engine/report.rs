@@ -55,6 +55,17 @@ pub struct MessageNote {
     pub reason: String,
 }
 
+/// A source folder the run left out, and why ([`RunReport::left_out`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftOutFolder {
+    /// The source folder.
+    pub folder: String,
+    /// Its messages, when the source said.
+    pub messages: Option<u64>,
+    /// Why it was left out.
+    pub reason: String,
+}
+
 /// Counts for one folder.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FolderReport {
@@ -214,6 +225,11 @@ pub struct RunReport {
     /// them nor store them aside again.
     #[serde(default)]
     pub set_aside: Vec<MessageNote>,
+    /// Source folders left out for a reason (a provider profile's folders that hold no mail,
+    /// [`MessageFilter::left_out`](super::MessageFilter::left_out)), each named: never a silent
+    /// omission.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<LeftOutFolder>,
     /// Dry run: messages that would be copied but are larger than the destination takes (the
     /// first [`TOO_BIG_LISTED`](super::TOO_BIG_LISTED); each folder counts them all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -270,6 +286,7 @@ impl RunReport {
             transformed: Vec::new(),
             set_aside: Vec::new(),
             too_big: Vec::new(),
+            left_out: Vec::new(),
             error: Some(error.chain_to_string()),
             warnings: Vec::new(),
         }

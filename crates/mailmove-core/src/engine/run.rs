@@ -11,7 +11,7 @@ use super::event::{Event, EventSink};
 use super::filter::CompiledFilter;
 use super::folder::copy_folder;
 use super::options::CopyOptions;
-use super::report::{FolderReport, MessageFailure, MessageNote, RunOutcome, RunReport};
+use super::report::{FolderReport, LeftOutFolder, MessageFailure, MessageNote, RunOutcome, RunReport};
 use crate::backend::{MailSink, MailSource};
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
@@ -224,6 +224,17 @@ pub async fn copy_setting_aside(
         Err(error) => return Err(error),
     };
     let plan = plan_folders(&context, &source_folders, &destination_folders);
+    let left_out: Vec<LeftOutFolder> = source_folders
+        .iter()
+        .filter_map(|info| {
+            let left_out = context.filter.left_out(&info.path)?;
+            Some(LeftOutFolder {
+                folder: info.path.to_string(),
+                messages: info.messages,
+                reason: left_out.reason.clone(),
+            })
+        })
+        .collect();
     let mut unusable = report_unusable_folders(&context, &source_folders);
     events.emit(Event::RunStarted {
         folders: plan.len(),
@@ -297,6 +308,7 @@ pub async fn copy_setting_aside(
         transformed,
         set_aside,
         too_big,
+        left_out,
         error: None,
         warnings,
     })

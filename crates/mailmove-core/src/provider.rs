@@ -1,0 +1,146 @@
+//! Provider profiles (issue 15): what a migration must know of the providers most migrations come
+//! from or go to, each fact with its source (../shared/PROVIDERS.md gathers them).
+//!
+//! A profile is used where it changes what a run does or predicts:
+//! * as the **source**, its folders that hold no mail over IMAP (calendars, contacts, tasks) are
+//!   left out of the copy and of verification, and listed with the reason
+//!   ([`MessageFilter::left_out`](crate::engine::MessageFilter::left_out));
+//! * as the **destination**, the preflight checks its reserved folder names and, when the server
+//!   does not say (no `APPENDLIMIT`), its known largest message.
+//!
+//! A provider is named (`--src-provider microsoft365`) or recognised from the server's host name
+//! ([`Provider::from_host`]); nothing else is guessed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::LeftOut;
+
+/// A provider with a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Provider {
+    /// Gmail and Google Workspace.
+    Gmail,
+    /// Microsoft 365 (Exchange Online).
+    Microsoft365,
+    /// Exchange on premises.
+    Exchange,
+    /// Zimbra.
+    Zimbra,
+}
+
+/// Folders Exchange (on premises and online) shows over IMAP that hold no mail.
+const EXCHANGE_NON_MAIL: &[&str] =
+    &["Calendar", "Contacts", "Conversation History", "Journal", "Notes", "Tasks", "Sync Issues", "Files"];
+
+impl Provider {
+    /// Every provider with a profile.
+    pub const ALL: [Provider; 4] =
+        [Provider::Gmail, Provider::Microsoft365, Provider::Exchange, Provider::Zimbra];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Gmail => "gmail",
+            Provider::Microsoft365 => "microsoft365",
+            Provider::Exchange => "exchange",
+            Provider::Zimbra => "zimbra",
+        }
+    }
+
+    /// The provider named `name` (as [`Provider::name`] spells it, any case).
+    pub fn parse(name: &str) -> Option<Provider> {
+        Self::ALL.into_iter().find(|provider| provider.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The provider whose IMAP servers answer at `host`, when it is one of the well-known names
+    /// (`imap.gmail.com`, `outlook.office365.com`); on-premises Exchange and Zimbra have no such
+    /// names and are named explicitly.
+    pub fn from_host(host: &str) -> Option<Provider> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let under = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
+        if under("gmail.com") || under("googlemail.com") {
+            Some(Provider::Gmail)
+        } else if under("office365.com") || under("outlook.com") {
+            Some(Provider::Microsoft365)
+        } else {
+            None
+        }
+    }
+
+    /// Top-level folders that hold no mail over IMAP (with their subfolders): left out when the
+    /// provider is the source.
+    pub fn non_mail_folders(self) -> &'static [&'static str] {
+        match self {
+            // Chat history and the inbox categories are not in IMAP at all.
+            Provider::Gmail => &[],
+            Provider::Microsoft365 | Provider::Exchange => EXCHANGE_NON_MAIL,
+            Provider::Zimbra => &["Contacts", "Emailed Contacts", "Calendar", "Tasks", "Briefcase", "Chats"],
+        }
+    }
+
+    /// Folder names the provider refuses to create (a destination).
+    pub fn reserved_names(self) -> &'static [&'static str] {
+        match self {
+            // "NO Folder name is reserved".
+            Provider::Microsoft365 | Provider::Exchange => &["Files"],
+            Provider::Gmail | Provider::Zimbra => &[],
+        }
+    }
+
+    /// The largest message the provider takes, when its server does not say (`APPENDLIMIT`
+    /// wins): Gmail advertises 35,651,584 bytes; Microsoft's IMAP migration takes 35 MB a message
+    /// (the mailbox default; up to 150 MB when the administrator raised it). Exchange on premises
+    /// and Zimbra are configured per site: unknown.
+    pub fn max_message_size(self) -> Option<u64> {
+        match self {
+            Provider::Gmail => Some(35_651_584),
+            Provider::Microsoft365 => Some(35 * 1024 * 1024),
+            Provider::Exchange | Provider::Zimbra => None,
+        }
+    }
+
+    /// Where the profile's facts come from.
+    pub fn sources(self) -> &'static str {
+        match self {
+            Provider::Gmail => {
+                "Google's IMAP extension documentation; imapsync FAQ.Gmail.txt, FAQ.Messages_Too_Big.txt"
+            }
+            Provider::Microsoft365 => "imapsync FAQ.Office365.txt; Microsoft's IMAP migration documentation",
+            Provider::Exchange => "imapsync FAQ.Exchange.txt, FAQ.Office365.txt",
+            Provider::Zimbra => "imapsync FAQ (Zimbra)",
+        }
+    }
+
+    /// The folders this provider's profile leaves out as a source, with the reason.
+    pub fn left_out(self) -> Vec<LeftOut> {
+        self.non_mail_folders()
+            .iter()
+            .map(|folder| {
+                LeftOut::new(
+                    *folder,
+                    format!("not mail over IMAP ({} profile; {})", self.name(), self.sources()),
+                )
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_hosts_and_facts() {
+        for provider in Provider::ALL {
+            assert_eq!(Provider::parse(&provider.name().to_uppercase()), Some(provider));
+        }
+        assert_eq!(Provider::from_host("imap.gmail.com"), Some(Provider::Gmail));
+        assert_eq!(Provider::from_host("outlook.office365.com."), Some(Provider::Microsoft365));
+        assert_eq!(Provider::from_host("mail.notgmail.com"), None);
+        assert_eq!(Provider::from_host("127.0.0.1"), None);
+        assert!(Provider::Zimbra.non_mail_folders().contains(&"Briefcase"));
+        assert_eq!(Provider::Microsoft365.reserved_names(), ["Files"]);
+    }
+}
