@@ -341,3 +341,20 @@ async fn flag_changes_a_destination_cannot_carry_are_named() {
     let off = CopyOptions { sync_flags: false, ..options() };
     assert_eq!(run(&source, &destination, &checkpoint, &off).await.flags_not_carried, 0);
 }
+
+/// A source that lists no INBOX (an unmounted Maildir root lists nothing) is not taken as one
+/// whose folders were all deleted: with `sync_deletions` nothing is removed, and the run says why.
+#[tokio::test]
+async fn a_source_that_lists_nothing_removes_nothing() {
+    let inbox = FolderPath::inbox();
+    let source = inbox_source(3, &[]);
+    let destination = MemoryStore::new("destination");
+    let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
+    let sync = CopyOptions { sync_deletions: true, ..options() };
+    assert_eq!(run(&source, &destination, &checkpoint, &sync).await.copied, 3);
+    assert!(source.delete_folder(&inbox));
+    let empty = run(&source, &destination, &checkpoint, &sync).await;
+    assert_eq!(empty.removed, 0, "{empty:#?}");
+    assert!(empty.warnings.iter().any(|w| w.contains("lists no INBOX")), "{empty:#?}");
+    assert_eq!(destination.contents(&inbox).len(), 3);
+}

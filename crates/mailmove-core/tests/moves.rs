@@ -101,13 +101,14 @@ async fn without_deletion_sync_a_moved_message_is_copied_and_the_old_copy_stays(
 async fn a_folder_renamed_at_the_source_has_its_copies_moved() {
     let (projects, work) = (FolderPath::parse("Projects"), FolderPath::parse("Work"));
     let source = MemoryStore::new("source");
+    source.insert(&FolderPath::inbox(), body("in"), Flags::empty(), None);
     source.create(&projects, None);
     for subject in ["p1", "p2", "p3"] {
         source.insert(&projects, body(subject), Flags::empty(), None);
     }
     let destination = MemoryStore::new("destination");
     let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
-    assert_eq!(run(&source, &destination, &checkpoint, &sync()).await.copied, 3);
+    assert_eq!(run(&source, &destination, &checkpoint, &sync()).await.copied, 4);
 
     // Renamed: the same messages under a new name.
     assert!(source.delete_folder(&projects));
@@ -148,16 +149,17 @@ async fn a_move_whose_answer_was_lost_is_settled_by_the_next_run() {
     destination.cut_after_moves(1);
     let appends_before = destination.append_count();
     let cut = run(&source, &destination, &checkpoint, &sync()).await;
-    // Not counted as moved (unconfirmed); the old record is removed as any copy whose source is
-    // gone (the copy is no longer there: removing it succeeds).
-    assert_eq!((cut.moved, cut.copied, cut.removed), (0, 0, 1), "{cut:#?}");
+    // Not counted as moved (unconfirmed), and the old copy is not removed in this run: had
+    // nothing moved, it would be the only copy.
+    assert_eq!((cut.moved, cut.copied, cut.removed), (0, 0, 0), "{cut:#?}");
     assert!(cut.warnings.iter().any(|w| w.contains("the next run settles it")), "{cut:#?}");
     assert_eq!(subjects(&destination, &archive).len(), 1, "the destination did move it");
 
     let next = run(&source, &destination, &checkpoint, &sync()).await;
     assert_eq!(destination.append_count(), appends_before, "nothing sent again: {next:#?}");
-    // Found by content (its intent was pending): the job's own copy, counted as found.
-    assert_eq!((next.copied, next.skipped, next.failed), (0, 1, 0), "{next:#?}");
+    // Found by content (its intent was pending): the job's own copy, counted as found; the old
+    // record goes now (its copy moved: removing it succeeds).
+    assert_eq!((next.copied, next.skipped, next.failed, next.removed), (0, 2, 0, 1), "{next:#?}");
     let names =
         |folder: &FolderPath| subjects(&destination, folder).into_iter().map(|(s, _)| s).collect::<Vec<_>>();
     assert_eq!((names(&inbox), names(&archive)), (vec!["b".to_string()], vec!["a".to_string()]));
@@ -165,4 +167,30 @@ async fn a_move_whose_answer_was_lost_is_settled_by_the_next_run() {
     assert!(source.remove(&archive, &SourceKey::from("1")));
     assert_eq!(run(&source, &destination, &checkpoint, &sync()).await.removed, 1);
     assert!(names(&archive).is_empty());
+}
+
+/// A copy the destination stored altered, moved with its answer lost: the next run knows the
+/// moved copy by what the destination made of the message, and sends nothing again.
+#[tokio::test]
+async fn an_altered_copy_whose_move_answer_was_lost_is_not_sent_again() {
+    let (inbox, archive) = (FolderPath::inbox(), FolderPath::parse("Archive"));
+    let source = MemoryStore::new("source");
+    source.create(&archive, None);
+    let naive = "Subject: na\u{ef}ve\r\nMessage-ID: <naive@t>\r\n\r\nbody\r\n".as_bytes().to_vec();
+    source.insert(&inbox, naive.clone(), Flags::empty(), None);
+    let destination = MemoryStore::new("destination");
+    // Rewrites 8-bit header bytes without saying so: the post-store check finds it altered.
+    destination.rewrite_8bit_headers(true);
+    let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
+    let first = run(&source, &destination, &checkpoint, &sync()).await;
+    assert_eq!((first.copied, first.altered.len()), (1, 1), "{first:#?}");
+
+    assert!(source.remove(&inbox, &SourceKey::from("1")));
+    source.insert(&archive, naive, Flags::empty(), None);
+    destination.cut_after_moves(1);
+    let appends = destination.append_count();
+    run(&source, &destination, &checkpoint, &sync()).await;
+    let next = run(&source, &destination, &checkpoint, &sync()).await;
+    assert_eq!(destination.append_count(), appends, "sent again: {next:#?}");
+    assert_eq!((destination.contents(&archive).len(), destination.contents(&inbox).len()), (1, 0));
 }

@@ -84,3 +84,45 @@ async fn without_a_side_store_a_refusal_is_a_failure_and_a_failing_side_store_na
     assert!(report.failures[0].reason.contains("not stored in memory:side-2"), "{:?}", report.failures);
     assert!(side.contents(&inbox).is_empty());
 }
+
+/// A message larger than the sink declares it takes goes to the side store without being sent
+/// (it used to fail before the side store was asked).
+#[tokio::test]
+async fn a_message_over_the_declared_limit_is_set_aside_without_being_sent() {
+    let inbox = FolderPath::inbox();
+    let source = source_with(2);
+    let mut big = b"Subject: big\r\n\r\n".to_vec();
+    big.resize(500, b'x');
+    source.insert(&inbox, big, Flags::empty(), None);
+    let (destination, side) = (MemoryStore::new("destination"), MemoryStore::new("side"));
+    let limited =
+        mailmove_core::SinkCapabilities::default().with_max_concurrency(8).with_max_message_size(Some(100));
+    destination.set_capabilities(mailmove_core::MailSource::capabilities(&destination), limited);
+    let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
+    let report =
+        copy_setting_aside(&source, &destination, Some(&side), &options(), &checkpoint, &EventSink::none())
+            .await
+            .unwrap();
+    assert_eq!((report.copied, report.failed, report.set_aside.len()), (2, 0, 1), "{report:#?}");
+    assert_eq!(destination.append_count(), 2, "the big one was never sent");
+    assert_eq!(side.contents(&inbox).len(), 1);
+}
+
+/// A refused message of a batch whose flush failed is not left behind: the next round sends it
+/// again, and it is set aside.
+#[tokio::test]
+async fn a_refusal_in_a_batch_whose_flush_failed_is_set_aside_by_the_next_round() {
+    let inbox = FolderPath::inbox();
+    let source = source_with(3);
+    let (destination, side) = (MemoryStore::new("destination"), MemoryStore::new("side"));
+    destination.fail_append(2, Fault::Refuse);
+    destination.fail_flush(1);
+    let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
+    let report =
+        copy_setting_aside(&source, &destination, Some(&side), &options(), &checkpoint, &EventSink::none())
+            .await
+            .unwrap();
+    assert_eq!(report.outcome, RunOutcome::Complete, "{report:#?}");
+    assert_eq!((report.copied, report.failed, report.set_aside.len()), (2, 0, 1), "{report:#?}");
+    assert_eq!((destination.contents(&inbox).len(), side.contents(&inbox).len()), (2, 1));
+}

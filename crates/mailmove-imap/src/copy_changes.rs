@@ -119,7 +119,7 @@ impl Inner {
             ]
         };
         let mut copied_to = None;
-        let mut result = Ok(());
+        let mut result: Result<()> = Ok(());
         for command in commands {
             // MOVE gives COPYUID in an untagged OK before the expunge (RFC 6851 §4.3), COPY in
             // its tagged OK.
@@ -138,12 +138,21 @@ impl Inner {
             }
         }
         self.select_fresh(conn, &mailbox, true).await?;
-        result?;
         // A UIDPLUS server names what it moved; nothing named is nothing moved (the UID was gone),
         // and the engine sends the message instead.
-        match copied_to {
-            Some((validity, uid)) => Ok(Some(format!("{validity}:{uid}"))),
-            None => Err(Error::NotFound { what: format!("message {dest_key} in {from}") }),
+        match (result, copied_to) {
+            (Ok(()), Some((validity, uid))) => Ok(Some(format!("{validity}:{uid}"))),
+            // Copied (named), but the original could not be expunged (no right to): the copy is
+            // where it belongs; sending the message again would make two.
+            (Err(error), Some((validity, uid))) => {
+                tracing::warn!(
+                    "{dest_key} of {from} copied to {to} as {uid}, but not expunged: {}",
+                    error.chain_to_string()
+                );
+                Ok(Some(format!("{validity}:{uid}")))
+            }
+            (Err(error), None) => Err(error),
+            (Ok(()), None) => Err(Error::NotFound { what: format!("message {dest_key} in {from}") }),
         }
     }
 

@@ -63,6 +63,26 @@ impl Checkpoint {
         .await
     }
 
+    /// Records what the destination made of a message in this folder (as `record_results` does
+    /// for an altered copy), before a copy of that form arrives there by another way than an
+    /// append (a move): reconciliation then knows it by content.
+    pub async fn record_stored_form(
+        &self,
+        folder_id: i64,
+        fingerprint: Fingerprint,
+        alteration: Alteration,
+    ) -> Result<()> {
+        let Some(stored) = alteration.stored_fingerprint else { return Ok(()) };
+        self.with(move |connection| {
+            connection.execute(
+                "INSERT OR REPLACE INTO stored_forms(folder_id, fingerprint, stored_fingerprint, what) VALUES (?1, ?2, ?3, ?4)",
+                params![folder_id, &fingerprint.as_bytes()[..], &stored.as_bytes()[..], alteration.what],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Starts a listing of the folder that marks what it sees ([`Checkpoint::mark_listed`]):
     /// returns its number.
     pub async fn start_listing(&self, folder_id: i64) -> Result<i64> {

@@ -65,12 +65,6 @@ impl MessageState {
     pub fn is_done(self) -> bool {
         Self::DONE.contains(&self)
     }
-
-    /// Whether nothing is left to do for the message: at the destination, or refused there and
-    /// stored in the side store.
-    pub fn is_handled(self) -> bool {
-        self.is_done() || self == MessageState::SetAside
-    }
 }
 
 /// What the checkpoint knows about one message.

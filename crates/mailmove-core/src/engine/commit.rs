@@ -168,6 +168,11 @@ impl<'p, 'i> Committer<'p, 'i> {
                     .collect();
                 lock(&self.pass.unconfirmed).extend(sent.iter().map(|meta| meta.key.clone()));
                 self.outcome.deferred.extend(sent);
+                // Refused ones stored nothing: the next round sends them again (refused again,
+                // then set aside), never left behind without a word.
+                self.outcome
+                    .deferred
+                    .extend(appends.refused.iter().map(|(index, _)| to_append[*index].message.meta.clone()));
                 // What the sink said it stored altered is kept: reconciliation must recognise it.
                 self.pass.keep_alterations(appends.copied.iter().filter_map(|row| {
                     let alteration = row.alteration.clone()?;
@@ -272,6 +277,12 @@ impl<'p, 'i> Committer<'p, 'i> {
                 break;
             }
             let meta = &fetched.message.meta;
+            let limit = context.sink.capabilities().max_message_size;
+            if let (Some(limit), Some(_)) = (limit.filter(|limit| meta.size > *limit), context.refused_to) {
+                // Larger than the sink takes: straight to the side store, never sent.
+                appends.refused.push((index, Error::TooBig { size: meta.size, limit: Some(limit) }));
+                continue;
+            }
             let error = match context.sink.append(self.pass.destination, &fetched.message).await {
                 Ok(appended) => {
                     retry.reset();
@@ -310,7 +321,10 @@ impl<'p, 'i> Committer<'p, 'i> {
                     self.outcome.deferred.push(meta.clone());
                     self.outcome.last_error = Some(error);
                 }
-                Disposition::FailMessage if context.refused_to.is_some() => {
+                Disposition::FailMessage
+                    if context.refused_to.is_some()
+                        && matches!(error, Error::Refused { .. } | Error::TooBig { .. }) =>
+                {
                     // Nothing was stored: the side store gets it once the batch is flushed.
                     appends.refused.push((index, error));
                 }

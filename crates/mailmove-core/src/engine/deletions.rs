@@ -25,6 +25,7 @@ use super::folder::Pass;
 use super::report::FolderReport;
 use super::run::RunContext;
 use crate::error::Result;
+use crate::sync::lock;
 
 /// Rows read and removed at a time.
 const PAGE: usize = 500;
@@ -53,6 +54,13 @@ impl Pass<'_> {
             let page = context.checkpoint.unlisted_copies(folder_id, run, after.clone(), PAGE).await?;
             let Some((last, _)) = page.last() else { break };
             after = Some(last.clone());
+            // The old copy of a move whose answer was lost stays until the next run settles it.
+            let (held, page): (Vec<_>, Vec<_>) = {
+                let unsettled = lock(&context.unsettled_moves);
+                page.into_iter().partition(|(key, _)| unsettled.contains(&(folder_id, key.clone())))
+            };
+            // Left for the next run: the folder must not look settled.
+            problems += held.len();
             context
                 .checkpoint
                 .record_deleting(folder_id, page.iter().map(|(key, _)| key.clone()).collect())

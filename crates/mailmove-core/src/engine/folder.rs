@@ -341,7 +341,9 @@ impl Pass<'_> {
             let last_error = produced.listing_error.or(committed.last_error).or(produced.last_error);
             let Some(error) = last_error else {
                 // Done: everything listed is at the destination or failed permanently.
-                if report.failed == 0 && listing_complete {
+                // Held-back moves are not recorded yet: no watermark may pass over them.
+                let diverted = self.diverted.load(std::sync::atomic::Ordering::Relaxed) > 0;
+                if report.failed == 0 && listing_complete && !diverted {
                     if let Some(key) = listing_last_key {
                         let watermark = Watermark { key, filter: signature };
                         context.checkpoint.set_watermark(state.id, watermark).await?;

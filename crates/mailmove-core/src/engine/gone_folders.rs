@@ -6,7 +6,8 @@
 //! destination folder are removed as for any message gone at the source (the same exactly-once
 //! steps as [`super::deletions`]: a listing that saw nothing), then the folder's records are
 //! dropped; what the job did not copy there stays, and so does the destination folder itself.
-//! A folder the filters leave out now is not gone: it is just not selected.
+//! A folder the filters leave out now is not gone: it is just not selected. A source that lists
+//! no INBOX is not trusted to say what is gone (an unmounted Maildir root lists nothing).
 
 use super::folder::Pass;
 use super::report::FolderReport;
@@ -24,6 +25,10 @@ pub(super) async fn handle_gone_folders(
 ) -> Result<Vec<FolderReport>> {
     let listed: std::collections::HashSet<String> =
         source_folders.iter().map(|info| info.path.storage_key()).collect();
+    // A source that lists no INBOX (a Maildir root whose disk is not mounted, an account the
+    // server answers empty for) is not taken as one whose folders were all deleted: nothing is
+    // removed on that word, and the run says why.
+    let trusted = source_folders.iter().any(|info| info.path.is_inbox());
     let mut reports = Vec::new();
     for known in context.checkpoint.known_folders().await? {
         if listed.contains(&known.source.storage_key()) || !context.filter.folder_matches(&known.source) {
@@ -35,6 +40,13 @@ pub(super) async fn handle_gone_folders(
             gone: true,
             ..FolderReport::default()
         };
+        if !trusted {
+            context.warn(format!(
+                "the source lists no INBOX: {} is not taken as gone, and no copy is removed on that word",
+                known.source
+            ));
+            continue;
+        }
         if let Err(error) = empty_gone_folder(context, &known, &mut report).await {
             if error.stops_run() {
                 context.pause(&error);

@@ -106,7 +106,9 @@ pub(super) async fn finish_folders(
     if !candidates.is_empty() && !context.is_paused() {
         let known = context.checkpoint.known_folders().await?;
         let listed: HashSet<String> = source_folders.iter().map(|info| info.path.storage_key()).collect();
-        let world = World { ends: &ends, known: &known, listed: &listed };
+        // As for gone folders: a source that lists no INBOX does not say what is gone.
+        let trusted = source_folders.iter().any(|info| info.path.is_inbox());
+        let world = World { ends: &ends, known: &known, listed: &listed, trusted };
         for candidate in candidates {
             if context.is_paused() {
                 // Held back and not recorded: the next run lists the folder again.
@@ -135,6 +137,8 @@ struct World<'w> {
     ends: &'w [FolderEnd],
     known: &'w [KnownFolder],
     listed: &'w HashSet<String>,
+    /// The source listed its INBOX: a folder it does not list is gone.
+    trusted: bool,
 }
 
 /// The report of the folder `folder` (copied in this run).
@@ -143,12 +147,23 @@ fn report_of<'r>(reports: &'r mut [FolderReport], folder: &FolderPath) -> Option
     reports.iter_mut().find(|report| report.folder == name && !report.gone)
 }
 
-/// A folder whose end failed: its report says why, and an error that stops the run pauses it.
+/// A folder whose end failed: its report and the run's failures say why, and an error that
+/// stops the run pauses it.
 fn fail_folder(context: &RunContext<'_>, report: &mut FolderReport, error: &Error) {
     if error.stops_run() {
         context.pause(error);
     }
     report.error = Some(error.chain_to_string());
+    report.failed += 1;
+    context.fail(crate::engine::MessageFailure {
+        folder: report.folder.clone(),
+        source_key: String::new(),
+        message_id: None,
+        size: None,
+        kind: error.kind().to_string(),
+        reason: format!("the end of the folder's run failed: {}", error.chain_to_string()),
+        transient: error.is_transient(),
+    });
 }
 
 /// Appends the held messages that were not moves, removes what is gone, settles the folder.
@@ -201,12 +216,19 @@ async fn move_one(
     let intent = IntentRow::new(meta.key.clone(), candidate.fingerprint, meta.size)
         .with_flags(base.clone())
         .with_listed_run(end.listing_run);
+    if let Some(alteration) = origin.alteration.clone() {
+        // The copy moved is the altered form: reconciliation of the new folder must know it by
+        // content if the move's answer is lost (else it would append the message again).
+        context.checkpoint.record_stored_form(candidate.folder_id, candidate.fingerprint, alteration).await?;
+    }
     context.checkpoint.record_intents(candidate.folder_id, vec![intent.clone()]).await?;
     let dest_key = match context.sink.move_copy(&from_destination, &origin.dest_key, &end.destination).await {
         Ok(dest_key) => dest_key,
         Err(error) if error.stops_run() => return Err(error),
         Err(error) if error.is_transient() => {
-            // Maybe moved: the intent stays, and the next run reconciles it by content.
+            // Maybe moved: the intent stays, and the next run reconciles it by content. The old
+            // copy is not removed in this run either: if nothing moved, it is the only copy.
+            lock(&context.unsettled_moves).insert((origin.folder_id, origin.key.clone()));
             context.warn(format!(
                 "moving the copy of {} {} from {from_destination} to {} failed (the next run settles it): {}",
                 candidate.folder,
@@ -254,7 +276,7 @@ async fn gone_origin(
     }
     // Not copied in this run: gone when the source no longer lists it (deleted or renamed) and
     // the filters select it (a folder skipped as unchanged still holds its messages).
-    let known = world.known.iter().find(|known| known.id == origin.folder_id);
+    let known = world.known.iter().find(|known| known.id == origin.folder_id).filter(|_| world.trusted);
     Ok(known
         .filter(|known| {
             !world.listed.contains(&known.source.storage_key())

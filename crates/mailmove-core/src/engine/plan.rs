@@ -69,6 +69,7 @@ pub(super) async fn plan_folder(
                 if records.get(&meta.key).is_some_and(|r| r.state == MessageState::SetAside) {
                     // Stored in the side store by an earlier run: nothing to do.
                     report.skipped += 1;
+                    context.totals.skipped.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 let Some(record) = record else {

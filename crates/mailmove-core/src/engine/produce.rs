@@ -123,7 +123,10 @@ impl<'p> Producer<'p> {
                         });
                         continue;
                     }
-                    if let Some(limit) = max_size.filter(|limit| meta.size > *limit) {
+                    // With a side store it goes there instead (the committer sends it no further).
+                    if let Some(limit) =
+                        max_size.filter(|limit| meta.size > *limit && context.refused_to.is_none())
+                    {
                         self.report.failed += 1;
                         let too_big = Error::TooBig { size: meta.size, limit: Some(limit) };
                         context.fail(self.pass.failure(&meta, None, &too_big));

@@ -46,6 +46,8 @@ pub(super) struct RunContext<'a> {
     pub move_candidates: Mutex<Vec<super::moves::MoveCandidate>>,
     /// Dry run: messages larger than the destination takes, the first ones ([`super::plan`]).
     pub too_big: Mutex<Vec<MessageNote>>,
+    /// The old copies of moves whose answer was lost ([`super::moves`]): not removed in this run.
+    pub unsettled_moves: Mutex<std::collections::HashSet<(i64, crate::message::SourceKey)>>,
 }
 
 /// The messages of the run that were copied and deserve a note, by what is to be said.
@@ -211,6 +213,7 @@ pub async fn copy_setting_aside(
         folder_ends: Mutex::new(Vec::new()),
         move_candidates: Mutex::new(Vec::new()),
         too_big: Mutex::new(Vec::new()),
+        unsettled_moves: Mutex::new(Default::default()),
     };
 
     let source_folders =
