@@ -123,23 +123,29 @@ pub(super) async fn copy_folder(
         copy_rounds(context, &info, &destination, &mut report).await
     };
     if let Err(error) = result {
-        if error.disposition() == Disposition::StopRun {
-            context.pause(&error);
-        }
-        report.error = Some(error.chain_to_string());
-        report.failed += 1;
-        context.fail(MessageFailure {
-            folder: report.folder.clone(),
-            source_key: String::new(),
-            message_id: None,
-            size: None,
-            kind: error.kind().to_string(),
-            reason: format!("folder not copied: {}", error.chain_to_string()),
-            transient: error.is_transient(),
-        });
+        fail_folder(context, &mut report, &error, "folder not copied");
     }
     context.events.emit(Event::FolderFinished(report.clone()));
     report
+}
+
+/// A folder whose work failed as a whole: its report and the run's failures say why (`what`
+/// failed), and an error that stops the run pauses it.
+pub(super) fn fail_folder(context: &RunContext<'_>, report: &mut FolderReport, error: &Error, what: &str) {
+    if error.disposition() == Disposition::StopRun {
+        context.pause(error);
+    }
+    report.error = Some(error.chain_to_string());
+    report.failed += 1;
+    context.fail(MessageFailure {
+        folder: report.folder.clone(),
+        source_key: String::new(),
+        message_id: None,
+        size: None,
+        kind: error.kind().to_string(),
+        reason: format!("{what}: {}", error.chain_to_string()),
+        transient: error.is_transient(),
+    });
 }
 
 /// Opens the folder in the checkpoint, creates it at the destination, and runs its rounds.

@@ -9,7 +9,7 @@
 //! A folder the filters leave out now is not gone: it is just not selected. A source that lists
 //! no INBOX is not trusted to say what is gone (an unmounted Maildir root lists nothing).
 
-use super::folder::Pass;
+use super::folder::{fail_folder, Pass};
 use super::report::FolderReport;
 use super::run::RunContext;
 use super::{deletions::carries_deletions, event::Event};
@@ -48,10 +48,12 @@ pub(super) async fn handle_gone_folders(
             continue;
         }
         if let Err(error) = empty_gone_folder(context, &known, &mut report).await {
-            if error.stops_run() {
-                context.pause(&error);
-            }
-            report.error = Some(error.chain_to_string());
+            fail_folder(
+                context,
+                &mut report,
+                &error,
+                "removing the copies of a folder gone at the source failed",
+            );
         }
         context.events.emit(Event::FolderFinished(report.clone()));
         reports.push(report);

@@ -28,12 +28,12 @@ use std::sync::atomic::Ordering;
 use super::deletions::carries_deletions;
 use super::event::Event;
 use super::flag_sync::{carries_flags, change_since};
-use super::folder::{FolderEnd, Pass};
+use super::folder::{fail_folder, FolderEnd, Pass};
 use super::produce::{Fetched, Keys};
 use super::report::FolderReport;
 use super::run::RunContext;
 use crate::checkpoint::{CopyElsewhere, IntentRow, KnownFolder, Outcome};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fingerprint::Fingerprint;
 use crate::flags::FlagUpdate;
 use crate::folder::{FolderInfo, FolderPath};
@@ -118,7 +118,7 @@ pub(super) async fn finish_folders(
             match move_one(context, &world, &candidate, report).await {
                 Ok(true) => {}
                 Ok(false) => not_moved.entry(candidate.folder_id).or_default().push(candidate.meta),
-                Err(error) => fail_folder(context, report, &error),
+                Err(error) => fail_folder(context, report, &error, "moving the copies failed"),
             }
         }
     }
@@ -126,7 +126,7 @@ pub(super) async fn finish_folders(
         let Some(report) = report_of(reports, &end.info.path) else { continue };
         let metas = not_moved.remove(&end.state.id).unwrap_or_default();
         if let Err(error) = finish_folder(context, end, metas, report).await {
-            fail_folder(context, report, &error);
+            fail_folder(context, report, &error, "the end of the folder's run failed");
         }
     }
     Ok(())
@@ -145,25 +145,6 @@ struct World<'w> {
 fn report_of<'r>(reports: &'r mut [FolderReport], folder: &FolderPath) -> Option<&'r mut FolderReport> {
     let name = folder.to_string();
     reports.iter_mut().find(|report| report.folder == name && !report.gone)
-}
-
-/// A folder whose end failed: its report and the run's failures say why, and an error that
-/// stops the run pauses it.
-fn fail_folder(context: &RunContext<'_>, report: &mut FolderReport, error: &Error) {
-    if error.stops_run() {
-        context.pause(error);
-    }
-    report.error = Some(error.chain_to_string());
-    report.failed += 1;
-    context.fail(crate::engine::MessageFailure {
-        folder: report.folder.clone(),
-        source_key: String::new(),
-        message_id: None,
-        size: None,
-        kind: error.kind().to_string(),
-        reason: format!("the end of the folder's run failed: {}", error.chain_to_string()),
-        transient: error.is_transient(),
-    });
 }
 
 /// Appends the held messages that were not moves, removes what is gone, settles the folder.
