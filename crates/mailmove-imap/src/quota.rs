@@ -3,8 +3,8 @@
 //!
 //! `GETQUOTAROOT INBOX` names the quota roots that apply to the INBOX and gives each root's
 //! resources: `* QUOTA "User quota" (STORAGE 1075 20480 MESSAGE 2 1000)`. STORAGE counts units of
-//! 1,024 bytes (RFC 9208 §5.1). When several roots apply, the one with the least room for bytes
-//! is what a copy meets first.
+//! 1,024 bytes (RFC 9208 §5.1). When several roots apply, a copy meets the tightest limit of each
+//! resource, whichever root it belongs to.
 
 use mailmove_core::{Quota, Result};
 
@@ -39,11 +39,25 @@ impl Inner {
     }
 }
 
-/// The root with the least room for bytes (then for messages).
+/// The tightest limit of each resource over every root: the storage of the root with the least
+/// room for bytes, the messages of the root with the least room for messages (they may be two
+/// roots; a copy meets both).
 fn tightest(roots: Vec<Quota>) -> Option<Quota> {
-    roots.into_iter().min_by_key(|quota| {
-        (quota.free_bytes().unwrap_or(u64::MAX), quota.free_messages().unwrap_or(u64::MAX))
-    })
+    if roots.is_empty() {
+        return None;
+    }
+    let bytes =
+        roots.iter().filter(|quota| quota.limit_bytes.is_some()).min_by_key(|quota| quota.free_bytes());
+    let messages =
+        roots.iter().filter(|quota| quota.limit_messages.is_some()).min_by_key(|quota| quota.free_messages());
+    let mut out = Quota::default();
+    if let Some(bytes) = bytes {
+        (out.used_bytes, out.limit_bytes) = (bytes.used_bytes, bytes.limit_bytes);
+    }
+    if let Some(messages) = messages {
+        (out.used_messages, out.limit_messages) = (messages.used_messages, messages.limit_messages);
+    }
+    Some(out)
 }
 
 /// Reads `QUOTA root (RESOURCE usage limit ...)`.
@@ -86,7 +100,10 @@ mod tests {
         assert_eq!((user.used_messages, user.limit_messages), (Some(2), Some(1000)));
         assert_eq!(user.free_bytes(), Some((20480 - 1075) * 1024));
         let domain = quota_of(&data(b"* QUOTA domain (STORAGE 10 100)\r\n")).unwrap();
-        assert_eq!(tightest(vec![user.clone(), domain.clone()]), Some(domain));
+        let both = tightest(vec![user, domain]).unwrap();
+        // The domain's storage (90 KiB free) and the user's messages (998 free).
+        assert_eq!((both.free_bytes(), both.free_messages()), (Some(90 * 1024), Some(998)));
+        assert_eq!(tightest(Vec::new()), None);
         assert!(quota_of(&data(b"* QUOTAROOT INBOX \"User quota\"\r\n")).is_none());
     }
 }
