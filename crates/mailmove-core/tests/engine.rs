@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{FixedOffset, TimeZone};
+mod common;
+
+use common::run;
 use mailmove_core::checkpoint::Checkpoint;
 use mailmove_core::engine::{
-    copy, CopyOptions, Event, EventSink, FolderMapping, MessageFilter, RetryPolicy, RunOutcome, RunReport,
+    copy, CopyOptions, Event, EventSink, FolderMapping, MessageFilter, RetryPolicy, RunOutcome,
 };
 use mailmove_core::memory::{Fault, MemoryStore};
 use mailmove_core::{Flags, FolderPath, MailSink, MailSource, SpecialUse};
@@ -40,15 +43,6 @@ fn source_with(folders: &[(&str, usize)]) -> MemoryStore {
 
 fn fast_options() -> CopyOptions {
     CopyOptions { retry: RetryPolicy::immediate(4), ..CopyOptions::default() }
-}
-
-async fn run(
-    source: &MemoryStore,
-    sink: &MemoryStore,
-    checkpoint: &Checkpoint,
-    options: &CopyOptions,
-) -> RunReport {
-    copy(source, sink, options, checkpoint, &EventSink::none()).await.expect("run")
 }
 
 /// Runs a copy until the sink's scheduled crash fires (the run then hangs, as a dead process would).

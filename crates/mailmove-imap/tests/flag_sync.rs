@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use mailmove_core::checkpoint::Checkpoint;
-use mailmove_core::engine::{copy, CopyOptions, EventSink, RetryPolicy, RunReport};
+use mailmove_core::engine::{CopyOptions, RunReport};
 use mailmove_core::{
     Flags, FolderPath, MailSink, MailSinkFlagsExt, MailSource, MailSourceExt, Message, MessageBody,
     MessageMeta,
@@ -66,12 +66,7 @@ async fn set(store: &ImapStore, subject: &str, change_to: Flags) {
 }
 
 async fn run(source: &ImapStore, sink: &ImapStore, checkpoint: &Checkpoint) -> RunReport {
-    let options = CopyOptions { retry: RetryPolicy::immediate(3), ..CopyOptions::default() };
-    let report = copy(source, sink, &options, checkpoint, &EventSink::none())
-        .await
-        .unwrap_or_else(|e| panic!("copy: {}", e.chain_to_string()));
-    sink.close().await;
-    report
+    common::copy_into(source, sink, checkpoint, &common::fast_options()).await
 }
 
 async fn scenario(source: ImapStore, sink: ImapStore, reader: ImapStore, what: &str) {
@@ -169,9 +164,8 @@ async fn deletions(source: ImapStore, sink: ImapStore, reader: ImapStore, what: 
     source.flush(&inbox).await.unwrap();
     source.close().await;
     let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
-    let options =
-        CopyOptions { retry: RetryPolicy::immediate(3), sync_deletions: true, ..CopyOptions::default() };
-    let first = copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.unwrap();
+    let options = CopyOptions { sync_deletions: true, ..common::fast_options() };
+    let first = common::copy_into(&source, &sink, &checkpoint, &options).await;
     assert_eq!((first.copied, first.removed), (3, 0), "{what}: {first:#?}");
 
     // Deleted at the source; delivered at the destination after the switch.
@@ -189,12 +183,12 @@ async fn deletions(source: ImapStore, sink: ImapStore, reader: ImapStore, what: 
     reader.append(&inbox, &Message::new(meta, MessageBody::from(delivered))).await.unwrap();
     reader.flush(&inbox).await.unwrap();
 
-    let delta = copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.unwrap();
+    let delta = common::copy_into(&source, &sink, &checkpoint, &options).await;
     sink.close().await;
     assert_eq!((delta.copied, delta.removed), (0, 1), "{what}: {delta:#?}");
     let left: Vec<String> = flags_by_subject(&reader).await.into_keys().collect();
     assert_eq!(left, ["1", "3", "new"], "{what}");
-    let again = copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.unwrap();
+    let again = common::copy_into(&source, &sink, &checkpoint, &options).await;
     assert_eq!((again.copied, again.removed), (0, 0), "{what}: {again:#?}");
     assert!(again.folders.iter().all(|folder| folder.unchanged), "{what}: {again:#?}");
 }
@@ -261,9 +255,8 @@ async fn moves(source: ImapStore, sink: ImapStore, reader: ImapStore, what: &str
     }
     source.close().await;
     let checkpoint = Checkpoint::in_memory("source", "destination").unwrap();
-    let options =
-        CopyOptions { retry: RetryPolicy::immediate(3), sync_deletions: true, ..CopyOptions::default() };
-    let first = copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.unwrap();
+    let options = CopyOptions { sync_deletions: true, ..common::fast_options() };
+    let first = common::copy_into(&source, &sink, &checkpoint, &options).await;
     assert_eq!(first.copied, 5, "{what}: {first:#?}");
 
     // Another client moves "2" to Archive, and every message of Projects to a new folder Work.
@@ -282,14 +275,14 @@ async fn moves(source: ImapStore, sink: ImapStore, reader: ImapStore, what: &str
     }
     source.close().await;
 
-    let delta = copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.unwrap();
+    let delta = common::copy_into(&source, &sink, &checkpoint, &options).await;
     sink.close().await;
     assert_eq!((delta.moved, delta.copied, delta.removed), (3, 0, 0), "{what}: {delta:#?}");
     assert_eq!(subjects_of(&reader, &inbox).await, ["1", "3"], "{what}");
     assert_eq!(subjects_of(&reader, &archive).await, ["2"], "{what}");
     assert_eq!(subjects_of(&reader, &work).await, ["p1", "p2"], "{what}");
     assert!(subjects_of(&reader, &projects).await.is_empty(), "{what}");
-    let again = copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.unwrap();
+    let again = common::copy_into(&source, &sink, &checkpoint, &options).await;
     assert_eq!((again.moved, again.copied, again.removed), (0, 0, 0), "{what}: {again:#?}");
 }
 

@@ -7,7 +7,7 @@
 mod common;
 
 use mailmove_core::checkpoint::Checkpoint;
-use mailmove_core::engine::{copy, CopyOptions, EventSink, RetryPolicy, RunReport};
+use mailmove_core::engine::RunReport;
 use mailmove_core::memory::MemoryStore;
 use mailmove_core::{crlf, headers8bit, Flags, FolderPath, MailSinkExt, MailSource, SpoolConfig};
 use mailmove_imap::ImapStore;
@@ -29,12 +29,7 @@ fn source() -> MemoryStore {
 }
 
 async fn run(source: &MemoryStore, sink: &ImapStore, checkpoint: &Checkpoint) -> RunReport {
-    let options = CopyOptions { retry: RetryPolicy::immediate(3), ..CopyOptions::default() };
-    let report = copy(source, sink, &options, checkpoint, &EventSink::none())
-        .await
-        .unwrap_or_else(|e| panic!("copy: {}", e.chain_to_string()));
-    sink.close().await;
-    report
+    common::copy_into(source, sink, checkpoint, &common::fast_options()).await
 }
 
 fn checkpoint() -> Checkpoint {

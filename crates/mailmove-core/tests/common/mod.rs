@@ -1,6 +1,8 @@
 //! What the delta's engine tests (flag sync, moves) share: a run, flags from a list, a source
 //! INBOX of numbered messages.
 
+#![allow(dead_code)] // each test file that shares this module uses a part of it
+
 use mailmove_core::checkpoint::Checkpoint;
 use mailmove_core::engine::{copy, CopyOptions, EventSink, RunReport};
 use mailmove_core::memory::MemoryStore;
@@ -20,7 +22,6 @@ pub async fn run(
 }
 
 /// A source whose INBOX holds `count` messages `Subject: i` (keys 1 to `count`), with `with`.
-#[allow(dead_code)] // not every test file that shares this module uses it
 pub fn inbox_source(count: usize, with: &[&str]) -> MemoryStore {
     let (inbox, source) = (FolderPath::inbox(), MemoryStore::new("source"));
     source.create(&inbox, None);

@@ -77,3 +77,27 @@ pub async fn contents_of(source: &dyn mailmove_core::MailSource) -> Contents {
     }
     out
 }
+
+/// Options for tests: retries without waiting.
+pub fn fast_options() -> mailmove_core::engine::CopyOptions {
+    mailmove_core::engine::CopyOptions {
+        retry: mailmove_core::engine::RetryPolicy::immediate(3),
+        ..Default::default()
+    }
+}
+
+/// Copies `source` into the IMAP `sink` through the engine (a failed run fails the test, with the
+/// error's chain), then closes the sink's connections so that the next reader sees everything.
+pub async fn copy_into(
+    source: &dyn mailmove_core::MailSource,
+    sink: &ImapStore,
+    checkpoint: &mailmove_core::checkpoint::Checkpoint,
+    options: &mailmove_core::engine::CopyOptions,
+) -> mailmove_core::engine::RunReport {
+    let events = mailmove_core::engine::EventSink::none();
+    let report = mailmove_core::engine::copy(source, sink, options, checkpoint, &events)
+        .await
+        .unwrap_or_else(|e| panic!("copy: {}", e.chain_to_string()));
+    sink.close().await;
+    report
+}
