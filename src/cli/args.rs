@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 use clap::{Args, Parser, Subcommand};
 use mailmove::core::engine::{CopyOptions, FolderMapping, MessageFilter};
+use mailmove::core::labels::{LabelPlacement, LabelPolicy};
 use mailmove::core::Provider;
 use mailmove::registry::Side;
 
@@ -92,13 +93,22 @@ pub struct JobArgs {
     pub dst_oauth: Option<PathBuf>,
     /// The source's provider profile (gmail, microsoft365, exchange, zimbra): its folders that
     /// hold no mail (calendars, contacts...) are left out and listed. `auto` (the default)
-    /// recognises Gmail and Microsoft 365 by the server's host name; `none` applies none.
+    /// recognises Gmail and Microsoft 365 by the server's host name, and Gmail by its IMAP
+    /// extension (X-GM-EXT-1); `none` applies none.
     #[arg(long, value_name = "NAME", default_value = "auto")]
     pub src_provider: String,
     /// The destination's provider profile (same names): `plan` checks its reserved folder names
     /// and, when the server does not say, its largest message.
     #[arg(long, value_name = "NAME", default_value = "auto")]
     pub dst_provider: String,
+    /// Gmail source: where a message under several labels goes. `folders` (default): a copy in
+    /// each label's folder, All Mail only for messages in no copied folder; `first`: one copy per
+    /// message, in INBOX, else Sent, else Drafts, else its first label by name, else All Mail.
+    #[arg(long, value_name = "POLICY", default_value = "folders")]
+    pub gmail_labels: String,
+    /// Gmail source: copy Spam and Trash too (left out and listed by default).
+    #[arg(long)]
+    pub gmail_spam_trash: bool,
     /// Print JSON lines on stdout: one event per line, the final report last.
     #[arg(long)]
     pub json: bool,
@@ -204,6 +214,31 @@ impl JobArgs {
         }
     }
 
+    /// The Gmail label policy these arguments describe.
+    pub fn label_policy(&self) -> Result<LabelPolicy, UsageError> {
+        let placement = LabelPlacement::parse(&self.gmail_labels).ok_or_else(|| {
+            UsageError(format!("unknown label policy {:?}: folders or first", self.gmail_labels))
+        })?;
+        Ok(LabelPolicy::new(placement).with_spam_and_trash(self.gmail_spam_trash))
+    }
+
+    /// Once the source is open: with `--src-provider auto` and no profile from the host name, a
+    /// source whose folders are labels (X-GM-EXT-1) is Gmail, and its views (Starred,
+    /// Important), Spam and Trash are left out as that profile says.
+    pub fn detect_source_provider(
+        &self,
+        filter: &mut MessageFilter,
+        source_labels: bool,
+    ) -> Result<(), UsageError> {
+        let detected = self.src_provider.eq_ignore_ascii_case("auto")
+            && self.provider(Side::Source)?.is_none()
+            && source_labels;
+        if detected {
+            filter.left_out = Provider::Gmail.left_out(&self.label_policy()?);
+        }
+        Ok(())
+    }
+
     /// The copy options these arguments describe.
     pub fn copy_options(&self) -> anyhow::Result<CopyOptions> {
         let mut mapping = FolderMapping { map_roles: !self.no_role_mapping, ..FolderMapping::default() };
@@ -216,7 +251,11 @@ impl JobArgs {
             since: self.since.as_deref().map(parse_date).transpose()?,
             before: self.before.as_deref().map(parse_date).transpose()?,
             max_size: self.max_size.as_deref().map(parse_size).transpose()?,
-            left_out: self.provider(Side::Source)?.map(Provider::left_out).unwrap_or_default(),
+            left_out: match self.provider(Side::Source)? {
+                Some(provider) => provider.left_out(&self.label_policy()?),
+                None => Vec::new(),
+            },
+            labels: self.label_policy()?,
         };
         filter.compile().map_err(|err| UsageError(err.to_string()))?;
         Ok(CopyOptions { mapping, filter, ..CopyOptions::default() })

@@ -111,7 +111,8 @@ impl Account {
         })
     }
 
-    fn options(&self, dry_run: bool) -> anyhow::Result<CopyOptions> {
+    /// The account's copy options; `source_labels`: its source is a store of labels (Gmail).
+    fn options(&self, dry_run: bool, source_labels: bool) -> anyhow::Result<CopyOptions> {
         let job = JobArgs {
             source: self.get("source").map(str::to_string),
             destination: self.get("destination").map(str::to_string),
@@ -131,11 +132,16 @@ impl Account {
             dst_oauth: None,
             src_provider: self.get("src_provider").unwrap_or("auto").to_string(),
             dst_provider: self.get("dst_provider").unwrap_or("auto").to_string(),
+            gmail_labels: self.get("gmail_labels").unwrap_or("folders").to_string(),
+            gmail_spam_trash: self
+                .get("gmail_spam_trash")
+                .is_some_and(|value| value == "true" || value == "yes"),
             json: false,
             report: None,
             quiet: true,
         };
         let mut options = job.copy_options()?;
+        job.detect_source_provider(&mut options.filter, source_labels)?;
         options.dry_run = dry_run;
         Ok(options)
     }
@@ -249,10 +255,13 @@ async fn run_account(
     };
     let started = std::time::Instant::now();
     let result: anyhow::Result<RunReport> = async {
-        let options = account.options(dry_run)?;
+        // The options are checked before anything connects, and completed once the source says
+        // whether it is a store of labels.
+        account.options(dry_run, false)?;
         let source_credentials = account.credentials(Side::Source)?;
         let sink_credentials = account.credentials(Side::Destination)?;
         let source = registry::open_source(&source_url, &source_credentials).await?;
+        let options = account.options(dry_run, source.capabilities().labels)?;
         let sink = registry::open_sink(&destination_url, &sink_credentials).await?;
         let state = match &state_dir {
             Some(dir) => dir.join(format!("{}.sqlite", account.name)),

@@ -136,7 +136,7 @@ async fn execute(
     args: &CopyArgs,
     source_url: &str,
     destination_url: &str,
-    options: CopyOptions,
+    mut options: CopyOptions,
     display: Display,
 ) -> anyhow::Result<Run> {
     let job = &args.job;
@@ -146,6 +146,7 @@ async fn execute(
     let (source, after_copy) =
         open_source(source_url, &source_credentials, args.delete_after && !args.dry_run).await?;
     let sink = registry::open_sink(destination_url, &sink_credentials).await?;
+    job.detect_source_provider(&mut options.filter, source.capabilities().labels)?;
     let state_path =
         args.state.clone().unwrap_or_else(|| state::default_state_path(&source.identity(), &sink.identity()));
 

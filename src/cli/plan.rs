@@ -35,8 +35,9 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<u8> {
         job = job.merged_with(&mut JobFile::read(&path)?);
     }
     let (source_url, destination_url) = job.urls()?;
-    let options = job.copy_options()?;
+    let mut options = job.copy_options()?;
     let source = registry::open_source(source_url, &job.credentials(Side::Source)?).await?;
+    job.detect_source_provider(&mut options.filter, source.capabilities().labels)?;
     let sink = registry::open_sink(destination_url, &job.credentials(Side::Destination)?).await?;
     let (source_identity, sink_identity) = (source.identity(), sink.identity());
     let path = args.state.unwrap_or_else(|| state::default_state_path(&source_identity, &sink_identity));

@@ -116,9 +116,10 @@ async fn verify(
     job: &JobArgs,
     source_url: &str,
     destination_url: &str,
-    options: VerifyOptions,
+    mut options: VerifyOptions,
 ) -> anyhow::Result<u8> {
     let source = registry::open_source(source_url, &job.credentials(Side::Source)?).await?;
+    job.detect_source_provider(&mut options.filter, source.capabilities().labels)?;
     // The destination is read back as a source: every backend can be read.
     let destination = registry::open_source(destination_url, &job.credentials(Side::Destination)?).await?;
     let display = Display::choose(job.json, job.quiet);

@@ -47,6 +47,10 @@ pub struct SourceCapabilities {
     pub resume_after_key: bool,
     /// How many fetches may run at once without upsetting the source.
     pub max_concurrency: usize,
+    /// Whether the folders are labels over one store of messages (Gmail, `X-GM-EXT-1`): a message
+    /// is listed in each of its labels' folders, with [`MessageMeta::labels`](crate::MessageMeta)
+    /// (the [label policy](crate::labels) places it).
+    pub labels: bool,
 }
 
 impl Default for SourceCapabilities {
@@ -58,6 +62,7 @@ impl Default for SourceCapabilities {
             folders: true,
             resume_after_key: false,
             max_concurrency: 1,
+            labels: false,
         }
     }
 }
@@ -97,6 +102,10 @@ pub struct SinkCapabilities {
     pub removals: bool,
     /// Whether [`MailSink::move_copy`] moves a stored message to another folder of the store.
     pub moves: bool,
+    /// Whether the store holds a message once and shows it in several folders as labels (Gmail,
+    /// `X-GM-EXT-1`): a message whose content the job stored in another folder is put in the next
+    /// folder with [`MailSink::add_to_folder`] (a label, no second upload) instead of an append.
+    pub labels: bool,
 }
 
 impl Default for SinkCapabilities {
@@ -115,6 +124,7 @@ impl Default for SinkCapabilities {
             subscriptions: false,
             removals: false,
             moves: false,
+            labels: false,
         }
     }
 }
@@ -141,6 +151,12 @@ impl SourceCapabilities {
     /// Sets `folders` (builder; the struct is `#[non_exhaustive]`).
     pub fn with_folders(mut self, value: bool) -> Self {
         self.folders = value;
+        self
+    }
+
+    /// Sets `labels` (builder; the struct is `#[non_exhaustive]`).
+    pub fn with_labels(mut self, value: bool) -> Self {
+        self.labels = value;
         self
     }
 
@@ -209,6 +225,12 @@ impl SinkCapabilities {
     /// Sets `removals` (builder).
     pub fn with_removals(mut self, value: bool) -> Self {
         self.removals = value;
+        self
+    }
+
+    /// Sets `labels` (builder; the struct is `#[non_exhaustive]`).
+    pub fn with_labels(mut self, value: bool) -> Self {
+        self.labels = value;
         self
     }
 
@@ -361,6 +383,21 @@ pub trait MailSink: Send + Sync + std::fmt::Debug {
     async fn move_copy(&self, from: &FolderPath, dest_key: &str, to: &FolderPath) -> Result<Option<String>> {
         let _ = (from, dest_key, to);
         Err(crate::Error::Unsupported { what: "moving stored messages".into() })
+    }
+
+    /// Puts the message stored as `dest_key` in `from` into the folder `to` as well (which exists:
+    /// the engine created it), without sending it again and keeping it in `from`; returns its key
+    /// in `to` when the store tells it. On a store of labels this adds a label; the message is
+    /// still one message. [`Error::NotFound`](crate::Error::NotFound) when there is no such
+    /// message in `from`. Only called when [`SinkCapabilities::labels`] is set.
+    async fn add_to_folder(
+        &self,
+        from: &FolderPath,
+        dest_key: &str,
+        to: &FolderPath,
+    ) -> Result<Option<String>> {
+        let _ = (from, dest_key, to);
+        Err(crate::Error::Unsupported { what: "putting a stored message in another folder".into() })
     }
 
     /// The account's quota, when the store has one and says it (IMAP `GETQUOTAROOT`): read by the
@@ -518,6 +555,14 @@ macro_rules! forward_sink {
                 to: &FolderPath,
             ) -> Result<Option<String>> {
                 (**self).move_copy(from, dest_key, to).await
+            }
+            async fn add_to_folder(
+                &self,
+                from: &FolderPath,
+                dest_key: &str,
+                to: &FolderPath,
+            ) -> Result<Option<String>> {
+                (**self).add_to_folder(from, dest_key, to).await
             }
             async fn update_flags(
                 &self,

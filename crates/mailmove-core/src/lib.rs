@@ -45,6 +45,7 @@ pub mod flags;
 pub mod folder;
 pub mod headers8bit;
 pub mod inventory;
+pub mod labels;
 pub mod message;
 pub mod provider;
 pub mod quota;

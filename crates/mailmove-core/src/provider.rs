@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::LeftOut;
+use crate::labels::LabelPolicy;
 
 /// A provider with a profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,8 +114,13 @@ impl Provider {
         }
     }
 
-    /// The folders this provider's profile leaves out as a source, with the reason.
-    pub fn left_out(self) -> Vec<LeftOut> {
+    /// The folders this provider's profile leaves out as a source, with the reason: its folders
+    /// that hold no mail, and Gmail's views (Starred, Important) and, unless the label policy
+    /// copies them, Spam and Trash ([`gmail_left_out`](crate::labels::gmail_left_out)).
+    pub fn left_out(self, labels: &LabelPolicy) -> Vec<LeftOut> {
+        if self == Provider::Gmail {
+            return labels.gmail_left_out();
+        }
         self.non_mail_folders()
             .iter()
             .map(|folder| {
@@ -142,5 +148,10 @@ mod tests {
         assert_eq!(Provider::from_host("127.0.0.1"), None);
         assert!(Provider::Zimbra.non_mail_folders().contains(&"Briefcase"));
         assert_eq!(Provider::Microsoft365.reserved_names(), ["Files"]);
+        let gmail: Vec<String> =
+            Provider::Gmail.left_out(&LabelPolicy::default()).into_iter().map(|l| l.folder).collect();
+        assert_eq!(gmail, ["[Gmail]/Starred", "[Gmail]/Important", "[Gmail]/Spam", "[Gmail]/Trash"]);
+        let with_trash = LabelPolicy::default().with_spam_and_trash(true);
+        assert_eq!(Provider::Gmail.left_out(&with_trash).len(), 2);
     }
 }

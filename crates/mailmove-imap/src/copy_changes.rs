@@ -17,6 +17,14 @@
 //! ([`MailSink::move_copy`](mailmove_core::MailSink::move_copy)): `UID MOVE` (RFC 6851) where
 //! offered, else `UID COPY` then `\Deleted` and `UID EXPUNGE` of that UID; its new key comes from
 //! the `COPYUID` response code (RFC 4315), both only with UIDPLUS.
+//!
+//! On Gmail, a message the job stored in one folder is put in the next with `UID COPY`
+//! ([`MailSink::add_to_folder`](mailmove_core::MailSink::add_to_folder)): Gmail applies the
+//! folder's label to the message it holds (no second message, nothing uploaded), and its
+//! `COPYUID` names the message's UID in that folder in the same answer. `STORE +X-GM-LABELS`
+//! does the same to the message but says nothing of that UID (a `FETCH X-GM-MSGID` and a
+//! `SEARCH` in the other folder would be two more round trips), and system folders (INBOX, Sent)
+//! would need their labels' names (`\Inbox`, `\Sent`) instead of the folder's.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +39,24 @@ use crate::protocol::mailbox_argument;
 use crate::protocol::sequence::uid_set;
 use crate::store::Inner;
 use crate::wire::{Status, StatusResponse};
+
+/// What [`Inner::transfer`] does with the copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transfer {
+    /// Moves it (the original goes).
+    Move,
+    /// Copies it (on a store of labels: a label more on the same message).
+    Copy,
+}
+
+impl Transfer {
+    fn verb(self) -> &'static str {
+        match self {
+            Transfer::Move => "moving",
+            Transfer::Copy => "copying",
+        }
+    }
+}
 
 /// The UIDs one `UID STORE` changes, and the indices of the updates it serves.
 type StoreGroup = (Vec<u32>, Vec<usize>);
@@ -94,8 +120,32 @@ impl Inner {
         dest_key: &str,
         to: &FolderPath,
     ) -> Result<Option<String>> {
+        self.transfer(from, dest_key, to, Transfer::Move).await
+    }
+
+    /// `MailSink::add_to_folder` (Gmail): the copy's UID alone is copied to `to`, which on a
+    /// store of labels adds `to`'s label to the one message; its key there from COPYUID.
+    pub(crate) async fn add_to_folder(
+        &self,
+        from: &FolderPath,
+        dest_key: &str,
+        to: &FolderPath,
+    ) -> Result<Option<String>> {
+        self.transfer(from, dest_key, to, Transfer::Copy).await
+    }
+
+    /// Moves or copies the copy's UID alone to `to`.
+    async fn transfer(
+        &self,
+        from: &FolderPath,
+        dest_key: &str,
+        to: &FolderPath,
+        transfer: Transfer,
+    ) -> Result<Option<String>> {
         if !self.caps.offers(Capability::UidPlus) {
-            return Err(Error::Unsupported { what: "moving one message on a server without UIDPLUS".into() });
+            return Err(Error::Unsupported {
+                what: format!("{} one message on a server without UIDPLUS", transfer.verb()),
+            });
         }
         let (validity, uid) = parse_key(from, dest_key)?;
         let (mailbox, target) = (self.mailbox(from)?, self.mailbox(to)?);
@@ -109,7 +159,9 @@ impl Inner {
         }
         self.mailboxes.appending(&target);
         let target_argument = mailbox_argument(&target)?;
-        let commands = if self.caps.offers(Capability::Move) {
+        let commands = if transfer == Transfer::Copy {
+            vec![format!("UID COPY {uid} {target_argument}")]
+        } else if self.caps.offers(Capability::Move) {
             vec![format!("UID MOVE {uid} {target_argument}")]
         } else {
             vec![

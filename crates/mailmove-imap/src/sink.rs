@@ -32,6 +32,11 @@ impl MailSink for ImapStore {
             .with_subscriptions(true)
             .with_removals(self.inner.caps.offers(Capability::UidPlus))
             .with_moves(self.inner.caps.offers(Capability::UidPlus))
+            // Gmail: a folder is a label; a message put in a second folder is not sent again.
+            .with_labels(
+                self.inner.caps.offers(Capability::GmailExtensions)
+                    && self.inner.caps.offers(Capability::UidPlus),
+            )
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
@@ -77,6 +82,15 @@ impl MailSink for ImapStore {
 
     /// `UID MOVE` where the server offers MOVE, else `UID COPY`, `\Deleted` and `UID EXPUNGE`
     /// of that UID (UIDPLUS servers only); the new key from COPYUID.
+    async fn add_to_folder(
+        &self,
+        from: &FolderPath,
+        dest_key: &str,
+        to: &FolderPath,
+    ) -> Result<Option<String>> {
+        self.inner.add_to_folder(from, dest_key, to).await
+    }
+
     async fn move_copy(&self, from: &FolderPath, dest_key: &str, to: &FolderPath) -> Result<Option<String>> {
         self.inner.move_copy(from, dest_key, to).await
     }

@@ -14,6 +14,7 @@ use mailmove_core::{
     Error, FolderInfo, FolderPath, MailSource, Message, MessageMeta, Result, SourceCapabilities, SourceKey,
 };
 
+use crate::capability::Capability;
 use crate::conn::Conn;
 use crate::protocol::fetch::{uid_fetch, FetchAnswer};
 use crate::protocol::search::{search_finish, search_start, uids_present};
@@ -242,6 +243,7 @@ impl MailSource for ImapStore {
             .with_folders(true)
             .with_resume_after_key(true)
             .with_max_concurrency(self.inner.config.max_connections)
+            .with_labels(self.inner.caps.offers(Capability::GmailExtensions))
     }
 
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {

@@ -1,7 +1,7 @@
 //! One destination folder and the source folders that map to it: read both sides, compare.
 
 use futures::StreamExt;
-use mailmove_core::{FolderInfo, FolderPath, Result};
+use mailmove_core::{FolderInfo, FolderPath, Result, SpecialUse};
 
 use crate::compare::{compare_group, merge_join, Pairing, Place, Scope};
 use crate::context::Context;
@@ -143,7 +143,7 @@ async fn read_sources(
         let mut listing = context.source.list_messages(folder, None);
         while let Some(meta) = listing.next().await {
             let meta = meta?;
-            if !context.filter.message_matches(&meta) {
+            if !context.filter.takes(folder, &meta) {
                 listed.filtered += 1;
                 continue;
             }
@@ -163,7 +163,9 @@ async fn read_sources(
 }
 
 /// Lists the destination folder (unfiltered: extras are filtered when reported) and fingerprints
-/// every message.
+/// every message. On a store of labels (Gmail), All Mail lists every message the other folders
+/// hold too: only the messages in no other folder are its own (the label policy's rule, as for a
+/// source's All Mail).
 async fn read_destination(
     context: &Context<'_>,
     group: &Group,
@@ -178,9 +180,13 @@ async fn read_destination(
     let folder = &group.destination;
     let mut push = |_: &mailmove_core::Message, record| store.push(record);
     let mut batch = Batch::new();
+    let all_mail = context.destination.capabilities().labels && folder.role() == Some(SpecialUse::All);
     let mut listing = context.destination.list_messages(folder, None);
     while let Some(meta) = listing.next().await {
         let meta = meta?;
+        if all_mail && !context.filter.takes(folder, &meta) {
+            continue;
+        }
         let at = Position { ordinal: listed.messages, folder: 0 };
         listed.messages += 1;
         listed.bytes += meta.size;

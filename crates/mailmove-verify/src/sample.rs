@@ -106,7 +106,7 @@ pub(crate) async fn verify_sample(
         let mut listing = context.source.list_messages(&info.path, None);
         while let Some(meta) = listing.next().await {
             let meta = meta?;
-            if !context.filter.message_matches(&meta) {
+            if !context.filter.takes(&info.path, &meta) {
                 verdict.source_filtered += 1;
                 continue;
             }

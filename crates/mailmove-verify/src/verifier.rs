@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
 use mailmove_core::engine::CompiledFilter;
-use mailmove_core::{FolderInfo, FolderPath, MailSource, Result};
+use mailmove_core::{FolderInfo, FolderPath, MailSource, Result, SpecialUse};
 
 use crate::context::{list_index, Context, Settings};
 use crate::event::{VerifyEvent, VerifyEvents};
@@ -183,7 +183,8 @@ pub async fn verify(
 /// folder takes everything there. Destination folders that no source folder maps to are compared
 /// against nothing (their messages are `extra`) when the options ask for it and the folder filter
 /// selects them by name; a destination folder that an *excluded* source folder maps to is never
-/// such a folder (the copy left it alone on purpose).
+/// such a folder (the copy left it alone on purpose). On a store of labels (Gmail), All Mail and
+/// Starred are views of the messages the other folders hold: not compared on their own.
 fn plan(
     context: &Context<'_>,
     source_folders: &[FolderInfo],
@@ -210,9 +211,13 @@ fn plan(
             groups.entry(target).or_default().push(info.clone());
         }
     }
+    let labels = context.destination.capabilities().labels;
+    let view =
+        |info: &FolderInfo| labels && matches!(info.path.role(), Some(SpecialUse::All | SpecialUse::Flagged));
     if context.options.destination_only_folders && context.options.sample.is_none() {
         for info in destination_folders {
             if info.selectable
+                && !view(info)
                 && info.problem.is_none()
                 && !claimed.contains(&info.path)
                 && filter.folder_matches(&info.path)

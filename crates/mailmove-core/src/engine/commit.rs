@@ -72,14 +72,14 @@ fn transform_note(name: &str) -> String {
 
 /// The committer of one pass; its methods are the steps.
 pub(super) struct Committer<'p, 'i> {
-    pass: &'p Pass<'p>,
+    pub(super) pass: &'p Pass<'p>,
     /// What the destination holds that no done record explains, when the folder is reconciled.
     index: &'i mut Option<DestinationIndex>,
-    report: FolderReport,
+    pub(super) report: FolderReport,
     outcome: CommitOutcome,
 }
 
-fn intent(fetched: &Fetched, listed_run: Option<i64>) -> IntentRow {
+pub(super) fn intent(fetched: &Fetched, listed_run: Option<i64>) -> IntentRow {
     let meta = &fetched.message.meta;
     IntentRow::new(meta.key.clone(), fetched.fingerprint, meta.size)
         .with_flags(meta.flags.clone())
@@ -147,6 +147,7 @@ impl<'p, 'i> Committer<'p, 'i> {
         // 1. Match what the destination holds already; hold back possible moves.
         let to_append = self.record_matches(batch).await?;
         let to_append = self.pass.divert_moves(to_append).await?;
+        let to_append = self.add_labels(to_append).await?;
         if to_append.is_empty() {
             return Ok(());
         }
@@ -342,7 +343,7 @@ impl<'p, 'i> Committer<'p, 'i> {
     }
 
     /// Counts a durable copy made by this run: the folder's report, the run's totals, an event.
-    fn count_copied(&mut self, key: &SourceKey, size: u64) {
+    pub(super) fn count_copied(&mut self, key: &SourceKey, size: u64) {
         let context = self.pass.context;
         self.report.copied += 1;
         self.report.bytes_copied += size;

@@ -5,7 +5,8 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::folder::FolderPath;
+use crate::folder::{FolderPath, SpecialUse};
+use crate::labels::LabelPolicy;
 use crate::message::MessageMeta;
 
 /// Folder globs and message criteria.
@@ -31,6 +32,9 @@ pub struct MessageFilter {
     /// matched without regard to case. Unlike `exclude`, every folder left out is listed
     /// ([`RunReport::left_out`](super::RunReport::left_out)).
     pub left_out: Vec<LeftOut>,
+    /// Where a message listed in several folders as labels (Gmail) is copied
+    /// ([`LabelPolicy`]); messages without labels are not concerned.
+    pub labels: LabelPolicy,
 }
 
 /// A folder left out of a run, with its subfolders, and why ([`MessageFilter::left_out`]).
@@ -41,17 +45,29 @@ pub struct LeftOut {
     pub folder: String,
     /// Why it is left out.
     pub reason: String,
+    /// The role that also names it (the folder of that role, whatever the server calls it:
+    /// Gmail's `\\Junk` is `[Gmail]/Spam` in English, `[Gmail]/Pourriel` in French).
+    pub role: Option<SpecialUse>,
 }
 
 impl LeftOut {
     /// `folder` (and its subfolders) left out for `reason`.
     pub fn new(folder: impl Into<String>, reason: impl Into<String>) -> Self {
-        LeftOut { folder: folder.into(), reason: reason.into() }
+        LeftOut { folder: folder.into(), reason: reason.into(), role: None }
     }
 
-    /// Whether it covers `display` (a folder's `/`-separated name).
-    fn covers(&self, display: &str) -> bool {
-        let (name, folder) = (display.to_lowercase(), self.folder.to_lowercase());
+    /// The folder of this role is left out too.
+    pub fn with_role(mut self, role: SpecialUse) -> Self {
+        self.role = Some(role);
+        self
+    }
+
+    /// Whether it covers `path` (by role, or by name with its subfolders).
+    fn covers(&self, path: &FolderPath) -> bool {
+        if self.role.is_some() && path.role() == self.role {
+            return true;
+        }
+        let (name, folder) = (path.to_string().to_lowercase(), self.folder.to_lowercase());
         name == folder || name.strip_prefix(&folder).is_some_and(|rest| rest.starts_with('/'))
     }
 }
@@ -99,11 +115,18 @@ impl CompiledFilter {
 
     /// Why the folder is left out, when [`MessageFilter::left_out`] covers it.
     pub fn left_out(&self, folder: &FolderPath) -> Option<&LeftOut> {
-        let display = folder.to_string();
-        self.filter.left_out.iter().find(|left_out| left_out.covers(&display))
+        self.filter.left_out.iter().find(|left_out| left_out.covers(folder))
     }
 
-    /// Whether the message is part of the run.
+    /// Whether the message, listed in the source's `folder`, is copied from there: it
+    /// [matches](Self::message_matches) and the [label policy](MessageFilter::labels) places it
+    /// there. The one rule the copy, `plan` and `verify` apply to a source's listing.
+    pub fn takes(&self, folder: &FolderPath, meta: &MessageMeta) -> bool {
+        self.message_matches(meta)
+            && self.filter.labels.takes(folder, meta, |label_folder| self.folder_matches(label_folder))
+    }
+
+    /// Whether the message meets the message criteria (size, dates), wherever it is.
     pub fn message_matches(&self, meta: &MessageMeta) -> bool {
         if self.filter.max_size.is_some_and(|max| meta.size > max) {
             return false;
@@ -121,12 +144,18 @@ impl CompiledFilter {
     /// A short text that changes whenever the message criteria change (a resume watermark is only
     /// trusted under the same criteria).
     pub fn signature(&self) -> String {
-        format!(
+        let mut signature = format!(
             "since={:?};before={:?};max={:?}",
             self.filter.since.map(|d| d.timestamp()),
             self.filter.before.map(|d| d.timestamp()),
             self.filter.max_size
-        )
+        );
+        // Only a placement other than the default is written: the signatures of the jobs that
+        // never had labels stay what they were.
+        if self.filter.labels.placement != crate::labels::LabelPlacement::default() {
+            signature.push_str(&format!(";labels={}", self.filter.labels.placement.name()));
+        }
+        signature
     }
 }
 
@@ -157,7 +186,7 @@ mod tests {
             since: FixedOffset::east_opt(0).unwrap().with_ymd_and_hms(2020, 1, 1, 0, 0, 0).single(),
             before: None,
             max_size: Some(100),
-            left_out: Vec::new(),
+            ..Default::default()
         }
         .compile()
         .unwrap();

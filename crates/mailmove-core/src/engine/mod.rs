@@ -55,6 +55,7 @@ mod filter;
 mod flag_sync;
 mod folder;
 mod gone_folders;
+mod labels;
 mod mapping;
 mod moves;
 mod options;

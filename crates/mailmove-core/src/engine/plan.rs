@@ -40,7 +40,7 @@ pub(super) async fn plan_folder(
             Some(meta) => {
                 let meta = meta?;
                 report.listed += 1;
-                let selected = context.filter.message_matches(&meta);
+                let selected = context.filter.takes(&info.path, &meta);
                 if !selected {
                     report.filtered += 1;
                     context.totals.filtered.fetch_add(1, Ordering::Relaxed);

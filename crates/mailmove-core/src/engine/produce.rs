@@ -113,7 +113,7 @@ impl<'p> Producer<'p> {
                     if marking.is_some() {
                         seen.push(meta.key.clone());
                     }
-                    if !context.filter.message_matches(&meta) {
+                    if !context.filter.takes(folder, &meta) {
                         self.report.filtered += 1;
                         context.totals.filtered.fetch_add(1, Ordering::Relaxed);
                         context.events.emit(Event::MessageSkipped {

@@ -111,6 +111,11 @@ pub struct FolderReport {
     /// destination from the old folder's (`sync_deletions`), not sent again.
     #[serde(default)]
     pub moved: u64,
+    /// Copied as a label of a message the destination holds already (a store of labels:
+    /// [`SinkCapabilities::labels`](crate::SinkCapabilities::labels)), not sent again; also
+    /// counted in `copied`.
+    #[serde(default)]
+    pub labelled: u64,
     /// The folder is subscribed at the source, and now at the destination.
     #[serde(default)]
     pub subscribed: bool,
@@ -180,6 +185,10 @@ pub struct RunReport {
     /// between source folders (`sync_deletions`).
     #[serde(default)]
     pub moved: u64,
+    /// Copied as a label of a message the destination holds already, not sent again (see
+    /// [`FolderReport::labelled`]); also counted in `copied`.
+    #[serde(default)]
+    pub labelled: u64,
     /// Bytes copied in this run.
     pub bytes_copied: u64,
     /// Dry run: messages that would be copied.
@@ -271,6 +280,7 @@ impl RunReport {
             flags_updated: 0,
             flags_not_carried: 0,
             moved: 0,
+            labelled: 0,
             removed: 0,
             bytes_copied: 0,
             planned: 0,

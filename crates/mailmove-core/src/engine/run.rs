@@ -83,6 +83,7 @@ pub(super) struct Totals {
     pub flags_updated: AtomicU64,
     pub removed: AtomicU64,
     pub moved: AtomicU64,
+    pub labelled: AtomicU64,
 }
 
 impl RunContext<'_> {
@@ -297,6 +298,7 @@ pub async fn copy_setting_aside(
         flags_not_carried: folders.iter().map(|f| f.flags_not_carried).sum(),
         removed: totals.removed.load(Ordering::Relaxed),
         moved: totals.moved.load(Ordering::Relaxed),
+        labelled: totals.labelled.load(Ordering::Relaxed),
         bytes_copied: totals.bytes_copied.load(Ordering::Relaxed),
         planned: folders.iter().map(|f| f.planned).sum(),
         planned_bytes: folders.iter().map(|f| f.planned_bytes).sum(),

@@ -1,0 +1,228 @@
+//! Sources whose folders are labels (Gmail, issue 15): one message, many folders.
+//!
+//! Over IMAP, Gmail shows each label as a folder: a message under three labels is listed in three
+//! folders and once more in `[Gmail]/All Mail` (`\All`), and each listing says the message's
+//! labels (`X-GM-LABELS`, [`MessageMeta::labels`]). Copied folder by folder, every labelled
+//! message would land twice: in its label's folder and in All Mail. The [`LabelPolicy`] says where
+//! each message goes instead, as a rule on each listed message ([`LabelPolicy::takes`]) that the
+//! copy, `plan` and `verify` all apply, so they agree on what "everything" is:
+//!
+//! * [`LabelPlacement::Folders`] (the default, the folders the user sees): each label's folder gets
+//!   its messages; All Mail only the messages that no copied folder holds (archived without a
+//!   label). A message under five labels is copied into five folders, and never into All Mail.
+//! * [`LabelPlacement::First`]: every message once, into its first folder: INBOX, else Sent, else
+//!   Drafts, else its first user label in name order (among the folders the run copies), else All
+//!   Mail.
+//!
+//! Gmail's views are not folders of their own and are left out, listed with the reason
+//! ([`gmail_left_out`]): Starred (the `\Flagged` flag, carried with each message) and Important;
+//! Spam and Trash unless [`LabelPolicy::spam_and_trash`] asks for them.
+//!
+//! The rule needs nothing but the listing: no message is held in memory across folders.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::LeftOut;
+use crate::folder::{FolderPath, SpecialUse};
+use crate::message::MessageMeta;
+
+/// Where a message with labels goes ([`LabelPolicy`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum LabelPlacement {
+    /// One copy per label's folder; All Mail only for messages in no copied folder.
+    #[default]
+    Folders,
+    /// One copy per message, in its first folder.
+    First,
+}
+
+impl LabelPlacement {
+    /// Its name on the command line (`folders`, `first`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LabelPlacement::Folders => "folders",
+            LabelPlacement::First => "first",
+        }
+    }
+
+    /// The placement named `name`.
+    pub fn parse(name: &str) -> Option<LabelPlacement> {
+        [LabelPlacement::Folders, LabelPlacement::First]
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// How a source whose folders are labels is copied (see the [module docs](self)).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct LabelPolicy {
+    /// Where each message goes.
+    pub placement: LabelPlacement,
+    /// Copy Spam and Trash too (left out and listed by default).
+    pub spam_and_trash: bool,
+}
+
+/// Gmail's system labels that stand for a folder, and that folder's role.
+const SYSTEM_FOLDERS: [(&str, SpecialUse); 3] =
+    [("\\Inbox", SpecialUse::Inbox), ("\\Sent", SpecialUse::Sent), ("\\Draft", SpecialUse::Drafts)];
+
+/// Whether `label` is the label of `folder`.
+fn labels_folder(label: &str, folder: &FolderPath) -> bool {
+    match SYSTEM_FOLDERS.iter().find(|(name, _)| name.eq_ignore_ascii_case(label)) {
+        Some((_, SpecialUse::Inbox)) => folder.is_inbox(),
+        Some((_, role)) => folder.role() == Some(*role),
+        None => !label.starts_with('\\') && folder.to_string() == label,
+    }
+}
+
+/// The label a folder of a store of labels shows (`None` for All Mail and other views).
+fn own_label(folder: &FolderPath) -> Option<String> {
+    match folder.role() {
+        _ if folder.is_inbox() => Some("\\Inbox".into()),
+        Some(SpecialUse::Sent) => Some("\\Sent".into()),
+        Some(SpecialUse::Drafts) => Some("\\Draft".into()),
+        Some(_) => None,
+        None => Some(folder.to_string()),
+    }
+}
+
+impl LabelPolicy {
+    /// The policy with this placement.
+    pub fn new(placement: LabelPlacement) -> Self {
+        LabelPolicy { placement, ..LabelPolicy::default() }
+    }
+
+    /// With Spam and Trash copied (or not).
+    pub fn with_spam_and_trash(mut self, copied: bool) -> Self {
+        self.spam_and_trash = copied;
+        self
+    }
+
+    /// Whether the message `meta`, listed in `folder`, is copied from there. `copied(label_folder)`
+    /// says whether the run copies a user label's folder (a label whose folder the filters leave
+    /// out does not hold the message: then All Mail does). A message without labels (any source
+    /// but Gmail) is always taken.
+    pub fn takes(
+        &self,
+        folder: &FolderPath,
+        meta: &MessageMeta,
+        copied: impl Fn(&FolderPath) -> bool,
+    ) -> bool {
+        let in_all_mail = folder.role() == Some(SpecialUse::All);
+        if meta.labels.is_empty() {
+            return true;
+        }
+        // The folder's own label may be left out of its listing (a client must not depend on it).
+        let own = own_label(folder);
+        let labels: Vec<&str> = meta.labels.iter().map(String::as_str).chain(own.as_deref()).collect();
+        // The labels whose folders the run copies, system ones first.
+        let system = SYSTEM_FOLDERS
+            .iter()
+            .filter(|(name, _)| labels.iter().any(|label| label.eq_ignore_ascii_case(name)))
+            .map(|(name, _)| name.to_string());
+        let mut user: Vec<&str> = labels
+            .iter()
+            .copied()
+            .filter(|label| !label.starts_with('\\') && copied(&FolderPath::parse(label)))
+            .collect();
+        user.sort_unstable();
+        user.dedup();
+        let mut homes = system.chain(user.into_iter().map(str::to_string));
+        match self.placement {
+            LabelPlacement::Folders => !in_all_mail || homes.next().is_none(),
+            LabelPlacement::First => match homes.next() {
+                Some(first) => labels_folder(&first, folder),
+                None => in_all_mail,
+            },
+        }
+    }
+
+    /// The folders of a Gmail source this policy leaves out, with the reason.
+    pub fn gmail_left_out(&self) -> Vec<LeftOut> {
+        gmail_left_out(self.spam_and_trash)
+    }
+}
+
+/// Gmail's folders that are views rather than folders (and Spam and Trash unless `spam_and_trash`),
+/// each with the reason it is left out. Matched by role and by the English names.
+pub fn gmail_left_out(spam_and_trash: bool) -> Vec<LeftOut> {
+    let source = "Gmail profile; Google's IMAP extension documentation";
+    let mut left_out = vec![
+        LeftOut::new("[Gmail]/Starred", format!("a view of the starred messages, each copied from its folders with its \\Flagged flag ({source})"))
+            .with_role(SpecialUse::Flagged),
+        LeftOut::new("[Gmail]/Important", format!("a view of the messages Gmail marks important, each copied from its folders ({source})")),
+    ];
+    if !spam_and_trash {
+        let reason =
+            |what: &str| format!("{what}: left out unless the label policy copies Spam and Trash ({source})");
+        left_out.push(LeftOut::new("[Gmail]/Spam", reason("spam")).with_role(SpecialUse::Junk));
+        left_out.push(LeftOut::new("[Gmail]/Trash", reason("deleted mail")).with_role(SpecialUse::Trash));
+    }
+    left_out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labelled(labels: &[&str]) -> MessageMeta {
+        let mut meta = MessageMeta::new("1", 10);
+        meta.labels = labels.iter().map(|label| label.to_string()).collect();
+        meta
+    }
+
+    #[test]
+    fn folders_placement_takes_all_mail_only_for_messages_in_no_copied_folder() {
+        let all = FolderPath::parse("[Gmail]/All Mail").with_role(Some(SpecialUse::All));
+        let work = FolderPath::parse("Work/2024");
+        let policy = LabelPolicy::default();
+        let everything = |_: &FolderPath| true;
+        assert!(policy.takes(&work, &labelled(&["Work/2024", "\\Inbox"]), everything));
+        assert!(!policy.takes(&all, &labelled(&["Work/2024"]), everything));
+        assert!(!policy.takes(&all, &labelled(&["\\Inbox"]), everything));
+        // Starred and Important are views, not folders: the message is only in All Mail.
+        assert!(policy.takes(&all, &labelled(&["\\Important", "\\Starred"]), everything));
+        // A label whose folder is excluded: All Mail holds the message.
+        assert!(policy.takes(&all, &labelled(&["Work/2024"]), |folder| folder.to_string() != "Work/2024"));
+        // No labels (not Gmail): always.
+        assert!(policy.takes(&all, &MessageMeta::new("1", 1), everything));
+    }
+
+    #[test]
+    fn first_placement_takes_each_message_once() {
+        let folders = [
+            FolderPath::inbox(),
+            FolderPath::parse("[Gmail]/Sent Mail").with_role(Some(SpecialUse::Sent)),
+            FolderPath::parse("A"),
+            FolderPath::parse("B"),
+            FolderPath::parse("[Gmail]/All Mail").with_role(Some(SpecialUse::All)),
+        ];
+        let policy = LabelPolicy::new(LabelPlacement::First);
+        let home = |labels: &[&str]| -> Vec<String> {
+            let meta = labelled(labels);
+            // Asked only where the message is listed: its labels' folders and All Mail.
+            let listed = |folder: &FolderPath| {
+                folder.role() == Some(SpecialUse::All)
+                    || own_label(folder).is_some_and(|own| labels.contains(&own.as_str()))
+            };
+            folders
+                .iter()
+                .filter(|f| listed(f) && policy.takes(f, &meta, |_| true))
+                .map(|f| f.to_string())
+                .collect()
+        };
+        assert_eq!(home(&["B", "A", "\\Sent"]), ["[Gmail]/Sent Mail"]);
+        assert_eq!(home(&["B", "\\Inbox", "A"]), ["INBOX"]);
+        assert_eq!(home(&["B", "A"]), ["A"]);
+        assert_eq!(home(&["\\Important"]), ["[Gmail]/All Mail"]);
+        // A listing that leaves out the folder's own label: the same homes.
+        assert!(policy.takes(&folders[3], &labelled(&["\\Important"]), |_| true), "only B");
+        assert!(!policy.takes(&folders[3], &labelled(&["\\Important", "A"]), |_| true), "A before B");
+        assert!(policy.takes(&folders[3], &labelled(&["\\Important", "C"]), |_| true), "B before C");
+        assert_eq!(LabelPlacement::parse("FIRST"), Some(LabelPlacement::First));
+    }
+}
