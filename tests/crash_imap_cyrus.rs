@@ -25,7 +25,6 @@ use mailmove::core::{fingerprint, headers8bit, Fingerprint, SpoolConfig};
 use mailmove::registry::{open_source, Credentials};
 use rand::{Rng, SeedableRng};
 use support::*;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// A few hundred messages over the synthetic mailbox's six folders, none over 100 kB: enough for
 /// kills to land mid-folder with APPENDs in flight, small enough for a run well under a minute.
@@ -34,50 +33,6 @@ const MAX_SIZE: u64 = 100_000;
 const KILLS: usize = 8;
 /// Messages that arrive in the source after the kills, before the last run.
 const LATE: u64 = 30;
-
-/// The Cyrus destination: `imap://USER[:PASSWORD]@127.0.0.1:PORT/?tls=none` (plaintext only).
-fn cyrus_url(user: &str, with_password: bool) -> String {
-    let password =
-        if with_password { format!(":{}", env("MAILMOVE_TEST_CYRUS_PASSWORD")) } else { String::new() };
-    format!("imap://{user}{password}@127.0.0.1:{}/?tls=none", env("MAILMOVE_TEST_CYRUS_IMAP_PORT"))
-}
-
-/// Creates the INBOX of `user`: Cyrus makes none on login; its admin sends `CREATE user.NAME`.
-async fn create_cyrus_user(user: &str) {
-    let port = env("MAILMOVE_TEST_CYRUS_IMAP_PORT");
-    let stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
-        .await
-        .unwrap_or_else(|e| panic!("connecting to the test Cyrus on 127.0.0.1:{port}: {e}"));
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    let mut transcript = String::new();
-    let commands = [
-        format!(
-            "A1 LOGIN \"{}\" \"{}\"",
-            env("MAILMOVE_TEST_CYRUS_ADMIN"),
-            env("MAILMOVE_TEST_CYRUS_PASSWORD")
-        ),
-        format!("A2 CREATE user.{user}"),
-        "A3 LOGOUT".to_string(),
-    ];
-    let mut line = String::new();
-    reader.read_line(&mut line).await.unwrap();
-    assert!(line.starts_with("* OK"), "Cyrus greeting: {line:?}");
-    for command in &commands {
-        write.write_all(format!("{command}\r\n").as_bytes()).await.unwrap();
-        let tag = &command[..2];
-        loop {
-            line.clear();
-            let n = reader.read_line(&mut line).await.unwrap();
-            assert!(n > 0, "Cyrus closed the admin connection; transcript:\n{transcript}");
-            transcript.push_str(&line);
-            if let Some(rest) = line.strip_prefix(tag) {
-                assert!(rest.starts_with(" OK"), "Cyrus refused `{command}`; transcript:\n{transcript}");
-                break;
-            }
-        }
-    }
-}
 
 /// `mailmove copy` with the passwords in the environment and the state under `state`.
 fn copy_command(state: &std::path::Path, source: &str, destination: &str) -> std::process::Command {

@@ -79,3 +79,32 @@ async fn plan_names_a_folder_the_destination_provider_refuses() {
     let unknown = run(&state, &["plan", &source, &destination, "--dst-provider", "hotmail"]);
     assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
 }
+
+#[tokio::test]
+async fn plan_says_how_long_the_destination_providers_rates_make_the_copy_and_names_case_twins() {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, destination) =
+        (format!("maildir:{}/old", dir.path().display()), format!("maildir:{}/new", dir.path().display()));
+    maildir_with(&source, &["INBOX", "Projects", "projects"]).await;
+    let state = dir.path().join("state");
+    // Microsoft 365 takes 3,600 messages an hour: 6 messages are 6 seconds at least.
+    let plan = run(&state, &["plan", &source, &destination, "--dst-provider", "microsoft365", "--json"]);
+    let found = last_json(&plan);
+    assert_eq!(found["least_duration_secs"], 6, "{found}");
+    assert_eq!(found["duration_basis"], "3600 messages an hour", "{found}");
+    // "Projects" and "projects" are one folder there.
+    assert_eq!(plan.status.code(), Some(5), "{}", stderr(&plan));
+    let problems = found["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{found}");
+    assert!(problems[0].as_str().unwrap().contains("one folder on microsoft365"), "{found}");
+    // Mapped apart, the copy can succeed; the human summary says the least duration.
+    let mapped = run(
+        &state,
+        &["plan", &source, &destination, "--dst-provider", "microsoft365", "--map", "projects=Projects (old)"],
+    );
+    assert_eq!(mapped.status.code(), Some(0), "{}", stderr(&mapped));
+    assert!(stderr(&mapped).contains("at least 6 s (3600 messages an hour)"), "{}", stderr(&mapped));
+    // A provider that compares names with case has no such problem.
+    let zimbra = run(&state, &["plan", &source, &destination, "--dst-provider", "zimbra"]);
+    assert_eq!(zimbra.status.code(), Some(0), "{}", stderr(&zimbra));
+}

@@ -163,6 +163,17 @@ pub fn event_sink(display: Display) -> (EventSink, Progress) {
 const SHOWN: usize = 20;
 
 /// One message named in a summary: `folder key K <message-id>`, every part escaped.
+/// A duration for people: `3 d 4 h`, `2 h 5 min`, `40 s`.
+pub fn human_duration(secs: u64) -> String {
+    let (days, hours, minutes) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{secs} s"),
+        (0, 0, _) => format!("{minutes} min"),
+        (0, _, _) => format!("{hours} h {minutes} min"),
+        _ => format!("{days} d {hours} h"),
+    }
+}
+
 fn message_label(folder: &str, key: &str, message_id: Option<&str>) -> String {
     format!(
         "{} key {} {}",

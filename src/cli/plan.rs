@@ -87,6 +87,13 @@ fn summary(found: &Preflight) -> String {
             ));
         }
     }
+    if let (Some(secs), Some(basis)) = (found.least_duration_secs, &found.duration_basis) {
+        out.push_str(&format!(
+            "the destination's rates make the copy take at least {} ({})\n",
+            output::human_duration(secs),
+            terminal_safe(basis)
+        ));
+    }
     if found.can_succeed() {
         out.push_str("the copy can succeed as planned\n");
     }

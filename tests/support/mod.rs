@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
 use futures::StreamExt;
 use mailmove::core::engine::Copier;
 use mailmove::core::synthetic::SyntheticMailbox;
@@ -176,4 +178,48 @@ pub fn kill_and_reap(child: &mut std::process::Child) -> bool {
         child.kill().expect("kill -9");
     }
     child.wait().expect("reap").signal() == Some(9)
+}
+
+/// The Cyrus destination: `imap://USER[:PASSWORD]@127.0.0.1:PORT/?tls=none` (plaintext only).
+pub fn cyrus_url(user: &str, with_password: bool) -> String {
+    let password =
+        if with_password { format!(":{}", env("MAILMOVE_TEST_CYRUS_PASSWORD")) } else { String::new() };
+    format!("imap://{user}{password}@127.0.0.1:{}/?tls=none", env("MAILMOVE_TEST_CYRUS_IMAP_PORT"))
+}
+
+/// Creates the INBOX of `user`: Cyrus makes none on login; its admin sends `CREATE user.NAME`.
+pub async fn create_cyrus_user(user: &str) {
+    let port = env("MAILMOVE_TEST_CYRUS_IMAP_PORT");
+    let stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the test Cyrus on 127.0.0.1:{port}: {e}"));
+    let (read, mut write) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(read);
+    let mut transcript = String::new();
+    let commands = [
+        format!(
+            "A1 LOGIN \"{}\" \"{}\"",
+            env("MAILMOVE_TEST_CYRUS_ADMIN"),
+            env("MAILMOVE_TEST_CYRUS_PASSWORD")
+        ),
+        format!("A2 CREATE user.{user}"),
+        "A3 LOGOUT".to_string(),
+    ];
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    assert!(line.starts_with("* OK"), "Cyrus greeting: {line:?}");
+    for command in &commands {
+        write.write_all(format!("{command}\r\n").as_bytes()).await.unwrap();
+        let tag = &command[..2];
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line).await.unwrap();
+            assert!(n > 0, "Cyrus closed the admin connection; transcript:\n{transcript}");
+            transcript.push_str(&line);
+            if let Some(rest) = line.strip_prefix(tag) {
+                assert!(rest.starts_with(" OK"), "Cyrus refused `{command}`; transcript:\n{transcript}");
+                break;
+            }
+        }
+    }
 }

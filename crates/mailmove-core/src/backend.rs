@@ -385,6 +385,16 @@ pub trait MailSink: Send + Sync + std::fmt::Debug {
         Err(crate::Error::Unsupported { what: "moving stored messages".into() })
     }
 
+    /// Whether the store can create a folder of this name, as it is
+    /// ([`Error::InvalidFolderName`](crate::Error::InvalidFolderName) with the reason when not: a
+    /// segment holding the server's hierarchy delimiter, a name longer than its file system
+    /// takes): read by the preflight before anything is written. Nothing is created. The default
+    /// says every name is fine.
+    fn check_folder_name(&self, folder: &FolderPath) -> Result<()> {
+        let _ = folder;
+        Ok(())
+    }
+
     /// Puts the message stored as `dest_key` in `from` into the folder `to` as well (which exists:
     /// the engine created it), without sending it again and keeping it in `from`; returns its key
     /// in `to` when the store tells it. On a store of labels this adds a label; the message is
@@ -555,6 +565,9 @@ macro_rules! forward_sink {
                 to: &FolderPath,
             ) -> Result<Option<String>> {
                 (**self).move_copy(from, dest_key, to).await
+            }
+            fn check_folder_name(&self, folder: &FolderPath) -> Result<()> {
+                (**self).check_folder_name(folder)
             }
             async fn add_to_folder(
                 &self,

@@ -66,7 +66,7 @@ pub use fingerprint::{Fingerprint, FingerprintMode};
 pub use flags::{FlagChange, FlagUpdate, Flags};
 pub use folder::{FolderInfo, FolderPath, SpecialUse};
 pub use message::{Appended, BodyBuilder, Message, MessageBody, MessageMeta, SourceKey, SpoolConfig};
-pub use provider::Provider;
+pub use provider::{Provider, Rates};
 pub use quota::Quota;
 pub use secret::{Secret, StaticToken, TokenProvider};
 pub use stored::{Alteration, StoredCopy};

@@ -35,6 +35,38 @@ pub enum Provider {
 const EXCHANGE_NON_MAIL: &[&str] =
     &["Calendar", "Contacts", "Conversation History", "Journal", "Notes", "Tasks", "Sync Issues", "Files"];
 
+/// The rates a provider holds a copy into it to ([`Provider::rates`]); `None` when not known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Rates {
+    /// Messages it takes an hour.
+    pub messages_per_hour: Option<u64>,
+    /// Bytes it takes an hour.
+    pub upload_bytes_per_hour: Option<u64>,
+    /// Bytes it takes a day (an allowance: spent at once, then nothing until the next day).
+    pub upload_bytes_per_day: Option<u64>,
+}
+
+impl Rates {
+    /// The least time, in seconds, these rates allow for `messages` messages of `bytes` bytes in
+    /// all, with the rate that bounds it; `None` when no rate is known or none binds. A daily
+    /// allowance counts the whole days waited (the last day's share goes at once).
+    pub fn least_duration(&self, messages: u64, bytes: u64) -> Option<(u64, String)> {
+        let mut bounds = Vec::new();
+        if let Some(rate) = self.messages_per_hour.filter(|rate| *rate > 0) {
+            bounds.push((messages.saturating_mul(3_600) / rate, format!("{rate} messages an hour")));
+        }
+        if let Some(rate) = self.upload_bytes_per_hour.filter(|rate| *rate > 0) {
+            bounds.push((bytes.saturating_mul(3_600) / rate, format!("{:.0} MB an hour", rate as f64 / 1e6)));
+        }
+        if let Some(rate) = self.upload_bytes_per_day.filter(|rate| *rate > 0) {
+            let days_waited = bytes.div_ceil(rate).saturating_sub(1);
+            bounds.push((days_waited * 86_400, format!("an upload allowance of {:.0} MB a day", rate as f64 / 1e6)));
+        }
+        bounds.into_iter().filter(|(secs, _)| *secs > 0).max_by_key(|(secs, _)| *secs)
+    }
+}
+
 impl Provider {
     /// Every provider with a profile.
     pub const ALL: [Provider; 4] =
@@ -102,6 +134,31 @@ impl Provider {
         }
     }
 
+    /// Whether the provider compares folder names without case ("trash" beside "Trash" is
+    /// "Mailbox already exists"): two source folders whose names differ only in case would be
+    /// one folder there.
+    pub fn case_insensitive_names(self) -> bool {
+        matches!(self, Provider::Microsoft365 | Provider::Exchange)
+    }
+
+    /// The rates the provider holds a copy to, when known: what bounds how fast a copy into it
+    /// can finish (the preflight's estimate).
+    pub fn rates(self) -> Rates {
+        match self {
+            // About 500 MB of IMAP upload a day per account (secondary copies of Google's
+            // bandwidth page).
+            Provider::Gmail => Rates { upload_bytes_per_day: Some(500_000_000), ..Rates::default() },
+            // 3,600 messages an hour received per mailbox; about 300 MB an hour per user (a
+            // third-party figure).
+            Provider::Microsoft365 => Rates {
+                messages_per_hour: Some(3_600),
+                upload_bytes_per_hour: Some(300_000_000),
+                ..Rates::default()
+            },
+            Provider::Exchange | Provider::Zimbra => Rates::default(),
+        }
+    }
+
     /// Where the profile's facts come from.
     pub fn sources(self) -> &'static str {
         match self {
@@ -151,6 +208,11 @@ mod tests {
         let gmail: Vec<String> =
             Provider::Gmail.left_out(&LabelPolicy::default()).into_iter().map(|l| l.folder).collect();
         assert_eq!(gmail, ["[Gmail]/Starred", "[Gmail]/Important", "[Gmail]/Spam", "[Gmail]/Trash"]);
+        let gmail_rates = Provider::Gmail.rates();
+        assert_eq!(gmail_rates.least_duration(10, 400_000_000), None, "within a day's allowance");
+        assert_eq!(gmail_rates.least_duration(10, 1_200_000_000).unwrap().0, 2 * 86_400);
+        let (secs, basis) = Provider::Microsoft365.rates().least_duration(7_200, 1_000).unwrap();
+        assert_eq!((secs, basis.as_str()), (7_200, "3600 messages an hour"));
         let with_trash = LabelPolicy::default().with_spam_and_trash(true);
         assert_eq!(Provider::Gmail.left_out(&with_trash).len(), 2);
     }

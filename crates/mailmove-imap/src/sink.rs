@@ -82,6 +82,10 @@ impl MailSink for ImapStore {
 
     /// `UID MOVE` where the server offers MOVE, else `UID COPY`, `\Deleted` and `UID EXPUNGE`
     /// of that UID (UIDPLUS servers only); the new key from COPYUID.
+    fn check_folder_name(&self, folder: &FolderPath) -> Result<()> {
+        self.inner.mailbox(folder).map(|_| ())
+    }
+
     async fn add_to_folder(
         &self,
         from: &FolderPath,

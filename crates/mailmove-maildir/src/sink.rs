@@ -387,6 +387,10 @@ impl MailSink for MaildirStore {
         blocking(move || store.folders_blocking()).await
     }
 
+    fn check_folder_name(&self, folder: &FolderPath) -> Result<()> {
+        self.folder_dir(folder).map(|_| ())
+    }
+
     async fn create_folder(&self, folder: &FolderPath) -> Result<()> {
         self.writable()?;
         let (store, folder) = (self.clone(), folder.clone());

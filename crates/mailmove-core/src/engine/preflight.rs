@@ -6,8 +6,18 @@
 //! ([`MailSink::quota`]: a copy that does not fit would pause half-way with `OVERQUOTA`) and the
 //! largest message it takes ([`SinkCapabilities::max_message_size`](crate::SinkCapabilities),
 //! IMAP `APPENDLIMIT`, else the destination [provider](crate::Provider)'s known limit: such
-//! messages would fail, or go to the side store), and the folder names the provider refuses.
+//! messages would fail, or go to the side store), and the folder names it would refuse or merge:
+//! a name the store cannot take as it is ([`MailSink::check_folder_name`]: its hierarchy
+//! delimiter inside a name, a name longer than its file system takes), a name its provider
+//! reserves, two names that differ only in case on a provider that compares them without case.
 //! Each reason the copy cannot succeed as planned is a sentence in [`Preflight::problems`].
+//!
+//! With the destination's provider known, the least time its rates allow for the copy
+//! ([`Provider::rates`]: Gmail's daily upload allowance, Microsoft 365's messages an hour) is
+//! [`Preflight::least_duration_secs`]: a copy that takes days is no problem, but the operator plans
+//! the cut-over with it.
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +50,11 @@ pub struct Preflight {
     pub too_big_count: u64,
     /// Why the copy cannot succeed as planned, each named; empty when it can.
     pub problems: Vec<String>,
+    /// The least time the destination provider's rates allow for the copy, in seconds, when they
+    /// are known and bind (see [`Rates::least_duration`](crate::Rates::least_duration)).
+    pub least_duration_secs: Option<u64>,
+    /// The rate that bounds `least_duration_secs` (`an upload allowance of 500 MB a day`).
+    pub duration_basis: Option<String>,
 }
 
 /// How many messages over the size limit a preflight lists (it counts them all).
@@ -129,24 +144,84 @@ pub async fn preflight(
              --refused-to keeps them in a side store, --max-size leaves them out"
         ));
     }
-    if let Some(provider) = preflight.destination {
-        for folder in &plan.folders {
-            let top = folder.destination.split('/').next().unwrap_or_default();
-            if provider.reserved_names().iter().any(|name| name.eq_ignore_ascii_case(top)) {
-                problems.push(format!(
-                    "{} would be created as {}, a name {} refuses: --map it to another name or --exclude it",
-                    folder.folder,
-                    folder.destination,
-                    provider.name()
-                ));
-            }
-        }
-    }
+    problems.extend(name_problems(source, sink, &options, preflight.destination).await?);
     if plan.failed > 0 {
         problems
             .push(format!("{} folders or messages cannot be read (see the plan's failures)", plan.failed));
     }
-    Ok(Preflight { plan, quota, size_limit, too_big, too_big_count, problems })
+    let least = preflight
+        .destination
+        .and_then(|provider| provider.rates().least_duration(plan.planned, plan.planned_bytes));
+    let (least_duration_secs, duration_basis) = match least {
+        Some((secs, basis)) => (Some(secs), Some(basis)),
+        None => (None, None),
+    };
+    Ok(Preflight {
+        plan,
+        quota,
+        size_limit,
+        too_big,
+        too_big_count,
+        problems,
+        least_duration_secs,
+        duration_basis,
+    })
+}
+
+/// The folders the copy would create under a name the destination refuses or merges, each a
+/// sentence: the name the store cannot take ([`MailSink::check_folder_name`]), a name the
+/// provider reserves, two names one folder on a provider that ignores case.
+async fn name_problems(
+    source: &dyn MailSource,
+    sink: &dyn MailSink,
+    options: &CopyOptions,
+    provider: Option<Provider>,
+) -> Result<Vec<String>> {
+    let filter = options.filter.compile()?;
+    let source_folders: Vec<FolderInfo> = source
+        .list_folders()
+        .await?
+        .into_iter()
+        .filter(|info| info.selectable && info.problem.is_none() && filter.folder_matches(&info.path))
+        .collect();
+    let mut resolver = options.mapping.resolver(&sink.list_folders().await?);
+    resolver.learn_source(&source_folders);
+    let mut problems = Vec::new();
+    let mut by_folded_name: HashMap<String, (FolderPath, FolderPath)> = HashMap::new();
+    for info in &source_folders {
+        let target = resolver.map(&info.path);
+        if let Err(error) = sink.check_folder_name(&target) {
+            problems.push(format!(
+                "{} would be created as {target}, which the destination cannot take: {} (--map it to another name or --exclude it)",
+                info.path,
+                error.chain_to_string()
+            ));
+        }
+        let Some(provider) = provider else { continue };
+        let top = target.segments().first().map(String::as_str).unwrap_or_default();
+        if provider.reserved_names().iter().any(|name| name.eq_ignore_ascii_case(top)) {
+            problems.push(format!(
+                "{} would be created as {target}, a name {} refuses: --map it to another name or --exclude it",
+                info.path,
+                provider.name()
+            ));
+        }
+        if provider.case_insensitive_names() {
+            let folded = target.to_string().to_lowercase();
+            match by_folded_name.get(&folded) {
+                Some((other, other_target)) if *other_target != target => problems.push(format!(
+                    "{other} and {} would be {other_target} and {target}, one folder on {} (it compares names without case): --map one of them to another name",
+                    info.path,
+                    provider.name()
+                )),
+                Some(_) => {}
+                None => {
+                    by_folded_name.insert(folded, (info.path.clone(), target));
+                }
+            }
+        }
+    }
+    Ok(problems)
 }
 
 fn mb(bytes: u64) -> f64 {
