@@ -254,3 +254,47 @@ async fn gmail_to_gmail_keeps_every_message_once_with_its_labels() {
     assert_eq!(last_json(&again)["copied"], 0, "{}", stderr(&again));
     assert_eq!(to.with(|account| account.appends), 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gmail_destinations_daily_upload_allowance_pauses_the_copy_until_the_next_day() {
+    let gmail = FakeGmail::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (state, source) = (dir.path().join("state"), format!("maildir:{}/old", dir.path().display()));
+    let names: Vec<String> = (0..20).map(|index| format!("message-{index:02}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    maildir_with(&source, &[("INBOX", &names)]).await;
+    let size = message("message-00").len() as u64;
+    let destination = gmail.url("");
+    // An allowance of 5.5 messages: 5 go, then the run pauses and says when it can go on.
+    let allowance = (size * 11 / 2).to_string();
+    let copy = mailmove_run(&state, &["copy", &source, &destination, "--daily-upload", &allowance, "--json"]);
+    assert_eq!(copy.status.code(), Some(1), "{}", stderr(&copy));
+    let report = last_json(&copy);
+    assert_eq!(
+        (report["outcome"].as_str(), report["copied"].as_u64()),
+        (Some("paused"), Some(5)),
+        "{report}"
+    );
+    let reason = report["paused_reason"].as_str().unwrap();
+    assert!(reason.contains("upload allowance") && reason.contains("run again after"), "{reason}");
+    assert_eq!(gmail.with(|account| account.appends), 5);
+    // The next run the same day: the allowance is still spent; nothing is sent.
+    let again =
+        mailmove_run(&state, &["copy", &source, &destination, "--daily-upload", &allowance, "--json"]);
+    let report = last_json(&again);
+    assert_eq!(
+        (report["outcome"].as_str(), report["copied"].as_u64()),
+        (Some("paused"), Some(0)),
+        "{report}"
+    );
+    assert_eq!(gmail.with(|account| account.appends), 5);
+    // Without the allowance the copy finishes: every message once.
+    let rest = mailmove_run(&state, &["copy", &source, &destination, "--daily-upload", "none", "--json"]);
+    assert_eq!(rest.status.code(), Some(0), "{}", stderr(&rest));
+    assert_eq!(last_json(&rest)["copied"], 15);
+    assert_eq!(gmail.with(|account| (account.appends, account.duplicate_appends)), (20, 0));
+    // Recognised as Gmail, the destination gets Gmail's allowance by default; `plan` says so.
+    let plan = mailmove_run(&state, &["plan", &source, &destination, "--json"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+    assert_eq!(last_json(&plan)["size_limit"], 35_651_584);
+}

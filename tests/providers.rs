@@ -100,7 +100,15 @@ async fn plan_says_how_long_the_destination_providers_rates_make_the_copy_and_na
     // Mapped apart, the copy can succeed; the human summary says the least duration.
     let mapped = run(
         &state,
-        &["plan", &source, &destination, "--dst-provider", "microsoft365", "--map", "projects=Projects (old)"],
+        &[
+            "plan",
+            &source,
+            &destination,
+            "--dst-provider",
+            "microsoft365",
+            "--map",
+            "projects=Projects (old)",
+        ],
     );
     assert_eq!(mapped.status.code(), Some(0), "{}", stderr(&mapped));
     assert!(stderr(&mapped).contains("at least 6 s (3600 messages an hour)"), "{}", stderr(&mapped));

@@ -149,6 +149,11 @@ pub struct CopyArgs {
     /// Folders copied at once.
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+    /// The destination's daily upload allowance (e.g. 500MB; `none`): once the job appended that
+    /// much in 24 hours (counted across runs), the run pauses and says when it can go on. By
+    /// default the destination provider's (Gmail: 500 MB).
+    #[arg(long, value_name = "SIZE")]
+    pub daily_upload: Option<String>,
     /// POP3 source only: delete from the server every message that is durable at the destination
     /// and recorded in the checkpoint (never anything else).
     #[arg(long)]
@@ -237,6 +242,14 @@ impl JobArgs {
             filter.left_out = Provider::Gmail.left_out(&self.label_policy()?);
         }
         Ok(())
+    }
+
+    /// Once the destination is open: its provider, named, recognised by its host name, or (with
+    /// `auto`) Gmail when it is a store of labels (X-GM-EXT-1).
+    pub fn destination_provider(&self, sink_labels: bool) -> Result<Option<Provider>, UsageError> {
+        let named = self.provider(Side::Destination)?;
+        let auto = self.dst_provider.eq_ignore_ascii_case("auto");
+        Ok(named.or_else(|| (auto && sink_labels).then_some(Provider::Gmail)))
     }
 
     /// The copy options these arguments describe.

@@ -16,7 +16,7 @@ use mailmove::core::Secret;
 use mailmove::registry::{self, redact_url, Credentials, Side};
 use serde::Serialize;
 
-use super::args::{JobArgs, UsageError};
+use super::args::{parse_size, JobArgs, UsageError};
 use super::output;
 use super::state::default_state_path;
 use super::terminal::terminal_safe;
@@ -111,9 +111,31 @@ impl Account {
         })
     }
 
+    /// The account's daily upload allowance: its `daily_upload` column (a size or `none`), else
+    /// its destination provider's.
+    fn daily_upload(&self, sink_labels: bool) -> anyhow::Result<Option<u64>> {
+        Ok(match self.get("daily_upload") {
+            Some(none) if none.eq_ignore_ascii_case("none") => None,
+            Some(size) => Some(parse_size(size)?),
+            None => self
+                .job()
+                .destination_provider(sink_labels)?
+                .and_then(|provider| provider.rates().upload_bytes_per_day),
+        })
+    }
+
     /// The account's copy options; `source_labels`: its source is a store of labels (Gmail).
     fn options(&self, dry_run: bool, source_labels: bool) -> anyhow::Result<CopyOptions> {
-        let job = JobArgs {
+        let job = self.job();
+        let mut options = job.copy_options()?;
+        job.detect_source_provider(&mut options.filter, source_labels)?;
+        options.dry_run = dry_run;
+        Ok(options)
+    }
+
+    /// The account's row as the job arguments of one `copy`.
+    fn job(&self) -> JobArgs {
+        JobArgs {
             source: self.get("source").map(str::to_string),
             destination: self.get("destination").map(str::to_string),
             config: None,
@@ -139,11 +161,7 @@ impl Account {
             json: false,
             report: None,
             quiet: true,
-        };
-        let mut options = job.copy_options()?;
-        job.detect_source_provider(&mut options.filter, source_labels)?;
-        options.dry_run = dry_run;
-        Ok(options)
+        }
     }
 }
 
@@ -261,8 +279,9 @@ async fn run_account(
         let source_credentials = account.credentials(Side::Source)?;
         let sink_credentials = account.credentials(Side::Destination)?;
         let source = registry::open_source(&source_url, &source_credentials).await?;
-        let options = account.options(dry_run, source.capabilities().labels)?;
         let sink = registry::open_sink(&destination_url, &sink_credentials).await?;
+        let mut options = account.options(dry_run, source.capabilities().labels)?;
+        options.daily_upload = account.daily_upload(sink.capabilities().labels)?;
         let state = match &state_dir {
             Some(dir) => dir.join(format!("{}.sqlite", account.name)),
             None => default_state_path(&source.identity(), &sink.identity()),

@@ -6,7 +6,7 @@ use mailmove::core::engine::{Copier, CopyOptions, RunReport};
 use mailmove::core::MailSource;
 use mailmove::registry::{self, Backend, Credentials, Side};
 
-use super::args::{CopyArgs, UsageError};
+use super::args::{parse_size, CopyArgs, UsageError};
 use super::output::{self, Display};
 use super::terminal::terminal_safe;
 use super::{run_exit_status, state};
@@ -147,6 +147,13 @@ async fn execute(
         open_source(source_url, &source_credentials, args.delete_after && !args.dry_run).await?;
     let sink = registry::open_sink(destination_url, &sink_credentials).await?;
     job.detect_source_provider(&mut options.filter, source.capabilities().labels)?;
+    options.daily_upload = match args.daily_upload.as_deref() {
+        Some(none) if none.eq_ignore_ascii_case("none") => None,
+        Some(size) => Some(parse_size(size)?),
+        None => job
+            .destination_provider(sink.capabilities().labels)?
+            .and_then(|provider| provider.rates().upload_bytes_per_day),
+    };
     let state_path =
         args.state.clone().unwrap_or_else(|| state::default_state_path(&source.identity(), &sink.identity()));
 

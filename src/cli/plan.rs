@@ -48,7 +48,7 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<u8> {
     };
     let wanted = PreflightOptions::default()
         .with_refused_to(args.refused_to.is_some())
-        .with_destination(job.provider(Side::Destination)?);
+        .with_destination(job.destination_provider(sink.capabilities().labels)?);
     let found = preflight(source.as_ref(), sink.as_ref(), &options, &checkpoint, &wanted).await?;
     if let Some(path) = &job.report {
         output::write_report(path, &found)?;

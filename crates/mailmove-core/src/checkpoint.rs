@@ -41,7 +41,8 @@
 //! transaction per engine batch.
 //!
 //! # Layout (inspect it with `sqlite3`)
-//! * `meta(key, value)`: schema version, source and destination identities (never secrets).
+//! * `meta(key, value)`: schema version, source and destination identities (never secrets), the
+//!   bytes uploaded in the current day of an upload allowance (`upload_window`).
 //! * `folders(id, source_folder, epoch, dest_folder, watermark, watermark_filter, listing_run,
 //!   settled)`: one row per source folder (see rule 6 above for what an epoch change does);
 //!   `settled` is the folder's revision when a run last left it with nothing to do.
@@ -54,6 +55,7 @@ mod known_folders;
 mod moves;
 mod rows;
 mod schema;
+mod uploads;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -52,6 +52,17 @@ pub enum Error {
         /// What the server said.
         message: String,
     },
+    /// The destination's daily upload allowance (Gmail's, [`Provider::rates`](crate::Provider))
+    /// is spent. The run pauses; it can be resumed at `resume_at`.
+    #[error(
+        "the destination's upload allowance of {allowance} bytes a day is spent: run again after {resume_at}"
+    )]
+    AllowanceSpent {
+        /// The allowance, in bytes a day.
+        allowance: u64,
+        /// When the allowance is whole again (RFC 3339, UTC).
+        resume_at: String,
+    },
     /// The peer asked us to slow down. Transient; `retry_after` is the peer's hint.
     #[error("throttled by server{}: {message}", retry_after.map(|d| format!(" (retry after {} ms)", d.as_millis())).unwrap_or_default())]
     Throttled {
@@ -182,7 +193,10 @@ impl Error {
             Error::Refused { .. } | Error::TooBig { .. } | Error::Corrupt { .. } | Error::NotFound { .. } => {
                 Disposition::FailMessage
             }
-            Error::QuotaExceeded { .. } | Error::Auth { .. } | Error::Config { .. } => Disposition::StopRun,
+            Error::QuotaExceeded { .. }
+            | Error::AllowanceSpent { .. }
+            | Error::Auth { .. }
+            | Error::Config { .. } => Disposition::StopRun,
             Error::Protocol { .. }
             | Error::InvalidFolderName { .. }
             | Error::Unsupported { .. }
@@ -222,6 +236,7 @@ impl Error {
             Error::Refused { .. } => "refused",
             Error::TooBig { .. } => "too_big",
             Error::QuotaExceeded { .. } => "quota_exceeded",
+            Error::AllowanceSpent { .. } => "allowance_spent",
             Error::Throttled { .. } => "throttled",
             Error::Connection { .. } => "connection",
             Error::Timeout { .. } => "timeout",

@@ -61,7 +61,10 @@ impl Rates {
         }
         if let Some(rate) = self.upload_bytes_per_day.filter(|rate| *rate > 0) {
             let days_waited = bytes.div_ceil(rate).saturating_sub(1);
-            bounds.push((days_waited * 86_400, format!("an upload allowance of {:.0} MB a day", rate as f64 / 1e6)));
+            bounds.push((
+                days_waited * 86_400,
+                format!("an upload allowance of {:.0} MB a day", rate as f64 / 1e6),
+            ));
         }
         bounds.into_iter().filter(|(secs, _)| *secs > 0).max_by_key(|(secs, _)| *secs)
     }

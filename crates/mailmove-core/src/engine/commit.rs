@@ -151,6 +151,11 @@ impl<'p, 'i> Committer<'p, 'i> {
         if to_append.is_empty() {
             return Ok(());
         }
+        // What the daily upload allowance does not take waits for the next run.
+        let (to_append, allowance_spent) = self.within_allowance(to_append).await?;
+        if to_append.is_empty() {
+            return allowance_spent.map_or(Ok(()), Err);
+        }
         // 2. Intents, committed before any append.
         context
             .checkpoint
@@ -199,7 +204,8 @@ impl<'p, 'i> Committer<'p, 'i> {
             self.set_aside(&to_append, &mut appends).await;
         }
         // 5. Results: `flush` returned Ok (or nothing was appended).
-        self.record_results(appends).await
+        self.record_results(appends).await?;
+        allowance_spent.map_or(Ok(()), Err)
     }
 
     /// Step 1: takes the messages the destination holds already out of the batch and records
@@ -340,6 +346,34 @@ impl<'p, 'i> Committer<'p, 'i> {
             }
         }
         appends
+    }
+
+    /// The messages of `batch` the destination's daily upload allowance still takes, each
+    /// counted against it, when it has one
+    /// ([`CopyOptions::daily_upload`](super::CopyOptions::daily_upload)); once it is spent, the
+    /// others are handed back (deferred: the next run copies them) and the error that pauses the
+    /// run, with the time it can go on.
+    async fn within_allowance(&mut self, batch: Vec<Fetched>) -> Result<(Vec<Fetched>, Option<Error>)> {
+        let context = self.pass.context;
+        let Some(allowance) = context.options.daily_upload else { return Ok((batch, None)) };
+        let now = chrono::Utc::now();
+        let mut kept = Vec::with_capacity(batch.len());
+        let mut rest = batch.into_iter();
+        for fetched in rest.by_ref() {
+            let bytes = fetched.message.body.len();
+            if let Some(until) = context.checkpoint.reserve_upload(bytes, allowance, now.timestamp()).await? {
+                self.outcome.deferred.push(fetched.message.meta);
+                self.outcome.deferred.extend(rest.map(|fetched| fetched.message.meta));
+                let resume_at = chrono::DateTime::from_timestamp(until, 0).unwrap_or(now);
+                let spent = Error::AllowanceSpent {
+                    allowance,
+                    resume_at: resume_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                };
+                return Ok((kept, Some(spent)));
+            }
+            kept.push(fetched);
+        }
+        Ok((kept, None))
     }
 
     /// Counts a durable copy made by this run: the folder's report, the run's totals, an event.

@@ -124,6 +124,11 @@ pub struct CopyOptions {
     /// the switch, or filed by the user), never on a folder whose listing was incomplete or
     /// whose UIDVALIDITY changed. Off by default.
     pub sync_deletions: bool,
+    /// The destination's daily upload allowance, in bytes (Gmail's, from its provider's
+    /// [`Rates`](crate::Rates)): what the job appends in a 24-hour window, counted across runs in
+    /// the checkpoint; when it is spent the run pauses with the time it can go on
+    /// ([`Error::AllowanceSpent`](crate::Error::AllowanceSpent)). `None`: no allowance.
+    pub daily_upload: Option<u64>,
 }
 
 impl Default for CopyOptions {
@@ -136,6 +141,7 @@ impl Default for CopyOptions {
             retry: RetryPolicy::default(),
             sync_flags: true,
             sync_deletions: false,
+            daily_upload: None,
         }
     }
 }
