@@ -29,19 +29,26 @@
 //! When the check sees 8-bit header bytes replaced and `headers8bit=auto`, the store reports from
 //! then on that it does not keep raw 8-bit headers, so the engine encodes them for the rest of
 //! the run ([`mailmove_core::headers8bit`]).
+//!
+//! With UIDPLUS the check also reads each copy's flags: a system flag given with the APPEND that
+//! the server did not keep (Exchange and Microsoft 365 may forget `\Flagged`, imapsync's
+//! FAQ.Exchange.txt) is set again with `UID STORE`, so the copy ends with the flags the source
+//! had.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use mailmove_core::stored::{compare_header_sections, header_section, Alteration, StoredCopy};
-use mailmove_core::{fingerprint, FolderPath, Message, MessageBody, Result};
+use mailmove_core::{fingerprint, Flags, FolderPath, Message, MessageBody, Result};
 
 use crate::capability::Capability;
 use crate::config::StoreCheck;
 use crate::conn::Conn;
 use crate::protocol::fetch::{uid_fetch, Fetched};
 use crate::protocol::search::{search_finish, search_start};
+use crate::protocol::sequence::uid_set;
 use crate::store::Inner;
+use crate::wire::Status;
 
 /// Most confirmed messages a lane keeps for the check: a caller that never asks for the check
 /// must not make the store hold every message it appended.
@@ -79,7 +86,9 @@ impl Inner {
             return Ok(Vec::new());
         }
         let verdicts = if self.caps.offers(Capability::UidPlus) {
-            self.check(conn, &confirmed).await?
+            let (verdicts, forgotten) = self.check(conn, &confirmed).await?;
+            self.restore_flags(conn, &mailbox, forgotten).await?;
+            verdicts
         } else {
             self.check_arrivals(conn, &confirmed, floor.unwrap_or(1)).await?
         };
@@ -109,8 +118,48 @@ impl Inner {
         Ok(out)
     }
 
-    /// The verdict for each confirmed message, in order.
-    async fn check(&self, conn: &mut Conn, confirmed: &[Confirmed]) -> Result<Vec<Verdict>> {
+    /// Sets again, with `UID STORE +FLAGS.SILENT`, the system flags each copy was appended with
+    /// and the server did not keep (`forgotten`: flag list → UIDs), in one read-write selection.
+    async fn restore_flags(
+        &self,
+        conn: &mut Conn,
+        mailbox: &str,
+        forgotten: BTreeMap<Vec<String>, Vec<u32>>,
+    ) -> Result<()> {
+        if forgotten.is_empty() {
+            return Ok(());
+        }
+        self.select_fresh(conn, mailbox, false).await?;
+        for (flags, uids) in &forgotten {
+            let command = format!("UID STORE {} +FLAGS.SILENT ({})", uid_set(uids), flags.join(" "));
+            let done = conn.run(&command, |_| Ok(())).await?;
+            if done.status == Status::Ok {
+                tracing::info!(
+                    "{mailbox}: {} copies had lost {} at APPEND; set again",
+                    uids.len(),
+                    flags.join(" ")
+                );
+            } else {
+                self.pool.note(format!(
+                    "{mailbox}: {} copies lost {} at APPEND and could not get them back: {}",
+                    uids.len(),
+                    flags.join(" "),
+                    done.describe()
+                ));
+            }
+        }
+        // As after any write: the read-write selection is given up at once.
+        self.select_fresh(conn, mailbox, true).await?;
+        Ok(())
+    }
+
+    /// The verdict for each confirmed message, in order, and the system flags each copy was
+    /// appended with that the server did not keep (flag list → UIDs).
+    async fn check(
+        &self,
+        conn: &mut Conn,
+        confirmed: &[Confirmed],
+    ) -> Result<(Vec<Verdict>, BTreeMap<Vec<String>, Vec<u32>>)> {
         // With UIDPLUS, each confirmed message's copy is at its APPENDUID.
         let uids: Vec<Option<Vec<u32>>> =
             confirmed.iter().map(|message| message.uid.map(|uid| vec![uid])).collect();
@@ -119,13 +168,21 @@ impl Inner {
         let full = self.config.store_check == StoreCheck::Full;
         let digest = !full && self.caps.has("DIGEST=SHA1");
         let items = if full {
-            "UID RFC822.SIZE BODY.PEEK[]"
+            "UID FLAGS RFC822.SIZE BODY.PEEK[]"
         } else if digest {
-            "UID RFC822.SIZE DIGEST.SHA1"
+            "UID FLAGS RFC822.SIZE DIGEST.SHA1"
         } else {
-            "UID RFC822.SIZE BODY.PEEK[HEADER]"
+            "UID FLAGS RFC822.SIZE BODY.PEEK[HEADER]"
         };
         let first = fetch(conn, &known, items).await?;
+        let mut forgotten: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
+        for (message, uid) in confirmed.iter().filter_map(|message| Some((message, message.uid?))) {
+            let Some(stored) = first.get(&uid).and_then(|item| item.flags.as_ref()) else { continue };
+            let lost = lost_system_flags(&message.message.meta.flags, stored);
+            if !lost.is_empty() {
+                forgotten.entry(lost).or_default().push(uid);
+            }
+        }
         // Candidates that differ by the cheap look are read whole, to name the change.
         let mut suspects = Vec::new();
         for (message, candidates) in confirmed.iter().zip(&uids) {
@@ -172,7 +229,7 @@ impl Inner {
             }
             verdicts.push(verdict);
         }
-        Ok(verdicts)
+        Ok((verdicts, forgotten))
     }
 
     /// The check without UIDPLUS: the messages that arrived since `floor` are read whole and
@@ -285,6 +342,21 @@ fn describe(sent: &MessageBody, stored: &MessageBody) -> Result<String> {
 }
 
 /// The SHA-1 of a body, in lower-case hex (what `DIGEST.SHA1` answers).
+/// The system flags (not `\\Deleted`, which mailmove carries but never asks a server to keep
+/// more of) `sent` has and `stored` lacks, as IMAP flag names.
+fn lost_system_flags(sent: &Flags, stored: &Flags) -> Vec<String> {
+    [
+        (sent.seen && !stored.seen, "\\Seen"),
+        (sent.answered && !stored.answered, "\\Answered"),
+        (sent.flagged && !stored.flagged, "\\Flagged"),
+        (sent.draft && !stored.draft, "\\Draft"),
+    ]
+    .into_iter()
+    .filter(|(lost, _)| *lost)
+    .map(|(_, name)| name.to_string())
+    .collect()
+}
+
 fn sha1_hex(body: &MessageBody) -> Result<String> {
     let mut context = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
     body.for_each_chunk(|chunk| context.update(chunk))?;

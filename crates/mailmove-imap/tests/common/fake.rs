@@ -2,8 +2,8 @@
 //! made to produce on demand: refusals with every response code, throttling, BYE, cuts after a
 //! message was stored, no UIDPLUS or a bogus APPENDUID, a UIDVALIDITY change, cuts in the middle of
 //! a FETCH response. It speaks just the IMAP our client uses (LOGIN, LIST, STATUS, SELECT/EXAMINE,
-//! UID SEARCH, UID FETCH, APPEND with synchronising or non-synchronising literals, CREATE, NOOP,
-//! LOGOUT) and answers commands strictly in order, like a real server under pipelining.
+//! UID SEARCH, UID FETCH, APPEND with synchronising or non-synchronising literals, CREATE,
+//! UID STORE of flags, NOOP, LOGOUT) and answers commands strictly in order, like a real server under pipelining.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -99,6 +99,9 @@ pub struct State {
     pub case_insensitive: bool,
     /// Every command received, as `COMMAND args`.
     pub commands: Vec<String>,
+    /// Flags an APPEND gives that the server does not keep (Exchange forgets `\\Flagged`); a
+    /// `UID STORE` sets them.
+    pub forget_at_append: Vec<String>,
     next_validity: u32,
 }
 
@@ -187,6 +190,7 @@ impl Fake {
             greeting: None,
             case_insensitive: false,
             commands: Vec::new(),
+            forget_at_append: Vec::new(),
             next_validity: 100,
         };
         state.add("INBOX", &[]);
@@ -489,6 +493,7 @@ async fn serve(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> Resul
                 }
             }
             "APPEND" => append(&state, &tokens, literal, tag, &mut write).await?,
+            "UID STORE" => store(&state, selected.as_deref(), &tokens, tag),
             _ => format!("{tag} BAD unknown command\r\n"),
         };
         write.write_all(reply.as_bytes()).await?;
@@ -585,6 +590,10 @@ async fn append(
     let body = literal.unwrap_or_default();
     let flags = tokens.get(1).filter(|t| t.starts_with('(')).cloned().unwrap_or_default();
     let flags = flags.trim_start_matches('(').trim_end_matches(')').to_string();
+    let forgotten = state.lock().unwrap().forget_at_append.clone();
+    let flags: Vec<&str> =
+        flags.split_whitespace().filter(|flag| !forgotten.iter().any(|f| f == flag)).collect();
+    let flags = flags.join(" ");
     let date = tokens
         .iter()
         .skip(1)
@@ -635,4 +644,33 @@ async fn append(
         }
         Err(None) => Err(Closed),
     }
+}
+
+/// `UID STORE set ±FLAGS[.SILENT] (flags)` in the selected mailbox.
+fn store(state: &Arc<Mutex<State>>, selected: Option<&str>, tokens: &[String], tag: &str) -> String {
+    let mut state = state.lock().unwrap();
+    let Some(mailbox) = selected.and_then(|name| state.mailboxes.get_mut(name)) else {
+        return format!("{tag} BAD no mailbox selected\r\n");
+    };
+    let set = tokens.first().cloned().unwrap_or_default();
+    let item = tokens.get(1).cloned().unwrap_or_default().to_ascii_uppercase();
+    let values = tokens.get(2).cloned().unwrap_or_default();
+    let values: Vec<&str> = values.trim_start_matches('(').trim_end_matches(')').split_whitespace().collect();
+    let max = mailbox.messages.iter().map(|s| s.uid).max().unwrap_or(0);
+    for message in mailbox.messages.iter_mut().filter(|s| in_set(&set, s.uid, max)) {
+        let mut flags: Vec<String> = message.flags.split_whitespace().map(str::to_string).collect();
+        if item.starts_with('-') {
+            flags.retain(|flag| !values.contains(&flag.as_str()));
+        } else if item.starts_with('+') {
+            for value in &values {
+                if !flags.iter().any(|flag| flag == value) {
+                    flags.push(value.to_string());
+                }
+            }
+        } else {
+            flags = values.iter().map(|value| value.to_string()).collect();
+        }
+        message.flags = flags.join(" ");
+    }
+    format!("{tag} OK done\r\n")
 }
