@@ -21,6 +21,13 @@
 //! fingerprint of what the destination holds ([`stored`]). A sink that would rewrite raw 8-bit
 //! header bytes gets them encoded first, a named transform ([`headers8bit`]).
 //!
+//! Providers are facts, not code paths: a [`Provider`] profile says which of its folders hold no
+//! mail, which names it refuses, its largest message and its [`Rates`], each with its source; the
+//! engine reads capabilities instead. A source whose folders are labels (Gmail,
+//! [`SourceCapabilities::labels`]) has its listing placed by the [`labels`] policy, so a message
+//! under five labels is never six copies; a sink of labels gets a label
+//! ([`MailSink::add_to_folder`]) where a second upload would go.
+//!
 //! Messages are carried byte-for-byte ([`MessageBody`]); bodies above a threshold are spooled to
 //! temporary files, and the engine bounds both the number and the bytes of messages in flight, so
 //! memory does not grow with mailbox or message size.
