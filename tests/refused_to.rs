@@ -60,3 +60,58 @@ async fn refused_messages_end_in_the_side_store_and_the_run_exits_0() {
     assert_eq!((report["copied"].as_u64(), report["set_aside"].as_array().map(Vec::len)), (Some(0), Some(0)));
     assert_eq!(total(&content(&side_url).await), LARGE);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_account_and_a_job_file_take_the_side_store_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("maildir:{}/source", dir.path().display());
+    let sink = open_sink(&source, &Credentials::default()).await.unwrap();
+    let inbox = FolderPath::inbox();
+    sink.create_folder(&inbox).await.unwrap();
+    for index in 0..6 {
+        let padding = if index % 3 == 2 { 1_100_000 } else { 200 };
+        let body = format!("Subject: {index}\r\nMessage-ID: <b{index}@t>\r\n\r\n{}\r\n", "x".repeat(padding));
+        let meta = MessageMeta::new(index.to_string(), body.len() as u64);
+        sink.append(&inbox, &Message::new(meta, MessageBody::from(body.into_bytes()))).await.unwrap();
+    }
+    sink.flush(&inbox).await.unwrap();
+
+    // A batch account with a `refused_to` column.
+    let user = dovecot_user_with("refused-batch", "userdb_quota_max_mail_size=1M");
+    let side = format!("mbox:{}", dir.path().join("batch-refused.mbox").display());
+    let accounts = dir.path().join("accounts.csv");
+    std::fs::write(
+        &accounts,
+        format!(
+            "name,source,destination,dst_password_env,refused_to\nana,{source},{},ANA_PW,{side}\n",
+            url(&user, false)
+        ),
+    )
+    .unwrap();
+    let batch = mailmove()
+        .env("MAILMOVE_STATE_DIR", dir.path().join("state"))
+        .env("ANA_PW", env("MAILMOVE_TEST_PASSWORD"))
+        .args(["batch", accounts.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(batch.status.code(), Some(0), "{}\n{}", stdout(&batch), stderr(&batch));
+    assert_eq!(total(&content(&url(&user, true)).await), 4);
+    assert_eq!(total(&content(&side).await), 2);
+
+    // A job file with `refused_to`.
+    let other = dovecot_user_with("refused-file", "userdb_quota_max_mail_size=1M");
+    let side = format!("mbox:{}", dir.path().join("file-refused.mbox").display());
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "source = \"{source}\"\ndestination = \"{}\"\nrefused_to = \"{side}\"\nsync_deletions = true\n",
+            url(&other, true)
+        ),
+    )
+    .unwrap();
+    let copy = run(&dir.path().join("state"), &["copy", "--config", job.to_str().unwrap(), "--json"]);
+    assert_eq!(copy.status.code(), Some(0), "{}", stderr(&copy));
+    assert_eq!(last_json(&copy)["set_aside"].as_array().map(Vec::len), Some(2));
+    assert_eq!(total(&content(&side).await), 2);
+}

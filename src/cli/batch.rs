@@ -43,7 +43,7 @@ pub struct BatchArgs {
     pub json: bool,
 }
 
-const COLUMNS: [&str; 16] = [
+const COLUMNS: [&str; 22] = [
     "source",
     "destination",
     "name",
@@ -60,6 +60,12 @@ const COLUMNS: [&str; 16] = [
     "src_password_file",
     "dst_password_file",
     "no_role_mapping",
+    "src_provider",
+    "dst_provider",
+    "gmail_labels",
+    "gmail_spam_trash",
+    "daily_upload",
+    "refused_to",
 ];
 
 /// One row of the accounts file.
@@ -286,11 +292,13 @@ async fn run_account(
             Some(dir) => dir.join(format!("{}.sqlite", account.name)),
             None => default_state_path(&source.identity(), &sink.identity()),
         };
-        Ok(Copier::from_arcs(source.into(), sink.into())
-            .options(options)
-            .checkpoint_path(state)
-            .run()
-            .await?)
+        let mut copier =
+            Copier::from_arcs(source.into(), sink.into()).options(options).checkpoint_path(state);
+        if let Some(url) = account.get("refused_to") {
+            // Opened with the destination's credentials, as `copy --refused-to` does.
+            copier = copier.refused_to(registry::open_sink(url, &sink_credentials).await?.into());
+        }
+        Ok(copier.run().await?)
     }
     .await;
     summary.duration_secs = started.elapsed().as_secs_f64();

@@ -46,6 +46,14 @@ pub struct JobFile {
     pub state: Option<PathBuf>,
     pub dry_run: Option<bool>,
     pub concurrency: Option<usize>,
+    pub src_provider: Option<String>,
+    pub dst_provider: Option<String>,
+    pub gmail_labels: Option<String>,
+    pub gmail_spam_trash: Option<bool>,
+    pub no_sync_flags: Option<bool>,
+    pub sync_deletions: Option<bool>,
+    pub refused_to: Option<String>,
+    pub daily_upload: Option<String>,
 }
 
 impl JobFile {
@@ -58,6 +66,14 @@ impl JobFile {
 
 fn pick<T>(cli: Option<T>, file: Option<T>) -> Option<T> {
     cli.or(file)
+}
+
+/// The command line's value unless it is the option's default, else the file's.
+fn given_or(cli: String, default: &str, file: Option<String>) -> String {
+    match file {
+        Some(file) if cli == default => file,
+        _ => cli,
+    }
 }
 
 fn pick_list(cli: Vec<String>, file: Vec<String>) -> Vec<String> {
@@ -88,6 +104,11 @@ impl JobArgs {
             src_oauth: pick(self.src_oauth, file.src_oauth.take()),
             dst_oauth: pick(self.dst_oauth, file.dst_oauth.take()),
             report: pick(self.report, file.report.take()),
+            // The command line's defaults give way to the file's values.
+            src_provider: given_or(self.src_provider, "auto", file.src_provider.take()),
+            dst_provider: given_or(self.dst_provider, "auto", file.dst_provider.take()),
+            gmail_labels: given_or(self.gmail_labels, "folders", file.gmail_labels.take()),
+            gmail_spam_trash: self.gmail_spam_trash || file.gmail_spam_trash.unwrap_or(false),
             ..self
         }
     }
@@ -102,6 +123,10 @@ impl CopyArgs {
             self.state = pick(self.state, file.state);
             self.dry_run = self.dry_run || file.dry_run.unwrap_or(false);
             self.concurrency = pick(self.concurrency, file.concurrency);
+            self.no_sync_flags = self.no_sync_flags || file.no_sync_flags.unwrap_or(false);
+            self.sync_deletions = self.sync_deletions || file.sync_deletions.unwrap_or(false);
+            self.refused_to = pick(self.refused_to, file.refused_to);
+            self.daily_upload = pick(self.daily_upload, file.daily_upload);
         }
         Ok(self)
     }
