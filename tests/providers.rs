@@ -116,3 +116,39 @@ async fn plan_says_how_long_the_destination_providers_rates_make_the_copy_and_na
     let zimbra = run(&state, &["plan", &source, &destination, "--dst-provider", "zimbra"]);
     assert_eq!(zimbra.status.code(), Some(0), "{}", stderr(&zimbra));
 }
+
+#[tokio::test]
+async fn long_lines_are_re_encoded_only_when_asked_and_verify_knows_the_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, destination) =
+        (format!("maildir:{}/old", dir.path().display()), format!("maildir:{}/new", dir.path().display()));
+    let sink = open_sink(&source, &Credentials::default()).await.unwrap();
+    let inbox = FolderPath::inbox();
+    sink.create_folder(&inbox).await.unwrap();
+    for body in [
+        format!("Subject: long\r\nContent-Type: text/plain\r\n\r\n{}\r\n", "word ".repeat(3_000)),
+        "Subject: short\r\n\r\nshort\r\n".to_string(),
+    ] {
+        let meta = MessageMeta::new("1", body.len() as u64);
+        sink.append(&inbox, &Message::new(meta, MessageBody::from(body.into_bytes()))).await.unwrap();
+    }
+    sink.flush(&inbox).await.unwrap();
+    let state = dir.path().join("state");
+    let copy = run(
+        &state,
+        &["copy", &source, &destination, "--dst-provider", "microsoft365", "--encode-long-lines", "--json"],
+    );
+    assert_eq!(copy.status.code(), Some(0), "{}", stderr(&copy));
+    let report = last_json(&copy);
+    assert_eq!(report["copied"], 2, "{report}");
+    let transformed = report["transformed"].as_array().unwrap();
+    assert_eq!(transformed.len(), 1, "{report}");
+    assert!(transformed[0]["reason"].as_str().unwrap().starts_with("long-lines-encoded"), "{report}");
+    // Verify knows the copy when told; without the option it is a difference.
+    let verify = run(&state, &["verify", &source, &destination, "--encode-long-lines=9900"]);
+    assert_eq!(verify.status.code(), Some(0), "{}\n{}", stdout(&verify), stderr(&verify));
+    let without = run(&state, &["verify", &source, &destination]);
+    assert_eq!(without.status.code(), Some(3), "{}", stderr(&without));
+    let bad = run(&state, &["copy", &source, &destination, "--encode-long-lines=10"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}

@@ -109,6 +109,12 @@ pub struct JobArgs {
     /// Gmail source: copy Spam and Trash too (left out and listed by default).
     #[arg(long)]
     pub gmail_spam_trash: bool,
+    /// Re-encode as quoted-printable the parts of a message with lines longer than N bytes before
+    /// the append (the named transform `long-lines-encoded`, listed in the report): Microsoft 365
+    /// and Exchange refuse such lines. Without N, the destination provider's limit (9,900 for
+    /// Microsoft 365 and Exchange), else RFC 5322's 998. `verify` takes it to know such copies.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "auto")]
+    pub encode_long_lines: Option<String>,
     /// Print JSON lines on stdout: one event per line, the final report last.
     #[arg(long)]
     pub json: bool,
@@ -271,7 +277,18 @@ impl JobArgs {
             labels: self.label_policy()?,
         };
         filter.compile().map_err(|err| UsageError(err.to_string()))?;
-        Ok(CopyOptions { mapping, filter, ..CopyOptions::default() })
+        let encode_long_lines = match self.encode_long_lines.as_deref() {
+            None => None,
+            Some("auto") => Some(
+                self.provider(Side::Destination)?
+                    .and_then(Provider::max_line_length)
+                    .unwrap_or(mailmove::core::long_lines::RFC_5322_LIMIT),
+            ),
+            Some(limit) => Some(limit.parse().ok().filter(|limit| *limit > 76).ok_or_else(|| {
+                UsageError(format!("--encode-long-lines {limit:?}: a line length over 76, or nothing"))
+            })?),
+        };
+        Ok(CopyOptions { mapping, filter, encode_long_lines, ..CopyOptions::default() })
     }
 }
 

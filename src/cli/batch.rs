@@ -43,7 +43,7 @@ pub struct BatchArgs {
     pub json: bool,
 }
 
-const COLUMNS: [&str; 22] = [
+const COLUMNS: [&str; 23] = [
     "source",
     "destination",
     "name",
@@ -66,6 +66,7 @@ const COLUMNS: [&str; 22] = [
     "gmail_spam_trash",
     "daily_upload",
     "refused_to",
+    "encode_long_lines",
 ];
 
 /// One row of the accounts file.
@@ -164,6 +165,7 @@ impl Account {
             gmail_spam_trash: self
                 .get("gmail_spam_trash")
                 .is_some_and(|value| value == "true" || value == "yes"),
+            encode_long_lines: self.get("encode_long_lines").map(str::to_string),
             json: false,
             report: None,
             quiet: true,

@@ -54,6 +54,7 @@ pub struct JobFile {
     pub sync_deletions: Option<bool>,
     pub refused_to: Option<String>,
     pub daily_upload: Option<String>,
+    pub encode_long_lines: Option<String>,
 }
 
 impl JobFile {
@@ -109,6 +110,7 @@ impl JobArgs {
             dst_provider: given_or(self.dst_provider, "auto", file.dst_provider.take()),
             gmail_labels: given_or(self.gmail_labels, "folders", file.gmail_labels.take()),
             gmail_spam_trash: self.gmail_spam_trash || file.gmail_spam_trash.unwrap_or(false),
+            encode_long_lines: pick(self.encode_long_lines, file.encode_long_lines.take()),
             ..self
         }
     }

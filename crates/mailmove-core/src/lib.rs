@@ -53,6 +53,7 @@ pub mod folder;
 pub mod headers8bit;
 pub mod inventory;
 pub mod labels;
+pub mod long_lines;
 pub mod message;
 pub mod provider;
 pub mod quota;
@@ -60,6 +61,7 @@ pub mod secret;
 pub mod stored;
 pub mod sync;
 pub mod synthetic;
+pub mod transform;
 pub mod units;
 pub mod url_query;
 

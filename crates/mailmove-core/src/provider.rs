@@ -137,6 +137,16 @@ impl Provider {
         }
     }
 
+    /// The longest line the provider takes in a message, when known: Exchange refuses an APPEND
+    /// with a longer one ("BAD Command Argument Error 11"; about 9,900 characters on premises,
+    /// 10,500 online, so 9,900 for both). What `--encode-long-lines` re-encodes above.
+    pub fn max_line_length(self) -> Option<usize> {
+        match self {
+            Provider::Microsoft365 | Provider::Exchange => Some(9_900),
+            Provider::Gmail | Provider::Zimbra => None,
+        }
+    }
+
     /// Whether the provider compares folder names without case ("trash" beside "Trash" is
     /// "Mailbox already exists"): two source folders whose names differ only in case would be
     /// one folder there.

@@ -135,3 +135,73 @@ async fn into_microsoft_365_around_its_reserved_names_its_throttling_and_its_for
         engine::copy(&source, &sink, &options(mapping), &checkpoint, &EventSink::none()).await.unwrap();
     assert_eq!((again.copied, again.failed), (0, 0), "{again:#?}");
 }
+
+/// Whether `body` has a line longer than Exchange takes.
+fn too_long_for_exchange(body: &[u8]) -> bool {
+    body.split(|byte| *byte == b'\n').any(|line| line.len() > 9_902)
+}
+
+#[tokio::test]
+async fn long_lines_are_refused_as_they_are_and_go_re_encoded_when_asked() {
+    let source = MemoryStore::new("old");
+    let inbox = FolderPath::inbox();
+    let html = format!(
+        "From: a@example.com\r\nMessage-ID: <html@example.com>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>{}</p>\r\n",
+        "caf\u{e9} ".repeat(3_000)
+    );
+    let long_subject = format!(
+        "From: a@example.com\r\nMessage-ID: <subject@example.com>\r\nSubject: {}\r\n\r\nbody\r\n",
+        "s".repeat(12_000)
+    );
+    for body in [message("short"), html.clone().into_bytes(), long_subject.into_bytes()] {
+        source.insert(&inbox, body, Flags::empty(), None);
+    }
+    let fake = Fake::start(&["LITERAL+", "UIDPLUS"]).await;
+    fake.with(|state| {
+        // "BAD Command Argument Error 11" for a line over the limit (imapsync's FAQ.Exchange.txt).
+        state.script = Box::new(|_, body| match too_long_for_exchange(body) {
+            true => Action::Answer("BAD Command Argument Error 11".into()),
+            false => Action::Store,
+        })
+    });
+    let config = ImapConfig::from_url(&fake.url("")).unwrap().with_password(Secret::new("pw"));
+    let sink = ImapStore::connect(config).await.unwrap();
+
+    // As they are: both long-line messages are refused, named.
+    let plain = Checkpoint::in_memory("old", &MailSink::identity(&sink)).unwrap();
+    let report = engine::copy(&source, &sink, &options(FolderMapping::default()), &plain, &EventSink::none())
+        .await
+        .unwrap();
+    assert_eq!((report.copied, report.failed), (1, 2), "{report:#?}");
+
+    // Asked to, the HTML part goes re-encoded (named); the long header line cannot be shortened
+    // and is still refused.
+    let checkpoint = Checkpoint::in_memory("old", &MailSink::identity(&sink)).unwrap();
+    let encoding = CopyOptions {
+        encode_long_lines: Provider::Microsoft365.max_line_length(),
+        ..options(FolderMapping::default())
+    };
+    let report = engine::copy(&source, &sink, &encoding, &checkpoint, &EventSink::none()).await.unwrap();
+    assert_eq!((report.copied, report.failed, report.transformed.len()), (1, 1, 1), "{report:#?}");
+    assert!(
+        report.transformed[0].reason.starts_with("long-lines-encoded: parts with long lines"),
+        "{report:#?}"
+    );
+    assert!(report.failures[0].reason.contains("Command Argument Error 11"), "{report:#?}");
+    let stored = fake.with(|state| state.mailboxes["INBOX"].messages.last().unwrap().body.clone());
+    assert!(String::from_utf8_lossy(&stored).contains("Content-Transfer-Encoding: quoted-printable"));
+    assert!(!too_long_for_exchange(&stored));
+
+    // Verification with the same option knows the copy: transformed, not changed; the refused
+    // message is the one difference.
+    let verified = mailmove_verify::Verifier::new(&source, &sink)
+        .options(mailmove_verify::VerifyOptions::from_copy(&encoding))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(
+        (verified.counts.transformed, verified.counts.changed, verified.counts.missing),
+        (1, 0, 1),
+        "{verified:#?}"
+    );
+}

@@ -8,11 +8,12 @@ use std::time::Instant;
 use mailmove_core::checkpoint::JobView;
 use mailmove_core::engine::CompiledFilter;
 use mailmove_core::sync::lock;
+use mailmove_core::transform::Transforms;
 use mailmove_core::{Flags, MailSource, Result, SpoolConfig};
 
 use crate::event::{VerifyEvent, VerifyEvents};
 use crate::options::{VerifyMode, VerifyOptions};
-use crate::record::Record;
+use crate::record::{NamedForms, Record};
 use crate::report::{Difference, Finding, FindingCounts, FindingKind, Side};
 
 /// What is compared besides identity, decided once from both sides' capabilities.
@@ -194,10 +195,14 @@ impl<'a> Context<'a> {
         lock(&self.collected).counts.transformed += 1;
     }
 
-    /// Where bodies produced by the named transform go while they are fingerprinted (large ones
-    /// to a file in the spill directory, like the records).
-    pub fn transform_spool(&self) -> SpoolConfig {
-        SpoolConfig { dir: self.options.spill_dir.clone(), ..SpoolConfig::default() }
+    /// The named transforms the copy may have applied (raw 8-bit headers encoded; long lines
+    /// re-encoded when the options say the copy did), and where the bodies they produce go while
+    /// they are fingerprinted (large ones to a file in the spill directory, like the records).
+    pub fn named_forms(&self) -> NamedForms {
+        NamedForms {
+            transforms: Transforms::new(true, self.options.encode_long_lines),
+            spool: SpoolConfig { dir: self.options.spill_dir.clone(), ..SpoolConfig::default() },
+        }
     }
 
     /// Takes the findings at the end of the run.

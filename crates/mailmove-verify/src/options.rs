@@ -131,6 +131,11 @@ pub struct VerifyOptions {
     /// instead of `changed`. Opened read-only; the file must belong to this source and
     /// destination ([`JobView::open`](mailmove_core::checkpoint::JobView::open)).
     pub state: Option<PathBuf>,
+    /// The copy re-encoded the parts with lines longer than this many bytes
+    /// ([`CopyOptions::encode_long_lines`]): such a copy is the source message under that named
+    /// transform, counted as transformed, not changed.
+    #[serde(default)]
+    pub encode_long_lines: Option<usize>,
 }
 
 impl Default for VerifyOptions {
@@ -148,6 +153,7 @@ impl Default for VerifyOptions {
             spill_dir: None,
             retry: RetryPolicy::default(),
             state: None,
+            encode_long_lines: None,
         }
     }
 }
@@ -160,6 +166,7 @@ impl VerifyOptions {
             mapping: copy.mapping.clone(),
             filter: copy.filter.clone(),
             retry: copy.retry.clone(),
+            encode_long_lines: copy.encode_long_lines,
             ..VerifyOptions::default()
         }
     }

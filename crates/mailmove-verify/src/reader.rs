@@ -7,12 +7,12 @@
 use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
-use mailmove_core::{Error, FolderPath, Message, MessageMeta, Result, SourceKey, SpoolConfig};
+use mailmove_core::{Error, FolderPath, Message, MessageMeta, Result, SourceKey};
 
 use crate::compare::Place;
 use crate::context::Context;
 use crate::options::VerifyMode;
-use crate::record::{Position, Record};
+use crate::record::{NamedForms, Position, Record};
 use crate::report::{Finding, FindingCounts, FindingKind, Side};
 
 /// Listed messages waiting to be fetched, bounded by count and listed bytes.
@@ -76,8 +76,8 @@ pub(crate) async fn fetch_records(
     let store = context.side(side);
     // Only a source message can have been stored under the transform; the destination holds the
     // result, whose fingerprint is its own.
-    let transform = (side == Side::Source && context.settings.mode == VerifyMode::Strict)
-        .then(|| context.transform_spool());
+    let transform =
+        (side == Side::Source && context.settings.mode == VerifyMode::Strict).then(|| context.named_forms());
     let mut pending = metas;
     let mut attempt = 0u32;
     // After a permanent error on a batch, ask one key at a time to tell the culprit apart.
@@ -172,7 +172,7 @@ type Built = (Message, MessageMeta, Position, Result<Record>);
 async fn fingerprint_all(
     batch: Vec<(Message, MessageMeta, Position)>,
     mode: VerifyMode,
-    transform: Option<SpoolConfig>,
+    transform: Option<NamedForms>,
 ) -> Result<Vec<Built>> {
     if batch.is_empty() {
         return Ok(Vec::new());

@@ -3,7 +3,8 @@
 use chrono::{DateTime, FixedOffset};
 use mail_parser::MessageParser;
 use mailmove_core::fingerprint::{self, Fingerprint, IdentityHeaders, HEADER_SCAN_LIMIT};
-use mailmove_core::{headers8bit, Flags, Message, MessageBody, MessageMeta, Result, SpoolConfig};
+use mailmove_core::transform::Transforms;
+use mailmove_core::{Flags, Message, MessageBody, MessageMeta, Result, SpoolConfig};
 
 use crate::options::VerifyMode;
 
@@ -44,6 +45,14 @@ pub(crate) struct Record {
     pub subject: Option<String>,
 }
 
+/// The named transforms a copy may have applied to a source message
+/// ([`mailmove_core::transform`]), and where their output spools while it is fingerprinted.
+#[derive(Debug, Clone)]
+pub(crate) struct NamedForms {
+    pub transforms: Transforms,
+    pub spool: SpoolConfig,
+}
+
 /// Where in the listing a record came from.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Position {
@@ -61,12 +70,12 @@ impl Record {
         listed: &MessageMeta,
         mode: VerifyMode,
         at: Position,
-        transform: Option<&SpoolConfig>,
+        transform: Option<&NamedForms>,
     ) -> Result<Record> {
         let content = fingerprint::strict(&message.body)?;
         let transformed = match transform {
-            Some(spool) if mode == VerifyMode::Strict => {
-                transformed_fingerprint(&message.body, spool).filter(|fingerprint| *fingerprint != content)
+            Some(forms) if mode == VerifyMode::Strict => {
+                transformed_fingerprint(&message.body, forms).filter(|fingerprint| *fingerprint != content)
             }
             _ => None,
         };
@@ -110,20 +119,18 @@ impl Record {
     }
 }
 
-/// The strict fingerprint of `body` under the named transform, when it has raw 8-bit header
-/// bytes. A failure of the transform leaves the message without one rather than unreadable: it
-/// can still be verified by its own fingerprint, and a copy made with the transform then shows as
-/// a finding (never as a silent pass).
-fn transformed_fingerprint(body: &MessageBody, spool: &SpoolConfig) -> Option<Fingerprint> {
-    let encoded = match headers8bit::has_8bit_header(body) {
-        Ok(false) => return None,
-        Ok(true) => headers8bit::encode(body, spool),
-        Err(error) => Err(error),
-    };
-    match encoded.and_then(|encoded| encoded.as_ref().map(fingerprint::strict).transpose()) {
+/// The strict fingerprint of `body` under the named transforms, when they change it. A failure of
+/// a transform leaves the message without one rather than unreadable: it can still be verified by
+/// its own fingerprint, and a copy made with the transform then shows as a finding (never as a
+/// silent pass).
+fn transformed_fingerprint(body: &MessageBody, forms: &NamedForms) -> Option<Fingerprint> {
+    let transformed = forms.transforms.apply(body, &forms.spool);
+    match transformed
+        .and_then(|transformed| transformed.map(|(body, _)| fingerprint::strict(&body)).transpose())
+    {
         Ok(fingerprint) => fingerprint,
         Err(error) => {
-            tracing::warn!("could not compute the {} form of a message: {error}", headers8bit::NAME);
+            tracing::warn!("could not compute the transformed form of a message: {error}");
             None
         }
     }
@@ -245,18 +252,19 @@ mod tests {
     fn the_transformed_form_is_fingerprinted_for_8bit_source_headers_in_strict_mode_only() {
         let at = Position { ordinal: 0, folder: 0 };
         let spool = SpoolConfig::default();
+        let forms = NamedForms { transforms: Transforms::new(true, None), spool: spool.clone() };
         let eight_bit = message("Subject: Gr\u{fc}\u{df}e\r\nMessage-ID: <a@b>\r\n\r\nbody\r\n".as_bytes());
         let build =
             |msg: &Message, mode, transform| Record::build(msg, &msg.meta, mode, at, transform).unwrap();
         // Whatever the transform gives (None while it has nothing to do).
-        let expected = headers8bit::encode(&eight_bit.body, &spool)
+        let expected = mailmove_core::headers8bit::encode(&eight_bit.body, &spool)
             .unwrap()
             .map(|encoded| fingerprint::strict(&encoded).unwrap());
-        assert_eq!(build(&eight_bit, VerifyMode::Strict, Some(&spool)).transformed, expected);
+        assert_eq!(build(&eight_bit, VerifyMode::Strict, Some(&forms)).transformed, expected);
         assert_eq!(build(&eight_bit, VerifyMode::Strict, None).transformed, None);
-        assert_eq!(build(&eight_bit, VerifyMode::Headers, Some(&spool)).transformed, None);
+        assert_eq!(build(&eight_bit, VerifyMode::Headers, Some(&forms)).transformed, None);
         let ascii = message(b"Subject: plain\r\n\r\nbody\r\n");
-        assert_eq!(build(&ascii, VerifyMode::Strict, Some(&spool)).transformed, None);
+        assert_eq!(build(&ascii, VerifyMode::Strict, Some(&forms)).transformed, None);
     }
 
     #[test]

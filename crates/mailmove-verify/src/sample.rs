@@ -24,7 +24,7 @@ use std::hash::{Hash, Hasher};
 
 use futures::StreamExt;
 use mailmove_core::fingerprint::Fingerprint;
-use mailmove_core::{headers8bit, FolderPath, Message, MessageMeta, Result};
+use mailmove_core::{FolderPath, Message, MessageMeta, Result};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -238,10 +238,11 @@ pub(crate) async fn verify_sample(
 /// with raw 8-bit header bytes only. A failure only makes that copy harder to find (never a
 /// silent pass).
 fn transformed_shape(context: &Context<'_>, message: &Message) -> Option<SizeShape> {
-    match headers8bit::encode(&message.body, &context.transform_spool()) {
-        Ok(encoded) => encoded.and_then(|body| SizeShape::of_body(&body).ok()),
+    let forms = context.named_forms();
+    match forms.transforms.apply(&message.body, &forms.spool) {
+        Ok(transformed) => transformed.and_then(|(body, _)| SizeShape::of_body(&body).ok()),
         Err(error) => {
-            tracing::debug!("sample: no {} form for a message: {error}", headers8bit::NAME);
+            tracing::debug!("sample: no transformed form for a message: {error}");
             None
         }
     }

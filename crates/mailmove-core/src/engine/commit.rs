@@ -67,7 +67,13 @@ struct Appends {
 
 /// What a report says of a message stored under the named transform `name`.
 fn transform_note(name: &str) -> String {
-    format!("{name}: raw 8-bit header bytes encoded (RFC 2047/2231) because the destination rewrites them")
+    let eight_bit = "raw 8-bit header bytes encoded (RFC 2047/2231) because the destination rewrites them";
+    let long = "parts with long lines re-encoded as quoted-printable (--encode-long-lines) because the destination refuses them";
+    match name {
+        crate::transform::BOTH => format!("{name}: {eight_bit}; {long}"),
+        crate::long_lines::NAME => format!("{name}: {long}"),
+        _ => format!("{name}: {eight_bit}"),
+    }
 }
 
 /// The committer of one pass; its methods are the steps.

@@ -129,6 +129,10 @@ pub struct CopyOptions {
     /// the checkpoint; when it is spent the run pauses with the time it can go on
     /// ([`Error::AllowanceSpent`](crate::Error::AllowanceSpent)). `None`: no allowance.
     pub daily_upload: Option<u64>,
+    /// Re-encode, before the append, the parts of a message with lines longer than this many
+    /// bytes (the named transform [`long_lines`](crate::long_lines), opt-in: Microsoft 365 and
+    /// Exchange refuse such lines). `None`: messages go as they are.
+    pub encode_long_lines: Option<usize>,
 }
 
 impl Default for CopyOptions {
@@ -142,6 +146,7 @@ impl Default for CopyOptions {
             sync_flags: true,
             sync_deletions: false,
             daily_upload: None,
+            encode_long_lines: None,
         }
     }
 }

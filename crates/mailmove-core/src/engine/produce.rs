@@ -15,8 +15,8 @@ use super::retry::Retry;
 use crate::checkpoint::MessageState;
 use crate::error::{Disposition, Error, Result};
 use crate::fingerprint::{self, Fingerprint};
-use crate::headers8bit;
 use crate::message::{Message, MessageMeta, SourceKey, SpoolConfig};
+use crate::transform::Transforms;
 
 /// How many keys are looked up in the checkpoint at once.
 pub(super) const LOOKUP_BATCH: usize = 256;
@@ -342,9 +342,10 @@ impl<'p> Producer<'p> {
         Ok(self.sender.send(fetched).await.is_ok())
     }
 
-    /// The message as it is to be appended, with its fingerprint: raw 8-bit header bytes are
-    /// encoded first when the destination would rewrite them (the named transform
-    /// [`headers8bit`]; the source's own fingerprint is kept beside).
+    /// The message as it is to be appended, with its fingerprint, under the named transforms
+    /// ([`Transforms`]): raw 8-bit header bytes encoded when the destination would rewrite them,
+    /// long lines re-encoded when the options ask for it; the source's own fingerprint is kept
+    /// beside.
     #[allow(clippy::type_complexity)]
     fn prepare(
         &self,
@@ -355,16 +356,19 @@ impl<'p> Producer<'p> {
     > {
         let failed = |message: &Message, error| (Box::new(message.meta.clone()), error);
         let own = fingerprint::strict(&message.body).map_err(|error| failed(&message, error))?;
-        if self.pass.context.sink.capabilities().raw_8bit_headers {
+        let context = self.pass.context;
+        let transforms =
+            Transforms::new(!context.sink.capabilities().raw_8bit_headers, context.options.encode_long_lines);
+        if transforms == Transforms::default() {
             return Ok((message, own, None));
         }
-        match headers8bit::encode(&message.body, &SpoolConfig::default()) {
+        match transforms.apply(&message.body, &SpoolConfig::default()) {
             Ok(None) => Ok((message, own, None)),
-            Ok(Some(body)) => {
+            Ok(Some((body, name))) => {
                 let stored = fingerprint::strict(&body).map_err(|error| failed(&message, error))?;
                 let mut meta = message.meta;
                 meta.size = body.len();
-                Ok((Message::new(meta, body), stored, Some((headers8bit::NAME, own))))
+                Ok((Message::new(meta, body), stored, Some((name, own))))
             }
             Err(error) => Err(failed(&message, error)),
         }
