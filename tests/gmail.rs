@@ -205,13 +205,19 @@ async fn maildir_to_gmail_uploads_a_message_in_two_folders_once_and_labels_it() 
     let dir = tempfile::tempdir().unwrap();
     let (state, source) = (dir.path().join("state"), format!("maildir:{}/old", dir.path().display()));
     maildir_with(&source, &[("INBOX", &["a", "both"]), ("Projects", &["both", "b"]), ("Sent", &["c"])]).await;
+    // The second upload is throttled once: waited out and sent again.
+    gmail.with(|account| account.throttle_appends = vec![1]);
     let destination = gmail.url("");
     let copy = mailmove_run(&state, &["copy", &source, &destination, "--concurrency", "1", "--json"]);
     assert_eq!(copy.status.code(), Some(0), "{}\n{}", stdout(&copy), stderr(&copy));
     let report = last_json(&copy);
     assert_eq!((report["copied"].as_u64(), report["labelled"].as_u64()), (Some(5), Some(1)), "{report}");
     let (appends, duplicates) = gmail.with(|account| (account.appends, account.duplicate_appends));
-    assert_eq!((appends, duplicates), (4, 0), "one upload per message, none twice");
+    assert_eq!(
+        (appends, duplicates),
+        (5, 0),
+        "one upload per message (one of them throttled once), none twice"
+    );
     assert_eq!(
         labels_by_subject(&gmail),
         BTreeMap::from([
@@ -223,7 +229,7 @@ async fn maildir_to_gmail_uploads_a_message_in_two_folders_once_and_labels_it() 
     );
     let again = mailmove_run(&state, &["copy", &source, &destination, "--json"]);
     assert_eq!(last_json(&again)["copied"], 0, "{}", stderr(&again));
-    assert_eq!(gmail.with(|account| account.appends), 4);
+    assert_eq!(gmail.with(|account| account.appends), 5);
     let verify = mailmove_run(&state, &["verify", &source, &destination, "--json"]);
     assert_eq!(verify.status.code(), Some(0), "{}\n{}", stdout(&verify), stderr(&verify));
 }

@@ -288,7 +288,13 @@ impl JobArgs {
                 UsageError(format!("--encode-long-lines {limit:?}: a line length over 76, or nothing"))
             })?),
         };
-        Ok(CopyOptions { mapping, filter, encode_long_lines, ..CopyOptions::default() })
+        let left_out_keywords = match self.provider(Side::Destination)? {
+            Some(provider) => {
+                provider.keywords_left_out().iter().map(|keyword| keyword.to_string()).collect()
+            }
+            None => Vec::new(),
+        };
+        Ok(CopyOptions { mapping, filter, encode_long_lines, left_out_keywords, ..CopyOptions::default() })
     }
 }
 

@@ -10,6 +10,8 @@
 //!   label and the answer names its UID there. `UID COPY` adds the target's label. Names under
 //!   `[Gmail]/` cannot be created.
 //! * `APPENDLIMIT=35651584`; a message over it gets `NO [TOOBIG]`.
+//! * The APPENDs a test names ([`Account::throttle_appends`]) get `NO [THROTTLED]` (Gmail's answer
+//!   to too much too fast) and store nothing.
 //! * `X-GM-LABELS` in a folder leaves out that folder's own label (a client must not depend on
 //!   seeing it).
 //!
@@ -56,6 +58,8 @@ pub struct Account {
     /// APPENDs of a message the account held already (stored nothing).
     pub duplicate_appends: usize,
     pub commands: Vec<String>,
+    /// The APPENDs (numbered from 0 over all connections) answered `NO [THROTTLED]`.
+    pub throttle_appends: Vec<usize>,
     next_validity: u32,
 }
 
@@ -80,6 +84,7 @@ impl Account {
             appended_bytes: 0,
             duplicate_appends: 0,
             commands: Vec::new(),
+            throttle_appends: Vec::new(),
             next_validity: 1,
         };
         for (name, attribute, _) in SYSTEM {
@@ -554,8 +559,12 @@ fn append(account: &mut Account, name: &str, tokens: &[String], body: Vec<u8>, t
     if !account.folders.contains_key(name) {
         return format!("{tag} NO [TRYCREATE] Folder doesn't exist. (Failure)\r\n");
     }
+    let number = account.appends;
     account.appends += 1;
     account.appended_bytes += body.len();
+    if account.throttle_appends.contains(&number) {
+        return format!("{tag} NO [THROTTLED] Account exceeded command or bandwidth limits. (Failure)\r\n");
+    }
     if body.len() > APPEND_LIMIT {
         return format!("{tag} NO [TOOBIG] Message too large. (Failure)\r\n");
     }

@@ -43,6 +43,13 @@ impl Flags {
         Flags::default()
     }
 
+    /// Takes these keywords (any case) out; whether any was there.
+    pub fn remove_keywords(&mut self, keywords: &[String]) -> bool {
+        let before = self.keywords.len();
+        self.keywords.retain(|keyword| !keywords.iter().any(|left| left.eq_ignore_ascii_case(keyword)));
+        self.keywords.len() != before
+    }
+
     /// Whether nothing is set.
     pub fn is_empty(&self) -> bool {
         !(self.seen || self.answered || self.flagged || self.deleted || self.draft)

@@ -147,6 +147,16 @@ impl Provider {
         }
     }
 
+    /// Keywords better not given to the provider: Exchange turns `$MDNSent` (a read receipt was
+    /// sent) into a category the user sees on the message (imapsync's FAQ.Exchange.txt and
+    /// FAQ.Flags.txt).
+    pub fn keywords_left_out(self) -> &'static [&'static str] {
+        match self {
+            Provider::Microsoft365 | Provider::Exchange => &["$MDNSent"],
+            Provider::Gmail | Provider::Zimbra => &[],
+        }
+    }
+
     /// Whether the provider compares folder names without case ("trash" beside "Trash" is
     /// "Mailbox already exists"): two source folders whose names differ only in case would be
     /// one folder there.

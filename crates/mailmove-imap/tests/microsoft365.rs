@@ -30,7 +30,8 @@ fn source() -> MemoryStore {
     let source = MemoryStore::new("old");
     let flagged = Flags::from_imap_list(["\\Seen", "\\Flagged"]);
     for (folder, name, flags) in [
-        ("INBOX", "a", Flags::from_imap_list(["\\Seen"])),
+        // A read receipt was sent: Exchange would show `$MDNSent` as a category.
+        ("INBOX", "a", Flags::from_imap_list(["\\Seen", "$MDNSent"])),
         ("INBOX", "starred", flagged),
         ("Files", "attachment-note", Flags::empty()),
         ("Projects", "p1", Flags::empty()),
@@ -65,6 +66,7 @@ fn options(mapping: FolderMapping) -> CopyOptions {
     CopyOptions {
         mapping,
         limits,
+        left_out_keywords: Provider::Microsoft365.keywords_left_out().iter().map(|k| k.to_string()).collect(),
         retry: RetryPolicy {
             max_attempts: 4,
             base_delay: Duration::from_millis(2),
@@ -128,6 +130,19 @@ async fn into_microsoft_365_around_its_reserved_names_its_throttling_and_its_for
     let starred: Vec<&String> =
         stored.iter().filter(|(_, flags)| flags.contains("\\Flagged")).map(|(name, _)| name).collect();
     assert_eq!(starred, ["INBOX"], "the forgotten \\Flagged was set again: {stored:?}");
+    assert!(stored.iter().all(|(_, flags)| !flags.contains("$MDNSent")), "{stored:?}");
+    assert!(
+        first.warnings.iter().any(|w| w.starts_with("1 messages were copied without the keywords $MDNSent")),
+        "{:?}",
+        first.warnings
+    );
+    // Verification with the copy's options: identical (the keyword left out is not compared).
+    let verified = mailmove_verify::Verifier::new(&source, &sink)
+        .options(mailmove_verify::VerifyOptions::from_copy(&options(mapping.clone())))
+        .run()
+        .await
+        .unwrap();
+    assert!(verified.identical, "{verified:#?}");
     let folders: Vec<String> = fake.with(|state| state.mailboxes.keys().cloned().collect());
     assert_eq!(folders, ["Files (old)", "INBOX", "Projects", "Projects (lower)"]);
 

@@ -142,7 +142,9 @@ async fn read_sources(
         let mut batch = Batch::new();
         let mut listing = context.source.list_messages(folder, None);
         while let Some(meta) = listing.next().await {
-            let meta = meta?;
+            let mut meta = meta?;
+            // What the copy did not give the destination is not compared.
+            meta.flags.remove_keywords(&context.options.left_out_keywords);
             if !context.filter.takes(folder, &meta) {
                 listed.filtered += 1;
                 continue;

@@ -136,6 +136,10 @@ pub struct VerifyOptions {
     /// transform, counted as transformed, not changed.
     #[serde(default)]
     pub encode_long_lines: Option<usize>,
+    /// Keywords the copy did not give the destination
+    /// ([`CopyOptions::left_out_keywords`]): not compared.
+    #[serde(default)]
+    pub left_out_keywords: Vec<String>,
 }
 
 impl Default for VerifyOptions {
@@ -154,6 +158,7 @@ impl Default for VerifyOptions {
             retry: RetryPolicy::default(),
             state: None,
             encode_long_lines: None,
+            left_out_keywords: Vec::new(),
         }
     }
 }
@@ -167,6 +172,7 @@ impl VerifyOptions {
             filter: copy.filter.clone(),
             retry: copy.retry.clone(),
             encode_long_lines: copy.encode_long_lines,
+            left_out_keywords: copy.left_out_keywords.clone(),
             ..VerifyOptions::default()
         }
     }

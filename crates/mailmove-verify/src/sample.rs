@@ -105,7 +105,8 @@ pub(crate) async fn verify_sample(
         let mut seen = 0u64;
         let mut listing = context.source.list_messages(&info.path, None);
         while let Some(meta) = listing.next().await {
-            let meta = meta?;
+            let mut meta = meta?;
+            meta.flags.remove_keywords(&context.options.left_out_keywords);
             if !context.filter.takes(&info.path, &meta) {
                 verdict.source_filtered += 1;
                 continue;

@@ -133,6 +133,18 @@ pub struct CopyOptions {
     /// bytes (the named transform [`long_lines`](crate::long_lines), opt-in: Microsoft 365 and
     /// Exchange refuse such lines). `None`: messages go as they are.
     pub encode_long_lines: Option<usize>,
+    /// Keywords not given to the destination (its provider's profile: Exchange turns `$MDNSent`
+    /// into a category the user sees, [`Provider::keywords_left_out`](crate::Provider)): taken out
+    /// of every message's flags before the append and the flag sync, counted in the report's
+    /// warnings.
+    pub left_out_keywords: Vec<String>,
+}
+
+impl CopyOptions {
+    /// Takes the [left-out keywords](Self::left_out_keywords) out of `flags`; whether any was there.
+    pub fn leave_out_keywords(&self, flags: &mut crate::Flags) -> bool {
+        flags.remove_keywords(&self.left_out_keywords)
+    }
 }
 
 impl Default for CopyOptions {
@@ -147,6 +159,7 @@ impl Default for CopyOptions {
             sync_deletions: false,
             daily_upload: None,
             encode_long_lines: None,
+            left_out_keywords: Vec::new(),
         }
     }
 }

@@ -105,7 +105,9 @@ impl<'p> Producer<'p> {
                 }
             }
             match next {
-                Some(Ok(meta)) => {
+                Some(Ok(mut meta)) => {
+                    // What the destination is not given is not compared for flag sync either.
+                    context.options.leave_out_keywords(&mut meta.flags);
                     self.outcome.last_key = Some(meta.key.clone());
                     if is_listing {
                         self.report.listed += 1;
@@ -316,6 +318,9 @@ impl<'p> Producer<'p> {
             if message.meta.message_id.is_none() {
                 message.meta.message_id = listed.message_id;
             }
+        }
+        if context.options.leave_out_keywords(&mut message.meta.flags) {
+            context.totals.keywords_left_out.fetch_add(1, Ordering::Relaxed);
         }
         let (message, fingerprint, transformed) = match self.prepare(message) {
             Ok(prepared) => prepared,

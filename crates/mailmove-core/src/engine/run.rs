@@ -84,6 +84,8 @@ pub(super) struct Totals {
     pub removed: AtomicU64,
     pub moved: AtomicU64,
     pub labelled: AtomicU64,
+    /// Messages whose flags lost a [left-out keyword](super::CopyOptions::left_out_keywords).
+    pub keywords_left_out: AtomicU64,
 }
 
 impl RunContext<'_> {
@@ -270,6 +272,14 @@ pub async fn copy_setting_aside(
     let too_big = std::mem::take(&mut *lock(&context.too_big));
     let mut warnings = source.warnings();
     warnings.append(&mut lock(&context.warnings));
+    let keywords_left_out = context.totals.keywords_left_out.load(Ordering::Relaxed);
+    if keywords_left_out > 0 {
+        warnings.push(format!(
+            "{keywords_left_out} messages were copied without the keywords {} (the destination provider's profile: \
+             it would show them as categories; --dst-provider none keeps them)",
+            context.options.left_out_keywords.join(" ")
+        ));
+    }
     let paused_reason = lock(&context.paused).take();
     let totals = &context.totals;
     let failed = totals.failed.load(Ordering::Relaxed);
