@@ -163,8 +163,47 @@ async fn gmail_to_maildir_with_the_first_policy_copies_every_message_once() {
     assert_eq!(verify.status.code(), Some(0), "{}\n{}", stdout(&verify), stderr(&verify));
     let again = mailmove_run(&state, &["copy", &source, &destination, "--gmail-labels", "first", "--json"]);
     assert_eq!(last_json(&again)["copied"], 0, "{}", stderr(&again));
-    let unknown = mailmove_run(&state, &["copy", &source, &destination, "--gmail-labels", "keywords"]);
+    let unknown = mailmove_run(&state, &["copy", &source, &destination, "--gmail-labels", "stars"]);
     assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gmail_to_maildir_with_the_keywords_policy_keeps_the_labels_as_keywords() {
+    let gmail = gmail_with_labels().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (state, destination) = (dir.path().join("state"), format!("maildir:{}/new", dir.path().display()));
+    let source = gmail.url("");
+    let copy = mailmove_run(&state, &["copy", &source, &destination, "--gmail-labels", "keywords", "--json"]);
+    assert_eq!(copy.status.code(), Some(0), "{}", stderr(&copy));
+    assert_eq!(last_json(&copy)["copied"], 6);
+    // folder → (subject, keywords) of each copy.
+    let store = mailmove::registry::open_source(&destination, &Credentials::default()).await.unwrap();
+    let mut keywords = BTreeMap::new();
+    for folder in ["INBOX", "Travel/2024"] {
+        let path = FolderPath::parse(folder);
+        let mut listing = store.list_messages(&path, None);
+        use futures::StreamExt;
+        while let Some(meta) = listing.next().await {
+            let meta = meta.unwrap();
+            let mut fetched = store.fetch(&path, std::slice::from_ref(&meta.key));
+            let body = fetched.next().await.unwrap().unwrap().body.to_bytes().unwrap();
+            let text = String::from_utf8_lossy(&body).to_string();
+            let subject = text.lines().find_map(|line| line.strip_prefix("Subject: ")).unwrap().to_string();
+            keywords.insert(subject, meta.flags.keywords.iter().cloned().collect::<Vec<_>>());
+        }
+    }
+    assert_eq!(keywords["inbox-and-work"], ["Work"]);
+    assert_eq!(
+        keywords["work-and-travel"],
+        ["Work"],
+        "its folder is its first label, its other label a keyword"
+    );
+    assert!(keywords["starred"].is_empty());
+    let verify = mailmove_run(&state, &["verify", &source, &destination, "--gmail-labels", "keywords"]);
+    assert_eq!(verify.status.code(), Some(0), "{}\n{}", stdout(&verify), stderr(&verify));
+    let again =
+        mailmove_run(&state, &["copy", &source, &destination, "--gmail-labels", "keywords", "--json"]);
+    assert_eq!(last_json(&again)["copied"], 0, "{}", stderr(&again));
 }
 
 /// A Maildir with these (folder, message names).

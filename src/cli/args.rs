@@ -103,7 +103,8 @@ pub struct JobArgs {
     pub dst_provider: String,
     /// Gmail source: where a message under several labels goes. `folders` (default): a copy in
     /// each label's folder, All Mail only for messages in no copied folder; `first`: one copy per
-    /// message, in INBOX, else Sent, else Drafts, else its first label by name, else All Mail.
+    /// message, in INBOX, else Sent, else Drafts, else its first label by name, else All Mail;
+    /// `keywords`: as `first`, with the message's labels as keywords.
     #[arg(long, value_name = "POLICY", default_value = "folders")]
     pub gmail_labels: String,
     /// Gmail source: copy Spam and Trash too (left out and listed by default).
@@ -228,7 +229,7 @@ impl JobArgs {
     /// The Gmail label policy these arguments describe.
     pub fn label_policy(&self) -> Result<LabelPolicy, UsageError> {
         let placement = LabelPlacement::parse(&self.gmail_labels).ok_or_else(|| {
-            UsageError(format!("unknown label policy {:?}: folders or first", self.gmail_labels))
+            UsageError(format!("unknown label policy {:?}: folders, first or keywords", self.gmail_labels))
         })?;
         Ok(LabelPolicy::new(placement).with_spam_and_trash(self.gmail_spam_trash))
     }

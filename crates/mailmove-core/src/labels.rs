@@ -13,6 +13,11 @@
 //! * [`LabelPlacement::First`]: every message once, into its first folder: INBOX, else Sent, else
 //!   Drafts, else its first user label in name order (among the folders the run copies), else All
 //!   Mail.
+//! * [`LabelPlacement::Keywords`]: as `First`, and every user label of the message also becomes
+//!   a keyword on its one copy ([`LabelPolicy::add_keywords`]): the labels survive in a store of
+//!   folders without a copy per label. A keyword is an IMAP atom: a label's non-ASCII text is
+//!   written in modified UTF-7 (as IMAP writes folder names) and the characters an atom cannot
+//!   hold (space, `(`, `)`, `{`, `%`, `*`, `"`, `\`, `]`) become `_`.
 //!
 //! Gmail's views are not folders of their own and are left out, listed with the reason
 //! ([`gmail_left_out`]): Starred (the `\Flagged` flag, carried with each message) and Important;
@@ -36,6 +41,8 @@ pub enum LabelPlacement {
     Folders,
     /// One copy per message, in its first folder.
     First,
+    /// One copy per message, in its first folder, with its labels as keywords.
+    Keywords,
 }
 
 impl LabelPlacement {
@@ -44,12 +51,13 @@ impl LabelPlacement {
         match self {
             LabelPlacement::Folders => "folders",
             LabelPlacement::First => "first",
+            LabelPlacement::Keywords => "keywords",
         }
     }
 
     /// The placement named `name`.
     pub fn parse(name: &str) -> Option<LabelPlacement> {
-        [LabelPlacement::Folders, LabelPlacement::First]
+        [LabelPlacement::Folders, LabelPlacement::First, LabelPlacement::Keywords]
             .into_iter()
             .find(|p| p.name().eq_ignore_ascii_case(name))
     }
@@ -77,6 +85,19 @@ fn labels_folder(label: &str, folder: &FolderPath) -> bool {
         Some((_, role)) => folder.role() == Some(*role),
         None => !label.starts_with('\\') && folder.to_string() == label,
     }
+}
+
+/// A label as an IMAP keyword (an atom): modified UTF-7 for non-ASCII text, `_` for what an atom
+/// cannot hold.
+fn keyword_of(label: &str) -> String {
+    crate::mutf7::encode(label)
+        .chars()
+        .map(|ch| match ch {
+            ' ' | '(' | ')' | '{' | '%' | '*' | '"' | '\\' | ']' => '_',
+            ch if ch.is_ascii_control() => '_',
+            ch => ch,
+        })
+        .collect()
 }
 
 /// The label a folder of a store of labels shows (`None` for All Mail and other views).
@@ -134,10 +155,22 @@ impl LabelPolicy {
         let mut homes = system.chain(user.into_iter().map(str::to_string));
         match self.placement {
             LabelPlacement::Folders => !in_all_mail || homes.next().is_none(),
-            LabelPlacement::First => match homes.next() {
+            LabelPlacement::First | LabelPlacement::Keywords => match homes.next() {
                 Some(first) => labels_folder(&first, folder),
                 None => in_all_mail,
             },
+        }
+    }
+
+    /// With [`LabelPlacement::Keywords`], adds each user label of `meta` to its keywords (see the
+    /// [module docs](self)); otherwise does nothing. The copy, the flag sync and `verify` all
+    /// apply it to the source's listing.
+    pub fn add_keywords(&self, meta: &mut MessageMeta) {
+        if self.placement != LabelPlacement::Keywords {
+            return;
+        }
+        for label in meta.labels.iter().filter(|label| !label.starts_with('\\')) {
+            meta.flags.keywords.insert(keyword_of(label));
         }
     }
 
@@ -224,5 +257,15 @@ mod tests {
         assert!(!policy.takes(&folders[3], &labelled(&["\\Important", "A"]), |_| true), "A before B");
         assert!(policy.takes(&folders[3], &labelled(&["\\Important", "C"]), |_| true), "B before C");
         assert_eq!(LabelPlacement::parse("FIRST"), Some(LabelPlacement::First));
+        // Keywords: placed as First, with the user labels as keywords.
+        let keywords = LabelPolicy::new(LabelPlacement::Keywords);
+        let mut meta = labelled(&["B", "\\Inbox", "Réunions (2024)"]);
+        assert!(keywords.takes(&folders[0], &meta, |_| true));
+        keywords.add_keywords(&mut meta);
+        let expected: Vec<&str> = vec!["B", "R&AOk-unions__2024_"];
+        assert_eq!(meta.flags.keywords.iter().map(String::as_str).collect::<Vec<_>>(), expected);
+        let mut untouched = labelled(&["B"]);
+        policy.add_keywords(&mut untouched);
+        assert!(untouched.flags.keywords.is_empty());
     }
 }

@@ -143,7 +143,9 @@ async fn read_sources(
         let mut listing = context.source.list_messages(folder, None);
         while let Some(meta) = listing.next().await {
             let mut meta = meta?;
-            // What the copy did not give the destination is not compared.
+            // The flags the copy gave the destination: labels as keywords when its policy says so,
+            // less the keywords it left out.
+            context.options.filter.labels.add_keywords(&mut meta);
             meta.flags.remove_keywords(&context.options.left_out_keywords);
             if !context.filter.takes(folder, &meta) {
                 listed.filtered += 1;

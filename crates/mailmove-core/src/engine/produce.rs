@@ -106,7 +106,9 @@ impl<'p> Producer<'p> {
             }
             match next {
                 Some(Ok(mut meta)) => {
-                    // What the destination is not given is not compared for flag sync either.
+                    // The flags the destination is given, here as for the append: labels as
+                    // keywords when the policy says so, less the keywords left out.
+                    context.options.filter.labels.add_keywords(&mut meta);
                     context.options.leave_out_keywords(&mut meta.flags);
                     self.outcome.last_key = Some(meta.key.clone());
                     if is_listing {
@@ -319,6 +321,7 @@ impl<'p> Producer<'p> {
                 message.meta.message_id = listed.message_id;
             }
         }
+        context.options.filter.labels.add_keywords(&mut message.meta);
         if context.options.leave_out_keywords(&mut message.meta.flags) {
             context.totals.keywords_left_out.fetch_add(1, Ordering::Relaxed);
         }
