@@ -247,7 +247,7 @@ async fn maildir_to_gmail_uploads_a_message_in_two_folders_once_and_labels_it() 
     // The second upload is throttled once: waited out and sent again.
     gmail.with(|account| account.throttle_appends = vec![1]);
     let destination = gmail.url("");
-    let copy = mailmove_run(&state, &["copy", &source, &destination, "--concurrency", "1", "--json"]);
+    let copy = mailmove_run(&state, &["copy", &source, &destination, "--json"]);
     assert_eq!(copy.status.code(), Some(0), "{}\n{}", stdout(&copy), stderr(&copy));
     let report = last_json(&copy);
     assert_eq!((report["copied"].as_u64(), report["labelled"].as_u64()), (Some(5), Some(1)), "{report}");
@@ -279,7 +279,7 @@ async fn gmail_to_gmail_keeps_every_message_once_with_its_labels() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let (source, destination) = (from.url(""), to.url(""));
-    let copy = mailmove_run(&state, &["copy", &source, &destination, "--concurrency", "1", "--json"]);
+    let copy = mailmove_run(&state, &["copy", &source, &destination, "--json"]);
     assert_eq!(copy.status.code(), Some(0), "{}", stderr(&copy));
     let report = last_json(&copy);
     // 8 folder copies of 6 messages (Spam and Trash left out): two of them labels.

@@ -147,6 +147,12 @@ async fn execute(
         open_source(source_url, &source_credentials, args.delete_after && !args.dry_run).await?;
     let sink = registry::open_sink(destination_url, &sink_credentials).await?;
     job.detect_source_provider(&mut options.filter, source.capabilities().labels)?;
+    if args.concurrency.is_none() && sink.capabilities().labels {
+        // A store of labels (Gmail): one folder at a time, so that a message in two folders is
+        // uploaded once and labelled for the second (two folders at once could both upload it;
+        // Gmail keeps one, but the daily allowance counts both).
+        options.limits.folder_concurrency = 1;
+    }
     options.daily_upload = match args.daily_upload.as_deref() {
         Some(none) if none.eq_ignore_ascii_case("none") => None,
         Some(size) => Some(parse_size(size)?),
