@@ -336,7 +336,10 @@ pub trait MailSink: Send + Sync + std::fmt::Debug {
 
     /// The durability point: after `Ok`, every earlier append to `folder` survives a crash. The
     /// engine records a copy only after this returned `Ok`, and flushes before it lists a folder
-    /// to reconcile (see [exactly once](crate::checkpoint#exactly-once)).
+    /// to reconcile (see [exactly once](crate::checkpoint#exactly-once)). A sink may hold its
+    /// appends back until then (Maildir writes them to `tmp/` and moves them into `cur/` here,
+    /// a batch made durable at once): a copy is listed, updated, moved or removed only after the
+    /// flush that followed its append.
     async fn flush(&self, folder: &FolderPath) -> Result<()>;
 
     /// The post-store check: what became of the messages appended to `folder` and made durable

@@ -107,10 +107,12 @@
 //! # Delivery and durability
 //! `append` writes `tmp/<unique>` (unique = `<secs>.M<micros>P<pid>Q<counter>R<random>.<host>`,
 //! host with `/` → `\057`, `:` → `\072`), streams the body from
-//! [`MessageBody::reader`](mailmove_core::MessageBody::reader), sets the mtime, fsyncs the file and
-//! renames it into `cur/` — always `cur/`, so that flags persist — as `<unique>,S=<size>:2,<flags>`.
-//! [`MailSink::flush`](mailmove_core::MailSink::flush) fsyncs the folder's `cur/` and `new/`
-//! directories: that is the durability point. Folder creation, flag updates, removals and moves
+//! [`MessageBody::reader`](mailmove_core::MessageBody::reader) and sets the mtime; nothing is
+//! synced yet. [`MailSink::flush`](mailmove_core::MailSink::flush), the durability point, makes
+//! the batch durable at once (one `syncfs`), renames each file into `cur/` — always `cur/`, so that
+//! flags persist — as `<unique>,S=<size>:2,<flags>`, and fsyncs `cur/` and `new/`; what a crash
+//! can lose at each point is in `delivery.rs` (a message is never in `cur/` unless whole and
+//! durable). Folder creation, flag updates, removals and moves
 //! (rename or unlink, fsync of the directories), `dovecot-keywords` and `subscriptions` updates (temporary file, fsync, rename)
 //! are made durable at once. All file-system work runs in
 //! `tokio::task::spawn_blocking`.
@@ -166,6 +168,7 @@
 compile_error!("mailmove-maildir needs a Unix file system API (openat, O_NOFOLLOW)");
 
 mod config;
+mod delivery;
 mod filename;
 mod flag_update;
 mod fsat;

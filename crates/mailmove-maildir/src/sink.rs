@@ -1,4 +1,5 @@
-//! The sink side: folder creation, delivery (tmp/ → fsync → rename into cur/), keyword letters,
+//! The sink side: folder creation, delivery (tmp/, made durable and renamed into cur/ per batch
+//! at the flush: [`crate::delivery`]), keyword letters,
 //! listing of what a folder holds with strict fingerprints, and the durability point. Flag
 //! updates live in [`crate::flag_update`], removals and moves in [`crate::relocate`],
 //! subscriptions in [`crate::subscriptions`].
@@ -27,6 +28,7 @@ use mailmove_core::{
 };
 
 use crate::config::Layout;
+use crate::delivery::{self, Written};
 use crate::filename::{info_suffix, new_unique_name, plan_info};
 use crate::fsat::{self, Kind};
 use crate::keywords::{self, KeywordTable};
@@ -192,22 +194,23 @@ impl MaildirStore {
             self.keyword_letters(target.dir.as_fd(), &target.path, &plan.keywords, &unique)?;
         let info = info_suffix(&plan.letters, &keyword_letters);
         let mtime = message.meta.internal_date.map(SystemTime::from);
-        deliver(&target, &unique, &info, message, mtime)?;
+        let final_name = write(&target, &unique, &info, message, mtime)?;
+        self.inner.pending.add(&target.path, Written { temporary: unique.clone(), final_name });
         Ok(Appended::with_key(unique))
     }
 }
 
-/// Writes `tmp/<unique>`, fsyncs it, sets its mtime and renames it to `cur/<unique>,S=<size><info>`,
-/// all relative to the folder's open directories. The rename is made durable by
-/// [`MailSink::flush`] (fsync of `cur/`).
-fn deliver(
+/// Writes `tmp/<unique>` and sets its mtime, relative to the folder's open directories; returns
+/// its name in `cur/` (`<unique>,S=<size><info>`). Made durable and moved there by the flush
+/// ([`crate::delivery`]).
+fn write(
     target: &Target,
     unique: &str,
     info: &str,
     message: &Message,
     mtime: Option<SystemTime>,
-) -> Result<()> {
-    let (Some(tmp), Some(cur)) = (borrow(&target.tmp), borrow(&target.cur)) else {
+) -> Result<String> {
+    let (Some(tmp), Some(_)) = (borrow(&target.tmp), borrow(&target.cur)) else {
         return Err(Error::NotFound { what: format!("{} (no cur/ or tmp/)", target.path.display()) });
     };
     let temporary = OsStr::new(unique);
@@ -217,12 +220,7 @@ fn deliver(
     let written = write_temporary(file, &temporary_path, message, mtime).inspect_err(|_| {
         let _ = fsat::remove_file(tmp, temporary);
     })?;
-    let final_name = format!("{unique},S={written}{info}");
-    fsat::rename(tmp, temporary, cur, OsStr::new(&final_name)).map_err(|err| {
-        let _ = fsat::remove_file(tmp, temporary);
-        let final_path = target.path.join("cur").join(&final_name);
-        map_io(format!("moving {} to {}", temporary_path.display(), final_path.display()), err)
-    })
+    Ok(format!("{unique},S={written}{info}"))
 }
 
 fn write_temporary(mut file: File, path: &Path, message: &Message, mtime: Option<SystemTime>) -> Result<u64> {
@@ -250,7 +248,7 @@ fn write_temporary(mut file: File, path: &Path, message: &Message, mtime: Option
         file.set_modified(mtime)
             .map_err(|err| map_io(format!("setting the mtime of {}", path.display()), err))?;
     }
-    file.sync_all().map_err(|err| map_io(context(), err))?;
+    // Not synced here: the flush makes the whole batch durable at once.
     Ok(written)
 }
 
@@ -465,7 +463,21 @@ impl MailSink for MaildirStore {
         }
         let (store, folder) = (self.clone(), folder.clone());
         blocking(move || {
-            let Some(target) = store.open_target(&folder)? else { return Ok(()) };
+            let Some(target) = store.open_target(&folder)? else {
+                let written = store.inner.pending.take(&store.folder_dir(&folder)?);
+                return if written.is_empty() {
+                    Ok(())
+                } else {
+                    Err(delivery::folder_gone(&store.folder_dir(&folder)?))
+                };
+            };
+            let written = store.inner.pending.take(&target.path);
+            if !written.is_empty() {
+                let (Some(tmp), Some(cur)) = (borrow(&target.tmp), borrow(&target.cur)) else {
+                    return Err(delivery::folder_gone(&target.path));
+                };
+                delivery::make_durable(&target.path, tmp, cur, &written)?;
+            }
             for (sub, fd) in [("cur", &target.cur), ("new", &target.new)] {
                 if let Some(dir) = borrow(fd) {
                     let path = target.path.join(sub);

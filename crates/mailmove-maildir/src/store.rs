@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     /// What was skipped or worked around while reading (links not followed...).
     pub(crate) warnings: Warnings,
     locations: Mutex<LocationCache>,
+    /// Deliveries written to `tmp/` that wait for their folder's flush.
+    pub(crate) pending: crate::delivery::Pending,
 }
 
 /// Remembers where listed messages are, so a fetch right after a listing opens files directly
@@ -136,6 +138,7 @@ impl MaildirStore {
                 subscriptions_lock: Mutex::new(()),
                 warnings: Warnings::default(),
                 locations: Mutex::new(LocationCache::default()),
+                pending: crate::delivery::Pending::default(),
             }),
         })
     }

@@ -123,6 +123,7 @@ async fn a_missing_message_or_folder_is_not_found_and_a_source_refuses() {
     let inbox = FolderPath::inbox();
     store.create_folder(&inbox).await.unwrap();
     let key = store.append(&inbox, &message(1, &[])).await.unwrap().dest_key.unwrap();
+    store.flush(&inbox).await.unwrap();
     let seen = change(&["\\Seen"], &[]);
     let err = store.update_flags_of(&inbox, "1700000000.nope", &seen).await.unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
@@ -147,6 +148,7 @@ async fn a_client_renaming_the_file_meanwhile_is_followed_and_its_change_kept() 
     let folder = FolderPath::parse("Lists/rust");
     store.create_folder(&folder).await.unwrap();
     let key = store.append(&folder, &message(1, &["\\Seen"])).await.unwrap().dest_key.unwrap();
+    store.flush(&folder).await.unwrap();
     let maildir = dir.path().join("Maildir/Lists/rust");
     // A listing remembers the file's name; a mail client then renames it (marks it answered).
     store.collect_messages(&folder).await.unwrap();

@@ -139,6 +139,7 @@ async fn large_folder_lists_sorted_in_chunks() {
             .await
             .unwrap();
     }
+    store.flush(&folder).await.unwrap();
     let chunked = store.collect_messages(&folder).await.unwrap();
     let whole = MaildirStore::open_path(&root, Layout::MaildirPlusPlus)
         .unwrap()
