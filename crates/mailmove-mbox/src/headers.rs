@@ -178,7 +178,7 @@ impl HeaderFilter {
                 }
                 continue;
             }
-            match data.iter().position(|b| *b == b'\n') {
+            match memchr::memchr(b'\n', data) {
                 Some(index) => {
                     self.line_bytes(&data[..=index], out)?;
                     data = &data[index + 1..];

@@ -503,7 +503,7 @@ impl<R: Read + Seek> MboxReader<R> {
             if buffer.is_empty() {
                 return Ok((line, false));
             }
-            let (take, done) = match buffer.iter().position(|b| *b == b'\n') {
+            let (take, done) = match memchr::memchr(b'\n', buffer) {
                 Some(index) => (index + 1, true),
                 None => (buffer.len(), false),
             };
@@ -594,7 +594,7 @@ impl<R: Read + Seek> MboxReader<R> {
                     }
                     break 'lines if content { End::EofMidLine } else { End::Eof };
                 }
-                match buffer.iter().position(|b| *b == b'\n') {
+                match memchr::memchr(b'\n', buffer) {
                     Some(index) => {
                         let line = &buffer[..index];
                         let crlf = if line.is_empty() {

@@ -111,7 +111,7 @@ impl Quoter {
     fn push(&mut self, mut data: &[u8], in_body: bool, out: &mut impl Write) -> io::Result<()> {
         while !data.is_empty() {
             if self.mid_line {
-                let end = data.iter().position(|b| *b == b'\n').map(|i| i + 1);
+                let end = memchr::memchr(b'\n', data).map(|i| i + 1);
                 let (line, rest) = data.split_at(end.unwrap_or(data.len()));
                 self.put(out, line, in_body)?;
                 self.mid_line = end.is_none();
