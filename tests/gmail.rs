@@ -343,3 +343,31 @@ async fn a_gmail_destinations_daily_upload_allowance_pauses_the_copy_until_the_n
     assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
     assert_eq!(last_json(&plan)["size_limit"], 35_651_584);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_hidden_from_imap_leaves_its_messages_to_all_mail() {
+    let gmail = FakeGmail::start().await;
+    gmail.with(|account| {
+        account.add(&message("hidden-only"), &["Hidden"], &[]);
+        account.add(&message("hidden-and-work"), &["Hidden", "Work"], &[]);
+        // Gmail's "Show in IMAP" unchecked for the label: its folder is not listed.
+        account.hidden.insert("Hidden".to_string());
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let source = gmail.url("");
+    for policy in ["folders", "first"] {
+        let (state, destination) = (
+            dir.path().join(format!("state-{policy}")),
+            format!("maildir:{}/{policy}", dir.path().display()),
+        );
+        let copy = mailmove_run(&state, &["copy", &source, &destination, "--gmail-labels", policy, "--json"]);
+        assert_eq!(copy.status.code(), Some(0), "{}", stderr(&copy));
+        assert_eq!(
+            subjects(&destination).await,
+            owned(&[("Work", &["hidden-and-work"]), ("[Gmail]/All Mail", &["hidden-only"])]),
+            "{policy}"
+        );
+        let verify = mailmove_run(&state, &["verify", &source, &destination, "--gmail-labels", policy]);
+        assert_eq!(verify.status.code(), Some(0), "{policy}: {}\n{}", stdout(&verify), stderr(&verify));
+    }
+}

@@ -60,6 +60,8 @@ pub struct Account {
     pub commands: Vec<String>,
     /// The APPENDs (numbered from 0 over all connections) answered `NO [THROTTLED]`.
     pub throttle_appends: Vec<usize>,
+    /// Labels whose folders LIST does not show (Gmail's "Show in IMAP" unchecked).
+    pub hidden: BTreeSet<String>,
     next_validity: u32,
 }
 
@@ -85,6 +87,7 @@ impl Account {
             duplicate_appends: 0,
             commands: Vec::new(),
             throttle_appends: Vec::new(),
+            hidden: BTreeSet::new(),
             next_validity: 1,
         };
         for (name, attribute, _) in SYSTEM {
@@ -347,6 +350,9 @@ async fn serve(socket: tokio::net::TcpStream, account: Arc<Mutex<Account>>) -> s
                             out.push_str("* LIST (\\HasChildren \\Noselect) \"/\" \"[Gmail]\"\r\n");
                         }
                         for (folder_name, folder) in &account.folders {
+                            if account.hidden.contains(folder_name) {
+                                continue;
+                            }
                             if pattern == "*" || *folder_name == pattern {
                                 let attribute = if folder.attribute.is_empty() {
                                     "\\HasNoChildren".to_string()

@@ -78,6 +78,12 @@ pub struct LabelPolicy {
 const SYSTEM_FOLDERS: [(&str, SpecialUse); 3] =
     [("\\Inbox", SpecialUse::Inbox), ("\\Sent", SpecialUse::Sent), ("\\Draft", SpecialUse::Drafts)];
 
+/// The role of the folder a system label stands for (`\\Inbox` → INBOX, `\\Sent`, `\\Draft`);
+/// `None` for a user label and for the system labels that are views (`\\Important`, `\\Starred`).
+pub(crate) fn system_label_role(label: &str) -> Option<SpecialUse> {
+    SYSTEM_FOLDERS.iter().find(|(name, _)| name.eq_ignore_ascii_case(label)).map(|(_, role)| *role)
+}
+
 /// Whether `label` is the label of `folder`.
 fn labels_folder(label: &str, folder: &FolderPath) -> bool {
     match SYSTEM_FOLDERS.iter().find(|(name, _)| name.eq_ignore_ascii_case(label)) {
@@ -123,16 +129,12 @@ impl LabelPolicy {
         self
     }
 
-    /// Whether the message `meta`, listed in `folder`, is copied from there. `copied(label_folder)`
-    /// says whether the run copies a user label's folder (a label whose folder the filters leave
-    /// out does not hold the message: then All Mail does). A message without labels (any source
-    /// but Gmail) is always taken.
-    pub fn takes(
-        &self,
-        folder: &FolderPath,
-        meta: &MessageMeta,
-        copied: impl Fn(&FolderPath) -> bool,
-    ) -> bool {
+    /// Whether the message `meta`, listed in `folder`, is copied from there. `copied(label)` says
+    /// whether the run copies the folder of a label (`\\Inbox`, `\\Sent`, `Work/2024`): a label
+    /// whose folder the source does not list (Gmail's "Show in IMAP" unchecked) or the filters
+    /// leave out does not hold the message, so that it is never placed where nothing copies it.
+    /// A message without labels is always taken.
+    pub fn takes(&self, folder: &FolderPath, meta: &MessageMeta, copied: impl Fn(&str) -> bool) -> bool {
         let in_all_mail = folder.role() == Some(SpecialUse::All);
         if meta.labels.is_empty() {
             return true;
@@ -141,15 +143,13 @@ impl LabelPolicy {
         let own = own_label(folder);
         let labels: Vec<&str> = meta.labels.iter().map(String::as_str).chain(own.as_deref()).collect();
         // The labels whose folders the run copies, system ones first.
+        let holds = |label: &str| own.as_deref() == Some(label) || copied(label);
         let system = SYSTEM_FOLDERS
             .iter()
-            .filter(|(name, _)| labels.iter().any(|label| label.eq_ignore_ascii_case(name)))
+            .filter(|(name, _)| labels.iter().any(|label| label.eq_ignore_ascii_case(name)) && holds(name))
             .map(|(name, _)| name.to_string());
-        let mut user: Vec<&str> = labels
-            .iter()
-            .copied()
-            .filter(|label| !label.starts_with('\\') && copied(&FolderPath::parse(label)))
-            .collect();
+        let mut user: Vec<&str> =
+            labels.iter().copied().filter(|label| !label.starts_with('\\') && holds(label)).collect();
         user.sort_unstable();
         user.dedup();
         let mut homes = system.chain(user.into_iter().map(str::to_string));
@@ -213,14 +213,14 @@ mod tests {
         let all = FolderPath::parse("[Gmail]/All Mail").with_role(Some(SpecialUse::All));
         let work = FolderPath::parse("Work/2024");
         let policy = LabelPolicy::default();
-        let everything = |_: &FolderPath| true;
+        let everything = |_: &str| true;
         assert!(policy.takes(&work, &labelled(&["Work/2024", "\\Inbox"]), everything));
         assert!(!policy.takes(&all, &labelled(&["Work/2024"]), everything));
         assert!(!policy.takes(&all, &labelled(&["\\Inbox"]), everything));
         // Starred and Important are views, not folders: the message is only in All Mail.
         assert!(policy.takes(&all, &labelled(&["\\Important", "\\Starred"]), everything));
         // A label whose folder is excluded: All Mail holds the message.
-        assert!(policy.takes(&all, &labelled(&["Work/2024"]), |folder| folder.to_string() != "Work/2024"));
+        assert!(policy.takes(&all, &labelled(&["Work/2024"]), |label| label != "Work/2024"));
         // No labels (not Gmail): always.
         assert!(policy.takes(&all, &MessageMeta::new("1", 1), everything));
     }

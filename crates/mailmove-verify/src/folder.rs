@@ -145,7 +145,7 @@ async fn read_sources(
             let mut meta = meta?;
             // The flags the copy gave the destination: labels as keywords when its policy says so,
             // less the keywords it left out.
-            context.options.filter.labels.add_keywords(&mut meta);
+            context.filter.add_label_keywords(&mut meta);
             meta.flags.remove_keywords(&context.options.left_out_keywords);
             if !context.filter.takes(folder, &meta) {
                 listed.filtered += 1;

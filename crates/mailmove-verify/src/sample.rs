@@ -106,7 +106,7 @@ pub(crate) async fn verify_sample(
         let mut listing = context.source.list_messages(&info.path, None);
         while let Some(meta) = listing.next().await {
             let mut meta = meta?;
-            context.options.filter.labels.add_keywords(&mut meta);
+            context.filter.add_label_keywords(&mut meta);
             meta.flags.remove_keywords(&context.options.left_out_keywords);
             if !context.filter.takes(&info.path, &meta) {
                 verdict.source_filtered += 1;

@@ -96,9 +96,11 @@ pub async fn verify(
     };
     // Before anything is listed: a state file of another job is the command line's mistake.
     let job = crate::job::open(options, source, destination)?;
-    let context = Context::new(source, destination, options, events, filter, settings, started).with_job(job);
+    let mut context =
+        Context::new(source, destination, options, events, filter, settings, started).with_job(job);
 
     let source_folders = context.with_retries(Side::Source, "folders", || source.list_folders()).await?;
+    context.filter.learn_source(&source_folders, source_caps.labels);
     let destination_folders =
         context.with_retries(Side::Destination, "folders", || destination.list_folders()).await?;
     let groups = plan(&context, &source_folders, &destination_folders, !destination_caps.folders);

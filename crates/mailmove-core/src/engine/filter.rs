@@ -5,8 +5,11 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::folder::{FolderPath, SpecialUse};
-use crate::labels::LabelPolicy;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::folder::{FolderInfo, FolderPath, SpecialUse};
+use crate::labels::{system_label_role, LabelPolicy};
 use crate::message::MessageMeta;
 
 /// Folder globs and message criteria.
@@ -78,6 +81,26 @@ pub struct CompiledFilter {
     filter: MessageFilter,
     include: Option<GlobSet>,
     exclude: GlobSet,
+    /// A store of labels as the source: the label folders the run copies
+    /// ([`CompiledFilter::learn_source`]); `None`: the label policy does not apply.
+    label_folders: Option<Arc<LabelFolders>>,
+}
+
+/// The folders of a store of labels that the run copies: by name, and the roles among them.
+#[derive(Debug, Default)]
+struct LabelFolders {
+    names: HashSet<String>,
+    roles: HashSet<SpecialUse>,
+}
+
+impl LabelFolders {
+    /// Whether the run copies the folder of `label`.
+    fn copies(&self, label: &str) -> bool {
+        match system_label_role(label) {
+            Some(role) => self.roles.contains(&role),
+            None => !label.starts_with('\\') && self.names.contains(label),
+        }
+    }
 }
 
 fn compile(patterns: &[String]) -> Result<GlobSet> {
@@ -100,6 +123,7 @@ impl MessageFilter {
             filter: self.clone(),
             include: if self.include.is_empty() { None } else { Some(compile(&self.include)?) },
             exclude: compile(&self.exclude)?,
+            label_folders: None,
         })
     }
 }
@@ -118,12 +142,43 @@ impl CompiledFilter {
         self.filter.left_out.iter().find(|left_out| left_out.covers(folder))
     }
 
+    /// Once the source's folders are listed: when the source is a store of labels
+    /// ([`SourceCapabilities::labels`](crate::SourceCapabilities::labels), Gmail), the label
+    /// policy applies, knowing which label folders the run copies (the source lists them, and the
+    /// filters select them). Any other source's labels (a Takeout mbox's `X-Gmail-Labels`) are
+    /// metadata only: every message is taken where it is.
+    pub fn learn_source(&mut self, folders: &[FolderInfo], store_of_labels: bool) {
+        self.label_folders = store_of_labels.then(|| {
+            let mut copied = LabelFolders::default();
+            for info in folders {
+                if info.selectable && info.problem.is_none() && self.folder_matches(&info.path) {
+                    copied.names.insert(info.path.to_string());
+                    let role = if info.path.is_inbox() { Some(SpecialUse::Inbox) } else { info.path.role() };
+                    copied.roles.extend(role);
+                }
+            }
+            Arc::new(copied)
+        });
+    }
+
     /// Whether the message, listed in the source's `folder`, is copied from there: it
-    /// [matches](Self::message_matches) and the [label policy](MessageFilter::labels) places it
-    /// there. The one rule the copy, `plan` and `verify` apply to a source's listing.
+    /// [matches](Self::message_matches) and, from a store of labels, the
+    /// [label policy](MessageFilter::labels) places it there. The one rule the copy, `plan` and
+    /// `verify` apply to a source's listing.
     pub fn takes(&self, folder: &FolderPath, meta: &MessageMeta) -> bool {
         self.message_matches(meta)
-            && self.filter.labels.takes(folder, meta, |label_folder| self.folder_matches(label_folder))
+            && match &self.label_folders {
+                Some(copied) => self.filter.labels.takes(folder, meta, |label| copied.copies(label)),
+                None => true,
+            }
+    }
+
+    /// From a store of labels, the message's labels as keywords when the policy says so
+    /// ([`LabelPolicy::add_keywords`]); otherwise nothing.
+    pub fn add_label_keywords(&self, meta: &mut MessageMeta) {
+        if self.label_folders.is_some() {
+            self.filter.labels.add_keywords(meta);
+        }
     }
 
     /// Whether the message meets the message criteria (size, dates), wherever it is.
@@ -206,5 +261,24 @@ mod tests {
         assert!(!filter.message_matches(&MessageMeta::new("1", 500).with_internal_date(date(2021))));
         assert!(filter.message_matches(&MessageMeta::new("1", 50)));
         assert!(MessageFilter { include: vec!["[".into()], ..Default::default() }.compile().is_err());
+    }
+
+    #[test]
+    fn the_label_policy_applies_to_a_store_of_labels_only_and_knows_its_folders() {
+        use crate::folder::FolderInfo;
+        let mut meta = MessageMeta::new("1", 10);
+        meta.labels = vec!["Hidden".to_string()];
+        let all = FolderPath::parse("[Gmail]/All Mail").with_role(Some(SpecialUse::All));
+        let listed = [FolderInfo::new(FolderPath::inbox()), FolderInfo::new(all.clone())];
+        let mut filter = MessageFilter::default().compile().unwrap();
+        // Not learnt (any source but a store of labels): every message is taken.
+        assert!(filter.takes(&all, &meta));
+        // A store of labels that does not list the label's folder: All Mail holds the message.
+        filter.learn_source(&listed, true);
+        assert!(filter.takes(&all, &meta));
+        meta.labels.push("\\Inbox".into());
+        assert!(!filter.takes(&all, &meta), "INBOX is listed: it holds the message");
+        filter.learn_source(&listed, false);
+        assert!(filter.takes(&all, &meta));
     }
 }

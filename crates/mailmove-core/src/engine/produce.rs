@@ -108,7 +108,7 @@ impl<'p> Producer<'p> {
                 Some(Ok(mut meta)) => {
                     // The flags the destination is given, here as for the append: labels as
                     // keywords when the policy says so, less the keywords left out.
-                    context.options.filter.labels.add_keywords(&mut meta);
+                    context.filter.add_label_keywords(&mut meta);
                     context.options.leave_out_keywords(&mut meta.flags);
                     self.outcome.last_key = Some(meta.key.clone());
                     if is_listing {
@@ -321,7 +321,7 @@ impl<'p> Producer<'p> {
                 message.meta.message_id = listed.message_id;
             }
         }
-        context.options.filter.labels.add_keywords(&mut message.meta);
+        context.filter.add_label_keywords(&mut message.meta);
         if context.options.leave_out_keywords(&mut message.meta.flags) {
             context.totals.keywords_left_out.fetch_add(1, Ordering::Relaxed);
         }

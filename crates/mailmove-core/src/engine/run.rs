@@ -195,7 +195,7 @@ pub async fn copy_setting_aside(
     let filter = options.filter.compile()?;
     let limits = &options.limits;
     let byte_budget_kib = u32::try_from((limits.max_bytes_in_flight / 1024).max(1)).unwrap_or(u32::MAX);
-    let context = RunContext {
+    let mut context = RunContext {
         source,
         sink,
         refused_to,
@@ -221,6 +221,7 @@ pub async fn copy_setting_aside(
 
     let source_folders =
         super::retry::with_retries(&context, "listing source folders", || source.list_folders()).await?;
+    context.filter.learn_source(&source_folders, source.capabilities().labels);
     let destination_folders = match sink.list_folders().await {
         Ok(folders) => folders,
         Err(error) if options.dry_run => {
