@@ -26,6 +26,10 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
+#[path = "../../crates/mailmove-imap/tests/common/tokens.rs"]
+mod imap_tokens;
+use imap_tokens::{in_set, quote, tokens};
+
 /// Gmail's advertised APPENDLIMIT.
 pub const APPEND_LIMIT: usize = 35_651_584;
 
@@ -223,77 +227,9 @@ impl FakeGmail {
 const CAPABILITIES: &str =
     "IMAP4rev1 UIDPLUS X-GM-EXT-1 SPECIAL-USE LITERAL+ APPENDLIMIT=35651584 ID NAMESPACE CHILDREN";
 
-fn quote(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// Strings (quoted or atoms) and raw parenthesised lists.
-fn tokens(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        match c {
-            ' ' => {
-                chars.next();
-            }
-            '"' => {
-                chars.next();
-                let mut value = String::new();
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\\' => value.extend(chars.next()),
-                        '"' => break,
-                        other => value.push(other),
-                    }
-                }
-                out.push(value);
-            }
-            '(' => {
-                let mut depth = 0;
-                let mut value = String::new();
-                for c in chars.by_ref() {
-                    value.push(c);
-                    depth += match c {
-                        '(' => 1,
-                        ')' => -1,
-                        _ => 0,
-                    };
-                    if depth == 0 {
-                        break;
-                    }
-                }
-                out.push(value);
-            }
-            _ => {
-                let mut value = String::new();
-                while let Some(&c) = chars.peek() {
-                    if c == ' ' {
-                        break;
-                    }
-                    value.push(c);
-                    chars.next();
-                }
-                out.push(value);
-            }
-        }
-    }
-    out
-}
-
 /// The items of a parenthesised list (`(\Seen "a b")` → `\Seen`, `a b`).
 fn list_items(list: &str) -> Vec<String> {
     tokens(list.trim_start_matches('(').trim_end_matches(')'))
-}
-
-fn in_set(set: &str, uid: u32, max: u32) -> bool {
-    let number = |s: &str| if s == "*" { Some(max) } else { s.parse::<u32>().ok() };
-    set.split(',').any(|range| match range.split_once(':') {
-        Some((a, b)) => match (number(a), number(b)) {
-            (Some(a), Some(b)) => (a.min(b)..=a.max(b)).contains(&uid),
-            _ => false,
-        },
-        None => number(range) == Some(uid),
-    })
 }
 
 async fn serve(socket: tokio::net::TcpStream, account: Arc<Mutex<Account>>) -> std::io::Result<()> {
