@@ -217,7 +217,10 @@ pub(crate) fn has_nul_replacement(body: &MessageBody) -> Result<bool> {
         let mut window = std::mem::take(&mut carry);
         window.extend_from_slice(chunk);
         let judge_end = window.len().saturating_sub(3);
-        found = (carry_judged..judge_end).any(|i| window[i] == 0x80 && is_stray(&window, i));
+        // Candidates found with memchr (a byte-at-a-time scan was 6 % of an IMAP copy's CPU).
+        found = judge_end > carry_judged
+            && memchr::memchr_iter(0x80, &window[carry_judged..judge_end])
+                .any(|i| is_stray(&window, carry_judged + i));
         let keep_from = window.len().saturating_sub(6);
         carry_judged = judge_end.saturating_sub(keep_from);
         carry = window[keep_from..].to_vec();
