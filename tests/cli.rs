@@ -67,6 +67,9 @@ fn unknown_schemes_and_bad_options_are_usage_errors() {
     assert_eq!(output.status.code(), Some(2));
     let output = run(dir.path(), &["copy", "--no-such-flag"]);
     assert_eq!(output.status.code(), Some(2));
+    let output = run(dir.path(), &["copy", "maildir:/a", "maildir:/b", "--reconcile", "by-guess"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("identity or content"), "{}", stderr(&output));
     let output = run(dir.path(), &["copy", "pop3://ana@127.0.0.1:1/", "pop3://ana@127.0.0.1:1/"]);
     assert_ne!(output.status.code(), Some(0), "POP3 is not a destination");
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 use clap::{Args, Parser, Subcommand};
-use mailmove::core::engine::{CopyOptions, FolderMapping, MessageFilter};
+use mailmove::core::engine::{CopyOptions, FolderMapping, MessageFilter, Reconcile};
 use mailmove::core::labels::{LabelPlacement, LabelPolicy};
 use mailmove::core::Provider;
 use mailmove::registry::Side;
@@ -116,6 +116,12 @@ pub struct JobArgs {
     /// Microsoft 365 and Exchange), else RFC 5322's 998. `verify` takes it to know such copies.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "auto")]
     pub encode_long_lines: Option<String>,
+    /// A first run into a destination that already holds messages (no checkpoint for it): how
+    /// the copies among them are recognised. `identity` (default): by size and header section,
+    /// without downloading the destination's bodies (nor, from an IMAP source, the source's);
+    /// `content`: every copy read whole and compared byte for byte.
+    #[arg(long, value_name = "HOW", default_value = "identity")]
+    pub reconcile: String,
     /// Print JSON lines on stdout: one event per line, the final report last.
     #[arg(long)]
     pub json: bool,
@@ -295,7 +301,19 @@ impl JobArgs {
             }
             None => Vec::new(),
         };
-        Ok(CopyOptions { mapping, filter, encode_long_lines, left_out_keywords, ..CopyOptions::default() })
+        let reconcile = match self.reconcile.as_str() {
+            "identity" => Reconcile::Identity,
+            "content" => Reconcile::Content,
+            other => return Err(UsageError(format!("--reconcile {other:?}: identity or content")).into()),
+        };
+        Ok(CopyOptions {
+            mapping,
+            filter,
+            encode_long_lines,
+            left_out_keywords,
+            reconcile,
+            ..CopyOptions::default()
+        })
     }
 }
 

@@ -43,7 +43,7 @@ pub struct BatchArgs {
     pub json: bool,
 }
 
-const COLUMNS: [&str; 23] = [
+const COLUMNS: [&str; 24] = [
     "source",
     "destination",
     "name",
@@ -67,6 +67,7 @@ const COLUMNS: [&str; 23] = [
     "daily_upload",
     "refused_to",
     "encode_long_lines",
+    "reconcile",
 ];
 
 /// One row of the accounts file.
@@ -166,6 +167,7 @@ impl Account {
                 .get("gmail_spam_trash")
                 .is_some_and(|value| value == "true" || value == "yes"),
             encode_long_lines: self.get("encode_long_lines").map(str::to_string),
+            reconcile: self.get("reconcile").unwrap_or("identity").to_string(),
             json: false,
             report: None,
             quiet: true,

@@ -55,6 +55,7 @@ pub struct JobFile {
     pub refused_to: Option<String>,
     pub daily_upload: Option<String>,
     pub encode_long_lines: Option<String>,
+    pub reconcile: Option<String>,
 }
 
 impl JobFile {
@@ -111,6 +112,7 @@ impl JobArgs {
             gmail_labels: given_or(self.gmail_labels, "folders", file.gmail_labels.take()),
             gmail_spam_trash: self.gmail_spam_trash || file.gmail_spam_trash.unwrap_or(false),
             encode_long_lines: pick(self.encode_long_lines, file.encode_long_lines.take()),
+            reconcile: given_or(self.reconcile, "identity", file.reconcile.take()),
             ..self
         }
     }

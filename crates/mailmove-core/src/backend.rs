@@ -27,6 +27,7 @@ use crate::error::Result;
 use crate::fingerprint::Fingerprint;
 use crate::flags::{FlagChange, FlagUpdate};
 use crate::folder::{FolderInfo, FolderPath};
+use crate::identity::CheapIdentity;
 use crate::message::{Appended, Message, MessageMeta, SourceKey};
 use crate::stored::StoredCopy;
 
@@ -278,6 +279,24 @@ impl ExistingMessage {
     }
 }
 
+/// A message already at the destination, by its [`CheapIdentity`]: what a sink lists when it can
+/// tell its copies apart more cheaply than by reading them ([`MailSink::list_identities`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExistingIdentity {
+    /// The destination's key, when it has one.
+    pub dest_key: Option<String>,
+    /// Size (CRLF) and header-section hash.
+    pub identity: CheapIdentity,
+}
+
+impl ExistingIdentity {
+    /// A listing entry.
+    pub fn new(dest_key: Option<String>, identity: CheapIdentity) -> Self {
+        ExistingIdentity { dest_key, identity }
+    }
+}
+
 /// Where messages come from.
 #[async_trait]
 pub trait MailSource: Send + Sync + std::fmt::Debug {
@@ -304,6 +323,20 @@ pub trait MailSource: Send + Sync + std::fmt::Debug {
 
     /// The messages with these keys, as a stream (see the module contract).
     fn fetch<'a>(&'a self, folder: &'a FolderPath, keys: &'a [SourceKey]) -> BoxStream<'a, Result<Message>>;
+
+    /// The [`CheapIdentity`] of each of these messages, without their bodies, when the source
+    /// can give them for much less than the messages (IMAP: `RFC822.SIZE` and the header section):
+    /// the engine then skips fetching the messages a destination already holds
+    /// ([`crate::identity`]). A key the source cannot find is left out. The default, `None`, is
+    /// right for local stores: reading a message there costs little more than its headers.
+    fn identities<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        keys: &'a [SourceKey],
+    ) -> Option<BoxStream<'a, Result<(SourceKey, CheapIdentity)>>> {
+        let _ = (folder, keys);
+        None
+    }
 
     /// Damage found while reading (a truncated mbox, junk before the first message...): things
     /// that were imported as well as possible and must be reported, not hidden. The engine puts
@@ -333,6 +366,18 @@ pub trait MailSink: Send + Sync + std::fmt::Debug {
 
     /// What the folder already holds, with strict fingerprints. A missing folder lists nothing.
     fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>>;
+
+    /// What the folder already holds by [`CheapIdentity`] (a missing folder lists nothing), when
+    /// the sink can list that for much less than [`MailSink::list_existing`] costs (IMAP:
+    /// `RFC822.SIZE` and the header section instead of every body). The engine reconciles a
+    /// first run with it ([`crate::identity`]). The default, `None`, is right for local stores.
+    fn list_identities<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+    ) -> Option<BoxStream<'a, Result<ExistingIdentity>>> {
+        let _ = folder;
+        None
+    }
 
     /// The durability point: after `Ok`, every earlier append to `folder` survives a crash. The
     /// engine records a copy only after this returned `Ok`, and flushes before it lists a folder
@@ -515,6 +560,13 @@ macro_rules! forward_source {
             ) -> BoxStream<'a, Result<Message>> {
                 (**self).fetch(folder, keys)
             }
+            fn identities<'a>(
+                &'a self,
+                folder: &'a FolderPath,
+                keys: &'a [SourceKey],
+            ) -> Option<BoxStream<'a, Result<(SourceKey, CheapIdentity)>>> {
+                (**self).identities(folder, keys)
+            }
             fn warnings(&self) -> Vec<String> {
                 (**self).warnings()
             }
@@ -545,6 +597,12 @@ macro_rules! forward_sink {
             }
             fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>> {
                 (**self).list_existing(folder)
+            }
+            fn list_identities<'a>(
+                &'a self,
+                folder: &'a FolderPath,
+            ) -> Option<BoxStream<'a, Result<ExistingIdentity>>> {
+                (**self).list_identities(folder)
             }
             async fn flush(&self, folder: &FolderPath) -> Result<()> {
                 (**self).flush(folder).await

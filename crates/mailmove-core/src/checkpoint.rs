@@ -26,6 +26,14 @@
 //!    copies already explained by a copied or matched record
 //!    ([`Checkpoint::done_fingerprint_counts`]) vouch for none, so identical messages are neither
 //!    merged nor duplicated.
+//!
+//!    A folder this checkpoint has never seen (no record at all: a first run into a destination
+//!    that may already hold copies) is reconciled by [cheap identity](crate::identity) in its
+//!    first round when the sink can list identities: size and header section instead of the
+//!    strict fingerprint, so no body is downloaded. Its matched records carry the message's
+//!    strict fingerprint when the engine fetched it, else a stand-in derived from the identity
+//!    ([`CheapIdentity::record_fingerprint`](crate::identity::CheapIdentity::record_fingerprint)),
+//!    which no strict fingerprint ever equals. Rules 3 to 5 hold for every later round and run.
 //! 6. **Keys count only under their epoch.** When the epoch (IMAP UIDVALIDITY) or the destination
 //!    folder changes, the folder's key map is dropped ([`FolderState::key_map_dropped`]) and the
 //!    whole folder is reconciled by fingerprint; nothing is ever deleted at the destination on the

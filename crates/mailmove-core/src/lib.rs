@@ -51,6 +51,7 @@ pub mod fingerprint;
 pub mod flags;
 pub mod folder;
 pub mod headers8bit;
+pub mod identity;
 pub mod inventory;
 pub mod labels;
 pub mod long_lines;
@@ -66,8 +67,8 @@ pub mod units;
 pub mod url_query;
 
 pub use backend::{
-    ExistingMessage, MailSink, MailSinkExt, MailSinkFlagsExt, MailSource, MailSourceExt, SinkCapabilities,
-    SourceCapabilities,
+    ExistingIdentity, ExistingMessage, MailSink, MailSinkExt, MailSinkFlagsExt, MailSource, MailSourceExt,
+    SinkCapabilities, SourceCapabilities,
 };
 pub use error::Disposition;
 pub use error::{BoxError, Error, Result};

@@ -14,6 +14,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset};
 use futures::stream::{self, BoxStream, StreamExt};
 
+mod identities;
+
 use crate::backend::{ExistingMessage, MailSink, MailSource, SinkCapabilities, SourceCapabilities};
 use crate::error::{Error, Result};
 use crate::fingerprint;
@@ -99,6 +101,10 @@ struct State {
     moves_to_cut: usize,
     /// What was sent for each message stored since the last post-store check, per folder.
     unchecked: BTreeMap<FolderPath, Vec<(SourceKey, u64, MessageBody)>>,
+    /// Cheap identities are listed and given ([`MemoryStore::offer_identities`]).
+    offers_identities: bool,
+    /// Bodies handed out by `fetch` and `list_existing` ([`MemoryStore::bodies_read`]).
+    bodies_read: usize,
 }
 
 /// An in-memory mail store, source and sink at once. Cloning shares the store.
@@ -371,8 +377,16 @@ impl MailSource for MemoryStore {
         stream::iter(metas).boxed()
     }
 
+    fn identities<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        keys: &'a [SourceKey],
+    ) -> Option<BoxStream<'a, Result<(SourceKey, crate::identity::CheapIdentity)>>> {
+        self.identities_of(folder, keys)
+    }
+
     fn fetch<'a>(&'a self, folder: &'a FolderPath, keys: &'a [SourceKey]) -> BoxStream<'a, Result<Message>> {
-        let state = self.lock();
+        let mut state = self.lock();
         let Some(entry) = state.folders.get(folder) else {
             return stream::iter(vec![Err(Error::NotFound { what: format!("folder {folder}") })]).boxed();
         };
@@ -384,6 +398,7 @@ impl MailSource for MemoryStore {
             .map(|index| &entry.messages[index])
             .map(|message| Ok(Message::new(Self::meta_of(message), message.body.clone())))
             .collect();
+        state.bodies_read += found.len();
         stream::iter(found).boxed()
     }
 }
@@ -480,7 +495,8 @@ impl MailSink for MemoryStore {
     }
 
     fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>> {
-        let state = self.lock();
+        let mut state = self.lock();
+        state.bodies_read += state.folders.get(folder).map_or(0, |entry| entry.messages.len());
         let entries: Vec<Result<ExistingMessage>> = state
             .folders
             .get(folder)
@@ -499,6 +515,13 @@ impl MailSink for MemoryStore {
             })
             .unwrap_or_default();
         stream::iter(entries).boxed()
+    }
+
+    fn list_identities<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+    ) -> Option<BoxStream<'a, Result<crate::backend::ExistingIdentity>>> {
+        self.existing_identities(folder)
     }
 
     async fn flush(&self, folder: &FolderPath) -> Result<()> {

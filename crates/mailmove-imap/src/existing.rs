@@ -44,7 +44,7 @@ fn entry(validity: Option<u32>, uid: u32, size: u64, fingerprint: Fingerprint) -
 impl Inner {
     /// EXAMINE (fresh: see [`select::start`]) and every UID, in one round trip; `None` when
     /// the folder does not exist.
-    async fn examine_existing(&self, mailbox: &str) -> Result<Option<(Option<u32>, Vec<u32>)>> {
+    pub(crate) async fn examine_existing(&self, mailbox: &str) -> Result<Option<(Option<u32>, Vec<u32>)>> {
         self.settle_mailbox(mailbox).await;
         let mut pooled = self.acquire_for(Some(mailbox)).await?;
         let conn = pooled.conn();

@@ -198,6 +198,7 @@ mod append;
 mod copy_changes;
 mod existing;
 mod folders;
+mod identities;
 mod sink;
 mod source;
 mod store;

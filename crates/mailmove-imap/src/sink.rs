@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use mailmove_core::{
-    Appended, ExistingMessage, FlagUpdate, FolderInfo, FolderPath, MailSink, Message, Result,
-    SinkCapabilities, StoredCopy,
+    Appended, ExistingIdentity, ExistingMessage, FlagUpdate, FolderInfo, FolderPath, MailSink, Message,
+    Result, SinkCapabilities, StoredCopy,
 };
 
 use crate::capability::Capability;
@@ -61,6 +61,14 @@ impl MailSink for ImapStore {
     /// only what arrived since.
     fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>> {
         self.inner.list_existing(folder)
+    }
+
+    /// `RFC822.SIZE` and the header section of every message, 512 UIDs a `UID FETCH`.
+    fn list_identities<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+    ) -> Option<BoxStream<'a, Result<ExistingIdentity>>> {
+        Some(self.inner.list_identities(folder))
     }
 
     /// Reads the answer of every APPEND still in flight to `folder`; `Ok` only when the server

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
+use mailmove_core::identity::CheapIdentity;
 use mailmove_core::{
     Error, FolderInfo, FolderPath, MailSource, Message, MessageMeta, Result, SourceCapabilities, SourceKey,
 };
@@ -252,6 +253,15 @@ impl MailSource for ImapStore {
 
     fn warnings(&self) -> Vec<String> {
         self.inner.pool.notes()
+    }
+
+    /// `RFC822.SIZE` and the header section of each message, 512 UIDs a `UID FETCH`.
+    fn identities<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        keys: &'a [SourceKey],
+    ) -> Option<BoxStream<'a, Result<(SourceKey, CheapIdentity)>>> {
+        Some(self.inner.source_identities(folder, keys))
     }
 
     fn list_messages<'a>(

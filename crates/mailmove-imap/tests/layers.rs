@@ -29,7 +29,18 @@ const LAYERS: &[(&str, &[&str])] = &[
     // index.
     (
         "store",
-        &["store", "source", "sink", "append", "existing", "folders", "stored", "copy_changes", "quota"],
+        &[
+            "store",
+            "source",
+            "sink",
+            "append",
+            "existing",
+            "identities",
+            "folders",
+            "stored",
+            "copy_changes",
+            "quota",
+        ],
     ),
 ];
 

@@ -179,3 +179,41 @@ async fn kit_fixture_round_trips_byte_exact_but_for_what_imap4d_cannot_keep() {
         assert!(expected.is_empty(), "{}: not read back: {}", folder.path, expected.len());
     }
 }
+
+/// imap4d shows its bookkeeping headers (`X-UID`, `X-IMAPbase`, `Status`) in `BODY[HEADER]` and
+/// counts them in `RFC822.SIZE`: the identities it lists are of the messages without them, the
+/// same as the source's, so a first run into the copies finds every one.
+#[tokio::test]
+async fn identities_are_of_the_messages_without_the_bookkeeping_headers() {
+    use futures::StreamExt;
+    use mailmove_core::identity::CheapIdentity;
+
+    let user = mu::fresh_user();
+    let sink = mu::store(&user).await;
+    let folder = FolderPath::parse("Kept");
+    sink.create_folder(&folder).await.unwrap();
+    let bodies: Vec<Vec<u8>> =
+        (0..4).map(|n| message(&format!("ident{n}"), &"line\r\n".repeat(n * 7))).collect();
+    for bytes in &bodies {
+        sink.append(
+            &folder,
+            &Message::new(MessageMeta::new("k", bytes.len() as u64), MessageBody::from_bytes(bytes.clone())),
+        )
+        .await
+        .unwrap();
+    }
+    sink.flush(&folder).await.unwrap();
+    let reader = mu::store(&user).await;
+    let listed: Vec<_> = reader.list_identities(&folder).expect("offered").collect().await;
+    let mut listed: Vec<String> =
+        listed.into_iter().map(|entry| format!("{:?}", entry.unwrap().identity)).collect();
+    let mut expected: Vec<String> = bodies
+        .iter()
+        .map(|bytes| {
+            format!("{:?}", CheapIdentity::of_body(&MessageBody::from_bytes(bytes.clone())).unwrap())
+        })
+        .collect();
+    listed.sort();
+    expected.sort();
+    assert_eq!(listed, expected);
+}

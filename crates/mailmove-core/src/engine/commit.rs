@@ -80,7 +80,7 @@ fn transform_note(name: &str) -> String {
 pub(super) struct Committer<'p, 'i> {
     pub(super) pass: &'p Pass<'p>,
     /// What the destination holds that no done record explains, when the folder is reconciled.
-    index: &'i mut Option<DestinationIndex>,
+    index: &'i std::sync::Mutex<Option<DestinationIndex>>,
     pub(super) report: FolderReport,
     outcome: CommitOutcome,
 }
@@ -109,7 +109,7 @@ fn note_on(folder: &FolderPath, fetched: &Fetched, reason: String) -> MessageNot
 }
 
 impl<'p, 'i> Committer<'p, 'i> {
-    pub fn new(pass: &'p Pass<'p>, index: &'i mut Option<DestinationIndex>) -> Self {
+    pub fn new(pass: &'p Pass<'p>, index: &'i std::sync::Mutex<Option<DestinationIndex>>) -> Self {
         Committer { pass, index, report: FolderReport::default(), outcome: CommitOutcome::default() }
     }
 
@@ -221,7 +221,8 @@ impl<'p, 'i> Committer<'p, 'i> {
         let mut matched = Vec::new();
         let mut to_append = Vec::new();
         for fetched in batch {
-            match self.index.as_mut().and_then(|index| self.pass.find(index, &fetched)) {
+            let found = lock(self.index).as_mut().and_then(|index| self.pass.find(index, &fetched));
+            match found {
                 Some(found) => {
                     // Sent by this run (its storing confirmed only now) or by a run that died
                     // before recording it (its intent was pending): the job's own copy, recorded

@@ -270,6 +270,15 @@ impl Pass<'_> {
     /// post-store check said the destination stored it (in this run, or in an earlier one: the
     /// checkpoint keeps it by content).
     pub fn find(&self, index: &mut DestinationIndex, fetched: &Fetched) -> Option<Found> {
+        if index.by_identity() {
+            // The first round of a folder the checkpoint knew nothing of: nothing altered is known.
+            if let Some(dest_key) = index.take_identity(&fetched.identity) {
+                return Some(Found { held: fetched.fingerprint, alteration: None, dest_key });
+            }
+            let (_, own) = fetched.transformed?;
+            let dest_key = index.take_identity(&fetched.own_identity?)?;
+            return Some(Found { held: own, alteration: None, dest_key });
+        }
         if let Some(dest_key) = index.take(&fetched.fingerprint) {
             return Some(Found { held: fetched.fingerprint, alteration: None, dest_key });
         }
@@ -303,7 +312,7 @@ impl Pass<'_> {
         let mut index = if state.fresh || state.pending > 0 || state.key_map_dropped {
             // Building the index flushes the destination first: a transient failure there is
             // retried like any other, not a failure of the folder.
-            let build = || DestinationIndex::build(self);
+            let build = || DestinationIndex::build(self, true);
             Some(with_retries(context, &report.folder, build).await?)
         } else {
             None
@@ -375,7 +384,7 @@ impl Pass<'_> {
             }
             retry.backoff(&error).await;
             // A transient failure may have stored the message anyway: reconcile before appending again.
-            index = Some(DestinationIndex::build(self).await?);
+            index = Some(DestinationIndex::build(self, false).await?);
             keys = if !listing_complete {
                 // Listing again is safe: what is done is skipped through the checkpoint.
                 Keys::Listing(after.clone())
@@ -396,10 +405,14 @@ impl Pass<'_> {
     ) -> (ProduceOutcome, CommitOutcome) {
         let capacity = self.context.options.limits.max_messages_in_flight.max(1);
         let (sender, receiver) = mpsc::channel::<Fetched>(capacity);
-        let producer = Producer::new(self, sender).run(keys);
-        let committer = Committer::new(self, index).run(receiver);
+        // Both sides take from the index: the producer what it recognises before fetching (by
+        // the source's identities), the committer what it recognises once fetched.
+        let shared = std::sync::Mutex::new(index.take());
+        let producer = Producer::new(self, sender, &shared).run(keys);
+        let committer = Committer::new(self, &shared).run(receiver);
         let ((produced, producer_report), (committed, committer_report)) =
             futures::join!(producer, committer);
+        *index = shared.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         for part in [producer_report, committer_report] {
             // A retry round may list the folder again from the same place: the folder holds the
             // most any pass listed (or left out by the filters), not their sum.

@@ -73,7 +73,7 @@ use std::sync::Arc;
 pub use event::{Event, EventSink};
 pub use filter::{CompiledFilter, LeftOut, MessageFilter};
 pub use mapping::{FolderMapping, MappingResolver};
-pub use options::{CopyOptions, Limits, RetryPolicy};
+pub use options::{CopyOptions, Limits, Reconcile, RetryPolicy};
 pub use preflight::{preflight, Preflight, PreflightOptions, TOO_BIG_LISTED};
 pub use report::{FolderReport, LeftOutFolder, MessageFailure, MessageNote, RunOutcome, RunReport};
 pub use run::{copy, copy_setting_aside};

@@ -138,6 +138,25 @@ pub struct CopyOptions {
     /// of every message's flags before the append and the flag sync, counted in the report's
     /// warnings.
     pub left_out_keywords: Vec<String>,
+    /// How a first run recognises the copies a destination holds already (a re-run without the
+    /// checkpoint, an account half-migrated by another tool).
+    pub reconcile: Reconcile,
+}
+
+/// How a first run into a destination that holds messages already recognises the copies among
+/// them ([`crate::identity`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Reconcile {
+    /// By [`CheapIdentity`](crate::identity::CheapIdentity) (size and header section) where the
+    /// sink can list it: the destination's bodies are not downloaded, and where the source gives
+    /// identities too, the messages found are not fetched either. Sinks that cannot list
+    /// identities are reconciled by content.
+    #[default]
+    Identity,
+    /// By strict fingerprint, every copy read whole: as many bytes as the copies themselves.
+    Content,
 }
 
 impl CopyOptions {
@@ -160,6 +179,7 @@ impl Default for CopyOptions {
             daily_upload: None,
             encode_long_lines: None,
             left_out_keywords: Vec::new(),
+            reconcile: Reconcile::default(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! checkpoint, fetch in batches, fingerprint, and hand each message to the committer with its
 //! share of the run's budgets.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use futures::stream::{self, BoxStream, StreamExt};
@@ -10,12 +10,15 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::event::Event;
 use super::folder::Pass;
+use super::reconcile::DestinationIndex;
 use super::report::FolderReport;
 use super::retry::Retry;
-use crate::checkpoint::MessageState;
+use crate::checkpoint::{IntentRow, MessageState, Outcome};
 use crate::error::{Disposition, Error, Result};
-use crate::fingerprint::{self, Fingerprint};
+use crate::fingerprint::Fingerprint;
+use crate::identity::{self, CheapIdentity};
 use crate::message::{Message, MessageMeta, SourceKey, SpoolConfig};
+use crate::sync::lock;
 use crate::transform::Transforms;
 
 /// How many keys are looked up in the checkpoint at once.
@@ -30,6 +33,10 @@ pub(super) struct Fetched {
     /// When a named transform applied: its name and the fingerprint of the message as the
     /// source holds it (a destination copy made without the transform is the same message too).
     pub transformed: Option<(&'static str, Fingerprint)>,
+    /// The cheap identity of the message as appended ([`crate::identity`]).
+    pub identity: CheapIdentity,
+    /// When a named transform applied: the identity of the message as the source holds it.
+    pub own_identity: Option<CheapIdentity>,
     /// The checkpoint holds an intent for it: an earlier run appended it and died before
     /// recording the result, so a copy found at the destination is the job's own.
     pub intent_pending: bool,
@@ -58,8 +65,10 @@ pub(super) struct ProduceOutcome {
 }
 
 /// The producer of one pass; its methods are the steps.
-pub(super) struct Producer<'p> {
+pub(super) struct Producer<'p, 'i> {
     pass: &'p Pass<'p>,
+    /// What the destination holds, when the folder is reconciled (shared with the committer).
+    index: &'i std::sync::Mutex<Option<DestinationIndex>>,
     /// Keys of the current lookup batch whose intent is pending in the checkpoint.
     pending_intents: HashSet<SourceKey>,
     sender: mpsc::Sender<Fetched>,
@@ -67,10 +76,15 @@ pub(super) struct Producer<'p> {
     outcome: ProduceOutcome,
 }
 
-impl<'p> Producer<'p> {
-    pub fn new(pass: &'p Pass<'p>, sender: mpsc::Sender<Fetched>) -> Self {
+impl<'p, 'i> Producer<'p, 'i> {
+    pub fn new(
+        pass: &'p Pass<'p>,
+        sender: mpsc::Sender<Fetched>,
+        index: &'i std::sync::Mutex<Option<DestinationIndex>>,
+    ) -> Self {
         Producer {
             pass,
+            index,
             pending_intents: HashSet::new(),
             sender,
             report: FolderReport::default(),
@@ -200,6 +214,7 @@ impl<'p> Producer<'p> {
                 _ => wanted.push(meta),
             }
         }
+        let wanted = self.found_by_identity(wanted).await?;
         let limits = &context.options.limits;
         let mut chunk: Vec<MessageMeta> = Vec::new();
         let mut chunk_bytes = 0u64;
@@ -217,6 +232,64 @@ impl<'p> Producer<'p> {
             self.fetch_chunk(chunk).await;
         }
         Ok(())
+    }
+
+    /// Takes out of `wanted` the messages the destination holds, recognised by the identities
+    /// the source gives without the bodies: the first round of a folder reconciled by identity
+    /// ([`DestinationIndex::by_identity`]) from a source that gives them
+    /// ([`MailSource::identities`](crate::MailSource::identities)). They are recorded as found
+    /// and never fetched. Returns the others. When the source cannot say, every message is
+    /// fetched and the committer recognises copies by the identity of what it fetched.
+    async fn found_by_identity(&mut self, wanted: Vec<MessageMeta>) -> Result<Vec<MessageMeta>> {
+        let (context, folder) = (self.pass.context, self.pass.folder);
+        if wanted.is_empty() || !lock(self.index).as_ref().is_some_and(DestinationIndex::by_identity) {
+            return Ok(wanted);
+        }
+        let keys: Vec<SourceKey> = wanted.iter().map(|meta| meta.key.clone()).collect();
+        let Some(mut listed) = context.source.identities(folder, &keys) else { return Ok(wanted) };
+        let mut identities: HashMap<SourceKey, CheapIdentity> = HashMap::new();
+        while let Some(item) = listed.next().await {
+            match item {
+                Ok((key, identity)) => {
+                    identities.insert(key, identity);
+                }
+                Err(error) => {
+                    // Only a shortcut: the messages are fetched and recognised once fetched.
+                    tracing::debug!(%folder, %error, "identities not given; fetching the messages");
+                    return Ok(wanted);
+                }
+            }
+        }
+        drop(listed);
+        let (mut found, mut rest) = (Vec::new(), Vec::new());
+        {
+            let mut index = lock(self.index);
+            let Some(index) = index.as_mut() else { return Ok(wanted) };
+            for meta in wanted {
+                match identities.get(&meta.key).filter(|identity| index.take_identity(identity).is_some()) {
+                    Some(identity) => found.push((meta, *identity)),
+                    None => rest.push(meta),
+                }
+            }
+        }
+        if found.is_empty() {
+            return Ok(rest);
+        }
+        // The record's fingerprint stands for the identity: this run never read the content.
+        let rows = found
+            .iter()
+            .map(|(meta, identity)| {
+                IntentRow::new(meta.key.clone(), identity.record_fingerprint(), meta.size)
+                    .with_flags(meta.flags.clone())
+                    .with_listed_run(self.pass.listing_run)
+                    .resolve(Outcome::Matched)
+            })
+            .collect();
+        context.checkpoint.record_results(self.pass.state.id, rows).await?;
+        for (meta, _) in &found {
+            self.skip(meta, "at_destination");
+        }
+        Ok(rest)
     }
 
     /// Fetches a chunk of messages, retrying what the source did not return ([`Retry::attempts`]).
@@ -325,10 +398,11 @@ impl<'p> Producer<'p> {
         if context.options.leave_out_keywords(&mut message.meta.flags) {
             context.totals.keywords_left_out.fetch_add(1, Ordering::Relaxed);
         }
-        let (message, fingerprint, transformed) = match self.prepare(message) {
-            Ok(prepared) => prepared,
-            Err((meta, error)) => return Err((*meta, error)),
-        };
+        let Prepared { message, fingerprint, identity, transformed, own_identity } =
+            match self.prepare(message) {
+                Ok(prepared) => prepared,
+                Err((meta, error)) => return Err((*meta, error)),
+            };
         let kib = u32::try_from(message.body.len().div_ceil(1024))
             .unwrap_or(u32::MAX)
             .clamp(1, context.byte_budget_kib);
@@ -343,6 +417,8 @@ impl<'p> Producer<'p> {
             message,
             fingerprint,
             transformed,
+            identity,
+            own_identity,
             intent_pending,
             _message_permit: message_permit,
             _byte_permit: byte_permit,
@@ -354,31 +430,48 @@ impl<'p> Producer<'p> {
     /// ([`Transforms`]): raw 8-bit header bytes encoded when the destination would rewrite them,
     /// long lines re-encoded when the options ask for it; the source's own fingerprint is kept
     /// beside.
-    #[allow(clippy::type_complexity)]
-    fn prepare(
-        &self,
-        message: Message,
-    ) -> std::result::Result<
-        (Message, Fingerprint, Option<(&'static str, Fingerprint)>),
-        (Box<MessageMeta>, Error),
-    > {
+    fn prepare(&self, message: Message) -> std::result::Result<Prepared, (Box<MessageMeta>, Error)> {
         let failed = |message: &Message, error| (Box::new(message.meta.clone()), error);
-        let own = fingerprint::strict(&message.body).map_err(|error| failed(&message, error))?;
+        let (own, own_identity) =
+            identity::strict_and_identity(&message.body).map_err(|error| failed(&message, error))?;
+        let unchanged = |message| Prepared {
+            message,
+            fingerprint: own,
+            identity: own_identity,
+            transformed: None,
+            own_identity: None,
+        };
         let context = self.pass.context;
         let transforms =
             Transforms::new(!context.sink.capabilities().raw_8bit_headers, context.options.encode_long_lines);
         if transforms == Transforms::default() {
-            return Ok((message, own, None));
+            return Ok(unchanged(message));
         }
         match transforms.apply(&message.body, &SpoolConfig::default()) {
-            Ok(None) => Ok((message, own, None)),
+            Ok(None) => Ok(unchanged(message)),
             Ok(Some((body, name))) => {
-                let stored = fingerprint::strict(&body).map_err(|error| failed(&message, error))?;
+                let (stored, identity) =
+                    identity::strict_and_identity(&body).map_err(|error| failed(&message, error))?;
                 let mut meta = message.meta;
                 meta.size = body.len();
-                Ok((Message::new(meta, body), stored, Some((name, own))))
+                Ok(Prepared {
+                    message: Message::new(meta, body),
+                    fingerprint: stored,
+                    identity,
+                    transformed: Some((name, own)),
+                    own_identity: Some(own_identity),
+                })
             }
             Err(error) => Err(failed(&message, error)),
         }
     }
+}
+
+/// A message made ready for the append: its form, fingerprints and identities.
+struct Prepared {
+    message: Message,
+    fingerprint: Fingerprint,
+    identity: CheapIdentity,
+    transformed: Option<(&'static str, Fingerprint)>,
+    own_identity: Option<CheapIdentity>,
 }

@@ -1,28 +1,46 @@
-//! Reconciliation: which of a folder's messages are at the destination already, by fingerprint.
+//! Reconciliation: which of a folder's messages are at the destination already.
 //!
 //! Built when the checkpoint cannot vouch for a folder (first run into a non-empty destination,
 //! a dropped key map, intents left by a crash) and before every retry round. The rules it follows
 //! (flush before listing, a multiset of what no done record explains) are those of
 //! [exactly once](crate::checkpoint#exactly-once), rules 3 to 5.
+//!
+//! Two ways to recognise a copy:
+//!
+//! * **by content** (strict fingerprints, [`MailSink::list_existing`]): every copy read whole;
+//! * **by identity** ([`crate::identity`], [`MailSink::list_identities`]): size and header
+//!   section, a few hundred bytes a copy. Used for the first round of a folder the checkpoint
+//!   knows nothing of ([`Reconcile::Identity`], the default) when the sink can list identities:
+//!   there are no done records to take away then, and every message the index vouches for is
+//!   recorded as found. Retry rounds, resumed folders and intents left by a crash reconcile by
+//!   content: their done records are strict fingerprints.
+//!
+//! [`MailSink::list_existing`]: crate::MailSink::list_existing
+//! [`MailSink::list_identities`]: crate::MailSink::list_identities
+//! [`Reconcile::Identity`]: super::Reconcile::Identity
 
 use std::collections::HashMap;
 
 use futures::StreamExt;
 
 use super::folder::Pass;
+use super::options::Reconcile;
 use crate::error::Result;
 use crate::fingerprint::Fingerprint;
+use crate::identity::CheapIdentity;
 use crate::stored::Alteration;
 
-/// The destination's messages that no done record explains, as a multiset of fingerprints with
-/// their keys, and
-/// what the destination made of the messages it altered ([`Checkpoint::stored_forms`]).
+/// The destination's messages that no done record explains, as a multiset of fingerprints (or
+/// identities) with their keys, and what the destination made of the messages it altered
+/// ([`Checkpoint::stored_forms`]).
 ///
 /// [`Checkpoint::stored_forms`]: crate::checkpoint::Checkpoint::stored_forms
 pub(super) struct DestinationIndex {
     /// Per fingerprint, the destination's keys of the copies no done record explains (`None`
     /// where the sink gives no key).
     copies: HashMap<Fingerprint, Vec<Option<String>>>,
+    /// The same by identity, when the index was built from identities (then `copies` is empty).
+    by_identity: Option<HashMap<CheapIdentity, Vec<Option<String>>>>,
     stored_forms: HashMap<Fingerprint, Alteration>,
 }
 
@@ -30,13 +48,25 @@ impl DestinationIndex {
     /// Flushes the pass's destination (only durable copies may vouch), lists it, and takes away
     /// what the folder's done records explain. What the post-store check found after the flush is
     /// kept in the pass ([`Pass::stored_as`]), so an altered copy is recognised as its message's.
-    pub async fn build(pass: &Pass<'_>) -> Result<Self> {
+    /// `first_round`: the folder's first round in this run (by identity it may be listed then).
+    pub async fn build(pass: &Pass<'_>, first_round: bool) -> Result<Self> {
         let (context, destination, folder_id) = (pass.context, pass.destination, pass.state.id);
         context.sink.flush(destination).await?;
         match context.sink.stored_copies(destination).await {
             Ok(alterations) => pass.keep_alterations(alterations),
             Err(error) => {
                 context.warn(format!("the copies stored in {destination} could not be checked: {error}"))
+            }
+        }
+        // Never seen: no record, and no altered copy known by content (a dropped key map keeps those).
+        let unknown = pass.state.fresh && !pass.state.key_map_dropped;
+        if first_round && unknown && context.options.reconcile == Reconcile::Identity {
+            if let Some(copies) = Self::identities(pass).await? {
+                return Ok(DestinationIndex {
+                    copies: HashMap::new(),
+                    by_identity: Some(copies),
+                    stored_forms: HashMap::new(),
+                });
             }
         }
         let mut copies: HashMap<Fingerprint, Vec<Option<String>>> = HashMap::new();
@@ -55,7 +85,33 @@ impl DestinationIndex {
         }
         copies.retain(|_, keys| !keys.is_empty());
         let stored_forms = context.checkpoint.stored_forms(folder_id).await?;
-        Ok(DestinationIndex { copies, stored_forms })
+        Ok(DestinationIndex { copies, by_identity: None, stored_forms })
+    }
+
+    /// The destination's copies by identity, when the sink lists identities; `None` when it does
+    /// not, or when it could not say for some message (then every copy is read by content: a copy
+    /// left out of the index would be appended a second time). Transient errors are the caller's
+    /// to retry.
+    async fn identities(pass: &Pass<'_>) -> Result<Option<HashMap<CheapIdentity, Vec<Option<String>>>>> {
+        let Some(mut listing) = pass.context.sink.list_identities(pass.destination) else { return Ok(None) };
+        let mut copies: HashMap<CheapIdentity, Vec<Option<String>>> = HashMap::new();
+        while let Some(entry) = listing.next().await {
+            match entry {
+                Ok(entry) => copies.entry(entry.identity).or_default().push(entry.dest_key),
+                Err(error) if error.is_transient() => return Err(error),
+                Err(error) => {
+                    tracing::info!(folder = %pass.destination, %error, "reconciling by content: no identities");
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(copies))
+    }
+
+    /// Whether the index recognises copies by identity (then [`DestinationIndex::take_identity`]
+    /// answers, and [`DestinationIndex::take`] never does).
+    pub fn by_identity(&self) -> bool {
+        self.by_identity.is_some()
     }
 
     /// What the destination made of the message with this fingerprint when it altered it.
@@ -67,5 +123,10 @@ impl DestinationIndex {
     /// with the destination's key of that copy, when the sink gave one.
     pub fn take(&mut self, fingerprint: &Fingerprint) -> Option<Option<String>> {
         self.copies.get_mut(fingerprint)?.pop()
+    }
+
+    /// Takes one occurrence of `identity`, when the index was built by identity.
+    pub fn take_identity(&mut self, identity: &CheapIdentity) -> Option<Option<String>> {
+        self.by_identity.as_mut()?.get_mut(identity)?.pop()
     }
 }

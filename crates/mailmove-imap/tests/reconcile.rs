@@ -1,0 +1,115 @@
+//! A first run into an account that already holds the copies (the checkpoint lost, another
+//! machine, another tool's half-done migration), against the real Dovecot: the copies are
+//! recognised by `RFC822.SIZE` and the header section ([`mailmove_core::identity`]), so neither
+//! the destination's bodies nor the source's are downloaded. A counting proxy in front of each
+//! account measures every byte; reconciling by content, the baseline, moves the whole mailbox.
+mod common;
+
+use common::proxy::{CutProxy, Rules};
+use mailmove_core::checkpoint::Checkpoint;
+use mailmove_core::engine::{self, CopyOptions, EventSink, Reconcile, RunReport};
+use mailmove_core::synthetic::SyntheticMailbox;
+use mailmove_core::{FolderPath, MailSink, MailSinkExt};
+use mailmove_imap::{ImapConfig, ImapStore};
+
+const MESSAGES: u64 = 120;
+
+/// Our store for `user` through a proxy (plaintext: the proxy counts what crosses it).
+async fn through(proxy: &CutProxy, user: &str) -> ImapStore {
+    let url = format!("imap://{user}@127.0.0.1:{}/?tls=none&timeout=20", proxy.port);
+    ImapStore::connect(ImapConfig::from_url(&url).unwrap().with_password(common::password())).await.unwrap()
+}
+
+fn bytes_through(proxy: &CutProxy) -> u64 {
+    let rules = proxy.rules.lock().unwrap();
+    rules.upstream_bytes + rules.downstream_bytes
+}
+
+/// Copies `source_user` into `dest_user` with a checkpoint of its own (fresh: it knows nothing of
+/// earlier runs), through counting proxies; the report and the bytes moved over both accounts.
+async fn rerun(source_user: &str, dest_user: &str, reconcile: Reconcile) -> (RunReport, u64) {
+    let port: u16 = common::env("MAILMOVE_TEST_IMAP_PORT").parse().unwrap();
+    let (source_proxy, dest_proxy) =
+        (CutProxy::start(port, Rules::default()).await, CutProxy::start(port, Rules::default()).await);
+    let (source, sink) = (through(&source_proxy, source_user).await, through(&dest_proxy, dest_user).await);
+    let checkpoint = Checkpoint::in_memory(&source.identity(), &MailSink::identity(&sink)).unwrap();
+    let options = CopyOptions { reconcile, ..common::fast_options() };
+    let report = engine::copy(&source, &sink, &options, &checkpoint, &EventSink::none())
+        .await
+        .unwrap_or_else(|e| panic!("copy: {}", e.chain_to_string()));
+    sink.close().await;
+    source.close().await;
+    (report, bytes_through(&source_proxy) + bytes_through(&dest_proxy))
+}
+
+#[tokio::test]
+async fn a_first_run_into_the_copies_moves_their_headers_not_their_bodies() {
+    let (source_user, dest_user) = (common::user("recon-src"), common::user("recon-dst"));
+    let filled = engine::Copier::new(
+        SyntheticMailbox::new(MESSAGES, 16).with_max_size(256 * 1024),
+        common::store(&source_user).await,
+    )
+    .run()
+    .await
+    .unwrap();
+    assert_eq!((filled.copied, filled.failed), (MESSAGES, 0));
+    let source = common::store(&source_user).await;
+    let dest = common::store(&dest_user).await;
+    let first = Checkpoint::in_memory(&source.identity(), &MailSink::identity(&dest)).unwrap();
+    let copied = common::copy_into(&source, &dest, &first, &common::fast_options()).await;
+    assert_eq!((copied.copied, copied.failed), (MESSAGES, 0));
+    let expected = common::contents_of(&source).await;
+    let total = filled.bytes_copied;
+
+    let (by_identity, moved) = rerun(&source_user, &dest_user, Reconcile::Identity).await;
+    assert_eq!(
+        (by_identity.copied, by_identity.skipped, by_identity.failed),
+        (0, MESSAGES, 0),
+        "{:?}",
+        by_identity.failures
+    );
+    assert!(moved * 10 < total, "by identity: {moved} bytes moved for a mailbox of {total}");
+    assert_eq!(common::contents_of(&common::store(&dest_user).await).await, expected, "nothing twice");
+
+    // The baseline: by content, every copy (and every source message) is read whole.
+    let (by_content, moved_by_content) = rerun(&source_user, &dest_user, Reconcile::Content).await;
+    assert_eq!((by_content.copied, by_content.skipped), (0, MESSAGES));
+    assert!(moved_by_content > total, "by content: {moved_by_content} bytes for {total}");
+    assert_eq!(common::contents_of(&common::store(&dest_user).await).await, expected);
+    println!("bytes moved: by identity {moved}, by content {moved_by_content}, mailbox {total}");
+}
+
+#[tokio::test]
+async fn a_half_copied_account_gets_the_missing_half_and_nothing_twice() {
+    let (source_user, dest_user) = (common::user("recon-half-src"), common::user("recon-half-dst"));
+    let filled = engine::Copier::new(SyntheticMailbox::new(80, 5), common::store(&source_user).await)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!((filled.copied, filled.failed), (80, 0));
+    let (source, dest) = (common::store(&source_user).await, common::store(&dest_user).await);
+    let first = Checkpoint::in_memory(&source.identity(), &MailSink::identity(&dest)).unwrap();
+    common::copy_into(&source, &dest, &first, &common::fast_options()).await;
+    // Another tool's half-done migration: every second copy of INBOX and all of Sent are missing.
+    let mut removed = 0;
+    for (folder, every) in [("INBOX", 2), ("Sent", 1)] {
+        let folder = FolderPath::parse(folder);
+        let copies = dest.collect_existing(&folder).await.unwrap();
+        for copy in copies.iter().step_by(every) {
+            dest.remove(&folder, copy.dest_key.as_deref().unwrap()).await.unwrap();
+            removed += 1;
+        }
+    }
+    dest.close().await;
+    assert!(removed > 10, "{removed}");
+
+    let (report, _) = rerun(&source_user, &dest_user, Reconcile::Identity).await;
+    assert_eq!(
+        (report.copied, report.skipped, report.failed),
+        (removed, 80 - removed, 0),
+        "{:?}",
+        report.failures
+    );
+    let expected = common::contents_of(&common::store(&source_user).await).await;
+    assert_eq!(common::contents_of(&common::store(&dest_user).await).await, expected);
+}
