@@ -1,8 +1,15 @@
-//! File backends beside `cp`: mbox → Maildir and Maildir → mbox throughput as a ratio to copying
-//! the same bytes with `cp` (+ `sync`, since mailmove fsyncs), and peak RSS of each copy.
+//! File backends beside `cp`: mbox → Maildir and Maildir → mbox, each as a ratio to copying the
+//! same bytes with `cp` (+ `sync`, since mailmove makes its copies durable), and peak RSS.
 //!
-//! Run: `cargo bench --bench file_backends` (`MAILMOVE_BENCH_MESSAGES`, default 4000, sets the
-//! size of the generated mailbox; its size mix averages about 60 KB a message).
+//! Run: `cargo bench --bench file_backends`. `MAILMOVE_BENCH_MESSAGES` (default 3000) sets the
+//! size of the generated mailbox (its size mix averages about 60 KB a message, up to 2 MiB);
+//! `MAILMOVE_BENCH_REPEAT` (default 3) how many times each copy and each baseline runs,
+//! alternating, the median kept; `MAILMOVE_BENCH_DIR` where the files go (default `/tmp`).
+//!
+//! The baselines are those of issue 16: `cp` of the mbox file for mbox → Maildir (the same bytes
+//! read and written once), `cp -r` of the Maildir tree for Maildir → mbox. The tree copy (one
+//! file a message, as the Maildir copy writes them) is printed beside. The last lines, starting
+//! with `ratio:`, are what `scripts/side-by-side.sh` collects.
 
 use std::path::Path;
 use std::process::Command;
@@ -22,6 +29,11 @@ fn timed_shell(script: &str) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
+fn shell(script: &str) {
+    let status = Command::new("sh").args(["-c", script]).status().expect("sh");
+    assert!(status.success(), "{script}");
+}
+
 fn du(path: &Path) -> u64 {
     let output = Command::new("du").args(["-sb", path.to_str().expect("utf-8 path")]).output().expect("du");
     String::from_utf8_lossy(&output.stdout)
@@ -31,51 +43,78 @@ fn du(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// One copy by mailmove: (seconds, peak RSS MiB).
+fn copy(source: &str, destination: &str) -> (f64, f64) {
+    let figures = mailmove(&["bench", source, destination, "--json"]);
+    let value = |name: &str| figures[name].as_f64().unwrap_or(f64::NAN);
+    (value("seconds"), value("peak_rss_mib"))
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return; // `cargo test --benches`: nothing to smoke-test here.
     }
-    let messages: u64 =
-        std::env::var("MAILMOVE_BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(4000);
+    let env =
+        |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (messages, repeat) = (env("MAILMOVE_BENCH_MESSAGES", 3000), env("MAILMOVE_BENCH_REPEAT", 3).max(1));
     let dir = tempfile::tempdir_in(std::env::var("MAILMOVE_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))
         .expect("tempdir");
-    let root = dir.path();
-    let mbox = format!("mbox:{}/src.mbox", root.display());
-    let maildir = format!("maildir:{}/Maildir", root.display());
-    let back = format!("mbox:{}/back.mbox", root.display());
+    let root = dir.path().display().to_string();
 
-    let to_maildir = mailmove(&[
+    // The generated mailbox, and a Maildir of it as the source of the way back.
+    mailmove(&[
         "bench",
         "--generate",
         &messages.to_string(),
         "--max-message-size",
         "2MiB",
-        &mbox,
-        &maildir,
+        &format!("mbox:{root}/src.mbox"),
+        &format!("maildir:{root}/Maildir"),
         "--json",
     ]);
-    let to_mbox = mailmove(&["bench", &maildir, &back, "--json"]);
-    let mbox_bytes = du(&root.join("src.mbox"));
-    let cp_file = timed_shell(&format!("cp {0}/src.mbox {0}/cp.mbox && sync", root.display()));
-    let cp_tree = timed_shell(&format!("cp -r {0}/Maildir {0}/cp-Maildir && sync", root.display()));
+    let mbox_bytes = du(&dir.path().join("src.mbox"));
 
-    println!("{messages} messages, mbox file {:.1} MB", mbox_bytes as f64 / 1e6);
-    println!(
-        "{:<18} {:>9} {:>10} {:>12} {:>12} {:>14}",
-        "copy", "seconds", "MB/s", "cp seconds", "ratio vs cp", "peak RSS MiB"
-    );
-    for (name, figures, cp) in
-        [("mbox -> Maildir", &to_maildir, cp_tree), ("Maildir -> mbox", &to_mbox, cp_file)]
-    {
-        let seconds = figures["seconds"].as_f64().unwrap_or(f64::NAN);
-        println!(
-            "{:<18} {:>9.2} {:>10.1} {:>12.2} {:>12.2} {:>14.1}",
-            name,
-            seconds,
-            figures["megabytes_per_sec"].as_f64().unwrap_or(f64::NAN),
-            cp,
-            seconds / cp,
-            figures["peak_rss_mib"].as_f64().unwrap_or(f64::NAN)
-        );
+    let (mut to_maildir, mut to_mbox, mut rss_maildir, mut rss_mbox) = (vec![], vec![], 0f64, 0f64);
+    let (mut cp_file, mut cp_tree) = (vec![], vec![]);
+    for round in 0..repeat {
+        cp_file.push(timed_shell(&format!("cp {root}/src.mbox {root}/cp.mbox && sync")));
+        shell(&format!("rm -f {root}/cp.mbox"));
+        let (seconds, rss) = copy(&format!("mbox:{root}/src.mbox"), &format!("maildir:{root}/out-{round}"));
+        to_maildir.push(seconds);
+        rss_maildir = rss_maildir.max(rss);
+        shell(&format!("rm -rf {root}/out-{round}"));
+        cp_tree.push(timed_shell(&format!("cp -r {root}/Maildir {root}/cp-Maildir && sync")));
+        shell(&format!("rm -rf {root}/cp-Maildir"));
+        let (seconds, rss) =
+            copy(&format!("maildir:{root}/Maildir"), &format!("mbox:{root}/back-{round}.mbox"));
+        to_mbox.push(seconds);
+        rss_mbox = rss_mbox.max(rss);
+        shell(&format!("rm -f {root}/back-{round}.mbox"));
     }
+    let (to_maildir, to_mbox) = (median(&mut to_maildir), median(&mut to_mbox));
+    let (cp_file, cp_tree) = (median(&mut cp_file), median(&mut cp_tree));
+
+    println!("{messages} messages, mbox file {:.1} MB, median of {repeat}", mbox_bytes as f64 / 1e6);
+    println!("{:<18} {:>9} {:>10} {:>14} {:>14}", "copy", "seconds", "MB/s", "peak RSS MiB", "baseline s");
+    let mb = mbox_bytes as f64 / 1e6;
+    println!(
+        "{:<18} {to_maildir:>9.2} {:>10.1} {rss_maildir:>14.1} {cp_file:>14.2}",
+        "mbox -> Maildir",
+        mb / to_maildir
+    );
+    println!(
+        "{:<18} {to_mbox:>9.2} {:>10.1} {rss_mbox:>14.1} {cp_tree:>14.2}",
+        "Maildir -> mbox",
+        mb / to_mbox
+    );
+    println!("(cp -r of the Maildir tree + sync: {cp_tree:.2} s; cp of the mbox + sync: {cp_file:.2} s)");
+    println!("ratio: mbox -> Maildir / cp of the mbox + sync = {:.2} (goal <= 2.0)", to_maildir / cp_file);
+    println!("ratio: mbox -> Maildir / cp -r of the Maildir + sync = {:.2}", to_maildir / cp_tree);
+    println!("ratio: Maildir -> mbox / cp -r of the Maildir + sync = {:.2} (goal <= 1.0)", to_mbox / cp_tree);
+    println!("ratio: peak RSS mbox -> Maildir = {rss_maildir:.1} MiB (goal <= 64)");
 }

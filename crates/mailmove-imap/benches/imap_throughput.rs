@@ -28,11 +28,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mailmove_core::checkpoint::Checkpoint;
-use mailmove_core::engine::{self, CopyOptions, EventSink};
+use mailmove_core::engine::{self, CopyOptions, EventSink, Reconcile};
 use mailmove_core::synthetic::SyntheticMailbox;
 use mailmove_core::{MailSink, MailSinkFlagsExt, MailSource, Secret};
 use mailmove_imap::{ImapConfig, ImapStore};
@@ -180,20 +181,20 @@ fn child() {
         let report =
             engine::copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.expect("copy");
         let seconds = started.elapsed().as_secs_f64();
+        let (user, system) = cpu_times().0;
         // The delta: the same job again with new sessions (as a new run would open them) and the
         // same checkpoint, over unchanged folders or after `$MAILMOVE_BENCH_FLAG_CHANGES` flag
         // changes at the source.
         toggle_flags(&source, flag_changes()).await;
         let started = Instant::now();
-        let (source, sink) = tokio::join!(open(src), open(dst));
+        let (source, sink) = tokio::join!(open(src.clone()), open(dst.clone()));
         let again =
             engine::copy(&source, &sink, &options, &checkpoint, &EventSink::none()).await.expect("re-run");
         let rerun = started.elapsed().as_secs_f64();
-        // CPU time of this process (user + system, clock ticks of 1/100 s on Linux).
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-        let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
-        let (user, system) = (tick(11), tick(12));
+        let reconciled = match env_or("MAILMOVE_BENCH_RECONCILE", "0") == "1" {
+            true => reconcile_runs(&src, &dst, &password).await,
+            false => String::new(),
+        };
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let hwm = status
             .lines()
@@ -201,7 +202,7 @@ fn child() {
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
             .unwrap_or(0);
         println!(
-            "copied={} failed={} bytes={} seconds={seconds:.3} vmhwm_kib={hwm} rerun_seconds={rerun:.3} rerun_copied={} rerun_flags_updated={} cpu_user={user:.2} cpu_system={system:.2}",
+            "copied={} failed={} bytes={} seconds={seconds:.3} vmhwm_kib={hwm} rerun_seconds={rerun:.3} rerun_copied={} rerun_flags_updated={} cpu_user={user:.2} cpu_system={system:.2} {reconciled}",
             report.copied, report.failed, report.bytes_copied, again.copied, again.flags_updated
         );
         if report.failed > 0 {
@@ -210,19 +211,116 @@ fn child() {
     });
 }
 
+/// CPU seconds (user, system) of this process and of its waited-for children, from
+/// `/proc/self/stat` (clock ticks of 1/100 s on Linux).
+fn cpu_times() -> ((f64, f64), (f64, f64)) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    ((tick(11), tick(12)), (tick(13), tick(14)))
+}
+
+/// A relay that counts every byte both ways; `(port, bytes, open connections)`.
+async fn counting_proxy(upstream: u16) -> (u16, Arc<AtomicU64>, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind counting proxy");
+    let port = listener.local_addr().expect("addr").port();
+    let (bytes, open) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (counted, opened) = (bytes.clone(), open.clone());
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let (counted, opened) = (counted.clone(), opened.clone());
+            opened.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)).await {
+                    if let Ok((up, down)) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
+                        counted.fetch_add(up + down, Ordering::SeqCst);
+                    }
+                }
+                opened.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (port, bytes, open)
+}
+
+/// A first run into the destination that holds every copy already, with a checkpoint of its own:
+/// by identity and (the baseline) by content, each timed on the direct connection and then counted
+/// through a relay. Fields for the child's line.
+async fn reconcile_runs(src: &str, dst: &str, password: &Secret) -> String {
+    let port_of = |url: &str| -> u16 {
+        url.split("@localhost:").nth(1).and_then(|rest| rest.split('/').next()?.parse().ok()).expect("port")
+    };
+    let mut fields = String::new();
+    for (name, reconcile) in [("identity", Reconcile::Identity), ("content", Reconcile::Content)] {
+        for counted in [false, true] {
+            let (proxy, bytes, open) = counting_proxy(port_of(dst)).await;
+            let relay = |url: &str| match counted {
+                true => {
+                    url.replacen(&format!("@localhost:{}", port_of(url)), &format!("@localhost:{proxy}"), 1)
+                }
+                false => url.to_string(),
+            };
+            // Both accounts through the one relay: the same server.
+            let connect = |url: String| {
+                let password = password.clone();
+                async move {
+                    let config = ImapConfig::from_url(&url).expect("url").with_password(password);
+                    ImapStore::connect(config).await.expect("connect")
+                }
+            };
+            let started = Instant::now();
+            let (source, sink) = tokio::join!(connect(relay(src)), connect(relay(dst)));
+            let checkpoint =
+                Checkpoint::in_memory(&MailSource::identity(&source), &MailSink::identity(&sink))
+                    .expect("checkpoint");
+            let options = CopyOptions { reconcile, ..CopyOptions::default() };
+            let report = engine::copy(&source, &sink, &options, &checkpoint, &EventSink::none())
+                .await
+                .expect("reconcile");
+            let seconds = started.elapsed().as_secs_f64();
+            assert_eq!((report.copied, report.failed), (0, 0), "{name}: nothing is missing");
+            source.close().await;
+            sink.close().await;
+            drop((source, sink));
+            if counted {
+                let waited = Instant::now();
+                while open.load(Ordering::SeqCst) > 0 && waited.elapsed() < Duration::from_secs(5) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                fields.push_str(&format!("reconcile_{name}_bytes={} ", bytes.load(Ordering::SeqCst)));
+            } else {
+                fields.push_str(&format!("reconcile_{name}_seconds={seconds:.3} "));
+            }
+        }
+    }
+    fields
+}
+
 struct Timing {
     seconds: f64,
     peak_rss_mib: Option<f64>,
     /// The same job again over unchanged folders.
     rerun_seconds: f64,
-    /// CPU seconds (user + system) of our process, copy and re-run.
+    /// CPU seconds (user + system) of the copy.
     cpu_seconds: Option<f64>,
+    /// A first run into the copies with a checkpoint of its own: seconds and bytes moved, by
+    /// identity and by content (ours, on loopback).
+    reconcile: Option<Reconciled>,
 }
 
-fn run_ours(server: &Server, source: &str, destination: &str, port: u16) -> Timing {
+#[derive(Clone, Copy)]
+struct Reconciled {
+    identity_seconds: f64,
+    identity_bytes: f64,
+    content_seconds: f64,
+    content_bytes: f64,
+}
+
+fn run_ours(server: &Server, source: &str, destination: &str, port: u16, reconcile: bool) -> Timing {
     let started = Instant::now();
     let output = Command::new(std::env::current_exe().expect("current exe"))
         .env(CHILD, "1")
+        .env("MAILMOVE_BENCH_RECONCILE", if reconcile { "1" } else { "0" })
         .env("MAILMOVE_BENCH_SRC", server.url(source, port))
         .env("MAILMOVE_BENCH_DST", server.url(destination, port))
         .env("MAILMOVE_BENCH_PASSWORD", &server.password)
@@ -248,7 +346,15 @@ fn run_ours(server: &Server, source: &str, destination: &str, port: u16) -> Timi
     let copy_seconds = field("seconds").and_then(|s| s.parse().ok()).unwrap_or(seconds);
     let cpu = |name: &str| field(name).and_then(|v| v.parse::<f64>().ok());
     let cpu_seconds = cpu("cpu_user").zip(cpu("cpu_system")).map(|(u, s)| u + s);
-    Timing { seconds: copy_seconds, peak_rss_mib: peak, rerun_seconds, cpu_seconds }
+    let reconcile = (|| {
+        Some(Reconciled {
+            identity_seconds: cpu("reconcile_identity_seconds")?,
+            identity_bytes: cpu("reconcile_identity_bytes")?,
+            content_seconds: cpu("reconcile_content_seconds")?,
+            content_bytes: cpu("reconcile_content_bytes")?,
+        })
+    })();
+    Timing { seconds: copy_seconds, peak_rss_mib: peak, rerun_seconds, cpu_seconds, reconcile }
 }
 
 /// The faster of two timings (each figure from its own best run).
@@ -262,10 +368,13 @@ fn best(previous: Option<Timing>, next: Timing) -> Timing {
                 (a, b) => a.or(b),
             },
             rerun_seconds: previous.rerun_seconds.min(next.rerun_seconds),
-            cpu_seconds: if next.seconds < previous.seconds {
-                next.cpu_seconds
-            } else {
-                previous.cpu_seconds
+            cpu_seconds: match (previous.cpu_seconds, next.cpu_seconds) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            reconcile: match (previous.reconcile, next.reconcile) {
+                (Some(a), Some(b)) if b.identity_seconds < a.identity_seconds => Some(b),
+                (a, b) => a.or(b),
             },
         },
     }
@@ -327,6 +436,7 @@ fn run_mbsync(server: &Server, source: &str, destination: &str, port: u16, work:
     let rc_path = work.join(format!("mbsyncrc-{destination}"));
     std::fs::write(&rc_path, rc).expect("write mbsyncrc");
     let sync = || {
+        let (_, (user, system)) = cpu_times();
         let started = Instant::now();
         let output =
             Command::new("mbsync").arg("-c").arg(&rc_path).arg("-q").arg("bench").output().expect("mbsync");
@@ -336,16 +446,18 @@ fn run_mbsync(server: &Server, source: &str, destination: &str, port: u16, work:
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        started.elapsed().as_secs_f64()
+        let seconds = started.elapsed().as_secs_f64();
+        let (_, (user_after, system_after)) = cpu_times();
+        (seconds, user_after - user + system_after - system)
     };
-    let seconds = sync();
+    let (seconds, cpu) = sync();
     if flag_changes() > 0 {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         runtime
             .block_on(async { toggle_flags(&server.store(source, server.port).await, flag_changes()).await });
     }
-    let rerun_seconds = sync();
-    Timing { seconds, peak_rss_mib: None, rerun_seconds, cpu_seconds: None }
+    let (rerun_seconds, _) = sync();
+    Timing { seconds, peak_rss_mib: None, rerun_seconds, cpu_seconds: Some(cpu), reconcile: None }
 }
 
 fn main() {
@@ -395,6 +507,7 @@ fn main() {
         println!("mbsync not installed (apt-get install isync) or MAILMOVE_BENCH_MBSYNC=0: timing ours only");
     }
     let repeat: usize = env_or("MAILMOVE_BENCH_REPEAT", "1").parse().expect("MAILMOVE_BENCH_REPEAT");
+    let mut ratios: Vec<String> = Vec::new();
     for (index, (name, port)) in scenarios.iter().enumerate() {
         let label = if *name == "rtt" { format!("{} ms RTT", 2 * delay_ms) } else { "loopback".to_string() };
         let mut ours: Option<Timing> = None;
@@ -402,7 +515,7 @@ fn main() {
         // Ours and mbsync alternate; each keeps its best time (the machine is shared).
         for round in 0..repeat {
             let ours_user = format!("bench-ours-{tag}-{index}-{round}");
-            let timing = run_ours(&server, &source_user, &ours_user, *port);
+            let timing = run_ours(&server, &source_user, &ours_user, *port, *name == "loopback");
             let got = runtime.block_on(async { counts(&server.store(&ours_user, server.port).await).await });
             assert_eq!(got, source_counts, "ours ({label}): destination differs from the source");
             server.remove(&ours_user);
@@ -445,7 +558,49 @@ fn main() {
                 ours.seconds / theirs.seconds,
                 ours.rerun_seconds / theirs.rerun_seconds
             );
+            let goal = if *name == "rtt" { 0.3 } else { 0.7 };
+            ratios.push(format!(
+                "ratio: IMAP -> IMAP {label}, wall, mailmove / mbsync = {:.2} (goal <= {goal})",
+                ours.seconds / theirs.seconds
+            ));
+            if let (Some(ours_cpu), Some(their_cpu), "loopback") =
+                (ours.cpu_seconds, theirs.cpu_seconds, *name)
+            {
+                println!("{:>10}  client CPU: ours {ours_cpu:.2} s, mbsync {their_cpu:.2} s", "");
+                ratios.push(format!(
+                    "ratio: IMAP -> IMAP loopback, client CPU (user + sys), mailmove / mbsync = {:.2} (goal <= 1.0)",
+                    ours_cpu / their_cpu
+                ));
+            }
         }
+        if let Some(reconciled) = ours.reconcile {
+            // A full copy moves each message down from the source and up to the destination.
+            let full = 2.0 * source_bytes as f64;
+            println!(
+                "{:>10}  first run into the copies (fresh checkpoint): by identity {:.2} s, {:.1} MiB; \
+                 by content {:.2} s, {:.1} MiB",
+                "",
+                reconciled.identity_seconds,
+                reconciled.identity_bytes / 1048576.0,
+                reconciled.content_seconds,
+                reconciled.content_bytes / 1048576.0
+            );
+            ratios.push(format!(
+                "ratio: first run into a destination holding every copy, bytes / a full copy's message bytes \
+                 = {:.3} (goal <= 0.10; by content {:.2})",
+                reconciled.identity_bytes / full,
+                reconciled.content_bytes / full
+            ));
+            ratios.push(format!(
+                "ratio: first run into a destination holding every copy, time / a full copy = {:.3} \
+                 (goal <= 0.2; by content {:.2})",
+                reconciled.identity_seconds / ours.seconds,
+                reconciled.content_seconds / ours.seconds
+            ));
+        }
+    }
+    for line in ratios {
+        println!("{line}");
     }
     server.remove(&source_user);
 }
