@@ -17,6 +17,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -45,6 +46,9 @@ const SUBDIRECTORIES: [&str; 3] = ["cur", "new", "tmp"];
 
 /// A destination folder opened for writing: its directory and those of `cur/`, `new/` and
 /// `tmp/` that exist, all reached without following a link.
+/// Largest message (in memory) an append writes without a blocking thread.
+const INLINE_APPEND: u64 = 64 * 1024;
+
 #[derive(Debug)]
 pub(crate) struct Target {
     pub(crate) path: PathBuf,
@@ -95,6 +99,7 @@ impl MaildirStore {
     /// Creates the maildir of `folder` and of its parents (blocking).
     fn create_folder_blocking(&self, folder: &FolderPath) -> Result<()> {
         self.folder_dir(folder)?;
+        lock(&self.inner.append_targets).remove(folder);
         self.ensure_root()?;
         let segments = folder.segments();
         for length in 1..=segments.len() {
@@ -175,7 +180,12 @@ impl MaildirStore {
         Ok(letters)
     }
 
-    fn append_blocking(&self, folder: &FolderPath, message: &Message) -> Result<Appended> {
+    /// The folder's directories for appends: from the cache, else opened (`tmp/` recreated
+    /// when another tool deleted it) and kept.
+    fn append_target(&self, folder: &FolderPath) -> Result<Arc<Target>> {
+        if let Some(target) = lock(&self.inner.append_targets).get(folder) {
+            return Ok(target.clone());
+        }
         let create_first = || Error::NotFound { what: format!("folder {folder} (create it first)") };
         let mut target = self.open_target(folder)?.ok_or_else(create_first)?;
         if target.cur.is_none() {
@@ -188,13 +198,32 @@ impl MaildirStore {
                 .map_err(|err| folder_error(folder, format!("creating {}", path.display()), err))?;
             target.tmp = Some(tmp);
         }
+        let target = Arc::new(target);
+        lock(&self.inner.append_targets).insert(folder.clone(), target.clone());
+        Ok(target)
+    }
+
+    fn append_blocking(&self, folder: &FolderPath, message: &Message) -> Result<Appended> {
+        let target = self.append_target(folder)?;
+        match self.append_to(&target, message) {
+            // The cached directories may be gone (another tool removed the folder): open again once.
+            Err(_) if lock(&self.inner.append_targets).remove(folder).is_some() => {
+                let target = self.append_target(folder)?;
+                self.append_to(&target, message)
+            }
+            result => result,
+        }
+    }
+
+    /// Writes the message to the folder's `tmp/`, to be made durable by the flush.
+    fn append_to(&self, target: &Target, message: &Message) -> Result<Appended> {
         let unique = new_unique_name(&self.inner.host);
         let plan = plan_info(&message.meta.flags);
         let keyword_letters =
             self.keyword_letters(target.dir.as_fd(), &target.path, &plan.keywords, &unique)?;
         let info = info_suffix(&plan.letters, &keyword_letters);
         let mtime = message.meta.internal_date.map(SystemTime::from);
-        let final_name = write(&target, &unique, &info, message, mtime)?;
+        let final_name = write(target, &unique, &info, message, mtime)?;
         self.inner.pending.add(&target.path, Written { temporary: unique.clone(), final_name });
         Ok(Appended::with_key(unique))
     }
@@ -397,6 +426,11 @@ impl MailSink for MaildirStore {
 
     async fn append(&self, folder: &FolderPath, message: &Message) -> Result<Appended> {
         self.writable()?;
+        // A small message in memory goes straight into the page cache (nothing is synced here):
+        // cheaper than the hand-off to a blocking thread and back, which cost more than the write.
+        if !message.body.is_spooled() && message.body.len() <= INLINE_APPEND {
+            return self.append_blocking(folder, message);
+        }
         let (store, folder, message) = (self.clone(), folder.clone(), message.clone());
         blocking(move || store.append_blocking(&folder, &message)).await
     }

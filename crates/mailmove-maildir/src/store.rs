@@ -51,6 +51,9 @@ pub(crate) struct Inner {
     locations: Mutex<LocationCache>,
     /// Deliveries written to `tmp/` that wait for their folder's flush.
     pub(crate) pending: crate::delivery::Pending,
+    /// The open directories of the folders appended to, by folder: opened (and checked for
+    /// links) once, not once a message. The store never moves a folder's directory.
+    pub(crate) append_targets: Mutex<HashMap<FolderPath, std::sync::Arc<crate::sink::Target>>>,
 }
 
 /// Remembers where listed messages are, so a fetch right after a listing opens files directly
@@ -139,6 +142,7 @@ impl MaildirStore {
                 warnings: Warnings::default(),
                 locations: Mutex::new(LocationCache::default()),
                 pending: crate::delivery::Pending::default(),
+                append_targets: Mutex::new(HashMap::new()),
             }),
         })
     }
