@@ -15,7 +15,9 @@ use super::mapping::FolderMapping;
 pub struct Limits {
     /// Messages fetched but not yet appended, over all folders.
     pub max_messages_in_flight: usize,
-    /// Bytes of messages fetched but not yet appended, over all folders.
+    /// Bytes of messages fetched but not yet appended, over all folders. 32 MiB by default: the
+    /// whole process then stays under 64 MiB (issue 16's bound; 64 MiB here made 65–76 MiB in
+    /// all), and 32 MiB in flight still fills a 20 ms round trip at 1.6 GB/s.
     pub max_bytes_in_flight: u64,
     /// Folders copied at once (further capped by what source and sink declare).
     pub folder_concurrency: usize,
@@ -31,7 +33,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_messages_in_flight: 256,
-            max_bytes_in_flight: 64 * 1024 * 1024,
+            max_bytes_in_flight: 32 * 1024 * 1024,
             folder_concurrency: 4,
             fetch_batch: 64,
             fetch_batch_bytes: 8 * 1024 * 1024,
