@@ -96,6 +96,9 @@ pub fn to_crlf_bytes(bytes: &[u8]) -> Vec<u8> {
 /// # Errors
 /// A spooled body that cannot be read.
 pub fn is_crlf(body: &MessageBody) -> Result<bool> {
+    if let Some(known) = body.crlf_known() {
+        return Ok(known);
+    }
     let mut previous_cr = false;
     let mut clean = true;
     body.for_each_chunk(|chunk| {

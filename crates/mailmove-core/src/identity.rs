@@ -180,6 +180,19 @@ mod tests {
         assert_ne!(of(b"\nbody\n").header, of(b"Subject: x\n\nbody\n").header);
     }
 
+    proptest::proptest! {
+        /// The engine takes "normalising kept the length" for "the lines end in CRLF already".
+        #[test]
+        fn the_same_length_after_normalising_means_crlf(bytes in proptest::collection::vec(
+            proptest::prop_oneof![proptest::strategy::Just(b'\r'), proptest::strategy::Just(b'\n'), proptest::num::u8::ANY],
+            0..64,
+        )) {
+            let body = MessageBody::from_bytes(bytes.clone());
+            let (_, identity) = strict_and_identity(&body).unwrap();
+            proptest::prop_assert_eq!(identity.size == bytes.len() as u64, crate::crlf::is_crlf(&body).unwrap());
+        }
+    }
+
     #[test]
     fn the_record_fingerprint_is_never_a_strict_one() {
         let body = MessageBody::from_bytes(&b"Subject: a\r\n\r\nx\r\n"[..]);

@@ -139,6 +139,9 @@ impl Message {
 #[derive(Clone)]
 pub struct MessageBody {
     inner: BodyInner,
+    /// Whether every line ends in CRLF, when a pass over the bytes found out already
+    /// ([`MessageBody::with_crlf_known`]).
+    crlf: Option<bool>,
 }
 
 #[derive(Clone)]
@@ -159,7 +162,7 @@ impl fmt::Debug for MessageBody {
 impl MessageBody {
     /// A body held in memory.
     pub fn from_bytes(bytes: impl Into<Bytes>) -> Self {
-        MessageBody { inner: BodyInner::Memory(bytes.into()) }
+        MessageBody { inner: BodyInner::Memory(bytes.into()), crlf: None }
     }
 
     /// Length in bytes.
@@ -168,6 +171,19 @@ impl MessageBody {
             BodyInner::Memory(bytes) => bytes.len() as u64,
             BodyInner::Spooled { len, .. } => *len,
         }
+    }
+
+    /// Records whether every line of the body ends in CRLF, found by a pass that read every byte
+    /// anyway (the engine's fingerprint: normalising changed the length or not), so that
+    /// [`crlf::is_crlf`](crate::crlf::is_crlf) answers without reading the body again.
+    pub fn with_crlf_known(mut self, crlf: bool) -> Self {
+        self.crlf = Some(crlf);
+        self
+    }
+
+    /// What [`MessageBody::with_crlf_known`] recorded.
+    pub fn crlf_known(&self) -> Option<bool> {
+        self.crlf
     }
 
     /// Whether the body is empty.
@@ -361,7 +377,10 @@ impl BodyBuilder {
                     .seek(SeekFrom::Start(0))
                     .map_err(|err| Error::io("spooling message", err))?;
                 let path = file.into_temp_path();
-                Ok(MessageBody { inner: BodyInner::Spooled { path: Arc::new(path), len: self.len } })
+                Ok(MessageBody {
+                    inner: BodyInner::Spooled { path: Arc::new(path), len: self.len },
+                    crlf: None,
+                })
             }
         }
     }

@@ -15,8 +15,8 @@
 //! A server finishes the commands it had received when a connection died, even after a client
 //! process was killed: the APPENDs a crashed run had in flight may be stored a moment after the
 //! next run started. So the first listing of a folder in the life of a store waits until the
-//! folder is quiet (its message count and UIDNEXT unchanged for a second; see the `append`
-//! module) before it reads the UIDs, unless this store created the folder (nobody else can have
+//! folder is quiet (its message count and UIDNEXT unchanged for a second, counted from the
+//! STATUS the folder listing took; see the `append` module) before it reads the UIDs, unless this store created the folder (nobody else can have
 //! had APPENDs in flight to it), it does not exist, or it never held a message (UIDNEXT 1: a
 //! killed run's APPENDs would have to be still unprocessed after this whole session started). A
 //! copy into a fresh account pays nothing; resuming into folders that hold messages, a second.
@@ -67,7 +67,7 @@ impl Inner {
         let never_used = uids.is_empty() && info.uid_next.is_some_and(|next| next <= 1);
         if waits && !never_used {
             drop(pooled);
-            self.wait_mailbox_quiet(mailbox).await;
+            self.wait_mailbox_quiet(mailbox, true).await;
             let mut pooled = self.acquire_for(Some(mailbox)).await?;
             let conn = pooled.conn();
             let info = self.select_fresh(conn, mailbox, true).await?;

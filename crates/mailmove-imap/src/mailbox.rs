@@ -17,6 +17,9 @@ use crate::names::Naming;
 use crate::protocol::select::SelectInfo;
 use crate::protocol::status::MailboxStatus;
 
+/// A mailbox's message count and UIDNEXT, as STATUS said them.
+pub(crate) type CountAndNext = (Option<u64>, Option<u32>);
+
 /// How long the STATUS taken by a folder listing may answer "nothing new after the watermark"
 /// for that folder (the engine lists folders, then each folder's messages, at the start of a run;
 /// a message that arrives in between is copied by the next run, like one arriving after the run).
@@ -91,6 +94,13 @@ impl MailboxState {
         if let Some(validity) = status.validity {
             caches.listed_validity.insert(mailbox.to_string(), validity);
         }
+    }
+
+    /// When this session's folder listing took the STATUS of `mailbox`, and the message count
+    /// and UIDNEXT it said: the first look of a wait for the mailbox to be quiet.
+    pub fn first_look(&self, mailbox: &str) -> Option<(Instant, CountAndNext)> {
+        let listed = lock(&self.caches).listed_status.get(mailbox).copied();
+        listed.map(|(at, status)| (at, (status.messages, status.uid_next)))
     }
 
     /// When this run's folder listing, taken less than [`LISTED_FRESH`] ago, says nothing arrived

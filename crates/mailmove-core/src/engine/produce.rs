@@ -434,6 +434,10 @@ impl<'p, 'i> Producer<'p, 'i> {
         let failed = |message: &Message, error| (Box::new(message.meta.clone()), error);
         let (own, own_identity) =
             identity::strict_and_identity(&message.body).map_err(|error| failed(&message, error))?;
+        // Normalising adds a byte for each lone LF or CR and changes nothing else: the same
+        // length means the lines end in CRLF already, which the sink need not check again.
+        let crlf = own_identity.size == message.body.len();
+        let message = Message { body: message.body.with_crlf_known(crlf), ..message };
         let unchanged = |message| Prepared {
             message,
             fingerprint: own,

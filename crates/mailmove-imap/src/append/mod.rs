@@ -251,16 +251,26 @@ impl Inner {
     /// Waits for the lane's folder to be quiet after a cut (see the module docs).
     async fn wait_quiet(&self, lane: &mut Lane) {
         lane.unquiet = false;
-        self.wait_mailbox_quiet(&lane.mailbox).await;
+        // Not from the listing's look: the APPENDs in flight at the cut came after it.
+        self.wait_mailbox_quiet(&lane.mailbox, false).await;
     }
 
     /// Polls a fresh EXAMINE of `mailbox` until its message count and UIDNEXT stay unchanged for
     /// [`QUIET`] (at most [`QUIET_MAX`]). A fresh EXAMINE rather than STATUS: a session that has
-    /// the folder selected may answer from its own, older view.
-    pub(crate) async fn wait_mailbox_quiet(&self, mailbox: &str) {
+    /// the folder selected may answer from its own, older view. `since_listing`: the folder
+    /// listing's STATUS is the first look, when there was one (the first reconcile of a folder
+    /// this session has not written to): a folder unchanged since is quiet once [`QUIET`] has
+    /// passed since the listing, so the folders of a run wait out one window together, not one
+    /// each.
+    pub(crate) async fn wait_mailbox_quiet(&self, mailbox: &str, since_listing: bool) {
         let started = tokio::time::Instant::now();
-        let mut last = None;
-        let mut unchanged_since = started;
+        let first_look = self.mailboxes.first_look(mailbox).filter(|_| since_listing);
+        let (mut last, mut unchanged_since) = match first_look {
+            Some((at, (Some(messages), uid_next))) => {
+                (Some((u32::try_from(messages).ok(), uid_next)), tokio::time::Instant::from_std(at))
+            }
+            _ => (None, started),
+        };
         while started.elapsed() < QUIET_MAX {
             let seen = match self.acquire_for(Some(mailbox)).await {
                 Ok(mut pooled) => self.select_fresh(pooled.conn(), mailbox, true).await.ok(),
