@@ -22,6 +22,8 @@ export MAILMOVE_BENCH_MAX_SIZE="${MAILMOVE_BENCH_MAX_SIZE:-262144}"
 export MAILMOVE_BENCH_REPEAT="${MAILMOVE_BENCH_REPEAT:-3}"
 export MAILMOVE_BENCH_DELAY_MS="${MAILMOVE_BENCH_DELAY_MS:-10}"
 DIR="$(mktemp -d /tmp/mm-side.XXXXXX)"
+# Dovecot's mail user must reach its instance below it.
+chmod 755 "$DIR"
 log="$DIR/bench.log"
 trap 'rm -rf "$DIR"' EXIT
 

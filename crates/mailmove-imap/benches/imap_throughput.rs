@@ -12,6 +12,7 @@
 //!   `$MAILMOVE_BENCH_DELAY_MS` (default 10 ms) each way, i.e. 20 ms round trips;
 //! * ours: `mailmove_core::engine::copy` with default options and an in-memory checkpoint, run in a
 //!   child process (this same binary) so that its peak RSS (`VmHWM`) is its own;
+//! * imapsync, when installed (not packaged by Debian), with STARTTLS on both sides;
 //! * mbsync, when installed (`apt-get install isync`), on the same data with the same TLS mode
 //!   (STARTTLS against the test CA), `Sync Pull`, `Create Near`, `Patterns *`, `CopyArrivalDate yes`.
 //!
@@ -159,7 +160,12 @@ async fn pump(
 
 /// Child mode: one copy with the engine, figures on stdout.
 fn child() {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    // `MAILMOVE_BENCH_WORKERS=N`: the runtime's worker threads (default: one per core, as the CLI).
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = std::env::var("MAILMOVE_BENCH_WORKERS").ok().and_then(|n| n.parse().ok()) {
+        builder.worker_threads(workers);
+    }
+    let runtime = builder.enable_all().build().expect("runtime");
     runtime.block_on(async {
         let password = Secret::new(std::env::var("MAILMOVE_BENCH_PASSWORD").expect("password"));
         let open = |url: String| {
@@ -412,6 +418,40 @@ async fn toggle_flags(source: &ImapStore, count: usize) {
     source.close().await;
 }
 
+fn imapsync_installed() -> bool {
+    Command::new("imapsync").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// One imapsync copy (the options of its manual: STARTTLS on both sides, no log file, no release
+/// check); its wall time. imapsync is not packaged by Debian, so this runs only where the operator
+/// installed it.
+fn run_imapsync(server: &Server, source: &str, destination: &str, port: u16) -> f64 {
+    let port = port.to_string();
+    let started = Instant::now();
+    let output = Command::new("imapsync")
+        .args(["--host1", "localhost", "--port1", &port, "--user1", source, "--password1", &server.password])
+        .args([
+            "--host2",
+            "localhost",
+            "--port2",
+            &port,
+            "--user2",
+            destination,
+            "--password2",
+            &server.password,
+        ])
+        .args(["--tls1", "--tls2", "--nolog", "--noreleasecheck"])
+        .output()
+        .expect("imapsync");
+    assert!(
+        output.status.success(),
+        "imapsync failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    started.elapsed().as_secs_f64()
+}
+
 fn mbsync_installed() -> bool {
     Command::new("mbsync").arg("--version").output().is_ok_and(|o| o.status.success())
 }
@@ -506,12 +546,19 @@ fn main() {
     if !mbsync {
         println!("mbsync not installed (apt-get install isync) or MAILMOVE_BENCH_MBSYNC=0: timing ours only");
     }
+    let imapsync = imapsync_installed();
+    if !imapsync {
+        println!("imapsync not installed: not compared");
+    }
     let repeat: usize = env_or("MAILMOVE_BENCH_REPEAT", "1").parse().expect("MAILMOVE_BENCH_REPEAT");
     let mut ratios: Vec<String> = Vec::new();
-    for (index, (name, port)) in scenarios.iter().enumerate() {
+    // `MAILMOVE_BENCH_SCENARIOS=loopback` (or `rtt`): one of the two only.
+    let only = env_or("MAILMOVE_BENCH_SCENARIOS", "loopback,rtt");
+    for (index, (name, port)) in scenarios.iter().enumerate().filter(|(_, (name, _))| only.contains(name)) {
         let label = if *name == "rtt" { format!("{} ms RTT", 2 * delay_ms) } else { "loopback".to_string() };
         let mut ours: Option<Timing> = None;
         let mut theirs: Option<Timing> = None;
+        let mut imapsync_best: Option<f64> = None;
         // Ours and mbsync alternate; each keeps its best time (the machine is shared).
         for round in 0..repeat {
             let ours_user = format!("bench-ours-{tag}-{index}-{round}");
@@ -528,6 +575,21 @@ fn main() {
                 server.remove(&user);
                 theirs = Some(best(theirs, timing));
             }
+            if imapsync {
+                let user = format!("bench-imapsync-{tag}-{index}-{round}");
+                let seconds = run_imapsync(&server, &source_user, &user, *port);
+                let got = runtime.block_on(async { counts(&server.store(&user, server.port).await).await });
+                assert_eq!(got, source_counts, "imapsync ({label}): destination differs from the source");
+                server.remove(&user);
+                imapsync_best = Some(imapsync_best.map_or(seconds, |best: f64| best.min(seconds)));
+            }
+        }
+        if let Some(seconds) = imapsync_best {
+            println!("{label:>10}: imapsync {seconds:7.2} s");
+            ratios.push(format!(
+                "ratio: IMAP -> IMAP {label}, wall, mailmove / imapsync = {:.2}",
+                ours.as_ref().map_or(f64::NAN, |ours| ours.seconds) / seconds
+            ));
         }
         let ours = ours.expect("at least one round");
         let mib = source_bytes as f64 / 1048576.0;
