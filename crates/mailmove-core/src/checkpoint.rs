@@ -25,7 +25,8 @@
 //! 5. **The listing is a multiset.** Each destination copy vouches for one source message, and
 //!    copies already explained by a copied or matched record
 //!    ([`Checkpoint::done_fingerprint_counts`]) vouch for none, so identical messages are neither
-//!    merged nor duplicated.
+//!    merged nor duplicated. The two meet in a temporary table on disk ([`Listing`]), so a
+//!    folder of a million messages is reconciled in bounded memory.
 //!
 //!    A folder this checkpoint has never seen (no record at all: a first run into a destination
 //!    that may already hold copies) is reconciled by [cheap identity](crate::identity) in its
@@ -63,6 +64,7 @@ mod known_folders;
 mod moves;
 mod rows;
 mod schema;
+mod unexplained;
 mod uploads;
 
 use std::collections::HashMap;
@@ -84,6 +86,7 @@ pub use moves::CopyElsewhere;
 pub use rows::{
     FolderState, IntentRow, MessageRecord, MessageState, Outcome, ResultRow, StateCounts, Watermark,
 };
+pub use unexplained::{Listing, BATCH as LISTING_BATCH};
 
 /// Current schema version (SQLite `user_version`).
 pub const SCHEMA_VERSION: i64 = 5;
@@ -191,6 +194,8 @@ impl Checkpoint {
         connection.busy_timeout(std::time::Duration::from_secs(30))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
+        // Temporary tables (a destination listing, `unexplained`) go to a file, not to memory.
+        connection.pragma_update(None, "temp_store", "FILE")?;
         schema::migrate(&connection)?;
         for (key, value) in [("source", source), ("destination", destination)] {
             let stored: Option<String> = connection

@@ -25,6 +25,7 @@ use futures::StreamExt;
 
 use super::folder::Pass;
 use super::options::Reconcile;
+use crate::checkpoint::LISTING_BATCH;
 use crate::error::Result;
 use crate::fingerprint::Fingerprint;
 use crate::identity::CheapIdentity;
@@ -69,21 +70,26 @@ impl DestinationIndex {
                 });
             }
         }
-        let mut copies: HashMap<Fingerprint, Vec<Option<String>>> = HashMap::new();
+        // The listing and the done records meet in the checkpoint's temporary file: memory holds
+        // only what no record explains (after a crash, what the interrupted batches stored).
+        let explained = context.checkpoint.start_destination_listing(folder_id).await?;
         let mut listing = context.sink.list_existing(destination);
+        let mut batch = Vec::with_capacity(LISTING_BATCH);
         while let Some(entry) = listing.next().await {
             let entry = entry?;
-            copies.entry(entry.fingerprint).or_default().push(entry.dest_key);
-        }
-        drop(listing);
-        for (fingerprint, done) in context.checkpoint.done_fingerprint_counts(folder_id).await? {
-            if let Some(keys) = copies.get_mut(&fingerprint) {
-                // Which of identical copies a done record explains is not known: any of them (the
-                // content is the same; only their keys differ).
-                keys.truncate(keys.len().saturating_sub(done as usize));
+            batch.push((entry.fingerprint, entry.dest_key));
+            if batch.len() >= LISTING_BATCH {
+                explained.add(std::mem::take(&mut batch)).await?;
             }
         }
-        copies.retain(|_, keys| !keys.is_empty());
+        drop(listing);
+        if !batch.is_empty() {
+            explained.add(batch).await?;
+        }
+        let mut copies: HashMap<Fingerprint, Vec<Option<String>>> = HashMap::new();
+        for (fingerprint, dest_key) in explained.unexplained().await? {
+            copies.entry(fingerprint).or_default().push(dest_key);
+        }
         let stored_forms = context.checkpoint.stored_forms(folder_id).await?;
         Ok(DestinationIndex { copies, by_identity: None, stored_forms })
     }
