@@ -142,6 +142,25 @@ impl Inner {
         &'a self,
         folder: &'a FolderPath,
     ) -> BoxStream<'a, Result<ExistingMessage>> {
+        self.every_uid_in_chunks(folder, CHUNK, move |mailbox, validity, uids| async move {
+            self.hash_chunk(&mailbox, validity, &uids).await
+        })
+    }
+
+    /// What `per_chunk` makes of every UID of the folder, `size` UIDs at a time (one command
+    /// each), as a stream: the folder examined first ([`Inner::examine_existing`], with the quiet
+    /// wait of a first reconcile); a missing folder gives nothing.
+    pub(crate) fn every_uid_in_chunks<'a, T, F, Fut>(
+        &'a self,
+        folder: &'a FolderPath,
+        size: usize,
+        per_chunk: F,
+    ) -> BoxStream<'a, Result<T>>
+    where
+        T: Send + 'a,
+        F: Fn(String, Option<u32>, Vec<u32>) -> Fut + Clone + Send + 'a,
+        Fut: std::future::Future<Output = Result<Vec<T>>> + Send + 'a,
+    {
         let mailbox = match self.mailbox(folder) {
             Ok(mailbox) => mailbox,
             Err(error) => return stream::iter(vec![Err(error)]).boxed(),
@@ -151,18 +170,18 @@ impl Inner {
             async move { self.examine_existing(&mailbox).await }
         };
         stream::once(started)
-            .flat_map(move |started| -> BoxStream<'a, Result<ExistingMessage>> {
+            .flat_map(move |started| -> BoxStream<'a, Result<T>> {
                 match started {
                     Err(error) => stream::iter(vec![Err(error)]).boxed(),
                     Ok(None) => stream::empty().boxed(),
                     Ok(Some((validity, uids))) => {
-                        let chunks: Vec<Vec<u32>> = uids.chunks(CHUNK).map(<[u32]>::to_vec).collect();
-                        let mailbox = mailbox.clone();
+                        let chunks: Vec<Vec<u32>> = uids.chunks(size.max(1)).map(<[u32]>::to_vec).collect();
+                        let (mailbox, per_chunk) = (mailbox.clone(), per_chunk.clone());
                         stream::iter(chunks)
                             .then(move |uids| {
-                                let mailbox = mailbox.clone();
+                                let chunk = per_chunk(mailbox.clone(), validity, uids);
                                 async move {
-                                    match self.hash_chunk(&mailbox, validity, &uids).await {
+                                    match chunk.await {
                                         Ok(items) => items.into_iter().map(Ok).collect::<Vec<_>>(),
                                         Err(error) => vec![Err(error)],
                                     }

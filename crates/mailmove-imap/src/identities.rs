@@ -78,44 +78,12 @@ impl Inner {
         &'a self,
         folder: &'a FolderPath,
     ) -> BoxStream<'a, Result<ExistingIdentity>> {
-        let mailbox = match self.mailbox(folder) {
-            Ok(mailbox) => mailbox,
-            Err(error) => return stream::iter(vec![Err(error)]).boxed(),
-        };
-        let started = {
-            let mailbox = mailbox.clone();
-            async move { self.examine_existing(&mailbox).await }
-        };
-        stream::once(started)
-            .flat_map(move |started| -> BoxStream<'a, Result<ExistingIdentity>> {
-                match started {
-                    Err(error) => stream::iter(vec![Err(error)]).boxed(),
-                    Ok(None) => stream::empty().boxed(),
-                    Ok(Some((validity, uids))) => {
-                        let chunks: Vec<Vec<u32>> = uids.chunks(CHUNK).map(<[u32]>::to_vec).collect();
-                        let mailbox = mailbox.clone();
-                        stream::iter(chunks)
-                            .then(move |uids| {
-                                let mailbox = mailbox.clone();
-                                async move {
-                                    match self.identity_chunk(&mailbox, validity, &uids).await {
-                                        Ok(items) => items
-                                            .into_iter()
-                                            .map(|(uid, identity)| {
-                                                let key = validity.map(|v| format!("{v}:{uid}"));
-                                                Ok(ExistingIdentity::new(key, identity))
-                                            })
-                                            .collect::<Vec<_>>(),
-                                        Err(error) => vec![Err(error)],
-                                    }
-                                }
-                            })
-                            .flat_map(stream::iter)
-                            .boxed()
-                    }
-                }
-            })
-            .boxed()
+        self.every_uid_in_chunks(folder, CHUNK, move |mailbox, validity, uids| async move {
+            let identities = self.identity_chunk(&mailbox, validity, &uids).await?;
+            let entry =
+                |(uid, identity)| ExistingIdentity::new(validity.map(|v| format!("{v}:{uid}")), identity);
+            Ok(identities.into_iter().map(entry).collect())
+        })
     }
 
     /// The stream behind [`MailSource::identities`](mailmove_core::MailSource::identities): keys
