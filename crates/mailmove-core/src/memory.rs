@@ -124,6 +124,12 @@ impl MemoryStore {
         crate::sync::lock(&self.state)
     }
 
+    /// What `each` makes of every message of `folder`, in order (nothing for a missing folder).
+    fn each_message<T>(&self, folder: &FolderPath, each: impl FnMut(&StoredMessage) -> T) -> Vec<T> {
+        let state = self.lock();
+        state.folders.get(folder).map(|entry| entry.messages.iter().map(each).collect()).unwrap_or_default()
+    }
+
     /// Creates a folder (with a role) if missing.
     pub fn create(&self, folder: &FolderPath, role: Option<SpecialUse>) {
         let mut state = self.lock();
@@ -290,20 +296,9 @@ impl MemoryStore {
 
     /// Every message of a folder: (bytes, flags, internal date), in order. For assertions.
     pub fn contents(&self, folder: &FolderPath) -> Vec<(Vec<u8>, Flags, Option<DateTime<FixedOffset>>)> {
-        let state = self.lock();
-        state
-            .folders
-            .get(folder)
-            .map(|entry| {
-                entry
-                    .messages
-                    .iter()
-                    .map(|m| {
-                        (m.body.to_bytes().expect("memory bodies").to_vec(), m.flags.clone(), m.internal_date)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.each_message(folder, |m| {
+            (m.body.to_bytes().expect("memory bodies").to_vec(), m.flags.clone(), m.internal_date)
+        })
     }
 
     /// The folders that exist.
@@ -495,25 +490,10 @@ impl MailSink for MemoryStore {
     }
 
     fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>> {
-        let mut state = self.lock();
-        state.bodies_read += state.folders.get(folder).map_or(0, |entry| entry.messages.len());
-        let entries: Vec<Result<ExistingMessage>> = state
-            .folders
-            .get(folder)
-            .map(|entry| {
-                entry
-                    .messages
-                    .iter()
-                    .map(|m| {
-                        Ok(ExistingMessage::new(
-                            Some(m.uid.to_string()),
-                            m.body.len(),
-                            fingerprint::strict(&m.body)?,
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let entries: Vec<Result<ExistingMessage>> = self.each_message(folder, |m| {
+            Ok(ExistingMessage::new(Some(m.uid.to_string()), m.body.len(), fingerprint::strict(&m.body)?))
+        });
+        self.lock().bodies_read += entries.len();
         stream::iter(entries).boxed()
     }
 

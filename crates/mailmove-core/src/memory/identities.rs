@@ -29,23 +29,12 @@ impl MemoryStore {
         &'a self,
         folder: &FolderPath,
     ) -> Option<BoxStream<'a, Result<ExistingIdentity>>> {
-        let state = self.lock();
-        if !state.offers_identities {
+        if !self.lock().offers_identities {
             return None;
         }
-        let entries: Vec<Result<ExistingIdentity>> = state
-            .folders
-            .get(folder)
-            .map(|entry| {
-                entry
-                    .messages
-                    .iter()
-                    .map(|m| {
-                        Ok(ExistingIdentity::new(Some(m.uid.to_string()), CheapIdentity::of_body(&m.body)?))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let entries: Vec<Result<ExistingIdentity>> = self.each_message(folder, |m| {
+            Ok(ExistingIdentity::new(Some(m.uid.to_string()), CheapIdentity::of_body(&m.body)?))
+        });
         Some(stream::iter(entries).boxed())
     }
 
