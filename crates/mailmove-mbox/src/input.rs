@@ -54,12 +54,28 @@ impl<R: Read + Seek> ByteReader<R> {
         Ok(len)
     }
 
-    /// Moves to an absolute offset (drops the buffer).
+    /// Moves to an absolute offset (drops the buffer: what follows is read from the file anew).
     pub(crate) fn seek(&mut self, offset: u64) -> io::Result<()> {
         self.inner.seek(SeekFrom::Start(offset))?;
         self.pos = 0;
         self.end = 0;
         self.offset = offset;
+        self.eof = false;
+        Ok(())
+    }
+
+    /// Moves to an absolute offset, keeping the buffer when the offset lies inside it: a fetch of
+    /// keys in file order goes on where the previous message ended, and dropping the buffer
+    /// there read each message's first bytes twice (and cost an `lseek` a message). Only for a
+    /// file this reader is not writing to: the buffered bytes are not read again.
+    pub(crate) fn seek_keeping_buffer(&mut self, offset: u64) -> io::Result<()> {
+        let buffered_end = self.offset + (self.end - self.pos) as u64;
+        if offset < self.offset || offset > buffered_end || self.tap.is_some() {
+            return self.seek(offset);
+        }
+        self.pos += (offset - self.offset) as usize;
+        self.offset = offset;
+        // The file may have grown since its end was seen; the next read finds out.
         self.eof = false;
         Ok(())
     }
@@ -169,5 +185,13 @@ mod tests {
         assert_eq!(reader.file_len().unwrap(), 200_000);
         reader.seek(199_999).unwrap();
         assert_eq!(reader.ensure(5).unwrap(), &data[199_999..]);
+        // Seeking inside the buffer keeps it; backwards or past it reads again.
+        reader.seek(10).unwrap();
+        let buffered = reader.fill().unwrap().len();
+        reader.seek_keeping_buffer(10 + buffered as u64 - 3).unwrap();
+        assert_eq!(reader.fill().unwrap(), &data[10 + buffered - 3..10 + buffered]);
+        assert_eq!(reader.offset(), (10 + buffered - 3) as u64);
+        reader.seek_keeping_buffer(5).unwrap();
+        assert_eq!(reader.ensure(4).unwrap()[..4], data[5..9]);
     }
 }

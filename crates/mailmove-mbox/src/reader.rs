@@ -316,6 +316,18 @@ impl<R: Read + Seek> MboxReader<R> {
         self.input.seek(offset).map_err(|err| io_err(&self.path, err))
     }
 
+    /// [`MboxReader::seek`] for a reader of a file it does not write: the bytes already read are
+    /// kept ([`ByteReader::seek_keeping_buffer`]), and so is the separator the framing just
+    /// recognised at `offset` (keys fetched in file order need no look back for a blank line).
+    pub(crate) fn seek_for_reading(&mut self, offset: u64) -> Result<()> {
+        let continuing = self.recognised == Some(offset) && self.input.offset() == offset;
+        self.messages_before = u64::from(offset > 0);
+        if !continuing {
+            self.recognised = None;
+        }
+        self.input.seek_keeping_buffer(offset).map_err(|err| io_err(&self.path, err))
+    }
+
     /// The current length of the file.
     pub(crate) fn file_len(&mut self) -> Result<u64> {
         self.input.file_len().map_err(|err| io_err(&self.path, err))

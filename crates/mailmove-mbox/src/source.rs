@@ -72,15 +72,20 @@ fn fetch_task(
     let (mut reader, path) = open_reader(&inner, &folder)?;
     let keep = inner.keep_expunged();
     let want = Want::Body(inner.config.spool.clone());
+    // Looked up again only for a key past it: the file may grow while the keys are fetched.
+    let mut file_len = reader.file_len()?;
     for key in keys {
         let Some((offset, _)) = parse_key(key.as_str()) else {
             tracing::debug!("mbox: {key} is not an mbox key");
             continue;
         };
-        if offset >= reader.file_len()? {
-            continue;
+        if offset >= file_len {
+            file_len = reader.file_len()?;
+            if offset >= file_len {
+                continue;
+            }
         }
-        reader.seek(offset)?;
+        reader.seek_for_reading(offset)?;
         let Some(mut parsed) = reader.next_message(&want, keep)? else { continue };
         if parsed.key != key.as_str() || parsed.skip.is_some() {
             tracing::debug!("mbox: {key} not found in {} (file changed?)", path.display());

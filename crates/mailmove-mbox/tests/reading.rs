@@ -261,6 +261,40 @@ async fn resume_after_key_and_stale_keys() {
     assert!(store.fetch_one(&inbox, &keys[3]).await.is_ok());
 }
 
+/// One fetch of many keys goes on reading where the previous message ended (the buffer kept);
+/// keys out of order, repeated, or with gaps read each message alike, and so does a file that
+/// changed between the listing and the fetch.
+#[tokio::test]
+async fn one_fetch_of_keys_in_any_order_reads_each_message_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = Vec::new();
+    for index in 0..40 {
+        // Sizes around the reader's 64 KiB buffer, so that messages end inside and past it.
+        let body = "x".repeat(index * 4099 % 90_000);
+        file.extend_from_slice(
+            format!("From a Sat Jan  3 01:05:34 1996\nSubject: {index}\n\n{body}\nFrom the body\n\n")
+                .as_bytes(),
+        );
+    }
+    let store = store_for(dir.path(), &file);
+    let inbox = FolderPath::inbox();
+    let alone = read_store(&store).await;
+    let keys: Vec<SourceKey> = alone.iter().map(|(_, meta)| meta.key.clone()).collect();
+    assert_eq!(keys.len(), 40);
+    let bodies = |fetched: Vec<mailmove_core::Result<mailmove_core::Message>>| -> Vec<Vec<u8>> {
+        fetched.into_iter().map(|m| m.unwrap().body.to_bytes().unwrap().to_vec()).collect()
+    };
+    let in_order = bodies(store.fetch(&inbox, &keys).collect().await);
+    assert_eq!(in_order, alone.iter().map(|(body, _)| body.clone()).collect::<Vec<_>>());
+    let mut shuffled: Vec<SourceKey> = keys.iter().rev().step_by(3).cloned().collect();
+    shuffled.extend(keys.iter().step_by(2).cloned());
+    let expected: Vec<Vec<u8>> = shuffled
+        .iter()
+        .map(|key| alone.iter().find(|(_, meta)| &meta.key == key).unwrap().0.clone())
+        .collect();
+    assert_eq!(bodies(store.fetch(&inbox, &shuffled).collect().await), expected);
+}
+
 #[tokio::test]
 async fn spooled_bodies_for_large_messages() {
     let dir = tempfile::tempdir().unwrap();
