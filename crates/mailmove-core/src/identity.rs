@@ -31,9 +31,9 @@
 
 use crate::crlf::Normalizer;
 use crate::error::Result;
-use crate::fingerprint::Fingerprint;
 #[cfg(doc)]
 use crate::fingerprint::StrictHasher;
+use crate::fingerprint::{Fingerprint, PieceHasher};
 use crate::message::MessageBody;
 
 /// A message's size (CRLF) and the hash of its header section (see the [module](self)).
@@ -74,10 +74,10 @@ impl CheapIdentity {
 /// Streaming computation of a [`CheapIdentity`] (and of the strict fingerprint, which hashes the
 /// same normalised bytes): feed the raw message in chunks.
 #[derive(Default)]
-struct IdentityScanner {
+pub(crate) struct IdentityScanner {
     line_endings: Normalizer,
     /// BLAKE3 of every normalised byte: the strict fingerprint ([`StrictHasher`]'s rule).
-    whole: blake3::Hasher,
+    whole: PieceHasher,
     size: u64,
     header: blake3::Hasher,
     /// The last bytes of normalised output while the header section lasts (to find CRLF CRLF
@@ -86,18 +86,18 @@ struct IdentityScanner {
 }
 
 impl IdentityScanner {
-    fn update(&mut self, chunk: &[u8]) {
+    pub(crate) fn update(&mut self, chunk: &[u8]) {
         let mut normalizer = std::mem::take(&mut self.line_endings);
         normalizer.feed(chunk, |piece| self.take(piece));
         self.line_endings = normalizer;
     }
 
     /// The strict fingerprint and the identity.
-    fn finish(mut self) -> (Fingerprint, CheapIdentity) {
+    pub(crate) fn finish(mut self) -> (Fingerprint, CheapIdentity) {
         let mut normalizer = std::mem::take(&mut self.line_endings);
         normalizer.finish(|piece| self.take(piece));
-        let strict = Fingerprint::from_bytes(*self.whole.finalize().as_bytes());
-        (strict, CheapIdentity { size: self.size, header: self.header() })
+        let header = self.header();
+        (self.whole.finalize(), CheapIdentity { size: self.size, header })
     }
 
     fn header(&self) -> Fingerprint {
@@ -134,7 +134,7 @@ impl IdentityScanner {
 }
 
 impl IdentityScanner {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         // A message that starts with an empty line has an empty header section of "\r\n".
         IdentityScanner { tail: Some(*b"\0\r\n"), ..IdentityScanner::default() }
     }
@@ -142,7 +142,12 @@ impl IdentityScanner {
 
 /// The strict fingerprint and the cheap identity of a message, in one pass over its bytes.
 /// The strict fingerprint is [`StrictHasher`]'s: BLAKE3 of the normalised bytes.
+/// A spooled body was scanned while it was written ([`crate::BodyBuilder`]): its file is not
+/// read again.
 pub fn strict_and_identity(body: &MessageBody) -> Result<(Fingerprint, CheapIdentity)> {
+    if let Some(scanned) = body.scanned() {
+        return Ok(scanned);
+    }
     let mut scanner = IdentityScanner::new();
     body.for_each_chunk(|chunk| scanner.update(chunk))?;
     Ok(scanner.finish())
@@ -190,6 +195,35 @@ mod tests {
             let body = MessageBody::from_bytes(bytes.clone());
             let (_, identity) = strict_and_identity(&body).unwrap();
             proptest::prop_assert_eq!(identity.size == bytes.len() as u64, crate::crlf::is_crlf(&body).unwrap());
+        }
+
+        /// A body scanned while it spooled, pushed in any chunks, has the fingerprint and
+        /// identity of the same bytes read back.
+        #[test]
+        fn a_body_scanned_while_spooling_is_fingerprinted_as_its_bytes(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![proptest::strategy::Just(b'\r'), proptest::strategy::Just(b'\n'), proptest::num::u8::ANY],
+                0..200,
+            ),
+            cuts in proptest::collection::vec(1usize..40, 0..10),
+            threshold in 0usize..64,
+        ) {
+            let mut builder = crate::SpoolConfig { threshold, dir: None }.builder();
+            let mut rest = &bytes[..];
+            for cut in cuts {
+                let (chunk, after) = rest.split_at(cut.min(rest.len()));
+                builder.push(chunk).unwrap();
+                rest = after;
+            }
+            builder.push(rest).unwrap();
+            let spooled = builder.finish().unwrap();
+            let in_memory = MessageBody::from_bytes(bytes.clone());
+            proptest::prop_assert_eq!(spooled.scanned().is_some(), bytes.len() > threshold);
+            proptest::prop_assert_eq!(strict_and_identity(&spooled).unwrap(), strict_and_identity(&in_memory).unwrap());
+            proptest::prop_assert_eq!(
+                crate::fingerprint::strict(&spooled).unwrap(),
+                crate::fingerprint::strict(&in_memory).unwrap()
+            );
         }
     }
 

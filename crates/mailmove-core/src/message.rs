@@ -14,7 +14,9 @@ use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::fingerprint::Fingerprint;
 use crate::flags::Flags;
+use crate::identity::{CheapIdentity, IdentityScanner};
 use crate::stored::Alteration;
 
 /// A source's stable name for one message within one folder and epoch.
@@ -147,7 +149,13 @@ pub struct MessageBody {
 #[derive(Clone)]
 enum BodyInner {
     Memory(Bytes),
-    Spooled { path: Arc<tempfile::TempPath>, len: u64 },
+    /// `scanned`: the strict fingerprint and cheap identity, computed while the file was
+    /// written, so that they need not read it back ([`identity::strict_and_identity`]).
+    Spooled {
+        path: Arc<tempfile::TempPath>,
+        len: u64,
+        scanned: Option<(Fingerprint, CheapIdentity)>,
+    },
 }
 
 impl fmt::Debug for MessageBody {
@@ -191,6 +199,14 @@ impl MessageBody {
         self.len() == 0
     }
 
+    /// The strict fingerprint and cheap identity computed while the body was spooled.
+    pub(crate) fn scanned(&self) -> Option<(Fingerprint, CheapIdentity)> {
+        match &self.inner {
+            BodyInner::Spooled { scanned, .. } => *scanned,
+            BodyInner::Memory(_) => None,
+        }
+    }
+
     /// Whether the body lives in a temporary file.
     pub fn is_spooled(&self) -> bool {
         matches!(self.inner, BodyInner::Spooled { .. })
@@ -224,6 +240,26 @@ impl MessageBody {
                 let file = std::fs::File::open(path.as_ref() as &std::path::Path)
                     .map_err(|err| Error::io("opening spooled message", err))?;
                 Ok(Box::new(std::io::BufReader::with_capacity(64 * 1024, file)))
+            }
+        }
+    }
+
+    /// Writes the whole body to `out` and returns the bytes written. No copy through a buffer:
+    /// an in-memory body is written as it is, and a spooled one file to file, which the kernel
+    /// does itself (`copy_file_range`) where it can.
+    ///
+    /// ```
+    /// # use mailmove_core::MessageBody;
+    /// let mut out = tempfile::tempfile().unwrap();
+    /// let body = MessageBody::from_bytes(&b"Subject: x\r\n\r\nbody"[..]);
+    /// assert_eq!(body.write_to_file(&mut out).unwrap(), 18);
+    /// ```
+    pub fn write_to_file(&self, out: &mut std::fs::File) -> std::io::Result<u64> {
+        match &self.inner {
+            BodyInner::Memory(bytes) => out.write_all(bytes).map(|()| bytes.len() as u64),
+            BodyInner::Spooled { path, .. } => {
+                let mut file = std::fs::File::open(path.as_ref() as &std::path::Path)?;
+                std::io::copy(&mut file, out)
             }
         }
     }
@@ -296,7 +332,7 @@ impl Default for SpoolConfig {
 impl SpoolConfig {
     /// A builder for one body.
     pub fn builder(&self) -> BodyBuilder {
-        BodyBuilder { config: self.clone(), memory: Vec::new(), file: None, len: 0 }
+        BodyBuilder { config: self.clone(), memory: Vec::new(), file: None, scanner: None, len: 0 }
     }
 }
 
@@ -328,6 +364,10 @@ pub struct BodyBuilder {
     config: SpoolConfig,
     memory: Vec<u8>,
     file: Option<std::io::BufWriter<tempfile::NamedTempFile>>,
+    /// Sees every byte of a body that spools: the engine fingerprints every body it copies, and
+    /// hashing on the way in saves reading the file back for it (issue 16: a spooled body was
+    /// written once and read twice). In-memory bodies are hashed where they are, when needed.
+    scanner: Option<IdentityScanner>,
     len: u64,
 }
 
@@ -336,12 +376,20 @@ impl BodyBuilder {
     pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
         self.len += chunk.len() as u64;
         if let Some(file) = &mut self.file {
+            if let Some(scanner) = &mut self.scanner {
+                scanner.update(chunk);
+            }
             return file.write_all(chunk).map_err(|err| Error::io("spooling message", err));
         }
         if self.memory.len() + chunk.len() <= self.config.threshold {
             self.memory.extend_from_slice(chunk);
             return Ok(());
         }
+        self.spill(chunk)
+    }
+
+    /// Moves what is held in memory, and `chunk` after it, to a new spool file.
+    fn spill(&mut self, chunk: &[u8]) -> Result<()> {
         let mut file = match &self.config.dir {
             Some(dir) => tempfile::NamedTempFile::new_in(dir),
             None => tempfile::NamedTempFile::new(),
@@ -351,9 +399,54 @@ impl BodyBuilder {
         file.write_all(&self.memory)
             .and_then(|_| file.write_all(chunk))
             .map_err(|err| Error::io("spooling message", err))?;
+        let mut scanner = IdentityScanner::new();
+        scanner.update(&self.memory);
+        scanner.update(chunk);
+        self.scanner = Some(scanner);
         self.memory = Vec::new();
         self.file = Some(file);
         Ok(())
+    }
+
+    /// Appends everything `reader` gives, to its end. `size_hint` (the file's size, say) sizes
+    /// the buffer of a body that stays in memory, which is then read straight into it: one copy
+    /// of the bytes, not two, and no regrowing. A read error is the caller's to describe
+    /// (`read_error`, which knows the path); a spooling error is described here.
+    ///
+    /// ```
+    /// use mailmove_core::{Error, SpoolConfig};
+    /// let mut builder = SpoolConfig::default().builder();
+    /// let read_error = |err| Error::io("reading the message", err);
+    /// builder.read_all(&mut &b"Subject: x\r\n\r\nbody"[..], 18, read_error).unwrap();
+    /// assert_eq!(builder.finish().unwrap().len(), 18);
+    /// ```
+    pub fn read_all(
+        &mut self,
+        reader: &mut impl Read,
+        size_hint: u64,
+        read_error: impl Fn(std::io::Error) -> Error,
+    ) -> Result<()> {
+        if self.file.is_none() {
+            let room = self.config.threshold.saturating_sub(self.memory.len());
+            self.memory.reserve(usize::try_from(size_hint).unwrap_or(usize::MAX).min(room));
+            // One byte past the room tells whether the body fits.
+            let got =
+                reader.by_ref().take(room as u64 + 1).read_to_end(&mut self.memory).map_err(&read_error)?;
+            self.len += got as u64;
+            if got <= room {
+                return Ok(());
+            }
+            self.spill(&[])?;
+        }
+        let mut buffer = vec![0u8; SPOOL_WRITE_BUFFER];
+        loop {
+            match reader.read(&mut buffer) {
+                Ok(0) => return Ok(()),
+                Ok(read) => self.push(&buffer[..read])?,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(read_error(err)),
+            }
+        }
     }
 
     /// Bytes pushed so far.
@@ -377,8 +470,9 @@ impl BodyBuilder {
                     .seek(SeekFrom::Start(0))
                     .map_err(|err| Error::io("spooling message", err))?;
                 let path = file.into_temp_path();
+                let scanned = self.scanner.map(IdentityScanner::finish);
                 Ok(MessageBody {
-                    inner: BodyInner::Spooled { path: Arc::new(path), len: self.len },
+                    inner: BodyInner::Spooled { path: Arc::new(path), len: self.len, scanned },
                     crlf: None,
                 })
             }
@@ -418,6 +512,26 @@ impl Appended {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_a_whole_reader_in_spools_past_the_threshold_whatever_the_hint() {
+        let data: Vec<u8> = (0..5_000u32).map(|i| (i % 251) as u8).collect();
+        for threshold in [0, 1, 4_999, 5_000, 5_001, 1 << 20] {
+            for hint in [0, 10, 5_000, 1 << 30] {
+                let mut builder = SpoolConfig { threshold, dir: None }.builder();
+                builder.push(&data[..7]).unwrap();
+                builder.read_all(&mut &data[7..], hint, |err| Error::io("test", err)).unwrap();
+                assert_eq!(builder.len(), 5_000);
+                let body = builder.finish().unwrap();
+                assert_eq!(body.is_spooled(), threshold < 5_000, "threshold {threshold}, hint {hint}");
+                assert_eq!(body.to_bytes().unwrap(), data);
+                assert_eq!(
+                    crate::identity::strict_and_identity(&body).unwrap(),
+                    crate::identity::strict_and_identity(&MessageBody::from_bytes(data.clone())).unwrap()
+                );
+            }
+        }
+    }
 
     #[test]
     fn spooled_and_memory_bodies_read_the_same() {

@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -254,19 +254,7 @@ fn write(
 
 fn write_temporary(mut file: File, path: &Path, message: &Message, mtime: Option<SystemTime>) -> Result<u64> {
     let context = || format!("writing {}", path.display());
-    let mut reader = message.body.reader()?;
-    let mut buffer = vec![0u8; IO_CHUNK];
-    let mut written: u64 = 0;
-    loop {
-        let read = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(Error::io("reading the message body", err)),
-        };
-        file.write_all(&buffer[..read]).map_err(|err| map_io(context(), err))?;
-        written += read as u64;
-    }
+    let written = message.body.write_to_file(&mut file).map_err(|err| map_io(context(), err))?;
     if written != message.body.len() {
         return Err(Error::Corrupt {
             location: "message body".into(),
