@@ -26,9 +26,6 @@ use crate::warning::Warnings;
 
 /// How many listed files are stat'ed per blocking task (so the stream yields early).
 const STAT_BATCH: usize = 512;
-/// Read size for message files.
-const READ_CHUNK: usize = 64 * 1024;
-
 /// A file's modification time as an internal date, in whole seconds (IMAP's resolution), UTC.
 pub(crate) fn internal_date_of(modified: SystemTime) -> Option<DateTime<FixedOffset>> {
     let exact: DateTime<Utc> = modified.into();
@@ -123,7 +120,6 @@ fn read_message(
     spool: &SpoolConfig,
     warnings: &Warnings,
 ) -> Result<Option<Message>> {
-    use std::io::Read;
     let Some(mut entry) = entry else { return Ok(None) };
     let mut retried = false;
     let file = loop {
@@ -151,16 +147,7 @@ fn read_message(
     let metadata = file.metadata().map_err(|err| map_io(context(), err))?;
     let mut builder = spool.builder();
     let mut reader = file;
-    let mut buffer = vec![0u8; READ_CHUNK];
-    loop {
-        let read = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(map_io(context(), err)),
-        };
-        builder.push(&buffer[..read])?;
-    }
+    builder.read_all(&mut reader, metadata.len(), |err| map_io(context(), err))?;
     let body = builder.finish()?;
     let flags = entry.with_name(|name| flags_from_letters(name.flag_letters(), keywords));
     let date = metadata.modified().ok().and_then(internal_date_of);
