@@ -111,10 +111,12 @@ impl Quoter {
     fn push(&mut self, mut data: &[u8], in_body: bool, out: &mut impl Write) -> io::Result<()> {
         while !data.is_empty() {
             if self.mid_line {
-                let end = memchr::memchr(b'\n', data).map(|i| i + 1);
-                let (line, rest) = data.split_at(end.unwrap_or(data.len()));
-                self.put(out, line, in_body)?;
-                self.mid_line = end.is_none();
+                // Every line up to the next that could need a quote goes out in one piece: one
+                // write for a run of lines, not one a line (issue 16).
+                let span = unquotable_span(data);
+                let (run, rest) = data.split_at(span);
+                self.put(out, run, in_body)?;
+                self.mid_line = run.last() != Some(&b'\n');
                 data = rest;
                 continue;
             }
@@ -148,9 +150,13 @@ impl Quoter {
             gt -= n as u64;
         }
         self.gt = 0;
-        let probe = std::mem::take(&mut self.probe);
+        // Taken and given back, so the probe keeps its allocation from line to line.
+        let mut probe = std::mem::take(&mut self.probe);
         self.mid_line = probe.last() != Some(&b'\n');
-        self.put(out, &probe, in_body)
+        let result = self.put(out, &probe, in_body);
+        probe.clear();
+        self.probe = probe;
+        result
     }
 
     fn put(&mut self, out: &mut impl Write, bytes: &[u8], in_body: bool) -> io::Result<()> {
@@ -166,6 +172,14 @@ impl Quoter {
         }
         Ok(())
     }
+}
+
+/// The length of the start of `data` (which continues a line) that needs no quote: up to the
+/// first line that starts with `>` or `F` (only such a line can be `>*From `), or all of it.
+fn unquotable_span(data: &[u8]) -> usize {
+    memchr::memchr2_iter(b'>', b'F', data)
+        .find(|&index| index > 0 && data[index - 1] == b'\n')
+        .unwrap_or(data.len())
 }
 
 /// What writing one message produced.
