@@ -84,17 +84,24 @@ impl StoredCopy {
 /// whole message when it has no body), at most [`MAX_HEADER_SECTION`] bytes (`None` past that).
 pub fn header_section(body: &MessageBody) -> Result<Option<Vec<u8>>> {
     let head = body.head(MAX_HEADER_SECTION + 4)?;
-    let end = memchr::memmem::find(&head, b"\r\n\r\n")
-        .map(|at| at + 4)
-        .into_iter()
-        .chain(memchr::memmem::find(&head, b"\n\n").map(|at| at + 2))
-        .min();
+    let end = empty_line_end(&head);
     match end {
         Some(end) if end <= MAX_HEADER_SECTION => Ok(Some(head[..end].to_vec())),
         Some(_) => Ok(None),
         None if head.len() <= MAX_HEADER_SECTION => Ok(Some(head.to_vec())),
         None => Ok(None),
     }
+}
+
+/// Where the first `CRLF CRLF` or `LF LF` ends. Looks from line to line, so that it stops at the
+/// header's end: two searches of the whole head, each for one form, read up to 256 KiB of every
+/// message whose header used the other form (3 % of an IMAP copy's CPU).
+fn empty_line_end(bytes: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', bytes).find_map(|at| match bytes.get(at + 1) {
+        Some(b'\n') => Some(at + 2),
+        Some(b'\r') if at > 0 && bytes[at - 1] == b'\r' && bytes.get(at + 2) == Some(&b'\n') => Some(at + 3),
+        _ => None,
+    })
 }
 
 /// One header field: its name and its raw value (folding included, line endings normalised).
@@ -193,6 +200,22 @@ mod tests {
         assert_eq!(compare_header_sections(sent, dropped).unwrap(), "headers removed: Subject, X-Long");
         let reordered = b"Subject: na\xc3\xafve\r\nFrom: a@b\r\nX-Long: one\r\n two\r\n\r\n";
         assert_eq!(compare_header_sections(sent, reordered).unwrap(), "header fields reordered or refolded");
+    }
+
+    proptest::proptest! {
+        /// The first end of either form, as the two searches found it.
+        #[test]
+        fn the_empty_line_is_found_where_either_form_first_ends(bytes in proptest::collection::vec(
+            proptest::prop_oneof![proptest::strategy::Just(b'\r'), proptest::strategy::Just(b'\n'), proptest::strategy::Just(b'a')],
+            0..30,
+        )) {
+            let searched = memchr::memmem::find(&bytes, b"\r\n\r\n")
+                .map(|at| at + 4)
+                .into_iter()
+                .chain(memchr::memmem::find(&bytes, b"\n\n").map(|at| at + 2))
+                .min();
+            proptest::prop_assert_eq!(empty_line_end(&bytes), searched);
+        }
     }
 
     #[test]
