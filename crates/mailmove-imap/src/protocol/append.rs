@@ -80,7 +80,7 @@ pub(crate) fn flags_for_append(flags: &Flags, permanent: Option<&[String]>) -> V
 
 pub(crate) fn contains_nul(body: &MessageBody) -> Result<bool> {
     let mut found = false;
-    body.for_each_chunk(|chunk| found |= chunk.contains(&0))?;
+    body.for_each_chunk(|chunk| found = found || memchr::memchr(0, chunk).is_some())?;
     Ok(found)
 }
 
