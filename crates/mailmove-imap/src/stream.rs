@@ -4,16 +4,24 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use crate::compress::Deflate;
 
+/// TLS reads through a buffer of this size: rustls asks the socket for 4 KiB at a time, which
+/// was 20 `recvfrom` calls (and as many wake-ups) a 64 KiB message; the buffer makes it one or
+/// two, and rustls takes its records from memory.
+pub(crate) const TLS_READ_BUFFER: usize = 64 * 1024;
+
+/// TLS over a buffered TCP stream (see [`TLS_READ_BUFFER`]).
+pub(crate) type TlsOverTcp = TlsStream<BufReader<TcpStream>>;
+
 /// The byte stream under a connection.
 pub(crate) enum Transport {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsOverTcp>),
     /// `COMPRESS=DEFLATE` over either of the above.
     Deflate(Box<Deflate<Transport>>),
 }

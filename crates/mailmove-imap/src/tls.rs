@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailmove_core::Result;
+use tokio::io::BufReader;
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
+
+use crate::stream::{TlsOverTcp, TLS_READ_BUFFER};
 use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::TlsConnector;
 
@@ -23,7 +25,9 @@ pub(crate) async fn handshake(
     host: &str,
     tcp: TcpStream,
     timeout: Duration,
-) -> Result<TlsStream<TcpStream>> {
+) -> Result<TlsOverTcp> {
     let peer = format!("IMAP server {host}");
-    mailmove_net::tls::handshake(&TlsConnector::from(tls), host, tcp, timeout, &peer).await
+    // Nothing is buffered yet: the plain phase of STARTTLS read from the bare socket.
+    let buffered = BufReader::with_capacity(TLS_READ_BUFFER, tcp);
+    mailmove_net::tls::handshake(&TlsConnector::from(tls), host, buffered, timeout, &peer).await
 }
