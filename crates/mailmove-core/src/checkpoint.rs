@@ -34,7 +34,9 @@
 //!    strict fingerprint, so no body is downloaded. Its matched records carry the message's
 //!    strict fingerprint when the engine fetched it, else a stand-in derived from the identity
 //!    ([`CheapIdentity::record_fingerprint`](crate::identity::CheapIdentity::record_fingerprint)),
-//!    which no strict fingerprint ever equals. Rules 3 to 5 hold for every later round and run.
+//!    which no strict fingerprint ever equals. The identities wait on disk too
+//!    ([`IdentityListing`]): each batch takes the copies of its own identities out of the table.
+//!    Rules 3 to 5 hold for every later round and run.
 //! 6. **Keys count only under their epoch.** When the epoch (IMAP UIDVALIDITY) or the destination
 //!    folder changes, the folder's key map is dropped ([`FolderState::key_map_dropped`]) and the
 //!    whole folder is reconciled by fingerprint; nothing is ever deleted at the destination on the
@@ -59,6 +61,7 @@
 //!   `state` holds the codes of [`MessageState`] (intent 0, copied 1, matched 2, failed 3,
 //!   deleting 4, set aside 5).
 
+mod identities;
 mod job_view;
 mod known_folders;
 mod moves;
@@ -80,6 +83,7 @@ use crate::folder::FolderPath;
 use crate::message::SourceKey;
 use crate::sync::lock;
 
+pub use identities::IdentityListing;
 pub use job_view::{JobRecord, JobView};
 pub use known_folders::KnownFolder;
 pub use moves::CopyElsewhere;

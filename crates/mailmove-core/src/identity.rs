@@ -37,7 +37,7 @@ use crate::fingerprint::{Fingerprint, PieceHasher};
 use crate::message::MessageBody;
 
 /// A message's size (CRLF) and the hash of its header section (see the [module](self)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CheapIdentity {
     /// Size in bytes with CRLF line endings.
     pub size: u64,

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use super::event::Event;
 use super::folder::Pass;
 use super::produce::Fetched;
-use super::reconcile::DestinationIndex;
+use super::reconcile::{load_identities, DestinationIndex};
 use super::report::{FolderReport, MessageNote};
 use super::retry::Retry;
 use super::run::NoteKind;
@@ -220,6 +220,8 @@ impl<'p, 'i> Committer<'p, 'i> {
         let context = self.pass.context;
         let mut matched = Vec::new();
         let mut to_append = Vec::new();
+        let identities = batch.iter().flat_map(|fetched| [Some(fetched.identity), fetched.own_identity]);
+        load_identities(self.index, context.checkpoint, identities.flatten().collect::<Vec<_>>()).await?;
         for fetched in batch {
             let found = lock(self.index).as_mut().and_then(|index| self.pass.find(index, &fetched));
             match found {

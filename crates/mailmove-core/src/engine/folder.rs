@@ -182,7 +182,10 @@ async fn copy_rounds(
         false => None,
     };
     let pass = Pass::new(context, &info.path, destination, &state, listing_run);
-    pass.rounds(report).await?;
+    let rounds = pass.rounds(report).await;
+    // What a first run's identity listing left (copies no message took) goes with the folder.
+    context.checkpoint.forget_identity_listing(state.id).await?;
+    rounds?;
     let left_undone = pass.sync_flags(report).await?;
     let end = FolderEnd {
         info: info.clone(),

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::event::Event;
 use super::folder::Pass;
-use super::reconcile::DestinationIndex;
+use super::reconcile::{load_identities, DestinationIndex};
 use super::report::FolderReport;
 use super::retry::Retry;
 use crate::checkpoint::{IntentRow, MessageState, Outcome};
@@ -261,6 +261,7 @@ impl<'p, 'i> Producer<'p, 'i> {
             }
         }
         drop(listed);
+        load_identities(self.index, context.checkpoint, identities.values().copied()).await?;
         let (mut found, mut rest) = (Vec::new(), Vec::new());
         {
             let mut index = lock(self.index);

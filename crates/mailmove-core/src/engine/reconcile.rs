@@ -15,21 +15,28 @@
 //!   recorded as found. Retry rounds, resumed folders and intents left by a crash reconcile by
 //!   content: their done records are strict fingerprints.
 //!
+//! Either way the listing stays on disk, in the checkpoint's temporary file, not in memory: by
+//! content it meets the done records there ([`crate::checkpoint::Listing`]); by identity each
+//! batch moves to memory the copies of the identities it asks about
+//! ([`load_identities`], [`crate::checkpoint::IdentityListing`]).
+//!
 //! [`MailSink::list_existing`]: crate::MailSink::list_existing
 //! [`MailSink::list_identities`]: crate::MailSink::list_identities
 //! [`Reconcile::Identity`]: super::Reconcile::Identity
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use futures::StreamExt;
 
 use super::folder::Pass;
 use super::options::Reconcile;
-use crate::checkpoint::LISTING_BATCH;
+use crate::checkpoint::{Checkpoint, LISTING_BATCH};
 use crate::error::Result;
 use crate::fingerprint::Fingerprint;
 use crate::identity::CheapIdentity;
 use crate::stored::Alteration;
+use crate::sync::lock;
 
 /// The destination's messages that no done record explains, as a multiset of fingerprints (or
 /// identities) with their keys, and what the destination made of the messages it altered
@@ -41,8 +48,43 @@ pub(super) struct DestinationIndex {
     /// where the sink gives no key).
     copies: HashMap<Fingerprint, Vec<Option<String>>>,
     /// The same by identity, when the index was built from identities (then `copies` is empty).
-    by_identity: Option<HashMap<CheapIdentity, Vec<Option<String>>>>,
+    by_identity: Option<IdentityCopies>,
     stored_forms: HashMap<Fingerprint, Alteration>,
+}
+
+/// The destination's copies by identity: listed into the checkpoint's temporary table, and
+/// moved here a batch's identities at a time ([`load_identities`]) to be taken.
+struct IdentityCopies {
+    folder_id: i64,
+    loaded: HashMap<CheapIdentity, Vec<Option<String>>>,
+}
+
+/// Moves to memory the destination's copies of `identities`, when `index` recognises copies by
+/// identity (else nothing): call it for a batch before [`DestinationIndex::take_identity`]. A
+/// copy leaves the checkpoint's table as it is moved, so two batches are never given the same.
+pub(super) async fn load_identities(
+    index: &Mutex<Option<DestinationIndex>>,
+    checkpoint: &Checkpoint,
+    identities: impl IntoIterator<Item = CheapIdentity>,
+) -> Result<()> {
+    let folder_id = {
+        let index = lock(index);
+        match index.as_ref().and_then(|index| index.by_identity.as_ref()) {
+            Some(copies) => copies.folder_id,
+            None => return Ok(()),
+        }
+    };
+    let identities: Vec<CheapIdentity> = identities.into_iter().collect();
+    if identities.is_empty() {
+        return Ok(());
+    }
+    let taken = checkpoint.take_listed_identities(folder_id, identities).await?;
+    if let Some(copies) = lock(index).as_mut().and_then(|index| index.by_identity.as_mut()) {
+        for (identity, dest_key) in taken {
+            copies.loaded.entry(identity).or_default().push(dest_key);
+        }
+    }
+    Ok(())
 }
 
 impl DestinationIndex {
@@ -61,14 +103,17 @@ impl DestinationIndex {
         }
         // Never seen: no record, and no altered copy known by content (a dropped key map keeps those).
         let unknown = pass.state.fresh && !pass.state.key_map_dropped;
-        if first_round && unknown && context.options.reconcile == Reconcile::Identity {
-            if let Some(copies) = Self::identities(pass).await? {
-                return Ok(DestinationIndex {
-                    copies: HashMap::new(),
-                    by_identity: Some(copies),
-                    stored_forms: HashMap::new(),
-                });
-            }
+        if first_round
+            && unknown
+            && context.options.reconcile == Reconcile::Identity
+            && Self::identities(pass).await?
+        {
+            let copies = IdentityCopies { folder_id, loaded: HashMap::new() };
+            return Ok(DestinationIndex {
+                copies: HashMap::new(),
+                by_identity: Some(copies),
+                stored_forms: HashMap::new(),
+            });
         }
         // The listing and the done records meet in the checkpoint's temporary file: memory holds
         // only what no record explains (after a crash, what the interrupted batches stored).
@@ -94,24 +139,35 @@ impl DestinationIndex {
         Ok(DestinationIndex { copies, by_identity: None, stored_forms })
     }
 
-    /// The destination's copies by identity, when the sink lists identities; `None` when it does
-    /// not, or when it could not say for some message (then every copy is read by content: a copy
-    /// left out of the index would be appended a second time). Transient errors are the caller's
-    /// to retry.
-    async fn identities(pass: &Pass<'_>) -> Result<Option<HashMap<CheapIdentity, Vec<Option<String>>>>> {
-        let Some(mut listing) = pass.context.sink.list_identities(pass.destination) else { return Ok(None) };
-        let mut copies: HashMap<CheapIdentity, Vec<Option<String>>> = HashMap::new();
+    /// Lists the destination's copies by identity into the checkpoint's temporary table, when the
+    /// sink lists identities. `false` when it does not, or when it could not say for some message
+    /// (then every copy is read by content: a copy left out of the index would be appended a
+    /// second time). Transient errors are the caller's to retry.
+    async fn identities(pass: &Pass<'_>) -> Result<bool> {
+        let (checkpoint, folder_id) = (pass.context.checkpoint, pass.state.id);
+        let Some(mut listing) = pass.context.sink.list_identities(pass.destination) else { return Ok(false) };
+        let table = checkpoint.start_identity_listing(folder_id).await?;
+        let mut batch = Vec::with_capacity(LISTING_BATCH);
         while let Some(entry) = listing.next().await {
             match entry {
-                Ok(entry) => copies.entry(entry.identity).or_default().push(entry.dest_key),
+                Ok(entry) => batch.push((entry.identity, entry.dest_key)),
                 Err(error) if error.is_transient() => return Err(error),
                 Err(error) => {
                     tracing::info!(folder = %pass.destination, %error, "reconciling by content: no identities");
-                    return Ok(None);
+                    drop(listing);
+                    checkpoint.forget_identity_listing(folder_id).await?;
+                    return Ok(false);
                 }
             }
+            if batch.len() >= LISTING_BATCH {
+                table.add(std::mem::take(&mut batch)).await?;
+            }
         }
-        Ok(Some(copies))
+        drop(listing);
+        if !batch.is_empty() {
+            table.add(batch).await?;
+        }
+        Ok(true)
     }
 
     /// Whether the index recognises copies by identity (then [`DestinationIndex::take_identity`]
@@ -131,8 +187,15 @@ impl DestinationIndex {
         self.copies.get_mut(fingerprint)?.pop()
     }
 
-    /// Takes one occurrence of `identity`, when the index was built by identity.
+    /// Takes one occurrence of `identity`, when the index was built by identity, among the copies
+    /// [`load_identities`] moved to memory.
     pub fn take_identity(&mut self, identity: &CheapIdentity) -> Option<Option<String>> {
-        self.by_identity.as_mut()?.get_mut(identity)?.pop()
+        let loaded = &mut self.by_identity.as_mut()?.loaded;
+        let keys = loaded.get_mut(identity)?;
+        let taken = keys.pop();
+        if keys.is_empty() {
+            loaded.remove(identity);
+        }
+        taken
     }
 }
