@@ -58,20 +58,14 @@ impl Checkpoint {
             let transaction = connection.transaction()?;
             let mut taken = Vec::new();
             {
-                let mut select = transaction.prepare_cached(
-                    "SELECT rowid, dest_key FROM temp.listed_identities WHERE folder_id = ?1 AND identity = ?2",
+                let mut take = transaction.prepare_cached(
+                    "DELETE FROM temp.listed_identities WHERE folder_id = ?1 AND identity = ?2 RETURNING dest_key",
                 )?;
-                let mut delete = transaction.prepare_cached("DELETE FROM temp.listed_identities WHERE rowid = ?1")?;
                 let mut seen = std::collections::HashSet::new();
                 for identity in identities.iter().filter(|identity| seen.insert(**identity)) {
-                    let rows = select
-                        .query_map(params![folder_id, identity_key(identity)], |row| {
-                            Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)?))
-                        })?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    for (rowid, dest_key) in rows {
-                        delete.execute([rowid])?;
-                        taken.push((*identity, dest_key));
+                    let mut rows = take.query(params![folder_id, identity_key(identity)])?;
+                    while let Some(row) = rows.next()? {
+                        taken.push((*identity, row.get::<_, Option<String>>(0)?));
                     }
                 }
             }
