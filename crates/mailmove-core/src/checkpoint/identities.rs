@@ -11,6 +11,7 @@
 
 use rusqlite::params;
 
+use super::unexplained::insert_listed;
 use super::Checkpoint;
 use crate::error::Result;
 use crate::identity::CheapIdentity;
@@ -97,22 +98,14 @@ impl IdentityListing<'_> {
     /// Adds copies the destination listed: (identity, its key). Call it with at most about
     /// [`super::LISTING_BATCH`] at a time.
     pub async fn add(&self, copies: Vec<(CheapIdentity, Option<String>)>) -> Result<()> {
-        let folder_id = self.folder_id;
-        self.checkpoint
-            .with(move |connection| {
-                let transaction = connection.transaction()?;
-                {
-                    let mut insert = transaction.prepare_cached(
-                        "INSERT INTO temp.listed_identities(folder_id, identity, dest_key) VALUES (?1, ?2, ?3)",
-                    )?;
-                    for (identity, dest_key) in &copies {
-                        insert.execute(params![folder_id, identity_key(identity), dest_key])?;
-                    }
-                }
-                transaction.commit()?;
-                Ok(())
-            })
-            .await
+        let rows = copies.into_iter().map(|(identity, dest_key)| (identity_key(&identity), dest_key));
+        insert_listed(
+            self.checkpoint,
+            "listed_identities(folder_id, identity, dest_key)",
+            self.folder_id,
+            rows.collect(),
+        )
+        .await
     }
 }
 

@@ -46,22 +46,15 @@ impl Listing<'_> {
     /// Adds copies the destination listed: (fingerprint of what it holds, its key). Call it with
     /// at most about [`BATCH`] at a time.
     pub async fn add(&self, copies: Vec<(Fingerprint, Option<String>)>) -> Result<()> {
-        let folder_id = self.folder_id;
-        self.checkpoint
-            .with(move |connection| {
-                let transaction = connection.transaction()?;
-                {
-                    let mut insert = transaction.prepare_cached(
-                        "INSERT INTO temp.listed_copies(folder_id, held, dest_key) VALUES (?1, ?2, ?3)",
-                    )?;
-                    for (fingerprint, dest_key) in &copies {
-                        insert.execute(params![folder_id, fingerprint.as_bytes().to_vec(), dest_key])?;
-                    }
-                }
-                transaction.commit()?;
-                Ok(())
-            })
-            .await
+        let rows =
+            copies.into_iter().map(|(fingerprint, dest_key)| (fingerprint.as_bytes().to_vec(), dest_key));
+        insert_listed(
+            self.checkpoint,
+            "listed_copies(folder_id, held, dest_key)",
+            self.folder_id,
+            rows.collect(),
+        )
+        .await
     }
 
     /// The listed copies no done record of the folder explains (each record explains one copy of
@@ -99,6 +92,30 @@ impl Listing<'_> {
             })
             .await
     }
+}
+
+/// Inserts a batch of a destination listing, (key of what a copy holds, its key), into a
+/// temporary table `into` (`table(folder_id, key column, dest_key)`), in one transaction.
+pub(super) async fn insert_listed(
+    checkpoint: &Checkpoint,
+    into: &'static str,
+    folder_id: i64,
+    rows: Vec<(Vec<u8>, Option<String>)>,
+) -> Result<()> {
+    checkpoint
+        .with(move |connection| {
+            let transaction = connection.transaction()?;
+            {
+                let mut insert =
+                    transaction.prepare_cached(&format!("INSERT INTO temp.{into} VALUES (?1, ?2, ?3)"))?;
+                for (held, dest_key) in &rows {
+                    insert.execute(params![folder_id, held, dest_key])?;
+                }
+            }
+            transaction.commit()?;
+            Ok(())
+        })
+        .await
 }
 
 #[cfg(test)]
