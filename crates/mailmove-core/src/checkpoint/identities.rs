@@ -11,7 +11,7 @@
 
 use rusqlite::params;
 
-use super::unexplained::insert_listed;
+use super::unexplained::{insert_listed, start_listed};
 use super::Checkpoint;
 use crate::error::Result;
 use crate::identity::CheapIdentity;
@@ -34,17 +34,11 @@ impl Checkpoint {
     /// Starts the identity listing of the destination of the folder `folder_id`, forgetting any
     /// earlier one of the folder.
     pub async fn start_identity_listing(&self, folder_id: i64) -> Result<IdentityListing<'_>> {
-        self.with(move |connection| {
-            connection.execute_batch(
-                "CREATE TEMP TABLE IF NOT EXISTS listed_identities(
-                     folder_id INTEGER NOT NULL, identity BLOB NOT NULL, dest_key TEXT);
-                 CREATE INDEX IF NOT EXISTS temp.listed_identities_by_identity
-                     ON listed_identities(folder_id, identity)",
-            )?;
-            connection.execute("DELETE FROM temp.listed_identities WHERE folder_id = ?1", [folder_id])?;
-            Ok(())
-        })
-        .await?;
+        let create = "CREATE TEMP TABLE IF NOT EXISTS listed_identities(
+                          folder_id INTEGER NOT NULL, identity BLOB NOT NULL, dest_key TEXT);
+                      CREATE INDEX IF NOT EXISTS temp.listed_identities_by_identity
+                          ON listed_identities(folder_id, identity)";
+        start_listed(self, create, "listed_identities", folder_id).await?;
         Ok(IdentityListing { checkpoint: self, folder_id })
     }
 

@@ -29,15 +29,9 @@ impl Checkpoint {
     /// Starts a listing of the destination of the folder `folder_id` (forgetting any earlier
     /// one of this folder left by an interrupted run of this process).
     pub async fn start_destination_listing(&self, folder_id: i64) -> Result<Listing<'_>> {
-        self.with(move |connection| {
-            connection.execute_batch(
-                "CREATE TEMP TABLE IF NOT EXISTS listed_copies(
-                     folder_id INTEGER NOT NULL, held BLOB NOT NULL, dest_key TEXT)",
-            )?;
-            connection.execute("DELETE FROM temp.listed_copies WHERE folder_id = ?1", [folder_id])?;
-            Ok(())
-        })
-        .await?;
+        let create = "CREATE TEMP TABLE IF NOT EXISTS listed_copies(
+                          folder_id INTEGER NOT NULL, held BLOB NOT NULL, dest_key TEXT)";
+        start_listed(self, create, "listed_copies", folder_id).await?;
         Ok(Listing { checkpoint: self, folder_id })
     }
 }
@@ -92,6 +86,23 @@ impl Listing<'_> {
             })
             .await
     }
+}
+
+/// Creates the temporary table `table` of a destination listing when missing (`create`), and
+/// forgets the rows an earlier listing of the folder left in it.
+pub(super) async fn start_listed(
+    checkpoint: &Checkpoint,
+    create: &'static str,
+    table: &'static str,
+    folder_id: i64,
+) -> Result<()> {
+    checkpoint
+        .with(move |connection| {
+            connection.execute_batch(create)?;
+            connection.execute(&format!("DELETE FROM temp.{table} WHERE folder_id = ?1"), [folder_id])?;
+            Ok(())
+        })
+        .await
 }
 
 /// Inserts a batch of a destination listing, (key of what a copy holds, its key), into a
