@@ -63,10 +63,12 @@
 
 mod identities;
 mod job_view;
+mod journal;
 mod known_folders;
 mod moves;
 mod rows;
 mod schema;
+mod store;
 mod unexplained;
 mod uploads;
 
@@ -74,7 +76,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
@@ -85,11 +87,14 @@ use crate::sync::lock;
 
 pub use identities::IdentityListing;
 pub use job_view::{JobRecord, JobView};
+use journal::{values, Write};
+pub use journal::{CheckpointJournal, JournalEntry};
 pub use known_folders::KnownFolder;
 pub use moves::CopyElsewhere;
 pub use rows::{
     FolderState, IntentRow, MessageRecord, MessageState, Outcome, ResultRow, StateCounts, Watermark,
 };
+pub use store::{CheckpointStore, FileStore};
 pub use unexplained::{Listing, BATCH as LISTING_BATCH};
 
 /// Current schema version (SQLite `user_version`).
@@ -103,11 +108,13 @@ pub struct Checkpoint {
     /// An exclusive lock on `<state>.lock`: two runs of one job at once would append the same
     /// messages twice. The operating system releases it when the process dies, even by `kill -9`.
     _lock: Option<Arc<std::fs::File>>,
+    /// Where each write transaction also goes before it commits (a fleet's PostgreSQL).
+    journal: Option<Arc<dyn CheckpointJournal>>,
 }
 
 impl std::fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Checkpoint").field("path", &self.path).finish()
+        f.debug_struct("Checkpoint").field("path", &self.path).field("journal", &self.journal).finish()
     }
 }
 
@@ -154,6 +161,23 @@ fn result_of_lock(
     }
 }
 
+/// The connection settings of every checkpoint file.
+fn configure(connection: &Connection) -> Result<()> {
+    connection.busy_timeout(std::time::Duration::from_secs(30))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    // Temporary tables (a destination listing, `unexplained`) go to a file, not to memory,
+    // through a page cache of 16 MiB: bounded whatever the folder, and large enough that a
+    // listing of about 100,000 identities is looked up without page I/O. With the 2 MiB
+    // default and a journal on disk, 71,425 copies took 366,046 `pwrite` and 269,906
+    // `pread` calls; like this, none beyond the checkpoint's own. The temporary journal
+    // stays in memory: nothing in the temporary file outlives the connection.
+    connection.pragma_update(None, "temp_store", "FILE")?;
+    connection.pragma_update(Some(rusqlite::DatabaseName::Temp), "cache_size", -16 * 1024)?;
+    connection.pragma_update(Some(rusqlite::DatabaseName::Temp), "journal_mode", "MEMORY")?;
+    Ok(())
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -189,24 +213,48 @@ impl Checkpoint {
         self.path.as_deref()
     }
 
+    /// Rebuilds a journaled checkpoint in the fresh file `path` from the entries its journal
+    /// kept, in order ([`JournalEntry`]), and keeps journaling into `journal`: how a fleet
+    /// worker that takes over an account resumes where the last owner's durable writes end.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `path` exists or an entry comes from a newer mailmove;
+    /// [`Error::Checkpoint`] when an entry cannot be read or replayed.
+    pub fn rebuild(
+        path: &Path,
+        source: &str,
+        destination: &str,
+        entries: impl IntoIterator<Item = Result<JournalEntry>>,
+        journal: Arc<dyn CheckpointJournal>,
+    ) -> Result<Checkpoint> {
+        if path.exists() {
+            return Err(Error::config(format!(
+                "{} exists: a checkpoint is rebuilt from its journal into a new file",
+                path.display()
+            )));
+        }
+        let lock = lock_job(path)?;
+        let connection = Connection::open(path)?;
+        configure(&connection)?;
+        journal::replay(&connection, entries, schema::migrate_to)?;
+        let mut checkpoint = Checkpoint::init(connection, Some(path.to_path_buf()), source, destination)?;
+        checkpoint._lock = Some(Arc::new(lock));
+        checkpoint.journal = Some(journal);
+        Ok(checkpoint)
+    }
+
+    /// Whether the checkpoint's writes also go to a journal.
+    pub fn is_journaled(&self) -> bool {
+        self.journal.is_some()
+    }
+
     fn init(
         connection: Connection,
         path: Option<PathBuf>,
         source: &str,
         destination: &str,
     ) -> Result<Checkpoint> {
-        connection.busy_timeout(std::time::Duration::from_secs(30))?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", "FULL")?;
-        // Temporary tables (a destination listing, `unexplained`) go to a file, not to memory,
-        // through a page cache of 16 MiB: bounded whatever the folder, and large enough that a
-        // listing of about 100,000 identities is looked up without page I/O. With the 2 MiB
-        // default and a journal on disk, 71,425 copies took 366,046 `pwrite` and 269,906
-        // `pread` calls; like this, none beyond the checkpoint's own. The temporary journal
-        // stays in memory: nothing in the temporary file outlives the connection.
-        connection.pragma_update(None, "temp_store", "FILE")?;
-        connection.pragma_update(Some(rusqlite::DatabaseName::Temp), "cache_size", -16 * 1024)?;
-        connection.pragma_update(Some(rusqlite::DatabaseName::Temp), "journal_mode", "MEMORY")?;
+        configure(&connection)?;
         schema::migrate(&connection)?;
         for (key, value) in [("source", source), ("destination", destination)] {
             let stored: Option<String> = connection
@@ -214,6 +262,7 @@ impl Checkpoint {
                 .optional()?;
             match stored {
                 None => {
+                    // Not journaled: every open writes it again from the job it is opened for.
                     connection.execute("INSERT INTO meta(key, value) VALUES (?1, ?2)", [key, value])?;
                 }
                 Some(stored) if stored == value => {}
@@ -224,7 +273,24 @@ impl Checkpoint {
                 }
             }
         }
-        Ok(Checkpoint { connection: Arc::new(Mutex::new(connection)), path, _lock: None })
+        Ok(Checkpoint { connection: Arc::new(Mutex::new(connection)), path, _lock: None, journal: None })
+    }
+
+    /// Runs `work` as one write transaction on the checkpoint's tables (see [`Write`]), handed
+    /// to the journal, when there is one, before it commits.
+    async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Write<'_>) -> Result<T> + Send + 'static,
+    {
+        let journal = self.journal.clone();
+        self.with(move |connection| {
+            let mut write = Write::begin(connection, journal.is_some())?;
+            let out = work(&mut write)?;
+            write.commit(journal.as_deref())?;
+            Ok(out)
+        })
+        .await
     }
 
     async fn with<T, F>(&self, work: F) -> Result<T>
@@ -261,9 +327,9 @@ impl Checkpoint {
         let source_key = source.storage_key();
         let dest_key = destination.storage_key();
         let epoch = epoch.map(|e| e as i64);
-        self.with(move |connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let row: Option<FolderRow> = transaction
+        self.write(move |write| {
+            let row: Option<FolderRow> = write
+                .read()
                 .query_row(
                     "SELECT id, epoch, dest_folder, watermark, watermark_filter, settled FROM folders WHERE source_folder = ?1",
                     [&source_key],
@@ -281,12 +347,12 @@ impl Checkpoint {
                 .optional()?;
             let state = match row {
                 None => {
-                    transaction.execute(
+                    write.execute(
                         "INSERT INTO folders(source_folder, epoch, dest_folder) VALUES (?1, ?2, ?3)",
-                        params![source_key, epoch, dest_key],
+                        &values![source_key, epoch, dest_key],
                     )?;
                     FolderState {
-                        id: transaction.last_insert_rowid(),
+                        id: write.last_insert_rowid(),
                         fresh: true,
                         key_map_dropped: false,
                         pending: 0,
@@ -303,21 +369,24 @@ impl Checkpoint {
                     settled,
                 }) => {
                     if stored_epoch != epoch || stored_dest != dest_key {
-                        transaction.execute("DELETE FROM messages WHERE folder_id = ?1", [id])?;
+                        write.execute("DELETE FROM messages WHERE folder_id = ?1", &values![id])?;
                         if stored_dest != dest_key {
                             // What another destination folder made of the messages says nothing
                             // of this one (a new epoch at the source changes nothing there).
-                            transaction.execute("DELETE FROM stored_forms WHERE folder_id = ?1", [id])?;
+                            write.execute("DELETE FROM stored_forms WHERE folder_id = ?1", &values![id])?;
                         }
-                        transaction.execute(
+                        write.execute(
                             "UPDATE folders SET epoch = ?2, dest_folder = ?3, watermark = NULL, watermark_filter = NULL, settled = NULL WHERE id = ?1",
-                            params![id, epoch, dest_key],
+                            &values![id, epoch, dest_key.clone()],
                         )?;
                         FolderState { id, fresh: true, key_map_dropped: true, pending: 0, watermark: None, settled: None }
                     } else {
-                        let count: i64 =
-                            transaction.query_row("SELECT COUNT(*) FROM messages WHERE folder_id = ?1", [id], |r| r.get(0))?;
-                        let pending: i64 = transaction.query_row(
+                        let count: i64 = write.read().query_row(
+                            "SELECT COUNT(*) FROM messages WHERE folder_id = ?1",
+                            [id],
+                            |r| r.get(0),
+                        )?;
+                        let pending: i64 = write.read().query_row(
                             "SELECT COUNT(*) FROM messages WHERE folder_id = ?1 AND state = ?2",
                             [id, MessageState::Intent.code()],
                             |r| r.get(0),
@@ -335,7 +404,6 @@ impl Checkpoint {
                     }
                 }
             };
-            transaction.commit()?;
             Ok(state)
         })
         .await
@@ -396,31 +464,27 @@ impl Checkpoint {
         if intents.is_empty() {
             return Ok(());
         }
-        self.with(move |connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            {
-                let mut statement = transaction.prepare_cached(
+        self.write(move |write| {
+            let now = now();
+            for IntentRow { key, fingerprint, size, listed_run, .. } in intents {
+                write.execute(
                     "INSERT INTO messages(folder_id, source_key, fingerprint, size, state, listed_run, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT(folder_id, source_key) DO UPDATE SET
                         fingerprint = excluded.fingerprint, size = excluded.size, state = excluded.state,
                         dest_key = NULL, reason = NULL, stored_fingerprint = NULL,
                         listed_run = COALESCE(excluded.listed_run, listed_run), updated_at = excluded.updated_at",
-                )?;
-                let now = now();
-                for IntentRow { key, fingerprint, size, listed_run, .. } in intents {
-                    statement.execute(params![
+                    &values![
                         folder_id,
-                        key.as_str(),
-                        &fingerprint.as_bytes()[..],
+                        key.as_str().to_string(),
+                        fingerprint.as_bytes().to_vec(),
                         size as i64,
                         MessageState::Intent.code(),
                         listed_run,
                         now
-                    ])?;
-                }
+                    ],
+                )?;
             }
-            transaction.commit()?;
             Ok(())
         })
         .await
@@ -431,10 +495,32 @@ impl Checkpoint {
         if results.is_empty() {
             return Ok(());
         }
-        self.with(move |connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            {
-                let mut statement = transaction.prepare_cached(
+        self.write(move |write| {
+            let now = now();
+            for row in results {
+                let stored = row.alteration.as_ref().and_then(|a| a.stored_fingerprint);
+                if let (Some(stored), Some(alteration)) = (stored, &row.alteration) {
+                    write.execute(
+                        "INSERT OR REPLACE INTO stored_forms(folder_id, fingerprint, stored_fingerprint, what)
+                         VALUES (?1, ?2, ?3, ?4)",
+                        &values![
+                            folder_id,
+                            row.fingerprint.as_bytes().to_vec(),
+                            stored.as_bytes().to_vec(),
+                            alteration.what.clone()
+                        ],
+                    )?;
+                }
+                let altered = row.alteration.map(|alteration| alteration.what);
+                let ResultRow { key, fingerprint, size, outcome, flags, listed_run, .. } = row;
+                let state = outcome.state();
+                let flags = state.is_done().then(|| flags.to_string());
+                let (dest_key, reason) = match outcome {
+                    Outcome::Copied { dest_key } => (dest_key, altered),
+                    Outcome::Matched => (None, None),
+                    Outcome::Failed { reason } | Outcome::SetAside { reason } => (None, Some(reason)),
+                };
+                write.execute(
                     "INSERT INTO messages(folder_id, source_key, fingerprint, size, state, dest_key, reason,
                                           stored_fingerprint, flags, listed_run, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -443,35 +529,10 @@ impl Checkpoint {
                         dest_key = excluded.dest_key, reason = excluded.reason,
                         stored_fingerprint = excluded.stored_fingerprint, flags = excluded.flags,
                         listed_run = COALESCE(excluded.listed_run, listed_run), updated_at = excluded.updated_at",
-                )?;
-                let now = now();
-                let mut forms = transaction.prepare_cached(
-                    "INSERT OR REPLACE INTO stored_forms(folder_id, fingerprint, stored_fingerprint, what)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?;
-                for row in results {
-                    let stored = row.alteration.as_ref().and_then(|a| a.stored_fingerprint);
-                    if let (Some(stored), Some(alteration)) = (stored, &row.alteration) {
-                        forms.execute(params![
-                            folder_id,
-                            &row.fingerprint.as_bytes()[..],
-                            &stored.as_bytes()[..],
-                            alteration.what
-                        ])?;
-                    }
-                    let altered = row.alteration.map(|alteration| alteration.what);
-                    let ResultRow { key, fingerprint, size, outcome, flags, listed_run, .. } = row;
-                    let state = outcome.state();
-                    let flags = state.is_done().then(|| flags.to_string());
-                    let (dest_key, reason) = match outcome {
-                        Outcome::Copied { dest_key } => (dest_key, altered),
-                        Outcome::Matched => (None, None),
-                        Outcome::Failed { reason } | Outcome::SetAside { reason } => (None, Some(reason)),
-                    };
-                    statement.execute(params![
+                    &values![
                         folder_id,
-                        key.as_str(),
-                        &fingerprint.as_bytes()[..],
+                        key.as_str().to_string(),
+                        fingerprint.as_bytes().to_vec(),
                         size as i64,
                         state.code(),
                         dest_key,
@@ -480,10 +541,9 @@ impl Checkpoint {
                         flags,
                         listed_run,
                         now
-                    ])?;
-                }
+                    ],
+                )?;
             }
-            transaction.commit()?;
             Ok(())
         })
         .await
@@ -530,10 +590,10 @@ impl Checkpoint {
 
     /// Records the last key of a complete pass (listing may start after it next time).
     pub async fn set_watermark(&self, folder_id: i64, watermark: Watermark) -> Result<()> {
-        self.with(move |connection| {
-            connection.execute(
+        self.write(move |write| {
+            write.execute(
                 "UPDATE folders SET watermark = ?2, watermark_filter = ?3 WHERE id = ?1",
-                params![folder_id, watermark.key.as_str(), watermark.filter],
+                &values![folder_id, watermark.key.as_str().to_string(), watermark.filter],
             )?;
             Ok(())
         })
@@ -556,6 +616,37 @@ impl Checkpoint {
                 failed: count(MessageState::Failed)?,
                 intents: count(MessageState::Intent)?,
             })
+        })
+        .await
+    }
+}
+
+#[cfg(any(test, feature = "testkit"))]
+impl Checkpoint {
+    /// Every row of the checkpoint's own tables (not the temporary listings), one line each in
+    /// a fixed order: what two checkpoints must share to hold the same state.
+    pub(crate) async fn table_rows(&self) -> Result<Vec<String>> {
+        self.with(|connection| {
+            let mut out = Vec::new();
+            for table in ["meta", "folders", "messages", "stored_forms"] {
+                let mut statement = connection.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))?;
+                let columns = statement.column_count();
+                let mut rows = statement.query([])?;
+                while let Some(row) = rows.next()? {
+                    let values: Vec<String> = (0..columns)
+                        .map(|index| {
+                            row.get_ref(index).map(|value| match value {
+                                rusqlite::types::ValueRef::Text(text) => {
+                                    format!("{:?}", String::from_utf8_lossy(text))
+                                }
+                                other => format!("{other:?}"),
+                            })
+                        })
+                        .collect::<rusqlite::Result<_>>()?;
+                    out.push(format!("{table}: {}", values.join(" | ")));
+                }
+            }
+            Ok(out)
         })
         .await
     }

@@ -129,6 +129,14 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+    /// The checkpoint's journal refused a write because this run no longer owns its job: a
+    /// fleet worker's lease on the account expired and another worker may have taken it over.
+    /// Nothing more may be recorded or appended; the run stops at once (the new owner resumes).
+    #[error("lease lost: {message}")]
+    LeaseLost {
+        /// Which lease, and what refused the write.
+        message: String,
+    },
     /// A local I/O error.
     #[error("I/O error: {context}")]
     Io {
@@ -196,7 +204,8 @@ impl Error {
             Error::QuotaExceeded { .. }
             | Error::AllowanceSpent { .. }
             | Error::Auth { .. }
-            | Error::Config { .. } => Disposition::StopRun,
+            | Error::Config { .. }
+            | Error::LeaseLost { .. } => Disposition::StopRun,
             Error::Protocol { .. }
             | Error::InvalidFolderName { .. }
             | Error::Unsupported { .. }
@@ -246,6 +255,7 @@ impl Error {
             Error::Unsupported { .. } => "unsupported",
             Error::Config { .. } => "config",
             Error::Checkpoint { .. } => "checkpoint",
+            Error::LeaseLost { .. } => "lease_lost",
             Error::Io { .. } => "io",
             Error::Backend { .. } => "backend",
         }

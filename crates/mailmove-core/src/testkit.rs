@@ -18,8 +18,12 @@
 //! # });
 //! ```
 
+mod checkpoint_store;
 mod revision;
 
+pub use checkpoint_store::{
+    check_checkpoint_store_keeps_every_write, check_checkpoint_store_resumes_a_killed_copy,
+};
 pub use revision::check_revision;
 
 use std::collections::{BTreeMap, HashSet};

@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::params;
 
+use super::journal::values;
 use super::{blob_to_fingerprint, now, Checkpoint, MessageState};
 use crate::error::Result;
 use crate::fingerprint::Fingerprint;
@@ -19,9 +20,8 @@ impl Checkpoint {
     /// what the run covered), or clears it (`None`) when a run starts work on the folder: a run
     /// that stops half-way then leaves nothing that would let the next one skip the folder.
     pub async fn settle(&self, folder_id: i64, settled: Option<String>) -> Result<()> {
-        self.with(move |connection| {
-            connection
-                .execute("UPDATE folders SET settled = ?2 WHERE id = ?1", params![folder_id, settled])?;
+        self.write(move |write| {
+            write.execute("UPDATE folders SET settled = ?2 WHERE id = ?1", &values![folder_id, settled])?;
             Ok(())
         })
         .await
@@ -73,10 +73,10 @@ impl Checkpoint {
         alteration: Alteration,
     ) -> Result<()> {
         let Some(stored) = alteration.stored_fingerprint else { return Ok(()) };
-        self.with(move |connection| {
-            connection.execute(
+        self.write(move |write| {
+            write.execute(
                 "INSERT OR REPLACE INTO stored_forms(folder_id, fingerprint, stored_fingerprint, what) VALUES (?1, ?2, ?3, ?4)",
-                params![folder_id, &fingerprint.as_bytes()[..], &stored.as_bytes()[..], alteration.what],
+                &values![folder_id, fingerprint.as_bytes().to_vec(), stored.as_bytes().to_vec(), alteration.what],
             )?;
             Ok(())
         })
@@ -86,12 +86,12 @@ impl Checkpoint {
     /// Starts a listing of the folder that marks what it sees ([`Checkpoint::mark_listed`]):
     /// returns its number.
     pub async fn start_listing(&self, folder_id: i64) -> Result<i64> {
-        self.with(move |connection| {
-            Ok(connection.query_row(
+        self.write(move |write| {
+            write.query_row(
                 "UPDATE folders SET listing_run = listing_run + 1 WHERE id = ?1 RETURNING listing_run",
-                [folder_id],
+                &values![folder_id],
                 |row| row.get(0),
-            )?)
+            )
         })
         .await
     }
@@ -101,17 +101,13 @@ impl Checkpoint {
         if keys.is_empty() {
             return Ok(());
         }
-        self.with(move |connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            {
-                let mut statement = transaction.prepare_cached(
+        self.write(move |write| {
+            for key in keys {
+                write.execute(
                     "UPDATE messages SET listed_run = ?3 WHERE folder_id = ?1 AND source_key = ?2",
+                    &values![folder_id, key.as_str().to_string(), run],
                 )?;
-                for key in keys {
-                    statement.execute(params![folder_id, key.as_str(), run])?;
-                }
             }
-            transaction.commit()?;
             Ok(())
         })
         .await
@@ -174,22 +170,20 @@ impl Checkpoint {
         if keys.is_empty() {
             return Ok(());
         }
-        self.with(move |connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            {
-                let mut update = transaction.prepare_cached(
-                    "UPDATE messages SET state = ?3 WHERE folder_id = ?1 AND source_key = ?2",
-                )?;
-                let mut delete = transaction
-                    .prepare_cached("DELETE FROM messages WHERE folder_id = ?1 AND source_key = ?2")?;
-                for key in keys {
-                    match state {
-                        Some(state) => update.execute(params![folder_id, key.as_str(), state.code()])?,
-                        None => delete.execute(params![folder_id, key.as_str()])?,
-                    };
-                }
+        self.write(move |write| {
+            for key in keys {
+                let key = key.as_str().to_string();
+                match state {
+                    Some(state) => write.execute(
+                        "UPDATE messages SET state = ?3 WHERE folder_id = ?1 AND source_key = ?2",
+                        &values![folder_id, key, state.code()],
+                    )?,
+                    None => write.execute(
+                        "DELETE FROM messages WHERE folder_id = ?1 AND source_key = ?2",
+                        &values![folder_id, key],
+                    )?,
+                };
             }
-            transaction.commit()?;
             Ok(())
         })
         .await
@@ -200,18 +194,14 @@ impl Checkpoint {
         if synced.is_empty() {
             return Ok(());
         }
-        self.with(move |connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            {
-                let mut statement = transaction.prepare_cached(
+        self.write(move |write| {
+            let now = now();
+            for (key, flags) in synced {
+                write.execute(
                     "UPDATE messages SET flags = ?3, updated_at = ?4 WHERE folder_id = ?1 AND source_key = ?2",
+                    &values![folder_id, key.as_str().to_string(), flags.to_string(), now],
                 )?;
-                let now = now();
-                for (key, flags) in synced {
-                    statement.execute(params![folder_id, key.as_str(), flags.to_string(), now])?;
-                }
             }
-            transaction.commit()?;
             Ok(())
         })
         .await

@@ -1,6 +1,6 @@
 //! The folders the checkpoint knows, for the delta's view of folders that are gone at the source.
 
-use rusqlite::params;
+use super::journal::values;
 
 use super::Checkpoint;
 use crate::error::Result;
@@ -46,12 +46,10 @@ impl Checkpoint {
     /// Forgets a folder that is gone at the source and whose copies were all removed: its row,
     /// its messages' rows and what the destination made of them, in one transaction.
     pub async fn drop_folder(&self, folder_id: i64) -> Result<()> {
-        self.with(move |connection| {
-            let transaction = connection.transaction()?;
-            transaction.execute("DELETE FROM messages WHERE folder_id = ?1", params![folder_id])?;
-            transaction.execute("DELETE FROM stored_forms WHERE folder_id = ?1", params![folder_id])?;
-            transaction.execute("DELETE FROM folders WHERE id = ?1", params![folder_id])?;
-            transaction.commit()?;
+        self.write(move |write| {
+            write.execute("DELETE FROM messages WHERE folder_id = ?1", &values![folder_id])?;
+            write.execute("DELETE FROM stored_forms WHERE folder_id = ?1", &values![folder_id])?;
+            write.execute("DELETE FROM folders WHERE id = ?1", &values![folder_id])?;
             Ok(())
         })
         .await

@@ -8,13 +8,19 @@ use crate::error::{Error, Result};
 
 /// Brings the schema of `connection` to [`SCHEMA_VERSION`]; refuses a newer one.
 pub(super) fn migrate(connection: &Connection) -> Result<()> {
+    migrate_to(connection, SCHEMA_VERSION)
+}
+
+/// Brings the schema of `connection` to `target` (at most [`SCHEMA_VERSION`]), one transaction a
+/// version: a journal replay runs entries written under an older schema on that schema.
+pub(super) fn migrate_to(connection: &Connection, target: i64) -> Result<()> {
     let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if version > SCHEMA_VERSION {
         return Err(Error::config(format!(
             "checkpoint schema {version} is newer than this mailmove understands ({SCHEMA_VERSION}); use a newer mailmove"
         )));
     }
-    if version < 1 {
+    if version < 1 && 1 <= target {
         connection.execute_batch(
             "BEGIN;
              CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,7 +46,7 @@ pub(super) fn migrate(connection: &Connection) -> Result<()> {
              COMMIT;",
         )?;
     }
-    if version < 2 {
+    if version < 2 && 2 <= target {
         // Version 2: copies the destination altered are recorded with the fingerprint of what
         // it holds (NULL: the same as `fingerprint`), and what it made of a message is kept
         // by content in `stored_forms`, which outlives a dropped key map.
@@ -57,7 +63,7 @@ pub(super) fn migrate(connection: &Connection) -> Result<()> {
              COMMIT;",
         )?;
     }
-    if version < 3 {
+    if version < 3 && 3 <= target {
         // Version 3: the source's flags as last copied or synced, the base of flag sync.
         connection.execute_batch(
             "BEGIN;
@@ -66,7 +72,7 @@ pub(super) fn migrate(connection: &Connection) -> Result<()> {
              COMMIT;",
         )?;
     }
-    if version < 4 {
+    if version < 4 && 4 <= target {
         // Version 4: which listing of its folder last saw each message (`sync_deletions`).
         connection.execute_batch(
             "BEGIN;
@@ -76,7 +82,7 @@ pub(super) fn migrate(connection: &Connection) -> Result<()> {
              COMMIT;",
         )?;
     }
-    if version < 5 {
+    if version < 5 && 5 <= target {
         // Version 5: the folder's revision (see `FolderInfo::revision`) when a run last left it
         // settled, with what that run covered: an unchanged folder is skipped without listing.
         // The job's copies by content, to find the copy of a message moved between folders at

@@ -2,7 +2,9 @@
 //! appended in the current 24-hour window are kept in `meta` (key `upload_window`, value
 //! `START_SECS BYTES`), so a second run the same day knows what the first one spent.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::OptionalExtension;
+
+use super::journal::values;
 
 use super::Checkpoint;
 use crate::error::Result;
@@ -19,9 +21,9 @@ impl Checkpoint {
     /// takes any one reservation, however large (a message larger than the allowance still
     /// goes, alone).
     pub async fn reserve_upload(&self, bytes: u64, allowance: u64, now: i64) -> Result<Option<i64>> {
-        self.with(move |connection| {
-            let transaction = connection.transaction()?;
-            let stored: Option<String> = transaction
+        self.write(move |write| {
+            let stored: Option<String> = write
+                .read()
                 .query_row("SELECT value FROM meta WHERE key = ?1", [KEY], |row| row.get(0))
                 .optional()?;
             let (mut start, mut spent) = stored
@@ -35,12 +37,11 @@ impl Checkpoint {
             if spent > 0 && spent.saturating_add(bytes) > allowance {
                 return Ok(Some(start + UPLOAD_WINDOW_SECS));
             }
-            transaction.execute(
+            write.execute(
                 "INSERT INTO meta(key, value) VALUES (?1, ?2)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                params![KEY, format!("{start} {}", spent.saturating_add(bytes))],
+                &values![KEY.to_string(), format!("{start} {}", spent.saturating_add(bytes))],
             )?;
-            transaction.commit()?;
             Ok(None)
         })
         .await
