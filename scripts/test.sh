@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: starts a throw-away Dovecot, Cyrus IMAP and GNU Mailutils
-# imap4d (installing them when missing), checks formatting and lints, runs every test, doc test
-# and example, then stops the servers.
+# The whole test suite, as CI runs it: starts a throw-away Dovecot, Cyrus IMAP, GNU Mailutils
+# imap4d and PostgreSQL 15 (installing them when missing), checks formatting and lints, runs every
+# test, doc test and example, then stops the servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,12 +10,14 @@ dovecot_dir="$(mktemp -d /tmp/mailmove-dovecot.XXXXXX)"
 # Short: Cyrus's unix sockets live below it (at most 60 characters).
 cyrus_dir="$(mktemp -d /tmp/mm-cyrus.XXXXXX)"
 mailutils_dir="$(mktemp -d /tmp/mm-mailutils.XXXXXX)"
+postgres_dir="$(mktemp -d /tmp/mm-postgres.XXXXXX)"
 cleanup() {
+    scripts/postgres.sh stop "$postgres_dir" >/dev/null 2>&1 || true
     scripts/dovecot.sh stop "$dovecot_dir" >/dev/null 2>&1 || true
     scripts/cyrus.sh stop "$cyrus_dir" >/dev/null 2>&1 || true
     scripts/mailutils.sh stop "$mailutils_dir" >/dev/null 2>&1 || true
     # The servers' throw-away data (mail stores, logs) can reach a gigabyte: leave no trace.
-    rm -rf "$dovecot_dir" "$cyrus_dir" "$mailutils_dir"
+    rm -rf "$dovecot_dir" "$cyrus_dir" "$mailutils_dir" "$postgres_dir"
 }
 trap cleanup EXIT
 
@@ -33,6 +35,11 @@ echo "== starting GNU Mailutils imap4d (a plain IMAP4rev1 server of the old scho
 scripts/mailutils.sh start "$mailutils_dir"
 # shellcheck disable=SC1091
 source "$mailutils_dir/env"
+
+echo "== starting PostgreSQL 15 for the fleet (the queue and the journaled checkpoints)"
+scripts/postgres.sh start "$postgres_dir"
+# shellcheck disable=SC1091
+source "$postgres_dir/env"
 
 echo "== formatting and lints"
 cargo fmt --all -- --check

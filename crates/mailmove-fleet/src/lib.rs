@@ -1,0 +1,45 @@
+//! The fleet of mailmove: many workers, on any number of machines, migrating the accounts of
+//! one PostgreSQL queue, each account held by one worker at a time under a lease whose epoch
+//! fences every checkpoint write.
+//!
+//! # Design (see `shared/design/FLEET.md`, which this follows, and where it departs, why)
+//! * **Queue and leases** ([`queue`]): `mm_account` rows claimed with `FOR UPDATE SKIP LOCKED`,
+//!   each claim raising the row's `lease_epoch`; heartbeats extend the lease and carry
+//!   progress; any worker reaps leases expired for longer than a grace; an account claimed
+//!   more than `max_attempts` times without finishing ends `failed` as `crash_loop`, never
+//!   loops. Every lease change is written to `mm_lease_log` by the statement that makes it.
+//! * **Checkpoints** ([`pg_store`]): not a second implementation of the checkpoint's tables in
+//!   PostgreSQL, but the same SQLite checkpoint, rebuilt on the worker from a journal of its
+//!   write transactions kept in `mm_ckpt_log`
+//!   ([`mailmove_core::checkpoint::CheckpointJournal`]). The rules of exactly-once stay
+//!   written once; the database sees one insert per engine batch; reconciliation's temporary
+//!   listings stay on the worker's disk (no PostgreSQL temporary tables, so PgBouncer in
+//!   transaction mode works). The price: the per-message state is JSON in the journal, not
+//!   rows an operator can query, and a takeover replays the account's journal.
+//! * **Fencing**: a journal row is inserted by a statement that locks the account row `FOR
+//!   SHARE` under the holder's epoch, so a worker that lost its lease (paused, partitioned,
+//!   reaped) can record nothing once another's claim committed; and a holder that could not
+//!   renew for the self-fence time refuses its own writes ([`lease`]). An IMAP destination
+//!   cannot check a fencing token: an append already sent when the lease is lost can still
+//!   land. Its intent was journaled first, so the next holder reconciles it by fingerprint:
+//!   the lease bounds the race, reconciliation closes it.
+//! * **Secrets** are never in the database: an account's row names the environment variables
+//!   or files that hold them (the batch CSV format), and each worker resolves them locally.
+//!
+//! The application supplies the copy itself ([`worker::AccountRunner`]): this crate knows no
+//! backend. `mailmove fleet` is that application.
+
+pub mod connect;
+pub mod error;
+pub mod lease;
+pub mod pg_store;
+pub mod queue;
+pub mod schema;
+pub mod worker;
+
+pub use connect::Database;
+pub use error::{FleetError, Result};
+pub use lease::{LeaseClock, LeaseTimings};
+pub use pg_store::{PgCheckpointStore, PgJournal};
+pub use queue::{Claim, Finish, NewAccount, Progress, QueueOptions};
+pub use worker::{run_worker, AccountRunner, WorkerOptions, WorkerSummary};
