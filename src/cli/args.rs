@@ -34,6 +34,8 @@ pub enum Command {
     Batch(super::batch::BatchArgs),
     /// Fill a store with a synthetic mailbox and time a copy: messages/s, MB/s, peak RSS.
     Bench(super::bench::BenchArgs),
+    /// Many workers on many machines migrating the accounts of one PostgreSQL queue.
+    Fleet(super::fleet::FleetArgs),
 }
 
 /// A problem with the command line found after parsing (exit status 2).

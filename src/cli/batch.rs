@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
-use mailmove::core::engine::{Copier, CopyOptions, MessageNote, RunOutcome, RunReport};
+use mailmove::core::checkpoint::CheckpointStore;
+use mailmove::core::engine::{Copier, CopyOptions, EventSink, MessageNote, RunOutcome, RunReport};
 use mailmove::core::Secret;
 use mailmove::registry::{self, redact_url, Credentials, Side};
 use serde::Serialize;
@@ -72,14 +73,14 @@ const COLUMNS: [&str; 24] = [
 
 /// One row of the accounts file.
 #[derive(Debug, Clone)]
-struct Account {
-    line: usize,
-    name: String,
-    fields: HashMap<String, String>,
+pub(super) struct Account {
+    pub(super) line: usize,
+    pub(super) name: String,
+    pub(super) fields: HashMap<String, String>,
 }
 
 impl Account {
-    fn get(&self, column: &str) -> Option<&str> {
+    pub(super) fn get(&self, column: &str) -> Option<&str> {
         self.fields.get(column).map(String::as_str).filter(|v| !v.trim().is_empty())
     }
 
@@ -175,7 +176,7 @@ impl Account {
     }
 }
 
-fn read_accounts(path: &Path) -> anyhow::Result<Vec<Account>> {
+pub(super) fn read_accounts(path: &Path) -> anyhow::Result<Vec<Account>> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(path)
@@ -257,6 +258,54 @@ pub struct BatchSummary {
     pub rows: Vec<AccountSummary>,
 }
 
+/// Where an account's checkpoint comes from.
+pub(super) enum StateChoice<'a> {
+    /// A file per account in this directory (default: the per-job default location).
+    Dir(Option<PathBuf>),
+    /// A store (a fleet's PostgreSQL, under the worker's lease).
+    Store(&'a dyn CheckpointStore),
+}
+
+/// Copies one account of the accounts file: opens both sides with the secrets its row names,
+/// then runs the copy with its checkpoint from `state`.
+pub(super) async fn copy_account(
+    account: &Account,
+    dry_run: bool,
+    state: StateChoice<'_>,
+    events: EventSink,
+) -> anyhow::Result<RunReport> {
+    let source_url = account.get("source").unwrap_or_default().to_string();
+    let destination_url = account.get("destination").unwrap_or_default().to_string();
+    // The options are checked before anything connects, and completed once the source says
+    // whether it is a store of labels.
+    account.options(dry_run, false)?;
+    let source_credentials = account.credentials(Side::Source)?;
+    let sink_credentials = account.credentials(Side::Destination)?;
+    let source = registry::open_source(&source_url, &source_credentials).await?;
+    let sink = registry::open_sink(&destination_url, &sink_credentials).await?;
+    let mut options = account.options(dry_run, source.capabilities().labels)?;
+    options.daily_upload = account.daily_upload(sink.capabilities().labels)?;
+    let copier = match state {
+        StateChoice::Dir(state_dir) => {
+            let state = match &state_dir {
+                Some(dir) => dir.join(format!("{}.sqlite", account.name)),
+                None => default_state_path(&source.identity(), &sink.identity()),
+            };
+            Copier::from_arcs(source.into(), sink.into()).checkpoint_path(state)
+        }
+        StateChoice::Store(store) => {
+            let checkpoint = store.open(&source.identity(), &sink.identity()).await?;
+            Copier::from_arcs(source.into(), sink.into()).checkpoint(checkpoint)
+        }
+    };
+    let mut copier = copier.options(options).events(events);
+    if let Some(url) = account.get("refused_to") {
+        // Opened with the destination's credentials, as `copy --refused-to` does.
+        copier = copier.refused_to(registry::open_sink(url, &sink_credentials).await?.into());
+    }
+    Ok(copier.run().await?)
+}
+
 async fn run_account(
     account: Account,
     dry_run: bool,
@@ -282,29 +331,7 @@ async fn run_account(
         damaged_messages: Vec::new(),
     };
     let started = std::time::Instant::now();
-    let result: anyhow::Result<RunReport> = async {
-        // The options are checked before anything connects, and completed once the source says
-        // whether it is a store of labels.
-        account.options(dry_run, false)?;
-        let source_credentials = account.credentials(Side::Source)?;
-        let sink_credentials = account.credentials(Side::Destination)?;
-        let source = registry::open_source(&source_url, &source_credentials).await?;
-        let sink = registry::open_sink(&destination_url, &sink_credentials).await?;
-        let mut options = account.options(dry_run, source.capabilities().labels)?;
-        options.daily_upload = account.daily_upload(sink.capabilities().labels)?;
-        let state = match &state_dir {
-            Some(dir) => dir.join(format!("{}.sqlite", account.name)),
-            None => default_state_path(&source.identity(), &sink.identity()),
-        };
-        let mut copier =
-            Copier::from_arcs(source.into(), sink.into()).options(options).checkpoint_path(state);
-        if let Some(url) = account.get("refused_to") {
-            // Opened with the destination's credentials, as `copy --refused-to` does.
-            copier = copier.refused_to(registry::open_sink(url, &sink_credentials).await?.into());
-        }
-        Ok(copier.run().await?)
-    }
-    .await;
+    let result = copy_account(&account, dry_run, StateChoice::Dir(state_dir), EventSink::none()).await;
     summary.duration_secs = started.elapsed().as_secs_f64();
     let report = match result {
         Ok(report) => {

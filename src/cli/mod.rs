@@ -12,6 +12,8 @@ mod config;
 mod copy;
 mod credentials;
 mod demo;
+mod fleet;
+mod fleet_worker;
 mod inventory;
 mod output;
 mod plan;
@@ -79,6 +81,7 @@ pub fn main() -> ExitCode {
             Command::Inventory(args) => inventory::run(args).await,
             Command::Batch(args) => batch::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Fleet(args) => fleet::run(args).await,
         }
     });
     match result {

@@ -18,7 +18,10 @@ pub struct Database {
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The config may hold a password: show where, never who with what.
-        f.debug_struct("Database").field("hosts", &self.config.get_hosts()).field("tls", &self.tls.is_some()).finish()
+        f.debug_struct("Database")
+            .field("hosts", &self.config.get_hosts())
+            .field("tls", &self.tls.is_some())
+            .finish()
     }
 }
 
@@ -47,7 +50,8 @@ impl Database {
             _ if local_socket_only => None,
             _ => {
                 config.ssl_mode(SslMode::Require);
-                let client = mailmove_net::tls::client_config(ca_file).map_err(|err| FleetError::Config(err.to_string()))?;
+                let client = mailmove_net::tls::client_config(ca_file)
+                    .map_err(|err| FleetError::Config(err.to_string()))?;
                 Some(tokio_postgres_rustls::MakeRustlsConnect::new((*client).clone()))
             }
         };
@@ -62,7 +66,8 @@ impl Database {
         let context = "connecting to the fleet database";
         match &self.tls {
             None => {
-                let (client, connection) = self.config.connect(NoTls).await.map_err(FleetError::db(context))?;
+                let (client, connection) =
+                    self.config.connect(NoTls).await.map_err(FleetError::db(context))?;
                 tokio::spawn(async move {
                     if let Err(err) = connection.await {
                         tracing::debug!("fleet database connection ended: {err}");
@@ -71,7 +76,8 @@ impl Database {
                 Ok(client)
             }
             Some(tls) => {
-                let (client, connection) = self.config.connect(tls.clone()).await.map_err(FleetError::db(context))?;
+                let (client, connection) =
+                    self.config.connect(tls.clone()).await.map_err(FleetError::db(context))?;
                 tokio::spawn(async move {
                     if let Err(err) = connection.await {
                         tracing::debug!("fleet database connection ended: {err}");

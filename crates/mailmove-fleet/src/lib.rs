@@ -35,6 +35,7 @@ pub mod lease;
 pub mod pg_store;
 pub mod queue;
 pub mod schema;
+pub mod status;
 pub mod worker;
 
 pub use connect::Database;
@@ -42,4 +43,6 @@ pub use error::{FleetError, Result};
 pub use lease::{LeaseClock, LeaseTimings};
 pub use pg_store::{PgCheckpointStore, PgJournal};
 pub use queue::{Claim, Finish, NewAccount, Progress, QueueOptions};
+/// The PostgreSQL client this crate speaks through (its `Client` appears in the API).
+pub use tokio_postgres;
 pub use worker::{run_worker, AccountRunner, WorkerOptions, WorkerSummary};

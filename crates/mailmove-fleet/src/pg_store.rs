@@ -58,13 +58,17 @@ impl CheckpointJournal for PgJournal {
         let insert = self.client.execute(INSERT_FENCED, &params);
         match self.runtime.block_on(tokio::time::timeout(JOURNAL_WRITE_TIMEOUT, insert)) {
             Ok(Ok(1)) => Ok(()),
-            Ok(Ok(_)) => Err(self.lost("the database refused the write: another worker holds the account now")),
+            Ok(Ok(_)) => {
+                Err(self.lost("the database refused the write: another worker holds the account now"))
+            }
             Ok(Err(err)) => Err(Error::Checkpoint {
                 message: "writing the checkpoint journal to the fleet database".into(),
                 source: Some(Box::new(err)),
             }),
             Err(_) => Err(Error::Checkpoint {
-                message: format!("the fleet database did not take a checkpoint write within {JOURNAL_WRITE_TIMEOUT:?}"),
+                message: format!(
+                    "the fleet database did not take a checkpoint write within {JOURNAL_WRITE_TIMEOUT:?}"
+                ),
                 source: None,
             }),
         }
@@ -87,7 +91,13 @@ impl PgCheckpointStore {
     /// The store of `account_id` under the lease `epoch`, writing its local files into
     /// `local_dir` (a worker's scratch directory; the files are caches of the journal).
     /// `client` should be the account's own connection: journal writes wait for each other.
-    pub fn new(client: Arc<Client>, account_id: i64, epoch: i64, clock: Arc<LeaseClock>, local_dir: PathBuf) -> Self {
+    pub fn new(
+        client: Arc<Client>,
+        account_id: i64,
+        epoch: i64,
+        clock: Arc<LeaseClock>,
+        local_dir: PathBuf,
+    ) -> Self {
         PgCheckpointStore { client, account_id, epoch, clock, local_dir, opens: AtomicU32::new(0) }
     }
 }
@@ -102,7 +112,8 @@ impl CheckpointStore for PgCheckpointStore {
         std::fs::create_dir_all(&self.local_dir)
             .map_err(|err| Error::io(format!("creating {}", self.local_dir.display()), err))?;
         let open = self.opens.fetch_add(1, Ordering::SeqCst);
-        let path = self.local_dir.join(format!("account-{}-epoch-{}-{open}.sqlite", self.account_id, self.epoch));
+        let path =
+            self.local_dir.join(format!("account-{}-epoch-{}-{open}.sqlite", self.account_id, self.epoch));
         // Streamed: an account's journal is never held whole in memory.
         let rows = self
             .client
@@ -129,6 +140,9 @@ impl CheckpointStore for PgCheckpointStore {
             Checkpoint::rebuild(&path, &source, &destination, entries, journal)
         })
         .await
-        .map_err(|err| Error::Checkpoint { message: "rebuilding the checkpoint".into(), source: Some(Box::new(err)) })?
+        .map_err(|err| Error::Checkpoint {
+            message: "rebuilding the checkpoint".into(),
+            source: Some(Box::new(err)),
+        })?
     }
 }

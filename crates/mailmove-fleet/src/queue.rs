@@ -82,7 +82,12 @@ pub async fn run_id(client: &Client, run: &str) -> Result<i64> {
 /// Adds accounts to the run (created when new). Idempotent: an account already in the run
 /// (same source and destination, or same name) is left as it is, so the same file can be
 /// enqueued again after an edit that added rows.
-pub async fn enqueue(client: &mut Client, run: &str, accounts: &[NewAccount], options: QueueOptions) -> Result<Enqueued> {
+pub async fn enqueue(
+    client: &mut Client,
+    run: &str,
+    accounts: &[NewAccount],
+    options: QueueOptions,
+) -> Result<Enqueued> {
     let run_id = create_run(client, run).await?;
     let transaction = client.transaction().await.map_err(FleetError::db("starting the enqueue"))?;
     let mut added = 0;
@@ -146,6 +151,8 @@ pub struct Claim {
     pub attempts: i32,
     /// The worker that holds the lease.
     pub owner: String,
+    /// Bytes copied by the account's earlier turns (progress adds to it).
+    pub bytes_done_before: i64,
 }
 
 /// Claims the next ready account of the run for `owner`, for `ttl`: the account's epoch rises.
@@ -173,7 +180,8 @@ pub async fn claim(client: &Client, run_id: i64, owner: &str, ttl: Duration) -> 
                           lease_expires_at = now() + make_interval(secs => $3),
                           started_at = coalesce(a.started_at, now()), updated_at = now()
                      FROM c WHERE a.account_id = c.account_id
-                   RETURNING a.account_id, a.state, a.lease_epoch, a.name, a.source, a.destination, a.spec, a.pass, a.attempts),
+                   RETURNING a.account_id, a.state, a.lease_epoch, a.name, a.source, a.destination, a.spec, a.pass, a.attempts,
+                             a.bytes_done),
                  l AS (
                    INSERT INTO mm_lease_log(account_id, epoch, owner, event)
                    SELECT account_id, lease_epoch, $2, CASE state WHEN 'failed' THEN 'crash_loop' ELSE 'claim' END FROM u)
@@ -185,7 +193,10 @@ pub async fn claim(client: &Client, run_id: i64, owner: &str, ttl: Duration) -> 
         let Some(row) = row else { return Ok(None) };
         let state: String = row.get("state");
         if state == "failed" {
-            tracing::warn!(account = row.get::<_, String>("name"), "failed as crash_loop: its workers kept dying");
+            tracing::warn!(
+                account = row.get::<_, String>("name"),
+                "failed as crash_loop: its workers kept dying"
+            );
             continue;
         }
         return Ok(Some(Claim {
@@ -198,6 +209,7 @@ pub async fn claim(client: &Client, run_id: i64, owner: &str, ttl: Duration) -> 
             pass: row.get("pass"),
             attempts: row.get("attempts"),
             owner: owner.to_string(),
+            bytes_done_before: row.get("bytes_done"),
         }));
     }
 }
@@ -276,35 +288,38 @@ pub enum Finish {
 pub async fn finish(client: &Client, claim: &Claim, finish: &Finish, progress: Progress) -> Result<bool> {
     // $3 class, $4 error, $5 backoff seconds, $6 failed messages: typed below, so that a branch
     // that does not use one still prepares.
-    let (set, event, class, error, backoff, failed): (&str, &str, Option<&str>, Option<&str>, f64, i64) = match finish {
-        Finish::Done { failed, note } => (
-            "state = 'done', finished_at = now(), msgs_failed = $6, error_class = $3, last_error = NULL",
-            "complete",
-            note.as_deref(),
-            None,
-            0.0,
-            *failed,
-        ),
-        Finish::Retry { class, error, backoff } => (
-            "state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+    let (set, event, class, error, backoff, failed): (&str, &str, Option<&str>, Option<&str>, f64, i64) =
+        match finish {
+            Finish::Done { failed, note } => (
+                "state = 'done', finished_at = now(), msgs_failed = $6, error_class = $3, last_error = NULL",
+                "complete",
+                note.as_deref(),
+                None,
+                0.0,
+                *failed,
+            ),
+            Finish::Retry { class, error, backoff } => (
+                "state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
              finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
              not_before = now() + make_interval(secs => $5), error_class = $3, last_error = $4",
-            "retry",
-            Some(class.as_str()),
-            Some(error.as_str()),
-            backoff.as_secs_f64(),
-            0,
-        ),
-        Finish::Failed { class, error } => (
-            "state = 'failed', finished_at = now(), error_class = $3, last_error = $4",
-            "fail",
-            Some(class.as_str()),
-            Some(error.as_str()),
-            0.0,
-            0,
-        ),
-        Finish::Release => ("state = 'pending', attempts = greatest(attempts - 1, 0)", "release", None, None, 0.0, 0),
-    };
+                "retry",
+                Some(class.as_str()),
+                Some(error.as_str()),
+                backoff.as_secs_f64(),
+                0,
+            ),
+            Finish::Failed { class, error } => (
+                "state = 'failed', finished_at = now(), error_class = $3, last_error = $4",
+                "fail",
+                Some(class.as_str()),
+                Some(error.as_str()),
+                0.0,
+                0,
+            ),
+            Finish::Release => {
+                ("state = 'pending', attempts = greatest(attempts - 1, 0)", "release", None, None, 0.0, 0)
+            }
+        };
     let sql = format!(
         "WITH f AS (
            UPDATE mm_account SET {set}, lease_owner = NULL, lease_expires_at = NULL,

@@ -10,7 +10,7 @@ use crate::error::{FleetError, Result};
 pub const SCHEMA_VERSION: i32 = 1;
 
 /// An advisory lock key held while migrating ("mmfleet" in ASCII, truncated).
-const MIGRATION_LOCK: i64 = 0x6d6d_666c_6565_74;
+const MIGRATION_LOCK: i64 = 0x006d_6d66_6c65_6574;
 
 /// Version 1: the queue (runs, accounts and their leases), the audit of leases, the workers,
 /// and the checkpoint journal.
@@ -155,7 +155,9 @@ pub async fn check(client: &Client) -> Result<()> {
         .map(|row| row.get(0));
     match found {
         Some(found) if found == SCHEMA_VERSION => Ok(()),
-        Some(found) if found > SCHEMA_VERSION => Err(FleetError::NewerSchema { found, known: SCHEMA_VERSION }),
+        Some(found) if found > SCHEMA_VERSION => {
+            Err(FleetError::NewerSchema { found, known: SCHEMA_VERSION })
+        }
         _ => Err(FleetError::Config(
             "the fleet database is not set up for this mailmove: run `mailmove fleet init` first".into(),
         )),

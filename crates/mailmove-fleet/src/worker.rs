@@ -26,7 +26,7 @@ use crate::schema;
 #[async_trait]
 pub trait AccountRunner: Send + Sync + 'static {
     /// Runs the account of `claim`.
-    async fn run(&self, claim: &Claim, store: &PgCheckpointStore, progress: &Mutex<Progress>) -> Finish;
+    async fn run(&self, claim: &Claim, store: &PgCheckpointStore, progress: Arc<Mutex<Progress>>) -> Finish;
 }
 
 /// How a worker runs.
@@ -153,13 +153,18 @@ pub async fn run_worker(
         }
     }
     let _ = client
-        .execute("UPDATE mm_worker SET stopped_at = now(), last_seen = now() WHERE worker_id = $1", &[&options.worker_id])
+        .execute(
+            "UPDATE mm_worker SET stopped_at = now(), last_seen = now() WHERE worker_id = $1",
+            &[&options.worker_id],
+        )
         .await;
     Ok(summary)
 }
 
 async fn register(client: &Client, options: &WorkerOptions) -> Result<()> {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
     client
         .execute(
             "INSERT INTO mm_worker(worker_id, host, pid, concurrency) VALUES ($1, $2, $3, $4)
@@ -225,10 +230,11 @@ async fn turn(
         }
     };
     let scratch = options.scratch.join(format!("{}-{}", options.worker_id, claim.account_id));
-    let store = PgCheckpointStore::new(client.clone(), claim.account_id, claim.epoch, clock.clone(), scratch.clone());
-    let progress = Mutex::new(Progress::default());
+    let store =
+        PgCheckpointStore::new(client.clone(), claim.account_id, claim.epoch, clock.clone(), scratch.clone());
+    let progress = Arc::new(Mutex::new(Progress::default()));
     let end = {
-        let run = runner.run(&claim, &store, &progress);
+        let run = runner.run(&claim, &store, progress.clone());
         let beat = keep_lease(&client, &claim, &clock, &progress, options.timings);
         let released = async {
             if release.wait_for(|stop| *stop).await.is_err() {

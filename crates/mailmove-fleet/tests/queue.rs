@@ -41,7 +41,10 @@ async fn enqueue(database: &Database, run: &str, n: usize, options: QueueOptions
 /// stops answering.
 async fn expire_and_reap(client: &Client, account_id: i64) {
     client
-        .execute("UPDATE mm_account SET lease_expires_at = now() - interval '1 hour' WHERE account_id = $1", &[&account_id])
+        .execute(
+            "UPDATE mm_account SET lease_expires_at = now() - interval '1 hour' WHERE account_id = $1",
+            &[&account_id],
+        )
         .await
         .unwrap();
     assert!(queue::reap(client, Duration::from_secs(1)).await.unwrap() >= 1);
@@ -56,7 +59,10 @@ fn store_for(client: &Arc<Client>, claim: &Claim, dir: &std::path::Path) -> PgCh
 async fn migrating_twice_changes_nothing_and_a_newer_schema_is_refused() {
     let database = common::fresh_database("migrate").await;
     let mut client = database.connect().await.unwrap();
-    assert_eq!(mailmove_fleet::schema::migrate(&mut client).await.unwrap(), mailmove_fleet::schema::SCHEMA_VERSION);
+    assert_eq!(
+        mailmove_fleet::schema::migrate(&mut client).await.unwrap(),
+        mailmove_fleet::schema::SCHEMA_VERSION
+    );
     mailmove_fleet::schema::check(&client).await.unwrap();
     client.execute("UPDATE mm_schema SET version = version + 1", &[]).await.unwrap();
     let err = mailmove_fleet::schema::migrate(&mut client).await.unwrap_err();
@@ -132,8 +138,12 @@ async fn a_worker_that_lost_its_lease_can_record_nothing_and_the_next_holder_see
     heir.record_intents(state.id, vec![intent(3)]).await.unwrap();
     // Still refused for the zombie, whose epoch is old now; its end of turn changes nothing.
     assert!(matches!(zombie.record_intents(folder.id, vec![intent(4)]).await, Err(Error::LeaseLost { .. })));
-    assert!(!queue::finish(&client, &first, &Finish::Done { failed: 0, note: None }, Progress::default()).await.unwrap());
-    assert!(queue::finish(&client, &second, &Finish::Done { failed: 0, note: None }, Progress::default()).await.unwrap());
+    assert!(!queue::finish(&client, &first, &Finish::Done { failed: 0, note: None }, Progress::default())
+        .await
+        .unwrap());
+    assert!(queue::finish(&client, &second, &Finish::Done { failed: 0, note: None }, Progress::default())
+        .await
+        .unwrap());
 
     let epochs: Vec<i64> = client
         .query("SELECT epoch FROM mm_ckpt_log WHERE account_id = $1 ORDER BY seq", &[&first.account_id])
@@ -144,7 +154,10 @@ async fn a_worker_that_lost_its_lease_can_record_nothing_and_the_next_holder_see
         .collect();
     assert!(epochs.windows(2).all(|w| w[0] <= w[1]) && epochs.contains(&2), "journal epochs {epochs:?}");
     let events: Vec<(i64, String)> = client
-        .query("SELECT epoch, event FROM mm_lease_log WHERE account_id = $1 ORDER BY id", &[&first.account_id])
+        .query(
+            "SELECT epoch, event FROM mm_lease_log WHERE account_id = $1 ORDER BY id",
+            &[&first.account_id],
+        )
         .await
         .unwrap()
         .iter()
@@ -164,7 +177,13 @@ async fn a_holder_that_could_not_renew_fences_itself_without_asking_the_database
     let claim = queue::claim(&client, run_id, "w", TTL).await.unwrap().unwrap();
     let clock = Arc::new(LeaseClock::new(Instant::now(), Duration::from_millis(200)));
     let client = Arc::new(client);
-    let store = PgCheckpointStore::new(client.clone(), claim.account_id, claim.epoch, clock.clone(), dir.path().into());
+    let store = PgCheckpointStore::new(
+        client.clone(),
+        claim.account_id,
+        claim.epoch,
+        clock.clone(),
+        dir.path().into(),
+    );
     let checkpoint = store.open("s", "d").await.unwrap();
     let inbox = FolderPath::parse("INBOX");
     let folder = checkpoint.folder(&inbox, None, &inbox).await.unwrap();
@@ -186,7 +205,10 @@ async fn an_account_whose_workers_keep_dying_ends_failed_as_crash_loop() {
     }
     assert!(queue::claim(&client, run_id, "w", TTL).await.unwrap().is_none());
     let row = client.query_one("SELECT state, error_class FROM mm_account", &[]).await.unwrap();
-    assert_eq!((row.get::<_, String>(0), row.get::<_, Option<String>>(1)), ("failed".into(), Some("crash_loop".into())));
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, Option<String>>(1)),
+        ("failed".into(), Some("crash_loop".into()))
+    );
     // `retry` gives it another chance.
     assert_eq!(queue::retry(&client, "r", &RetrySelection::default()).await.unwrap(), 1);
     assert!(queue::claim(&client, run_id, "w", TTL).await.unwrap().is_some());
@@ -211,7 +233,8 @@ async fn a_transient_failure_waits_its_backoff_and_a_permanent_one_stays_failed(
     let (client, run_id) = enqueue(&database, "r", 2, QueueOptions::default()).await;
     let a = queue::claim(&client, run_id, "w", TTL).await.unwrap().unwrap();
     let b = queue::claim(&client, run_id, "w", TTL).await.unwrap().unwrap();
-    let retry = Finish::Retry { class: "connection".into(), error: "cut".into(), backoff: Duration::from_secs(3600) };
+    let retry =
+        Finish::Retry { class: "connection".into(), error: "cut".into(), backoff: Duration::from_secs(3600) };
     assert!(queue::finish(&client, &a, &retry, Progress::default()).await.unwrap());
     let auth = Finish::Failed { class: "auth".into(), error: "AUTHENTICATIONFAILED".into() };
     assert!(queue::finish(&client, &b, &auth, Progress::default()).await.unwrap());
@@ -238,8 +261,15 @@ struct TakeoverStore {
 impl TakeoverStore {
     async fn new(test: &str) -> Self {
         let database = common::fresh_database(test).await;
-        let (client, run_id) = enqueue(&database, "r", 1, QueueOptions { priority: 0, max_attempts: 100 }).await;
-        TakeoverStore { database, client, run_id, dir: tempfile::tempdir().unwrap(), held: Default::default() }
+        let (client, run_id) =
+            enqueue(&database, "r", 1, QueueOptions { priority: 0, max_attempts: 100 }).await;
+        TakeoverStore {
+            database,
+            client,
+            run_id,
+            dir: tempfile::tempdir().unwrap(),
+            held: Default::default(),
+        }
     }
 }
 
