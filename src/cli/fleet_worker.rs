@@ -48,7 +48,8 @@ pub struct WorkerArgs {
 
 pub async fn run(database: &Database, args: WorkerArgs) -> anyhow::Result<u8> {
     init_logging();
-    let sane = args.lease_ttl.is_finite() && args.lease_ttl >= 1.0 && args.poll.is_finite() && args.poll > 0.0;
+    let sane =
+        args.lease_ttl.is_finite() && args.lease_ttl >= 1.0 && args.poll.is_finite() && args.poll > 0.0;
     if !sane {
         return Err(super::args::UsageError(
             "--lease-ttl must be at least 1 second and --poll positive".into(),

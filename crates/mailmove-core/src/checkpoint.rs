@@ -243,6 +243,15 @@ impl Checkpoint {
         Ok(checkpoint)
     }
 
+    /// Whether this run may still write to the destination: asks the journal
+    /// ([`CheckpointJournal::check`]); always `Ok` without one.
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`] when the journal says the run no longer owns its job.
+    pub fn check_writable(&self) -> Result<()> {
+        self.journal.as_ref().map_or(Ok(()), |journal| journal.check())
+    }
+
     /// Whether the checkpoint's writes also go to a journal.
     pub fn is_journaled(&self) -> bool {
         self.journal.is_some()

@@ -18,9 +18,18 @@ use mailmove_core::{testkit, Error, Result};
 struct ListJournal {
     entries: Mutex<Vec<Vec<u8>>>,
     refuse: std::sync::atomic::AtomicBool,
+    /// Says the writer may no longer write (`check`), while still taking entries.
+    fenced: std::sync::atomic::AtomicBool,
 }
 
 impl CheckpointJournal for ListJournal {
+    fn check(&self) -> Result<()> {
+        if self.fenced.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::LeaseLost { message: "test journal: fenced".into() });
+        }
+        Ok(())
+    }
+
     fn persist(&self, entry: &JournalEntry) -> Result<()> {
         if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Error::LeaseLost { message: "test journal refuses".into() });
@@ -113,4 +122,32 @@ async fn a_journal_entry_reads_back_as_written_and_refuses_garbage() {
     assert_eq!(entry.to_json(), bytes);
     assert_eq!(entry.statements(), 1);
     assert!(JournalEntry::from_json(b"{\"schema\":5,\"steps\":[{\"sql\":1}]}").is_err());
+}
+
+#[tokio::test]
+async fn a_run_whose_journal_says_it_may_no_longer_write_appends_nothing_more() {
+    use mailmove_core::engine::{copy, CopyOptions, EventSink, RunOutcome};
+    use mailmove_core::flags::Flags;
+    use mailmove_core::memory::MemoryStore;
+    let source = MemoryStore::new("source");
+    for n in 0..10 {
+        let body = format!("Subject: {n}\r\n\r\nbody {n}\r\n").into_bytes();
+        source.insert(&FolderPath::parse("INBOX"), body, Flags::empty(), None);
+    }
+    let sink = MemoryStore::new("sink");
+    let store = ListStore::new();
+    let checkpoint = store
+        .open(&mailmove_core::MailSource::identity(&source), &mailmove_core::MailSink::identity(&sink))
+        .await
+        .unwrap();
+    // The lease lapses once the intents are journaled, before the first append.
+    store.journal.fenced.store(true, std::sync::atomic::Ordering::SeqCst);
+    let report =
+        copy(&source, &sink, &CopyOptions::default(), &checkpoint, &EventSink::none()).await.unwrap();
+    assert_eq!(report.outcome, RunOutcome::Paused, "{report:?}");
+    assert!(report.paused_reason.as_deref().is_some_and(|why| why.contains("lease lost")), "{report:?}");
+    assert_eq!(sink.append_count(), 0, "nothing reached the destination");
+    assert_eq!(report.copied, 0);
+    let totals = checkpoint.totals().await.unwrap();
+    assert_eq!((totals.intents, totals.copied), (10, 0), "the intents stay for the next holder to reconcile");
 }

@@ -49,10 +49,15 @@ impl PgJournal {
 }
 
 impl CheckpointJournal for PgJournal {
-    fn persist(&self, entry: &JournalEntry) -> mailmove_core::Result<()> {
+    fn check(&self) -> mailmove_core::Result<()> {
         if self.clock.is_fenced() {
             return Err(self.lost("not renewed within the self-fence time; this worker stops writing"));
         }
+        Ok(())
+    }
+
+    fn persist(&self, entry: &JournalEntry) -> mailmove_core::Result<()> {
+        self.check()?;
         let bytes = entry.to_json();
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&self.account_id, &self.epoch, &bytes];
         let insert = self.client.execute(INSERT_FENCED, &params);

@@ -33,6 +33,16 @@ pub trait CheckpointJournal: Send + Sync + std::fmt::Debug {
     /// rolls the transaction back and is returned by the checkpoint's write
     /// ([`Error::LeaseLost`](crate::Error::LeaseLost) when the writer no longer owns the job).
     fn persist(&self, entry: &JournalEntry) -> Result<()>;
+
+    /// Whether the writer may still write, asked (cheaply, without I/O) before each append to
+    /// the destination and before its durability point: a fleet worker whose lease lapsed
+    /// must stop before its next write, not only at its next checkpoint write.
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost) when it may not.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// One write transaction of a checkpoint: its statements, each with the rows of parameters it

@@ -169,8 +169,10 @@ impl<'p, 'i> Committer<'p, 'i> {
             .await?;
         // 3. Appends.
         let appends = self.append(&to_append).await;
-        // 4. Flush: the sink's durability point.
+        // 4. Flush: the sink's durability point (not for a run that may no longer write: a
+        // fleet worker whose lease lapsed leaves what it appended unflushed).
         if !appends.copied.is_empty() {
+            context.checkpoint.check_writable()?;
             if let Err(error) = context.sink.flush(self.pass.destination).await {
                 // Not durable: these stay intents, reconciled on the next round or run.
                 let sent: Vec<MessageMeta> = to_append
@@ -290,6 +292,12 @@ impl<'p, 'i> Committer<'p, 'i> {
         let mut retry = Retry::append_failures(context, folder.to_string());
         for (index, fetched) in to_append.iter().enumerate() {
             if context.is_paused() {
+                break;
+            }
+            if let Err(error) = context.checkpoint.check_writable() {
+                // A fleet worker that lost its lease (or could not renew it in time): another
+                // worker may hold the account now, so nothing more goes to the destination.
+                context.pause(&error);
                 break;
             }
             let meta = &fetched.message.meta;
