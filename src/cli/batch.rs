@@ -108,7 +108,7 @@ impl Account {
 
     /// The credentials of one side: only the secrets the row names (`src_password_env`...), never
     /// `MAILMOVE_SRC_PASSWORD` and the like, which would hand one secret to every account's server.
-    fn credentials(&self, side: Side) -> anyhow::Result<Credentials> {
+    pub(super) fn credentials(&self, side: Side) -> anyhow::Result<Credentials> {
         let prefix = match side {
             Side::Source => "src",
             Side::Destination => "dst",

@@ -55,6 +55,9 @@ pub enum FleetCommand {
     Cancel(RunArg),
     /// The workers: host, pid, leases held, last seen.
     Workers(JsonArg),
+    /// Each done account's destination against its checkpoint: missing copies, and extra
+    /// copies left by a worker frozen mid-write after its account was taken over.
+    Verify(super::fleet_verify::VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -149,8 +152,10 @@ pub(super) fn database(args: &FleetArgs) -> anyhow::Result<Database> {
 
 pub async fn run(args: FleetArgs) -> anyhow::Result<u8> {
     let database = database(&args)?;
-    if let FleetCommand::Worker(worker) = args.command {
-        return super::fleet_worker::run(&database, worker).await;
+    match args.command {
+        FleetCommand::Worker(worker) => return super::fleet_worker::run(&database, worker).await,
+        FleetCommand::Verify(verify) => return super::fleet_verify::run(&database, verify).await,
+        _ => {}
     }
     let mut client = database.connect().await?;
     if !matches!(args.command, FleetCommand::Init) {
@@ -229,7 +234,7 @@ pub async fn run(args: FleetArgs) -> anyhow::Result<u8> {
                 }
             }
         }
-        FleetCommand::Worker(_) => unreachable!("handled above"),
+        FleetCommand::Worker(_) | FleetCommand::Verify(_) => unreachable!("handled above"),
     }
     Ok(EXIT_OK)
 }

@@ -38,9 +38,11 @@ pub struct WorkerArgs {
     /// Seconds between looks for work when idle.
     #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
     pub poll: f64,
-    /// Stop when nothing is ready and nothing runs, instead of waiting for work.
+    /// Stop once every account of the run is finished (done, failed or cancelled), instead of
+    /// waiting for more work; accounts held by other workers are waited for (and taken over
+    /// if their lease expires).
     #[arg(long)]
-    pub exit_when_idle: bool,
+    pub until_done: bool,
     /// Print the worker's summary as JSON on stdout when it stops.
     #[arg(long)]
     pub json: bool,
@@ -68,7 +70,7 @@ pub async fn run(database: &Database, args: WorkerArgs) -> anyhow::Result<u8> {
         timings: LeaseTimings::from_ttl(ttl),
         scratch: args.scratch.unwrap_or_else(|| std::env::temp_dir().join("mailmove-fleet")),
         poll: Duration::from_secs_f64(args.poll),
-        exit_when_idle: args.exit_when_idle,
+        until_done: args.until_done,
     };
     let summary = run_worker(database, Arc::new(CliRunner), options, shutdown_signal()).await?;
     if args.json {
@@ -173,7 +175,7 @@ impl AccountRunner for CliRunner {
 }
 
 /// The account of a claim: its row as `enqueue` stored it.
-fn account_of(claim: &Claim) -> Result<Account, String> {
+pub(super) fn account_of(claim: &Claim) -> Result<Account, String> {
     let object = claim.spec.as_object().ok_or("the account's spec is not an object")?;
     let fields = object
         .iter()

@@ -13,6 +13,7 @@ mod copy;
 mod credentials;
 mod demo;
 mod fleet;
+mod fleet_verify;
 mod fleet_worker;
 mod inventory;
 mod output;

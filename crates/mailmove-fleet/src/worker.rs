@@ -44,9 +44,10 @@ pub struct WorkerOptions {
     pub scratch: PathBuf,
     /// How often an idle worker looks for work.
     pub poll: Duration,
-    /// Stop once nothing is ready and nothing runs (for batch jobs and tests), instead of
-    /// waiting for work.
-    pub exit_when_idle: bool,
+    /// Stop once every account of the run (or of every run) is finished: done, failed or
+    /// cancelled. Accounts another worker holds, or waiting for a retry, are waited for: a
+    /// lease that expires is taken over.
+    pub until_done: bool,
 }
 
 /// What a worker did, when it stops.
@@ -73,7 +74,7 @@ enum TurnEnd {
 }
 
 /// Runs a worker until `shutdown` resolves (then in-flight accounts are released at once) or,
-/// with `exit_when_idle`, until there is nothing left to do.
+/// with `until_done`, until every account is finished.
 ///
 /// # Errors
 /// [`FleetError`] when the database cannot be reached at the start or the schema is not this
@@ -128,8 +129,12 @@ pub async fn run_worker(
                     }
                 }
             }
-            if turns.is_empty() && options.exit_when_idle {
-                break;
+            if turns.is_empty() && options.until_done {
+                match unfinished(&client, &options).await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!("counting unfinished accounts: {err}"),
+                }
             }
         } else if turns.is_empty() {
             break;
@@ -188,6 +193,22 @@ async fn housekeeping(client: &Client, options: &WorkerOptions) -> Result<u64> {
         tracing::info!(reaped, "put expired leases back in the queue");
     }
     Ok(reaped)
+}
+
+/// Accounts of the worker's runs that are pending or leased.
+async fn unfinished(client: &Client, options: &WorkerOptions) -> Result<i64> {
+    let run_id = match &options.run {
+        Some(run) => Some(queue::run_id(client, run).await?),
+        None => None,
+    };
+    Ok(client
+        .query_one(
+            "SELECT count(*) FROM mm_account WHERE state IN ('pending', 'leased') AND ($1::bigint IS NULL OR run_id = $1)",
+            &[&run_id],
+        )
+        .await
+        .map_err(FleetError::db("counting unfinished accounts"))?
+        .get(0))
 }
 
 async fn claim_any(client: &Client, options: &WorkerOptions) -> Result<Option<Claim>> {
