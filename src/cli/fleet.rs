@@ -55,6 +55,9 @@ pub enum FleetCommand {
     Cancel(RunArg),
     /// The workers: host, pid, leases held, last seen.
     Workers(JsonArg),
+    /// Limit how many accounts of one source host are migrated at once (a provider's
+    /// connection limit; each account holds a few connections).
+    Limit(LimitArgs),
     /// Each done account's destination against its checkpoint: missing copies, and extra
     /// copies left by a worker frozen mid-write after its account was taken over.
     Verify(super::fleet_verify::VerifyArgs),
@@ -123,6 +126,22 @@ pub struct ListArgs {
     /// JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// The run's name.
+    #[arg(long)]
+    pub run: String,
+    /// The source host as the accounts' URLs name it (with `:PORT` when they give one).
+    #[arg(long)]
+    pub host: String,
+    /// Accounts of that host leased at once at most.
+    #[arg(long, value_name = "N", conflicts_with = "none", required_unless_present = "none")]
+    pub max: Option<i32>,
+    /// Lift the host's limit.
+    #[arg(long)]
+    pub none: bool,
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +229,15 @@ pub async fn run(args: FleetArgs) -> anyhow::Result<u8> {
         FleetCommand::Resume(run) => {
             queue::set_paused(&client, &run.run, false).await?;
             eprintln!("mailmove: run {} resumed", terminal_safe(&run.run));
+        }
+        FleetCommand::Limit(args) => {
+            queue::set_host_limit(&client, &args.run, &args.host, args.max).await?;
+            match args.max {
+                Some(max) => {
+                    eprintln!("mailmove: at most {max} accounts of {} at once", terminal_safe(&args.host))
+                }
+                None => eprintln!("mailmove: no limit for {}", terminal_safe(&args.host)),
+            }
         }
         FleetCommand::Cancel(run) => {
             let count = queue::cancel(&client, &run.run).await?;

@@ -156,6 +156,8 @@ pub struct Claim {
 }
 
 /// Claims the next ready account of the run for `owner`, for `ttl`: the account's epoch rises.
+/// A source host with a limit ([`set_host_limit`]) at its count of leased accounts is skipped
+/// (a soft limit: claims at the same instant may each see one place left).
 /// An account claimed more than its `max_attempts` times (its workers kept dying) is failed as
 /// `crash_loop` instead, and the next one is tried. `None` when nothing is ready (or the run is
 /// paused).
@@ -167,6 +169,11 @@ pub async fn claim(client: &Client, run_id: i64, owner: &str, ttl: Duration) -> 
                    SELECT a.account_id FROM mm_account a
                     WHERE a.run_id = $1 AND a.state = 'pending' AND a.not_before <= now()
                       AND NOT (SELECT r.paused FROM mm_run r WHERE r.run_id = $1)
+                      AND coalesce((SELECT h.max_leased FROM mm_host_limit h
+                                     WHERE h.run_id = $1 AND h.host = a.src_host) >
+                                   (SELECT count(*) FROM mm_account b
+                                     WHERE b.run_id = $1 AND b.src_host = a.src_host AND b.state = 'leased'),
+                                   true)
                     ORDER BY a.priority DESC, a.account_id
                     LIMIT 1
                     FOR UPDATE OF a SKIP LOCKED),
@@ -451,4 +458,26 @@ pub async fn retry(client: &Client, run: &str, selection: &RetrySelection) -> Re
         )
         .await
         .map_err(FleetError::db("retrying accounts"))
+}
+
+/// Limits how many accounts of the run whose source is `host` may be leased at once (a
+/// provider's connection limit: each account holds a few connections); `None` lifts it.
+pub async fn set_host_limit(client: &Client, run: &str, host: &str, max_leased: Option<i32>) -> Result<()> {
+    let run_id = run_id(client, run).await?;
+    let host = host.to_ascii_lowercase();
+    match max_leased {
+        Some(max) => client
+            .execute(
+                "INSERT INTO mm_host_limit(run_id, host, max_leased) VALUES ($1, $2, $3)
+                 ON CONFLICT (run_id, host) DO UPDATE SET max_leased = $3",
+                &[&run_id, &host, &max.max(0)],
+            )
+            .await
+            .map_err(FleetError::db("setting a host limit"))?,
+        None => client
+            .execute("DELETE FROM mm_host_limit WHERE run_id = $1 AND host = $2", &[&run_id, &host])
+            .await
+            .map_err(FleetError::db("lifting a host limit"))?,
+    };
+    Ok(())
 }

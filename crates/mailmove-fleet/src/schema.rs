@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use crate::error::{FleetError, Result};
 
 /// The schema version this mailmove writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// An advisory lock key held while migrating ("mmfleet" in ASCII, truncated).
 const MIGRATION_LOCK: i64 = 0x006d_6d66_6c65_6574;
@@ -92,7 +92,18 @@ CREATE TABLE mm_ckpt_log (
 CREATE INDEX mm_ckpt_log_account ON mm_ckpt_log (account_id, seq);
 "#;
 
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1];
+/// Version 2: per-source-host limits of leased accounts (a provider's connection limit), and the
+/// index that counts leased accounts per host for them.
+const V2: &str = r#"
+CREATE TABLE mm_host_limit (
+    run_id bigint NOT NULL REFERENCES mm_run ON DELETE CASCADE,
+    host text NOT NULL,
+    max_leased int NOT NULL CHECK (max_leased >= 0),
+    PRIMARY KEY (run_id, host));
+CREATE INDEX mm_account_leased_host ON mm_account (run_id, src_host) WHERE state = 'leased';
+"#;
+
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1, V2];
 
 /// Creates or upgrades the fleet's tables; returns the version found before.
 ///

@@ -298,3 +298,51 @@ async fn the_postgresql_store_passes_the_checkpoint_store_kit() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_source_host_at_its_limit_is_skipped_until_one_of_its_accounts_ends() {
+    let database = common::fresh_database("hostcap").await;
+    let mut client = database.connect().await.unwrap();
+    let mut rows = accounts(6);
+    for (index, row) in rows.iter_mut().enumerate() {
+        row.src_host = if index < 4 { "imap.gmail.com".into() } else { "old.example".into() };
+    }
+    queue::enqueue(&mut client, "r", &rows, QueueOptions::default()).await.unwrap();
+    let run_id = queue::run_id(&client, "r").await.unwrap();
+    queue::set_host_limit(&client, "r", "IMAP.gmail.com", Some(2)).await.unwrap();
+    let mut held = Vec::new();
+    while let Some(claim) = queue::claim(&client, run_id, "w", TTL).await.unwrap() {
+        held.push(claim);
+    }
+    let hosts: Vec<String> = held.iter().map(|c| c.source.clone()).collect();
+    assert_eq!(held.len(), 4, "two of the limited host, both of the other: {hosts:?}");
+    let done = Finish::Done { failed: 0, note: None };
+    assert!(queue::finish(&client, &held[0], &done, Progress::default()).await.unwrap());
+    let next = queue::claim(&client, run_id, "w", TTL).await.unwrap().expect("a place came free");
+    assert!(next.source.contains("user2@"), "the next of the limited host: {}", next.source);
+    assert!(queue::claim(&client, run_id, "w", TTL).await.unwrap().is_none());
+    queue::set_host_limit(&client, "r", "imap.gmail.com", None).await.unwrap();
+    assert!(queue::claim(&client, run_id, "w", TTL).await.unwrap().is_some(), "limit lifted");
+}
+
+#[tokio::test]
+async fn a_database_of_schema_1_is_upgraded_in_place() {
+    let database = common::fresh_database("upgrade").await;
+    let mut client = database.connect().await.unwrap();
+    // Back to version 1, with an account in it.
+    client
+        .batch_execute(
+            "DROP TABLE mm_host_limit; DROP INDEX mm_account_leased_host; UPDATE mm_schema SET version = 1",
+        )
+        .await
+        .unwrap();
+    queue::enqueue(&mut client, "r", &accounts(1), QueueOptions::default()).await.unwrap();
+    assert!(mailmove_fleet::schema::check(&client).await.is_err(), "an old schema is refused until init");
+    assert_eq!(mailmove_fleet::schema::migrate(&mut client).await.unwrap(), 1);
+    mailmove_fleet::schema::check(&client).await.unwrap();
+    let run_id = queue::run_id(&client, "r").await.unwrap();
+    assert!(
+        queue::claim(&client, run_id, "w", TTL).await.unwrap().is_some(),
+        "the account survived the upgrade"
+    );
+}
