@@ -90,38 +90,6 @@ ensure_mail_user() {
     fi
 }
 
-make_certs() {
-    # A throw-away CA and a server certificate for localhost / 127.0.0.1, reused when present.
-    if [ -s "$DIR/ca.pem" ] && [ -s "$DIR/server.pem" ] && [ -s "$DIR/server.key" ]; then
-        return 0
-    fi
-    local tmp
-    tmp=$(mktemp -d "$DIR/certs.XXXXXX")
-    (
-        cd "$tmp"
-        openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-            -keyout ca.key -out ca.pem -days 3650 -subj "/CN=mailmove throw-away test CA" \
-            -addext "basicConstraints=critical,CA:TRUE" \
-            -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-        openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-            -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
-        cat >server.ext <<'EOF'
-basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=serverAuth
-subjectAltName=DNS:localhost,IP:127.0.0.1
-EOF
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-            -out server.pem -days 825 -extfile server.ext 2>/dev/null
-    ) || {
-        rm -rf "$tmp"
-        die "openssl failed to make the test certificates"
-    }
-    chmod 600 "$tmp/server.key" "$tmp/ca.key"
-    mv "$tmp/ca.pem" "$tmp/ca.key" "$tmp/server.pem" "$tmp/server.key" "$DIR/"
-    rm -rf "$tmp"
-}
-
 write_conf() {
     local imap=$1 imaps=$2 pop3=$3 pop3s=$4 dh=""
     if [ -s /usr/share/dovecot/dh.pem ]; then dh="ssl_dh = </usr/share/dovecot/dh.pem"; fi

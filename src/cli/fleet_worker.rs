@@ -46,6 +46,10 @@ pub struct WorkerArgs {
     /// Print the worker's summary as JSON on stdout when it stops.
     #[arg(long)]
     pub json: bool,
+    /// Serve the worker's metrics in Prometheus' text format on this address
+    /// (`http://ADDR/metrics`), e.g. `0.0.0.0:9187`.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 pub async fn run(database: &Database, args: WorkerArgs) -> anyhow::Result<u8> {
@@ -57,6 +61,12 @@ pub async fn run(database: &Database, args: WorkerArgs) -> anyhow::Result<u8> {
             "--lease-ttl must be at least 1 second and --poll positive".into(),
         )
         .into());
+    }
+    if let Some(address) = args.metrics {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(address)
+            .install()
+            .map_err(|err| anyhow::anyhow!("serving metrics on {address}: {err}"))?;
     }
     let ttl = Duration::from_secs_f64(args.lease_ttl);
     let worker_id = args.worker_id.unwrap_or_else(|| {

@@ -104,7 +104,10 @@ pub async fn run_worker(
     loop {
         if !stopping {
             match housekeeping(&client, &options).await {
-                Ok(reaped) => summary.reaped += reaped,
+                Ok(reaped) => {
+                    summary.reaped += reaped;
+                    metrics::counter!("mailmove_fleet_leases_reaped_total").increment(reaped);
+                }
                 Err(err) => tracing::warn!("fleet housekeeping: {err}"),
             }
             while turns.len() < options.concurrency.max(1) {
@@ -112,6 +115,7 @@ pub async fn run_worker(
                 match claim_any(&client, &options).await {
                     Ok(Some(claim)) => {
                         summary.claimed += 1;
+                        metrics::counter!("mailmove_fleet_accounts_claimed_total").increment(1);
                         tracing::info!(account = %claim.name, epoch = claim.epoch, pass = claim.pass, "claimed");
                         turns.spawn(turn(
                             database.clone(),
@@ -139,16 +143,18 @@ pub async fn run_worker(
         } else if turns.is_empty() {
             break;
         }
+        metrics::gauge!("mailmove_fleet_accounts_in_flight").set(turns.len() as f64);
         tokio::select! {
             joined = turns.join_next(), if !turns.is_empty() => {
-                match joined {
-                    Some(Ok(TurnEnd::Finished(true))) => summary.done += 1,
-                    Some(Ok(TurnEnd::Finished(false))) => summary.unfinished += 1,
-                    Some(Ok(TurnEnd::LeaseLost)) => summary.leases_lost += 1,
-                    Some(Ok(TurnEnd::Released)) => summary.released += 1,
-                    Some(Err(err)) => tracing::error!("an account task failed: {err}"),
-                    None => {}
-                }
+                let result = match joined {
+                    Some(Ok(TurnEnd::Finished(true))) => { summary.done += 1; "done" }
+                    Some(Ok(TurnEnd::Finished(false))) => { summary.unfinished += 1; "unfinished" }
+                    Some(Ok(TurnEnd::LeaseLost)) => { summary.leases_lost += 1; "lease_lost" }
+                    Some(Ok(TurnEnd::Released)) => { summary.released += 1; "released" }
+                    Some(Err(err)) => { tracing::error!("an account task failed: {err}"); "crashed" }
+                    None => "none",
+                };
+                metrics::counter!("mailmove_fleet_turns_total", "result" => result).increment(1);
             }
             _ = ticker.tick() => {}
             () = &mut shutdown, if !stopping => {
@@ -292,6 +298,10 @@ async fn turn(
             }
         }
     };
+    // What the turn moved (its progress as last reported; earlier turns' bytes excluded).
+    let moved = *progress.lock().unwrap_or_else(|p| p.into_inner());
+    metrics::counter!("mailmove_fleet_bytes_copied_total")
+        .increment((moved.bytes_done - claim.bytes_done_before).max(0) as u64);
     // The local file is a cache of the journal: the next holder rebuilds its own.
     let _ = std::fs::remove_dir_all(&scratch);
     end
@@ -316,11 +326,21 @@ async fn keep_lease(
         let renew = queue::heartbeat(client, claim, timings.ttl, now);
         match tokio::time::timeout(timings.heartbeat, renew).await {
             Ok(Ok(true)) => clock.renewed(sent),
-            Ok(Ok(false)) => return,
-            Ok(Err(err)) => tracing::warn!(account = %claim.name, "renewing the lease: {err}"),
-            Err(_) => tracing::warn!(account = %claim.name, "renewing the lease: no answer"),
+            Ok(Ok(false)) => {
+                metrics::counter!("mailmove_fleet_leases_lost_total").increment(1);
+                return;
+            }
+            Ok(Err(err)) => {
+                metrics::counter!("mailmove_fleet_lease_renew_failures_total").increment(1);
+                tracing::warn!(account = %claim.name, "renewing the lease: {err}");
+            }
+            Err(_) => {
+                metrics::counter!("mailmove_fleet_lease_renew_failures_total").increment(1);
+                tracing::warn!(account = %claim.name, "renewing the lease: no answer");
+            }
         }
         if clock.is_fenced() {
+            metrics::counter!("mailmove_fleet_leases_lost_total").increment(1);
             return;
         }
     }

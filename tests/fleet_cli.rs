@@ -1,0 +1,99 @@
+//! `mailmove fleet` as an operator drives it: enqueue refusals, a long-running worker with its
+//! Prometheus metrics, and SIGTERM handing in-flight accounts back.
+
+#[path = "support/fleet.rs"]
+mod fleet_support;
+mod support;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use fleet_support::{fleet, fresh_database, signal, spawn_worker, wait_exit};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enqueue_refuses_a_url_holding_a_password_and_stores_nothing() {
+    let (url, client) = fresh_database("cli_password").await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("accounts.csv");
+    std::fs::write(&csv, "name,source,destination\njoe,imap://joe:hunter2@old.example/,maildir:/tmp/x\n")
+        .unwrap();
+    let out = fleet(&url).args(["enqueue", "--run", "r"]).arg(&csv).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
+    assert!(support::stderr(&out).contains("password"));
+    assert!(!support::stderr(&out).contains("hunter2"), "the secret is not repeated");
+    let count: i64 = client.query_one("SELECT count(*) FROM mm_account", &[]).await.unwrap().get(0);
+    assert_eq!(count, 0);
+}
+
+fn scrape(port: u16) -> String {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_serves_its_metrics_and_hands_its_accounts_back_on_sigterm() {
+    let (url, client) = fresh_database("cli_worker").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = String::from("name,source,destination\n");
+    for name in ["small1", "small2", "big"] {
+        let source = format!("maildir:{}", dir.path().join(format!("{name}-src")).display());
+        support::fill(&source, if name == "big" { 4_000 } else { 10 }, 5, 4096).await;
+        rows.push_str(&format!(
+            "{name},{source},maildir:{}\n",
+            dir.path().join(format!("{name}-dst")).display()
+        ));
+    }
+    let csv = dir.path().join("accounts.csv");
+    std::fs::write(&csv, rows).unwrap();
+    assert!(fleet(&url).args(["enqueue", "--run", "r"]).arg(&csv).status().unwrap().success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics = format!("127.0.0.1:{port}");
+    let mut worker = spawn_worker(
+        &url,
+        "w1",
+        &dir.path().join("w1.log"),
+        &["--run", "r", "--concurrency", "1", "--poll", "0.2", "--metrics", &metrics],
+    );
+    // The two small accounts finish; the big one is in flight.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE state = 'done'), count(*) FILTER (WHERE name = 'big' AND state = 'leased')
+                   FROM mm_account",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (done, big_leased): (i64, i64) = (row.get(0), row.get(1));
+        if done == 2 && big_leased == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the worker did not get to the big account");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = scrape(port);
+    assert!(text.contains("mailmove_fleet_accounts_claimed_total 3"), "{text}");
+    assert!(text.contains("mailmove_fleet_turns_total{result=\"done\"} 2"), "{text}");
+    assert!(text.contains("mailmove_fleet_accounts_in_flight 1"), "{text}");
+    signal(worker.id(), "TERM");
+    let status = wait_exit(&mut worker, Duration::from_secs(30), "the worker after SIGTERM");
+    assert!(status.success(), "{status}");
+    let row = client
+        .query_one("SELECT state, attempts, lease_owner FROM mm_account WHERE name = 'big'", &[])
+        .await
+        .unwrap();
+    let (state, attempts, owner): (String, i32, Option<String>) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((state.as_str(), attempts, owner), ("pending", 0, None), "handed back, the claim not counted");
+    // Another worker finishes it from the journal: exactly the source.
+    let finish = fleet(&url).args(["worker", "--run", "r", "--until-done"]).output().unwrap();
+    assert!(finish.status.success(), "{}", support::stderr(&finish));
+    let source = format!("maildir:{}", dir.path().join("big-src").display());
+    let destination = format!("maildir:{}", dir.path().join("big-dst").display());
+    assert_eq!(support::content(&destination).await, support::content(&source).await);
+    let status = fleet(&url).args(["status", "--run", "r"]).output().unwrap();
+    assert!(support::stdout(&status).contains("done 3 (100.0%)"), "{}", support::stdout(&status));
+}
