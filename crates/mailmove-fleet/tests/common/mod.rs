@@ -1,5 +1,7 @@
 //! A fresh database per test in the throw-away cluster of `scripts/postgres.sh` (MAILMOVE_TEST_PG).
 
+#![allow(dead_code)]
+
 use mailmove_fleet::Database;
 
 /// The cluster's connection string; a test without it fails (CI starts the cluster).
