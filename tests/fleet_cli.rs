@@ -94,6 +94,16 @@ async fn a_worker_serves_its_metrics_and_hands_its_accounts_back_on_sigterm() {
     let source = format!("maildir:{}", dir.path().join("big-src").display());
     let destination = format!("maildir:{}", dir.path().join("big-dst").display());
     assert_eq!(support::content(&destination).await, support::content(&source).await);
+    // The finishing worker compacted the account's journal to a snapshot.
+    let entries: i64 = client
+        .query_one(
+            "SELECT count(*) FROM mm_ckpt_log WHERE account_id = (SELECT account_id FROM mm_account WHERE name = 'big')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(entries <= 2, "4,000 messages in {entries} snapshot entries");
     let status = fleet(&url).args(["status", "--run", "r"]).output().unwrap();
     assert!(support::stdout(&status).contains("done 3 (100.0%)"), "{}", support::stdout(&status));
 }

@@ -24,8 +24,20 @@ async fn a_frozen_worker_loses_its_lease_and_writes_nothing_after_the_takeover()
     let enqueue = fleet(&url).args(["enqueue", "--run", "r"]).arg(&accounts).output().unwrap();
     assert!(enqueue.status.success(), "{}", String::from_utf8_lossy(&enqueue.stderr));
 
-    // TTL 2 s: heartbeat 1/3 s, grace 1 s, self-fence 1.5 s.
-    let lease = ["--run", "r", "--lease-ttl", "2", "--poll", "0.2", "--until-done", "--concurrency", "1"];
+    // TTL 2 s: heartbeat 1/3 s, grace 1 s, self-fence 1.5 s. The journal keeps every write
+    // (no compaction at the end), so that which lease wrote what can be checked.
+    let lease = [
+        "--run",
+        "r",
+        "--lease-ttl",
+        "2",
+        "--poll",
+        "0.2",
+        "--until-done",
+        "--concurrency",
+        "1",
+        "--keep-journal",
+    ];
     let scratch_a = dir.path().join("scratch-a");
     let mut frozen = spawn_worker(
         &url,

@@ -259,6 +259,12 @@ async fn a_thousand_accounts_survive_killed_frozen_and_poisoned_workers() {
         .unwrap()
         .get(0);
     assert_eq!(late, 0, "a fenced-off worker's write landed after a takeover");
+    let histories: i64 = client
+        .query_one("SELECT count(DISTINCT account_id) FROM mm_ckpt_log WHERE epoch > 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    eprintln!("sim: {histories} taken-over accounts kept their whole journal for the fencing check");
     // Lease history: epochs rise with every claim, and never two claims without the lease
     // ending in between.
     let history: i64 = client

@@ -43,6 +43,10 @@ pub struct WorkerArgs {
     /// if their lease expires).
     #[arg(long)]
     pub until_done: bool,
+    /// Keep every account's whole checkpoint journal (each write, under which lease) for an
+    /// audit, instead of compacting it to a snapshot when the account is done.
+    #[arg(long)]
+    pub keep_journal: bool,
     /// Print the worker's summary as JSON on stdout when it stops.
     #[arg(long)]
     pub json: bool,
@@ -81,6 +85,7 @@ pub async fn run(database: &Database, args: WorkerArgs) -> anyhow::Result<u8> {
         scratch: args.scratch.unwrap_or_else(|| std::env::temp_dir().join("mailmove-fleet")),
         poll: Duration::from_secs_f64(args.poll),
         until_done: args.until_done,
+        compact: !args.keep_journal,
     };
     let summary = run_worker(database, Arc::new(CliRunner), options, shutdown_signal()).await?;
     if args.json {

@@ -252,6 +252,22 @@ impl Checkpoint {
         self.journal.as_ref().map_or(Ok(()), |journal| journal.check())
     }
 
+    /// Sends the checkpoint's state as journal entries of inserts, at most `rows_per_entry`
+    /// rows each, in an order that rebuilds it on an empty checkpoint ([`Checkpoint::rebuild`]):
+    /// what a journal can be compacted to. Returns how many entries were sent. Nothing is held
+    /// whole in memory: `out` is a bounded channel, and the rows are read as they are sent.
+    /// Take the snapshot when no write is under way (a run has ended).
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] when SQLite fails or the receiver is gone.
+    pub async fn snapshot(
+        &self,
+        rows_per_entry: usize,
+        out: tokio::sync::mpsc::Sender<JournalEntry>,
+    ) -> Result<u64> {
+        self.with(move |connection| journal::snapshot(connection, rows_per_entry, &out)).await
+    }
+
     /// Whether the checkpoint's writes also go to a journal.
     pub fn is_journaled(&self) -> bool {
         self.journal.is_some()

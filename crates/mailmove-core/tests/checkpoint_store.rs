@@ -39,22 +39,56 @@ impl CheckpointJournal for ListJournal {
     }
 }
 
-/// Every open rebuilds a new local file from the journal, as a worker taking over would.
+/// Every open rebuilds a new local file from the journal, as a worker taking over would; with
+/// `compact`, the journal is first replaced by a snapshot of the last open's checkpoint (three
+/// rows an entry, so that the snapshot spans many entries).
 struct ListStore {
     journal: Arc<ListJournal>,
     dir: tempfile::TempDir,
     opens: Mutex<u32>,
+    compact: bool,
+    last: tokio::sync::Mutex<Option<Checkpoint>>,
 }
 
 impl ListStore {
     fn new() -> Self {
-        ListStore { journal: Arc::default(), dir: tempfile::tempdir().unwrap(), opens: Mutex::new(0) }
+        ListStore {
+            journal: Arc::default(),
+            dir: tempfile::tempdir().unwrap(),
+            opens: Mutex::new(0),
+            compact: false,
+            last: Default::default(),
+        }
+    }
+
+    fn compacting() -> Self {
+        ListStore { compact: true, ..ListStore::new() }
     }
 }
 
 #[async_trait]
 impl CheckpointStore for ListStore {
     async fn open(&self, source: &str, destination: &str) -> Result<Checkpoint> {
+        let mut last = self.last.lock().await;
+        if let (true, Some(previous)) = (self.compact, last.take()) {
+            let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
+            let snapshot = tokio::spawn(async move { previous.snapshot(3, sender).await });
+            let mut entries = Vec::new();
+            while let Some(entry) = receiver.recv().await {
+                entries.push(entry.to_json());
+            }
+            let sent = snapshot.await.unwrap()?;
+            assert_eq!(sent as usize, entries.len());
+            *self.journal.entries.lock().unwrap() = entries;
+        }
+        let checkpoint = self.rebuild(source, destination)?;
+        *last = Some(checkpoint.clone());
+        Ok(checkpoint)
+    }
+}
+
+impl ListStore {
+    fn rebuild(&self, source: &str, destination: &str) -> Result<Checkpoint> {
         let path = {
             let mut opens = self.opens.lock().unwrap();
             *opens += 1;
@@ -93,6 +127,15 @@ async fn a_journaled_store_rebuilt_at_every_open_passes_the_kit() {
     testkit::check_checkpoint_store_keeps_every_write(&store).await.unwrap();
     assert!(store.journal.entries.lock().unwrap().len() > 10, "the writes went to the journal");
     testkit::check_checkpoint_store_resumes_a_killed_copy(|| async { Ok(ListStore::new()) }).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_journal_compacted_to_a_snapshot_at_every_open_passes_the_kit() {
+    let store = ListStore::compacting();
+    testkit::check_checkpoint_store_keeps_every_write(&store).await.unwrap();
+    testkit::check_checkpoint_store_resumes_a_killed_copy(|| async { Ok(ListStore::compacting()) })
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

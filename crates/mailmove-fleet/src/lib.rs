@@ -41,7 +41,7 @@ pub mod worker;
 pub use connect::Database;
 pub use error::{FleetError, Result};
 pub use lease::{LeaseClock, LeaseTimings};
-pub use pg_store::{PgCheckpointStore, PgJournal};
+pub use pg_store::{Compaction, PgCheckpointStore, PgJournal};
 pub use queue::{Claim, Finish, NewAccount, Progress, QueueOptions};
 /// The PostgreSQL client this crate speaks through (its `Client` appears in the API).
 pub use tokio_postgres;

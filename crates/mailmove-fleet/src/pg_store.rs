@@ -9,6 +9,12 @@
 //! holder can land, and the new holder's replay (which reads after its claim) sees every write
 //! that did. A holder that has not renewed its lease for the self-fence time refuses its own
 //! writes without asking ([`LeaseClock`]).
+//!
+//! # Compaction
+//! The journal grows with every write (intents, results, each delta pass's listing marks). At
+//! the end of a successful turn the worker replaces it with a snapshot of the checkpoint's rows
+//! ([`PgCheckpointStore::compact`]), in one transaction that holds the lease's row: the journal
+//! then costs what the state does, whatever the account's history.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -21,7 +27,15 @@ use mailmove_core::checkpoint::{Checkpoint, CheckpointJournal, CheckpointStore, 
 use mailmove_core::Error;
 use tokio_postgres::Client;
 
+use crate::connect::Database;
+use crate::error::{FleetError, Result};
 use crate::lease::LeaseClock;
+
+/// Journal entries below which the worker does not compact (not worth a transaction).
+pub const COMPACT_FROM_ENTRIES: i64 = 32;
+
+/// Rows per entry of a snapshot: entries of about a megabyte.
+pub const SNAPSHOT_ROWS_PER_ENTRY: usize = 4_000;
 
 /// How long one journal write may take before the checkpoint write fails (the database is
 /// unreachable): well inside a lease's TTL.
@@ -90,6 +104,17 @@ pub struct PgCheckpointStore {
     clock: Arc<LeaseClock>,
     local_dir: PathBuf,
     opens: AtomicU32,
+    /// The checkpoint of the last open, for compaction once the run has ended.
+    last: std::sync::Mutex<Option<Checkpoint>>,
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compaction {
+    /// Journal entries before.
+    pub before: i64,
+    /// Entries of the snapshot that replaced them.
+    pub after: u64,
 }
 
 impl PgCheckpointStore {
@@ -103,7 +128,82 @@ impl PgCheckpointStore {
         clock: Arc<LeaseClock>,
         local_dir: PathBuf,
     ) -> Self {
-        PgCheckpointStore { client, account_id, epoch, clock, local_dir, opens: AtomicU32::new(0) }
+        PgCheckpointStore {
+            client,
+            account_id,
+            epoch,
+            clock,
+            local_dir,
+            opens: AtomicU32::new(0),
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Replaces the account's journal by a snapshot of the checkpoint the last [`open`]
+    /// returned, when the journal has at least `min_entries` entries; call it once the run has
+    /// ended. One transaction, holding the account's row under this lease's epoch, so it
+    /// is all or nothing and never races a takeover. `None`: nothing was done.
+    ///
+    /// [`open`]: CheckpointStore::open
+    ///
+    /// # Errors
+    /// [`FleetError::Core`] with [`Error::LeaseLost`] when the lease is no longer held;
+    /// [`FleetError::Database`] when a statement fails (the journal is then as it was).
+    pub async fn compact(&self, database: &Database, min_entries: i64) -> Result<Option<Compaction>> {
+        let Some(checkpoint) = self.last.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return Ok(None);
+        };
+        let mut client = database.connect().await?;
+        let transaction = client.transaction().await.map_err(FleetError::db("starting a compaction"))?;
+        let held = transaction
+            .query_opt(
+                "SELECT 1 FROM mm_account WHERE account_id = $1 AND lease_epoch = $2 AND state = 'leased' FOR SHARE",
+                &[&self.account_id, &self.epoch],
+            )
+            .await
+            .map_err(FleetError::db("fencing a compaction"))?;
+        if held.is_none() {
+            return Err(FleetError::Core(Error::LeaseLost {
+                message: format!("account {} epoch {}: compaction refused", self.account_id, self.epoch),
+            }));
+        }
+        let row = transaction
+            .query_one(
+                "SELECT count(*), coalesce(max(seq), 0) FROM mm_ckpt_log WHERE account_id = $1",
+                &[&self.account_id],
+            )
+            .await
+            .map_err(FleetError::db("measuring the journal"))?;
+        let (before, last_seq): (i64, i64) = (row.get(0), row.get(1));
+        if before < min_entries.max(1) {
+            return Ok(None);
+        }
+        transaction
+            .execute(
+                "DELETE FROM mm_ckpt_log WHERE account_id = $1 AND seq <= $2",
+                &[&self.account_id, &last_seq],
+            )
+            .await
+            .map_err(FleetError::db("compacting the journal"))?;
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
+        let snapshot =
+            tokio::spawn(async move { checkpoint.snapshot(SNAPSHOT_ROWS_PER_ENTRY, sender).await });
+        let insert = transaction
+            .prepare("INSERT INTO mm_ckpt_log(account_id, epoch, entry) VALUES ($1, $2, $3)")
+            .await
+            .map_err(FleetError::db("compacting the journal"))?;
+        while let Some(entry) = receiver.recv().await {
+            transaction
+                .execute(&insert, &[&self.account_id, &self.epoch, &entry.to_json()])
+                .await
+                .map_err(FleetError::db("writing the journal's snapshot"))?;
+        }
+        let after = snapshot.await.map_err(|err| Error::Checkpoint {
+            message: "taking the snapshot".into(),
+            source: Some(Box::new(err)),
+        })??;
+        transaction.commit().await.map_err(FleetError::db("committing a compaction"))?;
+        Ok(Some(Compaction { before, after }))
     }
 }
 
@@ -134,7 +234,7 @@ impl CheckpointStore for PgCheckpointStore {
         });
         let (source, destination) = (source.to_string(), destination.to_string());
         let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
+        let checkpoint = tokio::task::spawn_blocking(move || {
             let mut rows = Box::pin(rows);
             let entries = std::iter::from_fn(move || {
                 runtime.block_on(rows.next()).map(|row| {
@@ -148,6 +248,8 @@ impl CheckpointStore for PgCheckpointStore {
         .map_err(|err| Error::Checkpoint {
             message: "rebuilding the checkpoint".into(),
             source: Some(Box::new(err)),
-        })?
+        })??;
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(checkpoint.clone());
+        Ok(checkpoint)
     }
 }

@@ -44,6 +44,9 @@ pub struct WorkerOptions {
     pub scratch: PathBuf,
     /// How often an idle worker looks for work.
     pub poll: Duration,
+    /// Compact an account's journal to a snapshot when its turn ends done (see
+    /// [`PgCheckpointStore::compact`]); off, the journal keeps every write for an audit.
+    pub compact: bool,
     /// Stop once every account of the run (or of every run) is finished: done, failed or
     /// cancelled. Accounts another worker holds, or waiting for a retry, are waited for: a
     /// lease that expires is taken over.
@@ -271,6 +274,13 @@ async fn turn(
         };
         tokio::select! {
             finish = run => {
+                if options.compact && matches!(finish, Finish::Done { .. }) {
+                    match store.compact(&database, crate::pg_store::COMPACT_FROM_ENTRIES).await {
+                        Ok(Some(done)) => tracing::debug!(account = %claim.name, ?done, "journal compacted"),
+                        Ok(None) => {}
+                        Err(err) => tracing::warn!(account = %claim.name, "compacting the journal: {err}"),
+                    }
+                }
                 let now = *progress.lock().unwrap_or_else(|p| p.into_inner());
                 match queue::finish(&client, &claim, &finish, now).await {
                     Ok(true) => {

@@ -249,13 +249,17 @@ async fn a_transient_failure_waits_its_backoff_and_a_permanent_one_stays_failed(
     assert_eq!(states, vec![("pending".into(), "connection".into()), ("failed".into(), "auth".into())]);
 }
 
-/// Every open is a new worker taking the account over after the last one's lease expired.
+/// Every open is a new worker taking the account over after the last one's lease expired;
+/// with `compact`, the last holder first compacted the journal to a snapshot.
 struct TakeoverStore {
     database: Database,
     client: Client,
     run_id: i64,
     dir: tempfile::TempDir,
     held: std::sync::Mutex<Option<Claim>>,
+    compact: bool,
+    last: tokio::sync::Mutex<Option<PgCheckpointStore>>,
+    compactions: std::sync::atomic::AtomicU32,
 }
 
 impl TakeoverStore {
@@ -269,13 +273,26 @@ impl TakeoverStore {
             run_id,
             dir: tempfile::tempdir().unwrap(),
             held: Default::default(),
+            compact: false,
+            last: Default::default(),
+            compactions: Default::default(),
         }
+    }
+
+    async fn compacting(test: &str) -> Self {
+        TakeoverStore { compact: true, ..TakeoverStore::new(test).await }
     }
 }
 
 #[async_trait]
 impl CheckpointStore for TakeoverStore {
     async fn open(&self, source: &str, destination: &str) -> mailmove_core::Result<Checkpoint> {
+        if let (true, Some(last)) = (self.compact, self.last.lock().await.take()) {
+            if let Some(done) = last.compact(&self.database, 1).await.unwrap() {
+                assert!(done.after >= 1 && done.before >= 1, "{done:?}");
+                self.compactions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
         let previous = self.held.lock().unwrap().take();
         if let Some(previous) = previous {
             expire_and_reap(&self.client, previous.account_id).await;
@@ -284,7 +301,9 @@ impl CheckpointStore for TakeoverStore {
         let client = Arc::new(self.database.connect().await.unwrap());
         let store = store_for(&client, &claim, self.dir.path());
         *self.held.lock().unwrap() = Some(claim);
-        store.open(source, destination).await
+        let checkpoint = store.open(source, destination).await?;
+        *self.last.lock().await = Some(store);
+        Ok(checkpoint)
     }
 }
 
@@ -345,4 +364,35 @@ async fn a_database_of_schema_1_is_upgraded_in_place() {
         queue::claim(&client, run_id, "w", TTL).await.unwrap().is_some(),
         "the account survived the upgrade"
     );
+}
+
+#[tokio::test]
+async fn a_journal_compacted_by_each_holder_before_the_next_passes_the_kit() {
+    let store = TakeoverStore::compacting("kitcompact").await;
+    testkit::check_checkpoint_store_keeps_every_write(&store).await.unwrap();
+    assert_eq!(store.compactions.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let entries: i64 = store.client.query_one("SELECT count(*) FROM mm_ckpt_log", &[]).await.unwrap().get(0);
+    assert!(entries <= 3, "the journal is the last snapshot and what followed it: {entries} entries");
+    testkit::check_checkpoint_store_resumes_a_killed_copy(|| async {
+        Ok(TakeoverStore::compacting("killcompact").await)
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_holder_that_lost_its_lease_cannot_compact_the_journal() {
+    let database = common::fresh_database("compactfence").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (client, run_id) = enqueue(&database, "r", 1, QueueOptions::default()).await;
+    let claim = queue::claim(&client, run_id, "w", TTL).await.unwrap().unwrap();
+    let store = store_for(&Arc::new(database.connect().await.unwrap()), &claim, dir.path());
+    let checkpoint = store.open("s", "d").await.unwrap();
+    let inbox = FolderPath::parse("INBOX");
+    checkpoint.folder(&inbox, Some(1), &inbox).await.unwrap();
+    expire_and_reap(&client, claim.account_id).await;
+    let refused = store.compact(&database, 1).await.unwrap_err();
+    assert!(matches!(refused, mailmove_fleet::FleetError::Core(Error::LeaseLost { .. })), "{refused}");
+    let entries: i64 = client.query_one("SELECT count(*) FROM mm_ckpt_log", &[]).await.unwrap().get(0);
+    assert_eq!(entries, 1, "the journal is as it was");
 }

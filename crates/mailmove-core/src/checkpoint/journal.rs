@@ -231,6 +231,50 @@ impl<'c> Write<'c> {
     }
 }
 
+/// The checkpoint's own tables in the order a replay must insert them (rows point to folders).
+const SNAPSHOT_TABLES: [&str; 4] = ["folders", "messages", "stored_forms", "meta"];
+
+/// Sends the rows of `connection`'s tables as journal entries of inserts (at most
+/// `rows_per_entry` rows each) that rebuild them on an empty checkpoint: a journal compacted
+/// to the state it describes. The job's identities in `meta` are left out (every open writes
+/// them). Runs on a blocking thread; `out` is bounded, so memory is too.
+pub(super) fn snapshot(
+    connection: &Connection,
+    rows_per_entry: usize,
+    out: &tokio::sync::mpsc::Sender<JournalEntry>,
+) -> Result<u64> {
+    let mut sent = 0;
+    let mut entry = JournalEntry::new();
+    let mut rows_in_entry = 0;
+    let closed =
+        || Error::Checkpoint { message: "the journal snapshot's reader went away".into(), source: None };
+    for table in SNAPSHOT_TABLES {
+        let filter = if table == "meta" { " WHERE key NOT IN ('source', 'destination')" } else { "" };
+        let mut statement = connection.prepare(&format!("SELECT * FROM {table}{filter} ORDER BY 1, 2"))?;
+        let columns = statement.column_count();
+        let placeholders: Vec<String> = (1..=columns).map(|n| format!("?{n}")).collect();
+        let insert = format!("INSERT INTO {table} VALUES ({})", placeholders.join(", "));
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let values: Vec<Value> =
+                (0..columns).map(|index| row.get::<_, Value>(index)).collect::<rusqlite::Result<_>>()?;
+            entry.record(&insert, &values);
+            rows_in_entry += 1;
+            if rows_in_entry >= rows_per_entry.max(1) {
+                out.blocking_send(std::mem::replace(&mut entry, JournalEntry::new()))
+                    .map_err(|_| closed())?;
+                sent += 1;
+                rows_in_entry = 0;
+            }
+        }
+    }
+    if !entry.is_empty() {
+        out.blocking_send(entry).map_err(|_| closed())?;
+        sent += 1;
+    }
+    Ok(sent)
+}
+
 /// Replays `entries` in order on the fresh checkpoint `connection`, a few hundred to a
 /// transaction, first bringing its schema to each entry's (`migrate_to`, which runs its own
 /// transactions). Returns how many entries it replayed.
