@@ -107,3 +107,59 @@ async fn a_worker_serves_its_metrics_and_hands_its_accounts_back_on_sigterm() {
     let status = fleet(&url).args(["status", "--run", "r"]).output().unwrap();
     assert!(support::stdout(&status).contains("done 3 (100.0%)"), "{}", support::stdout(&status));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delta_pass_after_the_switch_copies_only_what_arrived_since() {
+    let (url, client) = fresh_database("cli_delta").await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("maildir:{}", dir.path().join("src").display());
+    let destination = format!("maildir:{}", dir.path().join("dst").display());
+    support::fill(&source, 300, 9, 4096).await;
+    let csv = dir.path().join("accounts.csv");
+    std::fs::write(&csv, format!("name,source,destination\nana,{source},{destination}\n")).unwrap();
+    assert!(fleet(&url).args(["enqueue", "--run", "r"]).arg(&csv).status().unwrap().success());
+    let first = fleet(&url).args(["worker", "--run", "r", "--until-done"]).output().unwrap();
+    assert!(first.status.success(), "{}", support::stderr(&first));
+    // Mail keeps arriving at the old server until the MX switch.
+    for n in 0..7 {
+        std::fs::write(
+            dir.path().join("src").join("new").join(format!("1800000000.late{n}.old")),
+            format!("Subject: late {n}\r\nMessage-ID: <late{n}@old>\r\n\r\nlate {n}\r\n"),
+        )
+        .unwrap();
+    }
+    let delta = fleet(&url).args(["enqueue", "--run", "r", "--pass", "delta"]).output().unwrap();
+    assert!(
+        delta.status.success() && support::stderr(&delta).contains("1 done accounts"),
+        "{}",
+        support::stderr(&delta)
+    );
+    let second = fleet(&url).args(["worker", "--run", "r", "--until-done", "--json"]).output().unwrap();
+    assert!(second.status.success(), "{}", support::stderr(&second));
+    let row = client.query_one("SELECT state, pass, msgs_done FROM mm_account", &[]).await.unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, i16>(1), row.get::<_, i64>(2)),
+        ("done".into(), 2, 307)
+    );
+    let copied: i64 = client.query_one("SELECT bytes_done FROM mm_account", &[]).await.unwrap().get(0);
+    assert!(copied > 0);
+    assert_eq!(support::content(&destination).await, support::content(&source).await);
+    // The second pass appended only the late messages: the destination's files are 300 + 7.
+    let files = walk(&dir.path().join("dst"));
+    assert_eq!(files, 307);
+}
+
+/// Message files below a Maildir (cur/ and new/ of every folder).
+fn walk(root: &std::path::Path) -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if path.is_dir() && (name == "cur" || name == "new") {
+            count += std::fs::read_dir(&path).unwrap().count();
+        } else if path.is_dir() && name.starts_with('.') {
+            count += walk(&path);
+        }
+    }
+    count
+}

@@ -28,6 +28,60 @@
 //!
 //! The application supplies the copy itself ([`worker::AccountRunner`]): this crate knows no
 //! backend. `mailmove fleet` is that application.
+//!
+//! # Embedding a worker
+//! ```no_run
+//! use std::sync::{Arc, Mutex};
+//! use mailmove_core::checkpoint::CheckpointStore;
+//! use mailmove_core::engine::Copier;
+//! use mailmove_core::memory::MemoryStore;
+//! use mailmove_fleet::{queue, run_worker, AccountRunner, Claim, Database, Finish, LeaseTimings};
+//! use mailmove_fleet::{NewAccount, PgCheckpointStore, Progress, QueueOptions, WorkerOptions};
+//!
+//! /// Copies each account between stores the application opens from the claim's spec.
+//! struct Runner;
+//!
+//! #[async_trait::async_trait]
+//! impl AccountRunner for Runner {
+//!     async fn run(&self, claim: &Claim, store: &PgCheckpointStore, _progress: Arc<Mutex<Progress>>) -> Finish {
+//!         let (source, sink) = (MemoryStore::new(&claim.source), MemoryStore::new(&claim.destination));
+//!         let checkpoint = match store.open(&claim.source, &claim.destination).await {
+//!             Ok(checkpoint) => checkpoint,
+//!             Err(error) => return Finish::Retry { class: error.kind().into(), error: error.to_string(), backoff: std::time::Duration::from_secs(30) },
+//!         };
+//!         match Copier::new(source, sink).checkpoint(checkpoint).run().await {
+//!             Ok(report) => Finish::Done { failed: report.failed as i64, note: None },
+//!             Err(error) => Finish::Failed { class: error.kind().into(), error: error.to_string() },
+//!         }
+//!     }
+//! }
+//!
+//! # async fn example() -> mailmove_fleet::Result<()> {
+//! let database = Database::new("host=db.internal user=mailmove dbname=migration", None)?;
+//! let mut client = database.connect().await?;
+//! mailmove_fleet::schema::migrate(&mut client).await?;
+//! let account = NewAccount {
+//!     name: "ana".into(),
+//!     source: "imaps://ana@old.example".into(),
+//!     destination: "imaps://ana@new.example".into(),
+//!     src_host: "old.example".into(),
+//!     spec: serde_json::json!({}),
+//! };
+//! queue::enqueue(&mut client, "uni-2026", &[account], QueueOptions::default()).await?;
+//! let options = WorkerOptions {
+//!     worker_id: "worker-1".into(),
+//!     run: Some("uni-2026".into()),
+//!     concurrency: 8,
+//!     timings: LeaseTimings::default(),
+//!     scratch: std::env::temp_dir().join("fleet"),
+//!     poll: std::time::Duration::from_secs(2),
+//!     until_done: true,
+//!     compact: true,
+//! };
+//! let summary = run_worker(&database, Arc::new(Runner), options, std::future::pending()).await?;
+//! println!("{} accounts done", summary.done);
+//! # Ok(()) }
+//! ```
 
 pub mod connect;
 pub mod error;
