@@ -27,7 +27,6 @@ use mailmove_core::checkpoint::{Checkpoint, CheckpointJournal, CheckpointStore, 
 use mailmove_core::Error;
 use tokio_postgres::Client;
 
-use crate::connect::Database;
 use crate::error::{FleetError, Result};
 use crate::lease::LeaseClock;
 
@@ -141,7 +140,7 @@ impl PgCheckpointStore {
 
     /// Replaces the account's journal by a snapshot of the checkpoint the last [`open`]
     /// returned, when the journal has at least `min_entries` entries; call it once the run has
-    /// ended. One transaction, holding the account's row under this lease's epoch, so it
+    /// ended, on a connection of its own (not the one the store writes the journal through). One transaction, holding the account's row under this lease's epoch, so it
     /// is all or nothing and never races a takeover. `None`: nothing was done.
     ///
     /// [`open`]: CheckpointStore::open
@@ -149,11 +148,10 @@ impl PgCheckpointStore {
     /// # Errors
     /// [`FleetError::Core`] with [`Error::LeaseLost`] when the lease is no longer held;
     /// [`FleetError::Database`] when a statement fails (the journal is then as it was).
-    pub async fn compact(&self, database: &Database, min_entries: i64) -> Result<Option<Compaction>> {
+    pub async fn compact(&self, client: &mut Client, min_entries: i64) -> Result<Option<Compaction>> {
         let Some(checkpoint) = self.last.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return Ok(None);
         };
-        let mut client = database.connect().await?;
         let transaction = client.transaction().await.map_err(FleetError::db("starting a compaction"))?;
         let held = transaction
             .query_opt(

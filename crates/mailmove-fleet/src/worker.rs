@@ -98,6 +98,7 @@ pub async fn run_worker(
     schema::check(&client).await?;
     register(&client, &options).await?;
     let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let connections = Connections { database: database.clone(), idle: Arc::default() };
     let mut turns: JoinSet<TurnEnd> = JoinSet::new();
     let mut summary = WorkerSummary::default();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -121,7 +122,7 @@ pub async fn run_worker(
                         metrics::counter!("mailmove_fleet_accounts_claimed_total").increment(1);
                         tracing::info!(account = %claim.name, epoch = claim.epoch, pass = claim.pass, "claimed");
                         turns.spawn(turn(
-                            database.clone(),
+                            connections.clone(),
                             runner.clone(),
                             claim,
                             sent,
@@ -240,9 +241,34 @@ async fn claim_any(client: &Client, options: &WorkerOptions) -> Result<Option<Cl
     Ok(None)
 }
 
+/// The worker's idle database connections, one per account slot at most: a turn takes one and
+/// gives it back, so that a worker does not make (and PostgreSQL does not fork a backend for)
+/// a connection per account.
+#[derive(Clone)]
+struct Connections {
+    database: Database,
+    idle: Arc<Mutex<Vec<Client>>>,
+}
+
+impl Connections {
+    async fn take(&self) -> Result<Client> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(client) if !client.is_closed() => Ok(client),
+            _ => self.database.connect().await,
+        }
+    }
+
+    fn give(&self, client: Client) {
+        if !client.is_closed() {
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(client);
+        }
+    }
+}
+
 /// One account's turn under its lease.
 async fn turn(
-    database: Database,
+    connections: Connections,
     runner: Arc<dyn AccountRunner>,
     claim: Claim,
     claim_sent: Instant,
@@ -252,7 +278,7 @@ async fn turn(
     let clock = Arc::new(LeaseClock::new(claim_sent, options.timings.self_fence));
     // The account's own connection: its journal writes and heartbeats do not queue behind
     // other accounts'.
-    let client = match database.connect().await {
+    let client = match connections.take().await {
         Ok(client) => Arc::new(client),
         Err(err) => {
             tracing::warn!(account = %claim.name, "cannot connect for the account: {err}; its lease will expire");
@@ -275,11 +301,7 @@ async fn turn(
         tokio::select! {
             finish = run => {
                 if options.compact && matches!(finish, Finish::Done { .. }) {
-                    match store.compact(&database, crate::pg_store::COMPACT_FROM_ENTRIES).await {
-                        Ok(Some(done)) => tracing::debug!(account = %claim.name, ?done, "journal compacted"),
-                        Ok(None) => {}
-                        Err(err) => tracing::warn!(account = %claim.name, "compacting the journal: {err}"),
-                    }
+                    compact(&connections, &store, &claim).await;
                 }
                 let now = *progress.lock().unwrap_or_else(|p| p.into_inner());
                 match queue::finish(&client, &claim, &finish, now).await {
@@ -314,7 +336,32 @@ async fn turn(
         .increment((moved.bytes_done - claim.bytes_done_before).max(0) as u64);
     // The local file is a cache of the journal: the next holder rebuilds its own.
     let _ = std::fs::remove_dir_all(&scratch);
+    drop(store);
+    // A connection whose queries were cut short (a lost lease drops the run mid-statement) is
+    // not reused; nor one a write still in flight holds.
+    if matches!(end, TurnEnd::Finished(_) | TurnEnd::Released) {
+        if let Ok(client) = Arc::try_unwrap(client) {
+            connections.give(client);
+        }
+    }
     end
+}
+
+/// Compacts the account's journal on a connection of its own (a transaction needs one).
+async fn compact(connections: &Connections, store: &PgCheckpointStore, claim: &Claim) {
+    let mut client = match connections.take().await {
+        Ok(client) => client,
+        Err(err) => {
+            tracing::warn!(account = %claim.name, "compacting the journal: {err}");
+            return;
+        }
+    };
+    match store.compact(&mut client, crate::pg_store::COMPACT_FROM_ENTRIES).await {
+        Ok(Some(done)) => tracing::debug!(account = %claim.name, ?done, "journal compacted"),
+        Ok(None) => {}
+        Err(err) => tracing::warn!(account = %claim.name, "compacting the journal: {err}"),
+    }
+    connections.give(client);
 }
 
 /// Renews the lease every heartbeat; returns when it is lost (refused by the database, or not

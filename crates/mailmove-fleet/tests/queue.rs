@@ -288,7 +288,8 @@ impl TakeoverStore {
 impl CheckpointStore for TakeoverStore {
     async fn open(&self, source: &str, destination: &str) -> mailmove_core::Result<Checkpoint> {
         if let (true, Some(last)) = (self.compact, self.last.lock().await.take()) {
-            if let Some(done) = last.compact(&self.database, 1).await.unwrap() {
+            let mut client = self.database.connect().await.unwrap();
+            if let Some(done) = last.compact(&mut client, 1).await.unwrap() {
                 assert!(done.after >= 1 && done.before >= 1, "{done:?}");
                 self.compactions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
@@ -391,7 +392,7 @@ async fn a_holder_that_lost_its_lease_cannot_compact_the_journal() {
     let inbox = FolderPath::parse("INBOX");
     checkpoint.folder(&inbox, Some(1), &inbox).await.unwrap();
     expire_and_reap(&client, claim.account_id).await;
-    let refused = store.compact(&database, 1).await.unwrap_err();
+    let refused = store.compact(&mut database.connect().await.unwrap(), 1).await.unwrap_err();
     assert!(matches!(refused, mailmove_fleet::FleetError::Core(Error::LeaseLost { .. })), "{refused}");
     let entries: i64 = client.query_one("SELECT count(*) FROM mm_ckpt_log", &[]).await.unwrap().get(0);
     assert_eq!(entries, 1, "the journal is as it was");
