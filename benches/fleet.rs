@@ -5,7 +5,8 @@
 //!
 //! Run: `scripts/fleet-bench.sh` (starts a throw-away PostgreSQL), or `cargo bench --bench
 //! fleet` with `MAILMOVE_TEST_PG` set. `MAILMOVE_BENCH_ACCOUNTS` (default 10000) sets the
-//! accounts (each 10 messages of about 1–2 KB: the queue's cost, not the copy's, is measured);
+//! accounts (each 10 messages of about 1–2 KB: the queue's cost, not the copy's, is measured),
+//! `MAILMOVE_BENCH_CLAIMS` (default 20000) the pending accounts of the claim measurement;
 //! `MAILMOVE_BENCH_WORKERS` (default `1 2 4 8`) the worker counts; each worker runs 4 accounts
 //! at once. The accounts live on /dev/shm when there is one. Nothing here is a test.
 
@@ -117,10 +118,12 @@ async fn main() {
     }
 
     // The queue alone.
-    println!("queue: claims of 20,000 pending accounts, N claimers at once (each its own connection)");
+    let pending: usize =
+        std::env::var("MAILMOVE_BENCH_CLAIMS").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000);
+    println!("queue: claims of {pending} pending accounts, N claimers at once (each its own connection)");
     for claimers in [1usize, 4, 16] {
         let (_, database) = fresh("mm_bench_queue").await;
-        let rows: Vec<NewAccount> = (0..20_000)
+        let rows: Vec<NewAccount> = (0..pending)
             .map(|i| NewAccount {
                 name: format!("u{i}"),
                 source: format!("imap://u{i}@old.example"),

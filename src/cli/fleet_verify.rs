@@ -34,7 +34,8 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub taken_over_only: bool,
     /// Remove the copies beyond what the checkpoint accounts for, in accounts that were taken
-    /// over (see the command's description).
+    /// over (see the command's description). A destination's own duplicates, older than the
+    /// migration, count as such copies too: use it on destinations the migration filled.
     #[arg(long)]
     pub remove_duplicates: bool,
     /// Where the rebuilt checkpoints live while an account is checked (default: the temporary

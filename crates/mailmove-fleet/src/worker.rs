@@ -103,16 +103,22 @@ pub async fn run_worker(
     let mut summary = WorkerSummary::default();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut stopping = false;
+    // Marking the worker alive and reaping need not run at every look for work (every `poll`):
+    // once a heartbeat is enough, and keeps idle workers' load on the database small.
+    let mut last_housekeeping: Option<Instant> = None;
     let mut ticker = tokio::time::interval(options.poll.min(options.timings.heartbeat));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if !stopping {
-            match housekeeping(&client, &options).await {
-                Ok(reaped) => {
-                    summary.reaped += reaped;
-                    metrics::counter!("mailmove_fleet_leases_reaped_total").increment(reaped);
+            if last_housekeeping.is_none_or(|at| at.elapsed() >= options.timings.heartbeat) {
+                last_housekeeping = Some(Instant::now());
+                match housekeeping(&client, &options).await {
+                    Ok(reaped) => {
+                        summary.reaped += reaped;
+                        metrics::counter!("mailmove_fleet_leases_reaped_total").increment(reaped);
+                    }
+                    Err(err) => tracing::warn!("fleet housekeeping: {err}"),
                 }
-                Err(err) => tracing::warn!("fleet housekeeping: {err}"),
             }
             while turns.len() < options.concurrency.max(1) {
                 let sent = Instant::now();
