@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use fleet_support::{fleet, fresh_database, signal, spawn_worker, wait_exit};
+use fleet_support::{fleet, fresh_database, signal, spawn_worker_with, wait_exit};
 use rand::{Rng, SeedableRng};
 
 const WORKERS: usize = 4;
@@ -49,7 +49,9 @@ impl Workers {
             "--scratch",
             &scratch,
         ];
-        let child = spawn_worker(&self.url, &id, &self.logs.join(format!("{id}.log")), &args);
+        // The bad-password accounts name this variable; each worker has it in its environment.
+        let env = [("MM_SIM_WRONG_PASSWORD", "not-the-password")];
+        let child = spawn_worker_with(&self.url, &id, &self.logs.join(format!("{id}.log")), &args, &env);
         self.running.push((id, child));
     }
 
@@ -125,7 +127,6 @@ async fn a_thousand_accounts_survive_killed_frozen_and_poisoned_workers() {
 
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    std::env::set_var("MM_SIM_WRONG_PASSWORD", "not-the-password");
     let mut workers = Workers {
         url: url.clone(),
         logs: logs.clone(),

@@ -32,10 +32,23 @@ pub fn fleet(url: &str) -> Command {
 
 /// Starts a worker with these extra arguments, its log in `log`.
 pub fn spawn_worker(url: &str, id: &str, log: &std::path::Path, extra: &[&str]) -> Child {
+    spawn_worker_with(url, id, log, extra, &[])
+}
+
+/// [`spawn_worker`] with these environment variables set for the worker (the secrets an
+/// accounts file names are resolved from each worker's own environment).
+pub fn spawn_worker_with(
+    url: &str,
+    id: &str,
+    log: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Child {
     let log = std::fs::File::create(log).unwrap();
     fleet(url)
         .args(["worker", "--worker-id", id])
         .args(extra)
+        .envs(env.iter().copied())
         .env("MAILMOVE_LOG", "mailmove_fleet=debug")
         .stdout(Stdio::null())
         .stderr(log)
