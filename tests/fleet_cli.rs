@@ -163,3 +163,41 @@ fn walk(root: &std::path::Path) -> usize {
     }
     count
 }
+
+/// Accounts into the real Dovecot: the destination's password named in the accounts file and
+/// found in the worker's own environment, every account exactly its source afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_migrate_into_dovecot_with_secrets_from_the_workers_environment() {
+    let (url, client) = fresh_database("cli_dovecot").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = String::from("name,source,destination,dst_password_env\n");
+    let mut pairs = Vec::new();
+    for n in 0..3 {
+        let user = format!("fleet{n}-{}-{}", std::process::id(), rand::random::<u32>());
+        let source = format!("maildir:{}", dir.path().join(format!("src{n}")).display());
+        support::fill(&source, 40, 20 + n, 16 * 1024).await;
+        rows.push_str(&format!(
+            "{user},{source},{},MM_FLEET_TEST_DST_PASSWORD\n",
+            support::url(&user, false)
+        ));
+        pairs.push((source, support::url(&user, true)));
+    }
+    let csv = dir.path().join("accounts.csv");
+    std::fs::write(&csv, rows).unwrap();
+    assert!(fleet(&url).args(["enqueue", "--run", "r"]).arg(&csv).status().unwrap().success());
+    let worker = fleet(&url)
+        .args(["worker", "--run", "r", "--until-done", "--concurrency", "2"])
+        .env("MM_FLEET_TEST_DST_PASSWORD", support::env("MAILMOVE_TEST_PASSWORD"))
+        .output()
+        .unwrap();
+    assert!(worker.status.success(), "{}", support::stderr(&worker));
+    let done: i64 =
+        client.query_one("SELECT count(*) FROM mm_account WHERE state = 'done'", &[]).await.unwrap().get(0);
+    assert_eq!(done, 3, "{}", support::stderr(&worker));
+    let spec: String =
+        client.query_one("SELECT spec::text FROM mm_account LIMIT 1", &[]).await.unwrap().get(0);
+    assert!(!spec.contains(&support::env("MAILMOVE_TEST_PASSWORD")), "no secret in the database: {spec}");
+    for (source, destination) in pairs {
+        assert_eq!(support::content(&destination).await, support::content(&source).await);
+    }
+}
