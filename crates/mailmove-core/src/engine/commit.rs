@@ -441,8 +441,16 @@ impl<'p, 'i> Committer<'p, 'i> {
     /// too, a failure naming both refusals.
     async fn set_aside(&mut self, batch: &[Fetched], appends: &mut Appends) {
         let context = self.pass.context;
+        let Some(side) = context.refused_to else {
+            appends.refused.clear();
+            return;
+        };
+        if context.checkpoint.check_writable().is_err() {
+            // A run that may no longer write stores nothing in the side store either: the
+            // refused messages stay intents, and the next holder sends them again.
+            return;
+        }
         let refused = std::mem::take(&mut appends.refused);
-        let Some(side) = context.refused_to else { return };
         // A side store without folders (one mbox file) takes every folder's refusals.
         let folder =
             if side.capabilities().folders { self.pass.destination.clone() } else { FolderPath::inbox() };

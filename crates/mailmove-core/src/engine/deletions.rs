@@ -67,6 +67,8 @@ impl Pass<'_> {
                 .await?;
             let mut removed = Vec::new();
             for (key, dest_key) in page {
+                // Not for a run that may no longer write (a fleet worker whose lease lapsed).
+                context.checkpoint.check_writable()?;
                 match context.sink.remove(self.destination, &dest_key).await {
                     Ok(()) => {
                         report.removed += 1;

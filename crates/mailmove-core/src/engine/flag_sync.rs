@@ -116,6 +116,7 @@ impl Pass<'_> {
                 .iter()
                 .map(|sync| FlagUpdate::new(sync.dest_key.clone(), sync.change.clone()))
                 .collect();
+            context.checkpoint.check_writable()?;
             let results = match context.sink.update_flags(self.destination, &updates).await {
                 Ok(results) => results,
                 Err(error) if error.stops_run() => return Err(error),

@@ -52,6 +52,7 @@ impl Committer<'_, '_> {
             };
             let row = intent(&fetched, self.pass.listing_run);
             context.checkpoint.record_intents(folder_id, vec![row.clone()]).await?;
+            context.checkpoint.check_writable()?;
             match context.sink.add_to_folder(&from, &origin.dest_key, self.pass.destination).await {
                 Ok(dest_key) => {
                     let mut done = row.resolve(Outcome::Copied { dest_key });

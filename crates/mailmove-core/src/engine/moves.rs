@@ -203,6 +203,7 @@ async fn move_one(
         context.checkpoint.record_stored_form(candidate.folder_id, candidate.fingerprint, alteration).await?;
     }
     context.checkpoint.record_intents(candidate.folder_id, vec![intent.clone()]).await?;
+    context.checkpoint.check_writable()?;
     let dest_key = match context.sink.move_copy(&from_destination, &origin.dest_key, &end.destination).await {
         Ok(dest_key) => dest_key,
         Err(error) if error.stops_run() => return Err(error),
@@ -279,6 +280,7 @@ async fn carry_flags(
     let meta = &candidate.meta;
     let Some(change) = change_since(context, meta, base) else { return Ok(()) };
     let update = FlagUpdate::new(dest_key, change.clone());
+    context.checkpoint.check_writable()?;
     match context.sink.update_flags(destination, &[update]).await {
         Ok(results) if results.iter().all(|result| result.is_ok()) => {
             context
