@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: starts a throw-away Dovecot, Cyrus IMAP, GNU Mailutils
-# imap4d and PostgreSQL 15 (installing them when missing), checks formatting and lints, runs every
-# test, doc test and example, then stops the servers.
+# imap4d and PostgreSQL 15 (installing them when missing), installs the PST readers readpst and
+# pffexport, checks formatting and lints, runs every test, doc test and example, then stops the
+# servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,13 +12,14 @@ dovecot_dir="$(mktemp -d /tmp/mailmove-dovecot.XXXXXX)"
 cyrus_dir="$(mktemp -d /tmp/mm-cyrus.XXXXXX)"
 mailutils_dir="$(mktemp -d /tmp/mm-mailutils.XXXXXX)"
 postgres_dir="$(mktemp -d /tmp/mm-postgres.XXXXXX)"
+peers_dir="$(mktemp -d /tmp/mm-pst-peers.XXXXXX)"
 cleanup() {
     scripts/postgres.sh stop "$postgres_dir" >/dev/null 2>&1 || true
     scripts/dovecot.sh stop "$dovecot_dir" >/dev/null 2>&1 || true
     scripts/cyrus.sh stop "$cyrus_dir" >/dev/null 2>&1 || true
     scripts/mailutils.sh stop "$mailutils_dir" >/dev/null 2>&1 || true
     # The servers' throw-away data (mail stores, logs) can reach a gigabyte: leave no trace.
-    rm -rf "$dovecot_dir" "$cyrus_dir" "$mailutils_dir" "$postgres_dir"
+    rm -rf "$dovecot_dir" "$cyrus_dir" "$mailutils_dir" "$postgres_dir" "$peers_dir"
 }
 trap cleanup EXIT
 
@@ -40,6 +42,9 @@ echo "== starting PostgreSQL 15 for the fleet (the queue and the journaled check
 scripts/postgres.sh start "$postgres_dir"
 # shellcheck disable=SC1091
 source "$postgres_dir/env"
+
+echo "== readpst and pffexport, the PST readers the PST source is compared with"
+scripts/pst-peers.sh install "$peers_dir"
 
 echo "== formatting and lints"
 cargo fmt --all -- --check

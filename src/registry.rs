@@ -6,10 +6,11 @@
 //! | `mbox:PATH` | one mbox file, or a directory tree of them | yes | yes |
 //! | `imap://`, `imaps://` | IMAP server | yes | yes |
 //! | `pop3://`, `pop3s://` | POP3 server (INBOX only) | yes | no |
+//! | `pst:PATH` | Outlook PST file (messages rebuilt from MAPI items) | yes | no |
 //!
 //! Each scheme names a [`Backend`], and opening dispatches on that enum: a new backend is a new
 //! variant that the compiler makes every `match` handle. A scheme whose backend crate was
-//! compiled out (cargo features `maildir`, `mbox`, `imap`, `pop3`) is still recognised, and
+//! compiled out (cargo features `maildir`, `mbox`, `imap`, `pop3`, `pst`) is still recognised, and
 //! opening it says which feature it needs ([`Backend::compiled_in`], [`Backend::feature`]).
 
 use mailmove_core::{Error, MailSink, MailSource, Result};
@@ -28,6 +29,8 @@ pub enum Backend {
     Imap,
     /// POP3 servers, as a source only (`mailmove-pop3`).
     Pop3,
+    /// Outlook PST files, as a source only (`mailmove-pst`).
+    Pst,
 }
 
 impl Backend {
@@ -38,6 +41,7 @@ impl Backend {
             Backend::Mbox => "mbox",
             Backend::Imap => "imap",
             Backend::Pop3 => "pop3",
+            Backend::Pst => "pst",
         }
     }
 
@@ -48,12 +52,13 @@ impl Backend {
             Backend::Mbox => cfg!(feature = "mbox"),
             Backend::Imap => cfg!(feature = "imap"),
             Backend::Pop3 => cfg!(feature = "pop3"),
+            Backend::Pst => cfg!(feature = "pst"),
         }
     }
 
     /// Whether it can be a destination (every backend can be a source).
     pub const fn writable(self) -> bool {
-        !matches!(self, Backend::Pop3)
+        !matches!(self, Backend::Pop3 | Backend::Pst)
     }
 }
 
@@ -121,6 +126,12 @@ pub const SCHEMES: &[Scheme] = &[
         example: "pop3s://ana@pop.example.org/",
         backend: Backend::Pop3,
     },
+    Scheme {
+        name: "pst",
+        description: "an Outlook PST file (source only; messages rebuilt from its items)",
+        example: "pst:/archives/ana-2019.pst",
+        backend: Backend::Pst,
+    },
 ];
 
 /// The scheme of a URL (`maildir:/x` → `maildir`).
@@ -165,6 +176,10 @@ pub async fn open_source(url: &str, credentials: &Credentials) -> Result<Box<dyn
     #[cfg(feature = "pop3")]
     if scheme.backend == Backend::Pop3 {
         return Ok(Box::new(crate::pop3::open(url, credentials, false).await?));
+    }
+    #[cfg(feature = "pst")]
+    if scheme.backend == Backend::Pst {
+        return Ok(Box::new(mailmove_pst::PstStore::open(mailmove_pst::PstConfig::from_url(url)?)?));
     }
     Ok(open_store(scheme, url, credentials, Direction::Read).await?)
 }
@@ -224,8 +239,8 @@ async fn open_store(
             mailmove_imap::ImapStore::connect(credentials.apply(mailmove_imap::ImapConfig::from_url(url)?))
                 .await?,
         )),
-        // The backends compiled out of this build. POP3 comes here only then: `open_source`
-        // opens it itself and `open_sink` refuses it.
+        // The backends compiled out of this build. POP3 and PST come here only then:
+        // `open_source` opens them itself and `open_sink` refuses them.
         _ => Err(scheme.compiled_out()),
     }
 }
@@ -243,6 +258,7 @@ mod tests {
             ("imaps://u:p@h/", Some("imaps")),
             ("pop3://u@h/", Some("pop3")),
             ("pop3s://u@h:995/", Some("pop3s")),
+            ("pst:/a/b.pst", Some("pst")),
             ("ftp://h/", None),
             ("/plain/path", None),
         ];
@@ -269,6 +285,7 @@ mod tests {
             ("imaps://u:p@h/", Backend::Imap, true),
             ("pop3://u@h/", Backend::Pop3, false),
             ("POP3S://u@h:995/", Backend::Pop3, false),
+            ("pst:/a/b.pst", Backend::Pst, false),
         ];
         for (url, backend, writable) in cases {
             let scheme = scheme_of(url).unwrap();
@@ -282,7 +299,13 @@ mod tests {
             let feature = scheme.backend.feature();
             assert!(scheme.name.starts_with(feature), "{}: {feature}", scheme.name);
             // The default features compile every backend in (Cargo.toml).
-            #[cfg(all(feature = "maildir", feature = "mbox", feature = "imap", feature = "pop3"))]
+            #[cfg(all(
+                feature = "maildir",
+                feature = "mbox",
+                feature = "imap",
+                feature = "pop3",
+                feature = "pst"
+            ))]
             assert!(scheme.backend.compiled_in(), "{}", scheme.name);
         }
     }

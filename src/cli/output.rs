@@ -248,6 +248,13 @@ pub fn copy_summary(report: &RunReport) -> String {
         report.folders.iter().filter(|folder| folder.unchanged).count(),
         report.duration_secs
     ));
+    if report.reconstructed > 0 {
+        out.push_str(&format!(
+            "RECONSTRUCTED {} of the copies: rebuilt by the source from stored items (a PST keeps no message \
+             bytes); each is exact to that rebuilt form, which verify compares, not a byte copy of an original\n",
+            report.reconstructed
+        ));
+    }
     for failure in report.failures.iter().take(SHOWN) {
         out.push_str(&format!(
             "FAILED {}: {} ({})\n",

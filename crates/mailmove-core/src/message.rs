@@ -85,6 +85,12 @@ pub struct MessageMeta {
     /// report ([`RunReport::damaged`](crate::engine::RunReport::damaged)); it is never silent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub damage: Option<String>,
+    /// Set by a source that does not hold messages as RFC 5322 bytes and rebuilds them (an
+    /// Outlook PST keeps MAPI properties): the copy is exact to the rebuilt form, which the
+    /// source produces the same way every time, not to an original that no longer exists. The
+    /// engine counts such copies in the report ([`RunReport::reconstructed`](crate::engine::RunReport::reconstructed)).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reconstructed: bool,
 }
 
 impl MessageMeta {
@@ -98,6 +104,7 @@ impl MessageMeta {
             labels: Vec::new(),
             message_id: None,
             damage: None,
+            reconstructed: false,
         }
     }
 
@@ -110,6 +117,12 @@ impl MessageMeta {
     /// Marks the message as damaged at the source (see [`MessageMeta::damage`]).
     pub fn with_damage(mut self, damage: impl Into<String>) -> Self {
         self.damage = Some(damage.into());
+        self
+    }
+
+    /// Marks the message as rebuilt by its source (see [`MessageMeta::reconstructed`]).
+    pub fn with_reconstructed(mut self, reconstructed: bool) -> Self {
+        self.reconstructed = reconstructed;
         self
     }
 

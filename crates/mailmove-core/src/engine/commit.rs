@@ -63,6 +63,8 @@ struct Appends {
     refused: Vec<(usize, Error)>,
     /// Stored in the side store: recorded with the results.
     set_aside: Vec<ResultRow>,
+    /// Of `copied`, how many the source rebuilt ([`MessageMeta::reconstructed`](crate::MessageMeta::reconstructed)).
+    reconstructed: u64,
 }
 
 /// What a report says of a message stored under the named transform `name`.
@@ -262,6 +264,7 @@ impl<'p, 'i> Committer<'p, 'i> {
                 if *this_run {
                     // Sent by this run, its storing confirmed only now: copied, not found.
                     self.count_copied(&meta.key, meta.size);
+                    self.report.reconstructed += u64::from(meta.reconstructed);
                     let folder = self.pass.folder;
                     let mut notes = Vec::new();
                     if let Some((name, _)) = fetched.transformed.filter(|_| *held == fetched.fingerprint) {
@@ -315,6 +318,7 @@ impl<'p, 'i> Committer<'p, 'i> {
                     if let Some(damage) = &meta.damage {
                         appends.notes.push((NoteKind::Damaged, note_on(folder, fetched, damage.clone())));
                     }
+                    appends.reconstructed += u64::from(meta.reconstructed);
                     if let Some((name, _)) = fetched.transformed {
                         appends
                             .notes
@@ -410,7 +414,7 @@ impl<'p, 'i> Committer<'p, 'i> {
     /// Step 5: records the failures and the (now durable) copies, then counts and announces them.
     async fn record_results(&mut self, appends: Appends) -> Result<()> {
         let context = self.pass.context;
-        let Appends { copied, failed, notes, set_aside, .. } = appends;
+        let Appends { copied, failed, notes, set_aside, reconstructed, .. } = appends;
         let mut results = failed;
         results.extend(set_aside);
         results.extend(copied.iter().cloned());
@@ -418,6 +422,7 @@ impl<'p, 'i> Committer<'p, 'i> {
         for copy in copied {
             self.count_copied(&copy.key, copy.size);
         }
+        self.report.reconstructed += reconstructed;
         self.give_notes(notes);
         context.progress();
         Ok(())

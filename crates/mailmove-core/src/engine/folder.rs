@@ -427,6 +427,7 @@ impl Pass<'_> {
             report.damaged += part.damaged;
             report.altered += part.altered;
             report.transformed += part.transformed;
+            report.reconstructed += part.reconstructed;
             report.set_aside += part.set_aside;
             report.bytes_copied += part.bytes_copied;
         }

@@ -93,6 +93,10 @@ pub struct FolderReport {
     /// Copied under a named transform (also counted in `copied`; see [`RunReport::transformed`]).
     #[serde(default)]
     pub transformed: u64,
+    /// Copied, rebuilt by the source from a store that keeps no message bytes (an Outlook PST:
+    /// [`MessageMeta::reconstructed`](crate::MessageMeta::reconstructed)); also counted in `copied`.
+    #[serde(default)]
+    pub reconstructed: u64,
     /// Refused by the destination for good and stored in the side store instead (see
     /// [`RunReport::set_aside`]); not counted in `copied` nor in `failed`.
     #[serde(default)]
@@ -202,6 +206,12 @@ pub struct RunReport {
     /// (`sync_deletions`).
     #[serde(default)]
     pub planned_removals: u64,
+    /// Copies the source rebuilt rather than read as bytes (an Outlook PST keeps MAPI
+    /// properties, not messages): each is exact to the rebuilt form, which the source produces
+    /// the same way every time (so `verify` compares it byte for byte), but it is not a copy of
+    /// an original message. Counted per folder; also counted in `copied`.
+    #[serde(default)]
+    pub reconstructed: u64,
     /// Wall time in seconds.
     pub duration_secs: f64,
     /// Start time (RFC 3339).
@@ -291,6 +301,7 @@ impl RunReport {
             started_at: chrono::Utc::now().to_rfc3339(),
             folders: Vec::new(),
             failures: Vec::new(),
+            reconstructed: 0,
             damaged: Vec::new(),
             altered: Vec::new(),
             transformed: Vec::new(),

@@ -315,6 +315,7 @@ pub async fn copy_setting_aside(
         planned_bytes: folders.iter().map(|f| f.planned_bytes).sum(),
         planned_flag_updates: folders.iter().map(|f| f.planned_flag_updates).sum(),
         planned_removals: folders.iter().map(|f| f.planned_removals).sum(),
+        reconstructed: folders.iter().map(|f| f.reconstructed).sum(),
         duration_secs: started.elapsed().as_secs_f64(),
         started_at,
         folders,
