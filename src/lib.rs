@@ -1,11 +1,12 @@
-//! mailmove: move mailboxes between IMAP servers, Maildir trees, MBOX files and POP3 accounts
-//! with zero message loss.
+//! mailmove: move mailboxes between IMAP servers, Maildir trees, MBOX files, POP3 accounts and
+//! Outlook PST files with zero message loss.
 //!
 //! This facade re-exports the workspace's crates and maps URLs to backends ([`registry`], which
 //! also hands each side's credentials to the backend that logs in, by one rule for all). With the
 //! `pop3` feature, `mailmove::pop3` adds the `--delete-after` sequence for embedding programs
-//! (`pop3::delete_copied`). The design lives in [`mailmove_core`]: two small object-safe traits
-//! ([`MailSource`], [`MailSink`]), a streaming copy engine with SQLite checkpoints that gives
+//! (`pop3::delete_copied`); with `pst`, `mailmove::pst` is the PST source. The design lives in
+//! [`mailmove_core`]: two small object-safe traits ([`MailSource`], [`MailSink`]), a streaming
+//! copy engine with SQLite checkpoints that gives
 //! exactly-once delivery across crashes, and a conformance kit for new backends.
 //!
 //! ```
@@ -31,4 +32,6 @@ pub use mailmove_maildir as maildir;
 pub use mailmove_mbox as mbox;
 #[cfg(feature = "pop3")]
 pub mod pop3;
+#[cfg(feature = "pst")]
+pub use mailmove_pst as pst;
 pub use mailmove_verify as verify;

@@ -69,7 +69,10 @@ impl From<String> for SourceKey {
 pub struct MessageMeta {
     /// The source's stable key.
     pub key: SourceKey,
-    /// Size in bytes of the raw message as the source stores it.
+    /// Size in bytes of the raw message as the source stores it. A source that rebuilds its
+    /// messages ([`MessageMeta::reconstructed`]) lists the size of what it stores (a PST:
+    /// Outlook's item size), an estimate for plans and filters; the fetched message carries the
+    /// size of the rebuilt bytes ([`Message::new`]).
     pub size: u64,
     /// Flags and keywords.
     pub flags: Flags,
