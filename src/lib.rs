@@ -6,8 +6,8 @@
 //! `pop3` feature, `mailmove::pop3` adds the `--delete-after` sequence for embedding programs
 //! (`pop3::delete_copied`); with `pst`, `mailmove::pst` is the PST source. The design lives in
 //! [`mailmove_core`]: two small object-safe traits ([`MailSource`], [`MailSink`]), a streaming
-//! copy engine with SQLite checkpoints that gives
-//! exactly-once delivery across crashes, and a conformance kit for new backends.
+//! copy engine with SQLite checkpoints that gives exactly-once delivery across crashes, and a
+//! conformance kit for new backends.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
