@@ -187,13 +187,12 @@ pub async fn open_source(url: &str, credentials: &Credentials) -> Result<Box<dyn
 /// Opens a URL as a destination.
 ///
 /// # Errors
-/// As [`open_source`], plus [`Error::Unsupported`] for a scheme that cannot be written (POP3).
+/// As [`open_source`], plus [`Error::Config`] for a scheme that cannot be written (POP3, PST).
 pub async fn open_sink(url: &str, credentials: &Credentials) -> Result<Box<dyn MailSink>> {
     let scheme = scheme_of(url)?;
     if !scheme.backend.writable() {
-        return Err(Error::Unsupported {
-            what: format!("{} can only be a source, not a destination", scheme.name),
-        });
+        // A mistake in the command line, found before any work: a configuration error (exit 2).
+        return Err(Error::config(format!("{} can only be a source, not a destination", scheme.name)));
     }
     Ok(open_store(scheme, url, credentials, Direction::Write).await?)
 }
@@ -326,7 +325,7 @@ mod tests {
     async fn pop3_is_refused_as_a_destination_before_any_connection() {
         for url in ["pop3://ana:hunter2@127.0.0.1:9/", "pop3s://ana@127.0.0.1:9/"] {
             let err = open_sink(url, &Credentials::default()).await.expect_err("refused");
-            assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+            assert!(matches!(err, Error::Config { .. }), "{err}");
             assert!(err.to_string().contains("can only be a source, not a destination"), "{err}");
             assert!(!err.to_string().contains("hunter2"), "{err}");
         }

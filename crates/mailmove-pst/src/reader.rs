@@ -235,10 +235,33 @@ impl State {
                 .file()
                 .open_folder(node)
                 .map_err(|err| self.corrupt(&format!("opening folder {folder}"), err))?;
-            let rows = opened
-                .contents_table()
-                .map(|table| table.rows_matrix().map(|row| u32::from(row.id())).collect())
-                .unwrap_or_default();
+            let counted =
+                opened.properties().content_count().ok().and_then(|count| usize::try_from(count).ok());
+            let rows: Vec<u32> = match opened.contents_table() {
+                Some(table) => table.rows_matrix().map(|row| u32::from(row.id())).collect(),
+                // No table is an empty folder only when the folder says so; otherwise its items
+                // cannot be listed, and that is an error, never an empty folder.
+                None if counted.unwrap_or(0) > 0 => {
+                    return Err(self.corrupt(
+                        &format!("listing folder {folder}"),
+                        format!(
+                            "its contents table cannot be read; the folder counts {} items",
+                            counted.unwrap_or(0)
+                        ),
+                    ))
+                }
+                None => Vec::new(),
+            };
+            if let Some(counted) = counted.filter(|counted| *counted > rows.len()) {
+                self.warn(
+                    format!("short {folder}"),
+                    format!(
+                        "PST folder {folder} counts {counted} items but its contents table lists {}: the rest \
+                         cannot be found (a damaged file)",
+                        rows.len()
+                    ),
+                );
+            }
             self.listing = Some(Listing { folder: folder.clone(), rows, skipped: BTreeMap::new() });
         }
         let listing = self.listing.take().expect("set above");

@@ -176,3 +176,32 @@ proptest! {
         prop_assert!(outcome.fetched <= 2, "{outcome:?}");
     }
 }
+
+/// A folder whose contents table is lost (the file cut at 100,000 bytes loses
+/// Recovered_Group2's) is an error naming the folder, not an empty folder: the item it counts
+/// is never dropped silently.
+#[tokio::test]
+async fn a_folder_whose_items_cannot_be_listed_says_so() {
+    let bytes = sample();
+    let dir = tempfile::tempdir().unwrap();
+    let store = PstStore::open(PstConfig::new(write_variant(&dir, &bytes[..100_000]))).unwrap();
+    let folders = store.list_folders().await.unwrap();
+    let mut named = Vec::new();
+    for folder in &folders {
+        let counted = folder.messages.unwrap_or(0);
+        let listed: Vec<_> = store.list_messages(&folder.path, None).collect().await;
+        let errors: Vec<String> =
+            listed.iter().filter_map(|meta| meta.as_ref().err()).map(ToString::to_string).collect();
+        let metas = listed.len() - errors.len();
+        if (metas as u64) < counted {
+            let warned = store.warnings().iter().any(|warning| warning.contains(&folder.path.to_string()));
+            assert!(
+                !errors.is_empty() || warned,
+                "{}: {counted} counted, {metas} listed, nothing said",
+                folder.path
+            );
+            named.push(folder.path.to_string());
+        }
+    }
+    assert!(named.contains(&"Recovered_Group2".to_string()), "{named:?}");
+}
