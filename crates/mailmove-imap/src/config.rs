@@ -34,6 +34,7 @@ use std::time::Duration;
 use mailmove_core::url_query::{self, QueryPair};
 use mailmove_core::{Error, Result, Secret, SpoolConfig, TokenProvider};
 use mailmove_net::server_url::{Protocol, Scheme, ServerUrl};
+use mailmove_net::trace::ProtocolTrace;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 /// How the connection is protected: one type for IMAP and POP3 (`tls=starttls` and `tls=stls`
@@ -146,6 +147,10 @@ pub struct ImapConfig {
     pub store_check: StoreCheck,
     /// Whether raw 8-bit header bytes are encoded before APPEND (`headers8bit=`).
     pub headers_8bit: Headers8bit,
+    /// Where the connections' protocol trace goes (secrets and message contents redacted, see
+    /// [`mailmove_net::trace`]); `None` uses the process-wide default
+    /// ([`mailmove_net::trace::global`]), if any.
+    pub trace: Option<ProtocolTrace>,
 }
 
 impl std::fmt::Debug for ImapConfig {
@@ -169,6 +174,7 @@ impl std::fmt::Debug for ImapConfig {
             .field("store_check", &self.store_check)
             .field("headers_8bit", &self.headers_8bit)
             .field("token_provider", &self.token_provider.is_some())
+            .field("trace", &self.trace)
             .finish_non_exhaustive()
     }
 }
@@ -212,6 +218,7 @@ impl ImapConfig {
             token_provider: None,
             store_check: StoreCheck::Cheap,
             headers_8bit: Headers8bit::Auto,
+            trace: None,
         }
     }
 
@@ -346,6 +353,13 @@ impl ImapConfig {
         if !matches!(self.auth, AuthMethod::OAuthBearer) {
             self.auth = AuthMethod::XOAuth2;
         }
+        self
+    }
+
+    /// Traces every connection of this account into `trace` (label its connections with
+    /// [`ProtocolTrace::with_role`] first to tell a source from a destination).
+    pub fn with_trace(mut self, trace: ProtocolTrace) -> Self {
+        self.trace = Some(trace);
         self
     }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use mailmove_core::{Error, MessageBody, Result, SpoolConfig};
 use mailmove_net::deadline::{Pace, ResponseClock};
+use mailmove_net::trace::ConnectionTrace;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::capability::{Capabilities, Capability, LITERAL_MINUS_MAX};
@@ -96,6 +97,8 @@ pub(crate) struct Conn {
     /// Things a person should know about this server's answers (unparsable responses), taken by
     /// the store into its warnings.
     pub notes: Vec<String>,
+    /// The protocol trace, when one is on: everything read and written passes through it.
+    trace: Option<ConnectionTrace>,
 }
 
 impl Conn {
@@ -123,7 +126,14 @@ impl Conn {
             oversized: Vec::new(),
             unparsed_in_command: 0,
             notes: Vec::new(),
+            trace: None,
         }
+    }
+
+    /// The protocol trace of this connection, to set, take (it moves to the connection that
+    /// STARTTLS makes of the same socket) or note events and secrets in.
+    pub fn trace(&mut self) -> &mut Option<ConnectionTrace> {
+        &mut self.trace
     }
 
     /// Sets what literals the commands sent from now on may receive (back to
@@ -171,6 +181,9 @@ impl Conn {
 
     fn fail(&mut self, error: Error) -> Error {
         self.broken = true;
+        if let Some(trace) = &mut self.trace {
+            trace.event(format_args!("connection unusable: {}", error.chain_to_string()));
+        }
         error
     }
 
@@ -185,6 +198,7 @@ impl Conn {
         };
         // Read straight into the buffer: a stack array would live inside every future above us.
         self.buf.reserve(64 * 1024);
+        let before = self.buf.len();
         let Some(io) = self.io.as_mut().filter(|_| !self.broken) else {
             return Err(Error::connection("the IMAP connection is no longer usable"));
         };
@@ -207,6 +221,10 @@ impl Conn {
             }
             Ok(Ok(read)) => read,
         };
+        // The one place bytes come in: what the trace shows is exactly what was read.
+        if let Some(trace) = &mut self.trace {
+            trace.received(&self.buf[before..]);
+        }
         if let Some(clock) = &mut self.clock {
             clock.received(read as u64);
         }
@@ -224,6 +242,10 @@ impl Conn {
     }
 
     pub async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        // The one place bytes go out (commands, literals, SASL responses).
+        if let Some(trace) = &mut self.trace {
+            trace.sent(bytes);
+        }
         if let Some(rate) = &self.rate {
             rate.take(bytes.len() as u64).await;
         }

@@ -7,6 +7,7 @@ use mailmove_core::{Error, MessageBody, Result, Secret};
 use mailmove_net::deadline::Pace;
 use mailmove_net::sasl::{self, Login, Mechanism};
 use mailmove_net::token::TokenAttempts;
+use mailmove_net::trace::{self, ConnectionTrace, Protocol};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::ClientConfig;
 
@@ -22,28 +23,33 @@ use crate::wire::{quote, Response, Status, StatusResponse, Value};
 /// Opens, secures and authenticates one connection.
 pub(crate) async fn open(config: &ImapConfig, tls_config: &Arc<ClientConfig>) -> Result<Conn> {
     let address = (config.host.as_str(), config.port);
+    // The configured trace, else the process-wide one; `None` costs one check per read and write.
+    let mut trace =
+        trace::resolve(config.trace.as_ref()).map(|trace| trace.connection(Protocol::Imap, &peer(config)));
     let tcp = match tokio::time::timeout(config.timeout, TcpStream::connect(address)).await {
-        Err(_) => {
-            return Err(Error::Timeout { what: format!("connecting to {}:{}", config.host, config.port) })
-        }
-        Ok(Err(err)) => {
-            return Err(Error::Connection {
-                message: format!("cannot connect to {}:{}", config.host, config.port),
-                source: Some(Box::new(err)),
-            })
-        }
-        Ok(Ok(tcp)) => tcp,
+        Err(_) => Err(Error::Timeout { what: format!("connecting to {}:{}", config.host, config.port) }),
+        Ok(Err(err)) => Err(Error::Connection {
+            message: format!("cannot connect to {}:{}", config.host, config.port),
+            source: Some(Box::new(err)),
+        }),
+        Ok(Ok(tcp)) => Ok(tcp),
     };
+    let tcp = traced(&mut trace, "connect", tcp)?;
+    if let Some(trace) = &mut trace {
+        trace.event(format_args!("connected; tls={}, user {:?}", config.tls, config.user));
+    }
     let _ = tcp.set_nodelay(true);
     let mut conn = match config.tls {
         TlsMode::Implicit => {
-            let stream = tls::handshake(tls_config.clone(), &config.host, tcp, config.timeout).await?;
+            let stream = handshake(&mut trace, tls_config, config, tcp).await?;
             let mut conn = Conn::new(Transport::Tls(Box::new(stream)), pace(config), config.spool.clone());
+            *conn.trace() = trace;
             greeting(&mut conn, config).await?;
             conn
         }
         TlsMode::StartTls => {
             let mut conn = Conn::new(Transport::Plain(tcp), pace(config), config.spool.clone());
+            *conn.trace() = trace;
             greeting(&mut conn, config).await?;
             if !conn.caps.offers(Capability::StartTls) {
                 return Err(Error::config(format!(
@@ -60,17 +66,20 @@ pub(crate) async fn open(config: &ImapConfig, tls_config: &Arc<ClientConfig>) ->
                 )));
             }
             // Anything buffered so far is discarded here, before the handshake.
+            let mut trace = conn.trace().take();
             let Some(Transport::Plain(tcp)) = conn.into_transport() else {
                 return Err(Error::protocol("STARTTLS on a connection that is not plain TCP"));
             };
-            let stream = tls::handshake(tls_config.clone(), &config.host, tcp, config.timeout).await?;
+            let stream = handshake(&mut trace, tls_config, config, tcp).await?;
             let mut conn = Conn::new(Transport::Tls(Box::new(stream)), pace(config), config.spool.clone());
+            *conn.trace() = trace;
             // Capabilities learnt before TLS cannot be trusted (RFC 3501 §6.2.1).
             refresh_capabilities(&mut conn).await?;
             conn
         }
         TlsMode::None => {
             let mut conn = Conn::new(Transport::Plain(tcp), pace(config), config.spool.clone());
+            *conn.trace() = trace;
             greeting(&mut conn, config).await?;
             conn
         }
@@ -91,11 +100,47 @@ pub(crate) async fn open(config: &ImapConfig, tls_config: &Arc<ClientConfig>) ->
         let done = conn.run("COMPRESS DEFLATE", |_| Ok(())).await?;
         if done.status == Status::Ok {
             conn.start_compression()?;
+            if let Some(trace) = conn.trace() {
+                trace.event("COMPRESS=DEFLATE on; lines are traced uncompressed");
+            }
         } else {
             tracing::debug!("COMPRESS DEFLATE refused: {}", done.describe());
         }
     }
     Ok(conn)
+}
+
+/// `host:port` as connected to (IPv6 in brackets), for the trace.
+fn peer(config: &ImapConfig) -> String {
+    if config.host.contains(':') {
+        format!("[{}]:{}", config.host, config.port)
+    } else {
+        format!("{}:{}", config.host, config.port)
+    }
+}
+
+/// `outcome`, with a failure noted in the trace (the trace ends with the connection, so a
+/// failure before there is one would otherwise be missing from it).
+fn traced<T>(trace: &mut Option<ConnectionTrace>, what: &str, outcome: Result<T>) -> Result<T> {
+    if let (Some(trace), Err(error)) = (trace.as_mut(), &outcome) {
+        trace.event(format_args!("{what} failed: {}", error.chain_to_string()));
+    }
+    outcome
+}
+
+/// The TLS handshake, its outcome noted in the trace.
+async fn handshake(
+    trace: &mut Option<ConnectionTrace>,
+    tls_config: &Arc<ClientConfig>,
+    config: &ImapConfig,
+    tcp: TcpStream,
+) -> Result<crate::stream::TlsOverTcp> {
+    let stream = tls::handshake(tls_config.clone(), &config.host, tcp, config.timeout).await;
+    let stream = traced(trace, "TLS handshake", stream)?;
+    if let Some(trace) = trace {
+        trace.tls_established(stream.get_ref().1);
+    }
+    Ok(stream)
 }
 
 /// How long responses may take on connections of `config`.
@@ -184,6 +229,9 @@ async fn authenticate(conn: &mut Conn, config: &ImapConfig, token: Option<&Secre
                 return Err(Error::config("the server disabled LOGIN on this connection (try auth=plain)"));
             }
             let password = secret_for(config, token, false)?;
+            if let Some(trace) = conn.trace() {
+                trace.add_secret(password);
+            }
             login(conn, user, password).await?
         }
         AuthMethod::Plain => sasl(conn, config, Mechanism::Plain, token).await?,
@@ -239,6 +287,11 @@ async fn sasl(
     }
     let login = Login { user: &config.user, secret, host: &config.host, port: config.port };
     let encoded = mechanism.initial_response(&login)?;
+    if let Some(trace) = conn.trace() {
+        // The structural rules redact both; these catch a server that echoes one.
+        trace.add_secret(secret);
+        trace.add_secret(&encoded);
+    }
     let tag = conn.tag();
     let mut initial_sent = false;
     if conn.caps.offers(Capability::SaslInitialResponse) {

@@ -30,6 +30,8 @@
 //! * [`deadline`]: the rule that bounds how long a response may take: a server must answer
 //!   within the time limit and then keep delivering at a minimum rate, so a server that sends
 //!   one byte a second cannot hold a run forever.
+//! * [`trace`]: protocol traces for a provider's support, every secret and message byte
+//!   redacted by one set of rules for both protocols, and the process-wide default trace.
 //!
 //! Sizes and rates (`min_rate=4k`) are read with [`mailmove_core::units`], the one parser of
 //! units in mailmove.
@@ -59,5 +61,6 @@ pub mod testing;
 pub mod tls;
 pub mod tls_mode;
 pub mod token;
+pub mod trace;
 
 pub use tls_mode::TlsMode;

@@ -73,6 +73,12 @@ pub(crate) async fn login(
     credentials: &Credentials<'_>,
 ) -> Result<()> {
     let user = credentials.user;
+    if let Some(trace) = connection.trace() {
+        // The trace's rules redact PASS and AUTH; these catch a server that echoes a secret.
+        for secret in [credentials.password, credentials.token].into_iter().flatten() {
+            trace.add_secret(secret.expose());
+        }
+    }
     match method {
         AuthMethod::User => {
             let password = credentials.password.ok_or_else(|| {
@@ -120,6 +126,9 @@ async fn sasl(
         port: credentials.port,
     };
     let initial = mechanism.initial_response(&login)?;
+    if let Some(trace) = connection.trace() {
+        trace.add_secret(&initial);
+    }
     let mut pending = Some(initial.as_str());
     if "AUTH ".len() + name.len() + 1 + initial.len() + 2 <= MAX_AUTH_LINE {
         connection.send_command("AUTH", &[name, &initial]).await?;

@@ -28,6 +28,7 @@ use std::time::Duration;
 use mailmove_core::url_query::{self, QueryPair};
 use mailmove_core::{Error, Result, Secret, SpoolConfig};
 use mailmove_net::server_url::{Protocol, Scheme, ServerUrl};
+use mailmove_net::trace::ProtocolTrace;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 /// Default timeout of every network operation (connect, handshake, each read and write).
@@ -88,6 +89,8 @@ pub struct Pop3Config {
     pub(crate) min_rate: u64,
     pub(crate) spool: SpoolConfig,
     pub(crate) delete_after: bool,
+    /// Where the protocol trace goes; `None`: the process-wide default, if any.
+    pub(crate) trace: Option<ProtocolTrace>,
 }
 
 impl fmt::Debug for Pop3Config {
@@ -105,6 +108,7 @@ impl fmt::Debug for Pop3Config {
             .field("ca_file", &self.ca_file)
             .field("timeout", &self.timeout)
             .field("delete_after", &self.delete_after)
+            .field("trace", &self.trace)
             .finish()
     }
 }
@@ -129,6 +133,7 @@ impl Pop3Config {
             min_rate: mailmove_net::deadline::Pace::DEFAULT_MIN_RATE,
             spool: SpoolConfig::default(),
             delete_after: false,
+            trace: None,
         }
     }
 
@@ -230,6 +235,19 @@ impl Pop3Config {
     pub fn with_delete_after(mut self, delete_after: bool) -> Self {
         self.delete_after = delete_after;
         self
+    }
+
+    /// Traces every connection into `trace`, secrets and message contents redacted (see
+    /// [`mailmove_net::trace`]); without it, connections use the process-wide default
+    /// ([`mailmove_net::trace::global`]), if any.
+    pub fn with_trace(mut self, trace: ProtocolTrace) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
+    /// The trace given with [`Pop3Config::with_trace`].
+    pub fn trace(&self) -> Option<&ProtocolTrace> {
+        self.trace.as_ref()
     }
 
     /// The secret-free identity `pop3://user@host:port` that keys checkpoints.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use mailmove_core::{Error, Result};
 use mailmove_net::deadline::{Pace, ResponseClock};
+use mailmove_net::trace::ConnectionTrace;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::dot::DotDecoder;
@@ -43,6 +44,8 @@ pub(crate) struct Connection {
     clock: Option<ResponseClock>,
     /// `host:port`, for error messages.
     peer: String,
+    /// The protocol trace, when one is on: every byte written and consumed passes through it.
+    trace: Option<ConnectionTrace>,
 }
 
 impl Connection {
@@ -50,7 +53,32 @@ impl Connection {
     /// keep up [`Pace::DEFAULT_MIN_RATE`] once `timeout` has passed.
     pub(crate) fn new(stream: BoxedStream, timeout: Duration, peer: String) -> Self {
         let pace = Pace { allowance: timeout, min_rate: Pace::DEFAULT_MIN_RATE };
-        Connection { io: BufReader::with_capacity(64 * 1024, stream), timeout, pace, clock: None, peer }
+        let io = BufReader::with_capacity(64 * 1024, stream);
+        Connection { io, timeout, pace, clock: None, peer, trace: None }
+    }
+
+    /// The protocol trace of this connection, to set, take (it moves to the connection that
+    /// STLS makes of the same socket) or note events and secrets in.
+    pub(crate) fn trace(&mut self) -> &mut Option<ConnectionTrace> {
+        &mut self.trace
+    }
+
+    /// `outcome`, with a failure noted in the trace.
+    fn noted<T>(&mut self, outcome: Result<T>) -> Result<T> {
+        if let (Some(trace), Err(error)) = (&mut self.trace, &outcome) {
+            trace.event(format_args!("failed: {}", error.chain_to_string()));
+        }
+        outcome
+    }
+
+    /// Consumes `used` bytes of the read buffer: the one place bytes of the server are taken,
+    /// so the trace shows exactly what was read (`fill_buf` may show the same bytes twice).
+    fn consume(&mut self, used: usize) {
+        if let Some(trace) = &mut self.trace {
+            trace.received(&self.io.buffer()[..used]);
+        }
+        self.io.consume(used);
+        self.consumed(used);
     }
 
     /// Sets the slowest average rate a reply may arrive at once the timeout has passed.
@@ -78,9 +106,10 @@ impl Connection {
     /// Makes sure the read buffer holds bytes of the reply `what` (reading within the reply's
     /// deadline); they are then in `self.io.buffer()`. A closed connection is an error.
     async fn fill(&mut self, what: &str) -> Result<()> {
-        let wait = self.next_wait(what)?;
+        let wait = self.next_wait(what);
+        let wait = self.noted(wait)?;
         let peer = &self.peer;
-        match tokio::time::timeout(wait, self.io.fill_buf()).await {
+        let outcome = match tokio::time::timeout(wait, self.io.fill_buf()).await {
             Ok(Ok([])) => Err(Error::Connection {
                 message: format!("POP3 server {peer} closed the connection during {what}"),
                 source: None,
@@ -94,7 +123,8 @@ impl Connection {
                 })
             }
             Err(_) => Err(Error::Timeout { what: format!("{what} on POP3 server {peer}") }),
-        }
+        };
+        self.noted(outcome)
     }
 
     pub(crate) fn peer(&self) -> &str {
@@ -126,6 +156,10 @@ impl Connection {
 
     /// Writes a complete line (already ending in CRLF) and flushes it.
     pub(crate) async fn send_raw(&mut self, line: &[u8], what: &str) -> Result<()> {
+        // The one place bytes go out.
+        if let Some(trace) = &mut self.trace {
+            trace.sent(line);
+        }
         let peer = self.peer.clone();
         let timeout = self.timeout;
         let io = self.io.get_mut();
@@ -133,11 +167,12 @@ impl Connection {
             io.write_all(line).await?;
             io.flush().await
         };
-        match tokio::time::timeout(timeout, operation).await {
+        let outcome = match tokio::time::timeout(timeout, operation).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(io_error(&peer, &format!("sending {what}"), error)),
             Err(_) => Err(Error::Timeout { what: format!("sending {what} to POP3 server {peer}") }),
-        }
+        };
+        self.noted(outcome)
     }
 
     /// Reads one line, without its CRLF (or bare LF).
@@ -158,8 +193,7 @@ impl Connection {
                     }
                 }
             };
-            self.io.consume(used);
-            self.consumed(used);
+            self.consume(used);
             if line.len() > MAX_LINE {
                 return Err(Error::protocol(format!(
                     "POP3 server {} sent a line longer than {MAX_LINE} bytes during {what}",
@@ -227,8 +261,7 @@ impl Connection {
                     None => buffer.len(),
                 }
             };
-            self.io.consume(used);
-            self.consumed(used);
+            self.consume(used);
             if !out.is_empty() {
                 each(&out)?;
             }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use mailmove_core::{Error, Result};
 use mailmove_net::token::TokenAttempts;
+use mailmove_net::trace::{self, Protocol};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -36,30 +37,40 @@ impl Session {
     /// Connects, protects the connection as configured and logs in.
     pub(crate) async fn open(config: &Pop3Config, connector: Option<&TlsConnector>) -> Result<Session> {
         let peer = format!("{}:{}", config.host_for_display(), config.port);
+        // The configured trace, else the process-wide one; `None` costs one check per operation.
+        let mut trace =
+            trace::resolve(config.trace.as_ref()).map(|trace| trace.connection(Protocol::Pop3, &peer));
         let tcp = match tokio::time::timeout(
             config.timeout,
             TcpStream::connect((config.host.as_str(), config.port)),
         )
         .await
         {
-            Ok(Ok(tcp)) => tcp,
-            Ok(Err(error)) => {
-                return Err(Error::Connection {
-                    message: format!("connecting to POP3 server {peer}"),
-                    source: Some(Box::new(error)),
-                })
-            }
-            Err(_) => return Err(Error::Timeout { what: format!("connecting to POP3 server {peer}") }),
+            Ok(Ok(tcp)) => Ok(tcp),
+            Ok(Err(error)) => Err(Error::Connection {
+                message: format!("connecting to POP3 server {peer}"),
+                source: Some(Box::new(error)),
+            }),
+            Err(_) => Err(Error::Timeout { what: format!("connecting to POP3 server {peer}") }),
         };
+        if let (Some(trace), Err(error)) = (&mut trace, &tcp) {
+            // The trace ends with the connection: this failure would otherwise be missing from it.
+            trace.event(format_args!("connect failed: {}", error.chain_to_string()));
+        }
+        let tcp = tcp?;
+        if let Some(trace) = &mut trace {
+            trace.event(format_args!("connected; tls={}, user {:?}", config.tls, config.user));
+        }
         // Small commands and replies alternate: do not let Nagle delay them.
         let _ = tcp.set_nodelay(true);
         let mut stream: crate::connection::BoxedStream = Box::new(tcp);
         if config.tls == TlsMode::Implicit {
             let connector = connector.ok_or_else(|| Error::config("TLS connector missing"))?;
-            stream = tls::handshake(connector, &config.host, stream, config, &peer).await?;
+            stream = tls::handshake(connector, &config.host, stream, config, &peer, trace.as_mut()).await?;
         }
         let mut connection =
             Connection::new(stream, config.timeout, peer.clone()).with_min_rate(config.min_rate);
+        *connection.trace() = trace;
         match connection.read_reply("greeting").await? {
             Reply::Ok(_) => {}
             Reply::Err(text) | Reply::Continue(text) => {
@@ -87,12 +98,19 @@ impl Session {
                     return Err(no_stls(&peer, &format!("refused STLS ({text})")))
                 }
             }
+            let mut trace = connection.trace().take();
             let (plain, discarded) = connection.into_stream_discarding_buffer();
             if discarded > 0 {
                 tracing::warn!(peer = %peer, bytes = discarded, "discarded data sent before the TLS handshake");
+                if let Some(trace) = &mut trace {
+                    trace
+                        .event(format_args!("discarded {discarded} bytes received before the TLS handshake"));
+                }
             }
-            let stream = tls::handshake(connector, &config.host, plain, config, &peer).await?;
+            let stream =
+                tls::handshake(connector, &config.host, plain, config, &peer, trace.as_mut()).await?;
             connection = Connection::new(stream, config.timeout, peer.clone()).with_min_rate(config.min_rate);
+            *connection.trace() = trace;
             // Capabilities seen before TLS could have been forged: ask again.
             capabilities = capa(&mut connection).await?;
         }

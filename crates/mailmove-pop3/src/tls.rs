@@ -2,6 +2,7 @@
 //! refused certificate is reported), applied to a [`Pop3Config`].
 
 use mailmove_core::Result;
+use mailmove_net::trace::ConnectionTrace;
 use tokio_rustls::TlsConnector;
 
 use crate::config::Pop3Config;
@@ -13,15 +14,23 @@ pub(crate) fn connector(config: &Pop3Config) -> Result<TlsConnector> {
 }
 
 /// Runs the TLS handshake over `stream`, verifying the certificate for `host`; `peer` is the
-/// server as shown in messages (`host:port`).
+/// server as shown in messages (`host:port`). The outcome goes to the trace, if any.
 pub(crate) async fn handshake(
     connector: &TlsConnector,
     host: &str,
     stream: BoxedStream,
     config: &Pop3Config,
     peer: &str,
+    trace: Option<&mut ConnectionTrace>,
 ) -> Result<BoxedStream> {
     let peer = format!("POP3 server {peer}");
-    let tls = mailmove_net::tls::handshake(connector, host, stream, config.timeout, &peer).await?;
-    Ok(Box::new(tls))
+    let outcome = mailmove_net::tls::handshake(connector, host, stream, config.timeout, &peer).await;
+    match (trace, &outcome) {
+        (Some(trace), Ok(tls)) => trace.tls_established(tls.get_ref().1),
+        (Some(trace), Err(error)) => {
+            trace.event(format_args!("TLS handshake failed: {}", error.chain_to_string()))
+        }
+        (None, _) => {}
+    }
+    Ok(Box::new(outcome?))
 }
