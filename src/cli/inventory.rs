@@ -1,10 +1,14 @@
-//! `mailmove inventory SRC`: the audit before a migration.
+//! `mailmove inventory SRC`: the audit before a migration, or of the messages a selection takes
+//! (`--message-id`, `--from`, `--subject`, `--text`: what a `copy` with the same options would
+//! copy, before any folder or date filter).
 
 use clap::Args;
 use mailmove::core::inventory::{self, Inventory, InventoryOptions};
+use mailmove::core::selection::{SearchCriteria, SelectedSource};
+use mailmove::core::MailSource;
 use mailmove::registry::{self, Side};
 
-use super::args::parse_size;
+use super::args::{parse_size, SelectionArgs};
 use super::credentials::CredentialFiles;
 use super::output;
 use super::terminal::terminal_safe;
@@ -29,6 +33,9 @@ pub struct InventoryArgs {
     /// Read the OAuth2 access token from this file (else MAILMOVE_SRC_TOKEN).
     #[arg(long, value_name = "FILE")]
     pub src_token_file: Option<std::path::PathBuf>,
+    // Count only the messages these select (the store's search first, then each candidate read).
+    #[command(flatten)]
+    pub selection: SelectionArgs,
 }
 
 pub async fn run(args: InventoryArgs) -> anyhow::Result<u8> {
@@ -39,14 +46,34 @@ pub async fn run(args: InventoryArgs) -> anyhow::Result<u8> {
         oauth: None,
     }
     .read(Side::Source)?;
+    let criteria = args.selection.criteria()?;
     let source = registry::open_source(&args.source, &credentials).await?;
+    let source: Box<dyn MailSource> = match criteria.is_empty() {
+        true => source,
+        false => Box::new(SelectedSource::new(source, criteria.clone())?),
+    };
     let report = inventory::take(source.as_ref(), &InventoryOptions { limit, largest: args.largest }).await?;
     if args.json {
         output::json_line(&report);
     } else {
-        print!("{}", render(&report));
+        print!("{}{}", selected_by(&criteria), render(&report));
+    }
+    if !criteria.is_empty() {
+        // A store whose search failed was read whole: slower, and the user should know why.
+        for warning in source.warnings() {
+            eprintln!("warning: {}", terminal_safe(&warning));
+        }
     }
     Ok(EXIT_OK)
+}
+
+/// The line that says the counts are of selected messages only (nothing without criteria).
+fn selected_by(criteria: &SearchCriteria) -> String {
+    if criteria.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = criteria.each().map(|(name, value)| format!("--{name} {value:?}")).collect();
+    format!("Only messages selected by {}\n", terminal_safe(&each.join(" ")))
 }
 
 fn date(value: Option<chrono::DateTime<chrono::FixedOffset>>) -> String {

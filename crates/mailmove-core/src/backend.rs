@@ -29,6 +29,7 @@ use crate::flags::{FlagChange, FlagUpdate};
 use crate::folder::{FolderInfo, FolderPath};
 use crate::identity::CheapIdentity;
 use crate::message::{Appended, Message, MessageMeta, SourceKey};
+use crate::selection::SearchCriteria;
 use crate::stored::StoredCopy;
 
 /// What a source can provide; the engine and the conformance kit read it instead of guessing.
@@ -338,6 +339,32 @@ pub trait MailSource: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// The keys of the messages of `folder` that the store's own search finds for `criteria`
+    /// (IMAP: `UID SEARCH` with `HEADER Message-ID`, `FROM`, `SUBJECT`, `TEXT`), when the store
+    /// can search: the engine, `verify` and the selected listings
+    /// ([`selection`](crate::selection)) then fetch only those. `None` (the default, right for
+    /// local stores) means every listed message is fetched and matched locally.
+    ///
+    /// # Contract
+    /// * The answer is a list of candidates: every fetched message is matched again locally
+    ///   ([`selection::Matcher`](crate::selection::Matcher)), so a message found that does not
+    ///   match (a server's looser matching) is left out. A matching message the search does not
+    ///   find is never fetched: a store must not implement this when its search may miss what
+    ///   the criteria select.
+    /// * It is asked after a listing of the folder started (its first message arrived), and must
+    ///   see at least the messages that listing lists.
+    /// * Keys are the ones [`MailSource::list_messages`] gives; order does not matter. An error
+    ///   item ends the answer: a transient one is retried with the listing, any other makes the
+    ///   caller match every message locally (and say so in a warning).
+    fn search<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        criteria: &'a SearchCriteria,
+    ) -> Option<BoxStream<'a, Result<SourceKey>>> {
+        let _ = (folder, criteria);
+        None
+    }
+
     /// Damage found while reading (a truncated mbox, junk before the first message...): things
     /// that were imported as well as possible and must be reported, not hidden. The engine puts
     /// them into the run's report. Sources that never find damage keep this default.
@@ -566,6 +593,13 @@ macro_rules! forward_source {
                 keys: &'a [SourceKey],
             ) -> Option<BoxStream<'a, Result<(SourceKey, CheapIdentity)>>> {
                 (**self).identities(folder, keys)
+            }
+            fn search<'a>(
+                &'a self,
+                folder: &'a FolderPath,
+                criteria: &'a SearchCriteria,
+            ) -> Option<BoxStream<'a, Result<SourceKey>>> {
+                (**self).search(folder, criteria)
             }
             fn warnings(&self) -> Vec<String> {
                 (**self).warnings()

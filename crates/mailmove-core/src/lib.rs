@@ -59,6 +59,7 @@ pub mod message;
 pub mod provider;
 pub mod quota;
 pub mod secret;
+pub mod selection;
 pub mod stored;
 pub mod sync;
 pub mod synthetic;

@@ -199,6 +199,7 @@ mod copy_changes;
 mod existing;
 mod folders;
 mod identities;
+mod search;
 mod sink;
 mod source;
 mod store;

@@ -1,4 +1,5 @@
-//! The [`MailSource`] side: EXAMINE, UID SEARCH, UID FETCH in chunks.
+//! The [`MailSource`] side: EXAMINE, UID SEARCH, UID FETCH in chunks; the selection's search
+//! is in the `search` module (`UID SEARCH` with criteria).
 //!
 //! Listing first asks `UID SEARCH UID n:*` for the folder's UIDs (4 bytes a message in memory),
 //! then fetches metadata in chunks of [`ImapConfig::list_chunk`](crate::ImapConfig) UIDs, so a
@@ -11,6 +12,7 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
 use mailmove_core::identity::CheapIdentity;
+use mailmove_core::selection::SearchCriteria;
 use mailmove_core::{
     Error, FolderInfo, FolderPath, MailSource, Message, MessageMeta, Result, SourceCapabilities, SourceKey,
 };
@@ -262,6 +264,22 @@ impl MailSource for ImapStore {
         keys: &'a [SourceKey],
     ) -> Option<BoxStream<'a, Result<(SourceKey, CheapIdentity)>>> {
         Some(self.inner.source_identities(folder, keys))
+    }
+
+    /// One `UID SEARCH` with the criteria (the `search` module).
+    fn search<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        criteria: &'a SearchCriteria,
+    ) -> Option<BoxStream<'a, Result<SourceKey>>> {
+        let answer = self.inner.search_uids(folder, criteria);
+        let keys = stream::once(answer).flat_map(|answer| {
+            stream::iter(match answer {
+                Ok(uids) => uids.into_iter().map(|uid| Ok(SourceKey::new(uid.to_string()))).collect(),
+                Err(error) => vec![Err(error)],
+            })
+        });
+        Some(keys.boxed())
     }
 
     fn list_messages<'a>(

@@ -40,6 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "stored",
             "copy_changes",
             "quota",
+            "search",
         ],
     ),
 ];

@@ -1,13 +1,14 @@
 //! One destination folder and the source folders that map to it: read both sides, compare.
 
 use futures::StreamExt;
+use mailmove_core::selection::FolderSearch;
 use mailmove_core::{FolderInfo, FolderPath, Result, SpecialUse};
 
 use crate::compare::{compare_group, merge_join, Pairing, Place, Scope};
 use crate::context::Context;
 use crate::event::VerifyEvent;
 use crate::leftover::Leftovers;
-use crate::reader::{fetch_records, Batch};
+use crate::reader::{fetch_records, Batch, LeftOut};
 use crate::record::Position;
 use crate::report::{FindingCounts, FolderVerdict, Side};
 use crate::sample;
@@ -38,6 +39,34 @@ pub(crate) struct Listed {
     pub messages: u64,
     pub bytes: u64,
     pub filtered: u64,
+}
+
+impl Listed {
+    /// Messages counted when listed that the search criteria left out once fetched.
+    fn left_out(&mut self, left_out: LeftOut) {
+        self.messages -= left_out.messages;
+        self.bytes -= left_out.bytes;
+        self.filtered += left_out.messages;
+    }
+}
+
+/// The store's search of one side's folder (with the copy's search criteria), asked once its
+/// listing started; a search that failed is only slower (every message is matched here).
+pub(crate) fn search_of<'a>(
+    context: &'a Context<'_>,
+    side: Side,
+    folder: &'a FolderPath,
+) -> FolderSearch<'a> {
+    FolderSearch::new(context.side(side), folder, context.filter.search_criteria())
+}
+
+/// Whether the store's search admits the listed `key` (see [`search_of`]).
+pub(crate) async fn admitted(search: &mut FolderSearch<'_>, key: &mailmove_core::SourceKey) -> Result<bool> {
+    let admitted = search.admits(key).await;
+    if let Some(warning) = search.take_warning() {
+        tracing::warn!("{warning}");
+    }
+    admitted
 }
 
 /// Verifies one group. Errors that stop a run are returned; any other failure ends up in the
@@ -140,6 +169,7 @@ async fn read_sources(
     for (index, info) in group.sources.iter().enumerate() {
         let folder = &info.path;
         let mut batch = Batch::new();
+        let mut search = search_of(context, Side::Source, folder);
         let mut listing = context.source.list_messages(folder, None);
         while let Some(meta) = listing.next().await {
             let mut meta = meta?;
@@ -147,20 +177,25 @@ async fn read_sources(
             // less the keywords it left out.
             context.filter.add_label_keywords(&mut meta);
             meta.flags.remove_keywords(&context.options.left_out_keywords);
-            if !context.filter.takes(folder, &meta) {
+            if !context.filter.takes(folder, &meta) || !admitted(&mut search, &meta.key).await? {
                 listed.filtered += 1;
                 continue;
             }
             listed.messages += 1;
             listed.bytes += meta.size;
             if batch.full_before(context, meta.size) {
-                fetch_records(context, Side::Source, folder, place, batch.take(), &mut push, counts).await?;
+                let left_out =
+                    fetch_records(context, Side::Source, folder, place, batch.take(), &mut push, counts)
+                        .await?;
+                listed.left_out(left_out);
             }
             batch.push(meta, Position { ordinal, folder: index as u32 });
             ordinal += 1;
         }
         if !batch.is_empty() {
-            fetch_records(context, Side::Source, folder, place, batch.take(), &mut push, counts).await?;
+            let left_out =
+                fetch_records(context, Side::Source, folder, place, batch.take(), &mut push, counts).await?;
+            listed.left_out(left_out);
         }
     }
     Ok(listed)
@@ -169,7 +204,9 @@ async fn read_sources(
 /// Lists the destination folder (unfiltered: extras are filtered when reported) and fingerprints
 /// every message. On a store of labels (Gmail), All Mail lists every message the other folders
 /// hold too: only the messages in no other folder are its own (the label policy's rule, as for a
-/// source's All Mail).
+/// source's All Mail). With search criteria, only the destination messages they select are
+/// compared (and counted), like the source's: the rest of the destination folder (mail that was
+/// there before a restore) is no extra.
 async fn read_destination(
     context: &Context<'_>,
     group: &Group,
@@ -185,22 +222,33 @@ async fn read_destination(
     let mut push = |_: &mailmove_core::Message, record| store.push(record);
     let mut batch = Batch::new();
     let all_mail = context.destination.capabilities().labels && folder.role() == Some(SpecialUse::All);
+    let mut search = search_of(context, Side::Destination, folder);
+    let mut ordinal = 0u64;
     let mut listing = context.destination.list_messages(folder, None);
     while let Some(meta) = listing.next().await {
         let meta = meta?;
         if all_mail && !context.filter.takes(folder, &meta) {
             continue;
         }
-        let at = Position { ordinal: listed.messages, folder: 0 };
+        if !admitted(&mut search, &meta.key).await? {
+            continue;
+        }
+        let at = Position { ordinal, folder: 0 };
+        ordinal += 1;
         listed.messages += 1;
         listed.bytes += meta.size;
         if batch.full_before(context, meta.size) {
-            fetch_records(context, Side::Destination, folder, place, batch.take(), &mut push, counts).await?;
+            let left_out =
+                fetch_records(context, Side::Destination, folder, place, batch.take(), &mut push, counts)
+                    .await?;
+            listed.left_out(left_out);
         }
         batch.push(meta, at);
     }
     if !batch.is_empty() {
-        fetch_records(context, Side::Destination, folder, place, batch.take(), &mut push, counts).await?;
+        let left_out =
+            fetch_records(context, Side::Destination, folder, place, batch.take(), &mut push, counts).await?;
+        listed.left_out(left_out);
     }
     Ok(listed)
 }

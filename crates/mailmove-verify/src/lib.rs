@@ -34,6 +34,20 @@
 //! compared unless either side declares none (keywords only when both declare keywords); internal
 //! dates unless either side has none, within [`VerifyOptions::date_tolerance`].
 //!
+//! # Selections
+//! A copy that selected messages by what they say ([`MessageFilter::search`]: `--message-id`,
+//! `--from`, `--subject`, `--text`) is verified with the same selection on both sides: only the
+//! source messages it selects are expected, and only the destination messages it selects are
+//! compared, so a message restored into a mailbox that holds other mail verifies identical. Each
+//! side's store is searched first where it can search (IMAP `UID SEARCH`,
+//! [`MailSource::search`](mailmove_core::MailSource::search)), then every fetched message is
+//! matched locally ([`mailmove_core::selection`]); what it leaves out is counted in
+//! [`FolderVerdict::source_filtered`] (source) or not counted at all (destination). In sample mode
+//! the sample is drawn from the messages the listing and the store's search select, and a drawn
+//! message the local match leaves out is dropped from it (the sample may then be smaller).
+//!
+//! [`MessageFilter::search`]: mailmove_core::engine::MessageFilter::search
+//!
 //! # Knowing the job
 //! After a cut-over the destination is in use: mail delivered after the MX switch lands there,
 //! users file messages there and read or flag their copies. Compared with the old server alone,

@@ -100,7 +100,8 @@ pub struct VerifyOptions {
     /// Which source folder landed in which destination folder.
     pub mapping: FolderMapping,
     /// Which folders and messages were copied. Source messages outside the filter are not
-    /// expected at the destination; destination messages outside it are not reported `extra`.
+    /// expected at the destination; destination messages outside it are not reported `extra`
+    /// (with [search criteria](MessageFilter::search), they are not compared at all).
     pub filter: MessageFilter,
     /// Compare flags (system flags; keywords only when both sides declare keywords). Never done
     /// when either side declares no flags.

@@ -2,11 +2,17 @@
 //!
 //! Bodies are fingerprinted as they arrive and dropped; only the [`Record`] is kept. A listed
 //! message the side does not return is never a silent pass: after retries it becomes an
-//! `unreadable` finding.
+//! `unreadable` finding. With search criteria ([`MessageFilter::search`]), a fetched message that
+//! does not say what they ask is left out on either side, as the copy left it out: it is not
+//! handed on, and the caller counts it ([`LeftOut`]).
+//!
+//! [`MessageFilter::search`]: mailmove_core::engine::MessageFilter::search
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use futures::StreamExt;
+use mailmove_core::selection::Matcher;
 use mailmove_core::{Error, FolderPath, Message, MessageMeta, Result, SourceKey};
 
 use crate::compare::Place;
@@ -48,6 +54,14 @@ impl Batch {
     }
 }
 
+/// Fetched messages the search criteria left out: not handed to the [`RecordSink`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LeftOut {
+    pub messages: u64,
+    /// By listed size (as the listing counted them).
+    pub bytes: u64,
+}
+
 /// What the caller does with each fetched message and its record.
 pub(crate) trait RecordSink {
     fn accept(&mut self, message: &Message, record: Record) -> Result<()>;
@@ -60,7 +74,8 @@ impl<F: FnMut(&Message, Record) -> Result<()>> RecordSink for F {
 }
 
 /// Fetches `metas` from one side and hands a record per message to `sink`; messages that cannot
-/// be read become `unreadable` findings.
+/// be read become `unreadable` findings; messages the search criteria leave out are counted in
+/// the answer and not handed on.
 ///
 /// # Errors
 /// Transient failures that outlast the retry policy, errors that stop a run, and errors of `sink`.
@@ -72,8 +87,10 @@ pub(crate) async fn fetch_records(
     metas: Vec<(MessageMeta, Position)>,
     sink: &mut impl RecordSink,
     counts: &mut FindingCounts,
-) -> Result<()> {
+) -> Result<LeftOut> {
     let store = context.side(side);
+    let matcher = context.filter.matcher();
+    let mut left_out = LeftOut::default();
     // Only a source message can have been stored under the transform; the destination holds the
     // result, whose fingerprint is its own.
     let transform =
@@ -111,11 +128,15 @@ pub(crate) async fn fetch_records(
             }
         }
         for (message, listed, at, built) in
-            fingerprint_all(arrived, context.settings.mode, transform.clone()).await?
+            fingerprint_all(arrived, context.settings.mode, transform.clone(), matcher.clone()).await?
         {
             context.read_one(side, message.body.len());
             match built {
-                Ok(record) => sink.accept(&message, record)?,
+                Ok(Some(record)) => sink.accept(&message, record)?,
+                Ok(None) => {
+                    left_out.messages += 1;
+                    left_out.bytes += listed.size;
+                }
                 Err(hash_error) => context.report(unreadable(side, place, &listed, at, &hash_error), counts),
             }
         }
@@ -160,19 +181,23 @@ pub(crate) async fn fetch_records(
             }
         }
     }
-    Ok(())
+    Ok(left_out)
 }
 
-type Built = (Message, MessageMeta, Position, Result<Record>);
+/// A fetched message with its record (`None`: the search criteria leave it out).
+type Built = (Message, MessageMeta, Position, Result<Option<Record>>);
 
 /// Fingerprints a fetched batch on the blocking pool: hashing is CPU work (and file reads for
 /// spooled bodies) that must not stall the runtime, and it lets both sides (and several folders)
 /// hash on different cores. The batch is bounded by the fetch limits. With `transform`, messages
 /// with raw 8-bit header bytes are also transformed and fingerprinted ([`Record::transformed`]).
+/// With `matcher`, messages are matched first (reading them is blocking work too), and only those
+/// it selects are fingerprinted.
 async fn fingerprint_all(
     batch: Vec<(Message, MessageMeta, Position)>,
     mode: VerifyMode,
     transform: Option<NamedForms>,
+    matcher: Option<Arc<Matcher>>,
 ) -> Result<Vec<Built>> {
     if batch.is_empty() {
         return Ok(Vec::new());
@@ -181,7 +206,12 @@ async fn fingerprint_all(
         batch
             .into_iter()
             .map(|(message, listed, at)| {
-                let built = Record::build(&message, &listed, mode, at, transform.as_ref());
+                let selected = matcher.as_ref().map_or(Ok(true), |matcher| matcher.matches(&message.body));
+                let built = selected.and_then(|selected| {
+                    selected
+                        .then(|| Record::build(&message, &listed, mode, at, transform.as_ref()))
+                        .transpose()
+                });
                 (message, listed, at, built)
             })
             .collect()

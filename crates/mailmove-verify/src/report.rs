@@ -300,7 +300,8 @@ pub struct FolderVerdict {
     pub source_bytes: u64,
     /// Source messages left out by the filter.
     pub source_filtered: u64,
-    /// Destination messages.
+    /// Destination messages (with search criteria, the ones they select: the others are not
+    /// compared).
     pub destination_messages: u64,
     /// Their bytes (as listed).
     pub destination_bytes: u64,

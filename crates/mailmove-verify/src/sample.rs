@@ -17,7 +17,9 @@
 //! destination holds another message with its Message-ID (in a full run that one would pair with
 //! its own source message): a finding either way.
 //!
-//! Messages only at the destination and surplus copies are not looked for.
+//! Messages only at the destination and surplus copies are not looked for. With search criteria
+//! the sample is drawn from what the listing and the store's search select; a drawn message the
+//! local match leaves out is dropped from the sample (see the crate's "Selections").
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -30,7 +32,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::compare::{compare_group, Pairing, Place, Scope, Unpaired};
 use crate::context::Context;
-use crate::folder::Group;
+use crate::folder::{admitted, search_of, Group};
 use crate::leftover::Leftovers;
 use crate::options::VerifyMode;
 use crate::reader::{fetch_records, Batch};
@@ -103,12 +105,13 @@ pub(crate) async fn verify_sample(
     for (index, info) in group.sources.iter().enumerate() {
         let mut reservoir: Vec<(MessageMeta, Position)> = Vec::with_capacity(size.min(4096));
         let mut seen = 0u64;
+        let mut search = search_of(context, Side::Source, &info.path);
         let mut listing = context.source.list_messages(&info.path, None);
         while let Some(meta) = listing.next().await {
             let mut meta = meta?;
             context.filter.add_label_keywords(&mut meta);
             meta.flags.remove_keywords(&context.options.left_out_keywords);
-            if !context.filter.takes(&info.path, &meta) {
+            if !context.filter.takes(&info.path, &meta) || !admitted(&mut search, &meta.key).await? {
                 verdict.source_filtered += 1;
                 continue;
             }
@@ -147,7 +150,13 @@ pub(crate) async fn verify_sample(
         };
         for chunk in drawn_batches(context, drawn) {
             let folder = &group.sources[chunk[0].1.folder as usize].path;
-            fetch_records(context, Side::Source, folder, place, chunk, &mut keep, counts).await?;
+            let left_out =
+                fetch_records(context, Side::Source, folder, place, chunk, &mut keep, counts).await?;
+            // Drawn, then left out by what it says (search criteria): neither sampled nor selected.
+            verdict.sampled = verdict.sampled.map(|sampled| sampled - left_out.messages);
+            verdict.source_messages -= left_out.messages;
+            verdict.source_bytes -= left_out.bytes;
+            verdict.source_filtered += left_out.messages;
         }
     }
     sampled.sort_by_key(|(record, ..)| record.ordinal);
@@ -318,9 +327,15 @@ impl Candidates<'_> {
         };
         let mut batch = Batch::new();
         let mut ordinal = 0u64;
+        let mut search = search_of(context, Side::Destination, folder);
         let mut listing = context.destination.list_messages(folder, None);
         while let Some(meta) = listing.next().await {
             let meta = meta?;
+            // Messages the store's search rules out are not compared (nor counted), as in a full
+            // run; messages not fetched here are counted unmatched.
+            if !admitted(&mut search, &meta.key).await? {
+                continue;
+            }
             let at = Position { ordinal, folder: 0 };
             ordinal += 1;
             if count {

@@ -11,12 +11,14 @@ use std::sync::Arc;
 use crate::folder::{FolderInfo, FolderPath, SpecialUse};
 use crate::labels::{system_label_role, LabelPolicy};
 use crate::message::MessageMeta;
+use crate::selection::{Matcher, SearchCriteria};
 
 /// Folder globs and message criteria.
 ///
 /// Folder globs match the `/`-separated display path (`Archive/*` matches `Archive/2019` but not
 /// `Archive/2019/Q1`; use `Archive/**` for a whole subtree). A message without an internal date
-/// passes the date criteria (it cannot be judged, and dropping it silently would be worse).
+/// passes the date criteria (it cannot be judged, and dropping it silently would be worse). All
+/// criteria must hold: folder, dates, size and [what the message says](MessageFilter::search).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MessageFilter {
@@ -38,6 +40,12 @@ pub struct MessageFilter {
     /// Where a message listed in several folders as labels (Gmail) is copied
     /// ([`LabelPolicy`]); messages without labels are not concerned.
     pub labels: LabelPolicy,
+    /// What the message must say: Message-ID, From, Subject, text ([`crate::selection`]). Judged
+    /// on the fetched message (after the store's own search where it has one), so a message it
+    /// leaves out is fetched (or found by the search) but never copied nor recorded: it counts
+    /// as `filtered`, and a later run without it copies the message.
+    #[serde(skip_serializing_if = "SearchCriteria::is_empty")]
+    pub search: SearchCriteria,
 }
 
 /// A folder left out of a run, with its subfolders, and why ([`MessageFilter::left_out`]).
@@ -84,6 +92,8 @@ pub struct CompiledFilter {
     /// A store of labels as the source: the label folders the run copies
     /// ([`CompiledFilter::learn_source`]); `None`: the label policy does not apply.
     label_folders: Option<Arc<LabelFolders>>,
+    /// The search criteria, compiled; `None` when there are none.
+    matcher: Option<Arc<Matcher>>,
 }
 
 /// The folders of a store of labels that the run copies: by name, and the roles among them.
@@ -117,13 +127,17 @@ fn compile(patterns: &[String]) -> Result<GlobSet> {
 }
 
 impl MessageFilter {
-    /// Validates and compiles the globs.
+    /// Validates and compiles the globs and the search criteria.
     pub fn compile(&self) -> Result<CompiledFilter> {
         Ok(CompiledFilter {
             filter: self.clone(),
             include: if self.include.is_empty() { None } else { Some(compile(&self.include)?) },
             exclude: compile(&self.exclude)?,
             label_folders: None,
+            matcher: match self.search.is_empty() {
+                true => None,
+                false => Some(Arc::new(self.search.compile()?)),
+            },
         })
     }
 }
@@ -181,9 +195,15 @@ impl CompiledFilter {
         }
     }
 
-    /// Whether the message meets the message criteria (size, dates), wherever it is.
+    /// Whether the message meets the message criteria its listing can judge (size, dates; a
+    /// listed Message-ID that is not a wanted one: [`Matcher::excludes_listed`]), wherever it is.
+    /// The [search criteria](MessageFilter::search) are judged on the message itself
+    /// ([`CompiledFilter::matcher`]).
     pub fn message_matches(&self, meta: &MessageMeta) -> bool {
         if self.filter.max_size.is_some_and(|max| meta.size > max) {
+            return false;
+        }
+        if self.matcher.as_ref().is_some_and(|matcher| matcher.excludes_listed(meta)) {
             return false;
         }
         if let Some(date) = meta.internal_date {
@@ -194,6 +214,17 @@ impl CompiledFilter {
             }
         }
         true
+    }
+
+    /// The search criteria, when there are any: what a store's own search is asked
+    /// ([`MailSource::search`](crate::MailSource::search)).
+    pub fn search_criteria(&self) -> Option<&SearchCriteria> {
+        self.matcher.as_ref().map(|_| &self.filter.search)
+    }
+
+    /// The compiled search criteria, when there are any (shared: a blocking task may hold it).
+    pub fn matcher(&self) -> Option<Arc<Matcher>> {
+        self.matcher.clone()
     }
 
     /// A short text that changes whenever the message criteria change (a resume watermark is only
@@ -209,6 +240,11 @@ impl CompiledFilter {
         // never had labels stay what they were.
         if self.filter.labels.placement != crate::labels::LabelPlacement::default() {
             signature.push_str(&format!(";labels={}", self.filter.labels.placement.name()));
+        }
+        // Likewise only with criteria: a run without them must not resume after the watermark
+        // of a run that left messages out by what they say.
+        if !self.filter.search.is_empty() {
+            signature.push_str(&format!(";search={}", self.filter.search.signature()));
         }
         signature
     }

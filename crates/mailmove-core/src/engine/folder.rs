@@ -58,6 +58,14 @@ pub(super) struct Pass<'p> {
     pub moves_allowed: bool,
     /// Messages of this pass held back as possible moves.
     pub diverted: std::sync::atomic::AtomicU64,
+    /// Messages the search criteria left out once fetched ([`MessageFilter::search`]) in passes
+    /// over deferred messages. A listing pass counts its own in its report, like the messages
+    /// its listing leaves out: every listing fetches them again, and the folder keeps the most
+    /// any pass counted; a deferred pass fetches messages no earlier pass received, so its count
+    /// adds up.
+    ///
+    /// [`MessageFilter::search`]: super::MessageFilter::search
+    pub filtered_deferred: std::sync::atomic::AtomicU64,
 }
 
 impl<'p> Pass<'p> {
@@ -83,7 +91,23 @@ impl<'p> Pass<'p> {
             flags_not_carried: Default::default(),
             moves_allowed: true,
             diverted: Default::default(),
+            filtered_deferred: Default::default(),
         }
+    }
+
+    /// A fetched message that the search criteria leave out, in a pass over deferred messages
+    /// (`listing`: false) or a listing, whose producer counts it in its report: filtered, neither
+    /// copied nor recorded, so that a later run without the criteria copies it.
+    pub fn filtered_after_fetch(&self, key: &SourceKey, listing: bool) {
+        if !listing {
+            self.filtered_deferred.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.context.totals.filtered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.context.events.emit(Event::MessageSkipped {
+            folder: self.folder.to_string(),
+            key: key.to_string(),
+            reason: "filtered",
+        });
     }
 }
 
@@ -183,6 +207,8 @@ async fn copy_rounds(
     };
     let pass = Pass::new(context, &info.path, destination, &state, listing_run);
     let rounds = pass.rounds(report).await;
+    // Beside the listings' count (the most any listing pass left out, see `filtered_deferred`).
+    report.filtered += pass.filtered_deferred.load(std::sync::atomic::Ordering::Relaxed);
     // What a first run's identity listing left (copies no message took) goes with the folder.
     context.checkpoint.forget_identity_listing(state.id).await?;
     rounds?;

@@ -1,5 +1,8 @@
 //! Dry run: what would be copied, and which flag updates and removals the delta would make, from
-//! the listing and the checkpoint, without writing anything.
+//! the listing and the checkpoint, without writing anything. With search criteria
+//! ([`MessageFilter::search`](super::MessageFilter::search)), the messages that would be copied
+//! are fetched and matched too (after the store's own search), so the plan counts what the copy
+//! would copy.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -15,6 +18,7 @@ use crate::checkpoint::MessageState;
 use crate::error::Result;
 use crate::folder::FolderInfo;
 use crate::message::MessageMeta;
+use crate::selection::{keep_matching, FolderSearch};
 
 /// Counts what a copy of the folder would do: listed, filtered, skipped (done in the checkpoint)
 /// and planned messages and bytes; copies whose flags would be updated (flag sync) and copies
@@ -27,6 +31,7 @@ pub(super) async fn plan_folder(
 ) -> Result<()> {
     let state = context.checkpoint.peek_folder(&info.path, info.epoch).await?;
     let mut metas = context.source.list_messages(&info.path, None);
+    let mut search = FolderSearch::new(context.source, &info.path, context.filter.search_criteria());
     // Each listed message with whether the filters select it: a message they leave out is looked
     // up too, since its source message is there (its copy is not removed).
     let mut batch: Vec<(MessageMeta, bool)> = Vec::new();
@@ -40,7 +45,10 @@ pub(super) async fn plan_folder(
             Some(meta) => {
                 let meta = meta?;
                 report.listed += 1;
-                let selected = context.filter.takes(&info.path, &meta);
+                let selected = context.filter.takes(&info.path, &meta) && search.admits(&meta.key).await?;
+                if let Some(warning) = search.take_warning() {
+                    context.warn(warning);
+                }
                 if !selected {
                     report.filtered += 1;
                     context.totals.filtered.fetch_add(1, Ordering::Relaxed);
@@ -57,6 +65,8 @@ pub(super) async fn plan_folder(
                 }
                 None => HashMap::new(),
             };
+            // Messages the copy would fetch: judged by what they say before they are planned.
+            let mut candidates: Vec<MessageMeta> = Vec::new();
             for (meta, selected) in chunk {
                 let record = records.get(&meta.key).filter(|r| r.state.is_done());
                 let removable = record.is_some_and(|r| {
@@ -73,11 +83,7 @@ pub(super) async fn plan_folder(
                     continue;
                 }
                 let Some(record) = record else {
-                    report.planned += 1;
-                    report.planned_bytes += meta.size;
-                    if size_limit.is_some_and(|limit| meta.size > limit) {
-                        note_too_big(context, report, &meta);
-                    }
+                    candidates.push(meta);
                     continue;
                 };
                 report.skipped += 1;
@@ -85,6 +91,23 @@ pub(super) async fn plan_folder(
                 let base = record.flags.as_ref().filter(|_| flags && record.dest_key.is_some());
                 if base.is_some_and(|base| change_since(context, &meta, base).is_some()) {
                     report.planned_flag_updates += 1;
+                }
+            }
+            let listed = candidates.len();
+            if let Some(matcher) = context.filter.matcher() {
+                let limits = &context.options.limits;
+                let (batch, bytes) = (limits.fetch_batch, limits.fetch_batch_bytes);
+                candidates =
+                    keep_matching(context.source, &info.path, &matcher, candidates, batch, bytes).await?;
+            }
+            let left_out = (listed - candidates.len()) as u64;
+            report.filtered += left_out;
+            context.totals.filtered.fetch_add(left_out, Ordering::Relaxed);
+            for meta in candidates {
+                report.planned += 1;
+                report.planned_bytes += meta.size;
+                if size_limit.is_some_and(|limit| meta.size > limit) {
+                    note_too_big(context, report, &meta);
                 }
             }
         }

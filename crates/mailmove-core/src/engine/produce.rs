@@ -18,6 +18,7 @@ use crate::error::{Disposition, Error, Result};
 use crate::fingerprint::Fingerprint;
 use crate::identity::{self, CheapIdentity};
 use crate::message::{Message, MessageMeta, SourceKey, SpoolConfig};
+use crate::selection::FolderSearch;
 use crate::sync::lock;
 use crate::transform::Transforms;
 
@@ -74,6 +75,8 @@ pub(super) struct Producer<'p, 'i> {
     sender: mpsc::Sender<Fetched>,
     report: FolderReport,
     outcome: ProduceOutcome,
+    /// The pass lists the folder (rather than taking the deferred messages).
+    listing: bool,
 }
 
 impl<'p, 'i> Producer<'p, 'i> {
@@ -89,6 +92,7 @@ impl<'p, 'i> Producer<'p, 'i> {
             sender,
             report: FolderReport::default(),
             outcome: ProduceOutcome::default(),
+            listing: false,
         }
     }
 
@@ -97,6 +101,11 @@ impl<'p, 'i> Producer<'p, 'i> {
     pub async fn run(mut self, keys: Keys) -> (ProduceOutcome, FolderReport) {
         let (context, folder) = (self.pass.context, self.pass.folder);
         let is_listing = matches!(keys, Keys::Listing(_));
+        self.listing = is_listing;
+        // A listing is narrowed by the store's search, asked once it started (deferred messages
+        // were admitted by an earlier listing's).
+        let criteria = context.filter.search_criteria().filter(|_| is_listing);
+        let mut search = FolderSearch::new(context.source, folder, criteria);
         let mut metas: BoxStream<'_, Result<MessageMeta>> = match &keys {
             Keys::Listing(after) => context.source.list_messages(folder, after.as_ref()),
             Keys::Deferred(list) => stream::iter(list.iter().cloned().map(Ok)).boxed(),
@@ -131,26 +140,40 @@ impl<'p, 'i> Producer<'p, 'i> {
                     if marking.is_some() {
                         seen.push(meta.key.clone());
                     }
-                    if !context.filter.takes(folder, &meta) {
-                        self.report.filtered += 1;
-                        context.totals.filtered.fetch_add(1, Ordering::Relaxed);
-                        context.events.emit(Event::MessageSkipped {
-                            folder: folder.to_string(),
-                            key: meta.key.to_string(),
-                            reason: "filtered",
-                        });
-                        continue;
+                    let admitted = match context.filter.takes(folder, &meta) {
+                        true => search.admits(&meta.key).await,
+                        false => Ok(false),
+                    };
+                    if let Some(warning) = search.take_warning() {
+                        context.warn(warning);
                     }
-                    // With a side store it goes there instead (the committer sends it no further).
-                    if let Some(limit) =
-                        max_size.filter(|limit| meta.size > *limit && context.refused_to.is_none())
-                    {
-                        self.report.failed += 1;
-                        let too_big = Error::TooBig { size: meta.size, limit: Some(limit) };
-                        context.fail(self.pass.failure(&meta, None, &too_big));
-                        continue;
+                    match admitted {
+                        Ok(true) => {
+                            // With a side store it goes there instead (the committer sends it no
+                            // further).
+                            if let Some(limit) =
+                                max_size.filter(|limit| meta.size > *limit && context.refused_to.is_none())
+                            {
+                                self.report.failed += 1;
+                                let too_big = Error::TooBig { size: meta.size, limit: Some(limit) };
+                                context.fail(self.pass.failure(&meta, None, &too_big));
+                                continue;
+                            }
+                            batch.push(meta);
+                        }
+                        Ok(false) => {
+                            self.report.filtered += 1;
+                            context.totals.filtered.fetch_add(1, Ordering::Relaxed);
+                            context.events.emit(Event::MessageSkipped {
+                                folder: folder.to_string(),
+                                key: meta.key.to_string(),
+                                reason: "filtered",
+                            });
+                            continue;
+                        }
+                        // A listing error: the next pass lists (and searches) again.
+                        Err(error) => self.outcome.listing_error = Some(error),
                     }
-                    batch.push(meta);
                 }
                 Some(Err(error)) => {
                     self.outcome.listing_error = Some(error);
@@ -317,6 +340,9 @@ impl<'p, 'i> Producer<'p, 'i> {
                                 continue;
                             }
                             let listed = missing.iter().find(|m| m.key == key).cloned();
+                            if !self.selected(&message, listed.as_ref()).await {
+                                continue;
+                            }
                             match self.hand_over(message, listed).await {
                                 Ok(true) => {}
                                 Ok(false) => return,
@@ -374,6 +400,43 @@ impl<'p, 'i> Producer<'p, 'i> {
                         context.fail(self.pass.failure(&meta, None, &error));
                     }
                 }
+            }
+        }
+    }
+
+    /// Whether a fetched message says what the search criteria ask (always, without criteria).
+    /// One that does not is filtered: neither copied nor recorded. One that cannot be read to
+    /// tell has failed.
+    async fn selected(&mut self, message: &Message, listed: Option<&MessageMeta>) -> bool {
+        let context = self.pass.context;
+        let Some(matcher) = context.filter.matcher() else { return true };
+        let matched = if matcher.reads_text() || message.body.is_spooled() {
+            // Reading a whole message (and a file) is blocking work: off the runtime's threads.
+            let body = message.body.clone();
+            tokio::task::spawn_blocking(move || matcher.matches(&body)).await.unwrap_or_else(|error| {
+                Err(Error::Backend {
+                    backend: "engine",
+                    message: "matching task failed".into(),
+                    transient: false,
+                    source: Some(Box::new(error)),
+                })
+            })
+        } else {
+            matcher.matches(&message.body)
+        };
+        match matched {
+            Ok(selected) => {
+                if !selected {
+                    // A listing's report counts it like what its listing leaves out.
+                    self.report.filtered += u64::from(self.listing);
+                    self.pass.filtered_after_fetch(&message.meta.key, self.listing);
+                }
+                selected
+            }
+            Err(error) => {
+                self.report.failed += 1;
+                context.fail(self.pass.failure(listed.unwrap_or(&message.meta), None, &error));
+                false
             }
         }
     }
