@@ -75,7 +75,9 @@ pub use filter::{CompiledFilter, LeftOut, MessageFilter};
 pub use mapping::{FolderMapping, MappingResolver};
 pub use options::{CopyOptions, Limits, Reconcile, RetryPolicy};
 pub use preflight::{preflight, Preflight, PreflightOptions, TOO_BIG_LISTED};
-pub use report::{FolderReport, LeftOutFolder, MessageFailure, MessageNote, RunOutcome, RunReport};
+pub use report::{
+    FolderReport, LeftOutFolder, MessageFailure, MessageNote, ProgressSample, RunOutcome, RunReport, ToolInfo,
+};
 pub use run::{copy, copy_setting_aside};
 
 use crate::backend::{MailSink, MailSource};

@@ -260,6 +260,40 @@ pub struct RunReport {
     /// and checks the run could not make (a post-store check that failed).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Throughput over time: the run's totals sampled as it went, oldest first, from a sample at
+    /// the start to one at the end. At most 120 samples whatever the run's length: when the list
+    /// is full every other sample is dropped and the spacing doubles, so a week-long run keeps as
+    /// many as a minute-long one, evenly spread. Empty in a report that did not run (`failed`)
+    /// and in reports written before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<ProgressSample>,
+    /// The program that wrote the report and how it was called, so that a report handed over
+    /// says how to run the same job again. Filled by the command-line tool; `None` from the
+    /// library, which knows neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<ToolInfo>,
+}
+
+/// The run's totals at one moment ([`RunReport::timeline`]). Cumulative counts, so that the
+/// throughput between two samples is their difference over the time between them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProgressSample {
+    /// Seconds since the run started.
+    pub secs: f64,
+    /// Messages copied so far.
+    pub copied: u64,
+    /// Bytes copied so far.
+    pub bytes: u64,
+}
+
+/// The program behind a report ([`RunReport::tool`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    /// Its version (`0.1.0`).
+    pub version: String,
+    /// The command line it was run with, one argument per element, secrets removed (a password
+    /// in a URL is dropped by the caller before it gets here).
+    pub command: Vec<String>,
 }
 
 impl RunReport {
@@ -310,6 +344,8 @@ impl RunReport {
             left_out: Vec::new(),
             error: Some(error.chain_to_string()),
             warnings: Vec::new(),
+            timeline: Vec::new(),
+            tool: None,
         }
     }
 }

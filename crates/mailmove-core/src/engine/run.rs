@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::sync::Semaphore;
@@ -11,7 +11,9 @@ use super::event::{Event, EventSink};
 use super::filter::CompiledFilter;
 use super::folder::copy_folder;
 use super::options::CopyOptions;
-use super::report::{FolderReport, LeftOutFolder, MessageFailure, MessageNote, RunOutcome, RunReport};
+use super::report::{
+    FolderReport, LeftOutFolder, MessageFailure, MessageNote, ProgressSample, RunOutcome, RunReport,
+};
 use crate::backend::{MailSink, MailSource};
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
@@ -40,6 +42,8 @@ pub(super) struct RunContext<'a> {
     paused: Mutex<Option<String>>,
     started: Instant,
     last_progress: Mutex<Instant>,
+    /// Throughput over time, for the report.
+    timeline: Timeline,
     /// Folders whose removals (and moves) wait for the end of the run ([`super::moves`]).
     pub folder_ends: Mutex<Vec<super::folder::FolderEnd>>,
     /// Messages held back as possible moves ([`super::moves`]).
@@ -72,6 +76,82 @@ pub(super) enum NoteKind {
     SetAside,
 }
 
+/// The most samples a report's [`RunReport::timeline`] holds.
+const TIMELINE_SAMPLES: usize = 120;
+/// The spacing of a timeline's first samples; it doubles each time the list fills up.
+const TIMELINE_FIRST_SPACING: Duration = Duration::from_millis(500);
+
+/// The run's throughput over time ([`RunReport::timeline`]), sampled as it goes in bounded
+/// memory: samples at least `spacing` apart, the first at the start; once [`TIMELINE_SAMPLES`]
+/// are held, every other one is dropped and the spacing doubles, so that the samples stay evenly
+/// spread over the whole run however long it lasts.
+struct Timeline {
+    /// When the next sample is due, in milliseconds since the start: read without the lock, so
+    /// that the many calls between two samples (one per committed batch) cost an atomic load.
+    next_due_ms: AtomicU64,
+    state: Mutex<TimelineState>,
+}
+
+struct TimelineState {
+    samples: Vec<ProgressSample>,
+    spacing: Duration,
+}
+
+impl Timeline {
+    fn new() -> Self {
+        Timeline {
+            next_due_ms: AtomicU64::new(TIMELINE_FIRST_SPACING.as_millis() as u64),
+            state: Mutex::new(TimelineState {
+                samples: vec![ProgressSample::default()],
+                spacing: TIMELINE_FIRST_SPACING,
+            }),
+        }
+    }
+
+    /// Takes a sample of `totals` at `elapsed` since the start, when one is due.
+    fn sample(&self, elapsed: Duration, totals: &Totals) {
+        let ms = elapsed.as_millis() as u64;
+        if ms < self.next_due_ms.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut state = lock(&self.state);
+        // Checked again under the lock: another folder's task may have taken this sample (with a
+        // later time) meanwhile, and samples stay in time order.
+        if ms < self.next_due_ms.load(Ordering::Relaxed) {
+            return;
+        }
+        state.samples.push(totals.sample(elapsed));
+        if state.samples.len() >= TIMELINE_SAMPLES {
+            thin(&mut state.samples);
+            state.spacing *= 2;
+        }
+        // From the last sample kept (thinning may have dropped this one), so that the spacing
+        // stays even.
+        let last_ms = state.samples.last().map_or(0, |sample| (sample.secs * 1000.0) as u64);
+        self.next_due_ms.store(last_ms + state.spacing.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The samples, ending with `totals` at `elapsed`: the end of the run is always there, so
+    /// that the last sample is the report's totals.
+    fn finish(&self, elapsed: Duration, totals: &Totals) -> Vec<ProgressSample> {
+        let mut samples = std::mem::take(&mut lock(&self.state).samples);
+        if samples.len() >= TIMELINE_SAMPLES {
+            thin(&mut samples);
+        }
+        samples.push(totals.sample(elapsed));
+        samples
+    }
+}
+
+/// Drops every other sample, keeping the first (the start of the run).
+fn thin(samples: &mut Vec<ProgressSample>) {
+    let mut index = 0;
+    samples.retain(|_| {
+        index += 1;
+        index % 2 == 1
+    });
+}
+
 /// Counters over the whole run.
 #[derive(Default)]
 pub(super) struct Totals {
@@ -86,6 +166,17 @@ pub(super) struct Totals {
     pub labelled: AtomicU64,
     /// Messages whose flags lost a [left-out keyword](super::CopyOptions::left_out_keywords).
     pub keywords_left_out: AtomicU64,
+}
+
+impl Totals {
+    /// What the timeline keeps of the totals now.
+    fn sample(&self, elapsed: Duration) -> ProgressSample {
+        ProgressSample {
+            secs: elapsed.as_secs_f64(),
+            copied: self.copied.load(Ordering::Relaxed),
+            bytes: self.bytes_copied.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl RunContext<'_> {
@@ -129,8 +220,11 @@ impl RunContext<'_> {
         lock(&self.paused).is_some()
     }
 
-    /// Emits a progress event at most twice a second.
+    /// Samples the timeline when a sample is due, and emits a progress event at most twice a
+    /// second.
     pub fn progress(&self) {
+        // Whether or not anybody listens to events: the report keeps the timeline.
+        self.sample_timeline();
         if !self.events.is_active() {
             return;
         }
@@ -142,6 +236,11 @@ impl RunContext<'_> {
             *last = Instant::now();
         }
         self.events.emit(self.progress_event());
+    }
+
+    /// Samples the timeline when a sample is due (after a committed batch, at a folder's end).
+    fn sample_timeline(&self) {
+        self.timeline.sample(self.started.elapsed(), &self.totals);
     }
 
     fn progress_event(&self) -> Event {
@@ -213,6 +312,7 @@ pub async fn copy_setting_aside(
         paused: Mutex::new(None),
         started,
         last_progress: Mutex::new(started),
+        timeline: Timeline::new(),
         folder_ends: Mutex::new(Vec::new()),
         move_candidates: Mutex::new(Vec::new()),
         too_big: Mutex::new(Vec::new()),
@@ -256,7 +356,13 @@ pub async fn copy_setting_aside(
         .max(1);
     let context_ref = &context;
     let mut folders: Vec<FolderReport> = futures::stream::iter(plan)
-        .map(|(info, destination)| copy_folder(context_ref, info, destination))
+        .map(|(info, destination)| async move {
+            let report = copy_folder(context_ref, info, destination).await;
+            // A folder of messages that were all there already commits no batch: its end is
+            // when the timeline learns that time passed.
+            context_ref.sample_timeline();
+            report
+        })
         .buffer_unordered(concurrency)
         .collect()
         .await;
@@ -294,6 +400,8 @@ pub async fn copy_setting_aside(
     if events.is_active() {
         events.emit(context.progress_event());
     }
+    let elapsed = started.elapsed();
+    let timeline = context.timeline.finish(elapsed, totals);
     Ok(RunReport {
         source: source.identity(),
         destination: sink.identity(),
@@ -316,7 +424,7 @@ pub async fn copy_setting_aside(
         planned_flag_updates: folders.iter().map(|f| f.planned_flag_updates).sum(),
         planned_removals: folders.iter().map(|f| f.planned_removals).sum(),
         reconstructed: folders.iter().map(|f| f.reconstructed).sum(),
-        duration_secs: started.elapsed().as_secs_f64(),
+        duration_secs: elapsed.as_secs_f64(),
         started_at,
         folders,
         failures,
@@ -328,6 +436,8 @@ pub async fn copy_setting_aside(
         left_out,
         error: None,
         warnings,
+        timeline,
+        tool: None,
     })
 }
 
@@ -377,4 +487,73 @@ fn report_unusable_folders(context: &RunContext<'_>, source_folders: &[FolderInf
         reports.push(report);
     }
     reports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drives a timeline through a run of `steps` calls `every` apart, copying one message of
+    /// 1,000 bytes per call; the timeline's samples after each call and at the end.
+    fn drive(steps: u64, every: Duration) -> (Vec<usize>, Vec<ProgressSample>) {
+        let (timeline, totals) = (Timeline::new(), Totals::default());
+        let mut lengths = Vec::new();
+        for step in 1..=steps {
+            totals.copied.fetch_add(1, Ordering::Relaxed);
+            totals.bytes_copied.fetch_add(1000, Ordering::Relaxed);
+            timeline.sample(every * step as u32, &totals);
+            lengths.push(lock(&timeline.state).samples.len());
+        }
+        (lengths, timeline.finish(every * steps as u32 + Duration::from_millis(1), &totals))
+    }
+
+    #[test]
+    fn a_long_run_keeps_a_bounded_evenly_spread_timeline_ending_with_the_totals() {
+        // A day of batches a tenth of a second apart: 864,000 calls.
+        let (lengths, samples) = drive(864_000, Duration::from_millis(100));
+        assert!(lengths.iter().all(|&length| length < TIMELINE_SAMPLES), "{:?}", lengths.iter().max());
+        assert!(
+            samples.len() <= TIMELINE_SAMPLES && samples.len() >= TIMELINE_SAMPLES / 2,
+            "{}",
+            samples.len()
+        );
+        assert_eq!(samples[0], ProgressSample::default(), "the start");
+        let last = samples.last().unwrap();
+        assert_eq!((last.copied, last.bytes), (864_000, 864_000_000), "the end is the totals");
+        assert!(samples.windows(2).all(|pair| pair[0].secs < pair[1].secs), "in time order");
+        // Evenly spread: the samples but the last are one spacing apart (within a call's step).
+        let gaps: Vec<f64> =
+            samples[..samples.len() - 1].windows(2).map(|pair| pair[1].secs - pair[0].secs).collect();
+        let (shortest, longest) =
+            gaps.iter().fold((f64::MAX, 0f64), |(low, high), &gap| (low.min(gap), high.max(gap)));
+        assert!(longest - shortest <= 0.1 + 1e-9, "gaps from {shortest} to {longest} s");
+        assert!(samples[samples.len() - 2].secs > 86_400.0 * 0.9, "the samples reach the end of the run");
+    }
+
+    #[test]
+    fn a_short_run_has_its_start_and_its_end() {
+        let (_, samples) = drive(3, Duration::from_millis(10));
+        assert_eq!(samples.len(), 2, "{samples:?}");
+        assert_eq!((samples[1].copied, samples[1].bytes), (3, 3000));
+    }
+
+    #[tokio::test]
+    async fn a_run_reports_its_timeline() {
+        use crate::memory::MemoryStore;
+        let source = MemoryStore::new("source");
+        for i in 0..20 {
+            source.insert(
+                &FolderPath::inbox(),
+                format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes(),
+                Default::default(),
+                None,
+            );
+        }
+        let report = crate::engine::Copier::new(source, MemoryStore::new("sink")).run().await.unwrap();
+        let last = report.timeline.last().expect("a timeline");
+        assert_eq!((last.copied, last.bytes), (report.copied, report.bytes_copied));
+        assert_eq!(last.secs, report.duration_secs);
+        assert_eq!(report.timeline[0], ProgressSample::default());
+        assert!(report.tool.is_none(), "the library does not know the command line");
+    }
 }
