@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: starts a throw-away Dovecot, Cyrus IMAP, GNU Mailutils
 # imap4d and PostgreSQL 15 (installing them when missing), installs the PST readers readpst and
-# pffexport, checks formatting and lints, runs every test, doc test and example, then stops the
-# servers.
+# pffexport and headless Chromium, checks formatting and lints, runs every test, doc test and
+# example, then stops the servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +45,9 @@ source "$postgres_dir/env"
 
 echo "== readpst and pffexport, the PST readers the PST source is compared with"
 scripts/pst-peers.sh install "$peers_dir"
+
+echo "== headless Chromium, for the HTML report's tests"
+scripts/chromium.sh install "$peers_dir"
 
 echo "== formatting and lints"
 cargo fmt --all -- --check

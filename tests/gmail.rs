@@ -313,7 +313,7 @@ async fn a_gmail_destinations_daily_upload_allowance_pauses_the_copy_until_the_n
     // An allowance of 5.5 messages: 5 go, then the run pauses and says when it can go on.
     let allowance = (size * 11 / 2).to_string();
     let copy = mailmove_run(&state, &["copy", &source, &destination, "--daily-upload", &allowance, "--json"]);
-    assert_eq!(copy.status.code(), Some(1), "{}", stderr(&copy));
+    assert_eq!(copy.status.code(), Some(6), "{}", stderr(&copy));
     let report = last_json(&copy);
     assert_eq!(
         (report["outcome"].as_str(), report["copied"].as_u64()),

@@ -39,9 +39,9 @@ async fn plan_names_a_quota_shortfall_before_anything_is_written() {
     assert!(problems[0].as_str().unwrap().contains("MB free"), "{found}");
     assert!(content(&url(&small, true)).await.is_empty(), "the plan wrote nothing");
 
-    // What it warned of: the copy pauses on the quota (exit 1), part of the way.
+    // What it warned of: the copy pauses on the quota (exit 6), part of the way.
     let copied = run(&state, &["copy", &source, &url(&small, true), "--json"]);
-    assert_eq!(copied.status.code(), Some(1), "stderr: {}", stderr(&copied));
+    assert_eq!(copied.status.code(), Some(6), "stderr: {}", stderr(&copied));
     assert_eq!(last_json(&copied)["outcome"], "paused");
 
     let large = dovecot_user_with("plan-large", "userdb_quota_rule=*:storage=100M");

@@ -35,7 +35,7 @@ async fn the_upload_allowance_and_the_long_lines_transform_against_dovecot() {
 
     // An allowance of one byte: a fresh window takes one message, whatever its size; then pause.
     let first = run(&state, &["copy", &source, &destination, long_lines, "--daily-upload", "1", "--json"]);
-    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    assert_eq!(first.status.code(), Some(6), "{}", stderr(&first));
     let report = last_json(&first);
     assert_eq!(
         (report["outcome"].as_str(), report["copied"].as_u64()),

@@ -6,15 +6,26 @@ use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 use clap::{Args, Parser, Subcommand};
 use mailmove::core::engine::{CopyOptions, FolderMapping, MessageFilter, Reconcile};
 use mailmove::core::labels::{LabelPlacement, LabelPolicy};
+use mailmove::core::selection::SearchCriteria;
 use mailmove::core::Provider;
 use mailmove::registry::Side;
 
-/// Move mailboxes between IMAP, Maildir, MBOX and POP3 with zero message loss.
+use super::config::JobFile;
+
+/// Move mailboxes between IMAP, Maildir, MBOX, POP3 and Outlook PST files with zero message loss.
 #[derive(Debug, Parser)]
 #[command(name = "mailmove", version, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log what mailmove does on stderr; -vv the details, -vvv everything (MAILMOVE_LOG, a
+    /// `tracing` filter, overrides it).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Record every IMAP and POP3 conversation in FILE, timestamped, with passwords, tokens and
+    /// message bytes redacted (for a provider's support).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub trace_protocol: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,6 +47,13 @@ pub enum Command {
     Bench(super::bench::BenchArgs),
     /// Many workers on many machines migrating the accounts of one PostgreSQL queue.
     Fleet(super::fleet::FleetArgs),
+    /// Render JSON reports (copy, verify, a batch's summary.json, fleet status) as one
+    /// self-contained HTML page to read, print and hand over.
+    Report(super::report::ReportArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(super::shell::CompletionsArgs),
+    /// Print the manual page, or write one per command into a directory.
+    Man(super::shell::ManArgs),
 }
 
 /// A problem with the command line found after parsing (exit status 2).
@@ -46,7 +64,7 @@ pub struct UsageError(pub String);
 /// Options shared by every job that reads a source and a destination.
 #[derive(Debug, Args, Clone)]
 pub struct JobArgs {
-    /// Source URL (maildir:PATH, mbox:PATH, imap[s]://USER@HOST/, pop3[s]://USER@HOST/).
+    /// Source URL (maildir:PATH, mbox:PATH, imap[s]://USER@HOST/, pop3[s]://USER@HOST/, pst:FILE).
     pub source: Option<String>,
     /// Destination URL.
     pub destination: Option<String>,
@@ -135,10 +153,84 @@ pub struct JobArgs {
     pub quiet: bool,
 }
 
+/// Which messages, by what they say (`--message-id`, `--from`, `--subject`, `--text`): for
+/// `copy`, `verify` and `inventory`. Every option given must match; the semantics are
+/// [`mailmove::core::selection`]'s.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SelectionArgs {
+    /// Only the message with this Message-ID (exact; angle brackets optional). Repeatable: the
+    /// messages with any of them.
+    #[arg(long = "message-id", value_name = "ID")]
+    pub message_id: Vec<String>,
+    /// Only messages whose From contains TEXT: display name (decoded), address or `Name
+    /// <address>`, in any case. Repeatable: each must be there.
+    #[arg(long = "from", value_name = "TEXT")]
+    pub from: Vec<String>,
+    /// Only messages whose decoded Subject contains TEXT, in any case. Repeatable: each must be
+    /// there.
+    #[arg(long = "subject", value_name = "TEXT")]
+    pub subject: Vec<String>,
+    /// Only messages whose text contains TEXT, in any case: decoded text/plain and text/html
+    /// parts (as text), or a header field. Reads every candidate message whole. Repeatable: each
+    /// must be there.
+    #[arg(long = "text", value_name = "TEXT")]
+    pub text: Vec<String>,
+}
+
+impl SelectionArgs {
+    /// The search criteria these options give (empty when none is given).
+    pub fn criteria(&self) -> Result<SearchCriteria, UsageError> {
+        let criteria = SearchCriteria {
+            message_id: self.message_id.clone(),
+            from: self.from.clone(),
+            subject: self.subject.clone(),
+            text: self.text.clone(),
+        };
+        criteria.validate().map_err(|error| UsageError(error.to_string()))?;
+        Ok(criteria)
+    }
+}
+
+/// A job's arguments with a [selection](SelectionArgs): what `copy` and `verify` take.
+///
+/// Beside [`JobArgs`] rather than in it: batch rows and fleet jobs build `JobArgs` field by field
+/// and take no selection (restoring a message is one command, not a fleet's). Every `JobArgs`
+/// accessor is reached through `Deref`; [`SelectedJobArgs::copy_options`] and
+/// [`SelectedJobArgs::merged_with`] are its own, so that the selection travels with the options.
+#[derive(Debug, Args, Clone)]
+pub struct SelectedJobArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+}
+
+impl std::ops::Deref for SelectedJobArgs {
+    type Target = JobArgs;
+
+    fn deref(&self) -> &JobArgs {
+        &self.job
+    }
+}
+
+impl SelectedJobArgs {
+    /// The copy options these arguments describe, the selection in the filter.
+    pub fn copy_options(&self) -> anyhow::Result<CopyOptions> {
+        let mut options = self.job.copy_options()?;
+        options.filter.search = self.selection.criteria()?;
+        Ok(options)
+    }
+
+    /// These arguments completed by a job file (which holds no selection).
+    pub fn merged_with(self, file: &mut JobFile) -> SelectedJobArgs {
+        SelectedJobArgs { job: self.job.merged_with(file), selection: self.selection }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CopyArgs {
     #[command(flatten)]
-    pub job: JobArgs,
+    pub job: SelectedJobArgs,
     /// Checkpoint file (default: one per job under $MAILMOVE_STATE_DIR, $XDG_STATE_HOME/mailmove
     /// or ~/.local/state/mailmove, named from the two URLs without secrets).
     #[arg(long, value_name = "PATH")]
@@ -146,6 +238,10 @@ pub struct CopyArgs {
     /// Show what would be copied (counts and bytes per folder); write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also write the final report as a self-contained HTML page to this file (as `mailmove
+    /// report` does).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Do not carry flag changes made at the source since a message was copied to its copy (by
     /// default they are merged three ways: the destination's own changes stay, the source wins on
     /// the same flag).
@@ -284,6 +380,7 @@ impl JobArgs {
                 None => Vec::new(),
             },
             labels: self.label_policy()?,
+            search: SearchCriteria::default(),
         };
         filter.compile().map_err(|err| UsageError(err.to_string()))?;
         let encode_long_lines = match self.encode_long_lines.as_deref() {
@@ -344,6 +441,42 @@ mod tests {
         }
         assert!(parse_size("12 parsecs").is_err());
         assert!(parse_size("MB").is_err());
+    }
+
+    #[test]
+    fn selection_options_reach_the_filter_and_are_checked() {
+        let cli = Cli::try_parse_from([
+            "mailmove",
+            "copy",
+            "mbox:/a.mbox",
+            "maildir:/b",
+            "--message-id",
+            "<a@x>",
+            "--message-id",
+            "b@x",
+            "--from",
+            "ana",
+            "--subject",
+            "Invoice",
+            "--text",
+            "42 €",
+            "--since",
+            "2024-01-01",
+        ])
+        .unwrap();
+        let Command::Copy(args) = cli.command else { panic!("a copy") };
+        let filter = args.job.copy_options().unwrap().filter;
+        assert_eq!(filter.search.message_id, ["<a@x>", "b@x"]);
+        assert_eq!(
+            (filter.search.from.len(), filter.search.subject.len(), filter.search.text.len()),
+            (1, 1, 1)
+        );
+        assert!(filter.since.is_some(), "combined with the other filters");
+        let blank =
+            Cli::try_parse_from(["mailmove", "copy", "mbox:/a", "maildir:/b", "--subject", " "]).unwrap();
+        let Command::Copy(args) = blank.command else { panic!("a copy") };
+        let error = args.job.copy_options().unwrap_err();
+        assert!(error.downcast_ref::<UsageError>().is_some_and(|e| e.0.contains("--subject")), "{error}");
     }
 
     #[test]

@@ -17,11 +17,13 @@ use mailmove::core::Secret;
 use mailmove::registry::{self, redact_url, Credentials, Side};
 use serde::Serialize;
 
+use mailmove_report::ReportInput;
+
 use super::args::{parse_size, JobArgs, UsageError};
 use super::output;
 use super::state::default_state_path;
 use super::terminal::terminal_safe;
-use super::{EXIT_DAMAGED, EXIT_INCOMPLETE, EXIT_OK};
+use super::{EXIT_DAMAGED, EXIT_INCOMPLETE, EXIT_OK, EXIT_PAUSED};
 
 #[derive(Debug, Args)]
 pub struct BatchArgs {
@@ -42,6 +44,10 @@ pub struct BatchArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also write the batch as one self-contained HTML page: the verdict over all accounts
+    /// first, then each account's report.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 const COLUMNS: [&str; 24] = [
@@ -311,7 +317,7 @@ async fn run_account(
     dry_run: bool,
     state_dir: Option<PathBuf>,
     report_dir: Option<PathBuf>,
-) -> AccountSummary {
+) -> (AccountSummary, RunReport) {
     let source_url = account.get("source").unwrap_or_default().to_string();
     let destination_url = account.get("destination").unwrap_or_default().to_string();
     let mut summary = AccountSummary {
@@ -333,7 +339,7 @@ async fn run_account(
     let started = std::time::Instant::now();
     let result = copy_account(&account, dry_run, StateChoice::Dir(state_dir), EventSink::none()).await;
     summary.duration_secs = started.elapsed().as_secs_f64();
-    let report = match result {
+    let mut report = match result {
         Ok(report) => {
             summary.status = match report.outcome {
                 RunOutcome::Complete => "complete",
@@ -357,6 +363,7 @@ async fn run_account(
             output::failed_report(&source_url, &destination_url, dry_run, &error)
         }
     };
+    report.tool = Some(super::report::tool_info());
     if let Some(dir) = &report_dir {
         let path = dir.join(format!("{}.json", account.name));
         match output::write_report(&path, &report) {
@@ -369,7 +376,7 @@ async fn run_account(
             }
         }
     }
-    summary
+    (summary, report)
 }
 
 pub async fn run(args: BatchArgs) -> anyhow::Result<u8> {
@@ -378,6 +385,8 @@ pub async fn run(args: BatchArgs) -> anyhow::Result<u8> {
         std::fs::create_dir_all(dir).map_err(|err| anyhow::anyhow!("creating {}: {err}", dir.display()))?;
     }
     let limit = Arc::new(tokio::sync::Semaphore::new(args.parallel.max(1)));
+    // Each account's whole report is kept only for the HTML page (the summary needs its counts).
+    let keep_reports = args.html.is_some();
     let mut tasks = tokio::task::JoinSet::new();
     for (index, account) in accounts.into_iter().enumerate() {
         let limit = limit.clone();
@@ -388,15 +397,17 @@ pub async fn run(args: BatchArgs) -> anyhow::Result<u8> {
             if !args.json {
                 eprintln!("mailmove: starting {}", terminal_safe(&account.name));
             }
-            (index, run_account(account, dry_run, state_dir, report_dir).await)
+            let (row, report) = run_account(account, dry_run, state_dir, report_dir).await;
+            (index, row, keep_reports.then_some(report))
         });
     }
     let mut rows = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         rows.push(joined?);
     }
-    rows.sort_by_key(|(index, _)| *index);
-    let rows: Vec<AccountSummary> = rows.into_iter().map(|(_, row)| row).collect();
+    rows.sort_by_key(|(index, _, _)| *index);
+    let (rows, reports): (Vec<AccountSummary>, Vec<Option<RunReport>>) =
+        rows.into_iter().map(|(_, row, report)| (row, report)).unzip();
     let summary = BatchSummary {
         accounts: rows.len(),
         complete: rows.iter().filter(|r| r.status == "complete").count(),
@@ -411,6 +422,15 @@ pub async fn run(args: BatchArgs) -> anyhow::Result<u8> {
     if let Some(dir) = &args.report_dir {
         output::write_report(&dir.join("summary.json"), &summary)?;
     }
+    if let Some(path) = &args.html {
+        let mut inputs = vec![super::report::batch_input(&summary)?];
+        for (row, report) in summary.rows.iter().zip(reports) {
+            if let Some(report) = report {
+                inputs.push(ReportInput::run(report).named(row.name.clone()));
+            }
+        }
+        super::report::write_html(path, &inputs)?;
+    }
     if args.json {
         output::json_line(&summary);
     } else {
@@ -420,9 +440,12 @@ pub async fn run(args: BatchArgs) -> anyhow::Result<u8> {
 }
 
 /// As for one copy: an account that did not complete outranks damage and alterations in
-/// completed ones.
+/// completed ones; when every account that did not complete only paused, the batch paused.
 fn exit_status(summary: &BatchSummary) -> u8 {
-    if summary.incomplete > 0 {
+    let unfinished = || summary.rows.iter().filter(|row| row.status != "complete");
+    if summary.incomplete > 0 && unfinished().all(|row| row.status == "paused") {
+        EXIT_PAUSED
+    } else if summary.incomplete > 0 {
         EXIT_INCOMPLETE
     } else if summary.damaged > 0 || summary.altered > 0 {
         EXIT_DAMAGED
@@ -551,5 +574,13 @@ mod tests {
             exit_status(&summary(vec![row("ana", "complete", note), row("bob", "error", vec![])])),
             EXIT_INCOMPLETE
         );
+    }
+
+    #[test]
+    fn a_batch_whose_unfinished_accounts_only_paused_pauses() {
+        let paused = summary(vec![row("ana", "complete", vec![]), row("bob", "paused", vec![])]);
+        assert_eq!(exit_status(&paused), EXIT_PAUSED);
+        let mixed = summary(vec![row("ana", "paused", vec![]), row("bob", "failures", vec![])]);
+        assert_eq!(exit_status(&mixed), EXIT_INCOMPLETE, "a failure outranks a pause");
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use mailmove::core::engine::{Copier, CopyOptions, RunReport};
 use mailmove::core::MailSource;
 use mailmove::registry::{self, Backend, Credentials, Side};
+use mailmove_report::ReportInput;
 
 use super::args::{parse_size, CopyArgs, UsageError};
 use super::output::{self, Display};
@@ -83,17 +84,26 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<u8> {
         options.limits.folder_concurrency = concurrency.max(1);
     }
     let display = Display::choose(job.json, job.quiet);
-    let Run { report, after_copy, state_path } =
+    let Run { mut report, after_copy, state_path } =
         match execute(&args, source_url, destination_url, options, display).await {
             Ok(run) => run,
             Err(error) => {
                 // The command line was understood: whatever stopped the work, `--report FILE` says so
                 // (outcome `failed`), never a missing file or a stale one from an earlier run. A usage
                 // error (a malformed URL) stays the command line's, with no report.
-                if let Some(path) = job.report.as_deref().filter(|_| !super::is_usage_error(&error)) {
-                    let report = output::failed_report(source_url, destination_url, args.dry_run, &error);
-                    if let Err(write_error) = output::write_report(path, &report) {
-                        eprintln!("mailmove: {}", terminal_safe(&output::error_chain(&write_error)));
+                if !super::is_usage_error(&error) {
+                    let mut report = output::failed_report(source_url, destination_url, args.dry_run, &error);
+                    report.tool = Some(super::report::tool_info());
+                    if let Some(path) = job.report.as_deref() {
+                        if let Err(write_error) = output::write_report(path, &report) {
+                            eprintln!("mailmove: {}", terminal_safe(&output::error_chain(&write_error)));
+                        }
+                    }
+                    if let Some(path) = args.html.as_deref() {
+                        if let Err(write_error) = super::report::write_html(path, &[ReportInput::run(report)])
+                        {
+                            eprintln!("mailmove: {}", terminal_safe(&output::error_chain(&write_error)));
+                        }
                     }
                 }
                 return Err(error);
@@ -103,8 +113,12 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<u8> {
     // The report file is written before deleting from a POP3 server, so that it exists even when
     // the deletion fails: the copy it describes did happen. (The deletion's event still comes
     // before the final report on stdout, which `--json` promises last.)
+    report.tool = Some(super::report::tool_info());
     if let Some(path) = &job.report {
         output::write_report(path, &report)?;
+    }
+    if let Some(path) = &args.html {
+        super::report::write_html(path, &[ReportInput::run(report.clone())])?;
     }
     if let Some(after_copy) = after_copy {
         match after_copy {

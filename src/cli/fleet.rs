@@ -107,6 +107,10 @@ pub struct StatusArgs {
     /// Print again every SECONDS until interrupted.
     #[arg(long, value_name = "SECONDS")]
     pub watch: Option<u64>,
+    /// Also write the status as a self-contained HTML page to this file (rewritten on every
+    /// `--watch` round, replaced whole so a browser can keep reloading it).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -351,6 +355,9 @@ async fn show_status(
 ) -> anyhow::Result<u8> {
     loop {
         let status = status::status(client, &args.run).await?;
+        if let Some(path) = &args.html {
+            super::report::write_html(path, &[super::report::fleet_status_input(&status)?])?;
+        }
         if args.json {
             json_line(&status);
         } else {

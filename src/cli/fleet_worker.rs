@@ -57,7 +57,6 @@ pub struct WorkerArgs {
 }
 
 pub async fn run(database: &Database, args: WorkerArgs) -> anyhow::Result<u8> {
-    init_logging();
     let sane =
         args.lease_ttl.is_finite() && args.lease_ttl >= 1.0 && args.poll.is_finite() && args.poll > 0.0;
     if !sane {
@@ -116,19 +115,6 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// The worker's log on stderr: `MAILMOVE_LOG` (a `tracing` filter), by default what the fleet
-/// does at `info`.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MAILMOVE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("mailmove_fleet=info"));
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
 }
 
 /// Copies a claimed account.

@@ -3,7 +3,9 @@
 //! Exit statuses: 0 everything arrived (or verified identical), 3 finished with per-message
 //! failures (or differences found), 4 everything arrived but some copies are not exact
 //! (reconstructed from a damaged source, or altered by the destination when it stored them),
-//! 1 error (including a paused run), 2 usage, 5 (`plan`) the copy cannot succeed as planned.
+//! 6 paused (a quota or an upload allowance: run the same command again later), 1 error, 2 usage,
+//! 5 (`plan`) the copy cannot succeed as planned. The table in the README is the reference; every
+//! subcommand maps its outcome onto it here.
 
 mod args;
 mod batch;
@@ -16,8 +18,11 @@ mod fleet;
 mod fleet_verify;
 mod fleet_worker;
 mod inventory;
+mod logging;
 mod output;
 mod plan;
+mod report;
+mod shell;
 mod state;
 mod terminal;
 mod verify;
@@ -33,6 +38,11 @@ pub use args::{Cli, Command};
 pub const EXIT_OK: u8 = 0;
 /// Exit status: an error stopped the work.
 pub const EXIT_ERROR: u8 = 1;
+/// Exit status: the run paused for a reason that passes (the destination's quota, the day's
+/// upload allowance): nothing is wrong with the job, run the same command again later (the
+/// report's `paused_reason` says when). Not an error (1): a script retries it later rather than
+/// calling somebody.
+pub const EXIT_PAUSED: u8 = 6;
 /// Exit status: the command line was wrong.
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status of `plan`: the copy cannot succeed as planned (each reason named): too little
@@ -54,7 +64,8 @@ pub fn run_exit_status(report: &RunReport) -> u8 {
         RunOutcome::Complete if report.is_exact() => EXIT_OK,
         RunOutcome::Complete => EXIT_DAMAGED,
         RunOutcome::CompletedWithFailures => EXIT_INCOMPLETE,
-        RunOutcome::Paused | RunOutcome::Failed => EXIT_ERROR,
+        RunOutcome::Paused => EXIT_PAUSED,
+        RunOutcome::Failed => EXIT_ERROR,
     }
 }
 
@@ -66,6 +77,20 @@ fn is_usage_error(error: &anyhow::Error) -> bool {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A fleet worker's progress is its log: it logs at `info` without -v.
+    let worker = matches!(&cli.command, Command::Fleet(fleet) if matches!(fleet.command, fleet::FleetCommand::Worker(_)));
+    logging::init(cli.verbose, if worker { "info" } else { "warn" });
+    if let Some(path) = &cli.trace_protocol {
+        match mailmove_net::trace::ProtocolTrace::to_file(path) {
+            // Every IMAP and POP3 connection of the command records its conversation there,
+            // credentials and message bodies redacted.
+            Ok(trace) => mailmove_net::trace::set_global(trace),
+            Err(err) => {
+                eprintln!("mailmove: --trace-protocol {}: {err}", path.display());
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -83,6 +108,9 @@ pub fn main() -> ExitCode {
             Command::Batch(args) => batch::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Fleet(args) => fleet::run(args).await,
+            Command::Report(args) => report::run(args).await,
+            Command::Completions(args) => shell::completions(args),
+            Command::Man(args) => shell::man(args),
         }
     });
     match result {

@@ -344,7 +344,7 @@ mod tests {
     use mailmove::core::engine::{FolderReport, MessageFailure, MessageNote, RunOutcome};
 
     use super::*;
-    use crate::cli::{run_exit_status, EXIT_DAMAGED, EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK};
+    use crate::cli::{run_exit_status, EXIT_DAMAGED, EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK, EXIT_PAUSED};
 
     fn report(outcome: RunOutcome) -> RunReport {
         let error = mailmove::Error::connection("unused");
@@ -398,7 +398,7 @@ mod tests {
         let mut both = report(RunOutcome::CompletedWithFailures);
         both.damaged = vec![note("INBOX")];
         assert_eq!(run_exit_status(&both), EXIT_INCOMPLETE);
-        assert_eq!(run_exit_status(&report(RunOutcome::Paused)), EXIT_ERROR);
+        assert_eq!(run_exit_status(&report(RunOutcome::Paused)), EXIT_PAUSED);
         assert_eq!(run_exit_status(&report(RunOutcome::Failed)), EXIT_ERROR);
         assert_eq!(EXIT_DAMAGED, 4);
     }

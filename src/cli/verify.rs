@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use mailmove::registry::{self, redact_url, Side};
+use mailmove_report::ReportInput;
 use mailmove_verify::{Verifier, VerifyEvent, VerifyEvents, VerifyMode, VerifyOptions, VerifyReport};
 use serde::Serialize;
 
-use super::args::JobArgs;
+use super::args::SelectedJobArgs;
 use super::config::JobFile;
 use super::output::{self, Display};
 use super::terminal::{escape_strings, terminal_safe, terminal_safe_lines};
@@ -23,8 +24,10 @@ pub enum ModeArg {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    // The copy's job with its selection (`--message-id`, `--from`...): the same selection on both
+    // sides.
     #[command(flatten)]
-    pub job: JobArgs,
+    pub job: SelectedJobArgs,
     /// How messages are identified.
     #[arg(long, value_enum, default_value = "strict")]
     pub mode: ModeArg,
@@ -47,6 +50,10 @@ pub struct VerifyArgs {
     /// rather than differences. Read only; a state file of another job is refused.
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
+    /// Also write the report as a self-contained HTML page to this file (as `mailmove report`
+    /// does).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// What `--report FILE` holds when an error stopped the verification before it had a report: the
@@ -95,7 +102,8 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
     options.compare_flags = !args.no_flags;
     options.state = args.state;
 
-    match verify(&job, source_url, destination_url, options).await {
+    let html = args.html;
+    match verify(&job, source_url, destination_url, options, html.as_deref()).await {
         Ok(code) => Ok(code),
         Err(error) => {
             // As for copy: once the command line was understood, the report file describes this
@@ -106,6 +114,14 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
                     eprintln!("mailmove: {}", terminal_safe(&output::error_chain(&write_error)));
                 }
             }
+            if let Some(path) = html.as_deref().filter(|_| !super::is_usage_error(&error)) {
+                let failed = FailedVerification::new(source_url, destination_url, &error);
+                let written = super::report::failed_verify_input(&failed)
+                    .and_then(|input| super::report::write_html(path, &[input]));
+                if let Err(write_error) = written {
+                    eprintln!("mailmove: {}", terminal_safe(&output::error_chain(&write_error)));
+                }
+            }
             Err(error)
         }
     }
@@ -113,10 +129,11 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
 
 /// Opens both sides, compares them, writes the report and prints the verdict; the exit status.
 async fn verify(
-    job: &JobArgs,
+    job: &SelectedJobArgs,
     source_url: &str,
     destination_url: &str,
     mut options: VerifyOptions,
+    html: Option<&std::path::Path>,
 ) -> anyhow::Result<u8> {
     let source = registry::open_source(source_url, &job.credentials(Side::Source)?).await?;
     job.detect_source_provider(&mut options.filter, source.capabilities().labels)?;
@@ -142,6 +159,9 @@ async fn verify(
         Verifier::new(source.as_ref(), destination.as_ref()).options(options).events(events).run().await?;
     if let Some(path) = &job.report {
         output::write_report(path, &report)?;
+    }
+    if let Some(path) = html {
+        super::report::write_html(path, &[ReportInput::verify(report.clone())])?;
     }
     if display == Display::Json {
         output::json_line(&report);
