@@ -152,3 +152,58 @@ async fn the_json_report_and_the_exit_status_agree() {
     let output = run(&dir.path().join("state"), &["copy", &source, &destination, "--json"]);
     assert_eq!((output.status.code(), last_json(&output)["outcome"].as_str()), (Some(0), Some("complete")));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_writes_one_page_for_all_its_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = String::from("name,source,destination\n");
+    for (name, count) in [("ana", 3), ("bob", 5)] {
+        let source = format!("maildir:{}/{name}-src", dir.path().display());
+        fill(&source, count, count, 5_000).await;
+        rows.push_str(&format!("{name},{source},maildir:{}/{name}-dst\n", dir.path().display()));
+    }
+    let accounts = dir.path().join("accounts.csv");
+    std::fs::write(&accounts, rows).unwrap();
+    let html = dir.path().join("batch.html");
+    let output = run(
+        &dir.path().join("state"),
+        &["batch", accounts.to_str().unwrap(), "--html", html.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let page = std::fs::read_to_string(&html).unwrap();
+    for figure in [r#"data-figure="copied" data-value="3""#, r#"data-figure="copied" data-value="5""#] {
+        assert!(page.contains(figure), "each account's section: {figure}");
+    }
+    assert!(page.contains("ana") && page.contains("bob"));
+}
+
+/// `--trace-protocol` reaches every connection of the command (the CLI installs it), and the
+/// file holds the conversation without the password or a byte of the messages.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_protocol_trace_of_a_copy_into_dovecot_holds_no_secret_and_no_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("maildir:{}/src", dir.path().display());
+    fill(&source, 4, 21, 8_000).await;
+    let user = support::dovecot_user_with("trace", "");
+    let trace = dir.path().join("trace.txt");
+    let output = support::mailmove()
+        .env("MAILMOVE_STATE_DIR", dir.path().join("state"))
+        .env("MAILMOVE_DST_PASSWORD", support::env("MAILMOVE_TEST_PASSWORD"))
+        .args(["copy", &source, &support::url(&user, false), "--trace-protocol", trace.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(text.contains(" C: ") && text.contains(" S: "), "{text}");
+    assert!(text.contains("APPEND") && text.contains("bytes redacted]"), "{text}");
+    let password = support::env("MAILMOVE_TEST_PASSWORD");
+    assert!(!text.contains(&password), "the password is in the trace");
+    // Every message's Message-ID and Subject travel only inside APPEND literals.
+    let source_store = mailmove::registry::open_source(&source, &Default::default()).await.unwrap();
+    let bodies = support::content_of(source_store.as_ref()).await;
+    assert_eq!(support::total(&bodies), 4);
+    let sample = std::fs::read_dir(dir.path().join("src/cur")).unwrap().next().unwrap().unwrap().path();
+    let message = std::fs::read_to_string(sample).unwrap();
+    let subject = message.lines().find(|line| line.starts_with("Subject:")).expect("a Subject line");
+    assert!(!text.contains(subject), "a message's header line is in the trace: {subject}");
+}
