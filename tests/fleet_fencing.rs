@@ -111,9 +111,9 @@ async fn a_frozen_worker_loses_its_lease_and_writes_nothing_after_the_takeover()
     );
     let row = client.query_one("SELECT state, msgs_done FROM mm_account", &[]).await.unwrap();
     assert_eq!((row.get::<_, String>(0), row.get::<_, i64>(1)), ("done".into(), MESSAGES as i64));
-    // A copy the frozen worker's last durability step (a flush it was inside of) finished after
-    // the takeover is the one duplicate the lease cannot prevent: `fleet verify` finds it from
-    // the journal and removes it. Then nothing is lost and nothing duplicated.
+    // Copies the frozen worker's last durability step (a flush it was inside of) finished after
+    // the takeover are the duplicates the lease cannot prevent: `fleet verify` finds them from
+    // the journal and removes them. Then nothing is lost and nothing duplicated.
     let verify = fleet(&url)
         .args(["verify", "--run", "r", "--taken-over-only", "--remove-duplicates", "--json"])
         .output()
@@ -123,7 +123,11 @@ async fn a_frozen_worker_loses_its_lease_and_writes_nothing_after_the_takeover()
     assert_eq!(report["accounts"], 1, "{report}");
     assert_eq!(report["missing"], 0, "{report}");
     assert_eq!(report["duplicates"], report["removed"], "{report}");
-    assert!(report["duplicates"].as_u64().unwrap() <= 1, "at most the one write in flight: {report}");
+    // What was under way when the worker froze: usually one append, but a Maildir flush in flight
+    // renames its whole batch (up to the engine's commit batch, 64) when the worker wakes; under
+    // load (CI on 2 busy cores) the freeze lands there more often. Never more than one batch.
+    let commit_batch = mailmove::core::engine::Limits::default().commit_batch as u64;
+    assert!(report["duplicates"].as_u64().unwrap() <= commit_batch, "at most one batch in flight: {report}");
     assert!(verify.status.success(), "{}", support::stderr(&verify));
     let (held, expected) = (support::content(&destination).await, support::content(&source).await);
     assert_eq!(support::total(&held), MESSAGES as usize);
