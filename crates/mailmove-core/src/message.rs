@@ -80,7 +80,10 @@ pub struct MessageMeta {
     pub internal_date: Option<DateTime<FixedOffset>>,
     /// Labels (Gmail's X-GM-LABELS, Google Takeout's X-Gmail-Labels), when the source has them.
     pub labels: Vec<String>,
-    /// The Message-ID, when the source knows it cheaply (used in reports only).
+    /// The Message-ID, when the source knows it cheaply: named in reports, and used to rule a
+    /// message out of a `--message-id` selection without fetching it
+    /// ([`crate::selection`]), so a source that sets it must give the message's first
+    /// `Message-ID` field exactly as a fetch would show it (or leave it `None`).
     pub message_id: Option<String>,
     /// Set by a source that could not read this message as it was stored and had to guess part
     /// of it (an mbox whose separators were damaged, so the message's boundaries are a
