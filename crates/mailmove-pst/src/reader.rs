@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::{mpsc, Arc, Mutex};
 
 use encoding_rs::Encoding;
@@ -162,7 +163,8 @@ impl State {
         while let Some((folder, path, depth)) = stack.pop() {
             let Some(table) = folder.hierarchy_table() else { continue };
             let mut children = Vec::new();
-            for (node, row_name) in table_rows(table.as_ref(), props::DISPLAY_NAME) {
+            for (node, mut values) in table_values(table.as_ref(), &[props::DISPLAY_NAME]) {
+                let row_name = values.remove(&props::DISPLAY_NAME);
                 let row_name = row_name.and_then(|value| text(Some(&value), encoding_rs::WINDOWS_1252));
                 let name = row_name.clone().unwrap_or_else(|| format!("folder {node:#x}"));
                 if depth >= MAX_DEPTH || !seen.insert(node) {
@@ -340,8 +342,6 @@ impl State {
     }
 }
 
-use std::rc::Rc;
-
 /// Whether a folder's container class holds mail: `IPF.Note` and its kinds, `IPF.Imap`, or none.
 fn is_mail_container(class: &str) -> bool {
     let class = class.to_ascii_lowercase();
@@ -373,23 +373,6 @@ fn meta_of(key: SourceKey, get: item::Getter<'_>) -> MessageMeta {
         MessageMeta::new(key, size).with_flags(item::flags_of(get)).with_internal_date(internal_date);
     meta.message_id = text(get(props::INTERNET_MESSAGE_ID).as_ref(), props::item_encoding(get));
     meta
-}
-
-/// Each row of a table: its row id and the value of column `column` (when it has one).
-fn table_rows(table: &dyn TableContext, column: u16) -> Vec<(u32, Option<PropertyValue>)> {
-    let context = table.context();
-    let index = context.columns().iter().position(|c| c.prop_id() == column);
-    table
-        .rows_matrix()
-        .map(|row| {
-            let value = index.and_then(|index| {
-                let values = row.columns(context).ok()?;
-                let value = values.get(index)?.as_ref()?;
-                table.read_column(value, context.columns()[index].prop_type()).ok()
-            });
-            (u32::from(row.id()), value)
-        })
-        .collect()
 }
 
 /// Several columns of each row of a table.
