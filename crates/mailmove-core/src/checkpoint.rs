@@ -13,7 +13,11 @@
 //!    [`Outcome::Copied`], [`Checkpoint::record_results`]) only once the sink's durability point,
 //!    [`MailSink::flush`](crate::MailSink::flush), has returned `Ok` for the folder after its
 //!    append. A copy whose flush failed stays an intent. (A permanent failure stored nothing, so
-//!    its [`Outcome::Failed`] needs no flush.)
+//!    its [`Outcome::Failed`] needs no flush.) The results of a committed batch are not synced
+//!    on their own ([`Checkpoint::record_batch_results`]): the next synced commit (the next
+//!    batch's intents) or the closing of the file makes them durable. A crash of the machine in
+//!    between leaves their intents, which rule 3 turns into the same records; results rule 3
+//!    could not restore (an alteration, a copy set aside) are synced at once.
 //! 3. **Intents are reconciled by fingerprint.** A crash between 1 and 2, or an append that failed
 //!    transiently (it may have stored the message all the same), leaves an intent without a
 //!    result ([`FolderState::pending`]). Before appending such a message again, the engine lists
@@ -49,7 +53,7 @@
 //!
 //! The database runs in WAL mode with `synchronous = FULL`: a committed intent survives a crash of
 //! the machine, which is what makes the reconciliation sound. Writes are batched into one
-//! transaction per engine batch.
+//! transaction per engine batch; a batch's plain results ride on the next sync (rule 2).
 //!
 //! # Layout (inspect it with `sqlite3`)
 //! * `meta(key, value)`: schema version, source and destination identities (never secrets), the
@@ -185,6 +189,17 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// When a write transaction's commit is synced to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// At its commit (`synchronous = FULL`): the transaction survives a crash of the machine.
+    AtCommit,
+    /// With the next synced commit, or when the file is closed (`synchronous = NORMAL` in WAL
+    /// mode: the log is ordered, so a later synced commit makes this one durable too). A crash
+    /// of the process loses nothing; one of the machine may lose it.
+    WithNextSync,
+}
+
 impl Checkpoint {
     /// Opens (creating when missing) the checkpoint of the job `source` → `destination`.
     ///
@@ -308,12 +323,30 @@ impl Checkpoint {
         T: Send + 'static,
         F: FnOnce(&mut Write<'_>) -> Result<T> + Send + 'static,
     {
+        self.write_synced(Durability::AtCommit, work).await
+    }
+
+    /// One write transaction, its commit synced now or left to the next synced one.
+    async fn write_synced<T, F>(&self, durability: Durability, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Write<'_>) -> Result<T> + Send + 'static,
+    {
         let journal = self.journal.clone();
         self.with(move |connection| {
-            let mut write = Write::begin(connection, journal.is_some())?;
-            let out = work(&mut write)?;
-            write.commit(journal.as_deref())?;
-            Ok(out)
+            if durability == Durability::WithNextSync {
+                connection.pragma_update(None, "synchronous", "NORMAL")?;
+            }
+            let written = (|| {
+                let mut write = Write::begin(connection, journal.is_some())?;
+                let out = work(&mut write)?;
+                write.commit(journal.as_deref())?;
+                Ok(out)
+            })();
+            if durability == Durability::WithNextSync {
+                connection.pragma_update(None, "synchronous", "FULL")?;
+            }
+            written
         })
         .await
     }
@@ -517,10 +550,35 @@ impl Checkpoint {
 
     /// Records results (one transaction) after the sink's durability point.
     pub async fn record_results(&self, folder_id: i64, results: Vec<ResultRow>) -> Result<()> {
+        self.write_results(folder_id, results, Durability::AtCommit).await
+    }
+
+    /// Records the results of a committed batch ([`Checkpoint::record_results`]) without a sync
+    /// of their own, when reconciliation can restore every row: plain copies, matches and
+    /// failures (rule 2 of [exactly once](self#exactly-once)). A row that carries an alteration
+    /// or a set-aside copy is synced as `record_results` does.
+    pub async fn record_batch_results(&self, folder_id: i64, results: Vec<ResultRow>) -> Result<()> {
+        let restorable = results
+            .iter()
+            .all(|row| row.alteration.is_none() && !matches!(row.outcome, Outcome::SetAside { .. }));
+        self.write_results(
+            folder_id,
+            results,
+            if restorable { Durability::WithNextSync } else { Durability::AtCommit },
+        )
+        .await
+    }
+
+    async fn write_results(
+        &self,
+        folder_id: i64,
+        results: Vec<ResultRow>,
+        durability: Durability,
+    ) -> Result<()> {
         if results.is_empty() {
             return Ok(());
         }
-        self.write(move |write| {
+        self.write_synced(durability, move |write| {
             let now = now();
             for row in results {
                 let stored = row.alteration.as_ref().and_then(|a| a.stored_fingerprint);
