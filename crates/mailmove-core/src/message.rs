@@ -163,18 +163,16 @@ pub struct MessageBody {
     /// Whether every line ends in CRLF, when a pass over the bytes found out already
     /// ([`MessageBody::with_crlf_known`]).
     crlf: Option<bool>,
+    /// The strict fingerprint and cheap identity, when the reader computed them on its way
+    /// ([`BodyBuilder::finish_fingerprinted`], and every spooled body), so that the engine need
+    /// not read the bytes again ([`identity::strict_and_identity`]).
+    scanned: Option<(Fingerprint, CheapIdentity)>,
 }
 
 #[derive(Clone)]
 enum BodyInner {
     Memory(Bytes),
-    /// `scanned`: the strict fingerprint and cheap identity, computed while the file was
-    /// written, so that they need not read it back ([`identity::strict_and_identity`]).
-    Spooled {
-        path: Arc<tempfile::TempPath>,
-        len: u64,
-        scanned: Option<(Fingerprint, CheapIdentity)>,
-    },
+    Spooled { path: Arc<tempfile::TempPath>, len: u64 },
 }
 
 impl fmt::Debug for MessageBody {
@@ -189,7 +187,7 @@ impl fmt::Debug for MessageBody {
 impl MessageBody {
     /// A body held in memory.
     pub fn from_bytes(bytes: impl Into<Bytes>) -> Self {
-        MessageBody { inner: BodyInner::Memory(bytes.into()), crlf: None }
+        MessageBody { inner: BodyInner::Memory(bytes.into()), crlf: None, scanned: None }
     }
 
     /// Length in bytes.
@@ -218,12 +216,10 @@ impl MessageBody {
         self.len() == 0
     }
 
-    /// The strict fingerprint and cheap identity computed while the body was spooled.
+    /// The strict fingerprint and cheap identity computed by the reader (while it spooled the
+    /// body, or when it finished it: [`BodyBuilder::finish_fingerprinted`]).
     pub(crate) fn scanned(&self) -> Option<(Fingerprint, CheapIdentity)> {
-        match &self.inner {
-            BodyInner::Spooled { scanned, .. } => *scanned,
-            BodyInner::Memory(_) => None,
-        }
+        self.scanned
     }
 
     /// Whether the body lives in a temporary file.
@@ -491,11 +487,36 @@ impl BodyBuilder {
                 let path = file.into_temp_path();
                 let scanned = self.scanner.map(IdentityScanner::finish);
                 Ok(MessageBody {
-                    inner: BodyInner::Spooled { path: Arc::new(path), len: self.len, scanned },
+                    inner: BodyInner::Spooled { path: Arc::new(path), len: self.len },
                     crlf: None,
+                    scanned,
                 })
             }
         }
+    }
+
+    /// The finished body with its strict fingerprint and cheap identity computed here, in the
+    /// reader's thread, for a reader whose bodies the engine copies: its producer then takes
+    /// them as they are, and the hashing runs beside the engine's other work instead of in the
+    /// producer's turn (a spooled body was scanned while it was written anyway).
+    ///
+    /// ```
+    /// use mailmove_core::{fingerprint, SpoolConfig};
+    /// let mut builder = SpoolConfig::default().builder();
+    /// builder.push(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+    /// let body = builder.finish_fingerprinted().unwrap();
+    /// assert_eq!(fingerprint::strict(&body).unwrap(), fingerprint::strict_of_bytes(b"Subject: x\r\n\r\nbody\r\n"));
+    /// ```
+    pub fn finish_fingerprinted(self) -> Result<MessageBody> {
+        let mut body = self.finish()?;
+        if body.scanned.is_none() {
+            if let BodyInner::Memory(bytes) = &body.inner {
+                let mut scanner = IdentityScanner::new();
+                scanner.update(bytes);
+                body.scanned = Some(scanner.finish());
+            }
+        }
+        Ok(body)
     }
 }
 

@@ -148,7 +148,7 @@ fn read_message(
     let mut builder = spool.builder();
     let mut reader = file;
     builder.read_all(&mut reader, metadata.len(), |err| map_io(context(), err))?;
-    let body = builder.finish()?;
+    let body = builder.finish_fingerprinted()?;
     let flags = entry.with_name(|name| flags_from_letters(name.flag_letters(), keywords));
     let date = metadata.modified().ok().and_then(internal_date_of);
     let meta = MessageMeta::new(entry.key.clone(), body.len()).with_flags(flags).with_internal_date(date);

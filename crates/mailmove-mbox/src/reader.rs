@@ -487,7 +487,7 @@ impl<R: Read + Seek> MboxReader<R> {
                 }
             }
         }
-        let body = pipeline.output.builder.take().map(BodyBuilder::finish).transpose()?;
+        let body = pipeline.output.builder.take().map(BodyBuilder::finish_fingerprinted).transpose()?;
         Ok(Some(Parsed {
             offset,
             key,
