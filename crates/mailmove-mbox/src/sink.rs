@@ -29,7 +29,7 @@ use mailmove_core::{
 
 use crate::reader::{MboxReader, Want};
 use crate::sidecar::{self, Committed};
-use crate::store::{blocking, blocking_stream, lock, Inner, MboxStore};
+use crate::store::{blocking, blocking_stream, lock, Inner, MboxStore, LISTING_READ_AHEAD};
 use crate::tree;
 use crate::warning::{MboxWarning, WarningKind};
 use crate::writer::{self, CountingWriter};
@@ -390,7 +390,7 @@ impl MailSink for MboxStore {
 
     fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>> {
         let (inner, folder): (Arc<Inner>, FolderPath) = (self.inner.clone(), folder.clone());
-        blocking_stream(move |emitter| inner.existing(&folder, emitter))
+        blocking_stream(LISTING_READ_AHEAD, move |emitter| inner.existing(&folder, emitter))
     }
 
     async fn flush(&self, folder: &FolderPath) -> Result<()> {

@@ -17,7 +17,9 @@ use mailmove_core::{
 };
 
 use crate::reader::{parse_key, MboxReader, Want};
-use crate::store::{blocking, blocking_stream, meta_of, Emitter, Inner, MboxStore};
+use crate::store::{
+    blocking, blocking_stream, meta_of, Emitter, Inner, MboxStore, FETCH_READ_AHEAD, LISTING_READ_AHEAD,
+};
 
 fn open_reader(inner: &Inner, folder: &FolderPath) -> Result<(MboxReader<File>, std::path::PathBuf)> {
     let Some(path) = inner.locate(folder)? else {
@@ -126,12 +128,12 @@ impl MailSource for MboxStore {
         after: Option<&'a SourceKey>,
     ) -> BoxStream<'a, Result<MessageMeta>> {
         let (inner, folder, after) = (self.inner.clone(), folder.clone(), after.cloned());
-        blocking_stream(move |emitter| list_task(inner, folder, after, emitter))
+        blocking_stream(LISTING_READ_AHEAD, move |emitter| list_task(inner, folder, after, emitter))
     }
 
     fn fetch<'a>(&'a self, folder: &'a FolderPath, keys: &'a [SourceKey]) -> BoxStream<'a, Result<Message>> {
         let (inner, folder, keys) = (self.inner.clone(), folder.clone(), keys.to_vec());
-        blocking_stream(move |emitter| fetch_task(inner, folder, keys, emitter))
+        blocking_stream(FETCH_READ_AHEAD, move |emitter| fetch_task(inner, folder, keys, emitter))
     }
 
     fn warnings(&self) -> Vec<String> {

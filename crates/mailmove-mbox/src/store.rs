@@ -197,14 +197,25 @@ impl<T> Emitter<T> {
     }
 }
 
-/// A stream fed by blocking work, started at the first poll. An error returned by the work
-/// becomes the last item; a dropped stream makes the next `send` fail so the work stops.
-pub(crate) fn blocking_stream<T, F>(work: F) -> BoxStream<'static, Result<T>>
+/// How many fetched messages the reader may have ready before the engine takes them: bodies, so
+/// few (a spooled body is only a path, one in memory at most the spool threshold).
+pub(crate) const FETCH_READ_AHEAD: usize = 16;
+
+/// How many listed messages the reader may have ready: metadata only (a few hundred bytes each),
+/// and enough that it goes on framing the file while the engine fetches the messages it was
+/// given (it asks for them 256 at a time). With 16, the listing stopped whenever the engine
+/// fetched, and its whole reading of the file was added to the copy's time.
+pub(crate) const LISTING_READ_AHEAD: usize = 1024;
+
+/// A stream fed by blocking work, started at the first poll, holding at most `read_ahead` items
+/// the consumer has not taken. An error returned by the work becomes the last item; a dropped
+/// stream makes the next `send` fail so the work stops.
+pub(crate) fn blocking_stream<T, F>(read_ahead: usize, work: F) -> BoxStream<'static, Result<T>>
 where
     T: Send + 'static,
     F: FnOnce(&Emitter<T>) -> Result<()> + Send + 'static,
 {
-    let (sender, mut receiver) = tokio::sync::mpsc::channel(16);
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(read_ahead);
     let mut start = Some((work, sender));
     futures::stream::poll_fn(move |cx| {
         if let Some((work, sender)) = start.take() {

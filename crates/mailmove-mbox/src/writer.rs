@@ -175,11 +175,24 @@ impl Quoter {
 }
 
 /// The length of the start of `data` (which continues a line) that needs no quote: up to the
-/// first line that starts with `>` or `F` (only such a line can be `>*From `), or all of it.
+/// first line that is `>*From `, or up to the last line when it is cut short of telling (`>>Fr`),
+/// or all of it. Only `From ` is searched for (it is rare; `>` and `F` are everywhere in HTML and
+/// text, and stopping at each such line was a tenth of a Maildir → mbox copy's CPU).
 fn unquotable_span(data: &[u8]) -> usize {
-    memchr::memchr2_iter(b'>', b'F', data)
-        .find(|&index| index > 0 && data[index - 1] == b'\n')
-        .unwrap_or(data.len())
+    let line_start = |at: usize| {
+        let start = at - data[..at].iter().rev().take_while(|b| **b == b'>').count();
+        (start > 0 && data[start - 1] == b'\n').then_some(start)
+    };
+    if let Some(start) = memchr::memmem::find_iter(data, b"From ").find_map(line_start) {
+        return start;
+    }
+    let Some(last_newline) = memchr::memrchr(b'\n', data) else { return data.len() };
+    let last_line = &data[last_newline + 1..];
+    let after_gt = &last_line[last_line.iter().take_while(|b| **b == b'>').count()..];
+    if !last_line.is_empty() && b"From ".starts_with(after_gt) {
+        return last_newline + 1;
+    }
+    data.len()
 }
 
 /// What writing one message produced.
