@@ -19,6 +19,7 @@
 //!   survives a crash of the process (and, for local stores, of the machine).
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -414,6 +415,25 @@ pub trait MailSink: Send + Sync + std::fmt::Debug {
     /// flush that followed its append.
     async fn flush(&self, folder: &FolderPath) -> Result<()>;
 
+    /// Optional: a [`flush`](MailSink::flush) that lets the engine append the next batch while
+    /// this one becomes durable. The call itself (not the future) seals the batch: every append
+    /// to `folder` that returned before it; the future makes exactly those durable, as `flush`
+    /// would, and nothing appended after the call (that waits for the next flush). A failed
+    /// sealed flush must leave none of its batch to become visible later (the engine sends those
+    /// messages again), and must not touch what was appended after the call. While it runs the
+    /// engine appends to the same folder, calls `begin_flush` again only after it finished, and
+    /// asks [`stored_copies`](MailSink::stored_copies) once it returned `Ok`: a sink with both
+    /// answers there for the sealed batches only.
+    ///
+    /// The default, `None`, says the sink has no such flush: the engine then waits for `flush`
+    /// before the next batch's appends (right for a sink whose appends and flush share one
+    /// connection or one file). Maildir has it: the renames into `cur/` of one batch and the
+    /// `syncfs` of its files overlap the writing of the next batch's files.
+    fn begin_flush(&self, folder: &FolderPath) -> Option<BoxFuture<'static, Result<()>>> {
+        let _ = folder;
+        None
+    }
+
     /// The post-store check: what became of the messages appended to `folder` and made durable
     /// by `flush` since the last call (see [`crate::stored`]): for each it checked, the
     /// destination's key (which a pipelined append could not return) and, when the destination
@@ -557,133 +577,4 @@ pub trait MailSinkFlagsExt: MailSink {
 
 impl<T: MailSink + ?Sized> MailSinkFlagsExt for T {}
 
-macro_rules! forward_source {
-    ($wrapper:ty) => {
-        // Every method is forwarded, defaults included: a default would silently replace the
-        // wrapped backend's own implementation.
-        #[deny(clippy::missing_trait_methods)]
-        #[async_trait]
-        impl<T: MailSource + ?Sized> MailSource for $wrapper {
-            fn identity(&self) -> String {
-                (**self).identity()
-            }
-            fn capabilities(&self) -> SourceCapabilities {
-                (**self).capabilities()
-            }
-            async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
-                (**self).list_folders().await
-            }
-            fn list_messages<'a>(
-                &'a self,
-                folder: &'a FolderPath,
-                after: Option<&'a SourceKey>,
-            ) -> BoxStream<'a, Result<MessageMeta>> {
-                (**self).list_messages(folder, after)
-            }
-            fn fetch<'a>(
-                &'a self,
-                folder: &'a FolderPath,
-                keys: &'a [SourceKey],
-            ) -> BoxStream<'a, Result<Message>> {
-                (**self).fetch(folder, keys)
-            }
-            fn identities<'a>(
-                &'a self,
-                folder: &'a FolderPath,
-                keys: &'a [SourceKey],
-            ) -> Option<BoxStream<'a, Result<(SourceKey, CheapIdentity)>>> {
-                (**self).identities(folder, keys)
-            }
-            fn search<'a>(
-                &'a self,
-                folder: &'a FolderPath,
-                criteria: &'a SearchCriteria,
-            ) -> Option<BoxStream<'a, Result<SourceKey>>> {
-                (**self).search(folder, criteria)
-            }
-            fn warnings(&self) -> Vec<String> {
-                (**self).warnings()
-            }
-        }
-    };
-}
-
-macro_rules! forward_sink {
-    ($wrapper:ty) => {
-        // Every method is forwarded, defaults included (see `forward_source!`).
-        #[deny(clippy::missing_trait_methods)]
-        #[async_trait]
-        impl<T: MailSink + ?Sized> MailSink for $wrapper {
-            fn identity(&self) -> String {
-                (**self).identity()
-            }
-            fn capabilities(&self) -> SinkCapabilities {
-                (**self).capabilities()
-            }
-            async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
-                (**self).list_folders().await
-            }
-            async fn create_folder(&self, folder: &FolderPath) -> Result<()> {
-                (**self).create_folder(folder).await
-            }
-            async fn append(&self, folder: &FolderPath, message: &Message) -> Result<Appended> {
-                (**self).append(folder, message).await
-            }
-            fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>> {
-                (**self).list_existing(folder)
-            }
-            fn list_identities<'a>(
-                &'a self,
-                folder: &'a FolderPath,
-            ) -> Option<BoxStream<'a, Result<ExistingIdentity>>> {
-                (**self).list_identities(folder)
-            }
-            async fn flush(&self, folder: &FolderPath) -> Result<()> {
-                (**self).flush(folder).await
-            }
-            async fn stored_copies(&self, folder: &FolderPath) -> Result<Vec<StoredCopy>> {
-                (**self).stored_copies(folder).await
-            }
-            async fn subscribe(&self, folder: &FolderPath) -> Result<()> {
-                (**self).subscribe(folder).await
-            }
-            async fn quota(&self) -> Result<Option<crate::Quota>> {
-                (**self).quota().await
-            }
-            async fn remove(&self, folder: &FolderPath, dest_key: &str) -> Result<()> {
-                (**self).remove(folder, dest_key).await
-            }
-            async fn move_copy(
-                &self,
-                from: &FolderPath,
-                dest_key: &str,
-                to: &FolderPath,
-            ) -> Result<Option<String>> {
-                (**self).move_copy(from, dest_key, to).await
-            }
-            fn check_folder_name(&self, folder: &FolderPath) -> Result<()> {
-                (**self).check_folder_name(folder)
-            }
-            async fn add_to_folder(
-                &self,
-                from: &FolderPath,
-                dest_key: &str,
-                to: &FolderPath,
-            ) -> Result<Option<String>> {
-                (**self).add_to_folder(from, dest_key, to).await
-            }
-            async fn update_flags(
-                &self,
-                folder: &FolderPath,
-                updates: &[FlagUpdate],
-            ) -> Result<Vec<Result<()>>> {
-                (**self).update_flags(folder, updates).await
-            }
-        }
-    };
-}
-
-forward_source!(Box<T>);
-forward_source!(std::sync::Arc<T>);
-forward_sink!(Box<T>);
-forward_sink!(std::sync::Arc<T>);
+mod forward;

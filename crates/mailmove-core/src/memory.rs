@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset};
 use futures::stream::{self, BoxStream, StreamExt};
 
+mod durability;
 mod identities;
 
 use crate::backend::{ExistingMessage, MailSink, MailSource, SinkCapabilities, SourceCapabilities};
@@ -105,6 +106,12 @@ struct State {
     offers_identities: bool,
     /// Bodies handed out by `fetch` and `list_existing` ([`MemoryStore::bodies_read`]).
     bodies_read: usize,
+    /// Flushes are not sealed ([`MailSink::begin_flush`] is `None`):
+    /// [`MemoryStore::seal_flushes`].
+    plain_flushes: bool,
+    /// How many of `unchecked` the last flush sealed, per folder: the post-store check answers
+    /// for those only.
+    sealed_unchecked: BTreeMap<FolderPath, usize>,
 }
 
 /// An in-memory mail store, source and sink at once. Cloning shares the store.
@@ -505,31 +512,17 @@ impl MailSink for MemoryStore {
     }
 
     async fn flush(&self, folder: &FolderPath) -> Result<()> {
-        self.hang_if_crashed().await;
-        let crash = {
-            let mut state = self.lock();
-            state.flushes += 1;
-            let number = state.flushes;
-            if state.failing_flushes.remove(&number) {
-                return Err(Error::connection(format!("simulated failure of flush {number}")));
-            }
-            if let Some(entry) = state.folders.get_mut(folder) {
-                entry.durable = entry.messages.len();
-            }
-            if state.crash_after_flush == Some(number) {
-                state.crashed = true;
-                if let Some(notify) = &state.crash_notify {
-                    let _ = notify.send(number);
-                }
-                true
-            } else {
-                false
-            }
-        };
-        if crash {
-            futures::future::pending::<()>().await;
+        let sealed = self.seal(folder);
+        self.make_durable(folder, sealed).await
+    }
+
+    fn begin_flush(&self, folder: &FolderPath) -> Option<futures::future::BoxFuture<'static, Result<()>>> {
+        if self.lock().plain_flushes {
+            return None;
         }
-        Ok(())
+        let (store, folder) = (self.clone(), folder.clone());
+        let sealed = self.seal(&folder);
+        Some(Box::pin(async move { store.make_durable(&folder, sealed).await }))
     }
 
     async fn remove(&self, folder: &FolderPath, dest_key: &str) -> Result<()> {
@@ -607,7 +600,7 @@ impl MailSink for MemoryStore {
     /// in memory anyway).
     async fn stored_copies(&self, folder: &FolderPath) -> Result<Vec<StoredCopy>> {
         let mut state = self.lock();
-        let sent = state.unchecked.remove(folder).unwrap_or_default();
+        let sent = state.checkable(folder);
         let mut out = Vec::new();
         for (key, uid, body) in sent {
             let Some(held) = state

@@ -20,6 +20,7 @@
 
 mod checkpoint_store;
 mod revision;
+mod sealed_flush;
 
 pub use checkpoint_store::{
     check_checkpoint_store_keeps_every_write, check_checkpoint_store_resumes_a_killed_copy,
@@ -236,8 +237,8 @@ impl Fixture {
 }
 
 /// Checks of a sink on its own: folder creation (nested, non-ASCII, idempotent), appends,
-/// listing of what is stored with correct fingerprints, flush, and an empty listing for a folder
-/// that does not exist.
+/// listing of what is stored with correct fingerprints, flush, an empty listing for a folder
+/// that does not exist, and a sealed flush when the sink has one ([`MailSink::begin_flush`]).
 pub async fn check_sink(sink: &dyn MailSink) -> KitResult {
     const CHECK: &str = "sink";
     let capabilities = sink.capabilities();
@@ -284,7 +285,7 @@ pub async fn check_sink(sink: &dyn MailSink) -> KitResult {
             folders.iter().map(|f| f.path.to_string()).collect::<Vec<_>>()
         )
     })?;
-    Ok(())
+    sealed_flush::check_sealed_flush(sink, &folder).await
 }
 
 /// Checks a source that holds exactly `fixture`, by running each named source check in turn

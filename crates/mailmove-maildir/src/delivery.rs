@@ -18,6 +18,12 @@
 //!
 //! A flush that fails removes the files it could not make visible: the engine sends those messages
 //! again (with new names), so a later flush must not make the old ones visible too.
+//!
+//! A flush covers the files written before it was called (the sink takes them from the pending
+//! list at the call: [`MailSink::begin_flush`](mailmove_core::MailSink::begin_flush)); the next
+//! batch's files, written while it runs, wait in `tmp/` for the next flush. Its `syncfs` may make
+//! some of them durable early, which changes nothing above: they stay in `tmp/`, invisible, and a
+//! failing flush never removes them.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;

@@ -112,7 +112,9 @@
 //! the batch durable at once (one `syncfs`), renames each file into `cur/` — always `cur/`, so that
 //! flags persist — as `<unique>,S=<size>:2,<flags>`, and fsyncs `cur/` and `new/`; what a crash
 //! can lose at each point is in `delivery.rs` (a message is never in `cur/` unless whole and
-//! durable). Folder creation, flag updates, removals and moves
+//! durable). The flush is sealed ([`MailSink::begin_flush`](mailmove_core::MailSink::begin_flush)):
+//! the files written until the call are its batch, so the engine writes the next batch to `tmp/`
+//! while this one is synced and renamed. Folder creation, flag updates, removals and moves
 //! (rename or unlink, fsync of the directories), `dovecot-keywords` and `subscriptions` updates (temporary file, fsync, rename)
 //! are made durable at once. All file-system work runs in
 //! `tokio::task::spawn_blocking`.

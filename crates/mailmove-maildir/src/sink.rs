@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
 use mailmove_core::fingerprint::StrictHasher;
 use mailmove_core::{
@@ -94,6 +95,34 @@ impl MaildirStore {
         };
         let (cur, new, tmp) = (open_sub("cur")?, open_sub("new")?, open_sub("tmp")?);
         Ok(Some(Target { path, dir, cur, new, tmp }))
+    }
+
+    /// Makes `written` (deliveries to `folder` taken from the pending ones) durable and visible
+    /// ([`delivery::make_durable`]), then syncs `cur/` (unless that did) and `new/` (blocking).
+    fn make_folder_durable(&self, folder: &FolderPath, written: Vec<Written>) -> Result<()> {
+        let Some(target) = self.open_target(folder)? else {
+            return if written.is_empty() {
+                Ok(())
+            } else {
+                Err(delivery::folder_gone(&self.folder_dir(folder)?))
+            };
+        };
+        let cur_synced = !written.is_empty();
+        if cur_synced {
+            let (Some(tmp), Some(cur)) = (borrow(&target.tmp), borrow(&target.cur)) else {
+                return Err(delivery::folder_gone(&target.path));
+            };
+            delivery::make_durable(&target.path, tmp, cur, &written)?;
+        }
+        let dirs = [("cur", &target.cur), ("new", &target.new)];
+        for (sub, fd) in dirs.into_iter().filter(|(sub, _)| !(cur_synced && *sub == "cur")) {
+            if let Some(dir) = borrow(fd) {
+                let path = target.path.join(sub);
+                fsat::sync(dir)
+                    .map_err(|err| map_io(format!("syncing directory {}", path.display()), err))?;
+            }
+        }
+        Ok(())
     }
 
     /// Creates the maildir of `folder` and of its parents (blocking).
@@ -479,36 +508,27 @@ impl MailSink for MaildirStore {
         blocking(move || store.subscribe_blocking(&folder)).await
     }
 
+    /// Makes the folder's deliveries durable and visible (see the
+    /// [crate docs](crate#delivery-and-durability)) and syncs its `cur/` and `new/` (renames of
+    /// flag updates, moves and removals).
     async fn flush(&self, folder: &FolderPath) -> Result<()> {
         if self.inner.read_only {
             return Ok(());
         }
+        let written = self.inner.pending.take(&self.folder_dir(folder)?);
         let (store, folder) = (self.clone(), folder.clone());
-        blocking(move || {
-            let Some(target) = store.open_target(&folder)? else {
-                let written = store.inner.pending.take(&store.folder_dir(&folder)?);
-                return if written.is_empty() {
-                    Ok(())
-                } else {
-                    Err(delivery::folder_gone(&store.folder_dir(&folder)?))
-                };
-            };
-            let written = store.inner.pending.take(&target.path);
-            if !written.is_empty() {
-                let (Some(tmp), Some(cur)) = (borrow(&target.tmp), borrow(&target.cur)) else {
-                    return Err(delivery::folder_gone(&target.path));
-                };
-                delivery::make_durable(&target.path, tmp, cur, &written)?;
-            }
-            for (sub, fd) in [("cur", &target.cur), ("new", &target.new)] {
-                if let Some(dir) = borrow(fd) {
-                    let path = target.path.join(sub);
-                    fsat::sync(dir)
-                        .map_err(|err| map_io(format!("syncing directory {}", path.display()), err))?;
-                }
-            }
-            Ok(())
-        })
-        .await
+        blocking(move || store.make_folder_durable(&folder, written)).await
+    }
+
+    /// The flush of the deliveries written until this call: the next batch's files go to `tmp/`
+    /// while these are synced and renamed into `cur/`.
+    fn begin_flush(&self, folder: &FolderPath) -> Option<BoxFuture<'static, Result<()>>> {
+        if self.inner.read_only {
+            return None;
+        }
+        let (store, folder) = (self.clone(), folder.clone());
+        // The batch is sealed here, at the call, not when the future first runs.
+        let written = self.folder_dir(&folder).map(|dir| self.inner.pending.take(&dir));
+        Some(Box::pin(async move { blocking(move || store.make_folder_durable(&folder, written?)).await }))
     }
 }

@@ -19,6 +19,13 @@
 //!    (`--refused-to`), flushed there before it is recorded as set aside;
 //! 5. **results**: failures, and the copies, only now; altered, damaged, transformed and set-aside
 //!    messages are named.
+//!
+//! With a sink whose flush is sealed ([`MailSink::begin_flush`](crate::MailSink::begin_flush):
+//! Maildir), steps 4 to 5 of one batch overlap steps 1 to 3 of the next: its flush runs while the
+//! next batch is matched, intended and appended, and its results are recorded once both are done.
+//! When the flush ends before the next batch arrives, the batch is finished at once (its
+//! messages' room in flight is what the producer may be waiting for). A failed flush stops the
+//! pass after the batch already appended beside it was flushed and recorded on its own.
 
 use std::sync::atomic::Ordering;
 
@@ -46,25 +53,40 @@ pub(super) struct CommitOutcome {
     /// were never appended or never made durable.
     pub deferred: Vec<MessageMeta>,
     pub last_error: Option<Error>,
+    /// A batch failed: the pass sends nothing more.
+    stopped: bool,
 }
+
+/// A batch whose appends are done, waiting for its flush (steps 4 and 5).
+#[derive(Default)]
+struct Sent {
+    /// The messages sent to the sink (matched and held-back ones are out).
+    to_append: Vec<Fetched>,
+    appends: Appends,
+    /// The daily upload allowance ran out in this batch: the error that pauses the run.
+    allowance_spent: Option<Error>,
+}
+
+/// A batch's flush, awaited at once or running while the next batch is sent.
+type Flushing<'p> = futures::future::BoxFuture<'p, Result<()>>;
 
 /// What the appends of one batch left, until the flush decides.
 #[derive(Default)]
-struct Appends {
+pub(super) struct Appends {
     /// Accepted by the sink: recorded as copied only after the flush.
-    copied: Vec<ResultRow>,
+    pub(super) copied: Vec<ResultRow>,
     /// Failed permanently (nothing stored): recorded whether or not the flush succeeds.
-    failed: Vec<ResultRow>,
+    pub(super) failed: Vec<ResultRow>,
     /// Notes on copied messages (reconstructed by the source, altered by the destination, stored
     /// under a named transform): given once their copies are durable.
-    notes: Vec<(NoteKind, MessageNote)>,
+    pub(super) notes: Vec<(NoteKind, MessageNote)>,
     /// Refused for good by the sink, with the refusal (an index into the batch): stored in the
     /// side store after the flush, when the run has one ([`Committer::set_aside`]).
-    refused: Vec<(usize, Error)>,
+    pub(super) refused: Vec<(usize, Error)>,
     /// Stored in the side store: recorded with the results.
-    set_aside: Vec<ResultRow>,
+    pub(super) set_aside: Vec<ResultRow>,
     /// Of `copied`, how many the source rebuilt ([`MessageMeta::reconstructed`](crate::MessageMeta::reconstructed)).
-    reconstructed: u64,
+    pub(super) reconstructed: u64,
 }
 
 /// What a report says of a message stored under the named transform `name`.
@@ -87,6 +109,18 @@ pub(super) struct Committer<'p, 'i> {
     outcome: CommitOutcome,
 }
 
+/// A batch: `first`, and what else is queued, up to `size` messages.
+fn gather(first: Fetched, receiver: &mut mpsc::Receiver<Fetched>, size: usize) -> Vec<Fetched> {
+    let mut batch = vec![first];
+    while batch.len() < size {
+        match receiver.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
 pub(super) fn intent(fetched: &Fetched, listed_run: Option<i64>) -> IntentRow {
     let meta = &fetched.message.meta;
     IntentRow::new(meta.key.clone(), fetched.fingerprint, meta.size)
@@ -94,12 +128,12 @@ pub(super) fn intent(fetched: &Fetched, listed_run: Option<i64>) -> IntentRow {
         .with_listed_run(listed_run)
 }
 
-fn message_id_of(message: &Message) -> Option<String> {
+pub(super) fn message_id_of(message: &Message) -> Option<String> {
     message.meta.message_id.clone().or_else(|| IdentityHeaders::of_body(&message.body).ok()?.message_id)
 }
 
 /// A note on a copied message.
-fn note_on(folder: &FolderPath, fetched: &Fetched, reason: String) -> MessageNote {
+pub(super) fn note_on(folder: &FolderPath, fetched: &Fetched, reason: String) -> MessageNote {
     let meta = &fetched.message.meta;
     MessageNote {
         folder: folder.to_string(),
@@ -118,27 +152,75 @@ impl<'p, 'i> Committer<'p, 'i> {
     /// Receives fetched messages and commits them in batches of up to
     /// [`Limits::commit_batch`](super::Limits::commit_batch). Returns what was left behind and the
     /// counts of this side.
+    ///
+    /// With a sink that seals its flushes ([`MailSink::begin_flush`](crate::MailSink::begin_flush)),
+    /// one batch's flush runs while the next batch is received, matched, intended and appended;
+    /// its results are recorded once both are done. Nothing changes for exactly once: a result
+    /// is still recorded only after the flush that covers it returned `Ok`.
     pub async fn run(mut self, mut receiver: mpsc::Receiver<Fetched>) -> (CommitOutcome, FolderReport) {
-        let context = self.pass.context;
-        let commit_batch = context.options.limits.commit_batch.max(1);
-        while let Some(first) = receiver.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < commit_batch {
-                match receiver.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
+        let commit_batch = self.pass.context.options.limits.commit_batch.max(1);
+        let mut in_flight: Option<(Sent, Flushing<'p>)> = None;
+        loop {
+            let sent = match in_flight.take() {
+                None => match receiver.recv().await {
+                    None => break,
+                    Some(first) => self.send(gather(first, &mut receiver, commit_batch)).await,
+                },
+                Some((previous, mut flushing)) => {
+                    // Whichever comes first: the flush, or the next batch. A batch holds its
+                    // messages' room in flight until it is finished, so the producer may be
+                    // waiting for the flush to end before it sends more.
+                    let first = tokio::select! {
+                        biased;
+                        flushed = &mut flushing => Err(flushed),
+                        first = receiver.recv() => Ok(first),
+                    };
+                    match first {
+                        Err(flushed) => {
+                            self.settle(previous, Some(flushed)).await;
+                            if self.stopping() {
+                                break;
+                            }
+                            continue;
+                        }
+                        Ok(None) => {
+                            let flushed = flushing.await;
+                            self.settle(previous, Some(flushed)).await;
+                            break;
+                        }
+                        Ok(Some(first)) => {
+                            // The next batch is matched, intended and appended while the flush runs.
+                            let batch = gather(first, &mut receiver, commit_batch);
+                            let (flushed, sent) = tokio::join!(&mut flushing, self.send(batch));
+                            self.settle(previous, Some(flushed)).await;
+                            sent
+                        }
+                    }
                 }
+            };
+            let sent = match sent {
+                Ok(sent) => sent,
+                Err(error) => {
+                    self.stop_on(Err(error));
+                    break;
+                }
+            };
+            match self.start_flush(&sent, !self.stopping()) {
+                Err(error) => self.stop_on(Err(error)),
+                Ok(Some((flushing, true))) => in_flight = Some((sent, flushing)),
+                Ok(Some((flushing, false))) => {
+                    let flushed = flushing.await;
+                    self.settle(sent, Some(flushed)).await;
+                }
+                Ok(None) => self.settle(sent, None).await,
             }
-            if let Err(error) = self.commit(batch).await {
-                if error.disposition() == Disposition::StopRun {
-                    context.pause(&error);
-                }
-                self.outcome.last_error = Some(error);
+            if self.stopping() {
                 break;
             }
-            if context.is_paused() {
-                break;
-            }
+        }
+        if let Some((sent, flushing)) = in_flight {
+            let flushed = flushing.await;
+            self.settle(sent, Some(flushed)).await;
         }
         // Whatever is still queued was fetched but never appended: hand it back as deferred so that
         // no listed message is silently left behind.
@@ -149,63 +231,88 @@ impl<'p, 'i> Committer<'p, 'i> {
         (self.outcome, self.report)
     }
 
-    /// The commit step for one batch (see the [module docs](self)).
-    async fn commit(&mut self, batch: Vec<Fetched>) -> Result<()> {
-        let (context, folder_id) = (self.pass.context, self.pass.state.id);
+    /// Whether the pass sends nothing more: a batch failed, or the run is paused.
+    fn stopping(&self) -> bool {
+        self.outcome.stopped || self.pass.context.is_paused()
+    }
+
+    /// Finishes a sent batch whose flush returned `flushed` ([`Committer::finish`]), noting its
+    /// error.
+    async fn settle(&mut self, sent: Sent, flushed: Option<Result<()>>) {
+        let finished = self.finish(sent, flushed).await;
+        self.stop_on(finished);
+    }
+
+    /// Notes the error of a batch: the pass stops after the batches already sent are settled,
+    /// and a stop of the run (quota, credentials) pauses it. The first error is kept.
+    fn stop_on(&mut self, result: Result<()>) {
+        let Err(error) = result else { return };
+        if error.disposition() == Disposition::StopRun {
+            self.pass.context.pause(&error);
+        }
+        if !self.outcome.stopped {
+            self.outcome.stopped = true;
+            self.outcome.last_error = Some(error);
+        }
+    }
+
+    /// Steps 1 to 3 for one batch (see the [module docs](self)): matches, intents, appends. An
+    /// error comes before any append of the batch.
+    async fn send(&mut self, batch: Vec<Fetched>) -> Result<Sent> {
+        let context = self.pass.context;
         // 1. Match what the destination holds already; hold back possible moves.
         let to_append = self.record_matches(batch).await?;
         let to_append = self.pass.divert_moves(to_append).await?;
         let to_append = self.add_labels(to_append).await?;
         if to_append.is_empty() {
-            return Ok(());
+            return Ok(Sent::default());
         }
         // What the daily upload allowance does not take waits for the next run.
         let (to_append, allowance_spent) = self.within_allowance(to_append).await?;
         if to_append.is_empty() {
-            return allowance_spent.map_or(Ok(()), Err);
+            return Ok(Sent { allowance_spent, ..Sent::default() });
         }
         // 2. Intents, committed before any append.
         context
             .checkpoint
-            .record_intents(folder_id, to_append.iter().map(|f| intent(f, self.pass.listing_run)).collect())
+            .record_intents(
+                self.pass.state.id,
+                to_append.iter().map(|f| intent(f, self.pass.listing_run)).collect(),
+            )
             .await?;
         // 3. Appends.
         let appends = self.append(&to_append).await;
-        // 4. Flush: the sink's durability point (not for a run that may no longer write: a
-        // fleet worker whose lease lapsed leaves what it appended unflushed).
-        if !appends.copied.is_empty() {
-            context.checkpoint.check_writable()?;
-            if let Err(error) = context.sink.flush(self.pass.destination).await {
-                // Not durable: these stay intents, reconciled on the next round or run.
-                let sent: Vec<MessageMeta> = to_append
-                    .iter()
-                    .filter(|f| appends.copied.iter().any(|c| c.key == f.message.meta.key))
-                    .map(|f| f.message.meta.clone())
-                    .collect();
-                lock(&self.pass.unconfirmed).extend(sent.iter().map(|meta| meta.key.clone()));
-                self.outcome.deferred.extend(sent);
-                // Refused ones stored nothing: the next round sends them again (refused again,
-                // then set aside), never left behind without a word.
-                self.outcome
-                    .deferred
-                    .extend(appends.refused.iter().map(|(index, _)| to_append[*index].message.meta.clone()));
-                // What the sink said it stored altered is kept: reconciliation must recognise it.
-                self.pass.keep_alterations(appends.copied.iter().filter_map(|row| {
-                    let alteration = row.alteration.clone()?;
-                    let dest_key = match &row.outcome {
-                        Outcome::Copied { dest_key } => dest_key.clone(),
-                        _ => None,
-                    };
-                    Some(StoredCopy::altered(row.key.clone(), dest_key, alteration))
-                }));
-                if !appends.failed.is_empty() {
-                    context.checkpoint.record_results(folder_id, appends.failed).await?;
-                }
-                return Err(error);
-            }
+        Ok(Sent { to_append, appends, allowance_spent })
+    }
+
+    /// Step 4 begins: the flush of a sent batch, when anything was appended (not for a run that
+    /// may no longer write: a fleet worker whose lease lapsed leaves what it appended unflushed).
+    /// The flag says whether it may run while the next batch is sent: only a sealed flush
+    /// ([`MailSink::begin_flush`](crate::MailSink::begin_flush)), and only when `overlap` allows.
+    fn start_flush(&self, sent: &Sent, overlap: bool) -> Result<Option<(Flushing<'p>, bool)>> {
+        if sent.appends.copied.is_empty() {
+            return Ok(None);
+        }
+        let (sink, destination) = (self.pass.context.sink, self.pass.destination);
+        self.pass.context.checkpoint.check_writable()?;
+        Ok(Some(match sink.begin_flush(destination) {
+            Some(sealed) => (sealed, overlap),
+            None => (sink.flush(destination), false),
+        }))
+    }
+
+    /// Steps 4 (the flush's outcome, `None` when nothing was flushed) to 5 for a sent batch.
+    async fn finish(&mut self, sent: Sent, flushed: Option<Result<()>>) -> Result<()> {
+        let Sent { to_append, mut appends, allowance_spent } = sent;
+        if to_append.is_empty() {
+            return allowance_spent.map_or(Ok(()), Err);
+        }
+        if let Some(Err(error)) = flushed {
+            // Not durable: these stay intents, reconciled on the next round or run.
+            self.flush_failed(&to_append, appends).await?;
+            return Err(error);
         }
         // 4b. What the destination made of them.
-        let mut appends = appends;
         if !appends.copied.is_empty() {
             self.check_stored(&to_append, &mut appends).await;
         }
@@ -216,6 +323,36 @@ impl<'p, 'i> Committer<'p, 'i> {
         // 5. Results: `flush` returned Ok (or nothing was appended).
         self.record_results(appends).await?;
         allowance_spent.map_or(Ok(()), Err)
+    }
+
+    /// Step 4 when the flush failed: the appended messages are deferred (the next round
+    /// reconciles them first) and what the sink said of them is kept; failures are recorded.
+    async fn flush_failed(&mut self, to_append: &[Fetched], appends: Appends) -> Result<()> {
+        let sent: Vec<MessageMeta> = to_append
+            .iter()
+            .filter(|f| appends.copied.iter().any(|c| c.key == f.message.meta.key))
+            .map(|f| f.message.meta.clone())
+            .collect();
+        lock(&self.pass.unconfirmed).extend(sent.iter().map(|meta| meta.key.clone()));
+        self.outcome.deferred.extend(sent);
+        // Refused ones stored nothing: the next round sends them again (refused again, then set
+        // aside), never left behind without a word.
+        self.outcome
+            .deferred
+            .extend(appends.refused.iter().map(|(index, _)| to_append[*index].message.meta.clone()));
+        // What the sink said it stored altered is kept: reconciliation must recognise it.
+        self.pass.keep_alterations(appends.copied.iter().filter_map(|row| {
+            let alteration = row.alteration.clone()?;
+            let dest_key = match &row.outcome {
+                Outcome::Copied { dest_key } => dest_key.clone(),
+                _ => None,
+            };
+            Some(StoredCopy::altered(row.key.clone(), dest_key, alteration))
+        }));
+        if !appends.failed.is_empty() {
+            self.pass.context.checkpoint.record_results(self.pass.state.id, appends.failed).await?;
+        }
+        Ok(())
     }
 
     /// Step 1: takes the messages the destination holds already out of the batch and records
@@ -418,7 +555,7 @@ impl<'p, 'i> Committer<'p, 'i> {
         let mut results = failed;
         results.extend(set_aside);
         results.extend(copied.iter().cloned());
-        context.checkpoint.record_results(self.pass.state.id, results).await?;
+        context.checkpoint.record_batch_results(self.pass.state.id, results).await?;
         for copy in copied {
             self.count_copied(&copy.key, copy.size);
         }
@@ -439,103 +576,5 @@ impl<'p, 'i> Committer<'p, 'i> {
             }
             self.pass.context.note(kind, note);
         }
-    }
-
-    /// Step 4c: stores the messages the sink refused for good in the side store, flushes it, and
-    /// turns each into a set-aside result (named in the report) or, when the side store fails
-    /// too, a failure naming both refusals.
-    async fn set_aside(&mut self, batch: &[Fetched], appends: &mut Appends) {
-        let context = self.pass.context;
-        let Some(side) = context.refused_to else {
-            appends.refused.clear();
-            return;
-        };
-        if context.checkpoint.check_writable().is_err() {
-            // A run that may no longer write stores nothing in the side store either: the
-            // refused messages stay intents, and the next holder sends them again.
-            return;
-        }
-        let refused = std::mem::take(&mut appends.refused);
-        // A side store without folders (one mbox file) takes every folder's refusals.
-        let folder =
-            if side.capabilities().folders { self.pass.destination.clone() } else { FolderPath::inbox() };
-        let mut stored = Vec::new();
-        let mut failed = Vec::new();
-        match side.create_folder(&folder).await {
-            Err(error) => {
-                let error = error.chain_to_string();
-                failed.extend(refused.into_iter().map(|(index, refusal)| (index, refusal, error.clone())));
-            }
-            Ok(()) => {
-                for (index, refusal) in refused {
-                    match side.append(&folder, &batch[index].message).await {
-                        Ok(_) => stored.push((index, refusal)),
-                        Err(error) => failed.push((index, refusal, error.chain_to_string())),
-                    }
-                }
-            }
-        }
-        if !stored.is_empty() {
-            if let Err(error) = side.flush(&folder).await {
-                let error = error.chain_to_string();
-                failed.extend(stored.drain(..).map(|(index, refusal)| (index, refusal, error.clone())));
-            }
-        }
-        let place = format!("{} folder {folder}", side.identity());
-        for (index, refusal) in stored {
-            let fetched = &batch[index];
-            let reason =
-                format!("refused by the destination ({}); stored in {place}", refusal.chain_to_string());
-            appends.notes.push((NoteKind::SetAside, note_on(self.pass.folder, fetched, reason.clone())));
-            appends
-                .set_aside
-                .push(intent(fetched, self.pass.listing_run).resolve(Outcome::SetAside { reason }));
-        }
-        for (index, refusal, error) in failed {
-            let fetched = &batch[index];
-            let meta = &fetched.message.meta;
-            self.report.failed += 1;
-            let mut failure = self.pass.failure(meta, message_id_of(&fetched.message), &refusal);
-            failure.reason = format!("{}; not stored in {place} either: {error}", refusal.chain_to_string());
-            context.fail(failure.clone());
-            appends.failed.push(
-                intent(fetched, self.pass.listing_run).resolve(Outcome::Failed { reason: failure.reason }),
-            );
-        }
-    }
-
-    /// Step 4b, after a successful flush: the sink's post-store check. A copy's key the sink
-    /// learned only now is recorded; an altered copy is recorded with its alteration (and the
-    /// fingerprint of what the destination holds) and named; alterations of messages of earlier
-    /// batches are kept for reconciliation. A check
-    /// that fails is a warning of the run: the copies are durable, only unchecked.
-    async fn check_stored(&mut self, batch: &[Fetched], appends: &mut Appends) {
-        let context = self.pass.context;
-        let destination = self.pass.destination;
-        let copies = match context.sink.stored_copies(destination).await {
-            Ok(copies) => copies,
-            Err(error) => {
-                context.warn(format!("the copies stored in {destination} could not be checked: {error}"));
-                return;
-            }
-        };
-        let mut elsewhere = Vec::new();
-        for stored in copies {
-            let row = appends.copied.iter_mut().find(|row| row.key == stored.key);
-            let fetched = batch.iter().find(|fetched| fetched.message.meta.key == stored.key);
-            let (Some(row), Some(fetched)) = (row, fetched) else {
-                elsewhere.push(stored);
-                continue;
-            };
-            if let Some(dest_key) = stored.dest_key {
-                row.outcome = Outcome::Copied { dest_key: Some(dest_key) };
-            }
-            if let Some(alteration) = stored.alteration {
-                let note = note_on(self.pass.folder, fetched, alteration.what.clone());
-                appends.notes.push((NoteKind::Altered, note));
-                row.alteration = Some(alteration);
-            }
-        }
-        self.pass.keep_alterations(elsewhere);
     }
 }

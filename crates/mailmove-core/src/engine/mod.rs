@@ -60,6 +60,7 @@ mod mapping;
 mod moves;
 mod options;
 mod plan;
+mod post_flush;
 mod preflight;
 mod produce;
 mod reconcile;
