@@ -1,8 +1,9 @@
 //! Messages: metadata plus the raw bytes, carried byte-for-byte.
 //!
 //! A [`MessageBody`] is either held in memory or spooled to a temporary file once it grows past a
-//! threshold (see [`BodyBuilder`]), so peak memory is bounded by configuration rather than by the
-//! largest message. Readers see the same bytes either way.
+//! threshold (see [`BodyBuilder`]), or, for a source whose messages are files it never changes in
+//! place, read where it lies ([`MessageBody::from_file`]), so peak memory is bounded by
+//! configuration rather than by the largest message. Readers see the same bytes either way.
 
 use std::fmt;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -18,6 +19,8 @@ use crate::fingerprint::Fingerprint;
 use crate::flags::Flags;
 use crate::identity::{CheapIdentity, IdentityScanner};
 use crate::stored::Alteration;
+
+mod file_body;
 
 /// A source's stable name for one message within one folder and epoch.
 ///
@@ -172,7 +175,15 @@ pub struct MessageBody {
 #[derive(Clone)]
 enum BodyInner {
     Memory(Bytes),
-    Spooled { path: Arc<tempfile::TempPath>, len: u64 },
+    Spooled {
+        path: Arc<tempfile::TempPath>,
+        len: u64,
+    },
+    /// The first `len` bytes of a file the source holds ([`MessageBody::from_file`]).
+    File {
+        file: Arc<std::fs::File>,
+        len: u64,
+    },
 }
 
 impl fmt::Debug for MessageBody {
@@ -180,6 +191,7 @@ impl fmt::Debug for MessageBody {
         match &self.inner {
             BodyInner::Memory(bytes) => write!(f, "MessageBody(memory, {} bytes)", bytes.len()),
             BodyInner::Spooled { len, .. } => write!(f, "MessageBody(spooled, {len} bytes)"),
+            BodyInner::File { len, .. } => write!(f, "MessageBody(in its file, {len} bytes)"),
         }
     }
 }
@@ -190,11 +202,36 @@ impl MessageBody {
         MessageBody { inner: BodyInner::Memory(bytes.into()), crlf: None, scanned: None }
     }
 
+    /// A body that is the whole of `file`, read where it lies instead of copied: for a source
+    /// whose message files are never changed in place (Maildir), a large message costs neither
+    /// memory nor a spool file. The file is read once here, from its start, for the body's
+    /// length and fingerprint; the body keeps it open, so a rename or removal of the message
+    /// later changes nothing.
+    ///
+    /// ```
+    /// # use std::io::Write;
+    /// use mailmove_core::{fingerprint, MessageBody};
+    /// let mut file = tempfile::tempfile().unwrap();
+    /// file.write_all(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+    /// let body = MessageBody::from_file(file).unwrap();
+    /// assert_eq!(body.len(), 20);
+    /// assert_eq!(&body.to_bytes().unwrap()[..], b"Subject: x\r\n\r\nbody\r\n");
+    /// assert_eq!(fingerprint::strict(&body).unwrap(), fingerprint::strict_of_bytes(b"Subject: x\r\n\r\nbody\r\n"));
+    /// ```
+    pub fn from_file(file: std::fs::File) -> std::io::Result<Self> {
+        let (len, scanned) = file_body::scan(&file)?;
+        Ok(MessageBody {
+            inner: BodyInner::File { file: Arc::new(file), len },
+            crlf: None,
+            scanned: Some(scanned),
+        })
+    }
+
     /// Length in bytes.
     pub fn len(&self) -> u64 {
         match &self.inner {
             BodyInner::Memory(bytes) => bytes.len() as u64,
-            BodyInner::Spooled { len, .. } => *len,
+            BodyInner::Spooled { len, .. } | BodyInner::File { len, .. } => *len,
         }
     }
 
@@ -222,16 +259,16 @@ impl MessageBody {
         self.scanned
     }
 
-    /// Whether the body lives in a temporary file.
+    /// Whether the body lives in a file (a spool file, or the source's own), not in memory.
     pub fn is_spooled(&self) -> bool {
-        matches!(self.inner, BodyInner::Spooled { .. })
+        !matches!(self.inner, BodyInner::Memory(_))
     }
 
     /// The bytes if the body is in memory (cheap clone), `None` if spooled.
     pub fn as_bytes(&self) -> Option<&Bytes> {
         match &self.inner {
             BodyInner::Memory(bytes) => Some(bytes),
-            BodyInner::Spooled { .. } => None,
+            BodyInner::Spooled { .. } | BodyInner::File { .. } => None,
         }
     }
 
@@ -243,6 +280,13 @@ impl MessageBody {
             BodyInner::Spooled { path, .. } => std::fs::read(path.as_ref() as &std::path::Path)
                 .map(Bytes::from)
                 .map_err(|err| Error::io("reading spooled message", err)),
+            BodyInner::File { file, len } => {
+                let mut out = Vec::with_capacity(usize::try_from(*len).unwrap_or(0));
+                file_body::FileRange::new(file.clone(), *len)
+                    .read_to_end(&mut out)
+                    .map_err(|err| Error::io("reading message file", err))?;
+                Ok(Bytes::from(out))
+            }
         }
     }
 
@@ -256,6 +300,10 @@ impl MessageBody {
                     .map_err(|err| Error::io("opening spooled message", err))?;
                 Ok(Box::new(std::io::BufReader::with_capacity(64 * 1024, file)))
             }
+            BodyInner::File { file, len } => Ok(Box::new(std::io::BufReader::with_capacity(
+                64 * 1024,
+                file_body::FileRange::new(file.clone(), *len),
+            ))),
         }
     }
 
@@ -276,6 +324,7 @@ impl MessageBody {
                 let mut file = std::fs::File::open(path.as_ref() as &std::path::Path)?;
                 std::io::copy(&mut file, out)
             }
+            BodyInner::File { file, len } => file_body::copy_to(file, *len, out),
         }
     }
 
@@ -286,7 +335,7 @@ impl MessageBody {
                 each(bytes);
                 Ok(())
             }
-            BodyInner::Spooled { .. } => {
+            BodyInner::Spooled { .. } | BodyInner::File { .. } => {
                 let mut reader = self.reader()?;
                 let mut buffer = vec![0u8; 64 * 1024];
                 loop {
@@ -305,7 +354,7 @@ impl MessageBody {
     pub fn head(&self, limit: usize) -> Result<Bytes> {
         match &self.inner {
             BodyInner::Memory(bytes) => Ok(bytes.slice(..bytes.len().min(limit))),
-            BodyInner::Spooled { .. } => {
+            BodyInner::Spooled { .. } | BodyInner::File { .. } => {
                 let mut out = Vec::with_capacity(limit.min(64 * 1024));
                 self.reader()?
                     .take(limit as u64)

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
 use futures::stream::{self, BoxStream, StreamExt};
 use mailmove_core::{
-    Error, FolderInfo, FolderPath, MailSource, Message, MessageMeta, Result, SourceCapabilities, SourceKey,
-    SpoolConfig,
+    Error, FolderInfo, FolderPath, MailSource, Message, MessageBody, MessageMeta, Result, SourceCapabilities,
+    SourceKey, SpoolConfig,
 };
 
 use crate::filename::flags_from_letters;
@@ -145,10 +145,16 @@ fn read_message(
     let path = entry.path(maildir.path());
     let context = || format!("reading {}", path.display());
     let metadata = file.metadata().map_err(|err| map_io(context(), err))?;
-    let mut builder = spool.builder();
-    let mut reader = file;
-    builder.read_all(&mut reader, metadata.len(), |err| map_io(context(), err))?;
-    let body = builder.finish_fingerprinted()?;
+    // A message over the spool threshold is read where it lies (a Maildir never changes a
+    // message file in place): neither held in memory nor copied to a spool file.
+    let body = if metadata.len() > spool.threshold as u64 {
+        MessageBody::from_file(file).map_err(|err| map_io(context(), err))?
+    } else {
+        let mut builder = spool.builder();
+        let mut reader = file;
+        builder.read_all(&mut reader, metadata.len(), |err| map_io(context(), err))?;
+        builder.finish_fingerprinted()?
+    };
     let flags = entry.with_name(|name| flags_from_letters(name.flag_letters(), keywords));
     let date = metadata.modified().ok().and_then(internal_date_of);
     let meta = MessageMeta::new(entry.key.clone(), body.len()).with_flags(flags).with_internal_date(date);
