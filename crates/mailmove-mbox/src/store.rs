@@ -199,7 +199,7 @@ impl<T> Emitter<T> {
 
 /// How many fetched messages the reader may have ready before the engine takes them: bodies, so
 /// few (a spooled body is only a path, one in memory at most the spool threshold).
-pub(crate) const FETCH_READ_AHEAD: usize = 16;
+pub(crate) const FETCH_READ_AHEAD: usize = 4;
 
 /// How many listed messages the reader may have ready: metadata only (a few hundred bytes each),
 /// and enough that it goes on framing the file while the engine fetches the messages it was
