@@ -183,6 +183,25 @@ async fn a_transient_failure_of_the_first_flush_is_retried() {
     assert_same(&source, &sink);
 }
 
+#[tokio::test]
+async fn a_transient_failure_of_the_flush_before_a_retry_round_is_retried() {
+    // A failed flush ends the pass; the retry round rebuilds the destination's index, which
+    // flushes first. When that flush fails too, it is retried, not the end of the folder. With
+    // sealed flushes the batch appended beside the failed one is flushed on its own first (flush
+    // 3), so the rebuild's flush is 4; with plain flushes it is 3.
+    for (sealed, failing) in [(false, vec![2, 3]), (true, vec![2, 3, 4])] {
+        let source = source_with(&[("INBOX", 600)]);
+        let sink = MemoryStore::new("sink");
+        sink.seal_flushes(sealed);
+        for n in failing {
+            sink.fail_flush(n);
+        }
+        let report = run(&source, &sink, &Checkpoint::in_memory("a", "b").unwrap(), &fast_options()).await;
+        assert_eq!((report.copied, report.failed), (600, 0), "sealed {sealed}: {:?}", report.failures);
+        assert_same(&source, &sink);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn throttling_hints_are_honoured() {
     let source = source_with(&[("INBOX", 3)]);

@@ -412,8 +412,11 @@ impl Pass<'_> {
                 return Ok(());
             }
             retry.backoff(&error).await;
-            // A transient failure may have stored the message anyway: reconcile before appending again.
-            index = Some(DestinationIndex::build(self, false).await?);
+            // A transient failure may have stored the message anyway: reconcile before appending
+            // again. The rebuild flushes the destination first, and a transient failure of that
+            // flush is retried too (found by the property test with failing flushes).
+            let rebuild = || DestinationIndex::build(self, false);
+            index = Some(with_retries(context, &report.folder, rebuild).await?);
             keys = if !listing_complete {
                 // Listing again is safe: what is done is skipped through the checkpoint.
                 Keys::Listing(after.clone())
