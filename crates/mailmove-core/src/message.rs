@@ -558,13 +558,7 @@ impl BodyBuilder {
     /// ```
     pub fn finish_fingerprinted(self) -> Result<MessageBody> {
         let mut body = self.finish()?;
-        if body.scanned.is_none() {
-            if let BodyInner::Memory(bytes) = &body.inner {
-                let mut scanner = IdentityScanner::new();
-                scanner.update(bytes);
-                body.scanned = Some(scanner.finish());
-            }
-        }
+        body.scanned = Some(crate::identity::strict_and_identity(&body)?);
         Ok(body)
     }
 }

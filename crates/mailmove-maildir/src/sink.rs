@@ -512,12 +512,10 @@ impl MailSink for MaildirStore {
     /// [crate docs](crate#delivery-and-durability)) and syncs its `cur/` and `new/` (renames of
     /// flag updates, moves and removals).
     async fn flush(&self, folder: &FolderPath) -> Result<()> {
-        if self.inner.read_only {
-            return Ok(());
+        match self.begin_flush(folder) {
+            Some(flushing) => flushing.await,
+            None => Ok(()), // Opened as a source: nothing is ever written.
         }
-        let written = self.inner.pending.take(&self.folder_dir(folder)?);
-        let (store, folder) = (self.clone(), folder.clone());
-        blocking(move || store.make_folder_durable(&folder, written)).await
     }
 
     /// The flush of the deliveries written until this call: the next batch's files go to `tmp/`

@@ -184,8 +184,7 @@ impl<'p, 'i> Committer<'p, 'i> {
                             continue;
                         }
                         Ok(None) => {
-                            let flushed = flushing.await;
-                            self.settle(previous, Some(flushed)).await;
+                            self.flush_and_settle(previous, flushing).await;
                             break;
                         }
                         Ok(Some(first)) => {
@@ -208,10 +207,7 @@ impl<'p, 'i> Committer<'p, 'i> {
             match self.start_flush(&sent, !self.stopping()) {
                 Err(error) => self.stop_on(Err(error)),
                 Ok(Some((flushing, true))) => in_flight = Some((sent, flushing)),
-                Ok(Some((flushing, false))) => {
-                    let flushed = flushing.await;
-                    self.settle(sent, Some(flushed)).await;
-                }
+                Ok(Some((flushing, false))) => self.flush_and_settle(sent, flushing).await,
                 Ok(None) => self.settle(sent, None).await,
             }
             if self.stopping() {
@@ -219,8 +215,7 @@ impl<'p, 'i> Committer<'p, 'i> {
             }
         }
         if let Some((sent, flushing)) = in_flight {
-            let flushed = flushing.await;
-            self.settle(sent, Some(flushed)).await;
+            self.flush_and_settle(sent, flushing).await;
         }
         // Whatever is still queued was fetched but never appended: hand it back as deferred so that
         // no listed message is silently left behind.
@@ -241,6 +236,12 @@ impl<'p, 'i> Committer<'p, 'i> {
     async fn settle(&mut self, sent: Sent, flushed: Option<Result<()>>) {
         let finished = self.finish(sent, flushed).await;
         self.stop_on(finished);
+    }
+
+    /// Waits for a sent batch's flush, then settles the batch.
+    async fn flush_and_settle(&mut self, sent: Sent, flushing: Flushing<'p>) {
+        let flushed = flushing.await;
+        self.settle(sent, Some(flushed)).await;
     }
 
     /// Notes the error of a batch: the pass stops after the batches already sent are settled,

@@ -7,7 +7,7 @@
 //! the body read independently.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::sync::Arc;
 
 use crate::fingerprint::Fingerprint;
@@ -99,17 +99,5 @@ pub(super) fn copy_to(file: &Arc<File>, len: u64, out: &mut File) -> io::Result<
 }
 
 fn buffered_copy(file: &Arc<File>, len: u64, out: &mut File) -> io::Result<u64> {
-    let mut reader = FileRange::new(file.clone(), len);
-    let mut buffer = vec![0u8; CHUNK];
-    let mut written = 0u64;
-    loop {
-        let read = match reader.read(&mut buffer) {
-            Ok(0) => return Ok(written),
-            Ok(read) => read,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
-        };
-        out.write_all(&buffer[..read])?;
-        written += read as u64;
-    }
+    io::copy(&mut FileRange::new(file.clone(), len), out)
 }
