@@ -149,6 +149,7 @@ impl Inner {
         }
         let (validity, uid) = parse_key(from, dest_key)?;
         let (mailbox, target) = (self.mailbox(from)?, self.mailbox(to)?);
+        self.before_transfer_into(&target).await?;
         self.settle_mailbox(&mailbox).await;
         let mut pooled = self.acquire_for(Some(&mailbox)).await?;
         let conn = pooled.conn();

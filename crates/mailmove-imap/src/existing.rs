@@ -14,12 +14,11 @@
 //!
 //! A server finishes the commands it had received when a connection died, even after a client
 //! process was killed: the APPENDs a crashed run had in flight may be stored a moment after the
-//! next run started. So the first listing of a folder in the life of a store waits until the
-//! folder is quiet (its message count and UIDNEXT unchanged for a second, counted from the
-//! STATUS the folder listing took; see the `append` module) before it reads the UIDs, unless this store created the folder (nobody else can have
-//! had APPENDs in flight to it), it does not exist, or it never held a message (UIDNEXT 1: a
-//! killed run's APPENDs would have to be still unprocessed after this whole session started). A
-//! copy into a fresh account pays nothing; resuming into folders that hold messages, a second.
+//! next run read the folder. The first listing of a folder in the life of a store therefore
+//! leaves it *unsettled* (unless this store created it, or it never held a message): the first
+//! write into it waits for the folder to be quiet and answers from what arrived late
+//! ([`crate::late_arrivals`]). A run that finds every copy there writes nothing and waits for
+//! nothing.
 
 use std::collections::BTreeMap;
 
@@ -34,7 +33,7 @@ use crate::protocol::select::{self, Selecting};
 use crate::store::Inner;
 
 /// UIDs per `UID FETCH` when hashing.
-const CHUNK: usize = 512;
+pub(crate) const CHUNK: usize = 512;
 
 /// One listed message, hashed.
 fn entry(validity: Option<u32>, uid: u32, size: u64, fingerprint: Fingerprint) -> ExistingMessage {
@@ -61,11 +60,15 @@ impl Inner {
             Err(error) => return Err(error),
         };
         let uids = uids?;
-        let waits = self.mailboxes.first_reconcile_waits(mailbox);
         // A folder that never held a message (UIDNEXT 1) had nothing stored by a crashed run; its
         // APPENDs would have to be still unprocessed after this whole session started.
         let never_used = uids.is_empty() && info.uid_next.is_some_and(|next| next <= 1);
-        if waits && !never_used {
+        // Late arrivals are told by UID from here on: past what this listing read, even a message
+        // the SEARCH saw that arrived after the EXAMINE.
+        let read_up_to =
+            info.uid_next.map(|next| uids.last().map_or(next, |last| next.max(last.saturating_add(1))));
+        if !self.mailboxes.reconciled(mailbox, read_up_to, never_used) {
+            // No UIDNEXT to tell late arrivals by: wait for quiet now, then read the UIDs again.
             drop(pooled);
             self.wait_mailbox_quiet(mailbox, true).await;
             let mut pooled = self.acquire_for(Some(mailbox)).await?;
@@ -78,7 +81,7 @@ impl Inner {
     }
 
     /// Hashes the messages of `uids` (one command, bodies hashed as they arrive).
-    async fn hash_chunk(
+    pub(crate) async fn hash_chunk(
         &self,
         mailbox: &str,
         validity: Option<u32>,

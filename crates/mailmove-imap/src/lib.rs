@@ -100,8 +100,10 @@
 //! [`Error::Throttled`](mailmove_core::Error::Throttled) with the hint, `[OVERQUOTA]`
 //! [`Error::QuotaExceeded`](mailmove_core::Error::QuotaExceeded), `[TOOBIG]`/`[LIMIT]`/refusals
 //! per-message failures. A server finishes the commands it had received before a connection died,
-//! so after a cut with APPENDs unanswered, and before the first reconcile of a folder that may have
-//! been written by a killed run, the backend waits until the folder is quiet; and every listing or
+//! so after a cut with APPENDs unanswered the backend waits until the folder is quiet, and the
+//! first write into a folder that a killed run may have been writing to waits for it too and
+//! recognises the copies that arrived after the folder was read (module `late_arrivals`: a run that
+//! finds every copy there waits for nothing); and every listing or
 //! reconcile reads a fresh selection (a session that has a folder selected does not see what other
 //! sessions added until the server tells it).
 //!
@@ -147,7 +149,10 @@
 //!   return it); `pipeline=0` gives keys at one round trip per message.
 //! * "Quiet" means a folder's message count and UIDNEXT did not change for one second (at most 30
 //!   seconds of waiting): a server that takes longer than that between two stores of a dead
-//!   session's APPENDs, or another client writing to the same folder, defeats it.
+//!   session's APPENDs, or another client writing to the same folder, defeats it. A late copy is
+//!   recognised by its strict fingerprint: one the server altered is not.
+//! * `list_existing` does not wait for quiet (the first write does): a `verify` run while a
+//!   killed run's APPENDs are still being stored may report those messages missing.
 //! * A pipelined APPEND refused for good (`[TOOBIG]`, content) is reported at `flush`, which cannot
 //!   name the message: `flush` fails transiently, the engine reconciles, and the folder's appends
 //!   go one at a time from then on so that the refusal lands on its message.
@@ -199,6 +204,7 @@ mod copy_changes;
 mod existing;
 mod folders;
 mod identities;
+mod late_arrivals;
 mod search;
 mod sink;
 mod source;

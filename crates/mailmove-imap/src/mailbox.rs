@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use mailmove_core::{Error, FolderPath, Result};
+use mailmove_core::{Error, Fingerprint, FolderPath, Result};
 
 use crate::lock::lock;
 use crate::names::Naming;
@@ -47,8 +47,16 @@ struct Caches {
     /// flight to them, so their first reconcile need not wait for quiet.
     created: HashSet<String>,
     /// Mailboxes whose first reconcile in this session already happened (see
-    /// [`MailboxState::first_reconcile_waits`]).
+    /// [`MailboxState::reconciled`]).
     reconciled: HashSet<String>,
+    /// Mailbox → the UIDNEXT its last reconcile read the UIDs at, while it is *unsettled*: a dead
+    /// session's APPENDs may still land in it, and nothing has been written to it yet (see
+    /// [`crate::late_arrivals`]). Taken by the first write, which waits for them.
+    unsettled: HashMap<String, u32>,
+    /// Mailbox → the messages that arrived after its reconcile read the UIDs and before the
+    /// folder became quiet, by strict fingerprint (their keys, one per copy): an APPEND of such a
+    /// message is answered with the copy that is there. Written once, by the first write.
+    late: HashMap<String, HashMap<Fingerprint, Vec<Option<String>>>>,
     /// Mailboxes this store was asked to create, by their lower-cased name: two that differ only
     /// in case must not merge unnoticed (see [`MailboxState::case_twin`]).
     written_case_folded: HashMap<String, String>,
@@ -179,12 +187,61 @@ impl MailboxState {
         twin
     }
 
-    /// Whether this reconcile of `mailbox` must first wait for the mailbox to be quiet (see
-    /// [`crate::existing`]): only the first in this session, and only of a mailbox this store did
-    /// not create. Records the reconcile either way.
-    pub fn first_reconcile_waits(&self, mailbox: &str) -> bool {
+    /// A reconcile of `mailbox` read its UIDs when its UIDNEXT was `uid_next` (`None`: a folder
+    /// that never held a message, or a server that does not say). The first reconcile in this
+    /// session of a mailbox this store did not create leaves it *unsettled* until the first write
+    /// (see [`crate::late_arrivals`]); a later reconcile of an unsettled mailbox moves its mark to
+    /// what it read. Returns `false` when the reconcile must wait for quiet itself: unsettled,
+    /// but without a UIDNEXT to tell late arrivals by.
+    pub fn reconciled(&self, mailbox: &str, uid_next: Option<u32>, never_used: bool) -> bool {
         let mut caches = lock(&self.caches);
         let first = caches.reconciled.insert(mailbox.to_string());
-        first && !caches.created.contains(mailbox)
+        let unsettled =
+            (first && !caches.created.contains(mailbox)) || caches.unsettled.contains_key(mailbox);
+        if !unsettled || never_used {
+            return true;
+        }
+        match uid_next {
+            Some(next) => {
+                caches.unsettled.insert(mailbox.to_string(), next);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The UIDNEXT the last reconcile of an unsettled `mailbox` read its UIDs at.
+    pub fn unsettled(&self, mailbox: &str) -> Option<u32> {
+        lock(&self.caches).unsettled.get(mailbox).copied()
+    }
+
+    /// `mailbox` is settled: `late` arrived in it after its reconcile (strict fingerprint, key).
+    pub fn settled(&self, mailbox: &str, late: Vec<(Fingerprint, Option<String>)>) {
+        let mut caches = lock(&self.caches);
+        caches.unsettled.remove(mailbox);
+        if !late.is_empty() {
+            let by_fingerprint = caches.late.entry(mailbox.to_string()).or_default();
+            for (fingerprint, key) in late {
+                by_fingerprint.entry(fingerprint).or_default().push(key);
+            }
+        }
+    }
+
+    /// Whether messages arrived late in `mailbox` that no APPEND has been answered with yet.
+    pub fn has_late_arrivals(&self, mailbox: &str) -> bool {
+        lock(&self.caches).late.get(mailbox).is_some_and(|late| !late.is_empty())
+    }
+
+    /// The key of a late arrival in `mailbox` with this strict fingerprint, taken: each copy
+    /// answers one APPEND.
+    pub fn take_late_arrival(&self, mailbox: &str, fingerprint: &Fingerprint) -> Option<Option<String>> {
+        let mut caches = lock(&self.caches);
+        let late = caches.late.get_mut(mailbox)?;
+        let keys = late.get_mut(fingerprint)?;
+        let key = keys.pop();
+        if keys.is_empty() {
+            late.remove(fingerprint);
+        }
+        key
     }
 }

@@ -36,6 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "append",
             "existing",
             "identities",
+            "late_arrivals",
             "folders",
             "stored",
             "copy_changes",

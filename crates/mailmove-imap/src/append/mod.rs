@@ -218,10 +218,16 @@ impl Inner {
             rate.take(1).await;
         }
         let mailbox = self.mailbox(folder)?;
-        // What the folder listing said about this folder is out of date from now on.
-        self.mailboxes.appending(&mailbox);
         let lane = self.lanes.get_or_create(&mailbox, folder);
         let mut lane = lane.lock().await;
+        // The first write into a folder waits for a dead session's APPENDs; one of them may be
+        // this message's copy (see `crate::late_arrivals`).
+        self.settle_late_arrivals(&mailbox).await?;
+        if let Some(key) = self.late_copy(&mailbox, message)? {
+            return Ok(key.map_or_else(Appended::unknown, Appended::with_key));
+        }
+        // What the folder listing said about this folder is out of date from now on.
+        self.mailboxes.appending(&mailbox);
         self.set_uid_floor(&mut lane).await;
         let result = if binary || self.config.pipeline == 0 || lane.synchronous {
             self.settle(&mut lane).await;
@@ -258,10 +264,10 @@ impl Inner {
     /// Polls a fresh EXAMINE of `mailbox` until its message count and UIDNEXT stay unchanged for
     /// [`QUIET`] (at most [`QUIET_MAX`]). A fresh EXAMINE rather than STATUS: a session that has
     /// the folder selected may answer from its own, older view. `since_listing`: the folder
-    /// listing's STATUS is the first look, when there was one (the first reconcile of a folder
-    /// this session has not written to): a folder unchanged since is quiet once [`QUIET`] has
-    /// passed since the listing, so the folders of a run wait out one window together, not one
-    /// each.
+    /// listing's STATUS is the first look, when there was one (the first write into a folder,
+    /// [`crate::late_arrivals`]): a folder unchanged since is quiet once [`QUIET`] has passed
+    /// since the listing, so the folders of a run wait out one window together, not one each,
+    /// and usually while their first messages were being read from the source.
     pub(crate) async fn wait_mailbox_quiet(&self, mailbox: &str, since_listing: bool) {
         let started = tokio::time::Instant::now();
         let first_look = self.mailboxes.first_look(mailbox).filter(|_| since_listing);
