@@ -98,7 +98,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    let result = runtime.block_on(async move {
+    // The command runs as a task on the runtime's workers, not on this thread inside `block_on`:
+    // there, every wake-up by the I/O the workers poll was a hand-over between two threads (two
+    // context switches, a futex each), about 40,000 for an IMAP copy of 3,000 messages.
+    let command = runtime.spawn(async move {
         match cli.command {
             Command::Copy(args) => copy::run(args).await,
             Command::Verify(args) => verify::run(args).await,
@@ -113,6 +116,15 @@ pub fn main() -> ExitCode {
             Command::Man(args) => shell::man(args),
         }
     });
+    let result = match runtime.block_on(command) {
+        Ok(result) => result,
+        // A panic of the command: raised again here, as it would have been without the task.
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => {
+            eprintln!("mailmove: the command stopped: {error}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -166,7 +166,9 @@ fn child() {
         builder.worker_threads(workers);
     }
     let runtime = builder.enable_all().build().expect("runtime");
-    runtime.block_on(async {
+    // On a worker, as the CLI runs its commands: polled by `block_on` on this thread, every wake-up
+    // would cross threads (see `mailmove_core::engine::copy`).
+    let copy = runtime.spawn(async {
         let password = Secret::new(std::env::var("MAILMOVE_BENCH_PASSWORD").expect("password"));
         let open = |url: String| {
             let password = password.clone();
@@ -215,6 +217,7 @@ fn child() {
             eprintln!("failures: {:?}", report.failures);
         }
     });
+    runtime.block_on(copy).expect("the copy's task");
 }
 
 /// CPU seconds (user, system) of this process and of its waited-for children, from

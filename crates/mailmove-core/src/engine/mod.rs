@@ -36,6 +36,13 @@
 //! `gone_folders`; the public types live in `options`, `filter`,
 //! `mapping`, `event` and `report`.
 //!
+//! # Where to poll a run
+//! In a task of a multi-threaded runtime (`tokio::spawn`), not directly under
+//! `Runtime::block_on`: `block_on` polls the run on the calling thread while the runtime's workers
+//! poll the sockets and files, so every wake-up of the engine crosses threads. An IMAP → IMAP copy
+//! of 3,000 messages made 40,000 more context switches that way and took a third more CPU.
+//! The `mailmove` command spawns its commands.
+//!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use mailmove_core::{engine::Copier, memory::MemoryStore, FolderPath};
