@@ -29,6 +29,9 @@ use crate::wire::{self, Frame, LiteralSlot, ParseError, Response, Status, Status
 const MAX_LINE: usize = 64 * 1024 * 1024;
 /// Literals up to this size stay in the frame even when the spool threshold is lower.
 const MIN_INLINE_LITERAL: usize = 64 * 1024;
+/// Room kept after an in-memory literal for the rest of its response line (`)`, CRLF, or the
+/// FETCH items a server sends after the body).
+const REST_OF_LINE: usize = 256;
 /// Tagged answers of pipelined commands kept until asked for; a server that sends more answers
 /// than we have commands in flight is broken (or hostile) and cannot make us grow without bound.
 const MAX_COMPLETED: usize = 4096;
@@ -321,13 +324,13 @@ impl Conn {
 
     /// Reads one whole response: its lines and the literals they announce.
     pub async fn read_frame(&mut self) -> Result<Frame> {
-        let mut frame = Frame::default();
+        let (mut bytes, mut literals) = (Vec::new(), Vec::new());
         loop {
-            self.read_line(&mut frame.bytes).await?;
-            let Some(length) = literal_length(&frame.bytes) else {
-                return Ok(frame);
+            self.read_line(&mut bytes).await?;
+            let Some(length) = literal_length(&bytes) else {
+                return Ok(Frame { bytes: bytes.into(), literals });
             };
-            if let Some(oversized) = self.literal_policy.verdict(&frame.bytes, length) {
+            if let Some(oversized) = self.literal_policy.verdict(&bytes, length) {
                 // A message body larger than announced is not read on (it could be anything, of
                 // any size: `--max-size` and the spool trusted the announcement); a string is read
                 // and dropped when that is cheap, so that the rest of a listing still arrives.
@@ -350,29 +353,26 @@ impl Conn {
                 // sees an empty literal and learns why from `oversized`.
                 self.read_exact_with(length, |_| Ok(())).await?;
                 self.oversized.push(oversized);
-                frame.literals.push(LiteralSlot { offset: frame.bytes.len(), spooled: None, dropped: true });
+                literals.push(LiteralSlot { offset: bytes.len(), spooled: None, dropped: true });
                 continue;
             }
             let inline_limit = self.spool.threshold.max(MIN_INLINE_LITERAL) as u64;
             if length <= inline_limit {
-                let offset = frame.bytes.len();
-                frame.literals.push(LiteralSlot { offset, spooled: None, dropped: false });
-                let mut bytes = std::mem::take(&mut frame.bytes);
+                literals.push(LiteralSlot { offset: bytes.len(), spooled: None, dropped: false });
+                // Room for the literal and the rest of the line at once: growing by doubling would
+                // copy a message body several times, and leave up to twice its size allocated
+                // (the body is a slice of this buffer).
+                bytes.reserve_exact(length as usize + REST_OF_LINE);
                 self.read_exact_with(length, |chunk| {
                     bytes.extend_from_slice(chunk);
                     Ok(())
                 })
                 .await?;
-                frame.bytes = bytes;
             } else {
                 let mut builder = self.spool.builder();
                 self.read_exact_with(length, |chunk| builder.push(chunk)).await?;
                 let body = builder.finish().map_err(|e| self.fail(e))?;
-                frame.literals.push(LiteralSlot {
-                    offset: frame.bytes.len(),
-                    spooled: Some(body),
-                    dropped: false,
-                });
+                literals.push(LiteralSlot { offset: bytes.len(), spooled: Some(body), dropped: false });
             }
         }
     }

@@ -85,7 +85,7 @@ mod tests {
     use super::*;
 
     fn data(line: &[u8]) -> Vec<Value> {
-        let frame = crate::wire::Frame { bytes: line.to_vec(), literals: Vec::new() };
+        let frame = crate::wire::Frame { bytes: bytes::Bytes::copy_from_slice(line), literals: Vec::new() };
         match crate::wire::parse(&frame).unwrap() {
             crate::wire::Response::Data(values) => values,
             _ => panic!("not data: {line:?}"),

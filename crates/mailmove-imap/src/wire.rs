@@ -34,8 +34,9 @@ pub(crate) struct LiteralSlot {
 /// One framed response as read from the wire.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Frame {
-    /// The response bytes, literals included (except spooled ones), final CRLF included.
-    pub bytes: Vec<u8>,
+    /// The response bytes, literals included (except spooled ones), final CRLF included. Shared:
+    /// an in-memory literal is a slice of it, not a copy.
+    pub bytes: Bytes,
     /// The literals, in order.
     pub literals: Vec<LiteralSlot>,
 }
@@ -365,7 +366,7 @@ impl Parser<'_> {
         }
         let end = slot.offset.checked_add(length).filter(|end| *end <= self.bytes().len());
         let end = end.ok_or_else(|| self.error("literal longer than the frame"))?;
-        let data = Bytes::copy_from_slice(&self.bytes()[slot.offset..end]);
+        let data = self.frame.bytes.slice(slot.offset..end);
         self.pos = end;
         Ok(Value::Bytes(data))
     }
@@ -433,7 +434,7 @@ mod tests {
             }
             index = close + 3;
         }
-        Frame { bytes: text.to_vec(), literals }
+        Frame { bytes: Bytes::copy_from_slice(text), literals }
     }
 
     #[test]

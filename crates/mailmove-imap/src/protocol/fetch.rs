@@ -492,7 +492,7 @@ mod tests {
             b"* 2 FETCH (FLAGS (\\Seen))\r\n",
         ] {
             let frame = crate::wire::Frame {
-                bytes: line.to_vec(),
+                bytes: bytes::Bytes::copy_from_slice(line),
                 literals: crate::literal::literal_length(
                     &line[..line.iter().position(|&b| b == b'\n').unwrap() + 1],
                 )
