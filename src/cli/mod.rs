@@ -91,7 +91,17 @@ pub fn main() -> ExitCode {
             }
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let many_jobs = matches!(&cli.command, Command::Batch(_) | Command::Fleet(_));
+    if !many_jobs && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        // One job is one task (its folders are joined futures, not tasks), and what blocks runs
+        // in the blocking pool: a second worker has nothing to run but steals and wake-ups. An
+        // IMAP -> IMAP copy of 3,000 messages took 1.15-1.23 s of CPU with two workers and
+        // 1.01-1.06 s with one, in the same run, at the same speed. Batches and fleets run one
+        // task per account, on one worker per core. `TOKIO_WORKER_THREADS` overrides both.
+        builder.worker_threads(1);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("mailmove: cannot start the async runtime: {err}");
