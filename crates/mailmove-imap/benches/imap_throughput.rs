@@ -160,11 +160,11 @@ async fn pump(
 
 /// Child mode: one copy with the engine, figures on stdout.
 fn child() {
-    // `MAILMOVE_BENCH_WORKERS=N`: the runtime's worker threads (default: one per core, as the CLI).
+    // `MAILMOVE_BENCH_WORKERS=N`: the runtime's worker threads (default: one, as the CLI runs a
+    // single job).
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = std::env::var("MAILMOVE_BENCH_WORKERS").ok().and_then(|n| n.parse().ok()) {
-        builder.worker_threads(workers);
-    }
+    let workers = std::env::var("MAILMOVE_BENCH_WORKERS").ok().and_then(|n| n.parse().ok()).unwrap_or(1);
+    builder.worker_threads(workers);
     let runtime = builder.enable_all().build().expect("runtime");
     // On a worker, as the CLI runs its commands: polled by `block_on` on this thread, every wake-up
     // would cross threads (see `mailmove_core::engine::copy`).
