@@ -195,6 +195,9 @@ impl MailboxState {
     /// but without a UIDNEXT to tell late arrivals by.
     pub fn reconciled(&self, mailbox: &str, uid_next: Option<u32>, never_used: bool) -> bool {
         let mut caches = lock(&self.caches);
+        // This listing read every late arrival there was: the engine's new index holds them, and
+        // one must not answer an APPEND as well (a message twice in the source would lose one).
+        caches.late.remove(mailbox);
         let first = caches.reconciled.insert(mailbox.to_string());
         let unsettled =
             (first && !caches.created.contains(mailbox)) || caches.unsettled.contains_key(mailbox);

@@ -86,6 +86,38 @@ async fn a_dead_sessions_append_stored_after_the_reconcile_answers_for_its_messa
 }
 
 #[tokio::test]
+async fn a_reconcile_after_the_late_arrivals_were_learnt_takes_them_over() {
+    let user = common::user("late-again");
+    let folder = FolderPath::parse("Again");
+    let (earlier, late, other) = (message("earlier"), message("late"), message("other"));
+    let before = common::store(&user).await;
+    before.create_folder(&folder).await.unwrap();
+    before.append(&folder, &earlier).await.unwrap();
+    before.flush(&folder).await.unwrap();
+    before.close().await;
+
+    let sink = common::store(&user).await;
+    assert_eq!(sink.collect_existing(&folder).await.unwrap().len(), 1);
+    let dead = common::store(&user).await;
+    dead.append(&folder, &late).await.unwrap();
+    dead.flush(&folder).await.unwrap();
+    dead.close().await;
+    // The first write learns the late arrival...
+    sink.append(&folder, &other).await.unwrap();
+    sink.flush(&folder).await.unwrap();
+    // ... and a retry round's reconcile reads it: the engine's index has it now, so the late copy
+    // answers no APPEND (a second `late` in the source is a second copy).
+    assert_eq!(sink.collect_existing(&folder).await.unwrap().len(), 3);
+    let appended = sink.append(&folder, &late).await.unwrap();
+    sink.flush(&folder).await.unwrap();
+    sink.close().await;
+    assert!(appended.dest_key.as_ref().is_none_or(|key| key.ends_with(":4")), "a new copy: {appended:?}");
+    let mut expected: Vec<Vec<u8>> = [&earlier, &late, &other, &late].into_iter().map(body_of).collect();
+    expected.sort();
+    assert_eq!(bodies(&user, &folder).await, expected);
+}
+
+#[tokio::test]
 async fn a_folder_that_stayed_quiet_takes_every_append_as_sent() {
     let user = common::user("late-quiet");
     let folder = FolderPath::parse("Quiet");
