@@ -37,11 +37,13 @@
 //! `mapping`, `event` and `report`.
 //!
 //! # Where to poll a run
-//! In a task of a multi-threaded runtime (`tokio::spawn`), not directly under
-//! `Runtime::block_on`: `block_on` polls the run on the calling thread while the runtime's workers
-//! poll the sockets and files, so every wake-up of the engine crosses threads. An IMAP → IMAP copy
-//! of 3,000 messages made 40,000 more context switches that way and took a third more CPU.
-//! The `mailmove` command spawns its commands.
+//! In a task of the runtime, not directly under `Runtime::block_on` (nor `#[tokio::main]`'s
+//! body): `block_on` polls the run on the calling thread while the runtime's workers poll the
+//! sockets and files, so every wake-up of the engine crosses threads. An IMAP → IMAP copy of
+//! 3,000 messages made 40,000 more context switches that way and took a third more CPU.
+//! [`Copier::run`] spawns its run itself; [`copy`], which borrows its stores, is the caller's to
+//! spawn. A run is one task (its folders are futures joined in it), so one worker thread is
+//! enough for one run; the `mailmove` command uses one for every command but `batch` and `fleet`.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -160,13 +162,37 @@ impl Copier {
         self
     }
 
-    /// Runs the job.
+    /// Runs the job, as a task of the current runtime (see [where to poll a run](self#where-to-poll-a-run)):
+    /// awaited under `Runtime::block_on` it would run on the calling thread. Dropping the future
+    /// cancels the task, as it would cancel the run awaited in place.
     ///
     /// # Errors
     /// Only for failures that prevent the run as a whole (the source's folders cannot be listed,
     /// the checkpoint cannot be opened, invalid options). Per-message and per-folder failures are
     /// in the report, and a paused run (quota) is a report with [`RunOutcome::Paused`].
     pub async fn run(self) -> Result<RunReport> {
+        /// Aborts the run's task when the caller stops waiting for it.
+        struct AbortOnDrop(tokio::task::JoinHandle<Result<RunReport>>);
+        impl Drop for AbortOnDrop {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let mut task = AbortOnDrop(tokio::spawn(self.run_here()));
+        match (&mut task.0).await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => Err(crate::Error::Backend {
+                backend: "engine",
+                message: format!("the run's task ended: {error}"),
+                transient: false,
+                source: None,
+            }),
+        }
+    }
+
+    /// [`Copier::run`] on the task that polls it.
+    async fn run_here(self) -> Result<RunReport> {
         let source_identity = self.source.identity();
         let sink_identity = self.sink.identity();
         let checkpoint = match self.checkpoint {
