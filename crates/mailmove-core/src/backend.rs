@@ -419,16 +419,19 @@ pub trait MailSink: Send + Sync + std::fmt::Debug {
     /// this one becomes durable. The call itself (not the future) seals the batch: every append
     /// to `folder` that returned before it; the future makes exactly those durable, as `flush`
     /// would, and nothing appended after the call (that waits for the next flush). A failed
-    /// sealed flush must leave none of its batch to become visible later (the engine sends those
-    /// messages again), and must not touch what was appended after the call. While it runs the
+    /// sealed flush must leave none of its batch to become visible later: the engine reconciles
+    /// those messages and sends again what it does not find, so what stays must be listed
+    /// already (as an mbox file's appended bytes are) or never. It must not touch what was
+    /// appended after the call. While it runs the
     /// engine appends to the same folder, calls `begin_flush` again only after it finished, and
     /// asks [`stored_copies`](MailSink::stored_copies) once it returned `Ok`: a sink with both
     /// answers there for the sealed batches only.
     ///
     /// The default, `None`, says the sink has no such flush: the engine then waits for `flush`
     /// before the next batch's appends (right for a sink whose appends and flush share one
-    /// connection or one file). Maildir has it: the renames into `cur/` of one batch and the
-    /// `syncfs` of its files overlap the writing of the next batch's files.
+    /// connection). Maildir has it: the renames into `cur/` of one batch and the `syncfs` of its
+    /// files overlap the writing of the next batch's files; so has mbox: the `fdatasync` of the
+    /// file up to the sealed length, and the committed-length mark, overlap the next appends.
     fn begin_flush(&self, folder: &FolderPath) -> Option<BoxFuture<'static, Result<()>>> {
         let _ = folder;
         None

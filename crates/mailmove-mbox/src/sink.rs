@@ -4,7 +4,17 @@
 //! anything fails half-way, the file is cut back to where the message started. Durability
 //! follows the [sidecar](crate::sidecar) protocol: a `dirty` mark before the first append after a
 //! durability point, `fsync` + `clean` mark in [`MailSink::flush`], and on (re)opening a file for
-//! writing, unconfirmed bytes after a `dirty` mark are cut off. Every sink entry point
+//! writing, unconfirmed bytes after a `dirty` mark are cut off.
+//!
+//! The flush is sealed ([`MailSink::begin_flush`]): the call takes the file's length, and the
+//! `fdatasync` runs while the engine appends the next batch after it. The data of a file is
+//! synced as a whole, so the sync may carry some of the next batch too; what counts is the mark
+//! written after it: the sealed length, `dirty` while the next batch is being appended (its
+//! bytes stay unconfirmed, cut off after a crash), `clean` when nothing followed. A mark never
+//! moves back (a plain flush in between may have recorded more). A failed sync leaves the
+//! batch's bytes in the file, listed by [`MailSink::list_existing`] as every appended message
+//! is: the engine reconciles them before it appends anything again, as after a failed plain
+//! flush. Every sink entry point
 //! (`create_folder`, `append`, `list_existing`, `flush`) opens the file that way first, so the
 //! engine never sees, and never appends after, the remains of a crashed run.
 //!
@@ -20,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use mailmove_core::stored::Alteration;
 use mailmove_core::{
@@ -48,6 +59,8 @@ enum Stored {
 pub(crate) struct Appender {
     file: File,
     len: u64,
+    /// The length the sidecar records (as of our last mark, or the file's at opening).
+    marked_len: u64,
     dirty_marked: bool,
     pending: bool,
     /// What must be written before our first `From ` line so that it follows a blank line (and
@@ -119,13 +132,14 @@ impl Appender {
                 b"\n\n"
             }
         };
-        Ok(Appender { file, len, dirty_marked: false, pending: false, lead_in, created })
+        Ok(Appender { file, len, marked_len: len, dirty_marked: false, pending: false, lead_in, created })
     }
 
     fn append(&mut self, inner: &Inner, path: &Path, message: &Message) -> Result<Appended> {
         if !self.dirty_marked {
             sidecar::write(path, Committed { length: self.len, dirty: true })?;
             self.dirty_marked = true;
+            self.marked_len = self.len;
         }
         let actual = self.file.metadata().map_err(io_at(path, "reading"))?.len();
         if actual != self.len {
@@ -252,6 +266,7 @@ impl Appender {
             sidecar::write(path, Committed { length: self.len, dirty: false })?;
             self.pending = false;
             self.dirty_marked = false;
+            self.marked_len = self.len;
         }
         if self.created {
             sidecar::sync_parent(path)?;
@@ -259,6 +274,45 @@ impl Appender {
         }
         Ok(())
     }
+
+    /// Seals what was appended so far for a [sealed flush](MailSink::begin_flush): `None` when
+    /// nothing waits for one.
+    fn seal(&self, path: &Path) -> Result<Option<Seal>> {
+        if !(self.pending || self.dirty_marked || self.created) {
+            return Ok(None);
+        }
+        let file = self.file.try_clone().map_err(io_at(path, "opening"))?;
+        Ok(Some(Seal { file, length: self.len, created: self.created }))
+    }
+
+    /// The data of a seal is synced: records its length (see the module docs).
+    fn sealed_durable(&mut self, path: &Path, seal: &Seal) -> Result<()> {
+        if seal.created {
+            self.created = false;
+        }
+        if seal.length <= self.marked_len {
+            // The sidecar commits these bytes already: a plain flush meanwhile recorded as much or
+            // more (and the dirty mark after it starts past them).
+            return Ok(());
+        }
+        // Bytes past the last mark were appended, so the sidecar says `dirty` now.
+        let clean = self.len == seal.length;
+        sidecar::write(path, Committed { length: seal.length, dirty: !clean })?;
+        self.marked_len = seal.length;
+        if clean {
+            self.pending = false;
+            self.dirty_marked = false;
+        }
+        Ok(())
+    }
+}
+
+/// A batch sealed for a sealed flush: a handle on its file (synced outside the lock, while the
+/// next batch is appended) and the length it ends at.
+pub(crate) struct Seal {
+    file: File,
+    length: u64,
+    created: bool,
 }
 
 impl Inner {
@@ -400,5 +454,28 @@ impl MailSink for MboxStore {
             inner.with_appender(&path, created, |appender| appender.flush(&path))
         })
         .await
+    }
+
+    /// The batch is sealed at the call (the file's length now); the future syncs the file and
+    /// then records that length (see the module docs).
+    fn begin_flush(&self, folder: &FolderPath) -> Option<BoxFuture<'static, Result<()>>> {
+        let inner = self.inner.clone();
+        let sealed = inner.sink_file(folder, false).and_then(|located| match located {
+            Some((path, created)) => inner
+                .with_appender(&path, created, |appender| appender.seal(&path))
+                .map(|seal| Some((path, seal?))),
+            None => Ok(None),
+        });
+        Some(Box::pin(async move {
+            let Some((path, seal)) = sealed? else { return Ok(()) };
+            blocking(move || {
+                seal.file.sync_data().map_err(io_at(&path, "syncing"))?;
+                if seal.created {
+                    sidecar::sync_parent(&path)?;
+                }
+                inner.with_appender(&path, false, |appender| appender.sealed_durable(&path, &seal))
+            })
+            .await
+        }))
     }
 }

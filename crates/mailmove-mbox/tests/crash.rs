@@ -156,3 +156,69 @@ async fn failed_append_leaves_the_file_unchanged() {
     store.flush(&inbox).await.unwrap();
     assert_eq!(store.collect_messages(&inbox).await.unwrap().len(), 2);
 }
+
+/// A sealed flush: the batch appended before the call survives a crash, the one appended while
+/// it ran (never flushed) is cut off; with nothing appended after, the file ends clean and what
+/// another program appends later is kept.
+#[tokio::test]
+async fn a_sealed_flush_commits_its_batch_and_not_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("box.mbox");
+    let inbox = FolderPath::inbox();
+    let sealed_len;
+    {
+        let store = open(&path);
+        store.create_folder(&inbox).await.unwrap();
+        for index in 0..2 {
+            store.append(&inbox, &message(index)).await.unwrap();
+        }
+        let flushing = store.begin_flush(&inbox).expect("the mbox sink seals its flushes");
+        sealed_len = std::fs::metadata(&path).unwrap().len();
+        // The next batch is appended while the sealed flush runs; the process dies before its flush.
+        let next = message(2);
+        let (flushed, appended) = futures::join!(flushing, store.append(&inbox, &next));
+        flushed.unwrap();
+        appended.unwrap();
+        store.append(&inbox, &message(3)).await.unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > sealed_len);
+    }
+    let store = open(&path);
+    let existing = store.collect_existing(&inbox).await.unwrap();
+    assert_eq!(existing.len(), 2, "the sealed batch, and not the next one");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), sealed_len);
+    assert!(store.warnings().iter().any(|w| w.kind == WarningKind::UncommittedTailCut));
+
+    // A sealed flush with nothing appended after it leaves the file clean: a delivery agent's
+    // message appended afterwards is kept.
+    store.append(&inbox, &message(2)).await.unwrap();
+    store.begin_flush(&inbox).expect("sealed").await.unwrap();
+    drop(store);
+    append_raw(
+        &path,
+        b"\nFrom someone@example.org Mon Jan  1 00:00:00 2024\nSubject: delivered later\n\nhello\n",
+    );
+    let store = open(&path);
+    assert_eq!(store.collect_existing(&inbox).await.unwrap().len(), 4, "the later delivery is kept");
+    assert!(!store.warnings().iter().any(|w| w.kind == WarningKind::UncommittedTailCut));
+}
+
+/// A plain flush while a sealed one is pending records more than the seal: the sealed flush
+/// ending after it must not move the mark back (a crash would then cut confirmed messages).
+#[tokio::test]
+async fn a_sealed_flush_ending_after_a_plain_one_keeps_the_later_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("box.mbox");
+    let inbox = FolderPath::inbox();
+    {
+        let store = open(&path);
+        store.create_folder(&inbox).await.unwrap();
+        store.append(&inbox, &message(0)).await.unwrap();
+        let sealed = store.begin_flush(&inbox).expect("sealed");
+        store.append(&inbox, &message(1)).await.unwrap();
+        store.flush(&inbox).await.unwrap();
+        sealed.await.unwrap();
+    }
+    let store = open(&path);
+    assert_eq!(store.collect_existing(&inbox).await.unwrap().len(), 2, "both flushed messages survive");
+    assert!(!store.warnings().iter().any(|w| w.kind == WarningKind::UncommittedTailCut));
+}
