@@ -5,9 +5,9 @@
 //! APPENDs it had read a moment after the client was killed). So the first reconcile of a folder
 //! in this session may miss copies that a killed run had in flight; the engine would append them
 //! again, and the destination would hold two. Waiting for the folder to be quiet before every
-//! first reconcile closes that (it is what this store did until now), but costs a second per run
-//! whether or not anything is then written, which is most of the time of a re-run that finds
-//! every copy there.
+//! first reconcile would close that, but costs a second per run whether or not anything is then
+//! written: most of the time of a re-run that finds every copy there (1.0 of its 1.26 s for
+//! 3,000 messages).
 //!
 //! The wait is therefore moved to where it matters, the first write:
 //! 1. The first reconcile of a folder (one this store did not create and that held a message)
