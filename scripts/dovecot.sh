@@ -14,6 +14,10 @@
 # (Dovecot refuses uid 0 for mail): a test that seeds a Maildir directly must chown what it writes to
 # MAILMOVE_TEST_MAIL_USER.
 #
+# MAILMOVE_DOVECOT_MAIL_LOCATION (default maildir:~/Maildir) sets the store, e.g. mdbox:~/mdbox for
+# benchmarks at scale (Dovecot's Maildir appends slow to a crawl as a folder grows: each one syncs
+# the folder's directory).
+#
 # Runs as root on Debian 12 with only package-registry network. Idempotent: `start` on a running
 # instance only rewrites nothing and prints where it is; `stop` on a stopped one does nothing.
 set -euo pipefail
@@ -136,7 +140,7 @@ userdb {
 }
 first_valid_uid = 1
 first_valid_gid = 1
-mail_location = maildir:~/Maildir
+mail_location = ${MAILMOVE_DOVECOT_MAIL_LOCATION:-maildir:~/Maildir}
 # Quotas (RFC 9208 GETQUOTAROOT, OVERQUOTA) and a largest message, per user from quota-users.
 mail_plugins = \$mail_plugins quota
 plugin {
