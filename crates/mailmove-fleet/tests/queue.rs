@@ -37,6 +37,30 @@ async fn enqueue(database: &Database, run: &str, n: usize, options: QueueOptions
     (client, run_id)
 }
 
+/// Waits until the account's journal has not grown for 200 ms. The kit kills a copy by dropping
+/// its future, but a checkpoint write already handed to a blocking thread still lands, and
+/// journals (a killed process's would not): the next holder's compaction and the reaper must come
+/// after it, as they would after a dead process.
+async fn journal_quiet(client: &Client, account_id: i64) {
+    let entries = || async {
+        let row = client
+            .query_one("SELECT count(*) FROM mm_ckpt_log WHERE account_id = $1", &[&account_id])
+            .await
+            .unwrap();
+        row.get::<_, i64>(0)
+    };
+    let mut last = entries().await;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = entries().await;
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+    panic!("the journal of account {account_id} kept growing for 10 s after its copy was killed");
+}
+
 /// Makes the account's lease expire long ago and runs the reaper until it takes the account: what
 /// happens when its worker stops answering. Until then the killed holder's last requests may still
 /// reach the server (a dropped future's queries go on) and hold the row or renew the lease, as a
@@ -295,6 +319,10 @@ impl TakeoverStore {
 #[async_trait]
 impl CheckpointStore for TakeoverStore {
     async fn open(&self, source: &str, destination: &str) -> mailmove_core::Result<Checkpoint> {
+        let previous_account = self.held.lock().unwrap().as_ref().map(|claim| claim.account_id);
+        if let Some(account_id) = previous_account {
+            journal_quiet(&self.client, account_id).await;
+        }
         if let (true, Some(last)) = (self.compact, self.last.lock().await.take()) {
             let mut client = self.database.connect().await.unwrap();
             if let Some(done) = last.compact(&mut client, 1).await.unwrap() {
