@@ -7,6 +7,9 @@
 #
 #   scripts/scale-bench.sh [DIR]      (default: a new directory under /tmp; needs twice the mbox free, and a while: the baseline's copy is removed before mailmove's)
 #
+# A DIR/scale.mbox left by an earlier run is used again (its copies, Maildir or Dovecot, and the
+# checkpoint are not: remove them first).
+#
 # MAILMOVE_SCALE_IMAP=1 copies the same mbox into IMAP instead: a throw-away Dovecot
 # (scripts/dovecot.sh, in DIR/dovecot, storing in mdbox: its Maildir store syncs the folder's
 # directory at every APPEND, 300 messages/s falling to 70 by 20,000), twice (the second run skips
@@ -23,6 +26,9 @@ cargo build --release --quiet
 BIN="$PWD/target/release/mailmove"
 timed() { /usr/bin/time -f "%e s wall, %U s user, %S s sys, peak RSS %M KB" "$@"; }
 
+if [ -s "$DIR/scale.mbox" ]; then
+    echo "== using the existing $DIR/scale.mbox"
+else
 echo "== writing $DIR/scale.mbox: $MESSAGES messages of 5-30 KB and one of $BIG_MB MB"
 python3 - "$DIR/scale.mbox" "$MESSAGES" "$BIG_MB" <<'PY'
 import base64, os, random, sys
@@ -49,6 +55,7 @@ with open(path, "wb", buffering=4 * 1024 * 1024) as out:
         out.write(body)
         out.write(b"\n")
 PY
+fi
 ls -l "$DIR/scale.mbox"
 sync
 echo "== baseline: cp of the mbox + sync"

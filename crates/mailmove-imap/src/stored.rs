@@ -34,6 +34,16 @@
 //! the server did not keep (Exchange and Microsoft 365 may forget `\Flagged`, imapsync's
 //! FAQ.Exchange.txt) is set again with `UID STORE`, so the copy ends with the flags the source
 //! had.
+//!
+//! The check's fresh EXAMINE also tells how many messages are `\Recent` (no session has been
+//! told of them yet). Appended messages stay recent until a session selects the folder
+//! read-write, and Dovecot's APPEND costs time in proportion to them: into a folder nobody
+//! selects, its rate fell from 850 to 150 messages a second by 125,000 copies (5.6 ms an
+//! APPEND, 2.0 ms once a read-write SELECT took them). So when the EXAMINE counts
+//! [`RECENT_CLAIM`] or more, the folder is selected read-write once, which takes them, and the
+//! selection is given up at once, as after every write ([`crate::append`]). The copies lose the
+//! `\Recent` that no mail client of the account had seen yet; mbsync and imapsync select the
+//! destination read-write all along.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -53,6 +63,11 @@ use crate::wire::Status;
 /// Most confirmed messages a lane keeps for the check: a caller that never asks for the check
 /// must not make the store hold every message it appended.
 pub(crate) const MAX_UNCHECKED: usize = 4096;
+
+/// How many `\Recent` messages in a folder make the check take them (see the module docs): few
+/// enough that the server's cost of them stays small, many enough that the extra selection
+/// (two round trips) comes about once per thousand messages copied.
+pub(crate) const RECENT_CLAIM: u32 = 1024;
 
 /// UIDs per `UID FETCH` of the check.
 const PER_COMMAND: usize = 64;
@@ -82,6 +97,9 @@ impl Inner {
         // A fresh EXAMINE: the session must see the messages other connections appended.
         let selected = self.select_fresh(conn, &mailbox, true).await?;
         let (confirmed, dropped, floor) = self.take_confirmed(&mailbox, selected.uid_next).await;
+        if selected.recent.is_some_and(|recent| recent >= RECENT_CLAIM) {
+            self.claim_recent(conn, &mailbox).await?;
+        }
         if confirmed.is_empty() || self.config.store_check == StoreCheck::Off {
             return Ok(Vec::new());
         }
@@ -116,6 +134,14 @@ impl Inner {
             );
         }
         Ok(out)
+    }
+
+    /// Takes the folder's `\Recent` messages with a read-write SELECT, given up at once (see the
+    /// module docs).
+    async fn claim_recent(&self, conn: &mut Conn, mailbox: &str) -> Result<()> {
+        self.select_fresh(conn, mailbox, false).await?;
+        self.select_fresh(conn, mailbox, true).await?;
+        Ok(())
     }
 
     /// Sets again, with `UID STORE +FLAGS.SILENT`, the system flags each copy was appended with

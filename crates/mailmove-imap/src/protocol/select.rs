@@ -16,6 +16,8 @@ pub(crate) struct SelectInfo {
     pub uid_validity: Option<u32>,
     pub uid_next: Option<u32>,
     pub exists: Option<u32>,
+    /// `* n RECENT`: messages no session has been told of yet (IMAP4rev1; gone in IMAP4rev2).
+    pub recent: Option<u32>,
     pub permanent_flags: Option<Vec<String>>,
 }
 
@@ -67,8 +69,11 @@ pub(crate) async fn finish(conn: &mut Conn, tag: &str, mailbox: &str, read_only:
                     _ => {}
                 },
                 Untagged::Data(values) => {
+                    let count = || values[0].number().and_then(|n| u32::try_from(n).ok());
                     if values.get(1).is_some_and(|v| v.is_atom("EXISTS")) {
-                        info.exists = values[0].number().and_then(|n| u32::try_from(n).ok());
+                        info.exists = count();
+                    } else if values.get(1).is_some_and(|v| v.is_atom("RECENT")) {
+                        info.recent = count();
                     }
                 }
                 Untagged::Unparsed(_) => {}

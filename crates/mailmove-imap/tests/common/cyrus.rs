@@ -7,8 +7,6 @@
 
 use mailmove_core::Secret;
 use mailmove_imap::{ImapConfig, ImapStore};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 /// A `MAILMOVE_TEST_CYRUS_*` variable; fails the test (never skips it) when missing.
 pub fn env(name: &str) -> String {
@@ -35,72 +33,13 @@ pub fn url(user: &str) -> String {
     format!("imap://{user}@127.0.0.1:{}/?tls=none", port())
 }
 
-/// Reads up to the tagged answer of `tag`; returns it and the untagged lines before it.
-async fn read_tagged(
-    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-    tag: &str,
-    transcript: &mut String,
-) -> (String, Vec<String>) {
-    let mut untagged = Vec::new();
-    loop {
-        let mut line = String::new();
-        let n = reader.read_line(&mut line).await.expect("reading from Cyrus");
-        assert!(n > 0, "Cyrus closed the admin connection; transcript:\n{transcript}");
-        transcript.push_str(&line);
-        if line.starts_with(&format!("{tag} ")) {
-            return (line.trim_end().to_string(), untagged);
-        }
-        untagged.push(line.trim_end().to_string());
-    }
-}
-
-/// One command's answer in an admin session.
-#[derive(Debug)]
-pub struct Answer {
-    /// The tagged line (`A1 OK ...`).
-    pub tagged: String,
-    /// The untagged lines before it (literals are not parsed: lines as sent).
-    pub untagged: Vec<String>,
-}
-
-impl Answer {
-    /// Whether the command ended OK.
-    pub fn ok(&self) -> bool {
-        self.tagged.split(' ').nth(1) == Some("OK")
-    }
-}
+pub use super::raw::Answer;
 
 /// Runs IMAP commands as the admin (one connection: LOGIN, the commands, LOGOUT) and returns each
 /// command's answer. The commands must not hold literals.
 pub async fn admin(commands: &[&str]) -> Vec<Answer> {
-    let stream = TcpStream::connect(format!("127.0.0.1:{}", port()))
-        .await
-        .unwrap_or_else(|e| panic!("connecting to the test Cyrus on 127.0.0.1:{}: {e}", port()));
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    let mut transcript = String::new();
-    let mut greeting = String::new();
-    reader.read_line(&mut greeting).await.unwrap();
-    transcript.push_str(&greeting);
-    assert!(greeting.starts_with("* OK"), "Cyrus greeting: {greeting:?}");
-    let login = format!(
-        "A0 LOGIN \"{}\" \"{}\"\r\n",
-        env("MAILMOVE_TEST_CYRUS_ADMIN"),
-        env("MAILMOVE_TEST_CYRUS_PASSWORD")
-    );
-    write.write_all(login.as_bytes()).await.unwrap();
-    let (answer, _) = read_tagged(&mut reader, "A0", &mut transcript).await;
-    assert!(answer.starts_with("A0 OK"), "admin LOGIN refused; transcript:\n{transcript}");
-    let mut answers = Vec::new();
-    for (n, command) in commands.iter().enumerate() {
-        let tag = format!("A{}", n + 1);
-        write.write_all(format!("{tag} {command}\r\n").as_bytes()).await.unwrap();
-        let (tagged, untagged) = read_tagged(&mut reader, &tag, &mut transcript).await;
-        answers.push(Answer { tagged, untagged });
-    }
-    write.write_all(b"AZ LOGOUT\r\n").await.unwrap();
-    let _ = read_tagged(&mut reader, "AZ", &mut transcript).await;
-    answers
+    let (admin, password) = (env("MAILMOVE_TEST_CYRUS_ADMIN"), env("MAILMOVE_TEST_CYRUS_PASSWORD"));
+    super::raw::session(&port(), &admin, &password, commands).await
 }
 
 /// The mailboxes of `user` as the server names them (`user.NAME`, `user.NAME.Sub`, modified

@@ -5,6 +5,7 @@ pub mod cyrus;
 pub mod fake;
 pub mod mailutils;
 pub mod proxy;
+pub mod raw;
 pub mod tokens;
 
 use mailmove_core::Secret;
