@@ -43,7 +43,10 @@
 //! [`RECENT_CLAIM`] or more, the folder is selected read-write once, which takes them, and the
 //! selection is given up at once, as after every write ([`crate::append`]). The copies lose the
 //! `\Recent` that no mail client of the account had seen yet; mbsync and imapsync select the
-//! destination read-write all along.
+//! destination read-write all along. Only on servers with UIDPLUS: the one server known to rewrite
+//! a folder from a read-write session's view when the session ends, dropping what another
+//! session delivered meanwhile, keeps its folders as mbox files and has no UIDPLUS (GNU Mailutils
+//! imap4d), and such a selection is kept to the one that learns PERMANENTFLAGS there.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -97,7 +100,8 @@ impl Inner {
         // A fresh EXAMINE: the session must see the messages other connections appended.
         let selected = self.select_fresh(conn, &mailbox, true).await?;
         let (confirmed, dropped, floor) = self.take_confirmed(&mailbox, selected.uid_next).await;
-        if selected.recent.is_some_and(|recent| recent >= RECENT_CLAIM) {
+        let claims = self.caps.offers(Capability::UidPlus);
+        if claims && selected.recent.is_some_and(|recent| recent >= RECENT_CLAIM) {
             self.claim_recent(conn, &mailbox).await?;
         }
         if confirmed.is_empty() || self.config.store_check == StoreCheck::Off {
