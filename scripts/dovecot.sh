@@ -16,7 +16,9 @@
 #
 # MAILMOVE_DOVECOT_MAIL_LOCATION (default maildir:~/Maildir) sets the store, e.g. mdbox:~/mdbox for
 # benchmarks at scale (Dovecot's Maildir appends slow to a crawl as a folder grows: each one syncs
-# the folder's directory).
+# the folder's directory). MAILMOVE_DOVECOT_VSZ_LIMIT (default 256M, Dovecot's own) is an imap
+# process's address-space limit: a folder of a million messages needs more (its index map grew past
+# 256 MB at 924,000 messages and the process died with "Out of memory").
 #
 # Runs as root on Debian 12 with only package-registry network. Idempotent: `start` on a running
 # instance only rewrites nothing and prints where it is; `stop` on a stopped one does nothing.
@@ -199,6 +201,9 @@ service pop3-login {
 protocol imap {
   mail_max_userip_connections = 200
   mail_plugins = \$mail_plugins imap_quota
+}
+service imap {
+  vsz_limit = ${MAILMOVE_DOVECOT_VSZ_LIMIT:-256M}
 }
 EOF
 }

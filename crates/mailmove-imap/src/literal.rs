@@ -26,6 +26,16 @@ pub(crate) enum LiteralPolicy {
 }
 
 impl LiteralPolicy {
+    /// The policy for a FETCH of `items`: [`Bodies`](LiteralPolicy::Bodies) when they ask for a
+    /// body or a part of one, else [`Small`](LiteralPolicy::Small).
+    pub fn for_items(items: &str) -> LiteralPolicy {
+        if items.contains("BODY") || items.contains("BINARY") {
+            LiteralPolicy::Bodies
+        } else {
+            LiteralPolicy::Small
+        }
+    }
+
     /// The policy's verdict on a literal of `length` announced at the end of `frame`: `None`
     /// when it may be read.
     pub fn verdict(self, frame: &[u8], length: u64) -> Option<Oversized> {

@@ -113,3 +113,41 @@ async fn a_half_copied_account_gets_the_missing_half_and_nothing_twice() {
     let expected = common::contents_of(&common::store(&source_user).await).await;
     assert_eq!(common::contents_of(&common::store(&dest_user).await).await, expected);
 }
+
+/// A reconcile by content hashes every body it does not know, the large ones too: a body past a
+/// megabyte was refused as "a literal of N bytes where at most 1048576 were expected" (the
+/// hashing fetch read bodies under the limit for names and strings), which failed the folder.
+#[tokio::test]
+async fn a_reconcile_by_content_hashes_bodies_past_a_megabyte() {
+    use mailmove_core::{fingerprint, Message, MessageBody, MessageMeta};
+    let user = common::user("bigreconcile");
+    let folder = FolderPath::inbox();
+    let line = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/\r\n";
+    let large = format!(
+        "From: a@example.org\r\nSubject: large\r\nMessage-ID: <large@t>\r\n\r\n{}",
+        line.repeat(3 * 1024 * 1024 / line.len())
+    );
+    let small = "From: a@example.org\r\nSubject: small\r\nMessage-ID: <small@t>\r\n\r\nsmall\r\n".to_string();
+    let writer = common::store(&user).await;
+    let mut expected = Vec::new();
+    for (key, body) in [("large", large), ("small", small)] {
+        let message =
+            Message::new(MessageMeta::new(key, body.len() as u64), MessageBody::from(body.into_bytes()));
+        expected.push((message.body.len(), fingerprint::strict(&message.body).unwrap()));
+        writer.append(&folder, &message).await.unwrap();
+    }
+    writer.flush(&folder).await.unwrap();
+    writer.close().await;
+
+    // Another store knows none of their fingerprints: it downloads and hashes both.
+    let reader = common::store(&user).await;
+    let listed = reader
+        .collect_existing(&folder)
+        .await
+        .unwrap_or_else(|e| panic!("listing the folder: {}", e.chain_to_string()));
+    let mut found: Vec<_> = listed.iter().map(|existing| (existing.size, existing.fingerprint)).collect();
+    found.sort();
+    expected.sort();
+    assert_eq!(found, expected);
+    assert!(expected.iter().any(|(size, _)| *size > 3_000_000), "one body is past three megabytes");
+}

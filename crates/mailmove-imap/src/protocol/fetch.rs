@@ -319,8 +319,7 @@ pub(crate) async fn uid_fetch(conn: &mut Conn, uids: &[u32], items: &str, per_co
     let asked: HashSet<u32> = uids.iter().copied().collect();
     let mut unparsed = None;
     let mut tags = Vec::new();
-    let bodies = items.contains("BODY") || items.contains("BINARY");
-    conn.set_literal_policy(if bodies { LiteralPolicy::Bodies } else { LiteralPolicy::Small });
+    conn.set_literal_policy(LiteralPolicy::for_items(items));
     let mut failed = None;
     for chunk in uids.chunks(per_command.max(1)) {
         let tag = conn.tag();
@@ -384,6 +383,7 @@ pub(crate) async fn uid_fetch_each(
 ) -> Result<()> {
     let mut failure: Option<Error> = None;
     let command = format!("UID FETCH {} ({items})", uid_set(uids));
+    conn.set_literal_policy(LiteralPolicy::for_items(items));
     let done = conn
         .run(&command, |untagged| {
             match untagged {
@@ -401,7 +401,9 @@ pub(crate) async fn uid_fetch_each(
             }
             Ok(())
         })
-        .await?;
+        .await;
+    conn.set_literal_policy(LiteralPolicy::Small);
+    let done = done?;
     if done.status != Status::Ok {
         return Err(errors::from_status("UID FETCH", &done, None, None));
     }
