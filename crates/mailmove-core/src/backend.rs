@@ -395,6 +395,19 @@ pub trait MailSink: Send + Sync + std::fmt::Debug {
     /// What the folder already holds, with strict fingerprints. A missing folder lists nothing.
     fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>>;
 
+    /// [`list_existing`](MailSink::list_existing), told the content of some copies by their key
+    /// ([`KnownCopies`], see [`known`](self::known)): a sink that must download a copy to hash
+    /// it (IMAP) lists those without reading them. The engine reconciles by content with it. The
+    /// default ignores `known`, right for stores that read their copies locally.
+    fn list_existing_knowing<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        known: &'a dyn KnownCopies,
+    ) -> BoxStream<'a, Result<ExistingMessage>> {
+        let _ = known;
+        self.list_existing(folder)
+    }
+
     /// What the folder already holds by [`CheapIdentity`] (a missing folder lists nothing), when
     /// the sink can list that for much less than [`MailSink::list_existing`] costs (IMAP:
     /// `RFC822.SIZE` and the header section instead of every body). The engine reconciles a
@@ -581,3 +594,6 @@ pub trait MailSinkFlagsExt: MailSink {
 impl<T: MailSink + ?Sized> MailSinkFlagsExt for T {}
 
 mod forward;
+pub mod known;
+
+pub use known::{KnownCopies, NothingKnown};

@@ -65,6 +65,7 @@
 //!   `state` holds the codes of [`MessageState`] (intent 0, copied 1, matched 2, failed 3,
 //!   deleting 4, set aside 5).
 
+mod held;
 mod identities;
 mod job_view;
 mod journal;
@@ -102,7 +103,7 @@ pub use store::{CheckpointStore, FileStore};
 pub use unexplained::{Listing, BATCH as LISTING_BATCH};
 
 /// Current schema version (SQLite `user_version`).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The SQLite checkpoint of one job. Cheap to clone (shared connection).
 #[derive(Clone)]

@@ -68,8 +68,8 @@ pub mod units;
 pub mod url_query;
 
 pub use backend::{
-    ExistingIdentity, ExistingMessage, MailSink, MailSinkExt, MailSinkFlagsExt, MailSource, MailSourceExt,
-    SinkCapabilities, SourceCapabilities,
+    ExistingIdentity, ExistingMessage, KnownCopies, MailSink, MailSinkExt, MailSinkFlagsExt, MailSource,
+    MailSourceExt, SinkCapabilities, SourceCapabilities,
 };
 pub use error::Disposition;
 pub use error::{BoxError, Error, Result};

@@ -5,6 +5,10 @@
 //!
 //! * bodies are hashed as they arrive, one response at a time, and dropped at once (memory does
 //!   not grow with the chunk), in chunks of [`CHUNK`] UIDs per command (one round trip each);
+//! * what the caller knows ([`KnownCopies`]: the engine's done records by destination key): a
+//!   message whose `UIDVALIDITY:UID` it names is listed with the fingerprint it gives, and only
+//!   its `RFC822.SIZE` is fetched, so resuming a large folder after a crash downloads what the
+//!   crash left unconfirmed, not the folder;
 //! * a cache of fingerprints ([`crate::fingerprints`]) by (mailbox, UIDVALIDITY, UID): within one
 //!   UIDVALIDITY a UID names one immutable message (RFC 3501 §2.3.1.1), so a message hashed once is
 //!   never downloaded again by this store. A second reconcile of the same folder (after another cut,
@@ -23,10 +27,10 @@
 use std::collections::BTreeMap;
 
 use futures::stream::{self, BoxStream, StreamExt};
-use mailmove_core::{fingerprint, Error, ExistingMessage, Fingerprint, FolderPath, Result};
+use mailmove_core::{fingerprint, Error, ExistingMessage, Fingerprint, FolderPath, KnownCopies, Result};
 
 use crate::capability::Capability;
-use crate::protocol::fetch::{has_nul_replacement, uid_fetch_each};
+use crate::protocol::fetch::{has_nul_replacement, uid_fetch, uid_fetch_each};
 use crate::protocol::list;
 use crate::protocol::search::{search_finish, search_start};
 use crate::protocol::select::{self, Selecting};
@@ -80,12 +84,14 @@ impl Inner {
         Ok(Some((info.uid_validity, uids)))
     }
 
-    /// Hashes the messages of `uids` (one command, bodies hashed as they arrive).
+    /// Hashes the messages of `uids` (one command, bodies hashed as they arrive), except those
+    /// whose content is cached or `known`.
     pub(crate) async fn hash_chunk(
         &self,
         mailbox: &str,
         validity: Option<u32>,
         uids: &[u32],
+        known: &dyn KnownCopies,
     ) -> Result<Vec<ExistingMessage>> {
         let mut out = Vec::with_capacity(uids.len());
         let mut missing: Vec<u32> = Vec::new();
@@ -95,12 +101,45 @@ impl Inner {
                 None => missing.push(uid),
             }
         }
-        if missing.is_empty() {
+        let held = match validity {
+            Some(validity) if !missing.is_empty() => {
+                let keys = missing.iter().map(|uid| format!("{validity}:{uid}")).collect();
+                known.held(keys).await?
+            }
+            _ => Default::default(),
+        };
+        let mut told: Vec<(u32, Fingerprint)> = Vec::new();
+        if let Some(validity) = validity.filter(|_| !held.is_empty()) {
+            missing.retain(|&uid| match held.get(&format!("{validity}:{uid}")) {
+                Some(fingerprint) => {
+                    told.push((uid, *fingerprint));
+                    false
+                }
+                None => true,
+            });
+        }
+        if missing.is_empty() && told.is_empty() {
             return Ok(out);
         }
         let mut pooled = self.acquire_for(Some(mailbox)).await?;
         let conn = pooled.conn();
         self.examine_checked(conn, mailbox, validity).await?;
+        if !told.is_empty() {
+            let uids: Vec<u32> = told.iter().map(|(uid, _)| *uid).collect();
+            let sizes = uid_fetch(conn, &uids, "UID RFC822.SIZE", CHUNK).await;
+            if let Some(error) = sizes.error {
+                return Err(error);
+            }
+            for (uid, fingerprint) in told {
+                // No answer: expunged since the SEARCH.
+                if let Some(size) = sizes.by_uid.get(&uid).and_then(|fetched| fetched.size) {
+                    out.push(entry(validity, uid, size, fingerprint));
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
         let binary = self.caps.offers(Capability::Binary);
         let mut hashed: BTreeMap<u32, (u64, Fingerprint)> = BTreeMap::new();
         let mut suspects: Vec<u32> = Vec::new();
@@ -144,9 +183,10 @@ impl Inner {
     pub(crate) fn list_existing<'a>(
         &'a self,
         folder: &'a FolderPath,
+        known: &'a dyn KnownCopies,
     ) -> BoxStream<'a, Result<ExistingMessage>> {
         self.every_uid_in_chunks(folder, CHUNK, move |mailbox, validity, uids| async move {
-            self.hash_chunk(&mailbox, validity, &uids).await
+            self.hash_chunk(&mailbox, validity, &uids, known).await
         })
     }
 

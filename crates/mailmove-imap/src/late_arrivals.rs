@@ -25,6 +25,7 @@
 //! the quiet window between two stores of a dead session, a copy the server altered on the way,
 //! a folder expunged by someone else meanwhile.
 
+use mailmove_core::backend::NothingKnown;
 use mailmove_core::{fingerprint, Error, Message, Result};
 
 use crate::existing::CHUNK;
@@ -51,7 +52,7 @@ impl Inner {
         };
         let mut late = Vec::with_capacity(uids.len());
         for chunk in uids.chunks(CHUNK) {
-            let hashed = self.hash_chunk(mailbox, validity, chunk).await?;
+            let hashed = self.hash_chunk(mailbox, validity, chunk, &NothingKnown).await?;
             late.extend(hashed.into_iter().map(|arrival| (arrival.fingerprint, arrival.dest_key)));
         }
         if !late.is_empty() {

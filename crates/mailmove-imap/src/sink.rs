@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
+use mailmove_core::backend::{KnownCopies, NothingKnown};
 use mailmove_core::{
     Appended, ExistingIdentity, ExistingMessage, FlagUpdate, FolderInfo, FolderPath, MailSink, Message,
     Result, SinkCapabilities, StoredCopy,
@@ -60,7 +61,17 @@ impl MailSink for ImapStore {
     /// arrive; fingerprints are remembered by UID, so a second listing of the folder downloads
     /// only what arrived since.
     fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>> {
-        self.inner.list_existing(folder)
+        self.inner.list_existing(folder, &NothingKnown)
+    }
+
+    /// The same, except that a message whose key (`UIDVALIDITY:UID`) `known` names is listed
+    /// with the fingerprint it gives and its `RFC822.SIZE`, its body not downloaded.
+    fn list_existing_knowing<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        known: &'a dyn KnownCopies,
+    ) -> BoxStream<'a, Result<ExistingMessage>> {
+        self.inner.list_existing(folder, known)
     }
 
     /// `RFC822.SIZE` and the header section of every message, 512 UIDs a `UID FETCH`.

@@ -151,3 +151,44 @@ async fn a_reconcile_by_content_hashes_bodies_past_a_megabyte() {
     assert_eq!(found, expected);
     assert!(expected.iter().any(|(size, _)| *size > 3_000_000), "one body is past three megabytes");
 }
+
+/// A cut late in a copy: the retry round reconciles the folder by content, and the copies the
+/// checkpoint's done records name by key are listed with what they hold (`RFC822.SIZE` fetched,
+/// not the body), so only the copies the cut left unconfirmed are downloaded, not the folder.
+#[tokio::test]
+async fn a_retry_after_a_cut_downloads_only_what_the_cut_left_unconfirmed() {
+    use mailmove_core::memory::MemoryStore;
+    use mailmove_core::Flags;
+    const COUNT: usize = 300;
+    let user = common::user("recon-cut");
+    let inbox = FolderPath::inbox();
+    let source = MemoryStore::new("source");
+    source.create(&inbox, None);
+    let line = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/\r\n";
+    let mut total = 0u64;
+    for n in 0..COUNT {
+        let body = format!(
+            "From: a@example.org\r\nSubject: {n}\r\nMessage-ID: <{n}@cut.test>\r\n\r\n{}",
+            line.repeat(40 * 1024 / line.len())
+        );
+        total += body.len() as u64;
+        source.insert(&inbox, body.into_bytes(), Flags::empty(), None);
+    }
+    let port: u16 = common::env("MAILMOVE_TEST_IMAP_PORT").parse().unwrap();
+    // The 280th APPEND's answer never reaches us: the connection is cut after the server stored it.
+    let proxy = CutProxy::start(port, Rules { appended_cuts: vec![280], ..Rules::default() }).await;
+    let sink = through(&proxy, &user).await;
+    let checkpoint = Checkpoint::in_memory("source", &MailSink::identity(&sink)).unwrap();
+    let report = common::copy_into(&source, &sink, &checkpoint, &common::fast_options()).await;
+    assert_eq!((report.copied, report.failed), (COUNT as u64, 0), "{:?}", report.failures);
+    assert_eq!(proxy.cuts(), 1, "the cut happened");
+    let downloaded = proxy.rules.lock().unwrap().downstream_bytes;
+    // Reading back every copy stored before the cut would be 280 bodies (93 % of `total`); the
+    // batch the cut left unconfirmed is at most a commit batch (64) and the pipeline's APPENDs.
+    assert!(
+        downloaded * 100 < total * 40,
+        "{downloaded} bytes downloaded from the destination for a mailbox of {total}"
+    );
+    let stored = common::contents_of(&common::store(&user).await).await;
+    assert_eq!(stored, common::contents_of(&source).await, "every message once");
+}

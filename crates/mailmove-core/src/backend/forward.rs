@@ -90,6 +90,13 @@ macro_rules! forward_sink {
             fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>> {
                 (**self).list_existing(folder)
             }
+            fn list_existing_knowing<'a>(
+                &'a self,
+                folder: &'a FolderPath,
+                known: &'a dyn super::KnownCopies,
+            ) -> BoxStream<'a, Result<ExistingMessage>> {
+                (**self).list_existing_knowing(folder, known)
+            }
             fn list_identities<'a>(
                 &'a self,
                 folder: &'a FolderPath,

@@ -97,5 +97,17 @@ pub(super) fn migrate_to(connection: &Connection, target: i64) -> Result<()> {
              COMMIT;",
         )?;
     }
+    if version < 6 && 6 <= target {
+        // Version 6: the done records by destination key, so that a listing by content is told
+        // what the destination holds under the keys the job recorded (`Checkpoint::held_by_key`)
+        // instead of reading those copies again (an IMAP folder: downloading them).
+        connection.execute_batch(
+            "BEGIN;
+             CREATE INDEX IF NOT EXISTS messages_by_dest_key ON messages(folder_id, dest_key)
+                 WHERE dest_key IS NOT NULL;
+             PRAGMA user_version = 6;
+             COMMIT;",
+        )?;
+    }
     Ok(())
 }

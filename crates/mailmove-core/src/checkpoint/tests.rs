@@ -116,3 +116,30 @@ async fn a_version_1_file_is_upgraded_and_keeps_its_records() {
     let forms = reopened.stored_forms(renumbered.id).await.unwrap();
     assert_eq!(forms[&other].stored_fingerprint, Some(stored));
 }
+
+#[tokio::test]
+async fn held_by_key_answers_from_done_records_only_with_what_the_destination_holds() {
+    let checkpoint = Checkpoint::in_memory("src", "dst").unwrap();
+    let folder = FolderPath::inbox();
+    let state = checkpoint.folder(&folder, Some(7), &folder).await.unwrap();
+    let (plain, altered, stored, pending) =
+        (strict_of_bytes(b"a"), strict_of_bytes(b"b"), strict_of_bytes(b"B"), strict_of_bytes(b"c"));
+    let intents = vec![
+        IntentRow::new("1".into(), plain, 1),
+        IntentRow::new("2".into(), altered, 1),
+        IntentRow::new("3".into(), pending, 1),
+    ];
+    checkpoint.record_intents(state.id, intents.clone()).await.unwrap();
+    let mut changed = intents[1].clone().resolve(Outcome::Copied { dest_key: Some("7:2".into()) });
+    changed.alteration = Some(Alteration::new("header changed").with_stored_fingerprint(stored));
+    let results = vec![intents[0].clone().resolve(Outcome::Copied { dest_key: Some("7:1".into()) }), changed];
+    checkpoint.record_results(state.id, results).await.unwrap();
+
+    let keys = ["7:1", "7:2", "7:3", "8:1"].map(String::from).to_vec();
+    let held = checkpoint.held_by_key(state.id, keys).await.unwrap();
+    assert_eq!(held.len(), 2, "an intent and an unknown key say nothing: {held:?}");
+    assert_eq!(held["7:1"], plain);
+    assert_eq!(held["7:2"], stored, "an altered copy holds what the destination stored");
+    let elsewhere = checkpoint.folder(&FolderPath::parse("Other"), Some(7), &folder).await.unwrap();
+    assert!(checkpoint.held_by_key(elsewhere.id, vec!["7:1".into()]).await.unwrap().is_empty());
+}

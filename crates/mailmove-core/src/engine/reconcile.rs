@@ -15,6 +15,11 @@
 //!   recorded as found. Retry rounds, resumed folders and intents left by a crash reconcile by
 //!   content: their done records are strict fingerprints.
 //!
+//! By content, the sink is told what the done records say the destination holds under each key
+//! they name ([`MailSink::list_existing_knowing`], [`crate::backend::known`]), so an IMAP
+//! destination downloads only the copies no record names: after a crash, what the interrupted
+//! batches stored, not the whole folder again.
+//!
 //! Either way the listing stays on disk, in the checkpoint's temporary file, not in memory: by
 //! content it meets the done records there ([`crate::checkpoint::Listing`]); by identity each
 //! batch moves to memory the copies of the identities it asks about
@@ -22,15 +27,18 @@
 //!
 //! [`MailSink::list_existing`]: crate::MailSink::list_existing
 //! [`MailSink::list_identities`]: crate::MailSink::list_identities
+//! [`MailSink::list_existing_knowing`]: crate::MailSink::list_existing_knowing
 //! [`Reconcile::Identity`]: super::Reconcile::Identity
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use async_trait::async_trait;
 use futures::StreamExt;
 
 use super::folder::Pass;
 use super::options::Reconcile;
+use crate::backend::KnownCopies;
 use crate::checkpoint::{Checkpoint, LISTING_BATCH};
 use crate::error::Result;
 use crate::fingerprint::Fingerprint;
@@ -87,6 +95,20 @@ pub(super) async fn load_identities(
     Ok(())
 }
 
+/// The folder's done records as [`KnownCopies`]: what the destination holds under each key the
+/// job recorded ([`Checkpoint::held_by_key`]).
+struct RecordedCopies<'c> {
+    checkpoint: &'c Checkpoint,
+    folder_id: i64,
+}
+
+#[async_trait]
+impl KnownCopies for RecordedCopies<'_> {
+    async fn held(&self, keys: Vec<String>) -> Result<HashMap<String, Fingerprint>> {
+        self.checkpoint.held_by_key(self.folder_id, keys).await
+    }
+}
+
 impl DestinationIndex {
     /// Flushes the pass's destination (only durable copies may vouch), lists it, and takes away
     /// what the folder's done records explain. What the post-store check found after the flush is
@@ -118,7 +140,9 @@ impl DestinationIndex {
         // The listing and the done records meet in the checkpoint's temporary file: memory holds
         // only what no record explains (after a crash, what the interrupted batches stored).
         let explained = context.checkpoint.start_destination_listing(folder_id).await?;
-        let mut listing = context.sink.list_existing(destination);
+        // The copies the done records name by key are listed with what they hold, not read again.
+        let recorded = RecordedCopies { checkpoint: context.checkpoint, folder_id };
+        let mut listing = context.sink.list_existing_knowing(destination, &recorded);
         let mut batch = Vec::with_capacity(LISTING_BATCH);
         while let Some(entry) = listing.next().await {
             let entry = entry?;
