@@ -13,7 +13,7 @@
 //!   UIDVALIDITY a UID names one immutable message (RFC 3501 §2.3.1.1), so a message hashed once is
 //!   never downloaded again by this store. A second reconcile of the same folder (after another cut,
 //!   say) fetches only the messages that arrived since. The cache holds at most
-//!   [`ImapConfig::fingerprint_cache`](crate::ImapConfig) entries (about 80 bytes each); beyond that,
+//!   [`ImapConfig::fingerprint_cache`](crate::ImapConfig) entries (6.4 MB when full by default); beyond that,
 //!   new entries are not kept.
 //!
 //! A server finishes the commands it had received when a connection died, even after a client

@@ -143,9 +143,12 @@
 //!
 //! # Limits (documented, not hidden)
 //! * `list_existing` fetches every message body of the folder it has not hashed before: correct
-//!   but as costly as downloading the folder the first time.
+//!   but as costly as downloading the folder the first time. The engine's reconcile by content
+//!   uses `list_existing_knowing`, which skips the bodies of the copies its checkpoint names by
+//!   key, so a resume downloads what the crash left unconfirmed; a first run by content
+//!   (`--reconcile content`) still downloads the folder.
 //! * A folder's UID list is held in memory while it is listed (4 bytes a message), and the
-//!   fingerprint cache up to [`ImapConfig::fingerprint_cache`] entries (about 80 bytes each).
+//!   fingerprint cache up to [`ImapConfig::fingerprint_cache`] entries (6.4 MB when full by default).
 //! * A pipelined append returns no destination key (its APPENDUID arrives at `flush`, which cannot
 //!   return it); `pipeline=0` gives keys at one round trip per message.
 //! * "Quiet" means a folder's message count and UIDNEXT did not change for one second (at most 30

@@ -189,6 +189,7 @@ async fn a_retry_after_a_cut_downloads_only_what_the_cut_left_unconfirmed() {
         downloaded * 100 < total * 40,
         "{downloaded} bytes downloaded from the destination for a mailbox of {total}"
     );
+    println!("downloaded from the destination: {downloaded} bytes for a mailbox of {total}");
     let stored = common::contents_of(&common::store(&user).await).await;
     assert_eq!(stored, common::contents_of(&source).await, "every message once");
 }
