@@ -19,6 +19,7 @@
 //! ```
 
 mod checkpoint_store;
+mod listing_knowing;
 mod revision;
 mod sealed_flush;
 
@@ -237,8 +238,9 @@ impl Fixture {
 }
 
 /// Checks of a sink on its own: folder creation (nested, non-ASCII, idempotent), appends,
-/// listing of what is stored with correct fingerprints, flush, an empty listing for a folder
-/// that does not exist, and a sealed flush when the sink has one ([`MailSink::begin_flush`]).
+/// listing of what is stored with correct fingerprints (the same when told what each copy holds,
+/// [`MailSink::list_existing_knowing`]), flush, an empty listing for a folder that does not
+/// exist, and a sealed flush when the sink has one ([`MailSink::begin_flush`]).
 pub async fn check_sink(sink: &dyn MailSink) -> KitResult {
     const CHECK: &str = "sink";
     let capabilities = sink.capabilities();
@@ -277,6 +279,7 @@ pub async fn check_sink(sink: &dyn MailSink) -> KitResult {
     ensure(seen == expected, CHECK, || {
         format!("list_existing returned {} entries with other fingerprints than the {} appended (duplicates must be kept)", existing.len(), bodies.len())
     })?;
+    listing_knowing::check(sink, &folder, &existing).await?;
 
     let folders = sink.list_folders().await.map_err(|e| backend_error(CHECK, e))?;
     ensure(folders.iter().any(|info| info.path == folder), CHECK, || {

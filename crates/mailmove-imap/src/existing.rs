@@ -85,7 +85,7 @@ impl Inner {
     }
 
     /// Hashes the messages of `uids` (one command, bodies hashed as they arrive), except those
-    /// whose content is cached or `known`.
+    /// whose content is `known` (asked first: the caller's word needs no memory here) or cached.
     pub(crate) async fn hash_chunk(
         &self,
         mailbox: &str,
@@ -93,30 +93,24 @@ impl Inner {
         uids: &[u32],
         known: &dyn KnownCopies,
     ) -> Result<Vec<ExistingMessage>> {
+        let held = match validity {
+            Some(validity) if !uids.is_empty() => {
+                known.held(uids.iter().map(|uid| format!("{validity}:{uid}")).collect()).await?
+            }
+            _ => Default::default(),
+        };
         let mut out = Vec::with_capacity(uids.len());
+        let mut told: Vec<(u32, Fingerprint)> = Vec::new();
         let mut missing: Vec<u32> = Vec::new();
         for &uid in uids {
+            if let Some(fingerprint) = validity.and_then(|v| held.get(&format!("{v}:{uid}"))) {
+                told.push((uid, *fingerprint));
+                continue;
+            }
             match validity.and_then(|v| self.fingerprints.get(mailbox, v, uid)) {
                 Some((size, fingerprint)) => out.push(entry(validity, uid, size, fingerprint)),
                 None => missing.push(uid),
             }
-        }
-        let held = match validity {
-            Some(validity) if !missing.is_empty() => {
-                let keys = missing.iter().map(|uid| format!("{validity}:{uid}")).collect();
-                known.held(keys).await?
-            }
-            _ => Default::default(),
-        };
-        let mut told: Vec<(u32, Fingerprint)> = Vec::new();
-        if let Some(validity) = validity.filter(|_| !held.is_empty()) {
-            missing.retain(|&uid| match held.get(&format!("{validity}:{uid}")) {
-                Some(fingerprint) => {
-                    told.push((uid, *fingerprint));
-                    false
-                }
-                None => true,
-            });
         }
         if missing.is_empty() && told.is_empty() {
             return Ok(out);
