@@ -54,6 +54,9 @@ pub(crate) enum Capability {
     Unselect,
     /// `QUOTA` (RFC 9208, formerly RFC 2087): `GETQUOTAROOT`, the account's use and limits.
     Quota,
+    /// `ESEARCH` (RFC 4731): `UID SEARCH RETURN (ALL)` answers with a sequence set
+    /// (`1:1000001`), not one number a message.
+    Esearch,
 }
 
 /// Largest literal `LITERAL-` allows to be non-synchronising (RFC 7888 §4).
@@ -84,6 +87,7 @@ impl Capability {
             Capability::Move => "MOVE",
             Capability::Unselect => "UNSELECT",
             Capability::Quota => "QUOTA",
+            Capability::Esearch => "ESEARCH",
         }
     }
 }

@@ -19,18 +19,22 @@ impl Checkpoint {
         keys: Vec<String>,
     ) -> Result<HashMap<String, Fingerprint>> {
         self.with(move |connection| {
-            let [copied, matched] = MessageState::DONE.map(MessageState::code);
-            // `dest_key = ?` implies `dest_key IS NOT NULL`: the partial index serves it.
+            // `INDEXED BY`: with a `state IN (...)` term SQLite's planner took the primary key's
+            // `folder_id` prefix instead, a scan of the whole folder per key (a 1,000,000-message
+            // resume spent minutes here); the state is checked below instead.
             let mut statement = connection.prepare_cached(
-                "SELECT COALESCE(stored_fingerprint, fingerprint) FROM messages
-                 WHERE folder_id = ?1 AND dest_key = ?2 AND state IN (?3, ?4) LIMIT 1",
+                "SELECT state, COALESCE(stored_fingerprint, fingerprint) FROM messages
+                 INDEXED BY messages_by_dest_key WHERE folder_id = ?1 AND dest_key = ?2",
             )?;
             let mut out = HashMap::new();
             for key in keys {
-                let mut rows = statement.query(params![folder_id, &key, copied, matched])?;
-                if let Some(row) = rows.next()? {
-                    let blob: Vec<u8> = row.get(0)?;
-                    out.insert(key, blob_to_fingerprint(&blob)?);
+                let mut rows = statement.query(params![folder_id, &key])?;
+                while let Some(row) = rows.next()? {
+                    if MessageState::from_code(row.get(0)?)?.is_done() {
+                        let blob: Vec<u8> = row.get(1)?;
+                        out.insert(key, blob_to_fingerprint(&blob)?);
+                        break;
+                    }
                 }
             }
             Ok(out)

@@ -11,7 +11,7 @@
 
 use rusqlite::params;
 
-use super::unexplained::{insert_listed, start_listed};
+use super::unexplained::{forget_listed, insert_listed, start_listed};
 use super::Checkpoint;
 use crate::error::Result;
 use crate::identity::CheapIdentity;
@@ -80,7 +80,7 @@ impl Checkpoint {
                 |row| row.get(0),
             )?;
             if exists {
-                connection.execute("DELETE FROM temp.listed_identities WHERE folder_id = ?1", [folder_id])?;
+                forget_listed(connection, "listed_identities", folder_id)?;
             }
             Ok(())
         })
