@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::TryStreamExt;
 
 use super::{backend_error, ensure, KitResult};
 use crate::backend::{ExistingMessage, KnownCopies, MailSink, NothingKnown};
@@ -35,12 +35,6 @@ fn sorted(listing: &[ExistingMessage]) -> Vec<(Option<String>, Fingerprint)> {
     out
 }
 
-async fn collect(
-    stream: futures::stream::BoxStream<'_, Result<ExistingMessage>>,
-) -> Result<Vec<ExistingMessage>> {
-    stream.collect::<Vec<_>>().await.into_iter().collect()
-}
-
 /// `existing`: what `list_existing` listed of `folder` just before.
 pub(super) async fn check(
     sink: &dyn MailSink,
@@ -48,7 +42,9 @@ pub(super) async fn check(
     existing: &[ExistingMessage],
 ) -> KitResult {
     let expected = sorted(existing);
-    let unknown = collect(sink.list_existing_knowing(folder, &NothingKnown))
+    let unknown: Vec<ExistingMessage> = sink
+        .list_existing_knowing(folder, &NothingKnown)
+        .try_collect()
         .await
         .map_err(|e| backend_error(CHECK, e))?;
     ensure(sorted(&unknown) == expected, CHECK, || {
@@ -57,8 +53,8 @@ pub(super) async fn check(
     let told = Told(
         existing.iter().filter_map(|entry| Some((entry.dest_key.clone()?, entry.fingerprint))).collect(),
     );
-    let knowing =
-        collect(sink.list_existing_knowing(folder, &told)).await.map_err(|e| backend_error(CHECK, e))?;
+    let knowing: Vec<ExistingMessage> =
+        sink.list_existing_knowing(folder, &told).try_collect().await.map_err(|e| backend_error(CHECK, e))?;
     ensure(sorted(&knowing) == expected, CHECK, || {
         format!(
             "told every key's content, it listed {:?}; list_existing listed {expected:?}",
