@@ -131,6 +131,7 @@
 //! # });
 //! ```
 
+mod body_run;
 pub mod config;
 pub mod flag_headers;
 pub mod from_line;
