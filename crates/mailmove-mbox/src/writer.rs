@@ -44,7 +44,7 @@
 //!   lands nowhere the reader trusts (see the `landing` module for why this, and not a changed
 //!   header).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use mailmove_core::{Error, Message, MessageBody, Result};
 
@@ -280,16 +280,15 @@ pub(crate) fn write_message<W: Write>(out: &mut CountingWriter<W>, message: &Mes
             last_in_body = in_body;
             quoter.push(bytes, in_body, out).map_err(io)
         };
-        let mut reader = message.body.reader()?;
-        let mut buffer = vec![0u8; 64 * 1024];
-        loop {
-            let read = match reader.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(read) => read,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(Error::io("reading message body", err)),
-            };
-            filter.push(&buffer[..read], &mut sink)?;
+        // In-memory bodies go through whole, without a copy into a read buffer.
+        let mut failed = None;
+        message.body.for_each_chunk(|chunk| {
+            if failed.is_none() {
+                failed = filter.push(chunk, &mut sink).err();
+            }
+        })?;
+        if let Some(error) = failed {
+            return Err(error);
         }
         filter.finish(&mut sink)?;
     }
