@@ -131,7 +131,6 @@
 //! # });
 //! ```
 
-mod body_run;
 pub mod config;
 pub mod flag_headers;
 pub mod from_line;
