@@ -264,6 +264,33 @@ impl MessageBody {
         !matches!(self.inner, BodyInner::Memory(_))
     }
 
+    /// The spool file of a body its reader spooled ([`BodyBuilder`] past the threshold), `None`
+    /// for a body in memory or in the source's own file. It holds exactly the body's bytes and
+    /// is never written again; it is removed when the last clone of the body is dropped. A sink
+    /// may take it as it is, as a hard link on the same file system, instead of copying it (the
+    /// Maildir sink does): a local copy is then one write of the bytes, not two, and the spool
+    /// is not made durable for nothing by the sink's flush. Whatever takes it must not write to
+    /// it.
+    ///
+    /// ```
+    /// use mailmove_core::SpoolConfig;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let spool = SpoolConfig { threshold: 4, dir: Some(dir.path().into()) };
+    /// let mut builder = spool.builder();
+    /// builder.push(b"Subject: x\r\n\r\nbody").unwrap();
+    /// let body = builder.finish().unwrap();
+    /// let path = body.spool_path().unwrap().to_path_buf();
+    /// assert_eq!(std::fs::read(&path).unwrap(), b"Subject: x\r\n\r\nbody");
+    /// drop(body);
+    /// assert!(!path.exists());
+    /// ```
+    pub fn spool_path(&self) -> Option<&std::path::Path> {
+        match &self.inner {
+            BodyInner::Spooled { path, .. } => Some(path.as_ref()),
+            BodyInner::Memory(_) | BodyInner::File { .. } => None,
+        }
+    }
+
     /// The bytes if the body is in memory (cheap clone), `None` if spooled.
     pub fn as_bytes(&self) -> Option<&Bytes> {
         match &self.inner {

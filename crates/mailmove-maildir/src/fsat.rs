@@ -250,6 +250,13 @@ pub(crate) fn create_file(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<File>
     Ok(File::from(rustix::fs::openat(dir, name, CREATE_FILE, FILE_MODE)?))
 }
 
+/// Makes `name` in `dir` a new hard link to the file at `existing` (a path, not followed when it
+/// is a link itself: the link is then linked, which [`open_file`] refuses); fails when anything
+/// is at `name` already, and across file systems.
+pub(crate) fn hard_link(existing: &Path, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    Ok(rustix::fs::linkat(rustix::fs::CWD, existing, dir, name, AtFlags::empty())?)
+}
+
 /// Renames `from` in `from_dir` to `to` in `to_dir`. An entry at `to` is replaced, never followed.
 pub(crate) fn rename(
     from_dir: BorrowedFd<'_>,

@@ -108,7 +108,11 @@
 //! `append` writes `tmp/<unique>` (unique = `<secs>.M<micros>P<pid>Q<counter>R<random>.<host>`,
 //! host with `/` → `\057`, `:` → `\072`), streams the body from
 //! [`MessageBody::reader`](mailmove_core::MessageBody::reader) and sets the mtime; nothing is
-//! synced yet. [`MailSink::flush`](mailmove_core::MailSink::flush), the durability point, makes
+//! synced yet. A body its reader spooled to a file on the same file system
+//! ([`MessageBody::spool_path`](mailmove_core::MessageBody::spool_path)) becomes `tmp/<unique>`
+//! by a hard link instead: its bytes are written once, and the flush's `syncfs` does not write
+//! out a spool file that is deleted right after. Such a delivery keeps the spool file's
+//! owner-only permissions (`0600`). [`MailSink::flush`](mailmove_core::MailSink::flush), the durability point, makes
 //! the batch durable at once (one `syncfs`), renames each file into `cur/` — always `cur/`, so that
 //! flags persist — as `<unique>,S=<size>:2,<flags>`, and fsyncs `cur/` and `new/`; what a crash
 //! can lose at each point is in `delivery.rs` (a message is never in `cur/` unless whole and

@@ -10,6 +10,11 @@
 //! deliveries are renamed from `tmp/` to `cur/` by descriptor (see [`crate::fsat`]); a folder whose
 //! directory (or a parent of it, or its `cur`/`new`/`tmp`) is a link or no directory is refused
 //! with [`Error::InvalidFolderName`] naming the folder, by every sink operation.
+//!
+//! A body its reader spooled to a file on the Maildir's file system is delivered by a hard link
+//! to that file rather than a copy (`link_spooled`); the link is made relative to `tmp/` too, and
+//! what it names is opened with `O_NOFOLLOW` and its size checked before it counts as the
+//! delivery, so a link planted where the spool file was is removed again and the body copied.
 
 use std::collections::VecDeque;
 use std::ffi::OsStr;
@@ -274,11 +279,59 @@ fn write(
     let temporary = OsStr::new(unique);
     let temporary_path = target.path.join("tmp").join(unique);
     let context = || format!("writing {}", temporary_path.display());
-    let file = fsat::create_file(tmp, temporary).map_err(|err| map_io(context(), err))?;
-    let written = write_temporary(file, &temporary_path, message, mtime).inspect_err(|_| {
+    let written = match link_spooled(tmp, temporary, &temporary_path, message)? {
+        Some(file) => set_mtime(&file, &temporary_path, mtime).map(|()| message.body.len()),
+        None => {
+            let file = fsat::create_file(tmp, temporary).map_err(|err| map_io(context(), err))?;
+            write_temporary(file, &temporary_path, message, mtime)
+        }
+    }
+    .inspect_err(|_| {
         let _ = fsat::remove_file(tmp, temporary);
     })?;
     Ok(format!("{unique},S={written}{info}"))
+}
+
+/// A spooled body delivered as it lies: its spool file hard-linked as `tmp/<unique>`, when the
+/// spool is on this file system ([`MessageBody::spool_path`]). One write of the bytes instead of
+/// two, and the flush's `syncfs` no longer writes out a spool file that is deleted right after
+/// (issue 16: a fifth of an mbox → Maildir copy with the temporary directory on the same disk).
+/// The delivery keeps the spool's owner-only permissions. `None` when it cannot be linked
+/// (another file system, no hard links there) or what was linked is not the body (a link, or
+/// another size: removed again): the body is then copied.
+///
+/// [`MessageBody::spool_path`]: mailmove_core::MessageBody::spool_path
+fn link_spooled(
+    tmp: BorrowedFd<'_>,
+    temporary: &OsStr,
+    temporary_path: &Path,
+    message: &Message,
+) -> Result<Option<File>> {
+    let Some(spool) = message.body.spool_path() else { return Ok(None) };
+    if fsat::hard_link(spool, tmp, temporary).is_err() {
+        return Ok(None);
+    }
+    let linked = fsat::open_file(tmp, temporary, temporary_path)
+        .and_then(|file| Ok((file.metadata()?.len(), file)))
+        .ok()
+        .filter(|(len, _)| *len == message.body.len());
+    match linked {
+        Some((_, file)) => Ok(Some(file)),
+        None => {
+            fsat::remove_file(tmp, temporary)
+                .map_err(|err| map_io(format!("removing {}", temporary_path.display()), err))?;
+            Ok(None)
+        }
+    }
+}
+
+fn set_mtime(file: &File, path: &Path, mtime: Option<SystemTime>) -> Result<()> {
+    match mtime {
+        Some(mtime) => file
+            .set_modified(mtime)
+            .map_err(|err| map_io(format!("setting the mtime of {}", path.display()), err)),
+        None => Ok(()),
+    }
 }
 
 fn write_temporary(mut file: File, path: &Path, message: &Message, mtime: Option<SystemTime>) -> Result<u64> {
@@ -290,10 +343,7 @@ fn write_temporary(mut file: File, path: &Path, message: &Message, mtime: Option
             reason: format!("body said {} bytes but gave {written}", message.body.len()),
         });
     }
-    if let Some(mtime) = mtime {
-        file.set_modified(mtime)
-            .map_err(|err| map_io(format!("setting the mtime of {}", path.display()), err))?;
-    }
+    set_mtime(&file, path, mtime)?;
     // Not synced here: the flush makes the whole batch durable at once.
     Ok(written)
 }
