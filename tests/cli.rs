@@ -200,6 +200,33 @@ async fn inventory_figures_match_what_the_copy_moves() {
     assert!(stdout(&human).contains("total: 150 messages"), "{}", stdout(&human));
 }
 
+#[test]
+fn inventory_names_the_damage_it_read() {
+    // The audit before a migration is where damage is wanted first: an mbox whose second message
+    // carries an unquoted separator-like line and whose last one is cut off mid-line.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("damaged.mbox");
+    std::fs::write(
+        &path,
+        "From a@example.org Mon Jan  1 00:00:00 2024\nSubject: one\n\nbody\n\n\
+         From b@example.org Mon Jan  1 00:00:00 2024\nSubject: two\n\ntext\n\
+         From c@example.org Mon Jan  1 00:00:00 2024\nmore\n\n\
+         From d@example.org Mon Jan  1 00:00:00 2024\nSubject: three\n\ncut off",
+    )
+    .unwrap();
+    let source = format!("mbox:{}", path.display());
+    let json = run(dir.path(), &["inventory", &source, "--json"]);
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let inventory = last_json(&json);
+    let warnings: Vec<&str> =
+        inventory["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    assert!(warnings.iter().any(|w| w.contains("look like a separator")), "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.contains("middle of a line")), "{warnings:?}");
+    let human = run(dir.path(), &["inventory", &source]);
+    assert!(stdout(&human).contains("warning: "), "{}", stdout(&human));
+    assert!(stdout(&human).contains("middle of a line"), "{}", stdout(&human));
+}
+
 #[tokio::test]
 async fn verify_says_identical_then_finds_a_missing_message() {
     let dir = tempfile::tempdir().unwrap();
@@ -285,6 +312,8 @@ fn control_bytes_in_folder_names_never_reach_the_terminal() {
     assert_eq!(inventory.status.code(), Some(0), "{}", stderr(&inventory));
     assert_no_raw_controls("inventory", &inventory);
     assert!(stdout(&inventory).contains(escaped), "{}", stdout(&inventory));
+    // The audit names the file that is no mailbox, escaped, as the copy does.
+    assert!(stdout(&inventory).contains("Junk\\x1b]0;owned\\x07"), "{}", stdout(&inventory));
 
     let copy = run(dir.path(), &["copy", &source, &destination]);
     // Copied (0), or refused by a backend that cannot represent such a name (3): either way the

@@ -58,12 +58,6 @@ pub async fn run(args: InventoryArgs) -> anyhow::Result<u8> {
     } else {
         print!("{}{}", selected_by(&criteria), render(&report));
     }
-    if !criteria.is_empty() {
-        // A store whose search failed was read whole: slower, and the user should know why.
-        for warning in source.warnings() {
-            eprintln!("warning: {}", terminal_safe(&warning));
-        }
-    }
     Ok(EXIT_OK)
 }
 
@@ -134,5 +128,17 @@ pub fn render(report: &Inventory) -> String {
             ));
         }
     }
+    for warning in report.warnings.iter().take(SHOWN_WARNINGS) {
+        out.push_str(&format!("warning: {}\n", terminal_safe(warning)));
+    }
+    if report.warnings.len() > SHOWN_WARNINGS {
+        out.push_str(&format!(
+            "... and {} more warnings (see --json)\n",
+            report.warnings.len() - SHOWN_WARNINGS
+        ));
+    }
     out
 }
+
+/// Warnings the human form lists; `--json` has them all.
+const SHOWN_WARNINGS: usize = 20;

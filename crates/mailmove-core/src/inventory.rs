@@ -97,6 +97,11 @@ pub struct Inventory {
     pub limit: Option<u64>,
     /// Messages over the limit, largest first.
     pub over_limit: Vec<MessageEntry>,
+    /// What the source found odd while it was read ([`MailSource::warnings`]): damaged messages
+    /// in an mbox, unreadable files, a search that could not run. The audit before a migration is
+    /// where they are wanted first.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// Audits a source.
@@ -165,6 +170,7 @@ pub async fn take(source: &dyn MailSource, options: &InventoryOptions) -> Result
         largest,
         limit: options.limit,
         over_limit,
+        warnings: source.warnings(),
     })
 }
 
