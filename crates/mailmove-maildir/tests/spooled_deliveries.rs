@@ -17,13 +17,17 @@ fn large_message() -> Vec<u8> {
     body
 }
 
-/// A body spooled into `dir` (the threshold is far below its size).
-fn spooled(dir: &Path, bytes: &[u8]) -> MessageBody {
-    let mut builder = SpoolConfig { threshold: 1024, dir: Some(dir.to_path_buf()) }.builder();
-    builder.push(bytes).unwrap();
+/// A large message and its body spooled into `dir/spool` (the threshold is far below its size),
+/// with the spool file's path.
+fn spooled_in(dir: &Path) -> (Vec<u8>, MessageBody, PathBuf) {
+    let spool_dir = dir.join("spool");
+    std::fs::create_dir(&spool_dir).unwrap();
+    let bytes = large_message();
+    let mut builder = SpoolConfig { threshold: 1024, dir: Some(spool_dir) }.builder();
+    builder.push(&bytes).unwrap();
     let body = builder.finish().unwrap();
-    assert!(body.spool_path().is_some(), "the body is spooled");
-    body
+    let spool = body.spool_path().expect("the body is spooled").to_path_buf();
+    (bytes, body, spool)
 }
 
 /// Appends `body` to the INBOX of a new Maildir under `root` and flushes; returns the delivery.
@@ -44,11 +48,7 @@ async fn deliver(root: &Path, body: &MessageBody) -> PathBuf {
 #[tokio::test]
 async fn a_spooled_body_on_the_same_file_system_becomes_the_delivery() {
     let dir = tempfile::tempdir().unwrap();
-    let spool_dir = dir.path().join("spool");
-    std::fs::create_dir(&spool_dir).unwrap();
-    let bytes = large_message();
-    let body = spooled(&spool_dir, &bytes);
-    let spool = body.spool_path().unwrap().to_path_buf();
+    let (bytes, body, spool) = spooled_in(dir.path());
 
     let delivered = deliver(&dir.path().join("Maildir"), &body).await;
     // One file under two names while the body lives: nothing was copied.
@@ -69,13 +69,9 @@ async fn a_spooled_body_on_the_same_file_system_becomes_the_delivery() {
 #[tokio::test]
 async fn a_spool_path_that_is_a_link_is_copied_not_linked() {
     let dir = tempfile::tempdir().unwrap();
-    let spool_dir = dir.path().join("spool");
-    std::fs::create_dir(&spool_dir).unwrap();
-    let bytes = large_message();
-    let body = spooled(&spool_dir, &bytes);
+    let (bytes, body, spool) = spooled_in(dir.path());
     // Something put a symbolic link where the spool file was (its target holds the same bytes):
     // linking would deliver the link itself.
-    let spool = body.spool_path().unwrap().to_path_buf();
     let moved = dir.path().join("moved");
     std::fs::rename(&spool, &moved).unwrap();
     std::os::unix::fs::symlink(&moved, &spool).unwrap();
