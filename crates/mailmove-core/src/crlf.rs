@@ -74,6 +74,17 @@ impl Normalizer {
         }
     }
 
+    /// How many bytes at the start of the next chunk hold no CR and follow no pending CR: bytes
+    /// in which the rule only turns each LF into CRLF, so that a caller may apply it faster
+    /// ([`PieceHasher::update_lf_text`](crate::fingerprint::PieceHasher::update_lf_text)) and
+    /// feed only the rest; the normaliser's state is the same after either.
+    pub(crate) fn lf_text_prefix(&self, chunk: &[u8]) -> usize {
+        if self.pending_cr {
+            return 0;
+        }
+        memchr::memchr(b'\r', chunk).unwrap_or(chunk.len())
+    }
+
     /// Ends the input: a CR at the very end becomes CRLF.
     pub fn finish(&mut self, mut out: impl FnMut(&[u8])) {
         if std::mem::take(&mut self.pending_cr) {

@@ -102,30 +102,69 @@ pub struct StrictHasher {
 /// BLAKE3 fed in pieces of any size. Normalising line endings cuts a message into a piece a line
 /// (each LF becomes the line, then CRLF); BLAKE3 hashes many whole 1 KiB chunks at once with SIMD
 /// but a small update one 64-byte block at a time, three to four times slower. Pieces are
-/// therefore gathered and hashed 16 KiB at a time (issue 16).
+/// therefore gathered, and hashed in whole batches of [`HASH_BATCH`] bytes (issue 16): updates
+/// that stay on the batches' boundaries let BLAKE3 hash sixteen chunks at a time, where 16 KiB
+/// updates at any offset spent a quarter of the hashing in its one-block-at-a-time path.
 #[derive(Clone, Default)]
 pub(crate) struct PieceHasher {
     hasher: blake3::Hasher,
+    /// Gathered bytes, fewer than a batch; room for a batch is reserved at the first.
     pending: Vec<u8>,
 }
 
 /// What [`PieceHasher`] gathers before hashing.
-const HASH_BATCH: usize = 16 * 1024;
+const HASH_BATCH: usize = 64 * 1024;
 
 impl PieceHasher {
-    pub(crate) fn update(&mut self, piece: &[u8]) {
-        if self.pending.len() + piece.len() > HASH_BATCH {
+    pub(crate) fn update(&mut self, mut piece: &[u8]) {
+        if !self.pending.is_empty() || piece.len() < HASH_BATCH {
+            let take = (HASH_BATCH - self.pending.len()).min(piece.len());
+            self.gather(&piece[..take]);
+            piece = &piece[take..];
+            if self.pending.len() < HASH_BATCH {
+                return;
+            }
             self.hasher.update(&self.pending);
             self.pending.clear();
         }
-        if piece.len() >= HASH_BATCH {
-            self.hasher.update(piece);
-        } else {
-            if self.pending.capacity() == 0 {
-                self.pending.reserve_exact(HASH_BATCH);
+        let whole = piece.len() - piece.len() % HASH_BATCH;
+        self.hasher.update(&piece[..whole]);
+        self.gather(&piece[whole..]);
+    }
+
+    /// Hashes `text`, which holds no CR, with each LF as CRLF; returns how many bytes that was.
+    ///
+    /// The line-ending rule ([`crate::crlf`]) applied to text without CR, which is most of what
+    /// files hold (mbox, Maildir): the general path gave each line to the hasher as two pieces
+    /// (the line, then CRLF); here each line is copied into the gathered bytes with its CRLF at
+    /// once (with the batches above, 0.165 s became 0.095 s for 200 MB of such text, BLAKE3 alone
+    /// taking 0.045 s).
+    pub(crate) fn update_lf_text(&mut self, text: &[u8]) -> u64 {
+        debug_assert!(memchr::memchr(b'\r', text).is_none());
+        let mut start = 0;
+        let mut lines = 0u64;
+        for end in memchr::memchr_iter(b'\n', text) {
+            let line = &text[start..end];
+            if self.pending.len() + line.len() + 2 <= HASH_BATCH && self.pending.capacity() > 0 {
+                self.pending.extend_from_slice(line);
+                self.pending.extend_from_slice(b"\r\n");
+            } else {
+                self.update(line);
+                self.update(b"\r\n");
             }
-            self.pending.extend_from_slice(piece);
+            start = end + 1;
+            lines += 1;
         }
+        self.update(&text[start..]);
+        text.len() as u64 + lines
+    }
+
+    /// Adds `piece` to the gathered bytes, which have room for it.
+    fn gather(&mut self, piece: &[u8]) {
+        if self.pending.capacity() == 0 && !piece.is_empty() {
+            self.pending.reserve_exact(HASH_BATCH);
+        }
+        self.pending.extend_from_slice(piece);
     }
 
     pub(crate) fn finalize(mut self) -> Fingerprint {
@@ -142,8 +181,12 @@ impl StrictHasher {
 
     /// Feeds the next chunk.
     pub fn update(&mut self, chunk: &[u8]) {
+        // What comes before the chunk's first CR (all of it, in files with LF line endings) takes
+        // the fast path; from there on, the general rule.
+        let plain = self.line_endings.lf_text_prefix(chunk);
+        self.hasher.update_lf_text(&chunk[..plain]);
         let hasher = &mut self.hasher;
-        self.line_endings.feed(chunk, |piece| {
+        self.line_endings.feed(&chunk[plain..], |piece| {
             hasher.update(piece);
         });
     }
@@ -258,7 +301,7 @@ mod tests {
         /// sizes around the batch.
         #[test]
         fn pieces_hash_as_their_concatenation(sizes in proptest::collection::vec(
-            prop_oneof![0usize..100, 16_000usize..16_500, 30_000usize..40_000], 0..12)) {
+            prop_oneof![0usize..100, 65_000usize..66_000, 120_000usize..140_000], 0..12)) {
             let mut hasher = PieceHasher::default();
             let mut all = Vec::new();
             for (index, size) in sizes.into_iter().enumerate() {

@@ -86,9 +86,24 @@ pub(crate) struct IdentityScanner {
 }
 
 impl IdentityScanner {
-    pub(crate) fn update(&mut self, chunk: &[u8]) {
+    pub(crate) fn update(&mut self, mut chunk: &[u8]) {
+        // The header section goes line by line through the general path, which watches for
+        // its end; the body, before its first CR, through the strict hasher's fast path for
+        // text with LF line endings.
+        while self.tail.is_some() && !chunk.is_empty() {
+            let line_end = memchr::memchr(b'\n', chunk).map_or(chunk.len(), |at| at + 1);
+            self.feed(&chunk[..line_end]);
+            chunk = &chunk[line_end..];
+        }
+        let plain = self.line_endings.lf_text_prefix(chunk);
+        self.size += self.whole.update_lf_text(&chunk[..plain]);
+        self.feed(&chunk[plain..]);
+    }
+
+    /// Normalises `bytes` by the general path, each piece to [`IdentityScanner::take`].
+    fn feed(&mut self, bytes: &[u8]) {
         let mut normalizer = std::mem::take(&mut self.line_endings);
-        normalizer.feed(chunk, |piece| self.take(piece));
+        normalizer.feed(bytes, |piece| self.take(piece));
         self.line_endings = normalizer;
     }
 
@@ -224,6 +239,50 @@ mod tests {
                 crate::fingerprint::strict(&spooled).unwrap(),
                 crate::fingerprint::strict(&in_memory).unwrap()
             );
+        }
+    }
+
+    /// Text as files hold it: mostly letters and LF, a CR now and then.
+    fn file_text() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        proptest::collection::vec(
+            prop_oneof![8 => Just(b'a'), 4 => Just(b'\n'), 1 => Just(b'\r'), 1 => any::<u8>()],
+            0..600,
+        )
+    }
+
+    proptest::proptest! {
+        /// Whatever the chunks and wherever the first CR, the scanner's fingerprint, size and
+        /// header hash are those of the normalised bytes (the fast path for LF text included).
+        #[test]
+        fn the_scan_is_that_of_the_normalised_bytes(
+            bytes in file_text(),
+            cuts in proptest::collection::vec(1usize..80, 0..12),
+        ) {
+            let normalised = crate::crlf::tests::reference(&bytes);
+            // The section ends at the first empty line; a message may start with one.
+            let framed = [&b"\r\n"[..], &normalised].concat();
+            let header_end = framed.windows(4).position(|w| w == b"\r\n\r\n").map_or(normalised.len(), |at| at + 2);
+            let expected = (
+                Fingerprint::from_bytes(*blake3::hash(&normalised).as_bytes()),
+                CheapIdentity {
+                    size: normalised.len() as u64,
+                    header: Fingerprint::from_bytes(*blake3::hash(&normalised[..header_end]).as_bytes()),
+                },
+            );
+            let mut scanner = IdentityScanner::new();
+            let mut strict = crate::fingerprint::StrictHasher::new();
+            let mut rest = &bytes[..];
+            for cut in cuts {
+                let (chunk, after) = rest.split_at(cut.min(rest.len()));
+                scanner.update(chunk);
+                strict.update(chunk);
+                rest = after;
+            }
+            scanner.update(rest);
+            strict.update(rest);
+            proptest::prop_assert_eq!(scanner.finish(), expected);
+            proptest::prop_assert_eq!(strict.finish(), expected.0);
         }
     }
 
