@@ -246,55 +246,23 @@ impl Listing {
 /// A folder opened for fetching, with where each wanted key is.
 type Resolved = (Arc<Maildir>, Arc<KeywordTable>, HashMap<String, Entry>);
 
-struct Fetching {
-    store: MaildirStore,
-    folder: FolderPath,
-    keys: VecDeque<String>,
-    opened: Option<Resolved>,
-    finished: bool,
-}
+/// How many message files are read at once by one fetch, each in its own blocking task, in
+/// order. Reading a file and hashing its bytes (the strict fingerprint and cheap identity, done
+/// in the reader's task) is most of a Maildir source's work; one at a time, a one-folder copy
+/// used one core for it while the other waited (issue 16). Bodies over the spool threshold are
+/// read where they lie, so what the read-ahead holds is at most this many small bodies.
+const READ_AHEAD: usize = 4;
 
-impl Fetching {
-    async fn next(&mut self) -> Option<Result<Message>> {
-        if self.finished {
-            return None;
-        }
-        if self.opened.is_none() {
-            match self.resolve().await {
-                Ok(opened) => self.opened = Some(opened),
-                Err(err) => {
-                    self.finished = true;
-                    return Some(Err(err));
-                }
-            }
-        }
-        let (maildir, keywords, locations) = self.opened.as_mut()?;
-        let Some(key) = self.keys.pop_front() else {
-            self.finished = true;
-            return None;
-        };
-        let entry = locations.remove(&key);
-        let (maildir, keywords, spool) =
-            (maildir.clone(), keywords.clone(), self.store.inner.config.spool.clone());
-        let (store, read_key) = (self.store.clone(), key.clone());
-        let result = blocking(move || {
-            read_message(&maildir, entry, &read_key, &keywords, &spool, &store.inner.warnings)
-        })
-        .await
-        .and_then(|found| {
-            found.ok_or_else(|| Error::NotFound { what: format!("message {key} in {}", self.folder) })
-        });
-        Some(result)
-    }
-
-    async fn resolve(&mut self) -> Result<Resolved> {
-        let store = self.store.clone();
-        let folder = self.folder.clone();
-        let (maildir, keywords) = blocking(move || store.open_folder(&folder)).await?;
+impl MaildirStore {
+    /// Where each of `keys` is in `folder`: from the listing's memory, else by a scan.
+    async fn resolve(&self, folder: &FolderPath, keys: &VecDeque<String>) -> Result<Resolved> {
+        let store = self.clone();
+        let opened = folder.clone();
+        let (maildir, keywords) = blocking(move || store.open_folder(&opened)).await?;
         let mut locations = HashMap::new();
         let mut missing = HashSet::new();
-        for key in &self.keys {
-            match self.store.recall(maildir.path(), key) {
+        for key in keys {
+            match self.recall(maildir.path(), key) {
                 Some(entry) => {
                     locations.insert(key.clone(), entry);
                 }
@@ -304,7 +272,7 @@ impl Fetching {
             }
         }
         if !missing.is_empty() {
-            let (store, scanned) = (self.store.clone(), maildir.clone());
+            let (store, scanned) = (self.clone(), maildir.clone());
             let found = blocking(move || {
                 scan::find_keys(&scanned, &missing, &store.inner.warnings)
                     .map_err(|err| map_io(format!("listing {}", scanned.path().display()), err))
@@ -313,6 +281,24 @@ impl Fetching {
             locations.extend(found);
         }
         Ok((maildir, keywords, locations))
+    }
+
+    /// Reads the message `key` (found at `entry` by [`MaildirStore::resolve`]) in a blocking task.
+    async fn read(
+        &self,
+        folder: &FolderPath,
+        maildir: Arc<Maildir>,
+        keywords: Arc<KeywordTable>,
+        entry: Option<Entry>,
+        key: String,
+    ) -> Result<Message> {
+        let (store, read_key) = (self.clone(), key.clone());
+        let spool = self.inner.config.spool.clone();
+        blocking(move || read_message(&maildir, entry, &read_key, &keywords, &spool, &store.inner.warnings))
+            .await
+            .and_then(|found| {
+                found.ok_or_else(|| Error::NotFound { what: format!("message {key} in {folder}") })
+            })
     }
 }
 
@@ -372,12 +358,19 @@ impl MailSource for MaildirStore {
         let mut seen = HashSet::new();
         let keys: VecDeque<String> =
             keys.iter().map(|key| key.as_str().to_string()).filter(|key| seen.insert(key.clone())).collect();
-        let fetching =
-            Fetching { store: self.clone(), folder: folder.clone(), keys, opened: None, finished: false };
-        stream::unfold(
-            fetching,
-            |mut fetching| async move { fetching.next().await.map(|item| (item, fetching)) },
-        )
+        stream::once(async move {
+            match self.resolve(folder, &keys).await {
+                Ok((maildir, keywords, mut locations)) => stream::iter(keys)
+                    .map(move |key| {
+                        let entry = locations.remove(&key);
+                        self.read(folder, maildir.clone(), keywords.clone(), entry, key)
+                    })
+                    .buffered(READ_AHEAD)
+                    .boxed(),
+                Err(err) => stream::once(async move { Err(err) }).boxed(),
+            }
+        })
+        .flatten()
         .boxed()
     }
 }
