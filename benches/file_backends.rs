@@ -5,6 +5,9 @@
 //! size of the generated mailbox (its size mix averages about 60 KB a message, up to 2 MiB);
 //! `MAILMOVE_BENCH_REPEAT` (default 3) how many times each copy and each baseline runs,
 //! alternating, the median kept; `MAILMOVE_BENCH_DIR` where the files go (default `/tmp`).
+//! The generated messages have CRLF line endings (as IMAP carries them);
+//! `MAILMOVE_BENCH_LINE_ENDINGS=lf` rewrites the mbox with LF line endings first, as mail
+//! clients and delivery agents write mbox and Maildir files, and copies the Maildir from that.
 //!
 //! The baselines are those of issue 16: `cp` of the mbox file for mbox → Maildir (the same bytes
 //! read and written once), `cp -r` of the Maildir tree for Maildir → mbox. The tree copy (one
@@ -68,6 +71,9 @@ fn main() {
     let root = dir.path().display().to_string();
 
     // The generated mailbox, and a Maildir of it as the source of the way back.
+    let lf = std::env::var("MAILMOVE_BENCH_LINE_ENDINGS").is_ok_and(|value| value == "lf");
+    let generated_into =
+        if lf { format!("mbox:{root}/generated.mbox") } else { format!("maildir:{root}/Maildir") };
     mailmove(&[
         "bench",
         "--generate",
@@ -75,9 +81,24 @@ fn main() {
         "--max-message-size",
         "2MiB",
         &format!("mbox:{root}/src.mbox"),
-        &format!("maildir:{root}/Maildir"),
+        &generated_into,
         "--json",
     ]);
+    if lf {
+        // Streamed: every CRLF becomes LF (a lone CR stays), then the Maildir is copied from it.
+        let crlf = std::io::BufReader::new(std::fs::File::open(dir.path().join("src.mbox")).expect("mbox"));
+        let mut out =
+            std::io::BufWriter::new(std::fs::File::create(dir.path().join("lf.mbox")).expect("lf mbox"));
+        for line in std::io::BufRead::split(crlf, b'\n') {
+            let line = line.expect("read mbox");
+            let line = line.strip_suffix(b"\r").unwrap_or(&line);
+            std::io::Write::write_all(&mut out, line).expect("write");
+            std::io::Write::write_all(&mut out, b"\n").expect("write");
+        }
+        std::io::Write::flush(&mut out).expect("flush");
+        std::fs::rename(dir.path().join("lf.mbox"), dir.path().join("src.mbox")).expect("rename");
+        mailmove(&["bench", &format!("mbox:{root}/src.mbox"), &format!("maildir:{root}/Maildir"), "--json"]);
+    }
     let mbox_bytes = du(&dir.path().join("src.mbox"));
 
     let (mut to_maildir, mut to_mbox, mut rss_maildir, mut rss_mbox) = (vec![], vec![], 0f64, 0f64);
@@ -97,7 +118,13 @@ fn main() {
     let (to_maildir, to_mbox) = (median(&mut to_maildir), median(&mut to_mbox));
     let (cp_file, cp_tree) = (median(&mut cp_file), median(&mut cp_tree));
 
-    println!("{messages} messages, mbox file {:.1} MB, median of {repeat}", mbox_bytes as f64 / 1e6);
+    let endings = if lf { "LF" } else { "CRLF" };
+    // The ratios of LF files are told apart from those of the generated (CRLF) ones.
+    let of = if lf { " (LF files)" } else { "" };
+    println!(
+        "{messages} messages ({endings}), mbox file {:.1} MB, median of {repeat}",
+        mbox_bytes as f64 / 1e6
+    );
     println!("{:<18} {:>9} {:>10} {:>14} {:>14}", "copy", "seconds", "MB/s", "peak RSS MiB", "baseline s");
     let mb = mbox_bytes as f64 / 1e6;
     println!(
@@ -111,8 +138,14 @@ fn main() {
         mb / to_mbox
     );
     println!("(cp -r of the Maildir tree + sync: {cp_tree:.2} s; cp of the mbox + sync: {cp_file:.2} s)");
-    println!("ratio: mbox -> Maildir / cp of the mbox + sync = {:.2} (goal <= 2.0)", to_maildir / cp_file);
-    println!("ratio: mbox -> Maildir / cp -r of the Maildir + sync = {:.2}", to_maildir / cp_tree);
-    println!("ratio: Maildir -> mbox / cp -r of the Maildir + sync = {:.2} (goal <= 1.0)", to_mbox / cp_tree);
-    println!("ratio: peak RSS mbox -> Maildir = {rss_maildir:.1} MiB (goal <= 64)");
+    println!(
+        "ratio: mbox -> Maildir{of} / cp of the mbox + sync = {:.2} (goal <= 2.0)",
+        to_maildir / cp_file
+    );
+    println!("ratio: mbox -> Maildir{of} / cp -r of the Maildir + sync = {:.2}", to_maildir / cp_tree);
+    println!(
+        "ratio: Maildir -> mbox{of} / cp -r of the Maildir + sync = {:.2} (goal <= 1.0)",
+        to_mbox / cp_tree
+    );
+    println!("ratio: peak RSS mbox -> Maildir{of} = {rss_maildir:.1} MiB (goal <= 64)");
 }

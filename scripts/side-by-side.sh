@@ -36,6 +36,8 @@ fi
 
 echo "== file backends beside cp"
 MAILMOVE_BENCH_DIR="$DIR" cargo bench --quiet --bench file_backends | tee -a "$log"
+echo "== the same with LF line endings, as mail clients write mbox and Maildir files"
+MAILMOVE_BENCH_DIR="$DIR" MAILMOVE_BENCH_LINE_ENDINGS=lf cargo bench --quiet --bench file_backends | tee -a "$log"
 echo "== IMAP -> IMAP beside mbsync, and the first run into the copies"
 MAILMOVE_BENCH_DIR="$DIR/dovecot" cargo bench --quiet -p mailmove-imap --bench imap_throughput | tee -a "$log"
 
