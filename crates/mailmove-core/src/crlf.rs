@@ -74,15 +74,31 @@ impl Normalizer {
         }
     }
 
-    /// How many bytes at the start of the next chunk hold no CR and follow no pending CR: bytes
-    /// in which the rule only turns each LF into CRLF, so that a caller may apply it faster
-    /// ([`PieceHasher::update_lf_text`](crate::fingerprint::PieceHasher::update_lf_text)) and
-    /// feed only the rest; the normaliser's state is the same after either.
-    pub(crate) fn lf_text_prefix(&self, chunk: &[u8]) -> usize {
+    /// The start of the next chunk that the rule changes in a simple way, as two lengths:
+    /// first `lf_text` bytes that hold no CR (the rule only turns each LF into CRLF: see
+    /// [`PieceHasher::update_lf_text`](crate::fingerprint::PieceHasher::update_lf_text)), then
+    /// `crlf_text` bytes of whole lines that end in CRLF and hold no other CR (the rule changes
+    /// nothing). A caller applies those itself, faster than [`Normalizer::feed`], and feeds only
+    /// the rest; the normaliser's state is the same after either. Text with LF line endings
+    /// (files) is all `lf_text`; text with CRLF (IMAP) all `crlf_text` after its first line.
+    pub(crate) fn simple_prefixes(&self, chunk: &[u8]) -> (usize, usize) {
         if self.pending_cr {
-            return 0;
+            return (0, 0);
         }
-        memchr::memchr(b'\r', chunk).unwrap_or(chunk.len())
+        let lf_text = memchr::memchr(b'\r', chunk).unwrap_or(chunk.len());
+        let rest = &chunk[lf_text..];
+        // One stop a line (each LF after its CR), where `feed` stops at the CR and at the LF.
+        let (mut lines, mut end) = (0, 0);
+        for at in memchr::memchr_iter(b'\n', rest) {
+            if at == 0 || rest[at - 1] != b'\r' {
+                break;
+            }
+            lines += 1;
+            end = at + 1;
+        }
+        // Each of those lines' CRs is before its LF; any other CR is a lone one.
+        let crlf_text = if memchr::memchr_iter(b'\r', &rest[..end]).count() == lines { end } else { 0 };
+        (lf_text, crlf_text)
     }
 
     /// Ends the input: a CR at the very end becomes CRLF.

@@ -181,12 +181,12 @@ impl StrictHasher {
 
     /// Feeds the next chunk.
     pub fn update(&mut self, chunk: &[u8]) {
-        // What comes before the chunk's first CR (all of it, in files with LF line endings) takes
-        // the fast path; from there on, the general rule.
-        let plain = self.line_endings.lf_text_prefix(chunk);
-        self.hasher.update_lf_text(&chunk[..plain]);
+        // Text with LF or CRLF line endings takes the fast paths; the rest, the general rule.
+        let (lf_text, crlf_text) = self.line_endings.simple_prefixes(chunk);
+        self.hasher.update_lf_text(&chunk[..lf_text]);
+        self.hasher.update(&chunk[lf_text..lf_text + crlf_text]);
         let hasher = &mut self.hasher;
-        self.line_endings.feed(&chunk[plain..], |piece| {
+        self.line_endings.feed(&chunk[lf_text + crlf_text..], |piece| {
             hasher.update(piece);
         });
     }

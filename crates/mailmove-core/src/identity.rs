@@ -88,16 +88,18 @@ pub(crate) struct IdentityScanner {
 impl IdentityScanner {
     pub(crate) fn update(&mut self, mut chunk: &[u8]) {
         // The header section goes line by line through the general path, which watches for
-        // its end; the body, before its first CR, through the strict hasher's fast path for
-        // text with LF line endings.
+        // its end; the body's text with LF or CRLF line endings through the fast paths.
         while self.tail.is_some() && !chunk.is_empty() {
             let line_end = memchr::memchr(b'\n', chunk).map_or(chunk.len(), |at| at + 1);
             self.feed(&chunk[..line_end]);
             chunk = &chunk[line_end..];
         }
-        let plain = self.line_endings.lf_text_prefix(chunk);
-        self.size += self.whole.update_lf_text(&chunk[..plain]);
-        self.feed(&chunk[plain..]);
+        let (lf_text, crlf_text) = self.line_endings.simple_prefixes(chunk);
+        self.size += self.whole.update_lf_text(&chunk[..lf_text]);
+        let (crlf, rest) = chunk[lf_text..].split_at(crlf_text);
+        self.whole.update(crlf);
+        self.size += crlf.len() as u64;
+        self.feed(rest);
     }
 
     /// Normalises `bytes` by the general path, each piece to [`IdentityScanner::take`].
@@ -242,13 +244,18 @@ mod tests {
         }
     }
 
-    /// Text as files hold it: mostly letters and LF, a CR now and then.
+    /// Text as files and servers hold it: letters, line endings (CRLF most, LF, a lone CR now
+    /// and then), any byte.
     fn file_text() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
         use proptest::prelude::*;
-        proptest::collection::vec(
-            prop_oneof![8 => Just(b'a'), 4 => Just(b'\n'), 1 => Just(b'\r'), 1 => any::<u8>()],
-            0..600,
-        )
+        let piece = prop_oneof![
+            8 => Just(b"a".to_vec()),
+            4 => Just(b"\r\n".to_vec()),
+            3 => Just(b"\n".to_vec()),
+            1 => Just(b"\r".to_vec()),
+            1 => any::<u8>().prop_map(|byte| vec![byte]),
+        ];
+        proptest::collection::vec(piece, 0..400).prop_map(|pieces| pieces.concat())
     }
 
     proptest::proptest! {
