@@ -260,7 +260,8 @@ mod tests {
 
     proptest::proptest! {
         /// Whatever the chunks and wherever the first CR, the scanner's fingerprint, size and
-        /// header hash are those of the normalised bytes (the fast path for LF text included).
+        /// header hash are those of the normalised bytes (the fast paths for LF and CRLF text
+        /// included).
         #[test]
         fn the_scan_is_that_of_the_normalised_bytes(
             bytes in file_text(),
