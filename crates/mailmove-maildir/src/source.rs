@@ -255,7 +255,7 @@ const READ_AHEAD: usize = 4;
 
 impl MaildirStore {
     /// Where each of `keys` is in `folder`: from the listing's memory, else by a scan.
-    async fn resolve(&self, folder: &FolderPath, keys: &VecDeque<String>) -> Result<Resolved> {
+    async fn resolve(&self, folder: &FolderPath, keys: &[String]) -> Result<Resolved> {
         let store = self.clone();
         let opened = folder.clone();
         let (maildir, keywords) = blocking(move || store.open_folder(&opened)).await?;
@@ -356,7 +356,7 @@ impl MailSource for MaildirStore {
 
     fn fetch<'a>(&'a self, folder: &'a FolderPath, keys: &'a [SourceKey]) -> BoxStream<'a, Result<Message>> {
         let mut seen = HashSet::new();
-        let keys: VecDeque<String> =
+        let keys: Vec<String> =
             keys.iter().map(|key| key.as_str().to_string()).filter(|key| seen.insert(key.clone())).collect();
         stream::once(async move {
             match self.resolve(folder, &keys).await {
