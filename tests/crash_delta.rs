@@ -22,9 +22,10 @@
 //! Not covered: a pre-copy that was itself interrupted (crash_imap.rs kills copies), and source
 //! changes, after the delta, to messages the delta copied.
 //!
-//! The kills are steered by the `--json` events so that some surely land mid-copy, mid-flag-sync
-//! and mid-removal; others come after a random delay (listing, reconciling). The RNG is seeded,
-//! the seed printed; `MAILMOVE_CRASH_SEED` replays it (the servers' timing still varies).
+//! The kills are steered by the `--json` events so that some surely land mid-copy, mid-flag-sync,
+//! mid-move and mid-removal (the first rounds make sure of each, in the order a run comes to
+//! them); others come after a random delay (listing, reconciling). The RNG is seeded, the seed
+//! printed; `MAILMOVE_CRASH_SEED` replays it (the servers' timing still varies).
 //!
 //! Needs the throw-away Dovecot of `scripts/dovecot.sh` (run the suite through `scripts/test.sh`,
 //! which starts it and exports `MAILMOVE_TEST_*`); without it the test fails, it never skips.
@@ -91,13 +92,24 @@ fn finished_run(state: &Path, source: &str, destination: &str, what: &str) -> se
 const STEERING: [Option<&str>; 5] =
     [Some("message_copied"), Some("flags_updated"), Some("message_removed"), Some("message_moved"), None];
 
-/// The kinds of `--json` events of the delta's work.
-const KINDS: [&str; 4] = ["message_copied", "flags_updated", "message_removed", "message_moved"];
+/// The kinds of `--json` events of the delta's work, in the order a run comes to them: copies and
+/// flag updates folder by folder (interleaved), then, once every folder is listed, the moves
+/// between folders, then the removals.
+const KINDS: [&str; 4] = ["message_copied", "flags_updated", "message_moved", "message_removed"];
 
-/// Runs the delta `KILLS` times or more (see below), each killed unless it ends first: after a random, small number
-/// of events of the kind the round waits for (so the kill lands in that phase of the delta, with
-/// other folders still working) or of any kind, whichever comes first, or after a random delay of
-/// the first 400 ms (listing folders, reconciling what the last run left). Returns, per kind of
+/// Runs the delta `KILLS` times or more (see below), each killed unless it ends first.
+///
+/// The first rounds make sure that every phase of the delta is interrupted: while some kind of
+/// event has not yet been followed by a kill, a round waits for one to three events of the
+/// earliest such kind (in [`KINDS`] order) and kills the run at once. Earliest first, because a
+/// run steered at a later phase does all the work of the earlier ones before it gets there, and
+/// the moves and removals come last of all: a round that let them run on (a random delay, or a
+/// kill only after enough other work) could end them for good before any kill caught one.
+///
+/// The rounds after that are random: each waits for a random, small number of events of the
+/// kind it is steered at ([`STEERING`], so the kill lands in that phase of the delta, with other
+/// folders still working) or of any kind, whichever comes first, or for a random delay of the
+/// first 400 ms (listing folders, reconciling what the last run left). Returns, per kind of
 /// event, how many runs SIGKILL ended after they reported at least one such event, and how many
 /// ended by signal at all.
 fn interrupted_delta(
@@ -111,9 +123,10 @@ fn interrupted_delta(
     let mut killed = 0;
     // At least `KILLS` rounds; more (up to three times as many) while a kind of event has not yet
     // been followed by a kill: on a loaded machine a steered run may end by itself first.
-    let untested = |mid: &BTreeMap<&'static str, usize>| KINDS.iter().any(|kind| !mid.contains_key(kind));
+    let untested =
+        |mid: &BTreeMap<&'static str, usize>| KINDS.iter().copied().find(|kind| !mid.contains_key(kind));
     let mut round = 0;
-    while round < KILLS || (untested(&mid) && round < 3 * KILLS) {
+    while round < KILLS || (untested(&mid).is_some() && round < 3 * KILLS) {
         let mut child = delta_command(state, source, destination)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -124,14 +137,18 @@ fn interrupted_delta(
         let mut lines =
             std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().expect("stdout")));
         let mut seen: BTreeMap<&'static str, usize> = BTreeMap::new();
-        let steer = STEERING[round % STEERING.len()];
+        let covering = untested(&mid);
+        let steer = covering.or(STEERING[round % STEERING.len()]);
         let target = match steer {
+            _ if covering.is_some() => rng.gen_range(1..=3),
             Some("message_copied") => rng.gen_range(1..=4),
             Some("message_removed") | Some("message_moved") => rng.gen_range(1..=8),
             Some(_) => rng.gen_range(1..=15),
             None => 0,
         };
-        let cap = rng.gen_range(target..=40);
+        // A round that covers a phase is killed only in it, and at once.
+        let (cap, grace_ms) =
+            if covering.is_some() { (usize::MAX, 0) } else { (rng.gen_range(target..=40), 20) };
         match steer {
             None => std::thread::sleep(Duration::from_millis(rng.gen_range(20..400))),
             Some(wanted) => {
@@ -146,7 +163,9 @@ fn interrupted_delta(
                     // whose phase is over already must not run the delta to its end.
                     if seen.get(wanted).copied().unwrap_or(0) >= target || seen.values().sum::<usize>() >= cap
                     {
-                        std::thread::sleep(Duration::from_millis(rng.gen_range(0..20)));
+                        if grace_ms > 0 {
+                            std::thread::sleep(Duration::from_millis(rng.gen_range(0..grace_ms)));
+                        }
                         break;
                     }
                 }
@@ -164,6 +183,7 @@ fn interrupted_delta(
             }
         }
         let how = match steer {
+            Some(kind) if covering.is_some() => format!("waiting for {target} {kind} (untested phase)"),
             Some(kind) => format!("waiting for {target} {kind}"),
             None => "after a random delay".to_string(),
         };
