@@ -38,8 +38,8 @@ pub struct VerifyArgs {
     /// migration, count as such copies too: use it on destinations the migration filled.
     #[arg(long)]
     pub remove_duplicates: bool,
-    /// Where the rebuilt checkpoints live while an account is checked (default: the temporary
-    /// directory).
+    /// Where the rebuilt checkpoints live while an account is checked, in a directory of the
+    /// run's own that is removed at its end (default: the temporary directory).
     #[arg(long, value_name = "DIR")]
     pub scratch: Option<PathBuf>,
     /// JSON on stdout.
@@ -90,7 +90,11 @@ pub async fn run(database: &Database, args: VerifyArgs) -> anyhow::Result<u8> {
             &[&run_id],
         )
         .await?;
-    let scratch = args.scratch.clone().unwrap_or_else(|| std::env::temp_dir().join("mailmove-fleet-verify"));
+    // A directory of this run's own inside the one given (or the temporary directory), removed
+    // when the run ends: never the given directory itself, never another run's files.
+    let scratch = tempfile::Builder::new()
+        .prefix("mailmove-fleet-verify-")
+        .tempdir_in(args.scratch.clone().unwrap_or_else(std::env::temp_dir))?;
     let mut summary = FleetVerifySummary::default();
     for row in rows {
         let taken_over: bool = row.get(6);
@@ -112,7 +116,7 @@ pub async fn run(database: &Database, args: VerifyArgs) -> anyhow::Result<u8> {
         };
         let mut check = AccountCheck { name: claim.name.clone(), taken_over, ..AccountCheck::default() };
         let remove = args.remove_duplicates && taken_over;
-        if let Err(error) = check_account(&client, &claim, &scratch, remove, &mut check).await {
+        if let Err(error) = check_account(&client, &claim, scratch.path(), remove, &mut check).await {
             check.error = Some(super::output::error_chain(&error));
         }
         summary.accounts += 1;
@@ -125,7 +129,7 @@ pub async fn run(database: &Database, args: VerifyArgs) -> anyhow::Result<u8> {
         }
         summary.rows.push(check);
     }
-    let _ = std::fs::remove_dir_all(&scratch);
+    drop(scratch);
     if args.json {
         json_line(&summary);
     } else {

@@ -310,18 +310,27 @@ async fn turn(
                     compact(&connections, &store, &claim).await;
                 }
                 let now = *progress.lock().unwrap_or_else(|p| p.into_inner());
-                match queue::finish(&client, &claim, &finish, now).await {
-                    Ok(true) => {
-                        tracing::info!(account = %claim.name, ?finish, "turn ended");
-                        TurnEnd::Finished(matches!(finish, Finish::Done { .. }))
-                    }
-                    Ok(false) => {
-                        tracing::warn!(account = %claim.name, "the lease was lost before the turn's end was recorded");
-                        TurnEnd::LeaseLost
-                    }
-                    Err(err) => {
-                        tracing::warn!(account = %claim.name, "recording the turn's end: {err}; the lease will expire");
-                        TurnEnd::LeaseLost
+                if clock.is_fenced() && !matches!(finish, Finish::Done { .. }) {
+                    // The run stopped because this worker fenced itself (its heartbeats came
+                    // late): another worker may hold the account now, or will once the lease
+                    // expires. Not recorded as the turn's end: a pause recorded here would hold
+                    // the account back for an hour although nothing is wrong with it.
+                    tracing::warn!(account = %claim.name, epoch = claim.epoch, ?finish, "lease lost: the worker fenced itself; abandoning the account");
+                    TurnEnd::LeaseLost
+                } else {
+                    match queue::finish(&client, &claim, &finish, now).await {
+                        Ok(true) => {
+                            tracing::info!(account = %claim.name, ?finish, "turn ended");
+                            TurnEnd::Finished(matches!(finish, Finish::Done { .. }))
+                        }
+                        Ok(false) => {
+                            tracing::warn!(account = %claim.name, "lease lost before the turn's end was recorded");
+                            TurnEnd::LeaseLost
+                        }
+                        Err(err) => {
+                            tracing::warn!(account = %claim.name, "recording the turn's end: {err}; the lease will expire");
+                            TurnEnd::LeaseLost
+                        }
                     }
                 }
             }
