@@ -154,11 +154,7 @@ fn interrupted_delta(
             Some(wanted) => {
                 for line in lines.by_ref() {
                     let Ok(line) = line else { break };
-                    for kind in KINDS {
-                        if line.contains(&format!("\"event\":\"{kind}\"")) {
-                            *seen.entry(kind).or_default() += 1;
-                        }
-                    }
+                    count_event(&mut seen, &line);
                     // Also killed once the run did enough of the delta's other work: a round
                     // whose phase is over already must not run the delta to its end.
                     if seen.get(wanted).copied().unwrap_or(0) >= target || seen.values().sum::<usize>() >= cap
@@ -172,7 +168,11 @@ fn interrupted_delta(
             }
         }
         let by_signal = kill_and_reap(&mut child);
-        drop(lines);
+        // What the run reported before the kill and this side had not read yet (still in the
+        // pipe) counts too: its phase may have ended in those lines.
+        for line in lines.map_while(Result::ok) {
+            count_event(&mut seen, &line);
+        }
         // A run that had finished may still be exiting when the kill comes: only a SIGKILL
         // status proves an interrupted run.
 
@@ -194,6 +194,15 @@ fn interrupted_delta(
         round += 1;
     }
     (mid, killed)
+}
+
+/// Counts `line` in `seen` when it is a `--json` event of one of [`KINDS`].
+fn count_event(seen: &mut BTreeMap<&'static str, usize>, line: &str) {
+    for kind in KINDS {
+        if line.contains(&format!("\"event\":\"{kind}\"")) {
+            *seen.entry(kind).or_default() += 1;
+        }
+    }
 }
 
 /// One message of an account, as this test needs it.

@@ -172,13 +172,30 @@ async fn a_thousand_accounts_survive_killed_frozen_and_poisoned_workers() {
                 poison_kills += 1;
             }
         }
-        // Once, early: freeze a worker for 3 × (TTL + grace).
+        // Once, early: freeze a worker for 3 × (TTL + grace). One that holds a lease on an
+        // account that is not poison (a worker just started may hold none yet, and a poison
+        // account would crash it): it must have a lease to lose.
         if !froze_once && started.elapsed() > Duration::from_secs(3) {
-            let (id, child) = &workers.running[rng.gen_range(0..workers.running.len())];
-            signal(child.id(), "STOP");
-            eprintln!("sim: froze {id}");
-            frozen = Some((id.clone(), child.id(), Instant::now()));
-            froze_once = true;
+            let owners: Vec<String> = client
+                .query(
+                    "SELECT DISTINCT lease_owner FROM mm_account
+                      WHERE state = 'leased' AND name NOT LIKE 'poison%' AND lease_owner IS NOT NULL",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            let holding: Vec<usize> =
+                (0..workers.running.len()).filter(|&i| owners.contains(&workers.running[i].0)).collect();
+            if !holding.is_empty() {
+                let (id, child) = &workers.running[holding[rng.gen_range(0..holding.len())]];
+                signal(child.id(), "STOP");
+                eprintln!("sim: froze {id}");
+                frozen = Some((id.clone(), child.id(), Instant::now()));
+                froze_once = true;
+            }
         }
         if let Some((id, pid, since)) = &frozen {
             if since.elapsed() > TAKEOVER * 3 {

@@ -95,10 +95,17 @@ async fn dropping_the_run_cancels_its_task() {
     *sink.hold.lock().unwrap() = Some(gate.clone());
     let run = Copier::from_arcs(Arc::new(source(5)), sink.clone()).run();
     // The first append waits at the gate; the caller gives up and drops the run.
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), run).await.is_err(),
-        "the run waits at the gate"
-    );
+    // Polled until it is at its first append (however slowly the machine starts it), then dropped.
+    let mut run = Box::pin(run);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while sink.threads.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the run never reached its first append");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut run).await.is_err(),
+            "the run waits at the gate"
+        );
+    }
+    drop(run);
     assert_eq!(sink.threads.lock().unwrap().len(), 1, "the run reached its first append");
     *sink.hold.lock().unwrap() = None;
     gate.notify_waiters();

@@ -207,7 +207,10 @@ async fn a_holder_that_could_not_renew_fences_itself_without_asking_the_database
     let dir = tempfile::tempdir().unwrap();
     let (client, run_id) = enqueue(&database, "r", 1, QueueOptions::default()).await;
     let claim = queue::claim(&client, run_id, "w", TTL).await.unwrap().unwrap();
-    let clock = Arc::new(LeaseClock::new(Instant::now(), Duration::from_millis(200)));
+    // The fence lapses a second after the last renewal: long enough for the opening and the
+    // folder's first write below on a loaded machine (each syncs SQLite and PostgreSQL).
+    let fence = Duration::from_secs(1);
+    let clock = Arc::new(LeaseClock::new(Instant::now(), fence));
     let client = Arc::new(client);
     let store = PgCheckpointStore::new(
         client.clone(),
@@ -218,8 +221,9 @@ async fn a_holder_that_could_not_renew_fences_itself_without_asking_the_database
     );
     let checkpoint = store.open("s", "d").await.unwrap();
     let inbox = FolderPath::parse("INBOX");
+    clock.renewed(Instant::now());
     let folder = checkpoint.folder(&inbox, None, &inbox).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(fence + Duration::from_millis(200)).await;
     // The database would still take it (the lease is valid there): the worker refuses first.
     assert!(queue::heartbeat(&client, &claim, TTL, Progress::default()).await.unwrap());
     let intent = IntentRow::new(SourceKey::new("1"), Fingerprint::from_bytes([1; 32]), 10);

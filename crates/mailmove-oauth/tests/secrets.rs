@@ -94,7 +94,9 @@ async fn debug_of_a_working_refresher_and_its_config_is_clean() {
         .await;
     let config = config(format!("{}/token", server.uri()));
     assert_clean("config", &format!("{config:?}"));
-    let refresher = OAuthRefresher::with_options(config, options()).unwrap();
+    // A refresh that must succeed: not the short timeout the failing cases use.
+    let refresher =
+        OAuthRefresher::with_options(config, options().with_timeout(Duration::from_secs(10))).unwrap();
     let token = refresher.access_token().await.unwrap();
     assert_eq!(token.expose(), ACCESS);
     assert_eq!(refresher.current_refresh_token().expose(), ROTATED);
