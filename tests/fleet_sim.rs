@@ -64,6 +64,24 @@ impl Workers {
     }
 }
 
+/// The workers holding a lease on a poison account (`poison`), or on any other account.
+async fn lease_owners(client: &mailmove_fleet::tokio_postgres::Client, poison: bool) -> Vec<String> {
+    let like = if poison { "LIKE" } else { "NOT LIKE" };
+    client
+        .query(
+            &format!(
+                "SELECT DISTINCT lease_owner FROM mm_account
+                  WHERE state = 'leased' AND name {like} 'poison%' AND lease_owner IS NOT NULL"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_accounts_survive_killed_frozen_and_poisoned_workers() {
     let accounts: usize =
@@ -162,16 +180,7 @@ async fn a_thousand_accounts_survive_killed_frozen_and_poisoned_workers() {
             break;
         }
         // A poison account crashes whichever worker holds it.
-        let holders: Vec<String> = client
-            .query(
-                "SELECT lease_owner FROM mm_account WHERE state = 'leased' AND name LIKE 'poison%' AND lease_owner IS NOT NULL",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
+        let holders = lease_owners(&client, true).await;
         for holder in holders {
             let frozen_id = frozen.as_ref().map(|(id, ..)| id.clone());
             if let Some(index) =
@@ -185,17 +194,7 @@ async fn a_thousand_accounts_survive_killed_frozen_and_poisoned_workers() {
         // account that is not poison (a worker just started may hold none yet, and a poison
         // account would crash it): it must have a lease to lose.
         if !froze_once && started.elapsed() > Duration::from_secs(3) {
-            let owners: Vec<String> = client
-                .query(
-                    "SELECT DISTINCT lease_owner FROM mm_account
-                      WHERE state = 'leased' AND name NOT LIKE 'poison%' AND lease_owner IS NOT NULL",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .iter()
-                .map(|row| row.get(0))
-                .collect();
+            let owners = lease_owners(&client, false).await;
             let holding: Vec<usize> =
                 (0..workers.running.len()).filter(|&i| owners.contains(&workers.running[i].0)).collect();
             if !holding.is_empty() {
