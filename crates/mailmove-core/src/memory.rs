@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset};
 use futures::stream::{self, BoxStream, StreamExt};
 
+mod append;
 mod durability;
 mod identities;
 
@@ -109,6 +110,8 @@ struct State {
     /// Flushes are not sealed ([`MailSink::begin_flush`] is `None`):
     /// [`MemoryStore::seal_flushes`].
     plain_flushes: bool,
+    /// [`MailSink::append_batch`] answers: [`MemoryStore::batch_appends`].
+    batched_appends: bool,
     /// How many of `unchecked` the last flush sealed, per folder: the post-store check answers
     /// for those only.
     sealed_unchecked: BTreeMap<FolderPath, usize>,
@@ -437,63 +440,15 @@ impl MailSink for MemoryStore {
     }
 
     async fn append(&self, folder: &FolderPath, message: &Message) -> Result<Appended> {
-        self.hang_if_crashed().await;
-        let fault = {
-            let mut state = self.lock();
-            state.appends += 1;
-            let number = state.appends;
-            state.faults.remove(&number).map(|fault| (number, fault))
-        };
-        let store = |this: &Self| -> Result<Appended> {
-            let mut state = this.lock();
-            let rewrite = state.rewrite_8bit_headers;
-            let entry = state
-                .folders
-                .get_mut(folder)
-                .ok_or_else(|| Error::NotFound { what: format!("folder {folder}") })?;
-            let uid = entry.next_uid;
-            entry.next_uid += 1;
-            let body = if rewrite { x_for_8bit_header_bytes(&message.body)? } else { message.body.clone() };
-            entry.messages.push(StoredMessage {
-                uid,
-                body,
-                flags: message.meta.flags.clone(),
-                internal_date: message.meta.internal_date,
-                labels: message.meta.labels.clone(),
-            });
-            let sent = (message.meta.key.clone(), uid, message.body.clone());
-            state.unchecked.entry(folder.clone()).or_default().push(sent);
-            Ok(Appended::with_key(uid.to_string()))
-        };
-        let crash = |this: &Self, number: usize| {
-            let mut state = this.lock();
-            state.crashed = true;
-            if let Some(notify) = &state.crash_notify {
-                let _ = notify.send(number);
-            }
-        };
-        match fault {
-            None => store(self),
-            Some((_, Fault::Transient)) => Err(Error::connection("injected transient failure")),
-            Some((_, Fault::StoredThenTransient)) => {
-                store(self)?;
-                Err(Error::connection("injected cut after store"))
-            }
-            Some((_, Fault::Throttled(wait))) => {
-                Err(Error::Throttled { retry_after: Some(wait), message: "injected throttling".into() })
-            }
-            Some((_, Fault::Refuse)) => Err(Error::Refused { reason: "injected refusal".into() }),
-            Some((_, Fault::QuotaExceeded)) => Err(Error::QuotaExceeded { message: "injected quota".into() }),
-            Some((number, Fault::CrashAfterStore)) => {
-                store(self)?;
-                crash(self, number);
-                futures::future::pending().await
-            }
-            Some((number, Fault::CrashBeforeStore)) => {
-                crash(self, number);
-                futures::future::pending().await
-            }
-        }
+        self.append_message(folder, message).await
+    }
+
+    fn append_batch(
+        &self,
+        folder: &FolderPath,
+        messages: &[&Message],
+    ) -> Option<futures::future::BoxFuture<'static, Vec<Result<Appended>>>> {
+        self.append_run(folder, messages)
     }
 
     fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>> {
@@ -625,18 +580,4 @@ impl MailSink for MemoryStore {
         }
         Ok(out)
     }
-}
-
-/// The body with every byte above 0x7F in its header section replaced by `X`.
-fn x_for_8bit_header_bytes(body: &MessageBody) -> Result<MessageBody> {
-    let mut bytes = body.to_bytes()?.to_vec();
-    let end = memchr::memmem::find(&bytes, b"\r\n\r\n")
-        .or_else(|| memchr::memmem::find(&bytes, b"\n\n"))
-        .unwrap_or(bytes.len());
-    for byte in &mut bytes[..end] {
-        if *byte > 0x7f {
-            *byte = b'X';
-        }
-    }
-    Ok(MessageBody::from_bytes(bytes))
 }

@@ -18,6 +18,7 @@
 //! # });
 //! ```
 
+mod batch_append;
 mod checkpoint_store;
 mod listing_knowing;
 mod revision;
@@ -240,7 +241,8 @@ impl Fixture {
 /// Checks of a sink on its own: folder creation (nested, non-ASCII, idempotent), appends,
 /// listing of what is stored with correct fingerprints (the same when told what each copy holds,
 /// [`MailSink::list_existing_knowing`]), flush, an empty listing for a folder that does not
-/// exist, and a sealed flush when the sink has one ([`MailSink::begin_flush`]).
+/// exist, appends in a run when the sink takes them ([`MailSink::append_batch`]), and a sealed
+/// flush when the sink has one ([`MailSink::begin_flush`]).
 pub async fn check_sink(sink: &dyn MailSink) -> KitResult {
     const CHECK: &str = "sink";
     let capabilities = sink.capabilities();
@@ -288,6 +290,7 @@ pub async fn check_sink(sink: &dyn MailSink) -> KitResult {
             folders.iter().map(|f| f.path.to_string()).collect::<Vec<_>>()
         )
     })?;
+    batch_append::check_batch_append(sink, &folder).await?;
     sealed_flush::check_sealed_flush(sink, &folder).await
 }
 

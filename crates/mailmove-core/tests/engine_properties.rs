@@ -86,11 +86,13 @@ fn multiset(store: &MemoryStore) -> Multiset {
 }
 
 /// How the sink's flushes behave: sealed (one batch's flush beside the next batch's appends) or
-/// plain, and which of them fail (transiently: what they covered stays not durable).
+/// plain, and which of them fail (transiently: what they covered stays not durable); and whether
+/// its appends come in runs (`append_batch`, as a file sink's) or one at a time (as IMAP's).
 #[derive(Debug, Clone)]
 struct Flushes {
     sealed: bool,
     failing: Vec<usize>,
+    batched_appends: bool,
 }
 
 async fn scenario(
@@ -112,6 +114,7 @@ async fn scenario(
     }
     let sink = MemoryStore::new("sink");
     sink.seal_flushes(flushes.sealed);
+    sink.batch_appends(flushes.batched_appends);
     for n in &flushes.failing {
         sink.fail_flush(*n);
     }
@@ -185,6 +188,7 @@ proptest! {
         flush_crash in proptest::option::of(1usize..8),
         sealed in any::<bool>(),
         failing_flushes in proptest::collection::vec(1usize..10, 0..3),
+        batched_appends in any::<bool>(),
     ) {
         let mut messages = messages;
         for index in duplicates {
@@ -193,6 +197,6 @@ proptest! {
             }
         }
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(scenario(messages, faults, flush_crash, Flushes { sealed, failing: failing_flushes }));
+        runtime.block_on(scenario(messages, faults, flush_crash, Flushes { sealed, failing: failing_flushes, batched_appends }));
     }
 }

@@ -8,9 +8,16 @@ use mailmove_core::{FolderPath, MailSink, MailSource};
 #[tokio::test]
 async fn memory_passes_sink_checks_directly_and_through_box_and_arc() {
     testkit::check_sink(&MemoryStore::new("direct")).await.unwrap();
-    let boxed: Box<dyn MailSink> = Box::new(MemoryStore::new("boxed"));
+    // Appends in runs too (`append_batch`), as a file sink takes them, and through the wrappers.
+    let batched = || {
+        let store = MemoryStore::new("batched");
+        store.batch_appends(true);
+        store
+    };
+    testkit::check_sink(&batched()).await.unwrap();
+    let boxed: Box<dyn MailSink> = Box::new(batched());
     testkit::check_sink(boxed.as_ref()).await.unwrap();
-    let shared: Arc<dyn MailSink> = Arc::new(MemoryStore::new("arc"));
+    let shared: Arc<dyn MailSink> = Arc::new(batched());
     testkit::check_sink(&shared).await.unwrap();
 }
 

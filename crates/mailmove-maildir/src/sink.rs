@@ -50,11 +50,11 @@ const HASH_BATCH: usize = 32;
 /// The directories of a maildir.
 const SUBDIRECTORIES: [&str; 3] = ["cur", "new", "tmp"];
 
-/// A destination folder opened for writing: its directory and those of `cur/`, `new/` and
-/// `tmp/` that exist, all reached without following a link.
 /// Largest message (in memory) an append writes without a blocking thread.
 const INLINE_APPEND: u64 = 64 * 1024;
 
+/// A destination folder opened for writing: its directory and those of `cur/`, `new/` and
+/// `tmp/` that exist, all reached without following a link.
 #[derive(Debug)]
 pub(crate) struct Target {
     pub(crate) path: PathBuf,
@@ -500,6 +500,36 @@ impl MailSink for MaildirStore {
         }
         let (store, folder, message) = (self.clone(), folder.clone(), message.clone());
         blocking(move || store.append_blocking(&folder, &message)).await
+    }
+
+    /// The batch is written by one blocking task, small messages with the large: per message,
+    /// the hand-off to a blocking thread and back cost about as much as writing a small one.
+    fn append_batch(
+        &self,
+        folder: &FolderPath,
+        messages: &[&Message],
+    ) -> Option<BoxFuture<'static, Vec<Result<Appended>>>> {
+        let (store, folder) = (self.clone(), folder.clone());
+        let messages: Vec<Message> = messages.iter().map(|message| (*message).clone()).collect();
+        Some(Box::pin(async move {
+            if let Err(error) = store.writable() {
+                return vec![Err(error)];
+            }
+            let written = blocking(move || {
+                let mut results = Vec::with_capacity(messages.len());
+                for message in &messages {
+                    let result = store.append_blocking(&folder, message);
+                    let failed = result.is_err();
+                    results.push(result);
+                    if failed {
+                        break;
+                    }
+                }
+                Ok(results)
+            })
+            .await;
+            written.unwrap_or_else(|error| vec![Err(error)])
+        }))
     }
 
     fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>> {

@@ -442,6 +442,38 @@ impl MailSink for MboxStore {
         .await
     }
 
+    /// The batch is written by one blocking task: per message, the hand-off to a blocking thread
+    /// and back cost about as much as writing a small one.
+    fn append_batch(
+        &self,
+        folder: &FolderPath,
+        messages: &[&Message],
+    ) -> Option<BoxFuture<'static, Vec<Result<Appended>>>> {
+        let (inner, folder) = (self.inner.clone(), folder.clone());
+        let messages: Vec<Message> = messages.iter().map(|message| (*message).clone()).collect();
+        Some(Box::pin(async move {
+            let written = blocking(move || {
+                let Some((path, created)) = inner.sink_file(&folder, false)? else {
+                    return Err(Error::NotFound { what: format!("mbox folder {folder}") });
+                };
+                inner.with_appender(&path, created, |appender| {
+                    let mut results = Vec::with_capacity(messages.len());
+                    for message in &messages {
+                        let result = appender.append(&inner, &path, message);
+                        let failed = result.is_err();
+                        results.push(result);
+                        if failed {
+                            break;
+                        }
+                    }
+                    Ok(results)
+                })
+            })
+            .await;
+            written.unwrap_or_else(|error| vec![Err(error)])
+        }))
+    }
+
     fn list_existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingMessage>> {
         let (inner, folder): (Arc<Inner>, FolderPath) = (self.inner.clone(), folder.clone());
         blocking_stream(LISTING_READ_AHEAD, move |emitter| inner.existing(&folder, emitter))

@@ -109,6 +109,13 @@ macro_rules! forward_sink {
             fn begin_flush(&self, folder: &FolderPath) -> Option<BoxFuture<'static, Result<()>>> {
                 (**self).begin_flush(folder)
             }
+            fn append_batch(
+                &self,
+                folder: &FolderPath,
+                messages: &[&Message],
+            ) -> Option<BoxFuture<'static, Vec<Result<Appended>>>> {
+                (**self).append_batch(folder, messages)
+            }
             async fn stored_copies(&self, folder: &FolderPath) -> Result<Vec<StoredCopy>> {
                 (**self).stored_copies(folder).await
             }

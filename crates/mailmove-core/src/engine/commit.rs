@@ -36,7 +36,6 @@ use super::folder::Pass;
 use super::produce::Fetched;
 use super::reconcile::{load_identities, DestinationIndex};
 use super::report::{FolderReport, MessageNote};
-use super::retry::Retry;
 use super::run::NoteKind;
 use crate::checkpoint::{IntentRow, Outcome, ResultRow};
 use crate::error::{Disposition, Error, Result};
@@ -45,6 +44,8 @@ use crate::folder::FolderPath;
 use crate::message::{Message, MessageMeta, SourceKey};
 use crate::stored::StoredCopy;
 use crate::sync::lock;
+
+mod append;
 
 /// What the committer side of a pass left behind.
 #[derive(Default)]
@@ -424,87 +425,6 @@ impl<'p, 'i> Committer<'p, 'i> {
             }
         }
         Ok(to_append)
-    }
-
-    /// Step 3: appends each message ([`Retry::append_failures`] paces transient failures).
-    async fn append(&mut self, to_append: &[Fetched]) -> Appends {
-        let (context, folder) = (self.pass.context, self.pass.folder);
-        let mut appends = Appends::default();
-        let mut retry = Retry::append_failures(context, folder.to_string());
-        for (index, fetched) in to_append.iter().enumerate() {
-            if context.is_paused() {
-                break;
-            }
-            if let Err(error) = context.checkpoint.check_writable() {
-                // A fleet worker that lost its lease (or could not renew it in time): another
-                // worker may hold the account now, so nothing more goes to the destination.
-                context.pause(&error);
-                break;
-            }
-            let meta = &fetched.message.meta;
-            let limit = context.sink.capabilities().max_message_size;
-            if let (Some(limit), Some(_)) = (limit.filter(|limit| meta.size > *limit), context.refused_to) {
-                // Larger than the sink takes: straight to the side store, never sent.
-                appends.refused.push((index, Error::TooBig { size: meta.size, limit: Some(limit) }));
-                continue;
-            }
-            let error = match context.sink.append(self.pass.destination, &fetched.message).await {
-                Ok(appended) => {
-                    retry.reset();
-                    let mut row = intent(fetched, self.pass.listing_run)
-                        .resolve(Outcome::Copied { dest_key: appended.dest_key });
-                    if let Some(damage) = &meta.damage {
-                        appends.notes.push((NoteKind::Damaged, note_on(folder, fetched, damage.clone())));
-                    }
-                    appends.reconstructed += u64::from(meta.reconstructed);
-                    if let Some((name, _)) = fetched.transformed {
-                        appends
-                            .notes
-                            .push((NoteKind::Transformed, note_on(folder, fetched, transform_note(name))));
-                    }
-                    if let Some(alteration) = appended.alteration {
-                        appends
-                            .notes
-                            .push((NoteKind::Altered, note_on(folder, fetched, alteration.what.clone())));
-                        row.alteration = Some(alteration);
-                    }
-                    appends.copied.push(row);
-                    continue;
-                }
-                Err(error) => error,
-            };
-            match error.disposition() {
-                Disposition::StopRun => {
-                    // Quota or credentials: stop; the intents stay and the next run reconciles them.
-                    context.pause(&error);
-                    break;
-                }
-                Disposition::Retry => {
-                    // Maybe stored after all: deferred to the next round, which reconciles first.
-                    retry.failed();
-                    retry.backoff(&error).await;
-                    lock(&self.pass.unconfirmed).insert(meta.key.clone());
-                    self.outcome.deferred.push(meta.clone());
-                    self.outcome.last_error = Some(error);
-                }
-                Disposition::FailMessage
-                    if context.refused_to.is_some()
-                        && matches!(error, Error::Refused { .. } | Error::TooBig { .. }) =>
-                {
-                    // Nothing was stored: the side store gets it once the batch is flushed.
-                    appends.refused.push((index, error));
-                }
-                Disposition::FailMessage | Disposition::FailOperation => {
-                    self.report.failed += 1;
-                    context.fail(self.pass.failure(meta, message_id_of(&fetched.message), &error));
-                    let reason = error.chain_to_string();
-                    appends
-                        .failed
-                        .push(intent(fetched, self.pass.listing_run).resolve(Outcome::Failed { reason }));
-                }
-            }
-        }
-        appends
     }
 
     /// The messages of `batch` the destination's daily upload allowance still takes, each
