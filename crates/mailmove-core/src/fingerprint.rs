@@ -253,9 +253,10 @@ impl IdentityHeaders {
         }
     }
 
-    /// Reads the headers of a body (only its first [`HEADER_SCAN_LIMIT`] bytes).
+    /// Reads the headers of a body (only its first [`HEADER_SCAN_LIMIT`] bytes, and of a large
+    /// body in a file no more than its header section).
     pub fn of_body(body: &MessageBody) -> Result<IdentityHeaders> {
-        Ok(IdentityHeaders::parse(&body.head(HEADER_SCAN_LIMIT)?))
+        Ok(IdentityHeaders::parse(&body.head_to_blank_line(HEADER_SCAN_LIMIT)?))
     }
 
     /// The lenient fingerprint of these headers.

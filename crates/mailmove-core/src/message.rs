@@ -20,6 +20,7 @@ use crate::flags::Flags;
 use crate::identity::{CheapIdentity, IdentityScanner};
 use crate::stored::Alteration;
 
+mod ends;
 mod file_body;
 
 /// A source's stable name for one message within one folder and epoch.

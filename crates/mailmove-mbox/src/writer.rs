@@ -46,7 +46,7 @@
 
 use std::io::{self, Write};
 
-use mailmove_core::{Error, Message, MessageBody, Result};
+use mailmove_core::{Error, Message, Result};
 
 use crate::flag_headers;
 use crate::from_line;
@@ -212,7 +212,8 @@ pub(crate) struct Written {
 pub(crate) fn write_message<W: Write>(out: &mut CountingWriter<W>, message: &Message) -> Result<Written> {
     let io = |err: io::Error| Error::io("writing mbox message", err);
     let mut warnings = Vec::new();
-    let head = message.body.head(HEAD_SCAN)?;
+    // Through the blank line, not all of HEAD_SCAN: the rest of a large body is read once, below.
+    let head = message.body.head_to_blank_line(HEAD_SCAN)?;
     let blank = blank_line_offset(&head);
     let eol: &[u8] = match head.iter().position(|b| *b == b'\n') {
         Some(index) if index > 0 && head[index - 1] == b'\r' => b"\r\n",
@@ -225,7 +226,7 @@ pub(crate) fn write_message<W: Write>(out: &mut CountingWriter<W>, message: &Mes
             .push((WarningKind::FlagsNotStored, format!("keywords not storable in X-Keywords: {dropped:?}")));
     }
     let unmarkable = blank.is_none() && matches!(head.first(), Some(b' ' | b'\t'));
-    let tail = body_tail(&message.body)?;
+    let tail = message.body.tail(3)?;
     // A final newline of the writer's own that the reader keeps: the closest form of a message
     // that needs the mark but cannot take it (every mbox reader gives it back so).
     let mut final_newline_added = None;
@@ -350,16 +351,6 @@ pub(crate) fn write_message<W: Write>(out: &mut CountingWriter<W>, message: &Mes
 
 /// The last (up to) three bytes of a body. A spooled body is read through once more for them:
 /// the mark goes into the header, before the end is written.
-fn body_tail(body: &MessageBody) -> Result<Vec<u8>> {
-    let mut tail = Vec::with_capacity(6);
-    body.for_each_chunk(|chunk| {
-        tail.extend_from_slice(&chunk[chunk.len().saturating_sub(3)..]);
-        let excess = tail.len().saturating_sub(3);
-        tail.drain(..excess);
-    })?;
-    Ok(tail)
-}
-
 /// Whether a message ending in `tail` needs the no-final-newline mark: it is not empty and
 /// `message + "\n"` does not end with a blank line the reader removes to give the message back.
 /// A final `\n` makes `\n\n`; a final `\n\r` makes `\n\r\n`, of which the reader keeps the `\r`;

@@ -38,7 +38,12 @@ pub(super) struct FileRange {
 
 impl FileRange {
     pub(super) fn new(file: Arc<File>, len: u64) -> Self {
-        FileRange { file, offset: 0, end: len }
+        Self::starting_at(file, 0, len)
+    }
+
+    /// The bytes `[offset, end)`.
+    pub(super) fn starting_at(file: Arc<File>, offset: u64, end: u64) -> Self {
+        FileRange { file, offset: offset.min(end), end }
     }
 }
 
