@@ -30,8 +30,9 @@ use futures::stream::{self, BoxStream, StreamExt};
 use mailmove_core::{fingerprint, Error, ExistingMessage, Fingerprint, FolderPath, KnownCopies, Result};
 
 use crate::capability::Capability;
-use crate::protocol::fetch::{has_nul_replacement, uid_fetch, uid_fetch_each};
+use crate::protocol::fetch::{uid_fetch, uid_fetch_each};
 use crate::protocol::list;
+use crate::protocol::nul_bytes::has_nul_replacement;
 use crate::protocol::search::{search_finish, search_start};
 use crate::protocol::select::{self, Selecting};
 use crate::store::Inner;

@@ -1,10 +1,12 @@
 //! Copies between different real servers through the engine, then verified: Dovecot → Cyrus,
 //! Cyrus → Dovecot and imap4d → Cyrus, with nested and non-ASCII folders, flags, keywords, old
-//! internal dates and raw 8-bit headers. Fails (never skips) without the servers.
+//! internal dates and raw 8-bit headers; Dovecot → Dovecot with NUL and 0x80 bytes. Fails (never
+//! skips) without the servers.
 
 mod common;
 
 use chrono::{FixedOffset, TimeZone};
+use futures::StreamExt;
 use mailmove_core::checkpoint::Checkpoint;
 use mailmove_core::engine::{copy, CopyOptions, EventSink, RetryPolicy, RunReport};
 use mailmove_core::{Flags, FolderPath, MailSink, Message, MessageBody, MessageMeta};
@@ -113,4 +115,48 @@ async fn imap4d_to_cyrus() {
     .await;
     // Read without imap4d's bookkeeping headers (X-UID, Status...): what was written arrives.
     assert_exact("imap4d → Cyrus", count, &report, &verified);
+}
+
+/// Whether a message holds a NUL is found by the fetch's scan for replaced NULs and carried to
+/// the append (`MessageBody::with_nul_known`): messages without one go as plain literals, one with
+/// NUL bytes (which Dovecot's `BODY[]` gives as 0x80, restored from `BINARY[]`) as a `literal8`,
+/// and a 0x80 that is text (UTF-8) or raw stays as it is. All arrive byte for byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn dovecot_to_dovecot_keeps_nul_and_0x80_bytes() {
+    let from = common::user("x-nul");
+    let source = common::store(&from).await;
+    let bodies: [&[u8]; 4] = [
+        b"Subject: plain\r\n\r\nno NUL here\r\n",
+        b"Subject: nul\r\nContent-Type: application/octet-stream\r\n\r\nbin\0ary\0\r\n",
+        "Subject: dash\r\n\r\nGr\u{fc}\u{df}e \u{2013} K\u{f6}ln\r\n".as_bytes(),
+        b"Subject: raw\r\n\r\na raw \x80 byte\r\n",
+    ];
+    for (index, bytes) in bodies.iter().enumerate() {
+        let meta = MessageMeta::new(format!("n{index}"), bytes.len() as u64);
+        source
+            .append(&FolderPath::inbox(), &Message::new(meta, MessageBody::from(bytes.to_vec())))
+            .await
+            .unwrap_or_else(|e| panic!("append {index}: {}", e.chain_to_string()));
+    }
+    source.flush(&FolderPath::inbox()).await.unwrap();
+    source.close().await;
+    let to = common::user("x-nul-to");
+    let (report, verified) =
+        copy_and_verify(&common::store(&from).await, &common::store(&to).await, &common::store(&to).await)
+            .await;
+    assert_exact("Dovecot → Dovecot, NUL and 0x80", bodies.len(), &report, &verified);
+    let stored = common::store(&to).await;
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    for meta in mailmove_core::MailSourceExt::collect_messages(&stored, &FolderPath::inbox()).await.unwrap() {
+        let message = mailmove_core::MailSource::fetch(&stored, &FolderPath::inbox(), &[meta.key])
+            .next()
+            .await
+            .unwrap()
+            .unwrap();
+        got.push(message.body.to_bytes().unwrap().to_vec());
+    }
+    got.sort();
+    let mut want: Vec<Vec<u8>> = bodies.iter().map(|b| b.to_vec()).collect();
+    want.sort();
+    assert_eq!(got, want, "every message byte for byte, NUL bytes included");
 }

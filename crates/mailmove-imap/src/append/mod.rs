@@ -207,7 +207,11 @@ impl Inner {
         if let Some(limit) = limit.filter(|limit| size > *limit) {
             return Err(Error::TooBig { size, limit: Some(limit) });
         }
-        let binary = append::contains_nul(&message.body)?;
+        // Known from the fetch's scan when the message came from an IMAP source.
+        let binary = match message.body.nul_known() {
+            Some(nul) => nul,
+            None => append::contains_nul(&message.body)?,
+        };
         if binary && !self.caps.offers(Capability::Binary) {
             return Err(Error::Refused {
                 reason: "the message contains NUL bytes and the server does not offer BINARY (RFC 3516)"

@@ -14,6 +14,7 @@ use crate::capability::{Capabilities, Capability};
 use crate::conn::{Conn, Part, Untagged};
 use crate::errors;
 use crate::literal::{LiteralPolicy, Oversized};
+use crate::protocol::nul_bytes;
 use crate::protocol::sequence::uid_set;
 use crate::utf7;
 use crate::wire::{Status, Value};
@@ -67,12 +68,17 @@ impl Fetcher {
         let mut answer = uid_fetch(conn, uids, items, self.per_command).await;
         if self.binary && answer.error.is_none() {
             let mut suspects = Vec::new();
-            for (uid, item) in &answer.by_uid {
-                if let Some(body) = &item.body {
-                    if has_nul_replacement(body)? {
-                        suspects.push(*uid);
-                    }
+            for (uid, item) in &mut answer.by_uid {
+                let Some(body) = item.body.take() else { continue };
+                let scanned = nul_bytes::scan(&body)?;
+                if scanned.stray_0x80 {
+                    suspects.push(*uid);
                 }
+                // Whether it holds a NUL, known now: its append need not look again.
+                item.body = Some(match scanned.nul {
+                    Some(nul) => body.with_nul_known(nul),
+                    None => body,
+                });
             }
             if !suspects.is_empty() {
                 let binaries = uid_fetch(conn, &suspects, "UID BINARY.PEEK[]", BINARY_PER_COMMAND).await;
@@ -199,78 +205,6 @@ pub(crate) fn absorb_fetch(values: &[Value], by_uid: &mut BTreeMap<u32, Fetched>
             _ => {}
         }
     }
-}
-
-/// Whether a body has a stray 0x80 byte, the replacement Dovecot and others send for NUL in
-/// `BODY[]`. A 0x80 inside a valid UTF-8 sequence (as in `–`, E2 80 93) is text, not a replaced
-/// NUL, and must not send the message down the `BINARY[]` path (which decodes encoded parts).
-pub(crate) fn has_nul_replacement(body: &MessageBody) -> Result<bool> {
-    let mut scanner = StrayScanner::default();
-    body.for_each_chunk(|chunk| scanner.feed(chunk))?;
-    Ok(scanner.finish())
-}
-
-/// Looks for a stray 0x80 in bytes given chunk by chunk. A position is judged by the three bytes
-/// on either side ([`is_stray`]); the chunk's interior is judged where it lies, and only the seams
-/// between chunks are put together in a small buffer. (A copy of each whole chunk beside its
-/// carry was a copy of every fetched body: 3 % of an IMAP copy's CPU.)
-#[derive(Default)]
-struct StrayScanner {
-    /// The stream's last bytes: `carry_judged` judged ones (context), then unjudged ones.
-    carry: Vec<u8>,
-    carry_judged: usize,
-    found: bool,
-}
-
-impl StrayScanner {
-    fn feed(&mut self, chunk: &[u8]) {
-        if self.found {
-            return;
-        }
-        if chunk.len() < 6 {
-            let mut window = std::mem::take(&mut self.carry);
-            window.extend_from_slice(chunk);
-            let judge_end = window.len().saturating_sub(3);
-            self.found = any_stray(&window, self.carry_judged, judge_end);
-            let keep_from = window.len().saturating_sub(6);
-            self.carry_judged =
-                judge_end.saturating_sub(keep_from).max(self.carry_judged.saturating_sub(keep_from));
-            self.carry = window[keep_from..].to_vec();
-            return;
-        }
-        // The seam: what the carry left unjudged and the chunk's first three positions.
-        let mut seam = std::mem::take(&mut self.carry);
-        let chunk_start = seam.len();
-        seam.extend_from_slice(&chunk[..6]);
-        self.found = any_stray(&seam, self.carry_judged, chunk_start + 3)
-            // The interior: three bytes of context on either side inside the chunk.
-            || any_stray(chunk, 3, chunk.len() - 3);
-        seam.clear();
-        seam.extend_from_slice(&chunk[chunk.len() - 6..]);
-        self.carry = seam;
-        self.carry_judged = 3;
-    }
-
-    fn finish(self) -> bool {
-        self.found || any_stray(&self.carry, self.carry_judged, self.carry.len())
-    }
-}
-
-/// Whether a stray 0x80 lies at a position in `from..to` of `bytes` (found with memchr: a
-/// byte-at-a-time scan was 6 % of an IMAP copy's CPU).
-fn any_stray(bytes: &[u8], from: usize, to: usize) -> bool {
-    to > from && memchr::memchr_iter(0x80, &bytes[from..to]).any(|i| is_stray(bytes, from + i))
-}
-
-/// Whether the 0x80 at `index` belongs to no valid UTF-8 sequence of `bytes`.
-fn is_stray(bytes: &[u8], index: usize) -> bool {
-    !(1..=3usize).any(|back| {
-        index >= back
-            && (back + 1..=4).any(|len| {
-                let start = index - back;
-                start + len <= bytes.len() && std::str::from_utf8(&bytes[start..start + len]).is_ok()
-            })
-    })
 }
 
 /// Whether two bodies hold the same message (same length and strict fingerprint; false when one
@@ -426,56 +360,6 @@ mod tests {
         assert!(restore_nul_bytes(&text, &MessageBody::from_bytes(&b"a\0c\x80"[..])).unwrap().is_none());
         assert!(restore_nul_bytes(&text, &MessageBody::from_bytes(&b"a\0b"[..])).unwrap().is_none());
         assert!(restore_nul_bytes(&text, &text).unwrap().is_none());
-    }
-
-    #[test]
-    fn only_a_stray_0x80_suggests_a_replaced_nul() {
-        let dash = "Grüße – Köln".as_bytes();
-        assert!(dash.contains(&0x80));
-        assert!(!has_nul_replacement(&MessageBody::from_bytes(dash.to_vec())).unwrap());
-        assert!(has_nul_replacement(&MessageBody::from_bytes(&b"a\x80b"[..])).unwrap());
-        assert!(has_nul_replacement(&MessageBody::from_bytes(&b"\x80"[..])).unwrap());
-        assert!(
-            has_nul_replacement(&MessageBody::from_bytes(&b"text\xe2\x80"[..])).unwrap(),
-            "truncated sequence"
-        );
-        // Across spool chunks: the same answers for spooled bodies.
-        let spool = mailmove_core::SpoolConfig { threshold: 10, dir: None };
-        for (content, expected) in
-            [("x".repeat(65_534) + "–" + "tail", false), ("y".repeat(65_535) + "\u{80}", false)]
-        {
-            let mut builder = spool.builder();
-            builder.push(content.as_bytes()).unwrap();
-            assert_eq!(has_nul_replacement(&builder.finish().unwrap()).unwrap(), expected);
-        }
-        let mut bytes = vec![b'z'; 65_535];
-        bytes.push(0x80);
-        bytes.extend_from_slice(b"after");
-        let mut builder = spool.builder();
-        builder.push(&bytes).unwrap();
-        assert!(has_nul_replacement(&builder.finish().unwrap()).unwrap());
-    }
-
-    proptest::proptest! {
-        /// Cut anywhere, the bytes give the answer of a scan over all of them at once.
-        #[test]
-        fn a_stray_0x80_is_found_whatever_the_chunks(
-            bytes in proptest::collection::vec(proptest::prop_oneof![
-                proptest::strategy::Just(0x80u8), proptest::strategy::Just(0xe2u8),
-                proptest::strategy::Just(0xc3u8), proptest::strategy::Just(b'a')], 0..40),
-            cuts in proptest::collection::vec(0usize..12, 0..8),
-        ) {
-            let whole = (0..bytes.len()).any(|i| bytes[i] == 0x80 && is_stray(&bytes, i));
-            let mut scanner = StrayScanner::default();
-            let mut rest = &bytes[..];
-            for cut in cuts {
-                let (chunk, after) = rest.split_at(cut.min(rest.len()));
-                scanner.feed(chunk);
-                rest = after;
-            }
-            scanner.feed(rest);
-            proptest::prop_assert_eq!(scanner.finish(), whole);
-        }
     }
 
     #[test]
