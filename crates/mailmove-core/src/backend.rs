@@ -168,7 +168,7 @@ pub trait MailSink: Send + Sync + std::fmt::Debug {
     /// for a batch instead of one a message, which cost more than writing a small message (issue
     /// 16). The results come in order, one a message tried; the sink stops after the first `Err`
     /// (the messages after it are not tried: the engine sends them again). Each result means what
-    /// `append`'s would.
+    /// `append`'s would; [`append_in_turn`] gives that answer for a sink appending each in turn.
     ///
     /// The default, `None`, says the sink has no such call: the engine appends one message at a
     /// time (right for a network sink, between whose appends the engine checks that the run may
@@ -385,6 +385,38 @@ impl<T: MailSink + ?Sized> MailSinkFlagsExt for T {}
 
 mod capabilities;
 mod forward;
+
+/// The answer of [`MailSink::append_batch`] for a sink that appends each message in turn with
+/// `append`: one result a message, in order, stopping after the first `Err`.
+///
+/// ```
+/// # use mailmove_core::{Appended, Error, Message, MessageBody, MessageMeta};
+/// # use mailmove_core::backend::append_in_turn;
+/// let messages: Vec<Message> = (0..3)
+///     .map(|n| Message::new(MessageMeta::new(format!("k{n}"), 1), MessageBody::from_bytes(&b"x"[..])))
+///     .collect();
+/// let mut tried = 0;
+/// let results = append_in_turn(&messages, |_| {
+///     tried += 1;
+///     if tried == 2 { Err(Error::Refused { reason: "no".into() }) } else { Ok(Appended::unknown()) }
+/// });
+/// assert_eq!((results.len(), tried), (2, 2));
+/// ```
+pub fn append_in_turn(
+    messages: &[Message],
+    mut append: impl FnMut(&Message) -> Result<Appended>,
+) -> Vec<Result<Appended>> {
+    let mut results = Vec::with_capacity(messages.len());
+    for message in messages {
+        let result = append(message);
+        let failed = result.is_err();
+        results.push(result);
+        if failed {
+            break;
+        }
+    }
+    results
+}
 pub mod known;
 
 pub use capabilities::{SinkCapabilities, SourceCapabilities};

@@ -28,6 +28,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
+use mailmove_core::backend::append_in_turn;
 use mailmove_core::fingerprint::StrictHasher;
 use mailmove_core::{
     Appended, Error, ExistingMessage, FlagUpdate, FolderInfo, FolderPath, MailSink, Message, Result,
@@ -516,16 +517,7 @@ impl MailSink for MaildirStore {
                 return vec![Err(error)];
             }
             let written = blocking(move || {
-                let mut results = Vec::with_capacity(messages.len());
-                for message in &messages {
-                    let result = store.append_blocking(&folder, message);
-                    let failed = result.is_err();
-                    results.push(result);
-                    if failed {
-                        break;
-                    }
-                }
-                Ok(results)
+                Ok(append_in_turn(&messages, |message| store.append_blocking(&folder, message)))
             })
             .await;
             written.unwrap_or_else(|error| vec![Err(error)])

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use mailmove_core::backend::append_in_turn;
 use mailmove_core::stored::Alteration;
 use mailmove_core::{
     fingerprint, Appended, Error, ExistingMessage, Fingerprint, FolderInfo, FolderPath, MailSink, Message,
@@ -457,16 +458,7 @@ impl MailSink for MboxStore {
                     return Err(Error::NotFound { what: format!("mbox folder {folder}") });
                 };
                 inner.with_appender(&path, created, |appender| {
-                    let mut results = Vec::with_capacity(messages.len());
-                    for message in &messages {
-                        let result = appender.append(&inner, &path, message);
-                        let failed = result.is_err();
-                        results.push(result);
-                        if failed {
-                            break;
-                        }
-                    }
-                    Ok(results)
+                    Ok(append_in_turn(&messages, |message| appender.append(&inner, &path, message)))
                 })
             })
             .await;
