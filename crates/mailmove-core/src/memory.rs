@@ -112,6 +112,8 @@ struct State {
     plain_flushes: bool,
     /// [`MailSink::append_batch`] answers: [`MemoryStore::batch_appends`].
     batched_appends: bool,
+    /// Runs still to be stored but answered with no result: [`MemoryStore::silence_runs`].
+    silent_runs: usize,
     /// How many of `unchecked` the last flush sealed, per folder: the post-store check answers
     /// for those only.
     sealed_unchecked: BTreeMap<FolderPath, usize>,

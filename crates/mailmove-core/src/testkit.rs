@@ -70,6 +70,19 @@ fn backend_error(check: &'static str, error: Error) -> KitFailure {
     fail(check, format!("backend error: {}", error.chain_to_string()))
 }
 
+/// How many copies of each fingerprint `folder` lists (a backend error fails `check`).
+async fn listed(
+    sink: &dyn MailSink,
+    folder: &FolderPath,
+    check: &'static str,
+) -> Result<BTreeMap<Fingerprint, usize>, KitFailure> {
+    let mut counts = BTreeMap::new();
+    for entry in sink.collect_existing(folder).await.map_err(|e| backend_error(check, e))? {
+        *counts.entry(entry.fingerprint).or_default() += 1;
+    }
+    Ok(counts)
+}
+
 fn ensure(condition: bool, check: &'static str, detail: impl FnOnce() -> String) -> KitResult {
     if condition {
         Ok(())

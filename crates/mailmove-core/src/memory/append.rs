@@ -17,6 +17,18 @@ impl MemoryStore {
         self.lock().batched_appends = batched;
     }
 
+    /// Breaks the contract of [`MailSink::append_batch`](crate::MailSink::append_batch) for the
+    /// next `n` runs: each is stored, then answered with no result at all (what the engine must
+    /// survive from a faulty sink).
+    pub fn silence_runs(&self, n: usize) {
+        self.lock().silent_runs = n;
+    }
+
+    /// How many of the runs [`MemoryStore::silence_runs`] asked for are still to come.
+    pub fn silent_runs_left(&self) -> usize {
+        self.lock().silent_runs
+    }
+
     /// [`MailSink::append_batch`](crate::MailSink::append_batch): each message appended in turn
     /// until one fails, when appends come in runs.
     pub(super) fn append_run(
@@ -38,6 +50,11 @@ impl MemoryStore {
                 if failed {
                     break;
                 }
+            }
+            let mut state = store.lock();
+            if state.silent_runs > 0 {
+                state.silent_runs -= 1;
+                return Vec::new();
             }
             results
         }))

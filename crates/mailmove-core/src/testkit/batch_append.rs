@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{backend_error, ensure, fail, message, KitResult};
-use crate::backend::{MailSink, MailSinkExt};
+use super::{backend_error, ensure, fail, listed, message, KitResult};
+use crate::backend::MailSink;
 use crate::fingerprint::{self, Fingerprint};
 use crate::flags::Flags;
 use crate::folder::FolderPath;
@@ -12,23 +12,11 @@ use crate::message::{Message, MessageBody, MessageMeta};
 
 const CHECK: &str = "batch_append";
 
-/// How many copies of each fingerprint `folder` lists.
-async fn listed(
-    sink: &dyn MailSink,
-    folder: &FolderPath,
-) -> Result<BTreeMap<Fingerprint, usize>, super::KitFailure> {
-    let mut counts = BTreeMap::new();
-    for entry in sink.collect_existing(folder).await.map_err(|e| backend_error(CHECK, e))? {
-        *counts.entry(entry.fingerprint).or_default() += 1;
-    }
-    Ok(counts)
-}
-
 /// Three messages (the last a duplicate of the first) appended in one run, then a flush: three
 /// `Ok` results with three distinct keys (where the sink gives keys), and the folder lists each
 /// message as many more times as it was sent. Sinks without runs pass.
 pub(super) async fn check_batch_append(sink: &dyn MailSink, folder: &FolderPath) -> KitResult {
-    let before = listed(sink, folder).await?;
+    let before = listed(sink, folder, CHECK).await?;
     let bodies = [
         message(400, "", "run check\r\n"),
         message(401, "", "run check\r\n"),
@@ -66,7 +54,7 @@ pub(super) async fn check_batch_append(sink: &dyn MailSink, folder: &FolderPath)
     let distinct: std::collections::HashSet<&String> = keys.iter().collect();
     ensure(distinct.len() == keys.len(), CHECK, || format!("the run's appends share keys: {keys:?}"))?;
     sink.flush(folder).await.map_err(|e| backend_error(CHECK, e))?;
-    let after = listed(sink, folder).await?;
+    let after = listed(sink, folder, CHECK).await?;
     let mut sent_counts: BTreeMap<Fingerprint, usize> = BTreeMap::new();
     for bytes in &bodies {
         *sent_counts.entry(fingerprint::strict_of_bytes(bytes)).or_default() += 1;

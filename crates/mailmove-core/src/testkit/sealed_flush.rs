@@ -2,10 +2,8 @@
 //! the engine appends the next batch while it runs, so it must make its own batch durable and
 //! listed, leave the later appends to the next flush, and lose neither.
 
-use std::collections::BTreeMap;
-
-use super::{backend_error, ensure, message, KitResult};
-use crate::backend::{MailSink, MailSinkExt};
+use super::{backend_error, ensure, listed, message, KitResult};
+use crate::backend::MailSink;
 use crate::fingerprint::{self, Fingerprint};
 use crate::folder::FolderPath;
 use crate::message::{Message, MessageBody, MessageMeta};
@@ -27,30 +25,18 @@ async fn append(
     Ok(fingerprint)
 }
 
-/// How many copies of each fingerprint `folder` lists.
-async fn listed(
-    sink: &dyn MailSink,
-    folder: &FolderPath,
-) -> Result<BTreeMap<Fingerprint, usize>, super::KitFailure> {
-    let mut counts = BTreeMap::new();
-    for entry in sink.collect_existing(folder).await.map_err(|e| backend_error(CHECK, e))? {
-        *counts.entry(entry.fingerprint).or_default() += 1;
-    }
-    Ok(counts)
-}
-
 /// Two appends, a sealed flush, two appends while it runs (before its future is first polled,
 /// and after), then a plain flush: the first two are listed once after the sealed flush, all
 /// four once after the plain one. Sinks without a sealed flush pass.
 pub(super) async fn check_sealed_flush(sink: &dyn MailSink, folder: &FolderPath) -> KitResult {
-    let before = listed(sink, folder).await?;
+    let before = listed(sink, folder, CHECK).await?;
     let sealed_batch = [append(sink, folder, 300).await?, append(sink, folder, 301).await?];
     let Some(flushing) = sink.begin_flush(folder) else { return Ok(()) };
     let next_batch_first = append(sink, folder, 302).await?;
     let (flushed, next_batch_second) = futures::join!(flushing, append(sink, folder, 303));
     flushed.map_err(|e| backend_error(CHECK, e))?;
     let next_batch = [next_batch_first, next_batch_second?];
-    let after_sealed = listed(sink, folder).await?;
+    let after_sealed = listed(sink, folder, CHECK).await?;
     for fingerprint in &sealed_batch {
         let copies = after_sealed.get(fingerprint).copied().unwrap_or(0)
             - before.get(fingerprint).copied().unwrap_or(0);
@@ -59,7 +45,7 @@ pub(super) async fn check_sealed_flush(sink: &dyn MailSink, folder: &FolderPath)
         })?;
     }
     sink.flush(folder).await.map_err(|e| backend_error(CHECK, e))?;
-    let after_all = listed(sink, folder).await?;
+    let after_all = listed(sink, folder, CHECK).await?;
     for fingerprint in sealed_batch.iter().chain(&next_batch) {
         let copies =
             after_all.get(fingerprint).copied().unwrap_or(0) - before.get(fingerprint).copied().unwrap_or(0);
