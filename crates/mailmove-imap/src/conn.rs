@@ -11,27 +11,21 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use mailmove_core::{Error, MessageBody, Result, SpoolConfig};
 use mailmove_net::deadline::{Pace, ResponseClock};
 use mailmove_net::trace::ConnectionTrace;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::capability::{Capabilities, Capability, LITERAL_MINUS_MAX};
 use crate::compress::Deflate;
-use crate::errors;
-use crate::literal::{literal_length, LiteralPolicy, Oversized, MAX_DISCARDED_LITERAL};
+use crate::literal::{LiteralPolicy, Oversized};
 use crate::rate::RateLimit;
 use crate::stream::Transport;
-use crate::wire::{self, Frame, LiteralSlot, ParseError, Response, Status, StatusResponse, Value};
+use crate::wire::{self, ParseError, Response, Status, StatusResponse, Value};
 
-/// Longest response line (without literals) we accept: a SEARCH of a million UIDs fits.
-const MAX_LINE: usize = 64 * 1024 * 1024;
-/// Literals up to this size stay in the frame even when the spool threshold is lower.
-const MIN_INLINE_LITERAL: usize = 64 * 1024;
-/// Room kept after an in-memory literal for the rest of its response line (`)`, CRLF, or the
-/// FETCH items a server sends after the body).
-const REST_OF_LINE: usize = 256;
+mod read;
+
 /// Tagged answers of pipelined commands kept until asked for; a server that sends more answers
 /// than we have commands in flight is broken (or hostile) and cannot make us grow without bound.
 const MAX_COMPLETED: usize = 4096;
@@ -102,6 +96,9 @@ pub(crate) struct Conn {
     pub notes: Vec<String>,
     /// The protocol trace, when one is on: everything read and written passes through it.
     trace: Option<ConnectionTrace>,
+    /// The socket's receive low-water mark (1 unless a long literal is being read; 0 once the
+    /// socket refused it).
+    low_water: usize,
 }
 
 impl Conn {
@@ -130,6 +127,7 @@ impl Conn {
             unparsed_in_command: 0,
             notes: Vec::new(),
             trace: None,
+            low_water: 1,
         }
     }
 
@@ -190,60 +188,6 @@ impl Conn {
         error
     }
 
-    async fn fill(&mut self) -> Result<()> {
-        let timeout = self.timeout;
-        // Every read belongs to a response; its clock bounds the response as a whole, so a server
-        // trickling bytes cannot hold us however patiently it feeds each single read.
-        let clock = self.clock.get_or_insert_with(|| ResponseClock::start(self.pace));
-        let Some(wait) = clock.next_wait(timeout) else {
-            let what = format!("the IMAP server answers too slowly ({})", clock.describe());
-            return Err(self.fail(Error::Timeout { what }));
-        };
-        // Read straight into the buffer: a stack array would live inside every future above us.
-        self.buf.reserve(64 * 1024);
-        let before = self.buf.len();
-        let Some(io) = self.io.as_mut().filter(|_| !self.broken) else {
-            return Err(Error::connection("the IMAP connection is no longer usable"));
-        };
-        let read = match tokio::time::timeout(wait, io.read_buf(&mut self.buf)).await {
-            Err(_) if wait < timeout => {
-                let clock = self.clock.as_ref().map(ResponseClock::describe).unwrap_or_default();
-                return Err(self
-                    .fail(Error::Timeout { what: format!("the IMAP server answers too slowly ({clock})") }));
-            }
-            Err(_) => {
-                return Err(self.fail(Error::Timeout {
-                    what: format!("no answer from the IMAP server for {timeout:?}"),
-                }))
-            }
-            Ok(Err(err)) => {
-                return Err(self.fail(Error::Connection {
-                    message: "reading from the IMAP server".into(),
-                    source: Some(Box::new(err)),
-                }))
-            }
-            Ok(Ok(read)) => read,
-        };
-        // The one place bytes come in: what the trace shows is exactly what was read.
-        if let Some(trace) = &mut self.trace {
-            trace.received(&self.buf[before..]);
-        }
-        if let Some(clock) = &mut self.clock {
-            clock.received(read as u64);
-        }
-        if let Some(rate) = &self.rate {
-            rate.take(read as u64).await;
-        }
-        if read == 0 {
-            let error = match self.bye.take() {
-                Some(bye) => errors::from_bye(&bye),
-                None => Error::connection("the IMAP server closed the connection"),
-            };
-            return Err(self.fail(error));
-        }
-        Ok(())
-    }
-
     pub async fn write(&mut self, bytes: &[u8]) -> Result<()> {
         // The one place bytes go out (commands, literals, SASL responses).
         if let Some(trace) = &mut self.trace {
@@ -283,97 +227,6 @@ impl Conn {
                 source: Some(Box::new(err)),
             })),
             Ok(Ok(())) => Ok(()),
-        }
-    }
-
-    /// Reads one line (through LF) into `out`.
-    async fn read_line(&mut self, out: &mut Vec<u8>) -> Result<()> {
-        let mut scanned = 0;
-        loop {
-            if let Some(position) = self.buf[scanned..].iter().position(|&b| b == b'\n') {
-                let end = scanned + position + 1;
-                out.extend_from_slice(&self.buf[..end]);
-                self.buf.advance(end);
-                return Ok(());
-            }
-            scanned = self.buf.len();
-            if out.len() + scanned > MAX_LINE {
-                return Err(self.fail(Error::protocol("IMAP response line too long")));
-            }
-            self.fill().await?;
-        }
-    }
-
-    /// Reads exactly `length` bytes, handing them to `each` chunk by chunk.
-    async fn read_exact_with(
-        &mut self,
-        mut length: u64,
-        mut each: impl FnMut(&[u8]) -> Result<()>,
-    ) -> Result<()> {
-        while length > 0 {
-            if self.buf.is_empty() {
-                self.fill().await?;
-            }
-            let take = (self.buf.len() as u64).min(length) as usize;
-            each(&self.buf[..take]).map_err(|e| self.fail(e))?;
-            self.buf.advance(take);
-            length -= take as u64;
-        }
-        Ok(())
-    }
-
-    /// Reads one whole response: its lines and the literals they announce.
-    pub async fn read_frame(&mut self) -> Result<Frame> {
-        let (mut bytes, mut literals) = (Vec::new(), Vec::new());
-        loop {
-            self.read_line(&mut bytes).await?;
-            let Some(length) = literal_length(&bytes) else {
-                return Ok(Frame { bytes: bytes.into(), literals });
-            };
-            if let Some(oversized) = self.literal_policy.verdict(&bytes, length) {
-                // A message body larger than announced is not read on (it could be anything, of
-                // any size: `--max-size` and the spool trusted the announcement); a string is read
-                // and dropped when that is cheap, so that the rest of a listing still arrives.
-                if oversized.length > MAX_DISCARDED_LITERAL || self.literal_policy == LiteralPolicy::Bodies {
-                    // Reading it would take hours or fill the disk; nothing after it can be read
-                    // in step, so the connection ends here.
-                    let error = Error::protocol(format!(
-                        "the IMAP server announced a literal of {} bytes where at most {} were expected{}",
-                        oversized.length,
-                        oversized.limit,
-                        oversized
-                            .announced_size
-                            .map(|size| format!(" (it announced the message as {size} bytes)"))
-                            .unwrap_or_default()
-                    ));
-                    self.oversized.push(oversized);
-                    return Err(self.fail(error));
-                }
-                // Read and dropped, so that the connection stays in step; the command's handler
-                // sees an empty literal and learns why from `oversized`.
-                self.read_exact_with(length, |_| Ok(())).await?;
-                self.oversized.push(oversized);
-                literals.push(LiteralSlot { offset: bytes.len(), spooled: None, dropped: true });
-                continue;
-            }
-            let inline_limit = self.spool.threshold.max(MIN_INLINE_LITERAL) as u64;
-            if length <= inline_limit {
-                literals.push(LiteralSlot { offset: bytes.len(), spooled: None, dropped: false });
-                // Room for the literal and the rest of the line at once: growing by doubling would
-                // copy a message body several times, and leave up to twice its size allocated
-                // (the body is a slice of this buffer).
-                bytes.reserve_exact(length as usize + REST_OF_LINE);
-                self.read_exact_with(length, |chunk| {
-                    bytes.extend_from_slice(chunk);
-                    Ok(())
-                })
-                .await?;
-            } else {
-                let mut builder = self.spool.builder();
-                self.read_exact_with(length, |chunk| builder.push(chunk)).await?;
-                let body = builder.finish().map_err(|e| self.fail(e))?;
-                literals.push(LiteralSlot { offset: bytes.len(), spooled: Some(body), dropped: false });
-            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! [`Transport`]: the byte stream under a connection (TCP, TLS, and DEFLATE over either), one type
 //! so that a connection does not change type when STARTTLS or COMPRESS changes its stream.
 
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -17,6 +18,11 @@ pub(crate) const TLS_READ_BUFFER: usize = 64 * 1024;
 
 /// TLS over a buffered TCP stream (see [`TLS_READ_BUFFER`]).
 pub(crate) type TlsOverTcp = TlsStream<BufReader<TcpStream>>;
+
+/// Most bytes rustls holds between the socket and us: a partial record (at most 16 KiB and its
+/// overhead, 18,437 bytes) and the plaintext of the records read before it (tokio-rustls reads on
+/// only once that is taken: one read of 4 KiB completes at most one more record), with room over.
+const TLS_HELD: usize = 48 * 1024;
 
 /// The byte stream under a connection.
 pub(crate) enum Transport {
@@ -61,5 +67,68 @@ impl AsyncWrite for Transport {
             Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
             Transport::Deflate(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
         }
+    }
+}
+
+impl Transport {
+    /// At most how many bytes of the stream were read from the socket and are held above it (in
+    /// the TLS layers) and not yet handed up; `None` when that cannot be known (DEFLATE: the
+    /// compressed bytes say nothing of the bytes they will make).
+    pub(crate) fn held_above_socket(&self) -> Option<usize> {
+        match self {
+            Transport::Plain(_) => Some(0),
+            Transport::Tls(stream) => Some(stream.get_ref().0.buffer().len() + TLS_HELD),
+            Transport::Deflate(_) => None,
+        }
+    }
+
+    /// Asks the kernel not to wake a read of this connection before `bytes` are queued on its
+    /// socket (`SO_RCVLOWAT`; 1 is the default). Only safe while the peer is sure to send that
+    /// many bytes more (see [`Conn`](crate::conn::Conn)'s literal reads), or a read waits for bytes
+    /// that never come.
+    pub(crate) fn set_low_water(&self, bytes: usize) -> io::Result<()> {
+        let socket = match self {
+            Transport::Plain(stream) => stream,
+            Transport::Tls(stream) => stream.get_ref().0.get_ref(),
+            Transport::Deflate(_) => return Ok(()),
+        };
+        low_water::set(socket, bytes)
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod low_water {
+    use std::io;
+    use std::os::fd::AsRawFd;
+
+    use tokio::net::TcpStream;
+
+    pub(super) fn set(socket: &TcpStream, bytes: usize) -> io::Result<()> {
+        let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        // SAFETY: the descriptor is the open socket `socket` borrows for the call; the option
+        // value is a c_int that lives through it, and its size is passed.
+        let answer = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        match answer {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod low_water {
+    use tokio::net::TcpStream;
+
+    /// Elsewhere the wake-ups stay as they are: not every system's `poll` honours the option.
+    pub(super) fn set(_socket: &TcpStream, _bytes: usize) -> std::io::Result<()> {
+        Ok(())
     }
 }

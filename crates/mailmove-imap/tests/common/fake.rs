@@ -85,6 +85,9 @@ pub struct State {
     /// Cut the connection once this many bytes of FETCH responses were sent, one entry per cut
     /// (counted over all connections).
     pub fetch_cuts: Vec<usize>,
+    /// When set, `(pieces, pause)`: every FETCH response goes out in that many pieces of equal
+    /// length with the pause between two (a reader then waits in the middle of a literal).
+    pub fetch_pace: Option<(usize, std::time::Duration)>,
     pub fetch_bytes: usize,
     /// Answer UID FETCH with this tagged text, once per entry (throttling of reads).
     pub fetch_answers: Vec<String>,
@@ -183,6 +186,7 @@ impl Fake {
             quota: None,
             bogus_appenduid: false,
             fetch_cuts: Vec::new(),
+            fetch_pace: None,
             fetch_bytes: 0,
             fetch_answers: Vec::new(),
             logins: 0,
@@ -507,7 +511,13 @@ async fn fetch(
             write.write_all(&response[..offset]).await?;
             return Err(Closed);
         }
-        write.write_all(&response).await?;
+        let (pieces, pause) = state.lock().unwrap().fetch_pace.unwrap_or((1, std::time::Duration::ZERO));
+        for (index, piece) in response.chunks(response.len().div_ceil(pieces.max(1))).enumerate() {
+            if index > 0 {
+                tokio::time::sleep(pause).await;
+            }
+            write.write_all(piece).await?;
+        }
     }
     Ok(format!("{tag} OK done\r\n"))
 }
