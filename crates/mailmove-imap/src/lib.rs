@@ -135,7 +135,7 @@
 //! | layer | modules | holds |
 //! | --- | --- | --- |
 //! | base | `capability`, `code`, [`utf7`], `lock` | capabilities and response codes, typed, with their RFCs; modified UTF-7 |
-//! | transport | `conn`, `stream`, `wire`, `literal`, `session`, `compress`, `rate`, `tls`, `config`, `errors` | one connection: bytes, framing, the response grammar, login, time limits; server answers as errors |
+//! | transport | `conn`, `stream`, `wire`, `literal`, `nul_bytes`, `session`, `compress`, `rate`, `tls`, `config`, `errors` | one connection: bytes, framing, the response grammar, login, time limits; server answers as errors |
 //! | protocol | `protocol::{select, status, list, search, fetch, append, sequence}`, `names`, `bookkeeping` | how each command is written and its answer read, over one connection; a server's mbox bookkeeping headers |
 //! | pool | `pool` | the account's connections, borrowed per command sequence |
 //! | state | `mailbox`, `fingerprints` | what the store knows about the mailboxes (listed names, PERMANENTFLAGS, the listing's STATUS and UIDVALIDITY, what it created; fingerprints by UID), each piece with its rules |
@@ -187,6 +187,7 @@ mod config;
 mod conn;
 mod errors;
 mod literal;
+mod nul_bytes;
 mod rate;
 mod session;
 mod stream;

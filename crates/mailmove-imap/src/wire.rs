@@ -14,6 +14,7 @@ use bytes::Bytes;
 use mailmove_core::MessageBody;
 
 use crate::code::ResponseCode;
+use crate::nul_bytes::NulScan;
 
 /// Deepest list nesting accepted (BODYSTRUCTURE of pathological messages is the deepest thing a
 /// server sends; we never ask for it).
@@ -25,10 +26,19 @@ pub(crate) struct LiteralSlot {
     /// Offset in the frame of the first data byte (just after the CRLF of `{n}`).
     pub offset: usize,
     /// The data, when it was too large to stay in the frame (the frame then holds no data bytes).
-    pub spooled: Option<MessageBody>,
+    pub spooled: Option<Spooled>,
     /// The literal was larger than the command allows and was read and dropped (the frame holds
     /// no data bytes; see [`crate::literal::LiteralPolicy`]).
     pub dropped: bool,
+}
+
+/// A literal spooled to disk as it arrived.
+#[derive(Debug, Clone)]
+pub(crate) struct Spooled {
+    pub body: MessageBody,
+    /// What a message body held of NUL and stray 0x80 bytes, judged as it arrived (a body of a
+    /// FETCH only; see [`crate::nul_bytes`]).
+    pub nul_scan: Option<NulScan>,
 }
 
 /// One framed response as read from the wire.
@@ -51,7 +61,7 @@ pub(crate) enum Value {
     /// A quoted string or an in-memory literal.
     Bytes(Bytes),
     /// A literal that was spooled to disk.
-    Big(MessageBody),
+    Big(Spooled),
     /// A literal of this many bytes that was too large for its place and was dropped unread.
     Dropped(u64),
     /// A parenthesised list.
@@ -65,7 +75,7 @@ impl PartialEq for Value {
             (Value::Nil, Value::Nil) => true,
             (Value::Bytes(a), Value::Bytes(b)) => a == b,
             // Spooled bodies compare by length only: equality is for tests and diagnostics.
-            (Value::Big(a), Value::Big(b)) => a.len() == b.len(),
+            (Value::Big(a), Value::Big(b)) => a.body.len() == b.body.len(),
             (Value::Dropped(a), Value::Dropped(b)) => a == b,
             (Value::List(a), Value::List(b)) => a == b,
             _ => false,
@@ -360,9 +370,9 @@ impl Parser<'_> {
             self.pos = slot.offset;
             return Ok(Value::Dropped(length as u64));
         }
-        if let Some(body) = &slot.spooled {
+        if let Some(spooled) = &slot.spooled {
             self.pos = slot.offset;
-            return Ok(Value::Big(body.clone()));
+            return Ok(Value::Big(spooled.clone()));
         }
         let end = slot.offset.checked_add(length).filter(|end| *end <= self.bytes().len());
         let end = end.ok_or_else(|| self.error("literal longer than the frame"))?;

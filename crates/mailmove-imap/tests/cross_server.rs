@@ -123,27 +123,59 @@ async fn imap4d_to_cyrus() {
 /// and a 0x80 that is text (UTF-8) or raw stays as it is. All arrive byte for byte.
 #[tokio::test(flavor = "multi_thread")]
 async fn dovecot_to_dovecot_keeps_nul_and_0x80_bytes() {
-    let from = common::user("x-nul");
+    nul_and_0x80_round_trip("x-nul", 0, None).await;
+}
+
+/// The same with every body spooled to disk as it is fetched: the scan then judges the bytes
+/// on their way to the file (`conn/read.rs`), not read back from it.
+#[tokio::test(flavor = "multi_thread")]
+async fn dovecot_to_dovecot_keeps_nul_and_0x80_bytes_of_spooled_bodies() {
+    let spool = mailmove_core::SpoolConfig { threshold: 4096, dir: None };
+    nul_and_0x80_round_trip("x-nul-spool", 100 * 1024, Some(spool)).await;
+}
+
+/// Four messages (none, NUL, UTF-8 0x80, raw 0x80), each followed by `padding` bytes of text,
+/// copied from one Dovecot account to another (the source read with `spool`, when given).
+async fn nul_and_0x80_round_trip(prefix: &str, padding: usize, spool: Option<mailmove_core::SpoolConfig>) {
+    let from = common::user(prefix);
     let source = common::store(&from).await;
-    let bodies: [&[u8]; 4] = [
+    let kinds: [&[u8]; 4] = [
         b"Subject: plain\r\n\r\nno NUL here\r\n",
         b"Subject: nul\r\nContent-Type: application/octet-stream\r\n\r\nbin\0ary\0\r\n",
         "Subject: dash\r\n\r\nGr\u{fc}\u{df}e \u{2013} K\u{f6}ln\r\n".as_bytes(),
         b"Subject: raw\r\n\r\na raw \x80 byte\r\n",
     ];
+    let filler = b"filler line of text\r\n";
+    let bodies: Vec<Vec<u8>> = kinds
+        .iter()
+        .map(|kind| {
+            let mut body = kind.to_vec();
+            body.extend(filler.iter().cycle().take(padding / filler.len() * filler.len()));
+            body
+        })
+        .collect();
     for (index, bytes) in bodies.iter().enumerate() {
         let meta = MessageMeta::new(format!("n{index}"), bytes.len() as u64);
         source
-            .append(&FolderPath::inbox(), &Message::new(meta, MessageBody::from(bytes.to_vec())))
+            .append(&FolderPath::inbox(), &Message::new(meta, MessageBody::from(bytes.clone())))
             .await
             .unwrap_or_else(|e| panic!("append {index}: {}", e.chain_to_string()));
     }
     source.flush(&FolderPath::inbox()).await.unwrap();
     source.close().await;
-    let to = common::user("x-nul-to");
+    let reading = match spool {
+        None => common::store(&from).await,
+        Some(spool) => {
+            let url = common::starttls_url(&from);
+            let mut config =
+                mailmove_imap::ImapConfig::from_url(&url).unwrap().with_password(common::password());
+            config.spool = spool;
+            ImapStore::connect(config).await.unwrap()
+        }
+    };
+    let to = format!("{prefix}-to-{}", &from[from.len() - 8..]);
     let (report, verified) =
-        copy_and_verify(&common::store(&from).await, &common::store(&to).await, &common::store(&to).await)
-            .await;
+        copy_and_verify(&reading, &common::store(&to).await, &common::store(&to).await).await;
     assert_exact("Dovecot → Dovecot, NUL and 0x80", bodies.len(), &report, &verified);
     let stored = common::store(&to).await;
     let mut got: Vec<Vec<u8>> = Vec::new();
@@ -156,7 +188,10 @@ async fn dovecot_to_dovecot_keeps_nul_and_0x80_bytes() {
         got.push(message.body.to_bytes().unwrap().to_vec());
     }
     got.sort();
-    let mut want: Vec<Vec<u8>> = bodies.iter().map(|b| b.to_vec()).collect();
+    let mut want = bodies;
     want.sort();
-    assert_eq!(got, want, "every message byte for byte, NUL bytes included");
+    assert_eq!(got.len(), want.len());
+    for (got, want) in got.iter().zip(&want) {
+        assert!(got == want, "every message byte for byte, NUL bytes included ({} bytes)", want.len());
+    }
 }

@@ -17,7 +17,19 @@ const LAYERS: &[(&str, &[&str])] = &[
     // connection and how it is opened, server answers as errors.
     (
         "transport",
-        &["config", "tls", "compress", "stream", "rate", "wire", "literal", "errors", "conn", "session"],
+        &[
+            "config",
+            "tls",
+            "compress",
+            "stream",
+            "rate",
+            "wire",
+            "literal",
+            "nul_bytes",
+            "errors",
+            "conn",
+            "session",
+        ],
     ),
     // One module per command family over one connection; NAMESPACE and folder-name mapping.
     ("protocol", &["protocol", "names", "bookkeeping"]),

@@ -21,7 +21,8 @@ use tokio::io::AsyncReadExt;
 use super::Conn;
 use crate::errors;
 use crate::literal::{literal_length, LiteralPolicy, MAX_DISCARDED_LITERAL};
-use crate::wire::{Frame, LiteralSlot};
+use crate::nul_bytes::StrayScanner;
+use crate::wire::{Frame, LiteralSlot, Spooled};
 
 /// Longest response line (without literals) we accept: a SEARCH of a million UIDs fits.
 const MAX_LINE: usize = 64 * 1024 * 1024;
@@ -217,9 +218,18 @@ impl Conn {
                 .await?;
             } else {
                 let mut builder = self.spool.builder();
-                self.read_exact_with(length, |chunk| builder.push(chunk)).await?;
+                // A message body is judged for NUL bytes on its way to disk, not read back for it.
+                let mut scanner = (self.literal_policy == LiteralPolicy::Bodies).then(StrayScanner::default);
+                self.read_exact_with(length, |chunk| {
+                    if let Some(scanner) = &mut scanner {
+                        scanner.feed(chunk);
+                    }
+                    builder.push(chunk)
+                })
+                .await?;
                 let body = builder.finish().map_err(|e| self.fail(e))?;
-                literals.push(LiteralSlot { offset: bytes.len(), spooled: Some(body), dropped: false });
+                let spooled = Spooled { body, nul_scan: scanner.map(StrayScanner::finish) };
+                literals.push(LiteralSlot { offset: bytes.len(), spooled: Some(spooled), dropped: false });
             }
         }
     }

@@ -14,7 +14,7 @@ use crate::capability::{Capabilities, Capability};
 use crate::conn::{Conn, Part, Untagged};
 use crate::errors;
 use crate::literal::{LiteralPolicy, Oversized};
-use crate::protocol::nul_bytes;
+use crate::nul_bytes::{self, NulScan};
 use crate::protocol::sequence::uid_set;
 use crate::utf7;
 use crate::wire::{Status, Value};
@@ -70,7 +70,10 @@ impl Fetcher {
             let mut suspects = Vec::new();
             for (uid, item) in &mut answer.by_uid {
                 let Some(body) = item.body.take() else { continue };
-                let scanned = nul_bytes::scan(&body)?;
+                let scanned = match item.body_scan.take() {
+                    Some(scanned) => scanned,
+                    None => nul_bytes::scan(&body)?,
+                };
                 if scanned.stray_0x80 {
                     suspects.push(*uid);
                 }
@@ -107,6 +110,9 @@ pub(crate) struct Fetched {
     pub internal_date: Option<DateTime<FixedOffset>>,
     pub size: Option<u64>,
     pub body: Option<MessageBody>,
+    /// What `body` holds of NUL and stray 0x80 bytes, when it was judged as it arrived (a body
+    /// spooled to disk; see [`nul_bytes`]).
+    pub body_scan: Option<NulScan>,
     /// `BODY[HEADER]`: the header section (the post-store check).
     pub header: Option<MessageBody>,
     /// `DIGEST.SHA1` (Cyrus, `DIGEST=SHA1`): the stored message's SHA-1 in hex.
@@ -172,21 +178,24 @@ pub(crate) fn absorb_fetch(values: &[Value], by_uid: &mut BTreeMap<u32, Fetched>
             "INTERNALDATE" => entry.internal_date = value.text().as_deref().and_then(parse_internal_date),
             "RFC822.SIZE" => entry.size = value.number(),
             "BODY[]" => {
-                let body = match value {
-                    Value::Bytes(bytes) => Some(MessageBody::from_bytes(bytes.clone())),
-                    Value::Big(body) => Some(body.clone()),
-                    _ => None,
+                let (body, scan) = match value {
+                    Value::Bytes(bytes) => (Some(MessageBody::from_bytes(bytes.clone())), None),
+                    Value::Big(spooled) => (Some(spooled.body.clone()), spooled.nul_scan),
+                    _ => (None, None),
                 };
                 if let (Some(first), Some(second)) = (&entry.body, &body) {
                     // Sent twice: harmless when identical, unusable when not (which is the message?).
                     entry.conflicting_bodies |= !same_bytes(first, second);
+                }
+                if body.is_some() {
+                    entry.body_scan = scan;
                 }
                 entry.body = body.or(entry.body.take());
             }
             "BODY[HEADER]" => {
                 entry.header = match value {
                     Value::Bytes(bytes) => Some(MessageBody::from_bytes(bytes.clone())),
-                    Value::Big(body) => Some(body.clone()),
+                    Value::Big(spooled) => Some(spooled.body.clone()),
                     _ => None,
                 }
             }
@@ -194,7 +203,7 @@ pub(crate) fn absorb_fetch(values: &[Value], by_uid: &mut BTreeMap<u32, Fetched>
             "BINARY[]" => {
                 entry.binary = match value {
                     Value::Bytes(bytes) => Some(MessageBody::from_bytes(bytes.clone())),
-                    Value::Big(body) => Some(body.clone()),
+                    Value::Big(spooled) => Some(spooled.body.clone()),
                     _ => None,
                 }
             }

@@ -125,7 +125,7 @@ impl Listed {
         let delimiter = values.get(2).and_then(Value::text).and_then(|d| d.chars().next());
         let name = match values.get(3)? {
             Value::Dropped(length) => ListedName::TooLong(*length),
-            Value::Big(body) => ListedName::TooLong(body.len()),
+            Value::Big(spooled) => ListedName::TooLong(spooled.body.len()),
             other => ListedName::Text(other.text()?),
         };
         Some(Listed { attributes, delimiter, name })

@@ -8,7 +8,6 @@
 pub(crate) mod append;
 pub(crate) mod fetch;
 pub(crate) mod list;
-pub(crate) mod nul_bytes;
 pub(crate) mod search;
 pub(crate) mod select;
 pub(crate) mod sequence;

@@ -3,10 +3,13 @@
 //! path), and whether it holds a NUL itself (which its APPEND must carry as a `literal8`). The
 //! second answer rides on the body ([`MessageBody::with_nul_known`]), so the append does not
 //! read every byte again for it (issue 16: that pass was 1.9 % of an IMAP copy's CPU).
+//!
+//! A body literal spooled to disk is scanned as it arrives (`conn/read.rs`), so that its file is
+//! not read back for it: in an IMAP copy of 3,000 messages (483 MiB) that was ~200 MB read again.
 
 use mailmove_core::{MessageBody, Result};
 
-/// What [`scan`] found.
+/// What [`scan`] (or a [`StrayScanner`] fed as the bytes arrive) found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NulScan {
     /// A stray 0x80: maybe a replaced NUL.
@@ -36,7 +39,7 @@ pub(crate) fn has_nul_replacement(body: &MessageBody) -> Result<bool> {
 /// beside its carry was a copy of every fetched body: 3 % of an IMAP copy's CPU.) Every byte is
 /// judged once, so the NUL search shares the stray search's `memchr2` pass.
 #[derive(Default)]
-struct StrayScanner {
+pub(crate) struct StrayScanner {
     /// The stream's last bytes: `carry_judged` judged ones (context), then unjudged ones.
     carry: Vec<u8>,
     carry_judged: usize,
@@ -45,7 +48,8 @@ struct StrayScanner {
 }
 
 impl StrayScanner {
-    fn feed(&mut self, chunk: &[u8]) {
+    /// Judges the next bytes of the stream.
+    pub(crate) fn feed(&mut self, chunk: &[u8]) {
         if self.found {
             return;
         }
@@ -73,7 +77,8 @@ impl StrayScanner {
         self.carry_judged = 3;
     }
 
-    fn finish(mut self) -> NulScan {
+    /// The answer for the whole stream.
+    pub(crate) fn finish(mut self) -> NulScan {
         let carry = std::mem::take(&mut self.carry);
         let found = self.found || self.judge(&carry, self.carry_judged, carry.len());
         NulScan { stray_0x80: found, nul: (!found).then_some(self.nul) }
