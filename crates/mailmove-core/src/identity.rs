@@ -224,8 +224,13 @@ mod tests {
             ),
             cuts in proptest::collection::vec(1usize..40, 0..10),
             threshold in 0usize..64,
+            announced in proptest::option::of(0u64..300),
         ) {
             let mut builder = crate::SpoolConfig { threshold, dir: None }.builder();
+            // A length said first (right or wrong) decides only where the bytes wait.
+            if let Some(length) = announced {
+                builder.expect(length).unwrap();
+            }
             let mut rest = &bytes[..];
             for cut in cuts {
                 let (chunk, after) = rest.split_at(cut.min(rest.len()));
@@ -235,7 +240,9 @@ mod tests {
             builder.push(rest).unwrap();
             let spooled = builder.finish().unwrap();
             let in_memory = MessageBody::from_bytes(bytes.clone());
-            proptest::prop_assert_eq!(spooled.scanned().is_some(), bytes.len() > threshold);
+            let spools = bytes.len() > threshold || announced.is_some_and(|length| length > threshold as u64);
+            proptest::prop_assert_eq!(spooled.scanned().is_some(), spools);
+            proptest::prop_assert_eq!(&spooled.to_bytes().unwrap()[..], &bytes[..]);
             proptest::prop_assert_eq!(strict_and_identity(&spooled).unwrap(), strict_and_identity(&in_memory).unwrap());
             proptest::prop_assert_eq!(
                 crate::fingerprint::strict(&spooled).unwrap(),

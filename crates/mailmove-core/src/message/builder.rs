@@ -83,6 +83,35 @@ impl BodyBuilder {
         self.spill(chunk)
     }
 
+    /// Says that `length` more bytes will come (a literal's announced length): a body that
+    /// cannot stay in memory goes to its spool file from now on, one that can is given its room
+    /// at once. Without it a body that spools was first gathered in a buffer that grew
+    /// by doubling up to the threshold, then copied to the file (issue 16: 2 % of an IMAP
+    /// copy's CPU). More or fewer bytes are still taken whole.
+    ///
+    /// ```
+    /// use mailmove_core::SpoolConfig;
+    /// let mut builder = SpoolConfig { threshold: 4, dir: None }.builder();
+    /// builder.expect(18).unwrap();
+    /// builder.push(b"Subject: x\r\n\r\nbody").unwrap();
+    /// assert!(builder.finish().unwrap().is_spooled());
+    /// ```
+    ///
+    /// # Errors
+    /// A spool file that cannot be created.
+    pub fn expect(&mut self, length: u64) -> Result<()> {
+        if self.file.is_some() {
+            return Ok(());
+        }
+        match usize::try_from(self.len.saturating_add(length)) {
+            Ok(total) if total <= self.config.threshold => {
+                self.memory.reserve(total - self.memory.len());
+                Ok(())
+            }
+            _ => self.spill(&[]),
+        }
+    }
+
     /// Moves what is held in memory, and `chunk` after it, to a new spool file.
     fn spill(&mut self, chunk: &[u8]) -> Result<()> {
         let mut file = match &self.config.dir {

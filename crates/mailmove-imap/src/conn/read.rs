@@ -218,6 +218,7 @@ impl Conn {
                 .await?;
             } else {
                 let mut builder = self.spool.builder();
+                builder.expect(length).map_err(|e| self.fail(e))?;
                 // A message body is judged for NUL bytes on its way to disk, not read back for it.
                 let mut scanner = (self.literal_policy == LiteralPolicy::Bodies).then(StrayScanner::default);
                 self.read_exact_with(length, |chunk| {
