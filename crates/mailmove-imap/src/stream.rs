@@ -19,10 +19,13 @@ pub(crate) const TLS_READ_BUFFER: usize = 64 * 1024;
 /// TLS over a buffered TCP stream (see [`TLS_READ_BUFFER`]).
 pub(crate) type TlsOverTcp = TlsStream<BufReader<TcpStream>>;
 
-/// Most bytes rustls holds between the socket and us: a partial record (at most 16 KiB and its
-/// overhead, 18,437 bytes) and the plaintext of the records read before it (tokio-rustls reads on
-/// only once that is taken: one read of 4 KiB completes at most one more record), with room over.
-const TLS_HELD: usize = 48 * 1024;
+/// Most bytes the TLS layers hold above the socket while a read waits on it: a read waits only
+/// when tokio-rustls has no plaintext to give (it reads on only while rustls holds none), the
+/// buffer in front of the socket is empty (it is filled only then) and rustls's deframer holds
+/// no whole record (each one read is decrypted at once): what is held then is one partial
+/// record, at most 16 KiB and its overhead (18,437 bytes), with room over. The buffer's bytes
+/// when a read starts do not count: a read that finds a record in them returns without waiting.
+const TLS_HELD_WHILE_WAITING: usize = 20 * 1024;
 
 /// The byte stream under a connection.
 pub(crate) enum Transport {
@@ -72,12 +75,13 @@ impl AsyncWrite for Transport {
 
 impl Transport {
     /// At most how many bytes of the stream were read from the socket and are held above it (in
-    /// the TLS layers) and not yet handed up; `None` when that cannot be known (DEFLATE: the
-    /// compressed bytes say nothing of the bytes they will make).
+    /// the TLS layers), not yet handed up, whenever a read waits on the socket (see
+    /// [`TLS_HELD_WHILE_WAITING`]); `None` when that cannot be known (DEFLATE: the compressed
+    /// bytes say nothing of the bytes they will make).
     pub(crate) fn held_above_socket(&self) -> Option<usize> {
         match self {
             Transport::Plain(_) => Some(0),
-            Transport::Tls(stream) => Some(stream.get_ref().0.buffer().len() + TLS_HELD),
+            Transport::Tls(_) => Some(TLS_HELD_WHILE_WAITING),
             Transport::Deflate(_) => None,
         }
     }

@@ -14,10 +14,15 @@ use mailmove_core::{FolderPath, MailSink, MailSource, Message, MessageBody, Mess
 use mailmove_imap::{ImapConfig, ImapStore};
 
 /// Lengths around 4 KiB steps, the 8 KiB smallest mark, the 64 KiB mark and buffers, the TLS
-/// layers' 48 KiB allowance on top of them, and the 1 MiB spool threshold.
+/// layers' 20 KiB allowance on top of them, and the 1 MiB spool threshold.
 const LENGTHS: &[usize] = &[
     8 * 1024 - 1,
     8 * 1024 + 1,
+    28 * 1024 - 1,
+    28 * 1024 + 1,
+    32 * 1024 + 5,
+    84 * 1024 - 3,
+    84 * 1024 + 3,
     60 * 1024 + 3,
     64 * 1024 - 1,
     64 * 1024 + 1,
@@ -49,8 +54,12 @@ fn body(length: usize, seed: usize) -> Vec<u8> {
     out
 }
 
+/// One message of each length, shortest first (as [`fetch_each_alone`] returns them).
 fn bodies() -> Vec<Vec<u8>> {
-    LENGTHS.iter().enumerate().map(|(seed, &length)| body(length, seed)).collect()
+    let mut bodies: Vec<Vec<u8>> =
+        LENGTHS.iter().enumerate().map(|(seed, &length)| body(length, seed)).collect();
+    bodies.sort_by_key(Vec::len);
+    bodies
 }
 
 /// Fetches every INBOX message alone and returns the bodies by length; fails the test when they

@@ -6,9 +6,9 @@
 //! ~30,000 times without it and ~12,000 with it, for 6–9 % less CPU.
 //!
 //! The mark must never exceed what is still to come, or a read waits for bytes that never come:
-//! it is taken from the literal's announced length less what the TLS layers may already hold
-//! ([`Transport::held_above_socket`](crate::stream::Transport::held_above_socket)), and lowered
-//! before the literal's last bytes and after it. A read whose time runs out with the mark up
+//! it is taken from the literal's announced length less what the TLS layers may hold while a
+//! read waits ([`Transport::held_above_socket`](crate::stream::Transport::held_above_socket)),
+//! and lowered before the literal's last bytes and after it. A read whose time runs out with the mark up
 //! lowers it and reads what is there, so a slow server is timed by what it sent.
 
 use std::time::Duration;
