@@ -157,10 +157,10 @@ impl Conn {
         Ok(())
     }
 
-    /// Raises the socket's low-water mark to [`LITERAL_LOW_WATER`] while the server is sure to
-    /// send that much more of the literal being read (`length` bytes still to come, less what
-    /// the TLS layers may hold already), and lowers it to 1 otherwise: a mark above what is still
-    /// to come would wait for bytes that never come.
+    /// Sets the socket's low-water mark for the next read of a literal with `length` bytes still
+    /// to come ([`low_water_for`]: at most [`LITERAL_LOW_WATER`], never more than the server is
+    /// sure to send still), or back to 1 with `length` 0. The option is set only when the mark
+    /// changes (in 4 KiB steps).
     fn set_low_water(&mut self, length: u64) {
         let Some(io) = self.io.as_ref().filter(|_| self.low_water != 0) else { return };
         let due = low_water_for(length, io.held_above_socket());
