@@ -30,7 +30,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use mailmove_core::{fingerprint, Error, ExistingMessage, Fingerprint, FolderPath, KnownCopies, Result};
 
 use crate::capability::Capability;
-use crate::nul_bytes::has_nul_replacement;
+use crate::nul_bytes;
 use crate::protocol::fetch::{uid_fetch, uid_fetch_each};
 use crate::protocol::list;
 use crate::protocol::search::{search_finish, search_start};
@@ -142,11 +142,7 @@ impl Inner {
             let Some(body) = item.body else { return Ok(()) };
             // A 0x80 byte may be a NUL the server replaced: such bodies are fetched again with
             // BINARY below (a spooled body was judged as it arrived).
-            let stray_0x80 = match item.body_scan {
-                Some(scanned) => scanned.stray_0x80,
-                None => has_nul_replacement(&body)?,
-            };
-            if binary && stray_0x80 {
+            if binary && nul_bytes::scan(&body, item.body_scan)?.stray_0x80 {
                 suspects.push(uid);
                 return Ok(());
             }

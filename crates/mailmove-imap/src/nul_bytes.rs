@@ -19,18 +19,18 @@ pub(crate) struct NulScan {
     pub nul: Option<bool>,
 }
 
-/// Scans a fetched body (see the module docs).
-pub(crate) fn scan(body: &MessageBody) -> Result<NulScan> {
+/// What a fetched body holds (see the module docs): `known`, the answer found as it arrived (a
+/// spooled literal's), or a scan of it now. A stray 0x80 is the replacement Dovecot and others
+/// send for NUL in `BODY[]`; a 0x80 inside a valid UTF-8 sequence (as in `–`, E2 80 93) is text,
+/// not a replaced NUL, and must not send the message down the `BINARY[]` path (which decodes
+/// encoded parts).
+pub(crate) fn scan(body: &MessageBody, known: Option<NulScan>) -> Result<NulScan> {
+    if let Some(known) = known {
+        return Ok(known);
+    }
     let mut scanner = StrayScanner::default();
     body.for_each_chunk(|chunk| scanner.feed(chunk))?;
     Ok(scanner.finish())
-}
-
-/// Whether a body has a stray 0x80 byte, the replacement Dovecot and others send for NUL in
-/// `BODY[]`. A 0x80 inside a valid UTF-8 sequence (as in `–`, E2 80 93) is text, not a replaced
-/// NUL, and must not send the message down the `BINARY[]` path (which decodes encoded parts).
-pub(crate) fn has_nul_replacement(body: &MessageBody) -> Result<bool> {
-    Ok(scan(body)?.stray_0x80)
 }
 
 /// Looks for a stray 0x80 (and a NUL) in bytes given chunk by chunk. A position is judged by the
@@ -117,6 +117,10 @@ fn is_stray(bytes: &[u8], index: usize) -> bool {
 mod tests {
     use super::*;
 
+    fn has_nul_replacement(body: &MessageBody) -> Result<bool> {
+        Ok(scan(body, None)?.stray_0x80)
+    }
+
     #[test]
     fn only_a_stray_0x80_suggests_a_replaced_nul() {
         let dash = "Grüße – Köln".as_bytes();
@@ -183,12 +187,12 @@ mod tests {
             let mut builder = spool.builder();
             builder.push(&bytes).unwrap();
             for body in [MessageBody::from_bytes(bytes.clone()), builder.finish().unwrap()] {
-                assert_eq!(scan(&body).unwrap(), NulScan { stray_0x80: false, nul: Some(nul) });
+                assert_eq!(scan(&body, None).unwrap(), NulScan { stray_0x80: false, nul: Some(nul) });
             }
         }
         // A stray 0x80 ends the scan: the NUL answer is left to the append.
         assert_eq!(
-            scan(&MessageBody::from_bytes(&b"\0a\x80b"[..])).unwrap(),
+            scan(&MessageBody::from_bytes(&b"\0a\x80b"[..]), None).unwrap(),
             NulScan { stray_0x80: true, nul: None }
         );
     }

@@ -70,10 +70,7 @@ impl Fetcher {
             let mut suspects = Vec::new();
             for (uid, item) in &mut answer.by_uid {
                 let Some(body) = item.body.take() else { continue };
-                let scanned = match item.body_scan.take() {
-                    Some(scanned) => scanned,
-                    None => nul_bytes::scan(&body)?,
-                };
+                let scanned = nul_bytes::scan(&body, item.body_scan.take())?;
                 if scanned.stray_0x80 {
                     suspects.push(*uid);
                 }
