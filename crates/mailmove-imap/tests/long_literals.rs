@@ -85,6 +85,14 @@ async fn fetch_each_alone(store: &ImapStore) -> Vec<Vec<u8>> {
     fetched
 }
 
+/// Every message came back, each byte for byte (both lists shortest first).
+fn assert_whole(fetched: &[Vec<u8>], expected: &[Vec<u8>]) {
+    assert_eq!(fetched.len(), expected.len());
+    for (got, want) in fetched.iter().zip(expected) {
+        assert!(got == want, "the message of {} bytes came back as {} other bytes", want.len(), got.len());
+    }
+}
+
 async fn dovecot_round_trip(url: String, user: &str) {
     let store = ImapStore::connect(ImapConfig::from_url(&url).unwrap().with_password(common::password()))
         .await
@@ -100,11 +108,7 @@ async fn dovecot_round_trip(url: String, user: &str) {
     let reader = ImapStore::connect(ImapConfig::from_url(&url).unwrap().with_password(common::password()))
         .await
         .unwrap();
-    let fetched = fetch_each_alone(&reader).await;
-    assert_eq!(fetched.len(), expected.len());
-    for (got, want) in fetched.iter().zip(&expected) {
-        assert!(got == want, "the message of {} bytes came back as {} other bytes", want.len(), got.len());
-    }
+    assert_whole(&fetch_each_alone(&reader).await, &expected);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -130,11 +134,7 @@ async fn plain_tcp_long_literals_arrive_whole() {
     });
     let config = ImapConfig::from_url(&fake.url("&timeout=30")).unwrap().with_password(common::password());
     let store = ImapStore::connect(config).await.unwrap();
-    let fetched = fetch_each_alone(&store).await;
-    assert_eq!(fetched.len(), expected.len());
-    for (got, want) in fetched.iter().zip(&expected) {
-        assert!(got == want, "the message of {} bytes came back as {} other bytes", want.len(), got.len());
-    }
+    assert_whole(&fetch_each_alone(&store).await, &expected);
 }
 
 /// A server slower than a mark per read limit: a literal of 120 KB in pieces of 10 KB every
