@@ -18,7 +18,10 @@
 //! machine) a new file's inode is searched past every inode freed in the last minute, so a copy
 //! into a fresh tree right after deleting the last one spent a third of its CPU in that search
 //! (`recently_deleted` in `perf`) — a cost of the benchmark, not of the copy, that hit the
-//! tree-writing runs and `cp -r` unevenly.
+//! tree-writing runs and `cp -r` unevenly. The same holds from one bench to the next:
+//! `MAILMOVE_BENCH_KEEP=1` leaves the files for the caller to delete after its last bench
+//! (`scripts/side-by-side.sh` does: the LF run right after the CRLF one had its Maildir copy
+//! and `cp -r` slowed by the 18,000 files the first had just deleted, `cp` of one file not).
 
 use std::path::Path;
 use std::process::Command;
@@ -148,4 +151,9 @@ fn main() {
         to_mbox / cp_tree
     );
     println!("ratio: peak RSS mbox -> Maildir{of} = {rss_maildir:.1} MiB (goal <= 64)");
+    if std::env::var_os("MAILMOVE_BENCH_KEEP").is_some() {
+        // Left for the caller to delete after its last bench (see the module documentation).
+        let kept = dir.keep();
+        println!("(the files stay in {})", kept.display());
+    }
 }

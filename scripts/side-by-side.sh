@@ -10,7 +10,8 @@
 # MAILMOVE_BENCH_MAX_SIZE for the IMAP mailbox (default 256 KiB: about 190 MB in all),
 # MAILMOVE_BENCH_REPEAT (default 3: medians for the files, best of 3 for IMAP, the tools
 # alternating), MAILMOVE_BENCH_DELAY_MS (default 10: 20 ms round trips). Takes 10 to 20 minutes
-# on 2 cores. Benchmarks only: nothing here is a test.
+# on 2 cores (a minute of it waiting) and about 14 GB in /tmp (the file benches' copies stay
+# until the end). Benchmarks only: nothing here is a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 die() { echo "side-by-side.sh: $*" >&2; exit 1; }
@@ -34,7 +35,15 @@ else
     echo "imapsync not installed (not packaged by Debian): compared with mbsync only"
 fi
 
+# Files deleted in the last minute (an earlier run's clean-up) slow the creation of new ones
+# the same way: that minute passes first.
+sync
+sleep 60
 echo "== file backends beside cp"
+# Each bench's files stay until the end (the trap): a Maildir copy and `cp -r` right after the
+# deletion of thousands of files are slowed by ext4's search past recently freed inodes, `cp` of
+# one file not (see benches/file_backends.rs).
+export MAILMOVE_BENCH_KEEP=1
 MAILMOVE_BENCH_DIR="$DIR" cargo bench --quiet --bench file_backends | tee -a "$log"
 echo "== the same with LF line endings, as mail clients write mbox and Maildir files"
 MAILMOVE_BENCH_DIR="$DIR" MAILMOVE_BENCH_LINE_ENDINGS=lf cargo bench --quiet --bench file_backends | tee -a "$log"
