@@ -123,16 +123,28 @@ async fn next(seen: &mut mpsc::UnboundedReceiver<Seen>, waiting_for: &str) -> Se
         .expect("sink alive")
 }
 
-#[tokio::test]
-async fn the_next_batch_fills_while_the_flush_runs() {
-    let folder = FolderPath::inbox();
+/// A job of `messages` messages from a [`HandedOut`] source into a [`HeldFlushes`] sink,
+/// committed in batches of four.
+struct Job {
+    source: HandedOut,
+    sink: HeldFlushes,
+    checkpoint: Checkpoint,
+    options: CopyOptions,
+    events: EventSink,
+    message_permits: Arc<Semaphore>,
+    flush_permits: Arc<Semaphore>,
+    _dir: tempfile::TempDir,
+}
+
+fn job(messages: usize) -> (Job, mpsc::UnboundedReceiver<Seen>) {
     let store = MemoryStore::new("source");
-    for n in 1..=8 {
-        store.insert(&folder, format!("Subject: {n}\r\n\r\nbody {n}\r\n").into_bytes(), Flags::empty(), None);
+    for n in 1..=messages {
+        let body = format!("Subject: {n}\r\n\r\nbody {n}\r\n").into_bytes();
+        store.insert(&FolderPath::inbox(), body, Flags::empty(), None);
     }
     let (message_permits, flush_permits) = (Arc::new(Semaphore::new(0)), Arc::new(Semaphore::new(0)));
+    let (seen_sender, seen) = mpsc::unbounded_channel();
     let source = HandedOut { inner: store, permits: message_permits.clone() };
-    let (seen_sender, mut seen) = mpsc::unbounded_channel();
     let sink = HeldFlushes {
         inner: MemoryStore::new("sink"),
         appends: AtomicUsize::new(0),
@@ -151,8 +163,24 @@ async fn the_next_batch_fills_while_the_flush_runs() {
         limits: Limits { commit_batch: 4, ..Limits::default() },
         ..CopyOptions::default()
     };
-    let events = EventSink::none();
-    let run = copy(&source, &sink, &options, &checkpoint, &events);
+    let job = Job {
+        source,
+        sink,
+        checkpoint,
+        options,
+        events: EventSink::none(),
+        message_permits,
+        flush_permits,
+        _dir: dir,
+    };
+    (job, seen)
+}
+
+#[tokio::test]
+async fn the_next_batch_fills_while_the_flush_runs() {
+    let (job, mut seen) = job(8);
+    let (message_permits, flush_permits) = (&job.message_permits, &job.flush_permits);
+    let run = copy(&job.source, &job.sink, &job.options, &job.checkpoint, &job.events);
 
     let script = async {
         // One message: a batch of one, and its flush, held.
@@ -184,41 +212,16 @@ async fn the_next_batch_fills_while_the_flush_runs() {
     let (report, ()) = tokio::join!(run, script);
     let report = report.expect("copy");
     assert_eq!((report.copied, report.failed), (8, 0), "{report:?}");
-    assert_eq!(sink.inner.contents(&folder).len(), 8);
+    assert_eq!(job.sink.inner.contents(&FolderPath::inbox()).len(), 8);
 }
 
 /// When the flush ends before the batch is full, the batch goes as it is, at once: the committer
 /// does not wait for messages that are slow to come.
 #[tokio::test]
 async fn a_batch_goes_as_it_is_when_the_flush_ends_first() {
-    let folder = FolderPath::inbox();
-    let store = MemoryStore::new("source");
-    for n in 1..=3 {
-        store.insert(&folder, format!("Subject: {n}\r\n\r\nbody {n}\r\n").into_bytes(), Flags::empty(), None);
-    }
-    let (message_permits, flush_permits) = (Arc::new(Semaphore::new(0)), Arc::new(Semaphore::new(0)));
-    let source = HandedOut { inner: store, permits: message_permits.clone() };
-    let (seen_sender, mut seen) = mpsc::unbounded_channel();
-    let sink = HeldFlushes {
-        inner: MemoryStore::new("sink"),
-        appends: AtomicUsize::new(0),
-        flush_permits: flush_permits.clone(),
-        seen: seen_sender,
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let checkpoint = Checkpoint::open(
-        &dir.path().join("state.sqlite"),
-        &MailSource::identity(&source),
-        &MailSink::identity(&sink),
-    )
-    .unwrap();
-    let options = CopyOptions {
-        retry: RetryPolicy::immediate(2),
-        limits: Limits { commit_batch: 4, ..Limits::default() },
-        ..CopyOptions::default()
-    };
-    let events = EventSink::none();
-    let run = copy(&source, &sink, &options, &checkpoint, &events);
+    let (job, mut seen) = job(3);
+    let (message_permits, flush_permits) = (&job.message_permits, &job.flush_permits);
+    let run = copy(&job.source, &job.sink, &job.options, &job.checkpoint, &job.events);
 
     let script = async {
         message_permits.add_permits(1);

@@ -124,13 +124,13 @@ fn gather(first: Fetched, receiver: &mut mpsc::Receiver<Fetched>, size: usize) -
 }
 
 /// `first` and the messages after it, up to `size`, gathered while `flushing` runs: the batch,
-/// and the flush's result when it ended before the batch was full (or the producer done).
+/// with the flush's result when the flush ended before the batch was full. The batch also goes
+/// as it is when the producer is done.
 ///
 /// A batch sent at its first message was often one or two messages when the producer was a
 /// little slower than the committer, and each batch costs a flush and a checkpoint sync of its
 /// own: the same Maildir → mbox copy of 3,000 messages made 48 to 231 batches from run to run
-/// (issue 16). Waiting costs nothing while the flush runs: the batch could not be settled before
-/// it ends anyway.
+/// (issue 16). The wait is bounded by the flush: when it ends, the batch goes, full or not.
 async fn fill(
     first: Fetched,
     receiver: &mut mpsc::Receiver<Fetched>,
