@@ -176,6 +176,13 @@ fn job(messages: usize) -> (Job, mpsc::UnboundedReceiver<Seen>) {
     (job, seen)
 }
 
+/// Gives the job its first message: it goes as a batch of one, whose flush is then held.
+async fn first_batch_of_one(job: &Job, seen: &mut mpsc::UnboundedReceiver<Seen>) {
+    job.message_permits.add_permits(1);
+    assert_eq!(next(seen, "the first append").await, Seen::Appended(1));
+    assert_eq!(next(seen, "the first flush").await, Seen::Sealed(1));
+}
+
 #[tokio::test]
 async fn the_next_batch_fills_while_the_flush_runs() {
     let (job, mut seen) = job(8);
@@ -183,10 +190,7 @@ async fn the_next_batch_fills_while_the_flush_runs() {
     let run = copy(&job.source, &job.sink, &job.options, &job.checkpoint, &job.events);
 
     let script = async {
-        // One message: a batch of one, and its flush, held.
-        message_permits.add_permits(1);
-        assert_eq!(next(&mut seen, "the first append").await, Seen::Appended(1));
-        assert_eq!(next(&mut seen, "the first flush").await, Seen::Sealed(1));
+        first_batch_of_one(&job, &mut seen).await;
         // Four more, one by one, while that flush is held: they go as one batch, appended beside
         // the flush. A committer that sends at the first message appends one and then waits for
         // the held flush: the appends below never come.
@@ -224,9 +228,7 @@ async fn a_batch_goes_as_it_is_when_the_flush_ends_first() {
     let run = copy(&job.source, &job.sink, &job.options, &job.checkpoint, &job.events);
 
     let script = async {
-        message_permits.add_permits(1);
-        assert_eq!(next(&mut seen, "the first append").await, Seen::Appended(1));
-        assert_eq!(next(&mut seen, "the first flush").await, Seen::Sealed(1));
+        first_batch_of_one(&job, &mut seen).await;
         // One more message while the flush is held: the batch waits for more...
         message_permits.add_permits(1);
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -53,7 +53,7 @@ fn result_of_lock(
 }
 
 /// The connection settings of every checkpoint file.
-pub(super) fn configure(connection: &Connection) -> Result<()> {
+fn configure(connection: &Connection) -> Result<()> {
     connection.busy_timeout(std::time::Duration::from_secs(30))?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
